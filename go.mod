@@ -120,5 +120,6 @@ require (
 	golang.org/x/tools v0.52.0 // indirect
 	gonum.org/v1/gonum v0.17.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
+	lukechampine.com/adiantum v1.1.1 // indirect
 	lukechampine.com/blake3 v1.4.1 // indirect
 )
