@@ -1,0 +1,96 @@
+package p2p
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults for the zero values of Config.
+const (
+	// DefaultConnLow and DefaultConnHigh are the connection manager
+	// watermarks: above High, connections are trimmed down to Low.
+	DefaultConnLow  = 100
+	DefaultConnHigh = 400
+
+	// DHTProtocolPrefix keeps our Kademlia DHT apart from the public IPFS
+	// one (/ipfs/kad/1.0.0): peers of the two never mix.
+	DHTProtocolPrefix = "/samizdat"
+
+	// ContactAddrTTL is how long addresses given by AddAddrs (from an invite
+	// or a contact card) are remembered.
+	ContactAddrTTL = 30 * 24 * time.Hour
+)
+
+// Config configures a Node. The zero value is a safe node: ephemeral key,
+// listening nowhere, dialling nobody, no DHT, no mDNS, no UPnP/NAT-PMP, no
+// relay service.
+type Config struct {
+	// PrivateKey is a libp2p-marshalled private key
+	// (crypto.MarshalPrivateKey, see GenerateKey). Nil generates an
+	// ephemeral Ed25519 key.
+	PrivateKey []byte
+
+	// ListenAddrs are multiaddrs to listen on, e.g. "/ip4/0.0.0.0/tcp/4001",
+	// "/ip4/0.0.0.0/udp/4001/quic-v1", "/ip4/0.0.0.0/tcp/4002/ws". Empty
+	// means listen nowhere (outbound only).
+	ListenAddrs []string
+
+	// BootstrapPeers are full multiaddrs ending in /p2p/<id>. They are the
+	// only peers dialled at start; down peers are retried with backoff in the
+	// background for the life of the node.
+	BootstrapPeers []string
+
+	// EnableDHT starts a Kademlia DHT with protocol prefix "/samizdat"
+	// (never the public IPFS DHT).
+	EnableDHT bool
+
+	// DHTServer makes the DHT answer queries from other peers. False runs it
+	// in auto mode: a client until the node learns it is publicly reachable.
+	DHTServer bool
+
+	// EnableMDNS announces the node on the local network and connects to
+	// samizdat peers found there. Zero: off. Not available yet: New returns
+	// ErrMDNSUnavailable when it is set.
+	EnableMDNS bool
+
+	// EnableNATPortMap asks the router to forward a port (UPnP/NAT-PMP).
+	// Zero: off.
+	EnableNATPortMap bool
+
+	// EnableRelayService makes the node a circuit relay v2 for others.
+	// Zero: off.
+	EnableRelayService bool
+
+	// LoopbackOnly refuses every dial to, accept from, and listen or
+	// advertised address on anything but 127.0.0.0/8 and ::1. Tests and
+	// local demos set it. Zero: off.
+	LoopbackOnly bool
+
+	// ConnLow and ConnHigh are the connection manager watermarks. Zero means
+	// DefaultConnLow / DefaultConnHigh.
+	ConnLow, ConnHigh int
+
+	// Logger receives the node's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) connLimits() (low, high int) {
+	low, high = c.ConnLow, c.ConnHigh
+	if low <= 0 {
+		low = DefaultConnLow
+	}
+	if high <= 0 {
+		high = DefaultConnHigh
+	}
+	if high < low {
+		high = low
+	}
+	return low, high
+}
+
+func (c Config) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
