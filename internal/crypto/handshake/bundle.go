@@ -1,0 +1,232 @@
+package handshake
+
+import (
+	"crypto/mlkem"
+	"encoding/binary"
+
+	"github.com/samizdat-im/samizdat/internal/crypto/keys"
+)
+
+// OneTimePrekey is a public one-time X25519 prekey. As in PQXDH these are
+// not signed.
+type OneTimePrekey struct {
+	ID  uint32
+	Key [KeySize]byte
+}
+
+// KEMOneTimePrekey is a public, signed one-time ML-KEM-768 prekey.
+type KEMOneTimePrekey struct {
+	ID        uint32
+	Key       []byte // KEMPublicKeySize bytes
+	Signature [SignatureSize]byte
+}
+
+// Bundle is a responder's public prekey bundle. Initiate uses the first
+// entry of each one-time list, if any; callers handing out bundles from a
+// published set should trim the lists accordingly.
+type Bundle struct {
+	Identity keys.PublicIdentity
+
+	SignedPrekeyID  uint32
+	SignedPrekey    [KeySize]byte
+	SignedPrekeySig [SignatureSize]byte
+
+	// The signed last-resort ML-KEM-768 prekey.
+	KEMPrekeyID  uint32
+	KEMPrekey    []byte // KEMPublicKeySize bytes
+	KEMPrekeySig [SignatureSize]byte
+
+	OneTimePrekeys    []OneTimePrekey
+	KEMOneTimePrekeys []KEMOneTimePrekey
+}
+
+// Bundle encoding (version 1), integers big-endian:
+//
+//	version (1) | identity (128)
+//	| signed prekey id (4) | signed prekey (32) | signature (64)
+//	| KEM prekey id (4) | KEM prekey (1184) | signature (64)
+//	| one-time count (2) | (id (4) | key (32))*
+//	| KEM one-time count (2) | (id (4) | key (1184) | signature (64))*
+const (
+	bundleFixedSize   = 1 + keys.PublicIdentitySize + IDSize + KeySize + SignatureSize + IDSize + KEMPublicKeySize + SignatureSize + 2 + 2
+	bundleOneTimeSize = IDSize + KeySize
+	bundleKEMSize     = IDSize + KEMPublicKeySize + SignatureSize
+	// MaxBundleSize is the size of a bundle with MaxOneTimePrekeys of each kind.
+	MaxBundleSize = bundleFixedSize + MaxOneTimePrekeys*(bundleOneTimeSize+bundleKEMSize)
+)
+
+// Marshal returns the versioned encoding of b. A bundle whose KEM keys have
+// the wrong length cannot be encoded faithfully; it must come from
+// Prekeys.Bundle or ParseBundle.
+func (b *Bundle) Marshal() []byte {
+	out := make([]byte, 0, bundleFixedSize+len(b.OneTimePrekeys)*bundleOneTimeSize+len(b.KEMOneTimePrekeys)*bundleKEMSize)
+	out = append(out, Version)
+	out = append(out, b.Identity.Marshal()...)
+	out = binary.BigEndian.AppendUint32(out, b.SignedPrekeyID)
+	out = append(out, b.SignedPrekey[:]...)
+	out = append(out, b.SignedPrekeySig[:]...)
+	out = binary.BigEndian.AppendUint32(out, b.KEMPrekeyID)
+	out = appendFixed(out, b.KEMPrekey, KEMPublicKeySize)
+	out = append(out, b.KEMPrekeySig[:]...)
+	out = binary.BigEndian.AppendUint16(out, uint16(len(b.OneTimePrekeys)))
+	for _, o := range b.OneTimePrekeys {
+		out = binary.BigEndian.AppendUint32(out, o.ID)
+		out = append(out, o.Key[:]...)
+	}
+	out = binary.BigEndian.AppendUint16(out, uint16(len(b.KEMOneTimePrekeys)))
+	for _, k := range b.KEMOneTimePrekeys {
+		out = binary.BigEndian.AppendUint32(out, k.ID)
+		out = appendFixed(out, k.Key, KEMPublicKeySize)
+		out = append(out, k.Signature[:]...)
+	}
+	return out
+}
+
+// appendFixed appends exactly n bytes: v truncated or zero padded.
+func appendFixed(out, v []byte, n int) []byte {
+	if len(v) > n {
+		v = v[:n]
+	}
+	out = append(out, v...)
+	return append(out, make([]byte, n-len(v))...)
+}
+
+// ParseBundle decodes a bundle and verifies the identity and every prekey
+// signature against b.Identity.
+func ParseBundle(in []byte) (*Bundle, error) {
+	if len(in) < 1 {
+		return nil, ErrTruncated
+	}
+	if in[0] != Version {
+		return nil, ErrVersion
+	}
+	if len(in) > MaxBundleSize {
+		return nil, ErrTooLarge
+	}
+	r := &reader{b: in[1:]}
+	b := &Bundle{}
+	idb := r.next(keys.PublicIdentitySize)
+	b.SignedPrekeyID = r.u32()
+	copy(b.SignedPrekey[:], r.next(KeySize))
+	copy(b.SignedPrekeySig[:], r.next(SignatureSize))
+	b.KEMPrekeyID = r.u32()
+	b.KEMPrekey = append([]byte(nil), r.next(KEMPublicKeySize)...)
+	copy(b.KEMPrekeySig[:], r.next(SignatureSize))
+	n := int(r.u16())
+	if r.err == nil && n > MaxOneTimePrekeys {
+		return nil, ErrMalformed
+	}
+	for range n {
+		var o OneTimePrekey
+		o.ID = r.u32()
+		copy(o.Key[:], r.next(KeySize))
+		if r.err != nil {
+			break
+		}
+		b.OneTimePrekeys = append(b.OneTimePrekeys, o)
+	}
+	n = int(r.u16())
+	if r.err == nil && n > MaxOneTimePrekeys {
+		return nil, ErrMalformed
+	}
+	for range n {
+		var k KEMOneTimePrekey
+		k.ID = r.u32()
+		k.Key = append([]byte(nil), r.next(KEMPublicKeySize)...)
+		copy(k.Signature[:], r.next(SignatureSize))
+		if r.err != nil {
+			break
+		}
+		b.KEMOneTimePrekeys = append(b.KEMOneTimePrekeys, k)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) != 0 {
+		return nil, ErrTooLarge
+	}
+	var err error
+	if b.Identity, err = keys.ParsePublicIdentity(idb); err != nil {
+		return nil, ErrBadSignature
+	}
+	if err := b.verifySignedPrekey(); err != nil {
+		return nil, err
+	}
+	if err := b.verifyKEM(kemLastResort, b.KEMPrekeyID, b.KEMPrekey, b.KEMPrekeySig[:]); err != nil {
+		return nil, err
+	}
+	for _, k := range b.KEMOneTimePrekeys {
+		if err := b.verifyKEM(kemOneTime, k.ID, k.Key, k.Signature[:]); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func (b *Bundle) verifySignedPrekey() error {
+	if !b.Identity.Verify(signedPrekeyDomain, signedPrekeyMessage(b.SignedPrekeyID, b.SignedPrekey[:]), b.SignedPrekeySig[:]) {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// verifyKEM checks a KEM prekey's signature and returns ErrInvalidKey if the
+// key is not a valid ML-KEM-768 encapsulation key.
+func (b *Bundle) verifyKEM(kind byte, id uint32, key, sig []byte) error {
+	if len(key) != KEMPublicKeySize {
+		return ErrInvalidKey
+	}
+	if !b.Identity.Verify(kemPrekeyDomain, kemPrekeyMessage(kind, id, key), sig) {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// kemKey parses and checks an encapsulation key.
+func kemKey(key []byte) (*mlkem.EncapsulationKey768, error) {
+	ek, err := mlkem.NewEncapsulationKey768(key)
+	if err != nil {
+		return nil, ErrInvalidKey
+	}
+	return ek, nil
+}
+
+// reader is a bounds-checked cursor over an encoding.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) next(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > len(r.b) {
+		r.err = ErrTruncated
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) u8() byte {
+	if b := r.next(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+func (r *reader) u16() uint16 {
+	if b := r.next(2); b != nil {
+		return binary.BigEndian.Uint16(b)
+	}
+	return 0
+}
+
+func (r *reader) u32() uint32 {
+	if b := r.next(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
