@@ -1,0 +1,273 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+	"github.com/ncruces/go-sqlite3/driver"
+	"github.com/ncruces/go-sqlite3/ext/fts5"
+	_ "github.com/ncruces/go-sqlite3/vfs/adiantum" // registers the "adiantum" VFS
+)
+
+// KeySize is the size in bytes of a database key.
+const KeySize = 32
+
+const (
+	// applicationID marks the file as samizdat's ("SZDT").
+	applicationID = 0x535A4454
+	// pageSize is SQLite's default page size and adiantum's block size: an
+	// encrypted database is always a whole number of them.
+	pageSize = 4096
+	// busyTimeout bounds the wait for another process holding the file
+	// (within one Store, writes are serialized and never wait on each other).
+	busyTimeout = 10 * time.Second
+	// readers is the number of read connections (each is a wasm instance).
+	readers = 4
+	// encryptedVFS is the VFS every production Store uses.
+	encryptedVFS = "adiantum"
+)
+
+// Store is an open samizdat database. It is safe for concurrent use.
+type Store struct {
+	mu     sync.RWMutex // held shared by every transaction, exclusively by Close
+	closed bool
+	w      *sql.DB // one connection: the only writer
+	r      *sql.DB // query_only connections for View
+}
+
+// Open opens (creating it if needed) the encrypted database at path with a
+// KeySize-byte key, checks that it is samizdat's and applies pending
+// migrations. It returns ErrWrongKey if the key does not decrypt the file,
+// ErrNotDatabase if the file is not an encrypted samizdat database and
+// ErrSchemaTooNew if a newer samizdat wrote it; in those cases the file is
+// left untouched.
+func Open(path string, key []byte) (*Store, error) {
+	return open(path, key, encryptedVFS)
+}
+
+// open is Open with a choice of VFS, so a test can show that its plaintext
+// check would catch an unencrypted file. Only Open's VFS is for production.
+func open(path string, key []byte, vfsName string) (_ *Store, err error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("%w: key is %d bytes, want %d", ErrInvalid, len(key), KeySize)
+	}
+	if path == "" || path == ":memory:" {
+		return nil, fmt.Errorf("%w: empty database path", ErrInvalid)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := precheck(abs, vfsName); err != nil {
+		return nil, err
+	}
+
+	u := url.URL{Scheme: "file", OmitHost: true, Path: abs}
+	q := url.Values{"vfs": {vfsName}, "_txlock": {"immediate"}}
+	u.RawQuery = q.Encode()
+	dsn := u.String()
+	// The key is applied with a PRAGMA from the connection hook rather than
+	// in the DSN, so it never sits in a string that error paths may print.
+	hexKey := hex.EncodeToString(key)
+
+	w, err := driver.Open(dsn, func(c *sqlite3.Conn) error { return initConn(c, hexKey, vfsName, true) })
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	defer func() {
+		if err != nil {
+			w.Close()
+		}
+	}()
+
+	ctx := context.Background()
+	if err := w.PingContext(ctx); err != nil {
+		return nil, openError(err)
+	}
+	if err := migrate(ctx, w, migrations); err != nil {
+		return nil, err
+	}
+
+	r, err := driver.Open(dsn, func(c *sqlite3.Conn) error { return initConn(c, hexKey, vfsName, false) })
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	r.SetConnMaxLifetime(0)
+	r.SetConnMaxIdleTime(0)
+	if err := r.PingContext(ctx); err != nil {
+		r.Close()
+		return nil, openError(err)
+	}
+	return &Store{w: w, r: r}, nil
+}
+
+// precheck rejects files that are certainly not encrypted samizdat
+// databases before SQLite touches them, and creates a new file 0600.
+func precheck(path, vfsName string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		return f.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s is not a regular file", ErrNotDatabase, path)
+	}
+	if fi.Size() == 0 {
+		return nil
+	}
+	if fi.Size()%pageSize != 0 {
+		return fmt.Errorf("%w: %s has a partial page", ErrNotDatabase, path)
+	}
+	header := make([]byte, 16)
+	if _, err := io.ReadFull(f, header); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if vfsName == encryptedVFS && bytes.Equal(header, []byte("SQLite format 3\x00")) {
+		return fmt.Errorf("%w: %s is an unencrypted SQLite database", ErrNotDatabase, path)
+	}
+	return nil
+}
+
+// initConn prepares every new connection. The key must be set before
+// anything reads the file; the first read then tells a wrong key apart
+// before any statement could write.
+func initConn(c *sqlite3.Conn, hexKey, vfsName string, writer bool) error {
+	if vfsName == encryptedVFS {
+		if err := c.Exec(`PRAGMA hexkey='` + hexKey + `'`); err != nil {
+			return err
+		}
+	}
+	if err := c.Exec(`SELECT count(*) FROM sqlite_schema`); err != nil {
+		return err
+	}
+	if err := c.BusyTimeout(busyTimeout); err != nil {
+		return err
+	}
+	pragmas := `PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;`
+	if writer {
+		pragmas += `PRAGMA journal_mode=WAL;`
+	} else {
+		pragmas += `PRAGMA query_only=ON;`
+	}
+	if err := c.Exec(pragmas); err != nil {
+		return err
+	}
+	return fts5.Register(c)
+}
+
+// openError maps SQLite's answer to a bad file onto the package sentinels.
+func openError(err error) error {
+	switch {
+	case errors.Is(err, sqlite3.NOTADB):
+		return ErrWrongKey
+	case errors.Is(err, sqlite3.IOERR_BADKEY):
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return fmt.Errorf("store: open: %w", err)
+}
+
+// Close waits for running transactions, then closes the database
+// (checkpointing and removing the WAL). Later calls return ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+	// Readers first, so the writer is the last connection and checkpoints.
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// Update runs fn in one write transaction. Updates are serialized; they do
+// not block View. If fn returns an error (or panics) the transaction is
+// rolled back and the error is returned unchanged. fn must not call Update.
+func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.run(ctx, s.w, nil, fn)
+}
+
+// View runs fn in a read-only transaction: a consistent snapshot that may
+// run concurrently with other Views and with an Update.
+func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.run(ctx, s.r, &sql.TxOptions{ReadOnly: true}, fn)
+}
+
+func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *Tx) error) (err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	stx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			stx.Rollback() // fn panicked; the panic goes on
+		}
+	}()
+	tx := &Tx{ctx: ctx, tx: stx}
+	if err := fn(tx); err != nil {
+		done = true
+		stx.Rollback()
+		return err
+	}
+	done = true
+	if opts != nil && opts.ReadOnly {
+		stx.Rollback()
+		return nil
+	}
+	if err := stx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// Tx is a transaction handed to an Update or View callback. It must not be
+// used after the callback returns, nor from several goroutines at once.
+type Tx struct {
+	ctx context.Context
+	tx  *sql.Tx
+}
+
+func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
+	return tx.tx.ExecContext(tx.ctx, query, args...)
+}
+
+func (tx *Tx) queryRow(query string, args ...any) *sql.Row {
+	return tx.tx.QueryRowContext(tx.ctx, query, args...)
+}
+
+func (tx *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	return tx.tx.QueryContext(tx.ctx, query, args...)
+}
