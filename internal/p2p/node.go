@@ -294,7 +294,10 @@ func (n *Node) Connect(ctx context.Context, peerID string, addrs []string) error
 }
 
 // OpenStream opens a stream of protocol to a peer, connecting first if
-// needed: through known addresses, else through a DHT lookup.
+// needed: through known addresses, else through a DHT lookup. It returns
+// ErrProtocolNotSupported when the peer refuses the protocol; when the peer
+// had announced the protocol, libp2p negotiates lazily and a refusal shows
+// as an error on the first Read or Write instead.
 func (n *Node) OpenStream(ctx context.Context, peerID string, proto string) (Stream, error) {
 	id, err := n.remotePeer(peerID)
 	if err != nil {
