@@ -1,0 +1,205 @@
+package p2p
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dhtNet is A, B, C, D with the DHT on; B is the only bootstrap peer of the
+// others. It waits until B's routing table holds everyone, and returns the
+// nodes in order.
+func dhtNet(t *testing.T) (a, b, c, d *Node) {
+	t.Helper()
+	b = newTestNode(t, Config{EnableDHT: true, DHTServer: true, ListenAddrs: []string{tcpAddr}})
+	boot := b.Addrs()
+	newPeer := func() *Node {
+		return newTestNode(t, Config{
+			EnableDHT: true, DHTServer: true,
+			ListenAddrs:    []string{tcpAddr, quicAddr},
+			BootstrapPeers: boot,
+		})
+	}
+	a, c, d = newPeer(), newPeer(), newPeer()
+	eventually(t, 10*time.Second, "routing tables", func() bool {
+		for _, n := range []*Node{a, c, d} {
+			if b.dht.RoutingTable().Find(n.host.ID()) == "" || n.dht.RoutingTable().Find(b.host.ID()) == "" {
+				return false
+			}
+		}
+		return true
+	})
+	return a, b, c, d
+}
+
+// forget makes n disconnect from other and drop its addresses.
+func forget(t *testing.T, n, other *Node) {
+	t.Helper()
+	_ = n.host.Network().ClosePeer(other.host.ID())
+	eventually(t, 5*time.Second, "disconnect", func() bool { return !n.IsConnected(other.PeerID()) })
+	n.host.Peerstore().ClearAddrs(other.host.ID())
+	if got := n.host.Peerstore().Addrs(other.host.ID()); len(got) != 0 {
+		t.Fatalf("addresses still known: %v", got)
+	}
+}
+
+func TestDHTFindPeer(t *testing.T) {
+	t.Parallel()
+	a, _, _, d := dhtNet(t)
+	a.Handle(EchoProtocol, EchoHandler)
+	// D must learn A's addresses from the DHT, not from its peerstore.
+	forget(t, d, a)
+
+	ctx := testCtx(t, 15*time.Second)
+	found, err := d.FindPeer(ctx, a.PeerID())
+	if err != nil {
+		t.Fatalf("FindPeer: %v", err)
+	}
+	for _, want := range a.Addrs() {
+		if !slices.Contains(found, want) {
+			t.Errorf("FindPeer = %v, missing %s", found, want)
+		}
+	}
+
+	s, err := d.OpenStream(ctx, a.PeerID(), EchoProtocol)
+	if err != nil {
+		t.Fatalf("OpenStream: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Write([]byte("via dht")); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.CloseWrite()
+	got, err := io.ReadAll(s)
+	if err != nil || string(got) != "via dht" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
+
+	// An id nobody has.
+	_, ghost, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.FindPeer(testCtx(t, 10*time.Second), ghost); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("FindPeer(ghost): %v, want ErrNotFound", err)
+	}
+}
+
+func TestDHTOpenStreamLooksUp(t *testing.T) {
+	t.Parallel()
+	a, _, c, _ := dhtNet(t)
+	a.Handle(EchoProtocol, EchoHandler)
+	forget(t, c, a)
+	// No address known: OpenStream must fall back on the DHT by itself.
+	s, err := c.OpenStream(testCtx(t, 15*time.Second), a.PeerID(), EchoProtocol)
+	if err != nil {
+		t.Fatalf("OpenStream: %v", err)
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := EchoRoundTrip(s, []byte("ping"), make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func card(version uint64, body string) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, version), body...)
+}
+
+func TestDHTCards(t *testing.T) {
+	t.Parallel()
+	a, _, c, d := dhtNet(t)
+	ctx := testCtx(t, 20*time.Second)
+	key := CardNamespace + "alice"
+
+	if err := a.PutValue(ctx, key, card(1, "old")); err != nil {
+		t.Fatalf("PutValue v1: %v", err)
+	}
+	if err := c.PutValue(ctx, key, card(2, "new")); err != nil {
+		t.Fatalf("PutValue v2: %v", err)
+	}
+	got, err := d.GetValue(ctx, key)
+	if err != nil {
+		t.Fatalf("GetValue: %v", err)
+	}
+	if !bytes.Equal(got, card(2, "new")) {
+		t.Fatalf("GetValue = %q, want version 2", got)
+	}
+
+	if _, err := d.GetValue(testCtx(t, 10*time.Second), CardNamespace+"nobody"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetValue(missing): %v, want ErrNotFound", err)
+	}
+	for _, k := range []string{"", "/pk/x", "/ipns/x", CardNamespace, "samizdat-card/x"} {
+		if err := a.PutValue(ctx, k, card(1, "x")); !errors.Is(err, ErrBadRecordKey) {
+			t.Errorf("PutValue(%q): %v, want ErrBadRecordKey", k, err)
+		}
+		if _, err := a.GetValue(ctx, k); !errors.Is(err, ErrBadRecordKey) {
+			t.Errorf("GetValue(%q): %v, want ErrBadRecordKey", k, err)
+		}
+	}
+	for _, v := range [][]byte{nil, []byte("short"), make([]byte, MaxCardSize+1)} {
+		if err := a.PutValue(ctx, key, v); !errors.Is(err, ErrBadRecord) {
+			t.Errorf("PutValue(%d bytes): %v, want ErrBadRecord", len(v), err)
+		}
+	}
+}
+
+func TestCardValidator(t *testing.T) {
+	t.Parallel()
+	var v cardValidator
+	key := CardNamespace + "x"
+	for _, tc := range []struct {
+		name  string
+		value []byte
+		ok    bool
+	}{
+		{"minimal", card(0, ""), true},
+		{"max", append(card(1, ""), make([]byte, MaxCardSize-CardVersionSize)...), true},
+		{"tooBig", append(card(1, ""), make([]byte, MaxCardSize-CardVersionSize+1)...), false},
+		{"noVersion", []byte{1, 2, 3}, false},
+	} {
+		if err := v.Validate(key, tc.value); (err == nil) != tc.ok {
+			t.Errorf("%s: Validate = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+	if err := v.Validate("/other/x", card(1, "")); !errors.Is(err, ErrBadRecordKey) {
+		t.Errorf("Validate(other namespace) = %v", err)
+	}
+
+	vals := [][]byte{card(3, "a"), card(7, "b"), []byte("bad"), card(7, "c"), card(5, "d")}
+	i, err := v.Select(key, vals)
+	if err != nil || i != 3 {
+		t.Fatalf("Select = %d, %v; want 3 (highest version, greatest bytes)", i, err)
+	}
+	// Order must not matter.
+	rev := slices.Clone(vals)
+	slices.Reverse(rev)
+	if j, _ := v.Select(key, rev); !bytes.Equal(rev[j], vals[i]) {
+		t.Fatalf("Select is order dependent")
+	}
+	if _, err := v.Select(key, [][]byte{[]byte("bad")}); err == nil {
+		t.Fatal("Select of only bad values succeeded")
+	}
+}
+
+func TestFindPeerBadInput(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t, Config{EnableDHT: true})
+	ctx := testCtx(t, 5*time.Second)
+	if _, err := n.FindPeer(ctx, "garbage"); !errors.Is(err, ErrBadPeerID) {
+		t.Fatalf("FindPeer(garbage): %v", err)
+	}
+	if _, err := n.FindPeer(ctx, n.PeerID()); !errors.Is(err, ErrBadPeerID) {
+		t.Fatalf("FindPeer(self): %v", err)
+	}
+	_, id, _ := GenerateKey()
+	// Empty routing table: fails fast, no panic.
+	if _, err := n.FindPeer(ctx, id); err == nil || strings.Contains(err.Error(), "panic") {
+		t.Fatalf("FindPeer with empty table: %v", err)
+	}
+}
