@@ -18,6 +18,7 @@ import (
 	"github.com/ncruces/go-sqlite3/driver"
 	"github.com/ncruces/go-sqlite3/ext/fts5"
 	_ "github.com/ncruces/go-sqlite3/vfs/adiantum" // registers the "adiantum" VFS
+	"lukechampine.com/adiantum"
 )
 
 // KeySize is the size in bytes of a database key.
@@ -69,7 +70,7 @@ func open(path string, key []byte, vfsName string) (_ *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	if err := precheck(abs, vfsName); err != nil {
+	if err := precheck(abs, vfsName, key); err != nil {
 		return nil, err
 	}
 
@@ -119,8 +120,13 @@ func open(path string, key []byte, vfsName string) (_ *Store, err error) {
 }
 
 // precheck rejects files that are certainly not encrypted samizdat
-// databases before SQLite touches them, and creates a new file 0600.
-func precheck(path, vfsName string) error {
+// databases, and keys that do not decrypt the file, before SQLite touches
+// them; it creates a new file 0600.
+//
+// The key must be checked here, not left to SQLite: given a wrong key and a
+// WAL left by a crash, SQLite sees an invalid WAL and deletes it on close,
+// losing every write not yet checkpointed.
+func precheck(path, vfsName string, key []byte) error {
 	f, err := os.OpenFile(path, os.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -146,15 +152,26 @@ func precheck(path, vfsName string) error {
 	if fi.Size()%pageSize != 0 {
 		return fmt.Errorf("%w: %s has a partial page", ErrNotDatabase, path)
 	}
-	header := make([]byte, 16)
-	if _, err := io.ReadFull(f, header); err != nil {
+	if vfsName != encryptedVFS {
+		return nil
+	}
+	page := make([]byte, pageSize)
+	if _, err := io.ReadFull(f, page); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	if vfsName == encryptedVFS && bytes.Equal(header, []byte("SQLite format 3\x00")) {
+	if bytes.HasPrefix(page, sqliteMagic) {
 		return fmt.Errorf("%w: %s is an unencrypted SQLite database", ErrNotDatabase, path)
+	}
+	// The adiantum VFS encrypts each 4 KiB block with its file offset
+	// (little-endian uint64) as the tweak; page 1 is block 0.
+	var tweak [8]byte
+	if !bytes.HasPrefix(adiantum.New(key).Decrypt(page, tweak[:]), sqliteMagic) {
+		return ErrWrongKey
 	}
 	return nil
 }
+
+var sqliteMagic = []byte("SQLite format 3\x00")
 
 // initConn prepares every new connection. The key must be set before
 // anything reads the file; the first read then tells a wrong key apart
