@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
@@ -35,9 +36,10 @@ func nonNil(b []byte) []byte {
 }
 
 // nameKey is the form of a contact name used for uniqueness and lookup:
-// NFC, then full Unicode case folding ("Маша" and "маша" are one name).
+// trimmed, NFC, then full Unicode case folding ("Маша" and " маша" are one
+// name).
 func nameKey(name string) string {
-	return cases.Fold().String(norm.NFC.String(name))
+	return cases.Fold().String(norm.NFC.String(strings.TrimSpace(name)))
 }
 
 func isUnique(err error) bool {
