@@ -1,0 +1,247 @@
+// Package apiclient is the typed client of samizdat's local API and holds
+// the API's JSON types (documented in docs/API.md). It is a leaf: it
+// imports nothing of samizdat's, so the CLI, the API server and scripts
+// written in Go share one definition of the wire types.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Info is the content of a profile's api.json.
+type Info struct {
+	Addr  string `json:"addr"`
+	Token string `json:"token"`
+	PID   int    `json:"pid"`
+}
+
+// Status is GET /api/v1/status.
+type Status struct {
+	AccountID      string         `json:"accountId"`
+	Name           string         `json:"name"`
+	PeerID         string         `json:"peerId"`
+	Running        bool           `json:"running"`
+	Addrs          []string       `json:"addrs"`
+	ConnectedPeers []string       `json:"connectedPeers"`
+	Contacts       int            `json:"contacts"`
+	Outbox         map[string]int `json:"outbox"` // outgoing messages by state
+}
+
+// Contact is one contact.
+type Contact struct {
+	ID           int64    `json:"id"`
+	Name         string   `json:"name"`
+	AccountID    string   `json:"accountId"`
+	PeerID       string   `json:"peerId"`
+	Addrs        []string `json:"addrs"`
+	Verified     bool     `json:"verified"`
+	SafetyNumber string   `json:"safetyNumber"`
+}
+
+// Message is one message of a conversation.
+type Message struct {
+	Seq       int64     `json:"seq"`
+	ID        string    `json:"id"`
+	ContactID int64     `json:"contactId"`
+	Outgoing  bool      `json:"outgoing"`
+	Body      string    `json:"body"`
+	SentAt    time.Time `json:"sentAt"`
+	At        time.Time `json:"at"`
+	State     string    `json:"state"`
+}
+
+// Conversation is GET /api/v1/messages.
+type Conversation struct {
+	Contact  Contact   `json:"contact"`
+	Messages []Message `json:"messages"`
+}
+
+// Invite is GET /api/v1/invite.
+type Invite struct {
+	AccountID string `json:"accountId"`
+	Link      string `json:"link"`
+}
+
+// Event is one item of the GET /api/v1/events WebSocket stream.
+type Event struct {
+	Type      string `json:"type"`
+	ContactID int64  `json:"contactId"`
+	MessageID string `json:"messageId,omitempty"`
+	State     string `json:"state,omitempty"`
+}
+
+// AddContactRequest is POST /api/v1/contacts.
+type AddContactRequest struct {
+	Link string `json:"link"`
+	Name string `json:"name,omitempty"`
+}
+
+// SendRequest is POST /api/v1/messages.
+type SendRequest struct {
+	Contact string `json:"contact"`
+	Text    string `json:"text"`
+}
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"error"`
+	Status  int    `json:"-"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Error codes.
+const (
+	CodeBadRequest     = "bad_request"
+	CodeUnauthorized   = "unauthorized"
+	CodeForbidden      = "forbidden"
+	CodeNotFound       = "not_found"
+	CodeExists         = "exists"
+	CodeBadInvite      = "bad_invite"
+	CodeUnknownContact = "unknown_contact"
+	CodeInternal       = "internal"
+)
+
+// ErrNoDaemon is returned by Load when no node runs on the profile.
+var ErrNoDaemon = errors.New("no samizdat node is running on this profile")
+
+// Client talks to one node's local API.
+type Client struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// New returns a client for the API at addr (host:port) with token.
+func New(addr, token string) *Client {
+	return &Client{base: "http://" + addr, token: token, hc: &http.Client{Timeout: 60 * time.Second}}
+}
+
+// Load reads a profile's api.json and returns a client if its node
+// answers; ErrNoDaemon if none runs.
+func Load(ctx context.Context, apiFile string) (*Client, error) {
+	b, err := os.ReadFile(apiFile)
+	if err != nil {
+		return nil, ErrNoDaemon
+	}
+	var info Info
+	if err := json.Unmarshal(b, &info); err != nil || info.Addr == "" {
+		return nil, ErrNoDaemon
+	}
+	c := New(info.Addr, info.Token)
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := c.Status(pctx); err != nil {
+		var ae *Error
+		if errors.As(err, &ae) {
+			return nil, err
+		}
+		return nil, ErrNoDaemon
+	}
+	return c, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		e := &Error{Status: resp.StatusCode}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(e); err != nil || e.Message == "" {
+			e.Code, e.Message = CodeInternal, fmt.Sprintf("local API: %s", resp.Status)
+		}
+		return e
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Status returns the node's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	return s, c.do(ctx, http.MethodGet, "/api/v1/status", nil, &s)
+}
+
+// Invite returns a fresh invite link.
+func (c *Client) Invite(ctx context.Context) (Invite, error) {
+	var inv Invite
+	return inv, c.do(ctx, http.MethodGet, "/api/v1/invite", nil, &inv)
+}
+
+// Contacts lists contacts.
+func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
+	var cs []Contact
+	return cs, c.do(ctx, http.MethodGet, "/api/v1/contacts", nil, &cs)
+}
+
+// AddContact adds a contact from an invite link.
+func (c *Client) AddContact(ctx context.Context, link, name string) (Contact, error) {
+	var out Contact
+	return out, c.do(ctx, http.MethodPost, "/api/v1/contacts", AddContactRequest{Link: link, Name: name}, &out)
+}
+
+// Send queues a message; it returns once the message is stored.
+func (c *Client) Send(ctx context.Context, contact, text string) (Message, error) {
+	var out Message
+	return out, c.do(ctx, http.MethodPost, "/api/v1/messages", SendRequest{Contact: contact, Text: text}, &out)
+}
+
+// Messages returns a conversation's messages with local sequence > after.
+func (c *Client) Messages(ctx context.Context, contact string, after int64) (Conversation, error) {
+	var out Conversation
+	q := url.Values{"contact": {contact}, "after": {strconv.FormatInt(after, 10)}}
+	return out, c.do(ctx, http.MethodGet, "/api/v1/messages?"+q.Encode(), nil, &out)
+}
+
+// Events streams events until ctx ends or the connection drops.
+func (c *Client) Events(ctx context.Context, f func(Event)) error {
+	u := "ws" + c.base[len("http"):] + "/api/v1/events"
+	conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + c.token}}})
+	if err != nil {
+		return err
+	}
+	defer conn.CloseNow()
+	for {
+		_, b, err := conn.Read(ctx)
+		if err != nil {
+			return err
+		}
+		var e Event
+		if json.Unmarshal(b, &e) == nil {
+			f(e)
+		}
+	}
+}

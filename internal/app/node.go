@@ -1,0 +1,263 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/api"
+	"github.com/samizdat-im/samizdat/internal/apiclient"
+	"github.com/samizdat-im/samizdat/internal/messenger"
+	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/store"
+)
+
+// DefaultListen are the listen addresses of `samizdat up` without
+// --listen: loopback only, so that nothing is exposed (or dialled) beyond
+// this machine unless the user asks for it.
+var DefaultListen = []string{
+	"/ip4/127.0.0.1/tcp/0",
+	"/ip4/127.0.0.1/udp/0/quic-v1",
+	"/ip4/127.0.0.1/tcp/0/ws",
+}
+
+// Options configure Start.
+type Options struct {
+	Dir       string
+	Keys      KeySource
+	Listen    []string // nil: DefaultListen
+	Bootstrap []string
+	APIAddr   string // "127.0.0.1:0" when empty; "-" for no API
+	EnableDHT bool
+	// LoopbackOnly makes the node refuse every non-loopback address (tests
+	// and the demo set it).
+	LoopbackOnly bool
+	Logger       *slog.Logger
+	Messenger    messenger.Config // tuning (Store and Transport are set by Start)
+}
+
+// Node is a running samizdat node on one profile.
+type Node struct {
+	Dir       string
+	Store     *store.Store
+	P2P       *p2p.Node
+	Messenger *messenger.Messenger
+	APIAddr   string
+	Token     string
+
+	log    *slog.Logger
+	srv    *http.Server
+	unlock func()
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start opens the profile (taking its lock), starts the libp2p node, the
+// messenger and the local API, and writes api.json.
+func Start(ctx context.Context, o Options) (_ *Node, err error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if _, err := os.Stat(filepath.Join(o.Dir, ProfileFile)); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrNoProfile, o.Dir)
+	}
+	unlock, err := lockProfile(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Dir: o.Dir, log: log, unlock: unlock, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if n.Store, err = openStore(o.Dir, o.Keys); err != nil {
+		return nil, err
+	}
+	var priv []byte
+	if err := n.Store.View(ctx, func(tx *store.Tx) (err error) { priv, err = tx.Blob(blobP2PKey); return err }); err != nil {
+		return nil, fmt.Errorf("load device key: %w", err)
+	}
+	listen := o.Listen
+	if listen == nil {
+		listen = DefaultListen
+	}
+	ctx, n.cancel = context.WithCancel(ctx)
+	n.P2P, err = p2p.New(ctx, p2p.Config{
+		PrivateKey:     priv,
+		ListenAddrs:    listen,
+		BootstrapPeers: o.Bootstrap,
+		EnableDHT:      o.EnableDHT,
+		DHTServer:      o.EnableDHT,
+		LoopbackOnly:   o.LoopbackOnly,
+		Logger:         log.With("component", "p2p"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start network: %w", err)
+	}
+	mc := o.Messenger
+	mc.Store, mc.Transport, mc.Logger = n.Store, n.P2P, log.With("component", "messenger")
+	if n.Messenger, err = messenger.New(ctx, mc); err != nil {
+		return nil, err
+	}
+	n.Messenger.Start(ctx)
+	if o.APIAddr != "-" {
+		if err := n.startAPI(o.APIAddr); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("nodeStarted", "peer", n.P2P.PeerID(), "addrs", n.P2P.Addrs(), "api", n.APIAddr)
+	return n, nil
+}
+
+func (n *Node) startAPI(addr string) error {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--api %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--api %q: the local API listens on loopback only (127.0.0.1)", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("local API: %w", err)
+	}
+	tok := make([]byte, 32)
+	if _, err := rand.Read(tok); err != nil {
+		ln.Close()
+		return err
+	}
+	n.Token = hex.EncodeToString(tok)
+	n.APIAddr = ln.Addr().String()
+	h := api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Token: n.Token, Addr: n.APIAddr, Logger: n.log.With("component", "api")})
+	n.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = n.srv.Serve(ln) }()
+	info, _ := json.Marshal(apiclient.Info{Addr: n.APIAddr, Token: n.Token, PID: os.Getpid()})
+	return writeFileAtomic(filepath.Join(n.Dir, APIFile), info, 0o600)
+}
+
+// Status reports the node's state for `samizdat status`.
+func (n *Node) Status(ctx context.Context) (apiclient.Status, error) {
+	st := apiclient.Status{
+		AccountID: n.Messenger.AccountID(),
+		Name:      n.Messenger.Name(),
+		Running:   true,
+		Outbox:    map[string]int{},
+	}
+	if n.P2P != nil {
+		st.PeerID = n.P2P.PeerID()
+		st.Addrs = n.P2P.Addrs()
+		st.ConnectedPeers = n.P2P.ConnectedPeers()
+	}
+	err := n.Store.View(ctx, func(tx *store.Tx) error {
+		counts, err := tx.OutgoingStateCounts()
+		for k, v := range counts {
+			st.Outbox[k] = v
+		}
+		if err != nil {
+			return err
+		}
+		cs, err := tx.Contacts()
+		st.Contacts = len(cs)
+		return err
+	})
+	if st.Addrs == nil {
+		st.Addrs = []string{}
+	}
+	if st.ConnectedPeers == nil {
+		st.ConnectedPeers = []string{}
+	}
+	return st, err
+}
+
+// Close shuts the node down cleanly: API, messenger, network, store, lock.
+func (n *Node) Close() error {
+	var errs []error
+	if n.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_ = n.srv.Shutdown(ctx)
+		cancel()
+		_ = os.Remove(filepath.Join(n.Dir, APIFile))
+	}
+	if n.Messenger != nil {
+		errs = append(errs, n.Messenger.Close())
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	if n.P2P != nil {
+		errs = append(errs, n.P2P.Close())
+	}
+	if n.Store != nil {
+		errs = append(errs, n.Store.Close())
+	}
+	if n.unlock != nil {
+		n.unlock()
+		n.unlock = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Offline is a profile opened without the network, for CLI commands run
+// while no node is up: messages sent are queued durably and delivered by
+// the next `samizdat up`.
+type Offline struct {
+	Store     *store.Store
+	Messenger *messenger.Messenger
+	unlock    func()
+}
+
+// OpenOffline opens a profile without starting the network. It fails with
+// ErrLocked if a node runs on the profile (use its API instead).
+func OpenOffline(ctx context.Context, dir string, ks KeySource) (*Offline, error) {
+	if _, err := os.Stat(filepath.Join(dir, ProfileFile)); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrNoProfile, dir)
+	}
+	unlock, err := lockProfile(dir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(dir, ks)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	var priv []byte
+	_ = st.View(ctx, func(tx *store.Tx) (err error) { priv, err = tx.Blob(blobP2PKey); return err })
+	peerID, _ := p2p.PeerIDFromKey(priv)
+	m, err := messenger.New(ctx, messenger.Config{Store: st, PeerID: peerID})
+	if err != nil {
+		st.Close()
+		unlock()
+		return nil, err
+	}
+	return &Offline{Store: st, Messenger: m, unlock: unlock}, nil
+}
+
+// Status reports what an offline profile knows.
+func (o *Offline) Status(ctx context.Context) (apiclient.Status, error) {
+	n := &Node{Store: o.Store, Messenger: o.Messenger}
+	st, err := n.Status(ctx)
+	st.Running = false
+	return st, err
+}
+
+// Close releases the store and the lock.
+func (o *Offline) Close() error {
+	err := o.Store.Close()
+	o.unlock()
+	return err
+}

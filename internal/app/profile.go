@@ -1,0 +1,265 @@
+// Package app wires a samizdat node together — profile, encrypted store,
+// libp2p node, messenger and local API — and owns its lifecycle. Only
+// cmd/samizdat, internal/cli and tests import it.
+//
+// A profile is a directory (0700) holding profile.json (how the store key
+// is derived), the encrypted database, a lock file held by the running
+// node, and api.json (0600: the local API address and token). With
+// --no-passphrase the random store key lives in a 0600 key file beside the
+// database, as DESIGN §8 allows for users who set no passphrase.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/samizdat-im/samizdat/internal/messenger"
+	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/store"
+)
+
+// Files in a profile directory.
+const (
+	ProfileFile = "profile.json"
+	DBFile      = "samizdat.db"
+	KeyFile     = "key"
+	LockFile    = "lock"
+	APIFile     = "api.json"
+)
+
+// EnvProfile and EnvPassphrase name the environment variables that set the
+// profile directory and the passphrase.
+const (
+	EnvProfile    = "SAMIZDAT_PROFILE"
+	EnvPassphrase = "SAMIZDAT_PASSPHRASE"
+)
+
+const blobP2PKey = "p2p.key"
+
+// Errors about profiles.
+var (
+	// ErrNoProfile is returned when the profile directory holds no profile.
+	ErrNoProfile = errors.New("no samizdat profile here (run samizdat init)")
+	// ErrProfileExists is returned by Init for a directory that has one.
+	ErrProfileExists = errors.New("a samizdat profile already exists here")
+	// ErrWrongPassphrase is returned when the passphrase does not open the store.
+	ErrWrongPassphrase = errors.New("wrong passphrase for this profile (nothing was changed)")
+	// ErrNeedPassphrase is returned when a passphrase-protected profile is
+	// opened without one.
+	ErrNeedPassphrase = errors.New("this profile is protected by a passphrase: give --passphrase-file or set " + EnvPassphrase)
+	// ErrLocked is returned when another process runs on the profile.
+	ErrLocked = errors.New("the profile is in use by another samizdat process")
+)
+
+// DefaultProfileDir returns $SAMIZDAT_PROFILE, else $XDG_DATA_HOME/samizdat,
+// else ~/.local/share/samizdat.
+func DefaultProfileDir() string {
+	if d := os.Getenv(EnvProfile); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "samizdat")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "samizdat-profile"
+	}
+	return filepath.Join(home, ".local", "share", "samizdat")
+}
+
+// KeySource says where the store key comes from.
+type KeySource struct {
+	PassphraseFile string // a file whose first line is the passphrase
+	Passphrase     string // else this (e.g. from $SAMIZDAT_PASSPHRASE)
+	NoPassphrase   bool   // Init only: a random key in a 0600 file
+}
+
+func (k KeySource) passphrase() (string, bool, error) {
+	if k.PassphraseFile != "" {
+		b, err := os.ReadFile(k.PassphraseFile)
+		if err != nil {
+			return "", false, fmt.Errorf("read passphrase file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		line = strings.TrimRight(line, "\r")
+		if line == "" {
+			return "", false, errors.New("the passphrase file is empty")
+		}
+		return line, true, nil
+	}
+	if k.Passphrase != "" {
+		return k.Passphrase, true, nil
+	}
+	return "", false, nil
+}
+
+type profileMeta struct {
+	Version int    `json:"version"`
+	KDF     string `json:"kdf"` // "argon2id" or "keyfile"
+	Salt    string `json:"salt,omitempty"`
+}
+
+// Init creates a profile: directory, store key, identity, prekeys and the
+// device's transport key. It returns the new account id.
+func Init(ctx context.Context, dir, name string, ks KeySource) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", errors.New("a name is required (--name)")
+	}
+	if len(name) > 100 || strings.ContainsAny(name, "\n\r\t") {
+		return "", errors.New("the name must be one line of at most 100 bytes")
+	}
+	pass, havePass, err := ks.passphrase()
+	if err != nil {
+		return "", err
+	}
+	if havePass == ks.NoPassphrase {
+		return "", errors.New("choose either a passphrase (--passphrase-file or " + EnvPassphrase + ") or --no-passphrase")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ProfileFile)); err == nil {
+		return "", fmt.Errorf("%w: %s", ErrProfileExists, dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	unlock, err := lockProfile(dir)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	meta := profileMeta{Version: 1}
+	var key []byte
+	if havePass {
+		salt, err := store.NewSalt()
+		if err != nil {
+			return "", err
+		}
+		meta.KDF, meta.Salt = "argon2id", hex.EncodeToString(salt)
+		key = store.DeriveKey([]byte(pass), salt)
+	} else {
+		key = make([]byte, store.KeySize)
+		if _, err := rand.Read(key); err != nil {
+			return "", err
+		}
+		meta.KDF = "keyfile"
+		if err := writeFileAtomic(filepath.Join(dir, KeyFile), []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+			return "", err
+		}
+	}
+	st, err := store.Open(filepath.Join(dir, DBFile), key)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	if err := messenger.InitProfile(ctx, st, name, nil); err != nil {
+		return "", err
+	}
+	priv, _, err := p2p.GenerateKey()
+	if err != nil {
+		return "", err
+	}
+	if err := st.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobP2PKey, priv) }); err != nil {
+		return "", err
+	}
+	mb, _ := json.MarshalIndent(meta, "", "  ")
+	// profile.json last: its presence means the profile is complete.
+	if err := writeFileAtomic(filepath.Join(dir, ProfileFile), append(mb, '\n'), 0o600); err != nil {
+		return "", err
+	}
+	m, err := messenger.New(ctx, messenger.Config{Store: st})
+	if err != nil {
+		return "", err
+	}
+	return m.AccountID(), nil
+}
+
+// openStore opens a profile's store with the key from ks.
+func openStore(dir string, ks KeySource) (*store.Store, error) {
+	mb, err := os.ReadFile(filepath.Join(dir, ProfileFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoProfile, dir)
+	} else if err != nil {
+		return nil, err
+	}
+	var meta profileMeta
+	if err := json.Unmarshal(mb, &meta); err != nil || meta.Version != 1 {
+		return nil, fmt.Errorf("%s is damaged or from a newer samizdat", filepath.Join(dir, ProfileFile))
+	}
+	var key []byte
+	switch meta.KDF {
+	case "keyfile":
+		b, err := os.ReadFile(filepath.Join(dir, KeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("read the profile key file: %w", err)
+		}
+		key, err = hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(key) != store.KeySize {
+			return nil, fmt.Errorf("the profile key file %s is damaged", filepath.Join(dir, KeyFile))
+		}
+	case "argon2id":
+		pass, ok, err := ks.passphrase()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, ErrNeedPassphrase
+		}
+		salt, err := hex.DecodeString(meta.Salt)
+		if err != nil || len(salt) == 0 {
+			return nil, fmt.Errorf("%s is damaged (salt)", filepath.Join(dir, ProfileFile))
+		}
+		key = store.DeriveKey([]byte(pass), salt)
+	default:
+		return nil, fmt.Errorf("%s names an unknown key scheme %q", filepath.Join(dir, ProfileFile), meta.KDF)
+	}
+	st, err := store.Open(filepath.Join(dir, DBFile), key)
+	if errors.Is(err, store.ErrWrongKey) {
+		return nil, ErrWrongPassphrase
+	}
+	return st, err
+}
+
+// lockProfile takes the profile's exclusive lock (flock), so that two
+// processes never write one store.
+func lockProfile(dir string) (func(), error) {
+	path := filepath.Join(dir, LockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		if pid := strings.TrimSpace(string(b)); pid != "" {
+			return nil, fmt.Errorf("%w (pid %s)", ErrLocked, pid)
+		}
+		return nil, ErrLocked
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() {
+		_ = f.Truncate(0)
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,332 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/samizdat-im/samizdat/internal/apiclient"
+	"github.com/samizdat-im/samizdat/internal/app"
+	"github.com/samizdat-im/samizdat/internal/identity"
+)
+
+func initCmd(g *globals) *cobra.Command {
+	var name string
+	var noPass bool
+	c := &cobra.Command{
+		Use:   "init --name NAME [--passphrase-file F | --no-passphrase]",
+		Short: "Create a profile: your identity and encrypted store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ks := g.keys()
+			ks.NoPassphrase = noPass
+			if noPass {
+				ks.Passphrase = "" // --no-passphrase wins over the environment
+			}
+			acct, err := app.Init(cmd.Context(), g.profile, name, ks)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "created profile %s\naccount id: %s\n", g.profile, acct)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&name, "name", "", "your name, as your contacts will see it")
+	c.Flags().BoolVar(&noPass, "no-passphrase", false, "no passphrase: a random key in a 0600 file protects the store")
+	return c
+}
+
+func upCmd(g *globals) *cobra.Command {
+	var listen, bootstrap []string
+	var apiAddr, logLevel string
+	var dht bool
+	c := &cobra.Command{
+		Use:   "up [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api 127.0.0.1:PORT]",
+		Short: "Run the node in the foreground (Ctrl-C stops it)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageError{fmt.Errorf("--log-level: %w", err)}
+			}
+			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			o := app.Options{Dir: g.profile, Keys: g.keys(), Listen: listen, Bootstrap: bootstrap, APIAddr: apiAddr, EnableDHT: dht, Logger: log}
+			n, err := app.Start(ctx, o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "samizdat is up: %s (%s)\napi: %s\n", n.Messenger.Name(), n.Messenger.AccountID(), n.APIAddr)
+			for _, a := range n.P2P.Addrs() {
+				fmt.Fprintf(g.stdout, "listening: %s\n", a)
+			}
+			<-ctx.Done()
+			fmt.Fprintln(g.stdout, "shutting down")
+			return n.Close()
+		},
+	}
+	c.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable; default: loopback TCP, QUIC and WebSocket)")
+	c.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "peer to connect to at start, as /ip4/.../p2p/ID (repeatable)")
+	c.Flags().StringVar(&apiAddr, "api", "127.0.0.1:0", "address of the local API (loopback only)")
+	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	c.Flags().BoolVar(&dht, "dht", false, "join the samizdat DHT through the bootstrap peers")
+	return c
+}
+
+func inviteCmd(g *globals) *cobra.Command {
+	var qr, asJSON bool
+	c := &cobra.Command{
+		Use:   "invite [--qr]",
+		Short: "Print your invite link (and QR code) for a contact to add you",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withBackend(cmd.Context(), func(b backend, _ bool) error {
+				inv, err := b.Invite(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(g.stdout, inv)
+				}
+				if qr {
+					if err := identity.WriteQR(g.stdout, inv.Link); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintln(g.stdout, inv.Link)
+				return nil
+			})
+		},
+	}
+	c.Flags().BoolVar(&qr, "qr", false, "also draw the link as a QR code")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func contactsCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "contacts [--json]",
+		Short: "List your contacts (and add them: contacts add LINK)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withBackend(cmd.Context(), func(b backend, _ bool) error {
+				cs, err := b.Contacts(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(g.stdout, cs)
+				}
+				if len(cs) == 0 {
+					fmt.Fprintln(g.stdout, "no contacts yet: add one with  samizdat contacts add LINK")
+				}
+				for _, c := range cs {
+					fmt.Fprintf(g.stdout, "%-20s %s\n", c.Name, c.AccountID)
+				}
+				return nil
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var name string
+	var addJSON bool
+	add := &cobra.Command{
+		Use:   "add LINK [--name NAME]",
+		Short: "Add a contact from their samizdat: invite link",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withBackend(cmd.Context(), func(b backend, _ bool) error {
+				ct, err := b.AddContact(cmd.Context(), args[0], name)
+				if err != nil {
+					return err
+				}
+				if addJSON {
+					return printJSON(g.stdout, ct)
+				}
+				fmt.Fprintf(g.stdout, "added %s (%s)\nsafety number: %s\n", ct.Name, ct.AccountID, ct.SafetyNumber)
+				return nil
+			})
+		},
+	}
+	add.Flags().StringVar(&name, "name", "", "name to show for this contact (default: the name on their card)")
+	add.Flags().BoolVar(&addJSON, "json", false, "print JSON")
+	c.AddCommand(add)
+	return c
+}
+
+func sendCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "send CONTACT TEXT...",
+		Short: "Send a message (returns once it is queued durably)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			text := strings.Join(args[1:], " ")
+			return g.withBackend(cmd.Context(), func(b backend, online bool) error {
+				m, err := b.Send(cmd.Context(), args[0], text)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(g.stdout, m)
+				}
+				fmt.Fprintln(g.stdout, m.ID)
+				if !online {
+					fmt.Fprintln(g.stderr, "queued: no node is running on this profile; it will be sent by the next `samizdat up`")
+				}
+				return nil
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the queued message as JSON")
+	return c
+}
+
+func messagesCmd(g *globals) *cobra.Command {
+	var asJSON, follow bool
+	c := &cobra.Command{
+		Use:   "messages CONTACT [--json] [--follow]",
+		Short: "Show a conversation with each message's state",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			return g.withBackend(ctx, func(b backend, online bool) error {
+				conv, err := b.Messages(ctx, args[0], 0)
+				if err != nil {
+					return err
+				}
+				if !follow {
+					if asJSON {
+						return printJSON(g.stdout, conv)
+					}
+					for _, m := range conv.Messages {
+						printMessage(g, conv.Contact.Name, m)
+					}
+					return nil
+				}
+				c, ok := b.(*apiclient.Client)
+				if !online || !ok {
+					return fmt.Errorf("--follow needs a running node (samizdat up)")
+				}
+				return g.follow(ctx, c, args[0], conv, asJSON)
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON (with --follow: one message object per line, on every change)")
+	c.Flags().BoolVar(&follow, "follow", false, "keep printing new messages and state changes until interrupted")
+	return c
+}
+
+// follow prints a conversation, then every new message and state change.
+func (g *globals) follow(ctx context.Context, c *apiclient.Client, ref string, conv apiclient.Conversation, asJSON bool) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	seen := map[string]string{}
+	show := func(m apiclient.Message) {
+		if seen[m.ID] == m.State {
+			return
+		}
+		seen[m.ID] = m.State
+		if asJSON {
+			b, _ := jsonLine(m)
+			fmt.Fprintln(g.stdout, b)
+		} else {
+			printMessage(g, conv.Contact.Name, m)
+		}
+	}
+	for _, m := range conv.Messages {
+		show(m)
+	}
+	refresh := func() error {
+		cv, err := c.Messages(ctx, ref, 0)
+		if err != nil {
+			return err
+		}
+		for _, m := range cv.Messages {
+			show(m)
+		}
+		return nil
+	}
+	events := make(chan struct{}, 1)
+	go func() {
+		for ctx.Err() == nil {
+			_ = c.Events(ctx, func(e apiclient.Event) {
+				if e.ContactID == conv.Contact.ID {
+					select {
+					case events <- struct{}{}:
+					default:
+					}
+				}
+			})
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	// Events wake us; a slow poll covers events lost on a reconnect.
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-events:
+		case <-t.C:
+		}
+		if err := refresh(); err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+}
+
+func printMessage(g *globals, contact string, m apiclient.Message) {
+	who := contact + " → me"
+	if m.Outgoing {
+		who = "me → " + contact
+	}
+	fmt.Fprintf(g.stdout, "%s  %-24s %s  [%s]\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), who, m.Body, m.State)
+}
+
+func statusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "Show your account, the node's addresses, peers and queues",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withBackend(cmd.Context(), func(b backend, _ bool) error {
+				st, err := b.Status(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(g.stdout, st)
+				}
+				state := "not running (messages you send are queued)"
+				if st.Running {
+					state = "running"
+				}
+				fmt.Fprintf(g.stdout, "name:       %s\naccount id: %s\nnode:       %s\npeer id:    %s\n", st.Name, st.AccountID, state, st.PeerID)
+				for _, a := range st.Addrs {
+					fmt.Fprintf(g.stdout, "listening:  %s\n", a)
+				}
+				fmt.Fprintf(g.stdout, "peers:      %d connected\ncontacts:   %d\n", len(st.ConnectedPeers), st.Contacts)
+				fmt.Fprintf(g.stdout, "outbox:     %d queued, %d sent, %d delivered, %d failed\n",
+					st.Outbox["queued"], st.Outbox["sent"], st.Outbox["delivered"], st.Outbox["failed"])
+				return nil
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}

@@ -1,0 +1,146 @@
+package identity
+
+import (
+	"errors"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
+	"github.com/samizdat-im/samizdat/internal/crypto/keys"
+	"github.com/samizdat-im/samizdat/internal/wire"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
+)
+
+// CardDomain separates card signatures from every other use of the key.
+const CardDomain = "samizdat/card/v1"
+
+// DefaultCardLifetime is how long a freshly issued card is valid.
+const DefaultCardLifetime = 30 * 24 * time.Hour
+
+// Errors about contact cards.
+var (
+	// ErrBadCard is returned when a card does not decode or is incomplete.
+	ErrBadCard = errors.New("invalid contact card")
+	// ErrBadSignature is returned when a card's signature does not verify.
+	ErrBadSignature = errors.New("contact card signature does not verify")
+)
+
+// Device is one installation of an account, reachable at its addresses.
+type Device struct {
+	PeerID string
+	Addrs  []string
+}
+
+// Card is a contact card: what one needs to reach and encrypt to an
+// account. Its wire form is signed by the account key.
+type Card struct {
+	Identity  keys.PublicIdentity
+	Name      string
+	Devices   []Device
+	Bundle    *handshake.Bundle
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	Serial    uint64
+}
+
+// AccountID returns the id of the card's account.
+func (c *Card) AccountID() string { return AccountID(c.Identity) }
+
+// Expired reports whether the card is past its expiry at now.
+func (c *Card) Expired(now time.Time) bool { return !c.ExpiresAt.IsZero() && now.After(c.ExpiresAt) }
+
+// PeerIDs returns the peer ids of the card's devices.
+func (c *Card) PeerIDs() []string {
+	ids := make([]string, 0, len(c.Devices))
+	for _, d := range c.Devices {
+		ids = append(ids, d.PeerID)
+	}
+	return ids
+}
+
+func (c *Card) toWire() *wirepb.ContactCard {
+	w := &wirepb.ContactCard{
+		Version:       wire.Version,
+		Identity:      c.Identity.Marshal(),
+		Name:          c.Name,
+		IssuedAtUnix:  c.IssuedAt.Unix(),
+		ExpiresAtUnix: c.ExpiresAt.Unix(),
+		Serial:        c.Serial,
+	}
+	if c.Bundle != nil {
+		w.PrekeyBundle = c.Bundle.Marshal()
+	}
+	for _, d := range c.Devices {
+		w.Devices = append(w.Devices, &wirepb.Device{PeerId: d.PeerID, Addrs: d.Addrs})
+	}
+	return w
+}
+
+func cardFromWire(w *wirepb.ContactCard) (*Card, error) {
+	id, err := keys.ParsePublicIdentity(w.Identity)
+	if err != nil {
+		return nil, errorf(ErrBadCard, "identity: %v", err)
+	}
+	c := &Card{
+		Identity:  id,
+		Name:      w.Name,
+		IssuedAt:  time.Unix(w.IssuedAtUnix, 0),
+		ExpiresAt: time.Unix(w.ExpiresAtUnix, 0),
+		Serial:    w.Serial,
+	}
+	if len(w.PrekeyBundle) > 0 {
+		b, err := handshake.ParseBundle(w.PrekeyBundle)
+		if err != nil {
+			return nil, errorf(ErrBadCard, "prekey bundle: %v", err)
+		}
+		if !b.Identity.Equal(id) {
+			return nil, errorf(ErrBadCard, "prekey bundle belongs to another identity")
+		}
+		c.Bundle = b
+	}
+	for _, d := range w.Devices {
+		if d.PeerId == "" {
+			return nil, errorf(ErrBadCard, "device without peer id")
+		}
+		c.Devices = append(c.Devices, Device{PeerID: d.PeerId, Addrs: d.Addrs})
+	}
+	if len(c.Name) > 200 {
+		return nil, errorf(ErrBadCard, "name too long")
+	}
+	return c, nil
+}
+
+// SignCard returns the signed wire form of c, signed by id, which must be
+// the identity the card describes.
+func SignCard(id *keys.Identity, c *Card) ([]byte, error) {
+	if !id.Public().Equal(c.Identity) {
+		return nil, errorf(ErrBadCard, "card is not for this identity")
+	}
+	body := wire.Marshal(c.toWire())
+	signed := &wirepb.SignedCard{Card: body, Signature: id.Sign(CardDomain, body)}
+	out := wire.Marshal(signed)
+	if len(out) > wire.MaxCardSize {
+		return nil, errorf(ErrBadCard, "card too large (%d bytes)", len(out))
+	}
+	return out, nil
+}
+
+// ParseSignedCard decodes a signed card and verifies its signature against
+// the identity it names. It does not check expiry (see Card.Expired).
+func ParseSignedCard(b []byte) (*Card, error) {
+	s, err := wire.ParseSignedCard(b)
+	if err != nil {
+		return nil, errorf(ErrBadCard, "%v", err)
+	}
+	w, err := wire.ParseCard(s.Card)
+	if err != nil {
+		return nil, errorf(ErrBadCard, "%v", err)
+	}
+	c, err := cardFromWire(w)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Identity.Verify(CardDomain, s.Card, s.Signature) {
+		return nil, ErrBadSignature
+	}
+	return c, nil
+}

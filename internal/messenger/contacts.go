@@ -1,0 +1,244 @@
+package messenger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/samizdat-im/samizdat/internal/crypto/keys"
+	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/store"
+)
+
+// AccountIDOf returns the account id of an identity.
+func AccountIDOf(id *keys.Identity) string { return identity.AccountID(id.Public()) }
+
+// ContactInfo is a contact as shown to users and the API.
+type ContactInfo struct {
+	ID           int64    `json:"id"`
+	Name         string   `json:"name"`
+	AccountID    string   `json:"accountId"`
+	PeerID       string   `json:"peerId"`
+	Addrs        []string `json:"addrs"`
+	Verified     bool     `json:"verified"`
+	SafetyNumber string   `json:"safetyNumber"`
+}
+
+func (m *Messenger) contactInfo(c *store.Contact) ContactInfo {
+	ci := ContactInfo{ID: c.ID, Name: c.Name, AccountID: c.AccountID, PeerID: c.PeerID, Addrs: c.Addrs, Verified: c.Verified}
+	if ci.Addrs == nil {
+		ci.Addrs = []string{}
+	}
+	if card, err := identity.ParseSignedCard(c.Card); err == nil {
+		ci.SafetyNumber = identity.SafetyNumber(m.id.Public(), card.Identity)
+	}
+	return ci
+}
+
+// Invite returns a samizdat: link carrying a fresh signed contact card.
+func (m *Messenger) Invite(ctx context.Context) (string, error) {
+	card, err := m.card(ctx)
+	if err != nil {
+		return "", err
+	}
+	return identity.EncodeInvite(card, nil)
+}
+
+// card returns this account's signed contact card, re-signed when the
+// node's addresses changed or it is half-way to expiry.
+func (m *Messenger) card(ctx context.Context) ([]byte, error) {
+	peerID, addrs := m.cfg.PeerID, []string(nil)
+	if m.tr != nil {
+		peerID, addrs = m.tr.PeerID(), m.tr.Addrs()
+	} else {
+		_ = m.st.View(ctx, func(tx *store.Tx) error {
+			b, err := tx.Blob(blobAddrs)
+			if err == nil {
+				addrs = splitLines(string(b))
+			}
+			return nil
+		})
+	}
+	key := peerID + "\n" + joinLines(addrs)
+	m.cardMu.Lock()
+	defer m.cardMu.Unlock()
+	if m.ownCard != nil && m.cardAddr == key {
+		if c, err := identity.ParseSignedCard(m.ownCard); err == nil && m.now().Before(c.IssuedAt.Add(identity.DefaultCardLifetime/2)) {
+			return m.ownCard, nil
+		}
+	}
+	m.prekeyMu.Lock()
+	bundle := m.prekeys.Bundle(false)
+	m.prekeyMu.Unlock()
+	now := m.now()
+	c := &identity.Card{
+		Identity:  m.id.Public(),
+		Name:      m.name,
+		Devices:   []identity.Device{{PeerID: peerID, Addrs: addrs}},
+		Bundle:    bundle,
+		IssuedAt:  now,
+		ExpiresAt: now.Add(identity.DefaultCardLifetime),
+		Serial:    uint64(now.UnixNano()),
+	}
+	signed, err := identity.SignCard(m.id, c)
+	if err != nil {
+		return nil, err
+	}
+	m.ownCard, m.cardAddr = signed, key
+	return signed, nil
+}
+
+// AddContact adds the account behind an invite link. name overrides the
+// name on the card; if the account is already a contact, its card is
+// updated (and renamed when name is given).
+func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactInfo, error) {
+	inv, err := identity.ParseInvite(link)
+	if err != nil {
+		return ContactInfo{}, err
+	}
+	if inv.AccountID == m.acct {
+		return ContactInfo{}, ErrSelf
+	}
+	if inv.Card.Expired(m.now()) {
+		return ContactInfo{}, fmt.Errorf("%w: the invite has expired; ask for a new one", identity.ErrBadInvite)
+	}
+	name = strings.TrimSpace(name)
+	if err := validName(name); err != nil {
+		return ContactInfo{}, err
+	}
+	var out *store.Contact
+	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		c, err := tx.ContactByAccount(inv.AccountID)
+		switch {
+		case err == nil:
+			applyCard(c, inv.Card, inv.SignedCard)
+			if name != "" && name != c.Name {
+				if other, err := tx.ContactByName(name); err == nil && other.ID != c.ID {
+					return fmt.Errorf("%w: the name %q is already used by another contact", store.ErrExists, name)
+				}
+				c.Name = name
+			}
+			out = c
+			return tx.UpdateContact(c)
+		case errors.Is(err, store.ErrNotFound):
+			c = &store.Contact{AccountID: inv.AccountID, Created: m.now()}
+			applyCard(c, inv.Card, inv.SignedCard)
+			if name != "" {
+				if _, err := tx.ContactByName(name); err == nil {
+					return fmt.Errorf("%w: the name %q is already used by another contact", store.ErrExists, name)
+				}
+				c.Name = name
+			} else if c.Name, err = uniqueName(tx, inv.Card.Name); err != nil {
+				return err
+			}
+			out = c
+			return tx.AddContact(c)
+		default:
+			return err
+		}
+	})
+	if err != nil {
+		return ContactInfo{}, err
+	}
+	if m.tr != nil && out.PeerID != "" {
+		m.tr.AddAddrs(out.PeerID, out.Addrs)
+	}
+	m.emit(Event{Type: EventContact, ContactID: out.ID})
+	m.wake()
+	return m.contactInfo(out), nil
+}
+
+func validName(name string) error {
+	if len(name) > 100 {
+		return errors.New("contact name is too long (100 bytes at most)")
+	}
+	if strings.ContainsAny(name, "\n\r\t") {
+		return errors.New("contact name must be on one line")
+	}
+	return nil
+}
+
+func applyCard(c *store.Contact, card *identity.Card, signed []byte) {
+	c.Card = signed
+	if len(card.Devices) > 0 {
+		c.PeerID = card.Devices[0].PeerID
+		c.Addrs = card.Devices[0].Addrs
+	}
+}
+
+// uniqueName picks a free contact name based on the name a card suggests.
+func uniqueName(tx *store.Tx, suggested string) (string, error) {
+	base := strings.TrimSpace(strings.ReplaceAll(suggested, "\n", " "))
+	if base == "" {
+		base = "contact"
+	}
+	if len(base) > 60 {
+		base = base[:60]
+	}
+	name := base
+	for i := 2; ; i++ {
+		_, err := tx.ContactByName(name)
+		if errors.Is(err, store.ErrNotFound) {
+			return name, nil
+		} else if err != nil {
+			return "", err
+		}
+		name = fmt.Sprintf("%s (%d)", base, i)
+	}
+}
+
+// Contacts lists the contacts, by name.
+func (m *Messenger) Contacts(ctx context.Context) ([]ContactInfo, error) {
+	var out []ContactInfo
+	err := m.st.View(ctx, func(tx *store.Tx) error {
+		cs, err := tx.Contacts()
+		for i := range cs {
+			out = append(out, m.contactInfo(&cs[i]))
+		}
+		return err
+	})
+	if out == nil {
+		out = []ContactInfo{}
+	}
+	return out, err
+}
+
+// resolve finds a contact by account id or (case-insensitive) name.
+func resolve(tx *store.Tx, ref string) (*store.Contact, error) {
+	ref = strings.TrimSpace(ref)
+	if _, err := identity.ParseAccountID(ref); err == nil {
+		c, err := tx.ContactByAccount(strings.ToLower(ref))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownContact, identity.Short(ref))
+		}
+		return c, err
+	}
+	c, err := tx.ContactByName(ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w named %q (see samizdat contacts)", ErrUnknownContact, ref)
+	}
+	return c, err
+}
+
+// Contact returns one contact by name or account id.
+func (m *Messenger) Contact(ctx context.Context, ref string) (ContactInfo, error) {
+	var out ContactInfo
+	err := m.st.View(ctx, func(tx *store.Tx) error {
+		c, err := resolve(tx, ref)
+		if err == nil {
+			out = m.contactInfo(c)
+		}
+		return err
+	})
+	return out, err
+}
+
+func joinLines(s []string) string { return strings.Join(s, "\n") }
+
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}

@@ -1,0 +1,433 @@
+package messenger
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/store"
+	"github.com/samizdat-im/samizdat/internal/wire"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
+)
+
+// Outgoing message states (DESIGN §7).
+const (
+	StateQueued    = "queued"
+	StateSent      = "sent"
+	StateDelivered = "delivered"
+	StateRead      = "read"
+	StateFailed    = "failed"
+	StateReceived  = "received"
+)
+
+// stateRank orders outgoing states so that a late or repeated report never
+// moves a message backwards.
+var stateRank = map[string]int{StateQueued: 0, StateFailed: 1, StateSent: 2, StateDelivered: 3, StateRead: 4}
+
+// Send encrypts text to a contact (by name or account id) and queues it
+// durably; it returns once the message is on disk. Delivery follows.
+func (m *Messenger) Send(ctx context.Context, ref, text string) (store.Message, error) {
+	if strings.TrimSpace(text) == "" {
+		return store.Message{}, ErrEmptyMessage
+	}
+	if len(text) > wire.MaxTextSize {
+		return store.Message{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMessageTooLong, len(text), wire.MaxTextSize)
+	}
+	if !utf8.ValidString(text) {
+		return store.Message{}, errors.New("message is not valid UTF-8 text")
+	}
+	var c *store.Contact
+	if err := m.st.View(ctx, func(tx *store.Tx) (err error) { c, err = resolve(tx, ref); return err }); err != nil {
+		return store.Message{}, err
+	}
+	l := m.lockFor(c.AccountID)
+	l.Lock()
+	defer l.Unlock()
+
+	id := make([]byte, wire.MessageIDSize)
+	if _, err := io.ReadFull(m.rand, id); err != nil {
+		return store.Message{}, err
+	}
+	now := m.now()
+	msg := store.Message{ID: hex.EncodeToString(id), ContactID: c.ID, Outgoing: true, Body: text, SentAt: now, At: now, State: StateQueued}
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		rec, err := loadRecord(tx, c.ID)
+		if err != nil {
+			return err
+		}
+		p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Text{Text: &wirepb.Text{
+			MessageId: id, Body: text, SentAtUnixMs: now.UnixMilli(),
+		}}}
+		if len(rec.Sessions) == 0 || len(rec.Sessions[0].Initiation) > 0 {
+			// First messages of a session carry our card, so the peer can
+			// add us and answer.
+			if p.SenderCard, err = m.card(ctx); err != nil {
+				return err
+			}
+		}
+		s, err := m.encrypt(rec, c, id, p)
+		if err != nil {
+			return err
+		}
+		if err := saveRecord(tx, c.ID, rec); err != nil {
+			return err
+		}
+		if _, err := tx.InsertMessage(&msg); err != nil {
+			return err
+		}
+		return tx.Enqueue(store.OutboxItem{MessageID: msg.ID, ContactID: c.ID, Payload: s.bytes, NextAttempt: now})
+	})
+	if err != nil {
+		return store.Message{}, err
+	}
+	m.emit(Event{Type: EventMessage, ContactID: c.ID, MessageID: msg.ID, State: msg.State})
+	m.wake()
+	return msg, nil
+}
+
+// Messages returns a conversation's messages after the given local
+// sequence number (0: from the start), oldest first.
+func (m *Messenger) Messages(ctx context.Context, ref string, afterSeq int64, limit int) (ContactInfo, []store.Message, error) {
+	var ci ContactInfo
+	var out []store.Message
+	err := m.st.View(ctx, func(tx *store.Tx) error {
+		c, err := resolve(tx, ref)
+		if err != nil {
+			return err
+		}
+		ci = m.contactInfo(c)
+		out, err = tx.Messages(c.ID, afterSeq, limit)
+		return err
+	})
+	if out == nil {
+		out = []store.Message{}
+	}
+	return ci, out, err
+}
+
+// run is the delivery loop: it sends what is due, on a kick (new message,
+// peer connected) or every pollInterval.
+func (m *Messenger) run(ctx context.Context) {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		m.flush(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.kick:
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Messenger) flush(ctx context.Context) {
+	var due []store.OutboxItem
+	now := m.now()
+	if err := m.st.View(ctx, func(tx *store.Tx) (err error) { due, err = tx.DueOutbox(now, outboxBatch); return err }); err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("outboxReadFailed", "err", err)
+		}
+		return
+	}
+	byContact := map[int64][]store.OutboxItem{}
+	var order []int64
+	for _, it := range due {
+		if _, ok := byContact[it.ContactID]; !ok {
+			order = append(order, it.ContactID)
+		}
+		byContact[it.ContactID] = append(byContact[it.ContactID], it)
+	}
+	for _, cid := range order {
+		items := byContact[cid]
+		m.flightMu.Lock()
+		_, busy := m.inflight[cid]
+		f := &flight{}
+		if !busy {
+			m.inflight[cid] = f
+		}
+		m.flightMu.Unlock()
+		if busy {
+			continue
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			more := m.deliver(ctx, cid, items, f)
+			m.flightMu.Lock()
+			delete(m.inflight, cid)
+			m.flightMu.Unlock()
+			if more {
+				m.wake()
+			}
+		}()
+	}
+}
+
+// backoff returns the delay before attempt number n (1-based), with jitter.
+func (m *Messenger) backoff(n int) time.Duration {
+	d := m.cfg.RetryMin
+	for i := 1; i < n && d < m.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, m.cfg.RetryMax)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// deliver sends one contact's due envelopes in order on one stream and
+// applies the responses. It reports whether more may be due at once.
+func (m *Messenger) deliver(ctx context.Context, cid int64, items []store.OutboxItem, f *flight) bool {
+	var c *store.Contact
+	if err := m.st.View(ctx, func(tx *store.Tx) (err error) { c, err = tx.Contact(cid); return err }); err != nil {
+		return false
+	}
+	items = m.expire(ctx, c, items)
+	if len(items) == 0 {
+		return false
+	}
+	if m.tr == nil || c.PeerID == "" {
+		m.reschedule(ctx, c, items, ErrNotReachable)
+		return false
+	}
+	s, err := m.openStream(ctx, c.PeerID, f)
+	if err != nil {
+		m.reschedule(ctx, c, items, err)
+		return false
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(m.cfg.StreamTimeout))
+	werr := make(chan error, 1)
+	go func() {
+		for _, it := range items {
+			if err := wire.WriteFrame(s, it.Payload); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- s.CloseWrite()
+	}()
+	done := 0
+	for done < len(items) {
+		b, err := wire.ReadFrame(s)
+		if err != nil {
+			break
+		}
+		r, err := wire.ParseResponse(b)
+		if err != nil || hex.EncodeToString(r.MessageId) != items[done].MessageID {
+			m.log.Warn("badResponse", "peer", shortPeer(c.PeerID))
+			break
+		}
+		if err := m.applyResponse(ctx, c, items[done], r); err != nil {
+			m.log.Warn("responseFailed", "peer", shortPeer(c.PeerID), "err", err)
+			break
+		}
+		done++
+	}
+	if done < len(items) {
+		_ = s.Reset()
+		<-werr
+		m.reschedule(ctx, c, items[done:], errors.New("delivery interrupted"))
+		return false
+	}
+	<-werr
+	return len(items) == outboxBatch
+}
+
+// flight is one contact's delivery in progress.
+type flight struct {
+	cancelDial  context.CancelFunc // set while dialling
+	reconnected bool               // the peer connected to us meanwhile
+}
+
+// openStream dials the contact's device. If the device connects to us
+// while we dial (it came back online, perhaps on new addresses), the dial
+// is abandoned for a stream on the fresh connection.
+func (m *Messenger) openStream(ctx context.Context, peerID string, f *flight) (p2p.Stream, error) {
+	dctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
+	m.flightMu.Lock()
+	f.cancelDial = cancel
+	m.flightMu.Unlock()
+	s, err := m.tr.OpenStream(dctx, peerID, ProtocolMsg)
+	cancel()
+	m.flightMu.Lock()
+	f.cancelDial = nil
+	again := f.reconnected
+	f.reconnected = false
+	m.flightMu.Unlock()
+	if err != nil && again && ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
+		defer cancel()
+		return m.tr.OpenStream(rctx, peerID, ProtocolMsg)
+	}
+	return s, err
+}
+
+// applyResponse records what the peer said about one envelope.
+func (m *Messenger) applyResponse(ctx context.Context, c *store.Contact, it store.OutboxItem, r *wirepb.Response) error {
+	switch r.Status {
+	case wirepb.Response_STATUS_OK:
+		// The peer stored it; the ack (if it decrypts) makes it delivered.
+		if err := m.setState(ctx, c.ID, it.MessageID, StateSent, false); err != nil {
+			return err
+		}
+		if len(r.Ack) == 0 {
+			return nil
+		}
+		env, err := wire.ParseEnvelope(r.Ack)
+		if err != nil {
+			return err
+		}
+		_, err = m.receive(ctx, c.PeerID, env)
+		return err
+	case wirepb.Response_STATUS_REJECTED:
+		m.log.Warn("messageRejected", "peer", shortPeer(c.PeerID), "reason", r.Error)
+		return m.fail(ctx, c.ID, it.MessageID, "rejected by the recipient: "+r.Error)
+	default:
+		m.reschedule(ctx, c, []store.OutboxItem{it}, fmt.Errorf("recipient busy: %s", r.Error))
+		return nil
+	}
+}
+
+// setState moves an outgoing message forward (never backwards); with
+// dequeue it also removes the outbox entry.
+func (m *Messenger) setState(ctx context.Context, cid int64, msgID, state string, dequeue bool) error {
+	changed := false
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		changed = false
+		cur, err := tx.Message(cid, true, msgID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if dequeue {
+			if err := tx.DeleteOutbox(cid, msgID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		if stateRank[state] <= stateRank[cur.State] {
+			return nil
+		}
+		changed = true
+		return tx.SetMessageState(cid, true, msgID, state)
+	})
+	if err == nil && changed {
+		m.emit(Event{Type: EventState, ContactID: cid, MessageID: msgID, State: state})
+	}
+	return err
+}
+
+func (m *Messenger) fail(ctx context.Context, cid int64, msgID, why string) error {
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.DeleteOutbox(cid, msgID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return tx.SetMessageState(cid, true, msgID, StateFailed)
+	})
+	if err == nil {
+		m.log.Info("messageFailed", "contact", cid, "reason", why)
+		m.emit(Event{Type: EventState, ContactID: cid, MessageID: msgID, State: StateFailed})
+	}
+	return err
+}
+
+// expire marks messages retried for longer than GiveUpAfter as failed and
+// returns the others.
+func (m *Messenger) expire(ctx context.Context, c *store.Contact, items []store.OutboxItem) []store.OutboxItem {
+	keep := items[:0:0]
+	for _, it := range items {
+		var msg *store.Message
+		_ = m.st.View(ctx, func(tx *store.Tx) (err error) { msg, err = tx.Message(c.ID, true, it.MessageID); return err })
+		if msg != nil && m.now().Sub(msg.SentAt) > m.cfg.GiveUpAfter {
+			_ = m.fail(ctx, c.ID, it.MessageID, "not delivered in time")
+			continue
+		}
+		keep = append(keep, it)
+	}
+	return keep
+}
+
+func (m *Messenger) reschedule(ctx context.Context, c *store.Contact, items []store.OutboxItem, cause error) {
+	if ctx.Err() != nil {
+		return
+	}
+	now := m.now()
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		for _, it := range items {
+			n := it.Attempts + 1
+			if err := tx.RescheduleOutbox(it.MessageID, c.ID, n, now.Add(m.backoff(n)), cause.Error()); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("rescheduleFailed", "err", err)
+	}
+	m.log.Debug("deliveryDeferred", "contact", identity.Short(c.AccountID), "messages", len(items), "cause", cause)
+}
+
+// peerConnected retries a contact's queued messages at once when its
+// device connects: it is probably back online.
+func (m *Messenger) peerConnected(ctx context.Context, peerID string) {
+	var c *store.Contact
+	err := m.st.View(ctx, func(tx *store.Tx) (err error) { c, err = tx.ContactByPeer(peerID); return err })
+	if err != nil {
+		return
+	}
+	now := m.now()
+	_ = m.st.Update(ctx, func(tx *store.Tx) error {
+		items, err := tx.Outbox(c.ID)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if it.NextAttempt.After(now) {
+				if err := tx.RescheduleOutbox(it.MessageID, c.ID, it.Attempts, now, it.LastError); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	m.flightMu.Lock()
+	if f := m.inflight[c.ID]; f != nil && f.cancelDial != nil {
+		f.reconnected = true
+		f.cancelDial()
+	}
+	m.flightMu.Unlock()
+	m.wake()
+}
+
+// greetContacts dials every contact once at start, so that contacts with
+// mail queued for us learn we are back and deliver it.
+func (m *Messenger) greetContacts(ctx context.Context) {
+	var cs []store.Contact
+	if err := m.st.View(ctx, func(tx *store.Tx) (err error) { cs, err = tx.Contacts(); return err }); err != nil {
+		return
+	}
+	for _, c := range cs {
+		if c.PeerID == "" || ctx.Err() != nil {
+			continue
+		}
+		m.tr.AddAddrs(c.PeerID, c.Addrs)
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = m.tr.Connect(cctx, c.PeerID, c.Addrs)
+		cancel()
+	}
+}
+
+func shortPeer(p string) string {
+	if len(p) > 12 {
+		return p[len(p)-8:]
+	}
+	return p
+}
