@@ -511,3 +511,22 @@ func TestPragmas(t *testing.T) {
 	check(s.r, "query_only", "1")
 	check(s.r, "foreign_keys", "1")
 }
+
+func TestOddPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "my profile #1 ?x=%20 Привет")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "samizdat.db")
+	s := openTest(t, path)
+	addContact(t, s, "acc", "Odd")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || entries[0].Name() != "samizdat.db" {
+		t.Fatalf("files in profile dir: %v", entries)
+	}
+	s = openTest(t, path)
+	view(t, s, func(tx *Tx) error { _, err := tx.ContactByName("odd"); return err })
+}
