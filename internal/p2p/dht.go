@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/routing"
@@ -37,6 +38,7 @@ func (n *Node) FindPeer(ctx context.Context, peerID string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.awaitRoutingTable(ctx)
 	ai, err := n.dht.FindPeer(ctx, id)
 	if err != nil {
 		if errors.Is(err, routing.ErrNotFound) {
@@ -44,7 +46,42 @@ func (n *Node) FindPeer(ctx context.Context, peerID string) ([]string, error) {
 		}
 		return nil, fmt.Errorf("p2p: find peer %s: %w", short(peerID), err)
 	}
+	if len(ai.Addrs) == 0 {
+		// Connected, but the peerstore has nothing: use the live connections.
+		for _, c := range n.host.Network().ConnsToPeer(id) {
+			ai.Addrs = append(ai.Addrs, c.RemoteMultiaddr())
+		}
+	}
+	if len(ai.Addrs) == 0 {
+		return nil, fmt.Errorf("%w: peer %s: no addresses", ErrNotFound, short(peerID))
+	}
 	return p2pAddrs(ai.ID, ai.Addrs), nil
+}
+
+// routingTableWait bounds how long a lookup waits for a freshly connected
+// node's routing table: peers enter it only once identify has run.
+const routingTableWait = 3 * time.Second
+
+// awaitRoutingTable waits, briefly, until the DHT routing table has a peer
+// when the node is connected to somebody but the table is still empty (just
+// after start), so the first lookup does not fail for nothing.
+func (n *Node) awaitRoutingTable(ctx context.Context) {
+	if n.dht.RoutingTable().Size() > 0 || len(n.host.Network().Peers()) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, routingTableWait)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for n.dht.RoutingTable().Size() == 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // PutValue stores a contact-card record under key ("/samizdat-card/<name>")
@@ -60,6 +97,7 @@ func (n *Node) PutValue(ctx context.Context, key string, value []byte) error {
 	if err := validateCard(value); err != nil {
 		return err
 	}
+	n.awaitRoutingTable(ctx)
 	if err := n.dht.PutValue(ctx, key, value); err != nil {
 		return fmt.Errorf("p2p: dht put: %w", err)
 	}
@@ -75,6 +113,7 @@ func (n *Node) GetValue(ctx context.Context, key string) ([]byte, error) {
 	if err := checkCardKey(key); err != nil {
 		return nil, err
 	}
+	n.awaitRoutingTable(ctx)
 	v, err := n.dht.GetValue(ctx, key)
 	if err != nil {
 		if errors.Is(err, routing.ErrNotFound) {

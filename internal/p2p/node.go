@@ -354,6 +354,7 @@ func (n *Node) ensureConnected(ctx context.Context, id peer.ID) error {
 		}
 		return fmt.Errorf("%w: %s: %w", ErrUnreachable, short(id.String()), dialErr)
 	}
+	n.awaitRoutingTable(ctx)
 	ai, err := n.dht.FindPeer(ctx, id)
 	if err != nil {
 		return fmt.Errorf("%w: %s: dht lookup: %w", ErrUnreachable, short(id.String()), errors.Join(dialErr, err))
