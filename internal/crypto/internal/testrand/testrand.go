@@ -8,6 +8,7 @@ package testrand
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"strconv"
 )
 
 // Reader is a deterministic io.Reader. The zero value is not usable; use New.
@@ -42,4 +43,11 @@ func (r *Reader) Read(p []byte) (int, error) {
 		n += m
 	}
 	return n, nil
+}
+
+// CorpusFile returns the contents of a Go fuzzing seed corpus file holding
+// the single []byte argument b ("go test fuzz v1" format), for committing
+// seeds under testdata/fuzz/FuzzXxx/.
+func CorpusFile(b []byte) []byte {
+	return []byte("go test fuzz v1\n[]byte(" + strconv.Quote(string(b)) + ")\n")
 }
