@@ -189,22 +189,28 @@ func (p *Prekeys) Bundle(includeOneTime bool) *Bundle {
 		b.KEMPrekey = dk.EncapsulationKey().Bytes()
 	}
 	if includeOneTime {
-		for _, o := range p.oneTime {
-			pub, _ := x25519Public(o.priv)
-			b.OneTimePrekeys = append(b.OneTimePrekeys, OneTimePrekey{ID: o.id, Key: pub})
+		for i := range p.oneTime {
+			b.OneTimePrekeys = append(b.OneTimePrekeys, p.publicOneTime(i))
 		}
 		for i := range p.kemOneTime {
-			k := &p.kemOneTime[i]
-			dk, err := k.decapsulationKey()
-			if err != nil {
-				continue
-			}
-			b.KEMOneTimePrekeys = append(b.KEMOneTimePrekeys, KEMOneTimePrekey{
-				ID: k.id, Key: dk.EncapsulationKey().Bytes(), Signature: k.sig,
-			})
+			b.KEMOneTimePrekeys = append(b.KEMOneTimePrekeys, p.publicKEMOneTime(i))
 		}
 	}
 	return b
+}
+
+func (p *Prekeys) publicOneTime(i int) OneTimePrekey {
+	pub, _ := x25519Public(p.oneTime[i].priv)
+	return OneTimePrekey{ID: p.oneTime[i].id, Key: pub}
+}
+
+func (p *Prekeys) publicKEMOneTime(i int) KEMOneTimePrekey {
+	k := &p.kemOneTime[i]
+	out := KEMOneTimePrekey{ID: k.id, Signature: k.sig}
+	if dk, err := k.decapsulationKey(); err == nil {
+		out.Key = dk.EncapsulationKey().Bytes()
+	}
+	return out
 }
 
 // Private encoding (version 1), integers big-endian:
