@@ -147,6 +147,9 @@ func dh(priv *ecdh.PrivateKey, pub []byte) ([]byte, error) {
 // bundle's signatures, uses the first one-time prekey and the first one-time
 // KEM prekey if present (else the last-resort KEM prekey), and returns the
 // Initiation to send and a ratchet session that can Encrypt immediately.
+// The signatures prove only that bundle.Identity issued the prekeys: the
+// caller must check that bundle.Identity is the contact it means to reach
+// (for instance by comparing safety numbers).
 func Initiate(rand io.Reader, me *keys.Identity, bundle *Bundle, cfg ratchet.Config) (*Initiation, *ratchet.Session, error) {
 	if bundle == nil || bundle.Identity.IsZero() {
 		return nil, nil, ErrInvalidKey
