@@ -21,6 +21,11 @@ var (
 	// is empty or does not start with "/".
 	ErrBadProtocol = errors.New("p2p: bad protocol id")
 
+	// ErrListen is returned by New when none of Config.ListenAddrs could be
+	// listened on (for example the port is taken); a failure of only some of
+	// them is logged.
+	ErrListen = errors.New("p2p: cannot listen on any address")
+
 	// ErrNoDHT is returned by FindPeer, PutValue and GetValue when the node
 	// was started without Config.EnableDHT.
 	ErrNoDHT = errors.New("p2p: dht is disabled")

@@ -93,13 +93,16 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 
 	g := &gater{loopbackOnly: cfg.LoopbackOnly}
-	opts, err := hostOptions(cfg, sk, listen, g)
+	opts, err := hostOptions(cfg, sk, g)
 	if err != nil {
 		return nil, err
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start host: %w", err)
+	}
+	if err := listenAll(h, listen, log); err != nil {
+		return nil, errors.Join(err, h.Close())
 	}
 
 	nctx, cancel := context.WithCancel(context.Background())
@@ -156,7 +159,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 // libp2p's defaults that reach out by themselves: listen addresses,
 // transports, security, muxer, resource and connection managers, metrics and
 // DNS resolution are all set explicitly.
-func hostOptions(cfg Config, sk crypto.PrivKey, listen []ma.Multiaddr, g *gater) ([]libp2p.Option, error) {
+func hostOptions(cfg Config, sk crypto.PrivKey, g *gater) ([]libp2p.Option, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
@@ -186,11 +189,9 @@ func hostOptions(cfg Config, sk crypto.PrivKey, listen []ma.Multiaddr, g *gater)
 	if sk != nil {
 		opts = append(opts, libp2p.Identity(sk))
 	}
-	if len(listen) == 0 {
-		opts = append(opts, libp2p.NoListenAddrs)
-	} else {
-		opts = append(opts, libp2p.ListenAddrs(listen...))
-	}
+	// Listening happens after construction (see listen): libp2p leaks its
+	// goroutines when a listen address fails inside libp2p.New.
+	opts = append(opts, libp2p.NoListenAddrs)
 	if cfg.EnableNATPortMap {
 		opts = append(opts, libp2p.NATPortMap())
 	}
@@ -201,6 +202,22 @@ func hostOptions(cfg Config, sk crypto.PrivKey, listen []ma.Multiaddr, g *gater)
 		opts = append(opts, libp2p.AddrsFactory(loopbackAddrs))
 	}
 	return opts, nil
+}
+
+// listenAll listens on every address, logging those that fail; it fails only
+// when none works, so a machine without IPv6 can still use the IPv4 ones.
+func listenAll(h host.Host, listen []ma.Multiaddr, log *slog.Logger) error {
+	var errs []error
+	for _, a := range listen {
+		if err := h.Network().Listen(a); err != nil {
+			log.Warn("listenFailed", "addr", a.String(), "err", err)
+			errs = append(errs, err)
+		}
+	}
+	if len(listen) > 0 && len(errs) == len(listen) {
+		return fmt.Errorf("%w: %w", ErrListen, errors.Join(errs...))
+	}
+	return nil
 }
 
 // abort tears down a half-started node and returns err.
