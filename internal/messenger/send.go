@@ -130,24 +130,15 @@ func (m *Messenger) run(ctx context.Context) {
 }
 
 func (m *Messenger) flush(ctx context.Context) {
-	var due []store.OutboxItem
+	var due []int64
 	now := m.now()
-	if err := m.st.View(ctx, func(tx *store.Tx) (err error) { due, err = tx.DueOutbox(now, outboxBatch); return err }); err != nil {
+	if err := m.st.View(ctx, func(tx *store.Tx) (err error) { due, err = tx.DueContacts(now); return err }); err != nil {
 		if ctx.Err() == nil {
 			m.log.Warn("outboxReadFailed", "err", err)
 		}
 		return
 	}
-	byContact := map[int64][]store.OutboxItem{}
-	var order []int64
-	for _, it := range due {
-		if _, ok := byContact[it.ContactID]; !ok {
-			order = append(order, it.ContactID)
-		}
-		byContact[it.ContactID] = append(byContact[it.ContactID], it)
-	}
-	for _, cid := range order {
-		items := byContact[cid]
+	for _, cid := range due {
 		m.flightMu.Lock()
 		_, busy := m.inflight[cid]
 		f := &flight{}
@@ -161,12 +152,12 @@ func (m *Messenger) flush(ctx context.Context) {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			more := m.deliver(ctx, cid, items, f)
+			ok := m.deliver(ctx, cid, f)
 			m.flightMu.Lock()
 			delete(m.inflight, cid)
 			m.flightMu.Unlock()
-			if more {
-				m.wake()
+			if ok {
+				m.wake() // more may have been queued meanwhile
 			}
 		}()
 	}
@@ -183,14 +174,20 @@ func (m *Messenger) backoff(n int) time.Duration {
 }
 
 // deliver sends one contact's due envelopes in order on one stream and
-// applies the responses. It reports whether more may be due at once.
-func (m *Messenger) deliver(ctx context.Context, cid int64, items []store.OutboxItem, f *flight) bool {
+// applies the responses. It reports whether all went through (so that
+// more queued meanwhile can go at once).
+func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 	var c *store.Contact
-	if err := m.st.View(ctx, func(tx *store.Tx) (err error) { c, err = tx.Contact(cid); return err }); err != nil {
-		return false
-	}
-	items = m.expire(ctx, c, items)
-	if len(items) == 0 {
+	var items []store.OutboxItem
+	now := m.now()
+	err := m.st.View(ctx, func(tx *store.Tx) (err error) {
+		if c, err = tx.Contact(cid); err != nil {
+			return err
+		}
+		items, err = tx.DueOutboxFor(cid, now, outboxBatch)
+		return err
+	})
+	if err != nil || len(items) == 0 {
 		return false
 	}
 	if m.tr == nil || c.PeerID == "" {
@@ -238,7 +235,7 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, items []store.Outbox
 		return false
 	}
 	<-werr
-	return len(items) == outboxBatch
+	return true
 }
 
 // flight is one contact's delivery in progress.
@@ -274,19 +271,17 @@ func (m *Messenger) openStream(ctx context.Context, peerID string, f *flight) (p
 func (m *Messenger) applyResponse(ctx context.Context, c *store.Contact, it store.OutboxItem, r *wirepb.Response) error {
 	switch r.Status {
 	case wirepb.Response_STATUS_OK:
-		// The peer stored it; the ack (if it decrypts) makes it delivered.
-		if err := m.setState(ctx, c.ID, it.MessageID, StateSent, false); err != nil {
-			return err
+		// The peer stored it; its encrypted ack makes it delivered. If the
+		// ack is missing or does not open, it is at least sent, and stays
+		// queued for a retry that will be acked again.
+		if env, err := wire.ParseEnvelope(r.Ack); err == nil {
+			resp, err := m.receive(ctx, c.PeerID, env)
+			if err == nil && resp.Status == wirepb.Response_STATUS_OK {
+				return nil
+			}
+			m.log.Info("ackNotAccepted", "peer", shortPeer(c.PeerID), "err", err)
 		}
-		if len(r.Ack) == 0 {
-			return nil
-		}
-		env, err := wire.ParseEnvelope(r.Ack)
-		if err != nil {
-			return err
-		}
-		_, err = m.receive(ctx, c.PeerID, env)
-		return err
+		return m.setState(ctx, c.ID, it.MessageID, StateSent, false)
 	case wirepb.Response_STATUS_REJECTED:
 		m.log.Warn("messageRejected", "peer", shortPeer(c.PeerID), "reason", r.Error)
 		return m.fail(ctx, c.ID, it.MessageID, "rejected by the recipient: "+r.Error)
@@ -357,6 +352,9 @@ func (m *Messenger) expire(ctx context.Context, c *store.Contact, items []store.
 
 func (m *Messenger) reschedule(ctx context.Context, c *store.Contact, items []store.OutboxItem, cause error) {
 	if ctx.Err() != nil {
+		return
+	}
+	if items = m.expire(ctx, c, items); len(items) == 0 {
 		return
 	}
 	now := m.now()
