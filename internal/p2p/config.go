@@ -13,7 +13,7 @@ const (
 	DefaultConnHigh = 400
 
 	// DHTProtocolPrefix keeps our Kademlia DHT apart from the public IPFS
-	// one (/ipfs/kad/1.0.0): peers of the two never mix.
+	// one (whose prefix is "/ipfs"): peers of the two never mix.
 	DHTProtocolPrefix = "/samizdat"
 
 	// ContactAddrTTL is how long addresses given by AddAddrs (from an invite
