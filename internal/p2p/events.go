@@ -10,7 +10,9 @@ import (
 const eventBufSize = 256
 
 // OnConnected registers f to be called with the peer id whenever the node
-// goes from not connected to connected with a peer. Each call runs in its own
+// goes from not connected to connected with a peer (the first connection;
+// extra parallel connections to an already connected peer do not call it
+// again, a reconnection after a disconnect does). Each call runs in its own
 // goroutine, so f may block briefly or call back into the node; Close waits
 // for running calls, so f must return once the node is closed.
 func (n *Node) OnConnected(f func(peerID string)) {
