@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/api"
@@ -88,12 +89,20 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if err := n.Store.View(ctx, func(tx *store.Tx) (err error) { priv, err = tx.Blob(blobP2PKey); return err }); err != nil {
 		return nil, fmt.Errorf("load device key: %w", err)
 	}
-	listen := o.Listen
+	// Without --listen the node reuses the ports of its last run, so that
+	// contacts holding its card find it again after a restart.
+	listen, saved := o.Listen, false
 	if listen == nil {
 		listen = DefaultListen
+		_ = n.Store.View(ctx, func(tx *store.Tx) error {
+			if b, err := tx.Blob(blobListen); err == nil && len(b) > 0 {
+				listen, saved = strings.Split(string(b), "\n"), true
+			}
+			return nil
+		})
 	}
 	ctx, n.cancel = context.WithCancel(ctx)
-	n.P2P, err = p2p.New(ctx, p2p.Config{
+	pc := p2p.Config{
 		PrivateKey:     priv,
 		ListenAddrs:    listen,
 		BootstrapPeers: o.Bootstrap,
@@ -101,9 +110,24 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		DHTServer:      o.EnableDHT,
 		LoopbackOnly:   o.LoopbackOnly,
 		Logger:         log.With("component", "p2p"),
-	})
+	}
+	n.P2P, err = p2p.New(ctx, pc)
+	if err != nil && saved {
+		log.Info("savedPortsUnavailable", "err", err)
+		pc.ListenAddrs = DefaultListen
+		n.P2P, err = p2p.New(ctx, pc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start network: %w", err)
+	}
+	if o.Listen == nil {
+		var bound []string
+		for _, a := range n.P2P.Addrs() {
+			if i := strings.Index(a, "/p2p/"); i > 0 {
+				bound = append(bound, a[:i])
+			}
+		}
+		_ = n.Store.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobListen, []byte(strings.Join(bound, "\n"))) })
 	}
 	mc := o.Messenger
 	mc.Store, mc.Transport, mc.Logger = n.Store, n.P2P, log.With("component", "messenger")

@@ -43,7 +43,11 @@ const (
 	EnvPassphrase = "SAMIZDAT_PASSPHRASE"
 )
 
-const blobP2PKey = "p2p.key"
+// Store blobs owned by this package.
+const (
+	blobP2PKey = "p2p.key"
+	blobListen = "p2p.listen" // bound listen addrs of the last run
+)
 
 // Errors about profiles.
 var (
