@@ -72,6 +72,10 @@ func ParseAccountID(s string) (ed25519.PublicKey, error) {
 	if err != nil || len(raw) != ed25519.PublicKeySize+checksumSize {
 		return nil, ErrBadAccountID
 	}
+	if b32.EncodeToString(raw) != s {
+		// Non-zero unused bits in the last character: not canonical.
+		return nil, ErrChecksum
+	}
 	pub, sum := raw[:ed25519.PublicKeySize], raw[ed25519.PublicKeySize:]
 	if !bytes.Equal(sum, checksum(pub)) {
 		return nil, ErrChecksum
