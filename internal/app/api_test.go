@@ -1,0 +1,178 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/apiclient"
+)
+
+func startNode(t *testing.T, name string) *Node {
+	t.Helper()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), name)
+	if _, err := Init(ctx, dir, name, KeySource{NoPassphrase: true}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(ctx, Options{Dir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func TestAPIAuth(t *testing.T) {
+	n := startNode(t, "alice")
+	url := "http://" + n.APIAddr + "/api/v1/status"
+	do := func(token, origin string) int {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e apiclient.Error
+		if resp.StatusCode != 200 {
+			if json.NewDecoder(resp.Body).Decode(&e) != nil || e.Code == "" || e.Message == "" {
+				t.Errorf("status %d without a JSON error body", resp.StatusCode)
+			}
+		}
+		return resp.StatusCode
+	}
+	cases := []struct {
+		name, token, origin string
+		want                int
+	}{
+		{"no token", "", "", 401},
+		{"wrong token", strings.Repeat("0", 64), "", 401},
+		{"prefix of token", n.Token[:10], "", 401},
+		{"right token", n.Token, "", 200},
+		{"same origin", n.Token, "http://" + n.APIAddr, 200},
+		{"foreign origin", n.Token, "https://evil.example", 403},
+		{"foreign origin, no token", "", "https://evil.example", 403},
+		{"other local port", n.Token, "http://127.0.0.1:1", 403},
+	}
+	for _, c := range cases {
+		if got := do(c.token, c.origin); got != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestAPIClientFlow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, b := startNode(t, "alice"), startNode(t, "bob")
+	ca := apiclient.New(a.APIAddr, a.Token)
+	cb, err := apiclient.Load(ctx, filepath.Join(b.Dir, APIFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := cb.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.AddContact(ctx, inv.Link, ""); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan apiclient.Event, 16)
+	go ca.Events(ctx, func(e apiclient.Event) { events <- e })
+	time.Sleep(100 * time.Millisecond) // let the WebSocket subscribe
+	m, err := ca.Send(ctx, "bob", "over the API")
+	if err != nil || m.State != "queued" || len(m.ID) != 32 {
+		t.Fatalf("send: %+v %v", m, err)
+	}
+	for delivered := false; !delivered; {
+		select {
+		case e := <-events:
+			delivered = e.Type == "state" && e.MessageID == m.ID && e.State == "delivered"
+		case <-ctx.Done():
+			t.Fatal("no delivered event")
+		}
+	}
+	conv, err := cb.Messages(ctx, "alice", 0)
+	if err != nil || len(conv.Messages) != 1 || conv.Messages[0].Body != "over the API" {
+		t.Fatalf("bob's messages: %+v %v", conv, err)
+	}
+	// Errors carry codes.
+	var ae *apiclient.Error
+	if _, err := ca.Send(ctx, "nobody", "x"); !errors.As(err, &ae) || ae.Code != apiclient.CodeUnknownContact || ae.Status != 404 {
+		t.Errorf("unknown contact: %v", err)
+	}
+	if _, err := ca.AddContact(ctx, "samizdat:garbage", ""); !errors.As(err, &ae) || ae.Code != apiclient.CodeBadInvite {
+		t.Errorf("bad invite: %v", err)
+	}
+	if _, err := ca.Send(ctx, "bob", ""); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Errorf("empty message: %v", err)
+	}
+	bad := apiclient.New(a.APIAddr, "nope")
+	if _, err := bad.Status(ctx); !errors.As(err, &ae) || ae.Status != 401 {
+		t.Errorf("bad token: %v", err)
+	}
+}
+
+func TestProfileLockAndPassphrase(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "p")
+	if _, err := Init(ctx, dir, "p", KeySource{Passphrase: "secret words"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Init(ctx, dir, "p", KeySource{NoPassphrase: true}); !errors.Is(err, ErrProfileExists) {
+		t.Errorf("second init: %v", err)
+	}
+	if _, err := Start(ctx, Options{Dir: dir, Keys: KeySource{Passphrase: "wrong"}, APIAddr: "-", LoopbackOnly: true}); !errors.Is(err, ErrWrongPassphrase) {
+		t.Errorf("wrong passphrase: %v", err)
+	}
+	if _, err := Start(ctx, Options{Dir: dir, APIAddr: "-", LoopbackOnly: true}); !errors.Is(err, ErrNeedPassphrase) {
+		t.Errorf("no passphrase: %v", err)
+	}
+	n, err := Start(ctx, Options{Dir: dir, Keys: KeySource{Passphrase: "secret words"}, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, APIAddr: "-", LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(ctx, Options{Dir: dir, Keys: KeySource{Passphrase: "secret words"}, APIAddr: "-"}); !errors.Is(err, ErrLocked) {
+		t.Errorf("second start: %v", err)
+	}
+	if _, err := OpenOffline(ctx, dir, KeySource{Passphrase: "secret words"}); !errors.Is(err, ErrLocked) {
+		t.Errorf("offline while running: %v", err)
+	}
+	n.Close()
+	o, err := OpenOffline(ctx, dir, KeySource{Passphrase: "secret words"})
+	if err != nil {
+		t.Fatalf("offline after stop: %v", err)
+	}
+	o.Close()
+	_, err = Start(ctx, Options{Dir: dir, Keys: KeySource{Passphrase: "secret words"}, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, APIAddr: "198.18.0.1:80", LoopbackOnly: true})
+	if err == nil || !strings.Contains(err.Error(), "loopback only") {
+		t.Errorf("API on a non-loopback address: %v", err)
+	}
+	// And the failed start released the profile.
+	o, err = OpenOffline(ctx, dir, KeySource{Passphrase: "secret words"})
+	if err != nil {
+		t.Fatalf("profile still locked after a failed start: %v", err)
+	}
+	o.Close()
+}
+
+func TestDemo(t *testing.T) {
+	var out strings.Builder
+	if err := RunDemo(context.Background(), &out, DemoOptions{BaseDir: t.TempDir()}); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	if strings.Count(out.String(), "delivered") < 7 || !strings.Contains(out.String(), "demo finished") {
+		t.Fatalf("demo output:\n%s", out.String())
+	}
+}
