@@ -1,6 +1,7 @@
 package handshake
 
 import (
+	"bytes"
 	"crypto/mlkem"
 	"encoding/binary"
 
@@ -38,6 +39,58 @@ type Bundle struct {
 
 	OneTimePrekeys    []OneTimePrekey
 	KEMOneTimePrekeys []KEMOneTimePrekey
+
+	// verified is a copy of the signed fields as ParseBundle verified them
+	// (or Prekeys.Bundle produced them), so Initiate can skip verifying
+	// again whatever the caller has not changed since.
+	verified *signedFields
+}
+
+// signedFields are the signature-covered values of a bundle.
+type signedFields struct {
+	identity keys.PublicIdentity
+	spkID    uint32
+	spk      [KeySize]byte
+	spkSig   [SignatureSize]byte
+	kems     []verifiedKEM
+}
+
+type verifiedKEM struct {
+	kind byte
+	id   uint32
+	key  []byte
+	sig  [SignatureSize]byte
+}
+
+func (b *Bundle) snapshot() *signedFields {
+	f := &signedFields{identity: b.Identity, spkID: b.SignedPrekeyID, spk: b.SignedPrekey, spkSig: b.SignedPrekeySig}
+	f.kems = append(f.kems, verifiedKEM{kemLastResort, b.KEMPrekeyID, bytes.Clone(b.KEMPrekey), b.KEMPrekeySig})
+	for _, k := range b.KEMOneTimePrekeys {
+		f.kems = append(f.kems, verifiedKEM{kemOneTime, k.ID, bytes.Clone(k.Key), k.Signature})
+	}
+	return f
+}
+
+// signedPrekeyVerified reports whether the signed prekey fields are exactly
+// those already verified.
+func (b *Bundle) signedPrekeyVerified() bool {
+	v := b.verified
+	return v != nil && v.identity == b.Identity && v.spkID == b.SignedPrekeyID &&
+		v.spk == b.SignedPrekey && v.spkSig == b.SignedPrekeySig
+}
+
+// kemVerified reports whether the KEM prekey is exactly one already verified.
+func (b *Bundle) kemVerified(kind byte, id uint32, key []byte, sig []byte) bool {
+	v := b.verified
+	if v == nil || v.identity != b.Identity {
+		return false
+	}
+	for _, k := range v.kems {
+		if k.kind == kind && k.id == id && bytes.Equal(k.key, key) && bytes.Equal(k.sig[:], sig) {
+			return true
+		}
+	}
+	return false
 }
 
 // Bundle encoding (version 1), integers big-endian:
@@ -160,6 +213,7 @@ func ParseBundle(in []byte) (*Bundle, error) {
 			return nil, err
 		}
 	}
+	b.verified = b.snapshot()
 	return b, nil
 }
 

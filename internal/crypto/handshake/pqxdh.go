@@ -154,8 +154,10 @@ func Initiate(rand io.Reader, me *keys.Identity, bundle *Bundle, cfg ratchet.Con
 	if bundle == nil || bundle.Identity.IsZero() {
 		return nil, nil, ErrInvalidKey
 	}
-	if err := bundle.verifySignedPrekey(); err != nil {
-		return nil, nil, err
+	if !bundle.signedPrekeyVerified() {
+		if err := bundle.verifySignedPrekey(); err != nil {
+			return nil, nil, err
+		}
 	}
 	in := &Initiation{Identity: me.Public(), SignedPrekeyID: bundle.SignedPrekeyID}
 	kemID, kemPub, kemSig, kind := bundle.KEMPrekeyID, bundle.KEMPrekey, bundle.KEMPrekeySig[:], byte(kemLastResort)
@@ -165,8 +167,10 @@ func Initiate(rand io.Reader, me *keys.Identity, bundle *Bundle, cfg ratchet.Con
 		in.KEMOneTime = true
 	}
 	in.KEMPrekeyID = kemID
-	if err := bundle.verifyKEM(kind, kemID, kemPub, kemSig); err != nil {
-		return nil, nil, err
+	if !bundle.kemVerified(kind, kemID, kemPub, kemSig) {
+		if err := bundle.verifyKEM(kind, kemID, kemPub, kemSig); err != nil {
+			return nil, nil, err
+		}
 	}
 	ek, err := kemKey(kemPub)
 	if err != nil {
@@ -298,9 +302,9 @@ func Respond(me *keys.Identity, p *Prekeys, in *Initiation, cfg ratchet.Config) 
 		kem = lastResort
 	}
 
-	spkPriv, err := ecdh.X25519().NewPrivateKey(spk.priv[:])
+	spkPriv, err := spk.privateKey()
 	if err != nil {
-		return nil, ErrInvalidKey
+		return nil, err
 	}
 	ikA, err := in.Identity.DHKey()
 	if err != nil {
@@ -324,9 +328,9 @@ func Respond(me *keys.Identity, p *Prekeys, in *Initiation, cfg ratchet.Config) 
 	}
 	dhs := [][]byte{dh1, dh2, dh3}
 	if opkIndex >= 0 {
-		opk, err := ecdh.X25519().NewPrivateKey(p.oneTime[opkIndex].priv[:])
+		opk, err := p.oneTime[opkIndex].privateKey()
 		if err != nil {
-			return nil, ErrInvalidKey
+			return nil, err
 		}
 		dh4, err := opk.ECDH(eph)
 		if err != nil {
@@ -349,7 +353,7 @@ func Respond(me *keys.Identity, p *Prekeys, in *Initiation, cfg ratchet.Config) 
 	clear(ss)
 
 	ad := associatedData(in.Identity, p.identity)
-	sess, err := ratchet.NewResponder(s.sk, s.hka, s.nhkb, spk.priv, ad, cfg)
+	sess, err := ratchet.NewResponder(s.sk, s.hka, s.nhkb, spkPriv, ad, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ type signedPrekey struct {
 	id   uint32
 	priv [KeySize]byte
 	sig  [SignatureSize]byte
+	key  *ecdh.PrivateKey // built from priv on first use
 }
 
 type kemPrekey struct {
@@ -26,6 +27,31 @@ type kemPrekey struct {
 type oneTimePrekey struct {
 	id   uint32
 	priv [KeySize]byte
+	key  *ecdh.PrivateKey // built from priv on first use
+}
+
+// privateKey returns the X25519 key of priv, building it once: Go's
+// ecdh.NewPrivateKey computes the public key, a full scalar multiplication.
+func privateKey(cache **ecdh.PrivateKey, priv *[KeySize]byte) (*ecdh.PrivateKey, error) {
+	if *cache == nil {
+		k, err := ecdh.X25519().NewPrivateKey(priv[:])
+		if err != nil {
+			return nil, ErrInvalidKey
+		}
+		*cache = k
+	}
+	return *cache, nil
+}
+
+func (s *signedPrekey) privateKey() (*ecdh.PrivateKey, error)  { return privateKey(&s.key, &s.priv) }
+func (o *oneTimePrekey) privateKey() (*ecdh.PrivateKey, error) { return privateKey(&o.key, &o.priv) }
+
+func publicBytes(k *ecdh.PrivateKey, err error) [KeySize]byte {
+	var pub [KeySize]byte
+	if err == nil {
+		copy(pub[:], k.PublicKey().Bytes())
+	}
+	return pub
 }
 
 // Prekeys is the private side of a Bundle. It is not safe for concurrent use
@@ -75,12 +101,12 @@ func (p *Prekeys) Rotate(rand io.Reader, id *keys.Identity) error {
 	if _, err := io.ReadFull(rand, spk.priv[:]); err != nil {
 		return ErrRandom
 	}
-	pub, err := x25519Public(spk.priv)
+	k, err := spk.privateKey()
 	if err != nil {
 		return err
 	}
 	spk.id = p.nextSignedID
-	copy(spk.sig[:], id.Sign(signedPrekeyDomain, signedPrekeyMessage(spk.id, pub[:])))
+	copy(spk.sig[:], id.Sign(signedPrekeyDomain, signedPrekeyMessage(spk.id, k.PublicKey().Bytes())))
 	kem, err := newKEMPrekey(rand, id, kemLastResort, p.nextSignedID)
 	if err != nil {
 		return err
@@ -144,16 +170,6 @@ func (k *kemPrekey) decapsulationKey() (*mlkem.DecapsulationKey768, error) {
 	return k.dk, nil
 }
 
-func x25519Public(priv [KeySize]byte) ([KeySize]byte, error) {
-	var pub [KeySize]byte
-	k, err := ecdh.X25519().NewPrivateKey(priv[:])
-	if err != nil {
-		return pub, ErrInvalidKey
-	}
-	copy(pub[:], k.PublicKey().Bytes())
-	return pub, nil
-}
-
 func signedPrekeyMessage(id uint32, pub []byte) []byte {
 	m := binary.BigEndian.AppendUint32(make([]byte, 0, IDSize+KeySize), id)
 	return append(m, pub...)
@@ -182,9 +198,9 @@ func (p *Prekeys) Bundle(includeOneTime bool) *Bundle {
 		KEMPrekeyID:     p.kem.id,
 		KEMPrekeySig:    p.kem.sig,
 	}
-	// The private keys were validated when created or unmarshalled, so
-	// these derivations cannot fail.
-	b.SignedPrekey, _ = x25519Public(p.signed.priv)
+	// Any 32-byte X25519 scalar and 64-byte ML-KEM seed is valid, so these
+	// derivations cannot fail.
+	b.SignedPrekey = publicBytes(p.signed.privateKey())
 	if dk, err := p.kem.decapsulationKey(); err == nil {
 		b.KEMPrekey = dk.EncapsulationKey().Bytes()
 	}
@@ -196,12 +212,13 @@ func (p *Prekeys) Bundle(includeOneTime bool) *Bundle {
 			b.KEMOneTimePrekeys = append(b.KEMOneTimePrekeys, p.publicKEMOneTime(i))
 		}
 	}
+	b.verified = b.snapshot() // our own keys: nothing to verify
 	return b
 }
 
 func (p *Prekeys) publicOneTime(i int) OneTimePrekey {
-	pub, _ := x25519Public(p.oneTime[i].priv)
-	return OneTimePrekey{ID: p.oneTime[i].id, Key: pub}
+	o := &p.oneTime[i]
+	return OneTimePrekey{ID: o.id, Key: publicBytes(o.privateKey())}
 }
 
 func (p *Prekeys) publicKEMOneTime(i int) KEMOneTimePrekey {

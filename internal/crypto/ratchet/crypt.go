@@ -1,20 +1,21 @@
 package ratchet
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"io"
+
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 const (
 	infoRoot    = "samizdat/ratchet/v1/root"
 	infoMessage = "samizdat/ratchet/v1/message"
 
-	gcmNonceSize = 12
+	bodyNonceSize = chacha20poly1305.NonceSize
 )
 
 // kdfRK is KDF_RK_HE: HKDF-SHA-256(salt = rk, ikm = dh) -> rk', ck, nhk.
@@ -41,25 +42,27 @@ func kdfCK(ck [KeySize]byte) (mk, next [KeySize]byte) {
 	return
 }
 
-// messageAEAD expands a message key into an AES-256-GCM instance and nonce.
+// messageAEAD expands a message key into a ChaCha20-Poly1305 instance and
+// nonce.
 func messageAEAD(mk [KeySize]byte) (cipher.AEAD, []byte) {
-	out, err := hkdf.Expand(sha256.New, mk[:], infoMessage, KeySize+gcmNonceSize)
+	out, err := hkdf.Expand(sha256.New, mk[:], infoMessage, KeySize+bodyNonceSize)
 	if err != nil {
-		panic("ratchet: hkdf: " + err.Error())
+		panic("ratchet: hkdf: " + err.Error()) // fixed, valid length
 	}
-	return newGCM(out[:KeySize]), out[KeySize:]
+	aead, err := chacha20poly1305.New(out[:KeySize])
+	if err != nil {
+		panic("ratchet: chacha20poly1305: " + err.Error()) // key is 32 bytes
+	}
+	return aead, out[KeySize:]
 }
 
-func newGCM(key []byte) cipher.AEAD {
-	b, err := aes.NewCipher(key)
+// headerAEAD returns the XChaCha20-Poly1305 instance of a header key.
+func headerAEAD(hk *[KeySize]byte) cipher.AEAD {
+	aead, err := chacha20poly1305.NewX(hk[:])
 	if err != nil {
-		panic("ratchet: aes: " + err.Error()) // key is always 32 bytes
+		panic("ratchet: xchacha20poly1305: " + err.Error()) // key is 32 bytes
 	}
-	g, err := cipher.NewGCM(b)
-	if err != nil {
-		panic("ratchet: gcm: " + err.Error())
-	}
-	return g
+	return aead
 }
 
 type header struct {
@@ -82,10 +85,13 @@ func openHeader(aead cipher.AEAD, msg []byte) (header, bool) {
 	return h, true
 }
 
-// bodyAD returns session AD || encrypted header.
+// bodyAD returns session AD || encrypted header, in a scratch buffer that
+// is valid until the next call.
 func (s *Session) bodyAD(msg []byte) []byte {
-	ad := make([]byte, 0, len(s.ad)+HeaderSize)
-	ad = append(ad, s.ad...)
+	if n := len(s.ad) + HeaderSize; cap(s.adBuf) < n {
+		s.adBuf = make([]byte, 0, n)
+	}
+	ad := append(s.adBuf[:0], s.ad...)
 	return append(ad, msg[:HeaderSize]...)
 }
 
@@ -113,7 +119,7 @@ func (s *Session) Encrypt(rand io.Reader, plaintext []byte) ([]byte, error) {
 	binary.BigEndian.PutUint32(hdr[KeySize:], c.pn)
 	binary.BigEndian.PutUint32(hdr[KeySize+4:], c.ns)
 	if s.hksAEAD == nil {
-		s.hksAEAD = newGCM(c.hks[:])
+		s.hksAEAD = headerAEAD(&c.hks)
 	}
 	s.hksAEAD.Seal(out[1+HeaderNonceSize:1+HeaderNonceSize], nonce, hdr[:], out[:1])
 
@@ -141,13 +147,13 @@ func (s *Session) Decrypt(rand io.Reader, msg []byte) ([]byte, error) {
 	c := &s.c
 	if c.hasHKr {
 		if s.hkrAEAD == nil {
-			s.hkrAEAD = newGCM(c.hkr[:])
+			s.hkrAEAD = headerAEAD(&c.hkr)
 		}
 		if h, ok := openHeader(s.hkrAEAD, msg); ok {
 			return s.decryptCurrent(h, msg)
 		}
 	}
-	if h, ok := openHeader(newGCM(c.nhkr[:]), msg); ok {
+	if h, ok := openHeader(headerAEAD(&c.nhkr), msg); ok {
 		return s.decryptNewChain(rand, h, msg)
 	}
 	for i := len(s.skipped) - 1; i >= 0; i-- {
@@ -155,7 +161,7 @@ func (s *Session) Decrypt(rand io.Reader, msg []byte) ([]byte, error) {
 		if c.hasHKr && *hk == c.hkr {
 			continue
 		}
-		if h, ok := openHeader(newGCM(hk[:]), msg); ok {
+		if h, ok := openHeader(headerAEAD(hk), msg); ok {
 			return s.decryptSkipped(i, h, msg)
 		}
 	}

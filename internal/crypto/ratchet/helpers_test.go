@@ -29,7 +29,7 @@ func newPair(t testing.TB, rand io.Reader, cfg Config) (alice, bob *Session) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err = NewResponder(sk, hka, nhkb, bobPriv, ad, cfg)
+	bob, err = NewResponder(sk, hka, nhkb, priv, ad, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

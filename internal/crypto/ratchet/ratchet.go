@@ -18,16 +18,18 @@
 //     chain key and the next header key.
 //   - KDF_CK: HMAC-SHA-256 keyed by the chain key, with input 0x01 for the
 //     message key and 0x02 for the next chain key.
-//   - ENCRYPT: AES-256-GCM. The key (32 bytes) and nonce (12 bytes) are
-//     HKDF-Expand(message key). Each message key encrypts exactly one message,
-//     so the derived nonce is never reused under a key. AES-256-GCM was chosen
-//     over ChaCha20-Poly1305 because it is in the standard library (one
-//     dependency fewer in the crypto core), runs on AES-NI/PMULL hardware on
-//     every machine samizdat targets, and is faster for large attachments.
-//   - HENCRYPT: AES-256-GCM under the header key. A header key encrypts every
-//     header of a sending chain, so each header carries a fresh 96-bit random
-//     nonce; a chain is limited to 2^32-1 messages, which keeps the collision
-//     probability of random nonces within NIST SP 800-38D's bound.
+//   - ENCRYPT: ChaCha20-Poly1305 (RFC 8439). The key (32 bytes) and nonce
+//     (12 bytes) are HKDF-Expand(message key), so each message key encrypts
+//     exactly one message and no nonce is ever reused under a key. ChaCha20
+//     was chosen over AES-256-GCM because every message has a fresh key: it
+//     has no key schedule (AES-GCM's key expansion and GHASH table cost more
+//     than encrypting a short message), and it is constant time in software,
+//     which matters on the phones without AES instructions that samizdat
+//     must serve. AES-GCM is faster only for bulk data on AES-NI machines.
+//   - HENCRYPT: XChaCha20-Poly1305 under the header key. A header key seals
+//     every header of a sending chain, so each header carries a fresh 192-bit
+//     random nonce; nonce collisions are negligible (about 2^-128 after 2^32
+//     headers), so a nonce is never reused under a header key.
 //
 // The associated data of every message body is the session associated data
 // (both identities, fixed when the session is created) followed by the whole
@@ -36,7 +38,7 @@
 //
 // Wire format (version 1), all integers big-endian:
 //
-//	version (1) | header nonce (12) | sealed header (40 + 16) | sealed body (len + 16)
+//	version (1) | header nonce (24) | sealed header (40 + 16) | sealed body (len + 16)
 //	header plaintext = ratchet public key (32) | PN (4) | N (4)
 //
 // Skipped message keys (§3.5, §4.4) are stored per header key, at most MaxSkip
@@ -54,6 +56,8 @@ import (
 	"crypto/ecdh"
 	"errors"
 	"io"
+
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 const (
@@ -62,17 +66,18 @@ const (
 
 	// KeySize is the size of every symmetric key and X25519 key.
 	KeySize = 32
-	// HeaderNonceSize is the size of the random nonce of a sealed header.
-	HeaderNonceSize = 12
-	// TagSize is the size of an AES-GCM authentication tag.
-	TagSize = 16
+	// HeaderNonceSize is the size of the random XChaCha20-Poly1305 nonce of
+	// a sealed header.
+	HeaderNonceSize = chacha20poly1305.NonceSizeX
+	// TagSize is the size of a Poly1305 authentication tag.
+	TagSize = chacha20poly1305.Overhead
 	// HeaderPlaintextSize is the size of a header before encryption:
 	// ratchet public key (32) | PN (4) | N (4).
 	HeaderPlaintextSize = KeySize + 4 + 4
 	// SealedHeaderSize is the size of an encrypted header without its nonce.
 	SealedHeaderSize = HeaderPlaintextSize + TagSize
 	// HeaderSize is the size of everything before the message body:
-	// version (1) | header nonce (12) | sealed header (56).
+	// version (1) | header nonce (24) | sealed header (56).
 	HeaderSize = 1 + HeaderNonceSize + SealedHeaderSize
 	// Overhead is the number of bytes a message adds to its plaintext.
 	Overhead = HeaderSize + TagSize
@@ -213,8 +218,10 @@ type Session struct {
 	c       core
 	skipped []skippedChain // oldest first
 
-	// Cached AEADs for the current header keys; derived data, not state.
+	// Cached AEADs for the current header keys and a scratch buffer for the
+	// body associated data; derived data, not state.
 	hksAEAD, hkrAEAD cipher.AEAD
+	adBuf            []byte
 }
 
 // NewInitiator is RatchetInitAliceHE: sk is the shared secret, hka the shared
@@ -247,17 +254,17 @@ func NewInitiator(rand io.Reader, sk, hka, nhkb, remoteRatchet [KeySize]byte, ad
 }
 
 // NewResponder is RatchetInitBobHE: sk, hka and nhkb are as for NewInitiator,
-// ratchetPrivate is the responder's ratchet private key (the signed prekey
+// ratchetKey is the responder's X25519 ratchet key pair (the signed prekey
 // whose public half the initiator used). The session cannot Encrypt until it
 // has decrypted the initiator's first message.
-func NewResponder(sk, hka, nhkb, ratchetPrivate [KeySize]byte, ad []byte, cfg Config) (*Session, error) {
+func NewResponder(sk, hka, nhkb [KeySize]byte, ratchetKey *ecdh.PrivateKey, ad []byte, cfg Config) (*Session, error) {
 	if len(ad) > MaxADSize {
 		return nil, ErrTooLarge
 	}
-	dhs, err := ecdh.X25519().NewPrivateKey(ratchetPrivate[:])
-	if err != nil {
+	if ratchetKey == nil || ratchetKey.Curve() != ecdh.X25519() {
 		return nil, ErrInvalidKey
 	}
+	dhs := ratchetKey // immutable, safe to share
 	s := &Session{cfg: cfg.normalize(), ad: append([]byte(nil), ad...)}
 	c := &s.c
 	c.dhs = dhs

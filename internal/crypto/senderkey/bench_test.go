@@ -2,8 +2,8 @@ package senderkey
 
 import "testing"
 
-// BenchmarkSenderKey measures one Encrypt (AES-GCM + Ed25519 signature) and
-// one Decrypt (signature verification + AES-GCM) of a 100-byte message.
+// BenchmarkSenderKey measures one Encrypt (ChaCha20-Poly1305 + Ed25519 signature) and
+// one Decrypt (signature verification + ChaCha20-Poly1305) of a 100-byte message.
 func BenchmarkSenderKey(b *testing.B) {
 	s, r := newSenderReceiver(b, "bench", Config{})
 	pt := make([]byte, 100)

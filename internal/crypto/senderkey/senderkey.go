@@ -16,8 +16,10 @@
 // compromise) rotates every member's sender key: New(rand, epoch+1), with a
 // fresh Distribution sent to the remaining members.
 //
-// Messages are encrypted with AES-256-GCM under a key and nonce derived with
-// HKDF-Expand from the message key (each message key is used once), with the
+// Messages are encrypted with ChaCha20-Poly1305 (as in package ratchet: no
+// key schedule for single-use keys, constant time without AES hardware)
+// under a key and nonce derived with HKDF-Expand from the message key (each
+// message key is used once, so a nonce never repeats under a key), with the
 // message header and the sender's signing public key as associated data, and
 // then signed: Ed25519 over "samizdat/senderkey/v1/message" || 0x00 ||
 // header || ciphertext. Receivers check the epoch, then the signature, then
@@ -35,7 +37,6 @@
 package senderkey
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ed25519"
 	"crypto/hkdf"
@@ -44,6 +45,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 const (
@@ -53,8 +56,8 @@ const (
 	KeySize = 32
 	// SignatureSize is the size of an Ed25519 signature.
 	SignatureSize = ed25519.SignatureSize
-	// TagSize is the AES-GCM tag size.
-	TagSize = 16
+	// TagSize is the Poly1305 tag size.
+	TagSize = chacha20poly1305.Overhead
 	// HeaderSize is version (1) | epoch (4) | iteration (4).
 	HeaderSize = 1 + 4 + 4
 	// Overhead is the number of bytes a message adds to its plaintext.
@@ -78,7 +81,7 @@ const (
 
 	infoMessage   = "samizdat/senderkey/v1/message-key"
 	messageDomain = "samizdat/senderkey/v1/message"
-	gcmNonceSize  = 12
+	nonceSize     = chacha20poly1305.NonceSize
 )
 
 var (
@@ -296,19 +299,15 @@ func kdfCK(ck [KeySize]byte) (mk, next [KeySize]byte) {
 }
 
 func messageAEAD(mk [KeySize]byte) (cipher.AEAD, []byte) {
-	out, err := hkdf.Expand(sha256.New, mk[:], infoMessage, KeySize+gcmNonceSize)
+	out, err := hkdf.Expand(sha256.New, mk[:], infoMessage, KeySize+nonceSize)
 	if err != nil {
 		panic("senderkey: hkdf: " + err.Error()) // fixed, valid length
 	}
-	b, err := aes.NewCipher(out[:KeySize])
+	aead, err := chacha20poly1305.New(out[:KeySize])
 	if err != nil {
-		panic("senderkey: aes: " + err.Error())
+		panic("senderkey: chacha20poly1305: " + err.Error()) // key is 32 bytes
 	}
-	g, err := cipher.NewGCM(b)
-	if err != nil {
-		panic("senderkey: gcm: " + err.Error())
-	}
-	return g, out[KeySize:]
+	return aead, out[KeySize:]
 }
 
 func associatedData(header, signingKey []byte) []byte {

@@ -216,7 +216,7 @@ func buildVectors(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	v := vectorFile{
-		Comment: "Sender keys: AES-256-GCM + Ed25519, HMAC-SHA-256 chain. Randomness from testrand.New(seed). " +
+		Comment: "Sender keys: ChaCha20-Poly1305 + Ed25519, HMAC-SHA-256 chain. Randomness from testrand.New(seed). " +
 			"Regenerate with: go test ./internal/crypto/senderkey -run TestVectors -update",
 		Seed: vectorSeed, SenderState: hex.EncodeToString(s.Marshal()),
 		Distribution: hex.EncodeToString(s.Distribution().Marshal()),
