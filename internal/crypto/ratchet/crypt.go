@@ -11,12 +11,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-const (
-	infoRoot    = "samizdat/ratchet/v1/root"
-	infoMessage = "samizdat/ratchet/v1/message"
-
-	bodyNonceSize = chacha20poly1305.NonceSize
-)
+const infoRoot = "samizdat/ratchet/v1/root"
 
 // kdfRK is KDF_RK_HE: HKDF-SHA-256(salt = rk, ikm = dh) -> rk', ck, nhk.
 func kdfRK(rk [KeySize]byte, dh []byte) (newRK, ck, nhk [KeySize]byte) {
@@ -31,29 +26,30 @@ func kdfRK(rk [KeySize]byte, dh []byte) (newRK, ck, nhk [KeySize]byte) {
 	return
 }
 
-// kdfCK is KDF_CK: mk = HMAC(ck, 0x01), ck' = HMAC(ck, 0x02).
-func kdfCK(ck [KeySize]byte) (mk, next [KeySize]byte) {
+// kdfCK is KDF_CK: key = HMAC(ck, 0x01), nonce = HMAC(ck, 0x03)[:12],
+// ck' = HMAC(ck, 0x02).
+func kdfCK(ck [KeySize]byte) (mk messageKey, next [KeySize]byte) {
 	h := hmac.New(sha256.New, ck[:])
 	h.Write([]byte{1})
-	h.Sum(mk[:0])
+	h.Sum(mk.key[:0])
+	h.Reset()
+	h.Write([]byte{3})
+	var nonce [sha256.Size]byte
+	h.Sum(nonce[:0])
+	copy(mk.nonce[:], nonce[:])
 	h.Reset()
 	h.Write([]byte{2})
 	h.Sum(next[:0])
 	return
 }
 
-// messageAEAD expands a message key into a ChaCha20-Poly1305 instance and
-// nonce.
-func messageAEAD(mk [KeySize]byte) (cipher.AEAD, []byte) {
-	out, err := hkdf.Expand(sha256.New, mk[:], infoMessage, KeySize+bodyNonceSize)
-	if err != nil {
-		panic("ratchet: hkdf: " + err.Error()) // fixed, valid length
-	}
-	aead, err := chacha20poly1305.New(out[:KeySize])
+// aead returns the ChaCha20-Poly1305 instance of a message key.
+func (mk *messageKey) aead() cipher.AEAD {
+	aead, err := chacha20poly1305.New(mk.key[:])
 	if err != nil {
 		panic("ratchet: chacha20poly1305: " + err.Error()) // key is 32 bytes
 	}
-	return aead, out[KeySize:]
+	return aead
 }
 
 // headerAEAD returns the XChaCha20-Poly1305 instance of a header key.
@@ -124,8 +120,7 @@ func (s *Session) Encrypt(rand io.Reader, plaintext []byte) ([]byte, error) {
 	s.hksAEAD.Seal(out[1+HeaderNonceSize:1+HeaderNonceSize], nonce, hdr[:], out[:1])
 
 	mk, ck := kdfCK(c.cks)
-	aead, bodyNonce := messageAEAD(mk)
-	out = aead.Seal(out, bodyNonce, plaintext, s.bodyAD(out))
+	out = mk.aead().Seal(out, mk.nonce[:], plaintext, s.bodyAD(out))
 
 	c.cks = ck
 	c.ns++
@@ -285,17 +280,16 @@ func skipKeys(ck [KeySize]byte, from, until uint32) ([KeySize]byte, []skippedKey
 	}
 	keys := make([]skippedKey, 0, until-from)
 	for i := from; i < until; i++ {
-		var mk [KeySize]byte
+		var mk messageKey
 		mk, ck = kdfCK(ck)
 		keys = append(keys, skippedKey{n: i, mk: mk})
 	}
 	return ck, keys
 }
 
-func (s *Session) openBody(mk [KeySize]byte, msg []byte) ([]byte, error) {
-	aead, nonce := messageAEAD(mk)
+func (s *Session) openBody(mk messageKey, msg []byte) ([]byte, error) {
 	body := msg[HeaderSize:]
-	pt, err := aead.Open(make([]byte, 0, len(body)-TagSize), nonce, body, s.bodyAD(msg))
+	pt, err := mk.aead().Open(make([]byte, 0, len(body)-TagSize), mk.nonce[:], body, s.bodyAD(msg))
 	if err != nil {
 		return nil, ErrAuth
 	}

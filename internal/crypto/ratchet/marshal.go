@@ -10,7 +10,7 @@ import (
 //	version (1) | flags (1) | MaxSkip (4) | MaxSkippedKeys (4)
 //	| DHs private (32) | DHr | RK | CKs | CKr | HKs | HKr | NHKs | NHKr (32 each)
 //	| Ns (4) | Nr (4) | PN (4) | AD length (2) | AD
-//	| chain count (1) | chains: header key (32) | key count (4) | keys: N (4) | message key (32)
+//	| chain count (1) | chains: header key (32) | key count (4) | keys: N (4) | AEAD key (32) | nonce (12)
 //
 // Absent optional values (flag bit clear) are encoded as zero bytes, and the
 // decoder insists on it, so every accepted encoding re-marshals identically.
@@ -23,7 +23,7 @@ const (
 	flagsAll = flagDHr | flagCKs | flagCKr | flagHKs | flagHKr
 
 	stateFixedSize = 1 + 1 + 4 + 4 + 9*KeySize + 3*4 + 2
-	skippedKeySize = 4 + KeySize
+	skippedKeySize = 4 + KeySize + BodyNonceSize
 	chainHeadSize  = KeySize + 4
 )
 
@@ -64,7 +64,8 @@ func (s *Session) Marshal() []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(ch.keys)))
 		for _, k := range ch.keys {
 			b = binary.BigEndian.AppendUint32(b, k.n)
-			b = append(b, k.mk[:]...)
+			b = append(b, k.mk.key[:]...)
+			b = append(b, k.mk.nonce[:]...)
 		}
 	}
 	return b
@@ -195,7 +196,8 @@ func UnmarshalSession(b []byte) (*Session, error) {
 		ch.keys = make([]skippedKey, nKeys)
 		for i := range ch.keys {
 			ch.keys[i].n = r.u32()
-			r.key(&ch.keys[i].mk)
+			r.key(&ch.keys[i].mk.key)
+			copy(ch.keys[i].mk.nonce[:], r.next(BodyNonceSize))
 		}
 		s.skipped = append(s.skipped, ch)
 	}

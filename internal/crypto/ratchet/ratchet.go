@@ -16,16 +16,22 @@
 //   - KDF_RK_HE: HKDF-SHA-256 with the root key as salt and the DH output as
 //     input key material, 96 bytes of output split into the new root key, a
 //     chain key and the next header key.
-//   - KDF_CK: HMAC-SHA-256 keyed by the chain key, with input 0x01 for the
-//     message key and 0x02 for the next chain key.
-//   - ENCRYPT: ChaCha20-Poly1305 (RFC 8439). The key (32 bytes) and nonce
-//     (12 bytes) are HKDF-Expand(message key), so each message key encrypts
-//     exactly one message and no nonce is ever reused under a key. ChaCha20
-//     was chosen over AES-256-GCM because every message has a fresh key: it
-//     has no key schedule (AES-GCM's key expansion and GHASH table cost more
-//     than encrypting a short message), and it is constant time in software,
-//     which matters on the phones without AES instructions that samizdat
-//     must serve. AES-GCM is faster only for bulk data on AES-NI machines.
+//   - KDF_CK: HMAC-SHA-256 keyed by the chain key, with a separate one-byte
+//     constant per output: 0x02 gives the next chain key, and the message key
+//     is the pair (AEAD key = HMAC(ck, 0x01), nonce = first 12 bytes of
+//     HMAC(ck, 0x03)). Signal's ENCRYPT expands a 32-byte message key with
+//     HKDF into an AES-CBC key, a MAC key and an IV; an AEAD needs only a key
+//     and a nonce, so both are derived directly from the chain key with the
+//     spec's own KDF_CK pattern, which costs one HMAC keying per message
+//     instead of two.
+//   - ENCRYPT: ChaCha20-Poly1305 (RFC 8439) with the message key's key and
+//     nonce. Every message key encrypts exactly one message, so no nonce is
+//     ever reused under a key. ChaCha20 was chosen over AES-256-GCM because
+//     every message has a fresh key: it has no key schedule (AES-GCM's key
+//     expansion and GHASH table cost more than encrypting a short message),
+//     and it is constant time in software, which matters on the phones
+//     without AES instructions that samizdat must serve. AES-GCM is faster
+//     only for bulk data on AES-NI machines.
 //   - HENCRYPT: XChaCha20-Poly1305 under the header key. A header key seals
 //     every header of a sending chain, so each header carries a fresh 192-bit
 //     random nonce; nonce collisions are negligible (about 2^-128 after 2^32
@@ -69,6 +75,8 @@ const (
 	// HeaderNonceSize is the size of the random XChaCha20-Poly1305 nonce of
 	// a sealed header.
 	HeaderNonceSize = chacha20poly1305.NonceSizeX
+	// BodyNonceSize is the size of a message body's ChaCha20-Poly1305 nonce.
+	BodyNonceSize = chacha20poly1305.NonceSize
 	// TagSize is the size of a Poly1305 authentication tag.
 	TagSize = chacha20poly1305.Overhead
 	// HeaderPlaintextSize is the size of a header before encryption:
@@ -197,9 +205,16 @@ type core struct {
 	hasDHr, hasCKs, hasCKr, hasHKs, hasHKr bool
 }
 
+// messageKey is a message's AEAD key and nonce (see KDF_CK in the package
+// comment).
+type messageKey struct {
+	key   [KeySize]byte
+	nonce [BodyNonceSize]byte
+}
+
 type skippedKey struct {
 	n  uint32
-	mk [KeySize]byte
+	mk messageKey
 }
 
 // skippedChain holds the skipped message keys of one receiving chain, oldest
