@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"io"
+	"slices"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -174,7 +175,7 @@ func (s *Session) decryptSkipped(ci int, h header, msg []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		ch.keys = append(ch.keys[:ki], ch.keys[ki+1:]...)
+		ch.keys = slices.Delete(ch.keys, ki, ki+1) // zeroes the freed slot
 		return pt, nil
 	}
 	return nil, ErrReplay
@@ -306,14 +307,14 @@ func (s *Session) storeSkipped(hk [KeySize]byte, keys []skippedKey) {
 		s.skipped = append(s.skipped, skippedChain{hk: hk, keys: keys})
 	}
 	if extra := len(s.skipped) - MaxSkippedChains; extra > 0 {
-		s.skipped = append(s.skipped[:0], s.skipped[extra:]...)
+		s.skipped = slices.Delete(s.skipped, 0, extra)
 	}
 	total := s.SkippedKeys()
 	limit := int(s.cfg.maxSkippedKeys())
 	for i := 0; total > limit && i < len(s.skipped); i++ {
 		ch := &s.skipped[i]
 		drop := min(total-limit, len(ch.keys))
-		ch.keys = append(ch.keys[:0], ch.keys[drop:]...)
+		ch.keys = slices.Delete(ch.keys, 0, drop)
 		total -= drop
 	}
 }

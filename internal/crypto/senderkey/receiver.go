@@ -3,6 +3,7 @@ package senderkey
 import (
 	"crypto/ed25519"
 	"encoding/binary"
+	"slices"
 )
 
 type skippedKey struct {
@@ -74,7 +75,7 @@ func (r *Receiver) Decrypt(msg []byte) ([]byte, error) {
 				if err != nil {
 					return nil, err
 				}
-				r.skipped = append(r.skipped[:i], r.skipped[i+1:]...)
+				r.skipped = slices.Delete(r.skipped, i, i+1) // zeroes the freed slot
 				return pt, nil
 			}
 		}
@@ -105,7 +106,7 @@ func (r *Receiver) Decrypt(msg []byte) ([]byte, error) {
 	r.iteration = it + 1
 	r.skipped = append(r.skipped, skipped...)
 	if extra := len(r.skipped) - int(2*r.maxSkip); extra > 0 {
-		r.skipped = append(r.skipped[:0], r.skipped[extra:]...)
+		r.skipped = slices.Delete(r.skipped, 0, extra)
 	}
 	return pt, nil
 }
