@@ -34,12 +34,13 @@
 // still cannot be, and Bob should only persist the deletion (and trust the
 // session) once the first ratchet message has decrypted.
 //
-// ML-KEM encapsulation takes its 32 random bytes from the rand parameter (via
-// crypto/mlkem/mlkemtest.Encapsulate768, which is exactly
-// ML-KEM.Encaps_internal from FIPS 203 — what mlkem's own Encapsulate runs
-// with bytes from the system generator) so that transcripts are reproducible
-// from a fixed seed; callers pass crypto/rand.Reader. In FIPS 140-only mode
-// that function is unavailable and the system generator is used instead.
+// ML-KEM encapsulation needs 32 random bytes. With crypto/rand.Reader as
+// rand (what production callers pass), Initiate calls mlkem's Encapsulate,
+// which reads them from that same system generator. With any other reader
+// (known-answer tests) it reads them from rand and runs the derandomized
+// ML-KEM.Encaps_internal of FIPS 203 via crypto/mlkem/mlkemtest, so that
+// transcripts are reproducible from a fixed seed; in FIPS 140-only mode, where
+// that is forbidden, it falls back to the system generator.
 //
 // This package must never do I/O, log, start goroutines or keep mutable
 // global state.

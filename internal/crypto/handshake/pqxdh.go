@@ -5,6 +5,7 @@ import (
 	"crypto/hkdf"
 	"crypto/mlkem"
 	"crypto/mlkem/mlkemtest"
+	cryptorand "crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"io"
@@ -238,9 +239,13 @@ func Initiate(rand io.Reader, me *keys.Identity, bundle *Bundle, cfg ratchet.Con
 	return in, sess, nil
 }
 
-// encapsulate runs ML-KEM-768 encapsulation with 32 bytes from rand; see the
-// package comment.
+// encapsulate runs ML-KEM-768 encapsulation; see the package comment.
 func encapsulate(rand io.Reader, ek *mlkem.EncapsulationKey768) (ss, ct []byte, err error) {
+	if rand == cryptorand.Reader {
+		// The system generator is exactly what Encapsulate uses itself.
+		ss, ct = ek.Encapsulate()
+		return ss, ct, nil
+	}
 	var m [32]byte
 	if _, err := io.ReadFull(rand, m[:]); err != nil {
 		return nil, nil, ErrRandom
