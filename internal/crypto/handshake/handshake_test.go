@@ -114,3 +114,38 @@ func TestOneTimePrekeyUsedOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestRotation(t *testing.T) {
+	r := testrand.New(t.Name())
+	alice, bob := newParty(t, r, 0), newParty(t, r, 0)
+	old := bob.pk.Bundle(false)
+	if err := bob.pk.Rotate(r, bob.id); err != nil {
+		t.Fatal(err)
+	}
+	// An initiation made from the previous bundle still works...
+	roundTrip(t, r, alice, bob, old)
+	roundTrip(t, r, alice, bob, bob.pk.Bundle(false))
+	// ...until the next rotation.
+	if err := bob.pk.Rotate(r, bob.id); err != nil {
+		t.Fatal(err)
+	}
+	in, _, err := Initiate(r, alice.id, old, ratchet.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Respond(bob.id, bob.pk, in, ratchet.Config{}); !errors.Is(err, ErrUnknownPrekey) {
+		t.Fatalf("initiation to a rotated-out prekey: %v", err)
+	}
+	// The state survives a round trip.
+	b := bob.pk.Marshal()
+	p, err := UnmarshalPrekeys(b)
+	if err != nil || !bytes.Equal(p.Marshal(), b) {
+		t.Fatalf("round trip: %v", err)
+	}
+	if err := bob.pk.Rotate(r, alice.id); !errors.Is(err, ErrWrongIdentity) {
+		t.Fatalf("Rotate with another identity: %v", err)
+	}
+	if _, err := NewPrekeys(r, bob.id, MaxOneTimePrekeys+1); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("too many one-time prekeys: %v", err)
+	}
+}
