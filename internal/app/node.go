@@ -281,6 +281,7 @@ func (o *Offline) Status(ctx context.Context) (apiclient.Status, error) {
 
 // Close releases the store and the lock.
 func (o *Offline) Close() error {
+	o.Messenger.Close()
 	err := o.Store.Close()
 	o.unlock()
 	return err

@@ -183,6 +183,7 @@ func Init(ctx context.Context, dir, name string, ks KeySource) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	defer m.Close()
 	return m.AccountID(), nil
 }
 

@@ -63,10 +63,8 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 	key := peerID + "\n" + joinLines(addrs)
 	m.cardMu.Lock()
 	defer m.cardMu.Unlock()
-	if m.ownCard != nil && m.cardAddr == key {
-		if c, err := identity.ParseSignedCard(m.ownCard); err == nil && m.now().Before(c.IssuedAt.Add(identity.DefaultCardLifetime/2)) {
-			return m.ownCard, nil
-		}
+	if m.ownCard != nil && m.cardAddr == key && m.now().Before(m.cardIssued.Add(identity.DefaultCardLifetime/2)) {
+		return m.ownCard, nil
 	}
 	m.prekeyMu.Lock()
 	bundle := m.prekeys.Bundle(false)
@@ -85,7 +83,7 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.ownCard, m.cardAddr = signed, key
+	m.ownCard, m.cardAddr, m.cardIssued = signed, key, now
 	return signed, nil
 }
 

@@ -69,6 +69,8 @@ var (
 	ErrNoKeys = errors.New("contact card carries no keys to start a session")
 	// ErrSelf is returned when adding one's own invite as a contact.
 	ErrSelf = errors.New("this invite is your own")
+	// ErrClosed is returned by Send after Close.
+	ErrClosed = errors.New("messenger is closed")
 	// ErrNotReachable is returned by DeliverNow paths when there is no transport.
 	ErrNotReachable = errors.New("contact not reachable")
 )
@@ -124,12 +126,17 @@ type Messenger struct {
 	prekeyMu sync.Mutex // guards prekeys and their persistence
 	prekeys  *handshake.Prekeys
 
-	locksMu sync.Mutex
-	locks   map[string]*sync.Mutex // per account id
+	// sendq feeds commitLoop. Session state needs no lock of its own:
+	// every change happens inside a store write transaction, and the store
+	// runs those one at a time.
+	sendq chan *sendReq
 
-	cardMu   sync.Mutex
-	ownCard  []byte
-	cardAddr string // addrs the card was made for
+	ratchets ratchetCache
+
+	cardMu     sync.Mutex
+	ownCard    []byte
+	cardAddr   string    // addrs the card was made for
+	cardIssued time.Time // when it was signed
 
 	subsMu sync.Mutex
 	subs   map[chan Event]struct{}
@@ -176,7 +183,7 @@ func InitProfile(ctx context.Context, st *store.Store, name string, rnd io.Reade
 func New(ctx context.Context, cfg Config) (*Messenger, error) {
 	m := &Messenger{
 		cfg: cfg, st: cfg.Store, tr: cfg.Transport, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now,
-		locks: map[string]*sync.Mutex{}, subs: map[chan Event]struct{}{}, inflight: map[int64]*flight{},
+		sendq: make(chan *sendReq), subs: map[chan Event]struct{}{}, inflight: map[int64]*flight{},
 		kick: make(chan struct{}, 1), closed: make(chan struct{}),
 	}
 	if m.log == nil {
@@ -225,6 +232,11 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		return nil, err
 	}
 	m.acct = AccountIDOf(m.id)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.commitLoop()
+	}()
 	return m, nil
 }
 
@@ -282,17 +294,6 @@ func (m *Messenger) Name() string { return m.name }
 
 // Identity returns this account's public identity.
 func (m *Messenger) Identity() keys.PublicIdentity { return m.id.Public() }
-
-func (m *Messenger) lockFor(acct string) *sync.Mutex {
-	m.locksMu.Lock()
-	defer m.locksMu.Unlock()
-	l, ok := m.locks[acct]
-	if !ok {
-		l = &sync.Mutex{}
-		m.locks[acct] = l
-	}
-	return l
-}
 
 func (m *Messenger) wake() {
 	select {

@@ -129,7 +129,18 @@ func TestSenderRestartKeepsOutbox(t *testing.T) {
 	waitState(t, alice, "bob", m.ID, StateDelivered)
 }
 
-// rawStream opens /samizdat/msg/1 from a to b.
+// heldEnvelope has from encrypt a message to to while to is down, and
+// returns its envelope; from's messenger is then stopped (its node stays
+// up) so that the test can deliver the envelope by hand.
+func heldEnvelope(t *testing.T, from, to *tnode, text string) []byte {
+	t.Helper()
+	to.stop()
+	env := rawEnvelope(t, from, to.name, text)
+	from.m.Close()
+	to.start()
+	return env
+}
+
 func rawEnvelope(t *testing.T, from *tnode, to string, text string) []byte {
 	t.Helper()
 	// Queue a message with the recipient unreachable, then take its
@@ -189,8 +200,7 @@ func TestDuplicateEnvelopeStoredOnceAndAckedAgain(t *testing.T) {
 	alice, bob := newNode(t, "alice"), newNode(t, "bob")
 	addContact(t, alice, bob)
 	addContact(t, bob, alice)
-	bob.m.Close() // bob's node stays up but his messenger doesn't deliver
-	env := rawEnvelope(t, bob, "alice", "say it twice")
+	env := heldEnvelope(t, bob, alice, "say it twice")
 	rs, err := exchange(t, bob, alice, env, env)
 	if err != nil {
 		t.Fatal(err)
@@ -248,8 +258,7 @@ func TestTamperedEnvelopeRejected(t *testing.T) {
 	alice, bob := newNode(t, "alice"), newNode(t, "bob")
 	addContact(t, alice, bob)
 	addContact(t, bob, alice)
-	bob.m.Close()
-	env := rawEnvelope(t, bob, "alice", "do not touch")
+	env := heldEnvelope(t, bob, alice, "do not touch")
 	e, _ := wire.ParseEnvelope(env)
 	e.Ciphertext[len(e.Ciphertext)/2] ^= 1
 	rs, err := exchange(t, bob, alice, wire.Marshal(e))

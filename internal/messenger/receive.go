@@ -29,9 +29,13 @@ var (
 // maxFramesPerStream bounds the work one stream can ask for.
 const maxFramesPerStream = 10000
 
+// maxBatch bounds how many envelopes one store transaction takes.
+const maxBatch = 128
+
 // handleStream serves /samizdat/msg/1: a sequence of envelope frames, each
-// answered in order with a response frame. Garbage or oversized frames
-// reset the stream; the node carries on.
+// answered in order with a response frame. Frames that arrive together are
+// processed in one store transaction (group commit). Garbage or oversized
+// frames reset the stream; the node carries on.
 func (m *Messenger) handleStream(s p2p.Stream) {
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -44,192 +48,261 @@ func (m *Messenger) handleStream(s p2p.Stream) {
 		}
 	}()
 	peer := s.RemotePeer()
-	for n := 0; n < maxFramesPerStream; n++ {
-		_ = s.SetDeadline(time.Now().Add(m.cfg.StreamTimeout))
-		b, err := wire.ReadFrame(s)
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				m.log.Info("streamReset", "peer", shortPeer(peer), "err", err)
-				_ = s.Reset()
+	frames := make(chan *wirepb.Envelope, maxBatch)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(frames)
+		for n := 0; n < maxFramesPerStream; n++ {
+			_ = s.SetDeadline(time.Now().Add(m.cfg.StreamTimeout))
+			b, err := wire.ReadFrame(s)
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					readErr <- err
+				}
+				return
 			}
-			return
+			env, err := wire.ParseEnvelope(b)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case frames <- env:
+			case <-ctx.Done():
+				return
+			}
 		}
-		env, err := wire.ParseEnvelope(b)
+		readErr <- errors.New("too many frames on one stream")
+	}()
+	for {
+		env, ok := <-frames
+		if !ok {
+			break
+		}
+		batch := []*wirepb.Envelope{env}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case e, ok := <-frames:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, e)
+			default:
+				break drain
+			}
+		}
+		resps, err := m.receiveBatch(ctx, peer, batch)
 		if err != nil {
-			m.log.Info("badEnvelope", "peer", shortPeer(peer), "err", err)
-			_ = s.Reset()
-			return
+			m.log.Info("envelopesNotAccepted", "peer", shortPeer(peer), "count", len(batch), "err", err)
 		}
-		resp, err := m.receive(ctx, peer, env)
-		if err != nil {
-			m.log.Info("envelopeNotAccepted", "peer", shortPeer(peer), "err", err)
-		}
-		if err := wire.WriteFrame(s, wire.Marshal(resp)); err != nil {
-			return
+		for _, r := range resps {
+			if err := wire.WriteFrame(s, wire.Marshal(r)); err != nil {
+				_ = s.Reset()
+				return
+			}
 		}
 	}
-	_ = s.Reset()
+	select {
+	case err := <-readErr:
+		m.log.Info("streamReset", "peer", shortPeer(peer), "err", err)
+		_ = s.Reset()
+	default:
+	}
 }
 
-// receive processes one envelope from peer and returns the response to
-// send back (an encrypted ack for a stored text). The error, if any, is
-// for the log; the response already says what the sender should do.
+// receive processes one envelope from peer; see receiveBatch.
 func (m *Messenger) receive(ctx context.Context, peer string, env *wirepb.Envelope) (*wirepb.Response, error) {
-	resp := &wirepb.Response{Version: wire.Version, MessageId: env.MessageId}
-	reject := func(err error, why string) (*wirepb.Response, error) {
-		resp.Status, resp.Error = wirepb.Response_STATUS_REJECTED, why
-		return resp, err
+	rs, err := m.receiveBatch(ctx, peer, []*wirepb.Envelope{env})
+	return rs[0], err
+}
+
+// rxBatch collects what one receive transaction did, applied after commit.
+type rxBatch struct {
+	events []Event
+}
+
+// receiveBatch processes envelopes that arrived from peer, in order, in
+// one store transaction, and returns the response to send back for each
+// (an encrypted ack for a stored text). An envelope that can never be
+// accepted (forged, malformed, replayed) is rejected on its own; a storage
+// failure aborts the batch and every envelope is answered "retry". The
+// error is for the log; responses already tell the sender what to do.
+func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirepb.Envelope) ([]*wirepb.Response, error) {
+	resps := make([]*wirepb.Response, len(envs))
+	var rx rxBatch
+	var firstErr error
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		rx, firstErr = rxBatch{}, nil
+		for i, env := range envs {
+			r := &wirepb.Response{Version: wire.Version, MessageId: env.MessageId}
+			resps[i] = r
+			err := m.processEnvelope(tx, &rx, peer, env, r)
+			if err == nil {
+				continue
+			}
+			if !isPermanent(err) {
+				return err
+			}
+			r.Status, r.Ack = wirepb.Response_STATUS_REJECTED, nil
+			r.Error = "cannot decrypt or parse"
+			switch {
+			case errors.Is(err, ratchet.ErrReplay):
+				r.Error = "replayed message"
+			case errors.Is(err, ErrUnknownSender):
+				r.Error = "unknown sender"
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i, env := range envs {
+			resps[i] = &wirepb.Response{Version: wire.Version, MessageId: env.MessageId, Status: wirepb.Response_STATUS_RETRY, Error: "temporary failure"}
+		}
+		return resps, err
 	}
+	for _, e := range rx.events {
+		m.emit(e)
+	}
+	return resps, firstErr
+}
+
+// processEnvelope handles one envelope inside a receive transaction and
+// fills its response. It returns a permanent error (see isPermanent)
+// before writing anything for an envelope that can never be accepted.
+func (m *Messenger) processEnvelope(tx *store.Tx, rx *rxBatch, peer string, env *wirepb.Envelope, resp *wirepb.Response) error {
 	in, sender, err := initiationIdentity(env)
 	if err != nil {
-		return reject(err, "bad initiation")
+		return permanent(err)
 	}
 	// Find the contact: by the identity an initiation names, else by the
 	// device the stream comes from.
 	var c *store.Contact
-	err = m.st.View(ctx, func(tx *store.Tx) (err error) {
-		if in != nil {
-			c, err = tx.ContactByAccount(identity.AccountID(sender))
-		} else {
-			c, err = tx.ContactByPeer(peer)
+	if in != nil {
+		c, err = tx.ContactByAccount(identity.AccountID(sender))
+	} else {
+		c, err = tx.ContactByPeer(peer)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		if in == nil {
+			return permanent(ErrUnknownSender)
 		}
+		c = nil
+	} else if err != nil {
 		return err
-	})
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		resp.Status, resp.Error = wirepb.Response_STATUS_RETRY, "temporary failure"
-		return resp, err
 	}
-	if c == nil && in == nil {
-		return reject(ErrUnknownSender, "unknown sender")
-	}
-	acct := identity.AccountID(sender)
+	msgID := hex.EncodeToString(env.MessageId)
 	if c != nil {
-		acct = c.AccountID
 		if in != nil && c.Card != nil {
 			if card, err := identity.ParseSignedCard(c.Card); err == nil && !card.Identity.Equal(sender) {
-				return reject(ErrUnknownSender, "identity mismatch")
+				return permanent(fmt.Errorf("%w: identity mismatch", ErrUnknownSender))
 			}
 		}
-	}
-	l := m.lockFor(acct)
-	l.Lock()
-	defer l.Unlock()
-	if in != nil {
-		m.prekeyMu.Lock()
-		defer m.prekeyMu.Unlock()
-	}
-
-	var events []Event
-	var newPrekeys *handshake.Prekeys
-	msgID := hex.EncodeToString(env.MessageId)
-	err = m.st.Update(ctx, func(tx *store.Tx) error {
-		events, newPrekeys = nil, nil
-		if c != nil {
-			// Re-read inside the transaction: a concurrent add may have
-			// changed it.
-			if cc, err := tx.ContactByAccount(c.AccountID); err == nil {
-				c = cc
-			}
-			if _, err := tx.Message(c.ID, false, msgID); err == nil {
-				// Already stored: the sender missed our ack. Ack again.
-				return m.ack(tx, c, resp, env.MessageId)
-			}
-		} else if cc, err := tx.ContactByAccount(acct); err == nil {
-			c = cc
-		}
-		var rec *wirepb.SessionRecord
-		if c != nil {
-			var err error
-			if rec, err = loadRecord(tx, c.ID); err != nil {
-				return err
-			}
-		} else {
-			rec = &wirepb.SessionRecord{Version: wire.Version}
-		}
-		plain, pk, err := m.decrypt(rec, in, env)
-		if err != nil {
-			return permanent(err)
-		}
-		newPrekeys = pk
-		unpadded, err := wire.Unpad(plain)
-		if err != nil {
-			return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
-		}
-		p, err := wire.ParsePayload(unpadded)
-		if err != nil {
-			return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
-		}
-		if c == nil {
-			// A first message from someone who has our invite: add them
-			// from the card they sent, which must be theirs.
-			if c, err = m.contactFromCard(tx, p.SenderCard, in); err != nil {
-				return err
-			}
-			events = append(events, Event{Type: EventContact, ContactID: c.ID})
-		} else if len(p.SenderCard) > 0 {
-			m.refreshCard(tx, c, p.SenderCard)
-		}
-		if err := saveRecord(tx, c.ID, rec); err != nil {
+		if _, err := tx.Message(c.ID, false, msgID); err == nil {
+			// Already stored: the sender missed our ack. Ack again.
+			return m.ack(tx, c, resp, env.MessageId)
+		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if newPrekeys != nil {
-			if err := tx.PutBlob(blobPrekeys, newPrekeys.Marshal()); err != nil {
-				return err
-			}
+	}
+	rec := &wirepb.SessionRecord{Version: wire.Version}
+	if c != nil {
+		if rec, err = loadRecord(tx, c.ID); err != nil {
+			return err
 		}
-		switch body := p.Body.(type) {
-		case *wirepb.Payload_Text:
-			t := body.Text
-			if hex.EncodeToString(t.MessageId) != msgID {
-				return permanent(fmt.Errorf("%w: message id mismatch", ErrBadMessage))
-			}
-			msg := &store.Message{ID: msgID, ContactID: c.ID, Body: t.Body, SentAt: time.UnixMilli(t.SentAtUnixMs), At: m.now(), State: StateReceived}
-			if _, err := tx.InsertMessage(msg); err != nil {
+	}
+	var prekeys *handshake.Prekeys
+	if in != nil {
+		// Prekeys are read inside the transaction, so that two initiations
+		// can never both consume one one-time prekey.
+		b, err := tx.Blob(blobPrekeys)
+		if err != nil {
+			return err
+		}
+		if prekeys, err = handshake.UnmarshalPrekeys(b); err != nil {
+			return err
+		}
+	}
+	plain, consumed, err := m.decrypt(rec, in, prekeys, env)
+	if err != nil {
+		return permanent(err)
+	}
+	unpadded, err := wire.Unpad(plain)
+	if err != nil {
+		return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
+	}
+	p, err := wire.ParsePayload(unpadded)
+	if err != nil {
+		return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
+	}
+	var card *identity.Card
+	if len(p.SenderCard) > 0 {
+		if card, err = identity.ParseSignedCard(p.SenderCard); err != nil {
+			card = nil
+		}
+	}
+	if c == nil {
+		// A first message from someone who has our invite: they must
+		// introduce themself with their own card.
+		if card == nil || !card.Identity.Equal(in.Identity) {
+			return permanent(fmt.Errorf("%w: first message without a valid card of the sender", ErrUnknownSender))
+		}
+	}
+	if t, ok := p.Body.(*wirepb.Payload_Text); ok && hex.EncodeToString(t.Text.MessageId) != msgID {
+		return permanent(fmt.Errorf("%w: message id mismatch", ErrBadMessage))
+	}
+	// All checks passed: from here on, write.
+	if c == nil {
+		if c, err = m.contactFromCard(tx, card, p.SenderCard); err != nil {
+			return err
+		}
+		rx.events = append(rx.events, Event{Type: EventContact, ContactID: c.ID})
+	} else if card != nil {
+		m.refreshCard(tx, c, card, p.SenderCard)
+	}
+	if err := saveRecord(tx, c.ID, rec); err != nil {
+		return err
+	}
+	if consumed {
+		if err := tx.PutBlob(blobPrekeys, prekeys.Marshal()); err != nil {
+			return err
+		}
+	}
+	switch body := p.Body.(type) {
+	case *wirepb.Payload_Text:
+		t := body.Text
+		msg := &store.Message{ID: msgID, ContactID: c.ID, Body: t.Body, SentAt: time.UnixMilli(t.SentAtUnixMs), At: m.now(), State: StateReceived}
+		if _, err := tx.InsertMessage(msg); err != nil {
+			return err
+		}
+		rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateReceived})
+		return m.ack(tx, c, resp, env.MessageId)
+	case *wirepb.Payload_Ack:
+		for _, id := range body.Ack.MessageIds {
+			aid := hex.EncodeToString(id)
+			cur, err := tx.Message(c.ID, true, aid)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // not ours, or already forgotten
+			} else if err != nil {
 				return err
 			}
-			events = append(events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateReceived})
-			return m.ack(tx, c, resp, env.MessageId)
-		case *wirepb.Payload_Ack:
-			for _, id := range body.Ack.MessageIds {
-				aid := hex.EncodeToString(id)
-				cur, err := tx.Message(c.ID, true, aid)
-				if err != nil {
-					continue // not ours, or already forgotten
-				}
-				if err := tx.DeleteOutbox(c.ID, aid); err != nil && !errors.Is(err, store.ErrNotFound) {
+			if err := tx.DeleteOutbox(c.ID, aid); err != nil {
+				return err
+			}
+			if stateRank[cur.State] < stateRank[StateDelivered] {
+				if err := tx.SetMessageState(c.ID, true, aid, StateDelivered); err != nil {
 					return err
 				}
-				if stateRank[cur.State] < stateRank[StateDelivered] {
-					if err := tx.SetMessageState(c.ID, true, aid, StateDelivered); err != nil {
-						return err
-					}
-					events = append(events, Event{Type: EventState, ContactID: c.ID, MessageID: aid, State: StateDelivered})
-				}
+				rx.events = append(rx.events, Event{Type: EventState, ContactID: c.ID, MessageID: aid, State: StateDelivered})
 			}
-			resp.Status = wirepb.Response_STATUS_OK
-			return nil
 		}
-		return permanent(ErrBadMessage)
-	})
-	if err != nil {
-		switch {
-		case errors.Is(err, ratchet.ErrReplay):
-			return reject(err, "replayed message")
-		case isPermanent(err):
-			return reject(err, "cannot decrypt or parse")
-		default:
-			resp.Status, resp.Error = wirepb.Response_STATUS_RETRY, "temporary failure"
-			resp.Ack = nil
-			return resp, err
-		}
+		resp.Status = wirepb.Response_STATUS_OK
+		return nil
 	}
-	if newPrekeys != nil {
-		m.prekeys = newPrekeys
-	}
-	for _, e := range events {
-		m.emit(e)
-	}
-	return resp, nil
+	return permanent(ErrBadMessage)
 }
 
 // isPermanent tells errors that retrying the same envelope cannot fix
@@ -274,21 +347,12 @@ func (m *Messenger) ack(tx *store.Tx, c *store.Contact, resp *wirepb.Response, m
 	return nil
 }
 
-// contactFromCard adds the sender of a first message from the card inside
-// it; the card must belong to the identity of the initiation.
-func (m *Messenger) contactFromCard(tx *store.Tx, signed []byte, in *handshake.Initiation) (*store.Contact, error) {
-	if len(signed) == 0 || in == nil {
-		return nil, permanent(ErrUnknownSender)
-	}
-	card, err := identity.ParseSignedCard(signed)
-	if err != nil {
-		return nil, permanent(fmt.Errorf("%w: %v", ErrUnknownSender, err))
-	}
-	if !card.Identity.Equal(in.Identity) {
-		return nil, permanent(fmt.Errorf("%w: card of another identity", ErrUnknownSender))
-	}
+// contactFromCard adds the sender of a first message from the card it
+// carried (already checked to be the initiation's identity).
+func (m *Messenger) contactFromCard(tx *store.Tx, card *identity.Card, signed []byte) (*store.Contact, error) {
 	c := &store.Contact{AccountID: card.AccountID(), Created: m.now()}
 	applyCard(c, card, signed)
+	var err error
 	if c.Name, err = uniqueName(tx, card.Name); err != nil {
 		return nil, err
 	}
@@ -302,9 +366,8 @@ func (m *Messenger) contactFromCard(tx *store.Tx, signed []byte, in *handshake.I
 }
 
 // refreshCard stores a newer card a contact sent (new addresses, keys).
-func (m *Messenger) refreshCard(tx *store.Tx, c *store.Contact, signed []byte) {
-	card, err := identity.ParseSignedCard(signed)
-	if err != nil || card.AccountID() != c.AccountID {
+func (m *Messenger) refreshCard(tx *store.Tx, c *store.Contact, card *identity.Card, signed []byte) {
+	if card.AccountID() != c.AccountID {
 		return
 	}
 	if old, err := identity.ParseSignedCard(c.Card); err == nil && old.Serial >= card.Serial {

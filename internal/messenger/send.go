@@ -34,6 +34,7 @@ var stateRank = map[string]int{StateQueued: 0, StateFailed: 1, StateSent: 2, Sta
 
 // Send encrypts text to a contact (by name or account id) and queues it
 // durably; it returns once the message is on disk. Delivery follows.
+// Concurrent sends are committed together (group commit).
 func (m *Messenger) Send(ctx context.Context, ref, text string) (store.Message, error) {
 	if strings.TrimSpace(text) == "" {
 		return store.Message{}, ErrEmptyMessage
@@ -44,53 +45,125 @@ func (m *Messenger) Send(ctx context.Context, ref, text string) (store.Message, 
 	if !utf8.ValidString(text) {
 		return store.Message{}, errors.New("message is not valid UTF-8 text")
 	}
-	var c *store.Contact
-	if err := m.st.View(ctx, func(tx *store.Tx) (err error) { c, err = resolve(tx, ref); return err }); err != nil {
-		return store.Message{}, err
+	req := &sendReq{ref: ref, text: text, done: make(chan struct{})}
+	select {
+	case m.sendq <- req:
+	case <-m.closed:
+		return store.Message{}, ErrClosed
+	case <-ctx.Done():
+		return store.Message{}, ctx.Err()
 	}
-	l := m.lockFor(c.AccountID)
-	l.Lock()
-	defer l.Unlock()
+	<-req.done // once taken, a request is always answered, quickly
+	return req.msg, req.err
+}
 
-	id := make([]byte, wire.MessageIDSize)
-	if _, err := io.ReadFull(m.rand, id); err != nil {
-		return store.Message{}, err
-	}
-	now := m.now()
-	msg := store.Message{ID: hex.EncodeToString(id), ContactID: c.ID, Outgoing: true, Body: text, SentAt: now, At: now, State: StateQueued}
-	err := m.st.Update(ctx, func(tx *store.Tx) error {
-		rec, err := loadRecord(tx, c.ID)
-		if err != nil {
-			return err
+// sendReq is one Send waiting for the committer.
+type sendReq struct {
+	ref, text string
+	msg       store.Message
+	err       error
+	done      chan struct{}
+}
+
+// commitLoop takes Send requests and commits those that are waiting
+// together in one transaction, until Close.
+func (m *Messenger) commitLoop() {
+	for {
+		var first *sendReq
+		select {
+		case first = <-m.sendq:
+		case <-m.closed:
+			return
 		}
-		p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Text{Text: &wirepb.Text{
-			MessageId: id, Body: text, SentAtUnixMs: now.UnixMilli(),
-		}}}
-		if len(rec.Sessions) == 0 || len(rec.Sessions[0].Initiation) > 0 {
-			// First messages of a session carry our card, so the peer can
-			// add us and answer.
-			if p.SenderCard, err = m.card(ctx); err != nil {
+		batch := []*sendReq{first}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-m.sendq:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		m.commitSends(batch)
+	}
+}
+
+func (m *Messenger) commitSends(batch []*sendReq) {
+	defer func() {
+		for _, r := range batch {
+			close(r.done)
+		}
+	}()
+	ctx := context.Background()
+	card, cardErr := m.card(ctx)
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		for _, r := range batch {
+			r.err = nil
+			if err := m.queueOne(tx, r, card, cardErr); err != nil {
+				if isPermanent(err) {
+					r.err = errors.Unwrap(err)
+					continue
+				}
 				return err
 			}
 		}
-		s, err := m.encrypt(rec, c, id, p)
-		if err != nil {
-			return err
-		}
-		if err := saveRecord(tx, c.ID, rec); err != nil {
-			return err
-		}
-		if _, err := tx.InsertMessage(&msg); err != nil {
-			return err
-		}
-		return tx.Enqueue(store.OutboxItem{MessageID: msg.ID, ContactID: c.ID, Payload: s.bytes, NextAttempt: now})
+		return nil
 	})
-	if err != nil {
-		return store.Message{}, err
+	for _, r := range batch {
+		if err != nil && r.err == nil {
+			r.err = err
+		}
+		if r.err == nil {
+			m.emit(Event{Type: EventMessage, ContactID: r.msg.ContactID, MessageID: r.msg.ID, State: r.msg.State})
+		}
 	}
-	m.emit(Event{Type: EventMessage, ContactID: c.ID, MessageID: msg.ID, State: msg.State})
 	m.wake()
-	return msg, nil
+}
+
+// queueOne encrypts and stores one outgoing message inside the send
+// transaction. Errors about the request itself (unknown contact, no keys)
+// are permanent and come before any write.
+func (m *Messenger) queueOne(tx *store.Tx, r *sendReq, card []byte, cardErr error) error {
+	c, err := resolve(tx, r.ref)
+	if err != nil {
+		if errors.Is(err, ErrUnknownContact) {
+			return permanent(err)
+		}
+		return err
+	}
+	id := make([]byte, wire.MessageIDSize)
+	if _, err := io.ReadFull(m.rand, id); err != nil {
+		return err
+	}
+	now := m.now()
+	rec, err := loadRecord(tx, c.ID)
+	if err != nil {
+		return err
+	}
+	p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Text{Text: &wirepb.Text{
+		MessageId: id, Body: r.text, SentAtUnixMs: now.UnixMilli(),
+	}}}
+	if len(rec.Sessions) == 0 || len(rec.Sessions[0].Initiation) > 0 {
+		// First messages of a session carry our card, so the peer can add
+		// us and answer.
+		if cardErr != nil {
+			return cardErr
+		}
+		p.SenderCard = card
+	}
+	s, err := m.encrypt(rec, c, id, p)
+	if err != nil {
+		return permanent(err)
+	}
+	r.msg = store.Message{ID: hex.EncodeToString(id), ContactID: c.ID, Outgoing: true, Body: r.text, SentAt: now, At: now, State: StateQueued}
+	if err := saveRecord(tx, c.ID, rec); err != nil {
+		return err
+	}
+	if _, err := tx.InsertMessage(&r.msg); err != nil {
+		return err
+	}
+	return tx.Enqueue(store.OutboxItem{MessageID: r.msg.ID, ContactID: c.ID, Payload: s.bytes, NextAttempt: now})
 }
 
 // Messages returns a conversation's messages after the given local
@@ -211,31 +284,134 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		}
 		werr <- s.CloseWrite()
 	}()
+	// Responses that arrive together are applied in one transaction.
+	resps := make(chan *wirepb.Response, maxBatch)
+	go func() {
+		defer close(resps)
+		for i := range items {
+			b, err := wire.ReadFrame(s)
+			if err != nil {
+				return
+			}
+			r, err := wire.ParseResponse(b)
+			if err != nil || hex.EncodeToString(r.MessageId) != items[i].MessageID {
+				m.log.Warn("badResponse", "peer", shortPeer(c.PeerID))
+				return
+			}
+			resps <- r
+		}
+	}()
 	done := 0
-	for done < len(items) {
-		b, err := wire.ReadFrame(s)
-		if err != nil {
-			break
+	for r := range resps {
+		batch := []*wirepb.Response{r}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-resps:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
 		}
-		r, err := wire.ParseResponse(b)
-		if err != nil || hex.EncodeToString(r.MessageId) != items[done].MessageID {
-			m.log.Warn("badResponse", "peer", shortPeer(c.PeerID))
-			break
-		}
-		if err := m.applyResponse(ctx, c, items[done], r); err != nil {
+		if err := m.applyResponses(ctx, c, items[done:done+len(batch)], batch); err != nil {
 			m.log.Warn("responseFailed", "peer", shortPeer(c.PeerID), "err", err)
 			break
 		}
-		done++
+		done += len(batch)
 	}
 	if done < len(items) {
 		_ = s.Reset()
+		for range resps {
+		}
 		<-werr
 		m.reschedule(ctx, c, items[done:], errors.New("delivery interrupted"))
 		return false
 	}
 	<-werr
 	return true
+}
+
+// applyResponses records, in one transaction, what the peer said about
+// each envelope: an encrypted ack makes the message delivered; a missing or
+// unreadable ack leaves it sent and queued for a retry (which is acked
+// again); a rejection makes it failed; "retry" reschedules it.
+func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items []store.OutboxItem, rs []*wirepb.Response) error {
+	var rx rxBatch
+	now := m.now()
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		rx = rxBatch{}
+		for i, r := range rs {
+			it := items[i]
+			switch r.Status {
+			case wirepb.Response_STATUS_OK:
+				if env, err := wire.ParseEnvelope(r.Ack); err == nil {
+					var scratch wirepb.Response
+					err := m.processEnvelope(tx, &rx, c.PeerID, env, &scratch)
+					if err == nil {
+						continue
+					}
+					if !isPermanent(err) {
+						return err
+					}
+					m.log.Info("ackNotAccepted", "peer", shortPeer(c.PeerID), "err", err)
+				}
+				if err := m.advance(tx, &rx, c.ID, it.MessageID, StateSent); err != nil {
+					return err
+				}
+				n := it.Attempts + 1
+				if err := tx.RescheduleOutbox(it.MessageID, c.ID, n, now.Add(m.backoff(n)), "no readable ack"); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+			case wirepb.Response_STATUS_REJECTED:
+				m.log.Warn("messageRejected", "peer", shortPeer(c.PeerID), "reason", r.Error)
+				if err := tx.DeleteOutbox(c.ID, it.MessageID); err != nil {
+					return err
+				}
+				if err := m.advance(tx, &rx, c.ID, it.MessageID, StateFailed); err != nil {
+					return err
+				}
+			default:
+				n := it.Attempts + 1
+				if err := tx.RescheduleOutbox(it.MessageID, c.ID, n, now.Add(m.backoff(n)), "recipient busy: "+r.Error); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range rx.events {
+		m.emit(e)
+	}
+	return nil
+}
+
+// advance moves an outgoing message to state inside tx unless it is
+// already further along (failed is only set on queued or sent messages).
+func (m *Messenger) advance(tx *store.Tx, rx *rxBatch, cid int64, msgID, state string) error {
+	cur, err := tx.Message(cid, true, msgID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if state == StateFailed {
+		if cur.State != StateQueued && cur.State != StateSent {
+			return nil
+		}
+	} else if stateRank[state] <= stateRank[cur.State] {
+		return nil
+	}
+	if err := tx.SetMessageState(cid, true, msgID, state); err != nil {
+		return err
+	}
+	rx.events = append(rx.events, Event{Type: EventState, ContactID: cid, MessageID: msgID, State: state})
+	return nil
 }
 
 // flight is one contact's delivery in progress.
@@ -265,59 +441,6 @@ func (m *Messenger) openStream(ctx context.Context, peerID string, f *flight) (p
 		return m.tr.OpenStream(rctx, peerID, ProtocolMsg)
 	}
 	return s, err
-}
-
-// applyResponse records what the peer said about one envelope.
-func (m *Messenger) applyResponse(ctx context.Context, c *store.Contact, it store.OutboxItem, r *wirepb.Response) error {
-	switch r.Status {
-	case wirepb.Response_STATUS_OK:
-		// The peer stored it; its encrypted ack makes it delivered. If the
-		// ack is missing or does not open, it is at least sent, and stays
-		// queued for a retry that will be acked again.
-		if env, err := wire.ParseEnvelope(r.Ack); err == nil {
-			resp, err := m.receive(ctx, c.PeerID, env)
-			if err == nil && resp.Status == wirepb.Response_STATUS_OK {
-				return nil
-			}
-			m.log.Info("ackNotAccepted", "peer", shortPeer(c.PeerID), "err", err)
-		}
-		return m.setState(ctx, c.ID, it.MessageID, StateSent, false)
-	case wirepb.Response_STATUS_REJECTED:
-		m.log.Warn("messageRejected", "peer", shortPeer(c.PeerID), "reason", r.Error)
-		return m.fail(ctx, c.ID, it.MessageID, "rejected by the recipient: "+r.Error)
-	default:
-		m.reschedule(ctx, c, []store.OutboxItem{it}, fmt.Errorf("recipient busy: %s", r.Error))
-		return nil
-	}
-}
-
-// setState moves an outgoing message forward (never backwards); with
-// dequeue it also removes the outbox entry.
-func (m *Messenger) setState(ctx context.Context, cid int64, msgID, state string, dequeue bool) error {
-	changed := false
-	err := m.st.Update(ctx, func(tx *store.Tx) error {
-		changed = false
-		cur, err := tx.Message(cid, true, msgID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if dequeue {
-			if err := tx.DeleteOutbox(cid, msgID); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
-		}
-		if stateRank[state] <= stateRank[cur.State] {
-			return nil
-		}
-		changed = true
-		return tx.SetMessageState(cid, true, msgID, state)
-	})
-	if err == nil && changed {
-		m.emit(Event{Type: EventState, ContactID: cid, MessageID: msgID, State: state})
-	}
-	return err
 }
 
 func (m *Messenger) fail(ctx context.Context, cid int64, msgID, why string) error {

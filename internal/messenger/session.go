@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
@@ -40,6 +41,55 @@ func saveRecord(tx *store.Tx, contactID int64, rec *wirepb.SessionRecord) error 
 	return tx.PutSession(contactID, wire.Marshal(rec))
 }
 
+// ratchetCache keeps parsed ratchet sessions keyed by their exact
+// serialised bytes: parsing one costs an X25519 scalar multiplication
+// (crypto/ecdh derives the public key), more than the encryption itself.
+// Keying by content keeps it correct whatever happens to transactions: a
+// rolled-back change leaves the old bytes in the store, which then simply
+// miss the cache.
+type ratchetCache struct {
+	mu sync.Mutex
+	m  map[string]*ratchet.Session
+}
+
+const ratchetCacheSize = 1024
+
+// load returns the session for b, parsed or cached; the caller owns it
+// until it calls put (after changing it) or drops it.
+func (rc *ratchetCache) load(b []byte, cfg ratchet.Config) (*ratchet.Session, error) {
+	rc.mu.Lock()
+	s, ok := rc.m[string(b)]
+	if ok {
+		delete(rc.m, string(b))
+	}
+	rc.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	s, err := ratchet.UnmarshalSession(b)
+	if err != nil {
+		return nil, err
+	}
+	s.SetConfig(cfg)
+	return s, nil
+}
+
+// put caches s under its serialised form b.
+func (rc *ratchetCache) put(b []byte, s *ratchet.Session) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.m == nil {
+		rc.m = map[string]*ratchet.Session{}
+	}
+	if len(rc.m) >= ratchetCacheSize {
+		for k := range rc.m { // evict one at random
+			delete(rc.m, k)
+			break
+		}
+	}
+	rc.m[string(b)] = s
+}
+
 // sealed is an encrypted envelope ready for the wire.
 type sealed struct {
 	env        *wirepb.Envelope
@@ -66,16 +116,16 @@ func (m *Messenger) encrypt(rec *wirepb.SessionRecord, c *store.Contact, msgID [
 		rec.Sessions = []*wirepb.SessionEntry{{Ratchet: sess.Marshal(), Initiation: in.Marshal()}}
 	}
 	active := rec.Sessions[0]
-	sess, err := ratchet.UnmarshalSession(active.Ratchet)
+	sess, err := m.ratchets.load(active.Ratchet, m.cfg.Ratchet)
 	if err != nil {
 		return nil, fmt.Errorf("load session: %w", err)
 	}
-	sess.SetConfig(m.cfg.Ratchet)
 	ct, err := sess.Encrypt(m.rand, wire.Pad(wire.Marshal(p)))
 	if err != nil {
 		return nil, err
 	}
 	active.Ratchet = sess.Marshal()
+	m.ratchets.put(active.Ratchet, sess)
 	env := &wirepb.Envelope{Version: wire.Version, MessageId: msgID, Initiation: active.Initiation, Ciphertext: ct}
 	return &sealed{env: env, bytes: wire.Marshal(env), initiating: len(active.Initiation) > 0}, nil
 }
@@ -94,23 +144,25 @@ func initiationIdentity(env *wirepb.Envelope) (*handshake.Initiation, keys.Publi
 }
 
 // decrypt opens an envelope from a contact, trying the session its
-// initiation names (or starting it), else each session in turn. On success
-// rec is updated (the session that worked becomes active) and, if a
-// one-time prekey was used, newPrekeys holds the prekeys to persist. The
-// caller holds the contact's lock and m.prekeyMu when in != nil.
-func (m *Messenger) decrypt(rec *wirepb.SessionRecord, in *handshake.Initiation, env *wirepb.Envelope) (plain []byte, newPrekeys *handshake.Prekeys, err error) {
+// initiation names (or starting one with prekeys), else each session in
+// turn. On success rec is updated (the session that worked becomes active)
+// and consumed reports whether prekeys changed (a one-time prekey was
+// used) and must be saved. It runs inside the caller's write transaction.
+func (m *Messenger) decrypt(rec *wirepb.SessionRecord, in *handshake.Initiation, prekeys *handshake.Prekeys, env *wirepb.Envelope) (plain []byte, consumed bool, err error) {
 	try := func(i int) ([]byte, error) {
-		sess, err := ratchet.UnmarshalSession(rec.Sessions[i].Ratchet)
+		sess, err := m.ratchets.load(rec.Sessions[i].Ratchet, m.cfg.Ratchet)
 		if err != nil {
 			return nil, err
 		}
-		sess.SetConfig(m.cfg.Ratchet)
 		pt, err := sess.Decrypt(m.rand, env.Ciphertext)
 		if err != nil {
+			// Decrypt leaves the session as it was: keep it cached.
+			m.ratchets.put(rec.Sessions[i].Ratchet, sess)
 			return nil, err
 		}
 		e := rec.Sessions[i]
 		e.Ratchet = sess.Marshal()
+		m.ratchets.put(e.Ratchet, sess)
 		e.Initiation = nil // the peer has this session: no need to initiate again
 		// Promote to active.
 		copy(rec.Sessions[1:i+1], rec.Sessions[:i])
@@ -121,32 +173,30 @@ func (m *Messenger) decrypt(rec *wirepb.SessionRecord, in *handshake.Initiation,
 		for i, e := range rec.Sessions {
 			if bytes.Equal(e.PeerBaseKey, in.Ephemeral[:]) {
 				pt, err := try(i)
-				return pt, nil, err
+				return pt, false, err
 			}
 		}
-		// A new session from the peer: answer the initiation with a copy of
-		// the prekeys, so that a failure consumes nothing.
-		pk, err := handshake.UnmarshalPrekeys(m.prekeys.Marshal())
+		// A new session from the peer. Respond consumes the one-time
+		// prekeys it names from prekeys; the caller saves them with the
+		// session, in the same transaction.
+		sess, err := handshake.Respond(m.id, prekeys, in, m.cfg.Ratchet)
 		if err != nil {
-			return nil, nil, err
-		}
-		sess, err := handshake.Respond(m.id, pk, in, m.cfg.Ratchet)
-		if err != nil {
-			return nil, nil, err
+			return nil, false, err
 		}
 		pt, err := sess.Decrypt(m.rand, env.Ciphertext)
 		if err != nil {
-			return nil, nil, err
+			return nil, false, err
 		}
 		e := &wirepb.SessionEntry{Ratchet: sess.Marshal(), PeerBaseKey: append([]byte(nil), in.Ephemeral[:]...)}
+		m.ratchets.put(e.Ratchet, sess)
 		rec.Sessions = append([]*wirepb.SessionEntry{e}, rec.Sessions...)
-		return pt, pk, nil
+		return pt, true, nil
 	}
 	var firstErr error
 	for i := range rec.Sessions {
 		pt, err := try(i)
 		if err == nil {
-			return pt, nil, nil
+			return pt, false, nil
 		}
 		if firstErr == nil || errors.Is(err, ratchet.ErrReplay) {
 			firstErr = err
@@ -155,5 +205,5 @@ func (m *Messenger) decrypt(rec *wirepb.SessionRecord, in *handshake.Initiation,
 	if firstErr == nil {
 		firstErr = ErrNoSession
 	}
-	return nil, nil, firstErr
+	return nil, false, firstErr
 }

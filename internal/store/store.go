@@ -45,6 +45,7 @@ type Store struct {
 	closed bool
 	w      *sql.DB // one connection: the only writer
 	r      *sql.DB // query_only connections for View
+	ws, rs stmtCache // prepared statements of w and r
 }
 
 // Open opens (creating it if needed) the encrypted database at path with a
@@ -221,7 +222,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	// Readers first, so the writer is the last connection and checkpoints.
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.rs.close(), s.ws.close(), s.r.Close(), s.w.Close())
 }
 
 // Update runs fn in one write transaction. Updates are serialized; they do
@@ -243,6 +244,13 @@ func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn fun
 	if s.closed {
 		return ErrClosed
 	}
+	cache := &s.rs
+	if db == s.w {
+		cache = &s.ws
+	}
+	if cache.hasPending() {
+		cache.prepare(ctx, db)
+	}
 	stx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
@@ -253,7 +261,7 @@ func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn fun
 			stx.Rollback() // fn panicked; the panic goes on
 		}
 	}()
-	tx := &Tx{ctx: ctx, tx: stx}
+	tx := &Tx{ctx: ctx, tx: stx, db: db, stmts: cache}
 	if err := fn(tx); err != nil {
 		done = true
 		stx.Rollback()
@@ -273,18 +281,113 @@ func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn fun
 // Tx is a transaction handed to an Update or View callback. It must not be
 // used after the callback returns, nor from several goroutines at once.
 type Tx struct {
-	ctx context.Context
-	tx  *sql.Tx
+	ctx   context.Context
+	tx    *sql.Tx
+	db    *sql.DB
+	stmts *stmtCache
+}
+
+// stmt returns query prepared once per Store (SQLite's parser is a good
+// part of the cost of a small statement) and bound to this transaction.
+func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
+	st, err := tx.stmts.get(tx.ctx, tx.db, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.tx.StmtContext(tx.ctx, st), nil
 }
 
 func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
+	if st, err := tx.stmt(query); err == nil {
+		return st.ExecContext(tx.ctx, args...)
+	}
 	return tx.tx.ExecContext(tx.ctx, query, args...)
 }
 
 func (tx *Tx) queryRow(query string, args ...any) *sql.Row {
+	if st, err := tx.stmt(query); err == nil {
+		return st.QueryRowContext(tx.ctx, args...)
+	}
 	return tx.tx.QueryRowContext(tx.ctx, query, args...)
 }
 
 func (tx *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	if st, err := tx.stmt(query); err == nil {
+		return st.QueryContext(tx.ctx, args...)
+	}
 	return tx.tx.QueryContext(tx.ctx, query, args...)
+}
+
+// stmtCache holds the prepared statements of one *sql.DB by query text.
+// The set of queries is fixed by the code, so it stays small. A statement
+// cannot be prepared on the writer while a transaction holds its only
+// connection, so a query seen for the first time runs unprepared and is
+// prepared before the next transaction begins.
+type stmtCache struct {
+	mu      sync.Mutex
+	m       map[string]*sql.Stmt
+	pending map[string]bool
+}
+
+var errNotPrepared = errors.New("statement not prepared yet")
+
+func (c *stmtCache) get(_ context.Context, _ *sql.DB, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[query]; ok {
+		return st, nil
+	}
+	if c.pending == nil {
+		c.pending = map[string]bool{}
+	}
+	c.pending[query] = true
+	return nil, errNotPrepared
+}
+
+// prepare prepares the queries seen since the last call. It is called
+// with no transaction open by this goroutine, so it may wait for a
+// connection without deadlocking.
+func (c *stmtCache) prepare(ctx context.Context, db *sql.DB) {
+	c.mu.Lock()
+	var qs []string
+	for q := range c.pending {
+		qs = append(qs, q)
+	}
+	c.pending = nil
+	c.mu.Unlock()
+	// Not under c.mu: PrepareContext may wait for a connection that a
+	// transaction holds, and that transaction needs c.mu to run.
+	for _, q := range qs {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			continue // it will run unprepared, and report its error then
+		}
+		c.mu.Lock()
+		if c.m == nil {
+			c.m = map[string]*sql.Stmt{}
+		}
+		if _, dup := c.m[q]; dup {
+			st.Close()
+		} else {
+			c.m[q] = st
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (c *stmtCache) hasPending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending) > 0
+}
+
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, st := range c.m {
+		errs = append(errs, st.Close())
+	}
+	c.m = nil
+	return errors.Join(errs...)
 }
