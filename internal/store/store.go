@@ -43,8 +43,8 @@ const (
 type Store struct {
 	mu     sync.RWMutex // held shared by every transaction, exclusively by Close
 	closed bool
-	w      *sql.DB // one connection: the only writer
-	r      *sql.DB // query_only connections for View
+	w      *sql.DB   // one connection: the only writer
+	r      *sql.DB   // query_only connections for View
 	ws, rs stmtCache // prepared statements of w and r
 }
 
