@@ -23,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
@@ -131,7 +132,8 @@ type Messenger struct {
 	// runs those one at a time.
 	sendq chan *sendReq
 
-	ratchets ratchetCache
+	ratchets  ratchetCache
+	unindexed atomic.Bool // messages stored since the last IndexPending
 
 	cardMu     sync.Mutex
 	ownCard    []byte

@@ -164,6 +164,7 @@ func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirep
 		}
 		return resps, err
 	}
+	m.unindexed.Store(true)
 	for _, e := range rx.events {
 		m.emit(e)
 	}

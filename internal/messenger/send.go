@@ -115,6 +115,7 @@ func (m *Messenger) commitSends(batch []*sendReq) {
 			r.err = err
 		}
 		if r.err == nil {
+			m.unindexed.Store(true)
 			m.emit(Event{Type: EventMessage, ContactID: r.msg.ContactID, MessageID: r.msg.ID, State: r.msg.State})
 		}
 	}
@@ -198,6 +199,7 @@ func (m *Messenger) run(ctx context.Context) {
 			return
 		case <-m.kick:
 		case <-t.C:
+			m.indexPending(ctx)
 		}
 	}
 }
@@ -233,6 +235,19 @@ func (m *Messenger) flush(ctx context.Context) {
 				m.wake() // more may have been queued meanwhile
 			}
 		}()
+	}
+}
+
+// indexPending adds messages stored since the last tick to the search
+// index, in one transaction for all of them.
+func (m *Messenger) indexPending(ctx context.Context) {
+	if !m.unindexed.Swap(false) {
+		return
+	}
+	err := m.st.Update(ctx, func(tx *store.Tx) error { _, err := tx.IndexPending(0); return err })
+	if err != nil && ctx.Err() == nil {
+		m.unindexed.Store(true)
+		m.log.Warn("indexFailed", "err", err)
 	}
 }
 

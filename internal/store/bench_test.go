@@ -49,7 +49,8 @@ func BenchmarkSearch(b *testing.B) {
 				return err
 			}
 		}
-		return nil
+		_, err := tx.IndexPending(0)
+		return err
 	})
 	b.ResetTimer()
 	for b.Loop() {

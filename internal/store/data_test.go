@@ -254,11 +254,7 @@ func TestSearch(t *testing.T) {
 		{`🙂`, `[]`},
 		{`x' OR 1=1 --`, `[]`},
 	} {
-		var got []Message
-		err := s.View(ctx, func(tx *Tx) (err error) {
-			got, err = tx.Search(tc.query, 0)
-			return err
-		})
+		got, err := s.Search(ctx, tc.query, 0)
 		if err != nil {
 			t.Errorf("Search(%q): %v", tc.query, err)
 			continue
@@ -272,12 +268,39 @@ func TestSearch(t *testing.T) {
 		_, err := tx.InsertMessage(&Message{ID: "late", ContactID: a, Body: "the station again"})
 		return err
 	})
+	// Not indexed yet: the transaction-level search does not see it...
 	view(t, s, func(tx *Tx) error {
-		got, err := tx.Search("station", 1)
-		if err != nil || len(got) != 1 || got[0].ID != "late" {
-			t.Errorf("Search newest first = %+v, %v", got, err)
+		got, err := tx.Search("again", 0)
+		if err != nil || len(got) != 0 {
+			t.Errorf("unindexed message found: %+v, %v", got, err)
 		}
 		return nil
+	})
+	// ... Store.Search indexes it first.
+	got, err := s.Search(ctx, "station", 1)
+	if err != nil || len(got) != 1 || got[0].ID != "late" {
+		t.Errorf("Search newest first = %+v, %v", got, err)
+	}
+	// Deleting and editing indexed and unindexed rows keeps the index sound.
+	update(t, s, func(tx *Tx) error {
+		if _, err := tx.InsertMessage(&Message{ID: "fresh", ContactID: a, Body: "unindexed bridge words"}); err != nil {
+			return err
+		}
+		if _, err := tx.exec(`DELETE FROM messages WHERE msg_id IN ('3', 'fresh')`); err != nil {
+			return err
+		}
+		_, err := tx.exec(`UPDATE messages SET body = 'the tunnel' WHERE msg_id = '5'`)
+		return err
+	})
+	for q, want := range map[string]int{"bridge": 0, "key": 0, "tunnel": 1, "station": 2} {
+		got, err := s.Search(ctx, q, 0)
+		if err != nil || len(got) != want {
+			t.Errorf("after delete/update, Search(%q) = %d results, %v; want %d", q, len(got), err, want)
+		}
+	}
+	update(t, s, func(tx *Tx) error {
+		_, err := tx.exec(`INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')`)
+		return err
 	})
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -140,7 +141,50 @@ func (tx *Tx) Messages(contactID int64, afterSeq int64, limit int) ([]Message, e
 		WHERE contact_id = ? AND seq > ? ORDER BY seq LIMIT ?`, contactID, afterSeq, limit)
 }
 
-// Search returns the messages whose body contains every word of query
+// IndexPending adds up to limit stored but not yet indexed messages to the
+// full-text index (limit <= 0: all) and returns how many it added. Bodies
+// are indexed in batches, not on insert, because indexing one message per
+// transaction cost more than storing it.
+func (tx *Tx) IndexPending(limit int) (int, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	var mark int64
+	if err := tx.queryRow(`SELECT indexed_seq FROM fts_state WHERE id = 1`).Scan(&mark); err != nil {
+		return 0, fmt.Errorf("store: index: %w", err)
+	}
+	var n int
+	var last sql.NullInt64
+	if err := tx.queryRow(`SELECT count(*), max(seq) FROM (SELECT seq FROM messages WHERE seq > ? ORDER BY seq LIMIT ?)`,
+		mark, limit).Scan(&n, &last); err != nil {
+		return 0, fmt.Errorf("store: index: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if _, err := tx.exec(`INSERT INTO messages_fts (rowid, body)
+		SELECT seq, body FROM messages WHERE seq > ? AND seq <= ? ORDER BY seq`, mark, last.Int64); err != nil {
+		return 0, fmt.Errorf("store: index: %w", err)
+	}
+	if _, err := tx.exec(`UPDATE fts_state SET indexed_seq = ? WHERE id = 1`, last.Int64); err != nil {
+		return 0, fmt.Errorf("store: index: %w", err)
+	}
+	return n, nil
+}
+
+// Search indexes what is pending (IndexPending) and then searches (see
+// Tx.Search), so that it finds every stored message.
+func (s *Store) Search(ctx context.Context, query string, limit int) ([]Message, error) {
+	if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.IndexPending(0); return err }); err != nil {
+		return nil, err
+	}
+	var out []Message
+	err := s.View(ctx, func(tx *Tx) (err error) { out, err = tx.Search(query, limit); return err })
+	return out, err
+}
+
+// Search returns the indexed messages (see IndexPending; Store.Search
+// indexes first) whose body contains every word of query
 // (case- and diacritic-insensitive; the last word may be a prefix), newest
 // first, at most limit (limit <= 0: all). query is plain user text: FTS5
 // syntax in it (quotes, *, NEAR, AND, column filters) is searched for
