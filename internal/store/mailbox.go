@@ -1,0 +1,411 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+	"github.com/ncruces/go-sqlite3/driver"
+)
+
+// MailboxHashSize is the size of a mailbox id and of an envelope hash
+// (both SHA-256).
+const MailboxHashSize = 32
+
+// mailboxApplicationID marks a mailbox database ("SZMB"), so that a profile
+// database and a mailbox database are never mistaken for each other.
+const mailboxApplicationID = 0x535A4D42
+
+// mailboxSweepBatch bounds the rows one Sweep transaction deletes, so a
+// large expiry does not hold the writer for long (a variable for tests).
+var mailboxSweepBatch = 1000
+
+var (
+	// ErrMailboxFull is returned by MailboxStore.Deposit when the envelope
+	// would take the mailbox over its quota.
+	ErrMailboxFull = errors.New("store: mailbox quota full")
+
+	// ErrStorageFull is returned by MailboxStore.Deposit when the envelope
+	// would take the whole mailbox database over its quota.
+	ErrStorageFull = errors.New("store: mailbox storage quota full")
+)
+
+//go:embed mailbox_migrations/*.sql
+var mailboxMigrationFS embed.FS
+
+// mailboxMigrations are the mailbox database's schema steps, read by the
+// same loader as the profile's.
+var mailboxMigrations = loadMigrations(renamedDir{mailboxMigrationFS, "mailbox_migrations"})
+
+// renamedDir shows dir of fsys as "migrations", the name loadMigrations
+// reads.
+type renamedDir struct {
+	fsys fs.FS
+	dir  string
+}
+
+func (r renamedDir) Open(name string) (fs.File, error) {
+	if name == "migrations" || strings.HasPrefix(name, "migrations/") {
+		return r.fsys.Open(r.dir + strings.TrimPrefix(name, "migrations"))
+	}
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+}
+
+// MailboxStore is the durable storage of a mailbox host: opaque envelopes
+// held for mailbox ids, with per-mailbox and total usage, expiry and paging.
+// It is a database of its own (encrypted at rest like a profile's), never
+// the profile database, so a relay's holdings and a user's data never mix.
+// It is safe for concurrent use.
+type MailboxStore struct {
+	db *Store
+}
+
+// MailboxEnvelope is one stored envelope.
+type MailboxEnvelope struct {
+	Seq      int64  // cursor: increases with every deposit, never reused
+	Hash     []byte // SHA-256 of Envelope
+	Envelope []byte
+	Expires  time.Time
+}
+
+// MailboxQuota bounds deposits. A zero field means no limit.
+type MailboxQuota struct {
+	PerMailbox int64 // envelope bytes per mailbox
+	Total      int64 // envelope bytes in the whole database
+}
+
+// MailboxQuery selects a page of a mailbox for MailboxStore.List.
+type MailboxQuery struct {
+	After    int64     // return envelopes with Seq > After (0: from the start)
+	Limit    int       // at most this many envelopes (must be > 0)
+	MaxBytes int       // stop before exceeding this many envelope bytes (0: no limit); the first envelope is always returned
+	Now      time.Time // envelopes expired at Now are skipped
+}
+
+// OpenMailboxStore opens (creating it if needed) the encrypted mailbox
+// database at path with a KeySize-byte key. It returns the same errors as
+// Open; a profile database (or any other samizdat file) gives
+// ErrNotDatabase.
+func OpenMailboxStore(path string, key []byte) (_ *MailboxStore, err error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("%w: key is %d bytes, want %d", ErrInvalid, len(key), KeySize)
+	}
+	if path == "" || path == ":memory:" {
+		return nil, fmt.Errorf("%w: empty database path", ErrInvalid)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := precheck(abs, encryptedVFS, key); err != nil {
+		return nil, err
+	}
+	u := url.URL{Scheme: "file", OmitHost: true, Path: abs}
+	u.RawQuery = url.Values{"vfs": {encryptedVFS}, "_txlock": {"immediate"}}.Encode()
+	dsn := u.String()
+	hexKey := hex.EncodeToString(key)
+
+	w, err := driver.Open(dsn, func(c *sqlite3.Conn) error { return initConn(c, hexKey, encryptedVFS, true) })
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	defer func() {
+		if err != nil {
+			w.Close()
+		}
+	}()
+	ctx := context.Background()
+	if err := w.PingContext(ctx); err != nil {
+		return nil, openError(err)
+	}
+	if err := migrateMailbox(ctx, w, mailboxMigrations); err != nil {
+		return nil, err
+	}
+	r, err := driver.Open(dsn, func(c *sqlite3.Conn) error { return initConn(c, hexKey, encryptedVFS, false) })
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	r.SetConnMaxLifetime(0)
+	r.SetConnMaxIdleTime(0)
+	if err := r.PingContext(ctx); err != nil {
+		r.Close()
+		return nil, openError(err)
+	}
+	return &MailboxStore{db: &Store{w: w, r: r}}, nil
+}
+
+// migrateMailbox is migrate with the mailbox application id: a mailbox
+// database must not pass for a profile database, or the profile's
+// migrations would be applied to it (and the other way round).
+func migrateMailbox(ctx context.Context, db *sql.DB, steps []string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return openError(err)
+	}
+	defer tx.Rollback()
+	var appID, version, objects int
+	if err := tx.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&appID); err != nil {
+		return openError(err)
+	}
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return openError(err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&objects); err != nil {
+		return openError(err)
+	}
+	switch {
+	case appID == 0 && version == 0 && objects == 0: // a new database
+	case appID != mailboxApplicationID:
+		return fmt.Errorf("%w: application id %#x is not a mailbox database's", ErrNotDatabase, appID)
+	case version > len(steps):
+		return fmt.Errorf("%w: schema version %d, this build knows %d", ErrSchemaTooNew, version, len(steps))
+	case version == len(steps):
+		return nil
+	}
+	for i := version; i < len(steps); i++ {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
+			return fmt.Errorf("store: mailbox migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, i+1)); err != nil {
+			return fmt.Errorf("store: mailbox migration %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA application_id = %d`, mailboxApplicationID)); err != nil {
+		return fmt.Errorf("store: set application id: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: mailbox migrations: %w", err)
+	}
+	return nil
+}
+
+// Close waits for running calls, then closes the database. Later calls
+// return ErrClosed.
+func (m *MailboxStore) Close() error { return m.db.Close() }
+
+// clampNano is t in unix nanoseconds, saturated instead of wrapping for
+// times outside 1678..2262.
+func clampNano(t time.Time) int64 {
+	switch {
+	case t.After(maxNano):
+		return math.MaxInt64
+	case t.Before(minNano):
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	maxNano = time.Unix(0, math.MaxInt64)
+	minNano = time.Unix(0, math.MinInt64)
+)
+
+func checkHash(what string, b []byte) error {
+	if len(b) != MailboxHashSize {
+		return fmt.Errorf("%w: %s is %d bytes, want %d", ErrInvalid, what, len(b), MailboxHashSize)
+	}
+	return nil
+}
+
+// Deposit stores envelope for mailboxID under hash (the caller's SHA-256 of
+// envelope) until expires, and returns once it is committed. A hash already
+// held for the mailbox is not stored again: stored is false and err nil,
+// whatever the quotas (the envelope is safe already). Otherwise, if the
+// envelope would exceed q, Deposit returns ErrMailboxFull or ErrStorageFull
+// and stores nothing. Quotas are checked in the same transaction as the
+// insert, so concurrent deposits cannot overshoot them.
+func (m *MailboxStore) Deposit(ctx context.Context, mailboxID, hash, envelope []byte, expires time.Time, q MailboxQuota) (stored bool, err error) {
+	if err := checkHash("mailbox id", mailboxID); err != nil {
+		return false, err
+	}
+	if err := checkHash("envelope hash", hash); err != nil {
+		return false, err
+	}
+	if len(envelope) == 0 {
+		return false, fmt.Errorf("%w: empty envelope", ErrInvalid)
+	}
+	size := int64(len(envelope))
+	err = m.db.Update(ctx, func(tx *Tx) error {
+		var one int
+		err := tx.queryRow(`SELECT 1 FROM envelopes WHERE mailbox = ? AND hash = ?`, mailboxID, hash).Scan(&one)
+		if err == nil {
+			return nil // a duplicate
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: mailbox deposit: %w", err)
+		}
+		if q.PerMailbox > 0 {
+			var used int64
+			err := tx.queryRow(`SELECT bytes FROM usage WHERE mailbox = ?`, mailboxID).Scan(&used)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("store: mailbox deposit: %w", err)
+			}
+			if used+size > q.PerMailbox {
+				return ErrMailboxFull
+			}
+		}
+		if q.Total > 0 {
+			var used int64
+			if err := tx.queryRow(`SELECT bytes FROM totals WHERE id = 1`).Scan(&used); err != nil {
+				return fmt.Errorf("store: mailbox deposit: %w", err)
+			}
+			if used+size > q.Total {
+				return ErrStorageFull
+			}
+		}
+		if _, err := tx.exec(`INSERT INTO envelopes (mailbox, hash, body, size, expires) VALUES (?, ?, ?, ?, ?)`,
+			mailboxID, hash, envelope, size, clampNano(expires)); err != nil {
+			return fmt.Errorf("store: mailbox deposit: %w", err)
+		}
+		stored = true
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return stored, nil
+}
+
+// Usage returns the envelope bytes and count held for mailboxID (expired
+// envelopes count until swept).
+func (m *MailboxStore) Usage(ctx context.Context, mailboxID []byte) (bytes, count int64, err error) {
+	if err := checkHash("mailbox id", mailboxID); err != nil {
+		return 0, 0, err
+	}
+	err = m.db.View(ctx, func(tx *Tx) error {
+		err := tx.queryRow(`SELECT bytes, count FROM usage WHERE mailbox = ?`, mailboxID).Scan(&bytes, &count)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: mailbox usage: %w", err)
+	}
+	return bytes, count, nil
+}
+
+// TotalUsage returns the envelope bytes and count held for all mailboxes.
+func (m *MailboxStore) TotalUsage(ctx context.Context) (bytes, count int64, err error) {
+	err = m.db.View(ctx, func(tx *Tx) error {
+		return tx.queryRow(`SELECT bytes, count FROM totals WHERE id = 1`).Scan(&bytes, &count)
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: mailbox usage: %w", err)
+	}
+	return bytes, count, nil
+}
+
+// List returns a page of mailboxID's envelopes, oldest first (see
+// MailboxQuery). Page on with After set to the last Seq returned.
+func (m *MailboxStore) List(ctx context.Context, mailboxID []byte, q MailboxQuery) ([]MailboxEnvelope, error) {
+	if err := checkHash("mailbox id", mailboxID); err != nil {
+		return nil, err
+	}
+	if q.Limit <= 0 {
+		return nil, fmt.Errorf("%w: list limit %d", ErrInvalid, q.Limit)
+	}
+	var out []MailboxEnvelope
+	err := m.db.View(ctx, func(tx *Tx) error {
+		rows, err := tx.query(`SELECT seq, hash, body, expires FROM envelopes
+			WHERE mailbox = ? AND seq > ? AND expires > ? ORDER BY seq LIMIT ?`,
+			mailboxID, q.After, clampNano(q.Now), q.Limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		total := 0
+		for rows.Next() {
+			var e MailboxEnvelope
+			var exp int64
+			if err := rows.Scan(&e.Seq, &e.Hash, &e.Envelope, &exp); err != nil {
+				return err
+			}
+			if q.MaxBytes > 0 && len(out) > 0 && total+len(e.Envelope) > q.MaxBytes {
+				break
+			}
+			total += len(e.Envelope)
+			e.Expires = time.Unix(0, exp).UTC()
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: mailbox list: %w", err)
+	}
+	return out, nil
+}
+
+// Delete deletes mailboxID's envelopes with the given hashes and returns how
+// many it deleted; unknown hashes are skipped.
+func (m *MailboxStore) Delete(ctx context.Context, mailboxID []byte, hashes [][]byte) (int, error) {
+	if err := checkHash("mailbox id", mailboxID); err != nil {
+		return 0, err
+	}
+	for _, h := range hashes {
+		if err := checkHash("envelope hash", h); err != nil {
+			return 0, err
+		}
+	}
+	n := 0
+	err := m.db.Update(ctx, func(tx *Tx) error {
+		n = 0
+		for _, h := range hashes {
+			res, err := tx.exec(`DELETE FROM envelopes WHERE mailbox = ? AND hash = ?`, mailboxID, h)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += int(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: mailbox delete: %w", err)
+	}
+	return n, nil
+}
+
+// Sweep deletes every envelope expired at now and returns how many, in
+// transactions of at most mailboxSweepBatch rows.
+func (m *MailboxStore) Sweep(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	for {
+		var k int64
+		err := m.db.Update(ctx, func(tx *Tx) error {
+			res, err := tx.exec(`DELETE FROM envelopes WHERE seq IN
+				(SELECT seq FROM envelopes WHERE expires <= ? ORDER BY expires LIMIT ?)`, clampNano(now), mailboxSweepBatch)
+			if err != nil {
+				return err
+			}
+			k, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("store: mailbox sweep: %w", err)
+		}
+		total += int(k)
+		if k < int64(mailboxSweepBatch) {
+			return total, nil
+		}
+	}
+}
