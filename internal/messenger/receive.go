@@ -117,11 +117,6 @@ func (m *Messenger) receive(ctx context.Context, peer string, env *wirepb.Envelo
 	return rs[0], err
 }
 
-// rxBatch collects what one receive transaction did, applied after commit.
-type rxBatch struct {
-	events []Event
-}
-
 // receiveBatch processes envelopes that arrived from peer, in order, in
 // one store transaction, and returns the response to send back for each
 // (an encrypted ack for a stored text). An envelope that can never be
@@ -130,14 +125,14 @@ type rxBatch struct {
 // error is for the log; responses already tell the sender what to do.
 func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirepb.Envelope) ([]*wirepb.Response, error) {
 	resps := make([]*wirepb.Response, len(envs))
-	var rx rxBatch
+	var rx *batch
 	var firstErr error
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
-		rx, firstErr = rxBatch{}, nil
+		rx, firstErr = newBatch(), nil
 		for i, env := range envs {
 			r := &wirepb.Response{Version: wire.Version, MessageId: env.MessageId}
 			resps[i] = r
-			err := m.processEnvelope(tx, &rx, peer, env, r)
+			err := m.processEnvelope(tx, rx, peer, env, r)
 			if err == nil {
 				continue
 			}
@@ -156,7 +151,7 @@ func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirep
 				firstErr = err
 			}
 		}
-		return nil
+		return rx.flush(tx)
 	})
 	if err != nil {
 		for i, env := range envs {
@@ -174,7 +169,7 @@ func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirep
 // processEnvelope handles one envelope inside a receive transaction and
 // fills its response. It returns a permanent error (see isPermanent)
 // before writing anything for an envelope that can never be accepted.
-func (m *Messenger) processEnvelope(tx *store.Tx, rx *rxBatch, peer string, env *wirepb.Envelope, resp *wirepb.Response) error {
+func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *wirepb.Envelope, resp *wirepb.Response) error {
 	in, sender, err := initiationIdentity(env)
 	if err != nil {
 		return permanent(err)
@@ -185,7 +180,7 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *rxBatch, peer string, env 
 	if in != nil {
 		c, err = tx.ContactByAccount(identity.AccountID(sender))
 	} else {
-		c, err = tx.ContactByPeer(peer)
+		c, err = rx.contactByPeer(tx, peer)
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		if in == nil {
@@ -204,14 +199,14 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *rxBatch, peer string, env 
 		}
 		if _, err := tx.Message(c.ID, false, msgID); err == nil {
 			// Already stored: the sender missed our ack. Ack again.
-			return m.ack(tx, c, resp, env.MessageId)
+			return m.ack(tx, rx, c, resp, env.MessageId)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 	}
 	rec := &wirepb.SessionRecord{Version: wire.Version}
 	if c != nil {
-		if rec, err = loadRecord(tx, c.ID); err != nil {
+		if rec, err = rx.record(tx, c.ID); err != nil {
 			return err
 		}
 	}
@@ -261,12 +256,11 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *rxBatch, peer string, env 
 			return err
 		}
 		rx.events = append(rx.events, Event{Type: EventContact, ContactID: c.ID})
+		rx.byPeer[c.PeerID] = c
 	} else if card != nil {
 		m.refreshCard(tx, c, card, p.SenderCard)
 	}
-	if err := saveRecord(tx, c.ID, rec); err != nil {
-		return err
-	}
+	rx.setRecord(c.ID, rec)
 	if consumed {
 		if err := tx.PutBlob(blobPrekeys, prekeys.Marshal()); err != nil {
 			return err
@@ -280,7 +274,7 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *rxBatch, peer string, env 
 			return err
 		}
 		rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateReceived})
-		return m.ack(tx, c, resp, env.MessageId)
+		return m.ack(tx, rx, c, resp, env.MessageId)
 	case *wirepb.Payload_Ack:
 		for _, id := range body.Ack.MessageIds {
 			aid := hex.EncodeToString(id)
@@ -327,8 +321,8 @@ func permanent(err error) error {
 
 // ack fills resp with an encrypted ack of msgID on the contact's active
 // session. The caller saves nothing more: ack saves the session itself.
-func (m *Messenger) ack(tx *store.Tx, c *store.Contact, resp *wirepb.Response, msgID []byte) error {
-	rec, err := loadRecord(tx, c.ID)
+func (m *Messenger) ack(tx *store.Tx, rx *batch, c *store.Contact, resp *wirepb.Response, msgID []byte) error {
+	rec, err := rx.record(tx, c.ID)
 	if err != nil {
 		return err
 	}
@@ -341,9 +335,7 @@ func (m *Messenger) ack(tx *store.Tx, c *store.Contact, resp *wirepb.Response, m
 	if err != nil {
 		return err
 	}
-	if err := saveRecord(tx, c.ID, rec); err != nil {
-		return err
-	}
+	rx.setRecord(c.ID, rec)
 	resp.Status, resp.Ack = wirepb.Response_STATUS_OK, s.bytes
 	return nil
 }

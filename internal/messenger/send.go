@@ -98,9 +98,10 @@ func (m *Messenger) commitSends(batch []*sendReq) {
 	ctx := context.Background()
 	card, cardErr := m.card(ctx)
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		b := newBatch()
 		for _, r := range batch {
 			r.err = nil
-			if err := m.queueOne(tx, r, card, cardErr); err != nil {
+			if err := m.queueOne(tx, b, r, card, cardErr); err != nil {
 				if isPermanent(err) {
 					r.err = errors.Unwrap(err)
 					continue
@@ -108,7 +109,7 @@ func (m *Messenger) commitSends(batch []*sendReq) {
 				return err
 			}
 		}
-		return nil
+		return b.flush(tx)
 	})
 	for _, r := range batch {
 		if err != nil && r.err == nil {
@@ -125,8 +126,8 @@ func (m *Messenger) commitSends(batch []*sendReq) {
 // queueOne encrypts and stores one outgoing message inside the send
 // transaction. Errors about the request itself (unknown contact, no keys)
 // are permanent and come before any write.
-func (m *Messenger) queueOne(tx *store.Tx, r *sendReq, card []byte, cardErr error) error {
-	c, err := resolve(tx, r.ref)
+func (m *Messenger) queueOne(tx *store.Tx, b *batch, r *sendReq, card []byte, cardErr error) error {
+	c, err := b.resolve(tx, r.ref)
 	if err != nil {
 		if errors.Is(err, ErrUnknownContact) {
 			return permanent(err)
@@ -138,7 +139,7 @@ func (m *Messenger) queueOne(tx *store.Tx, r *sendReq, card []byte, cardErr erro
 		return err
 	}
 	now := m.now()
-	rec, err := loadRecord(tx, c.ID)
+	rec, err := b.record(tx, c.ID)
 	if err != nil {
 		return err
 	}
@@ -158,9 +159,7 @@ func (m *Messenger) queueOne(tx *store.Tx, r *sendReq, card []byte, cardErr erro
 		return permanent(err)
 	}
 	r.msg = store.Message{ID: hex.EncodeToString(id), ContactID: c.ID, Outgoing: true, Body: r.text, SentAt: now, At: now, State: StateQueued}
-	if err := saveRecord(tx, c.ID, rec); err != nil {
-		return err
-	}
+	b.setRecord(c.ID, rec)
 	if _, err := tx.InsertMessage(&r.msg); err != nil {
 		return err
 	}
@@ -354,17 +353,17 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 // unreadable ack leaves it sent and queued for a retry (which is acked
 // again); a rejection makes it failed; "retry" reschedules it.
 func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items []store.OutboxItem, rs []*wirepb.Response) error {
-	var rx rxBatch
+	var rx *batch
 	now := m.now()
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
-		rx = rxBatch{}
+		rx = newBatch()
 		for i, r := range rs {
 			it := items[i]
 			switch r.Status {
 			case wirepb.Response_STATUS_OK:
 				if env, err := wire.ParseEnvelope(r.Ack); err == nil {
 					var scratch wirepb.Response
-					err := m.processEnvelope(tx, &rx, c.PeerID, env, &scratch)
+					err := m.processEnvelope(tx, rx, c.PeerID, env, &scratch)
 					if err == nil {
 						continue
 					}
@@ -373,7 +372,7 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 					}
 					m.log.Info("ackNotAccepted", "peer", shortPeer(c.PeerID), "err", err)
 				}
-				if err := m.advance(tx, &rx, c.ID, it.MessageID, StateSent); err != nil {
+				if err := m.advance(tx, rx, c.ID, it.MessageID, StateSent); err != nil {
 					return err
 				}
 				n := it.Attempts + 1
@@ -385,7 +384,7 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 				if err := tx.DeleteOutbox(c.ID, it.MessageID); err != nil {
 					return err
 				}
-				if err := m.advance(tx, &rx, c.ID, it.MessageID, StateFailed); err != nil {
+				if err := m.advance(tx, rx, c.ID, it.MessageID, StateFailed); err != nil {
 					return err
 				}
 			default:
@@ -395,7 +394,7 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 				}
 			}
 		}
-		return nil
+		return rx.flush(tx)
 	})
 	if err != nil {
 		return err
@@ -408,7 +407,7 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 
 // advance moves an outgoing message to state inside tx unless it is
 // already further along (failed is only set on queued or sent messages).
-func (m *Messenger) advance(tx *store.Tx, rx *rxBatch, cid int64, msgID, state string) error {
+func (m *Messenger) advance(tx *store.Tx, rx *batch, cid int64, msgID, state string) error {
 	cur, err := tx.Message(cid, true, msgID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil

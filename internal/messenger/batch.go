@@ -1,0 +1,83 @@
+package messenger
+
+import (
+	"errors"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/samizdat-im/samizdat/internal/store"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
+)
+
+// batch memoises, within one store transaction that handles many
+// messages, the contacts looked up and the session records read, and
+// writes each changed record once at the end. It dies with the
+// transaction: nothing in it outlives a rollback.
+type batch struct {
+	byPeer  map[string]*store.Contact
+	byRef   map[string]*store.Contact
+	records map[int64]*wirepb.SessionRecord
+	dirty   map[int64]bool
+	events  []Event
+}
+
+func newBatch() *batch {
+	return &batch{
+		byPeer: map[string]*store.Contact{}, byRef: map[string]*store.Contact{},
+		records: map[int64]*wirepb.SessionRecord{}, dirty: map[int64]bool{},
+	}
+}
+
+// contactByPeer is tx.ContactByPeer, memoised.
+func (b *batch) contactByPeer(tx *store.Tx, peer string) (*store.Contact, error) {
+	if c, ok := b.byPeer[peer]; ok {
+		return c, nil
+	}
+	c, err := tx.ContactByPeer(peer)
+	if err == nil {
+		b.byPeer[peer] = c
+	}
+	return c, err
+}
+
+// resolve is resolve, memoised.
+func (b *batch) resolve(tx *store.Tx, ref string) (*store.Contact, error) {
+	if c, ok := b.byRef[ref]; ok {
+		return c, nil
+	}
+	c, err := resolve(tx, ref)
+	if err == nil {
+		b.byRef[ref] = c
+	}
+	return c, err
+}
+
+// record returns a copy of a contact's session record, to change and
+// hand back with setRecord only if all goes well.
+func (b *batch) record(tx *store.Tx, cid int64) (*wirepb.SessionRecord, error) {
+	rec, ok := b.records[cid]
+	if !ok {
+		var err error
+		if rec, err = loadRecord(tx, cid); err != nil {
+			return nil, err
+		}
+		b.records[cid] = rec
+	}
+	return proto.Clone(rec).(*wirepb.SessionRecord), nil
+}
+
+// setRecord records a contact's changed session record.
+func (b *batch) setRecord(cid int64, rec *wirepb.SessionRecord) {
+	b.records[cid] = rec
+	b.dirty[cid] = true
+}
+
+// flush writes the changed records; call it last in the transaction.
+func (b *batch) flush(tx *store.Tx) error {
+	var errs []error
+	for cid := range b.dirty {
+		errs = append(errs, saveRecord(tx, cid, b.records[cid]))
+	}
+	clear(b.dirty)
+	return errors.Join(errs...)
+}
