@@ -313,31 +313,39 @@ func (m *MailboxStore) TotalUsage(ctx context.Context) (bytes, count int64, err 
 }
 
 // List returns a page of mailboxID's envelopes, oldest first (see
-// MailboxQuery). Page on with After set to the last Seq returned.
-func (m *MailboxStore) List(ctx context.Context, mailboxID []byte, q MailboxQuery) ([]MailboxEnvelope, error) {
+// MailboxQuery), and whether more follow it. Page on with After set to the
+// last Seq returned.
+func (m *MailboxStore) List(ctx context.Context, mailboxID []byte, q MailboxQuery) (page []MailboxEnvelope, more bool, err error) {
 	if err := checkHash("mailbox id", mailboxID); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if q.Limit <= 0 {
-		return nil, fmt.Errorf("%w: list limit %d", ErrInvalid, q.Limit)
+		return nil, false, fmt.Errorf("%w: list limit %d", ErrInvalid, q.Limit)
 	}
 	var out []MailboxEnvelope
-	err := m.db.View(ctx, func(tx *Tx) error {
+	err = m.db.View(ctx, func(tx *Tx) error {
+		out, more = out[:0], false
+		// One row more than asked tells whether more follow.
 		rows, err := tx.query(`SELECT seq, hash, body, expires FROM envelopes
 			WHERE mailbox = ? AND seq > ? AND expires > ? ORDER BY seq LIMIT ?`,
-			mailboxID, q.After, clampNano(q.Now), q.Limit)
+			mailboxID, q.After, clampNano(q.Now), q.Limit+1)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		total := 0
 		for rows.Next() {
+			if len(out) == q.Limit {
+				more = true
+				break
+			}
 			var e MailboxEnvelope
 			var exp int64
 			if err := rows.Scan(&e.Seq, &e.Hash, &e.Envelope, &exp); err != nil {
 				return err
 			}
 			if q.MaxBytes > 0 && len(out) > 0 && total+len(e.Envelope) > q.MaxBytes {
+				more = true
 				break
 			}
 			total += len(e.Envelope)
@@ -347,9 +355,9 @@ func (m *MailboxStore) List(ctx context.Context, mailboxID []byte, q MailboxQuer
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: mailbox list: %w", err)
+		return nil, false, fmt.Errorf("store: mailbox list: %w", err)
 	}
-	return out, nil
+	return out, more, nil
 }
 
 // Delete deletes mailboxID's envelopes with the given hashes and returns how

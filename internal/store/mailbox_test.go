@@ -69,12 +69,12 @@ func TestMailboxDepositListDelete(t *testing.T) {
 	var got [][]byte
 	var after int64
 	for {
-		page, err := m.List(ctx, a, MailboxQuery{After: after, Limit: 2, Now: time.Now()})
+		page, more, err := m.List(ctx, a, MailboxQuery{After: after, Limit: 2, Now: time.Now()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(page) == 0 {
-			break
+			t.Fatal("empty page")
 		}
 		for _, e := range page {
 			if !bytes.Equal(e.Hash, mbHash(e.Envelope)) {
@@ -82,6 +82,9 @@ func TestMailboxDepositListDelete(t *testing.T) {
 			}
 			got = append(got, e.Envelope)
 			after = e.Seq
+		}
+		if !more {
+			break
 		}
 	}
 	if len(got) != 5 {
@@ -93,9 +96,9 @@ func TestMailboxDepositListDelete(t *testing.T) {
 		}
 	}
 	// MaxBytes stops a page early but always returns one envelope.
-	page, err := m.List(ctx, a, MailboxQuery{Limit: 10, MaxBytes: 1, Now: time.Now()})
-	if err != nil || len(page) != 1 {
-		t.Fatalf("List with MaxBytes 1 = %d envelopes, %v", len(page), err)
+	page, more, err := m.List(ctx, a, MailboxQuery{Limit: 10, MaxBytes: 1, Now: time.Now()})
+	if err != nil || len(page) != 1 || !more {
+		t.Fatalf("List with MaxBytes 1 = %d envelopes, %v, %v", len(page), more, err)
 	}
 
 	k, err := m.Delete(ctx, a, [][]byte{mbHash(envs[0]), mbHash(envs[1]), mbHash([]byte("unknown"))})
@@ -175,7 +178,7 @@ func TestMailboxSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Expired but not yet swept: not listed.
-	page, err := m.List(ctx, mbID(1), MailboxQuery{Limit: 10, Now: t0.Add(2 * time.Hour)})
+	page, _, err := m.List(ctx, mbID(1), MailboxQuery{Limit: 10, Now: t0.Add(2 * time.Hour)})
 	if err != nil || len(page) != 1 || !bytes.Equal(page[0].Envelope, keep) {
 		t.Fatalf("List after expiry = %d, %v", len(page), err)
 	}
@@ -224,7 +227,7 @@ func TestMailboxReopenAndEncrypted(t *testing.T) {
 		t.Fatalf("wrong key: %v", err)
 	}
 	m = openMailboxTest(t, path)
-	page, err := m.List(ctx, mbID(9), MailboxQuery{Limit: 10, Now: time.Now()})
+	page, _, err := m.List(ctx, mbID(9), MailboxQuery{Limit: 10, Now: time.Now()})
 	if err != nil || len(page) != 1 || !bytes.Equal(page[0].Envelope, env) {
 		t.Fatalf("after reopen: %d envelopes, %v", len(page), err)
 	}
@@ -261,7 +264,7 @@ func TestMailboxInvalid(t *testing.T) {
 	if _, err := m.Deposit(ctx, mbID(1), mbID(1), nil, mbFar, MailboxQuota{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("empty envelope: %v", err)
 	}
-	if _, err := m.List(ctx, mbID(1), MailboxQuery{}); !errors.Is(err, ErrInvalid) {
+	if _, _, err := m.List(ctx, mbID(1), MailboxQuery{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("zero limit: %v", err)
 	}
 	if _, err := m.Delete(ctx, mbID(1), [][]byte{{1}}); !errors.Is(err, ErrInvalid) {
