@@ -375,3 +375,36 @@ func TestCLISendOffline(t *testing.T) {
 	alice.start()
 	alice.waitState("bob", id, "delivered")
 }
+
+func TestCLIBootstrap(t *testing.T) {
+	a, b := newProfile(t, "a"), newProfile(t, "b")
+	a.must("init", "--name", "a", "--no-passphrase")
+	b.must("init", "--name", "b", "--no-passphrase")
+	a.start("--listen", "/ip4/127.0.0.1/tcp/0")
+	var st struct {
+		PeerID         string   `json:"peerId"`
+		Addrs          []string `json:"addrs"`
+		ConnectedPeers []string `json:"connectedPeers"`
+	}
+	json.Unmarshal([]byte(a.must("status", "--json")), &st)
+	if len(st.Addrs) != 1 {
+		t.Fatalf("a listens on %v", st.Addrs)
+	}
+	aPeer := st.PeerID
+	b.start("--bootstrap", st.Addrs[0])
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		json.Unmarshal([]byte(b.must("status", "--json")), &st)
+		if len(st.ConnectedPeers) == 1 && st.ConnectedPeers[0] == aPeer {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b not connected to its bootstrap peer: %+v\n%s", st, b.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.fails("", "up", "--bootstrap", "/ip4/127.0.0.1/tcp/1") // profile in use
+	c := newProfile(t, "c")
+	c.must("init", "--name", "c", "--no-passphrase")
+	c.fails("bootstrap", "up", "--bootstrap", "not-a-multiaddr")
+}

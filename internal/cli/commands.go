@@ -77,7 +77,7 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "peer to connect to at start, as /ip4/.../p2p/ID (repeatable)")
 	c.Flags().StringVar(&apiAddr, "api", "127.0.0.1:0", "address of the local API (loopback only)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	c.Flags().BoolVar(&dht, "dht", false, "join the samizdat DHT through the bootstrap peers")
+	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat Kademlia DHT (reached through --bootstrap peers and contacts; never the public IPFS one)")
 	return c
 }
 
