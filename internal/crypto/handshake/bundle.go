@@ -5,6 +5,7 @@ import (
 	"crypto/mlkem"
 	"encoding/binary"
 
+	"github.com/samizdat-im/samizdat/internal/crypto/internal/bincursor"
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 )
 
@@ -156,46 +157,46 @@ func ParseBundle(in []byte) (*Bundle, error) {
 	if len(in) > MaxBundleSize {
 		return nil, ErrTooLarge
 	}
-	r := &reader{b: in[1:]}
+	r := bincursor.New(in[1:], ErrTruncated)
 	b := &Bundle{}
-	idb := r.next(keys.PublicIdentitySize)
-	b.SignedPrekeyID = r.u32()
-	copy(b.SignedPrekey[:], r.next(KeySize))
-	copy(b.SignedPrekeySig[:], r.next(SignatureSize))
-	b.KEMPrekeyID = r.u32()
-	b.KEMPrekey = append([]byte(nil), r.next(KEMPublicKeySize)...)
-	copy(b.KEMPrekeySig[:], r.next(SignatureSize))
-	n := int(r.u16())
-	if r.err == nil && n > MaxOneTimePrekeys {
+	idb := r.Next(keys.PublicIdentitySize)
+	b.SignedPrekeyID = r.U32()
+	copy(b.SignedPrekey[:], r.Next(KeySize))
+	copy(b.SignedPrekeySig[:], r.Next(SignatureSize))
+	b.KEMPrekeyID = r.U32()
+	b.KEMPrekey = append([]byte(nil), r.Next(KEMPublicKeySize)...)
+	copy(b.KEMPrekeySig[:], r.Next(SignatureSize))
+	n := int(r.U16())
+	if r.Err == nil && n > MaxOneTimePrekeys {
 		return nil, ErrMalformed
 	}
 	for range n {
 		var o OneTimePrekey
-		o.ID = r.u32()
-		copy(o.Key[:], r.next(KeySize))
-		if r.err != nil {
+		o.ID = r.U32()
+		copy(o.Key[:], r.Next(KeySize))
+		if r.Err != nil {
 			break
 		}
 		b.OneTimePrekeys = append(b.OneTimePrekeys, o)
 	}
-	n = int(r.u16())
-	if r.err == nil && n > MaxOneTimePrekeys {
+	n = int(r.U16())
+	if r.Err == nil && n > MaxOneTimePrekeys {
 		return nil, ErrMalformed
 	}
 	for range n {
 		var k KEMOneTimePrekey
-		k.ID = r.u32()
-		k.Key = append([]byte(nil), r.next(KEMPublicKeySize)...)
-		copy(k.Signature[:], r.next(SignatureSize))
-		if r.err != nil {
+		k.ID = r.U32()
+		k.Key = append([]byte(nil), r.Next(KEMPublicKeySize)...)
+		copy(k.Signature[:], r.Next(SignatureSize))
+		if r.Err != nil {
 			break
 		}
 		b.KEMOneTimePrekeys = append(b.KEMOneTimePrekeys, k)
 	}
-	if r.err != nil {
-		return nil, r.err
+	if r.Err != nil {
+		return nil, r.Err
 	}
-	if len(r.b) != 0 {
+	if len(r.Rest()) != 0 {
 		return nil, ErrTooLarge
 	}
 	var err error
@@ -243,44 +244,4 @@ func kemKey(key []byte) (*mlkem.EncapsulationKey768, error) {
 		return nil, ErrInvalidKey
 	}
 	return ek, nil
-}
-
-// reader is a bounds-checked cursor over an encoding.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) next(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n > len(r.b) {
-		r.err = ErrTruncated
-		return nil
-	}
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *reader) u8() byte {
-	if b := r.next(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-func (r *reader) u16() uint16 {
-	if b := r.next(2); b != nil {
-		return binary.BigEndian.Uint16(b)
-	}
-	return 0
-}
-
-func (r *reader) u32() uint32 {
-	if b := r.next(4); b != nil {
-		return binary.BigEndian.Uint32(b)
-	}
-	return 0
 }

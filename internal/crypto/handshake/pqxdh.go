@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/samizdat-im/samizdat/internal/crypto/internal/bincursor"
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 	"github.com/samizdat-im/samizdat/internal/crypto/ratchet"
 )
@@ -73,15 +74,15 @@ func ParseInitiation(b []byte) (*Initiation, error) {
 	case len(b) > InitiationSize:
 		return nil, ErrTooLarge
 	}
-	r := &reader{b: b[1:]}
+	r := bincursor.New(b[1:], ErrTruncated)
 	in := &Initiation{}
-	idb := r.next(keys.PublicIdentitySize)
-	copy(in.Ephemeral[:], r.next(KeySize))
-	in.SignedPrekeyID = r.u32()
-	flags := r.u8()
-	in.OneTimePrekeyID = r.u32()
-	in.KEMPrekeyID = r.u32()
-	in.KEMCiphertext = append([]byte(nil), r.next(KEMCiphertextSize)...)
+	idb := r.Next(keys.PublicIdentitySize)
+	copy(in.Ephemeral[:], r.Next(KeySize))
+	in.SignedPrekeyID = r.U32()
+	flags := r.U8()
+	in.OneTimePrekeyID = r.U32()
+	in.KEMPrekeyID = r.U32()
+	in.KEMCiphertext = append([]byte(nil), r.Next(KEMCiphertextSize)...)
 	if flags&^initFlagsAll != 0 {
 		return nil, ErrMalformed
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/samizdat-im/samizdat/internal/crypto/internal/bincursor"
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 )
 
@@ -301,44 +302,44 @@ func UnmarshalPrekeys(b []byte) (*Prekeys, error) {
 	if len(b) > prekeysMaxSize {
 		return nil, ErrTooLarge
 	}
-	r := &reader{b: b[1:]}
+	r := bincursor.New(b[1:], ErrTruncated)
 	p := &Prekeys{}
-	idb := r.next(keys.PublicIdentitySize)
-	p.nextSignedID, p.nextOneTimeID, p.nextKEMOneTimeID = r.u32(), r.u32(), r.u32()
+	idb := r.Next(keys.PublicIdentitySize)
+	p.nextSignedID, p.nextOneTimeID, p.nextKEMOneTimeID = r.U32(), r.U32(), r.U32()
 	readSigned(r, &p.signed)
 	readKEM(r, &p.kem)
-	hasPrev := r.u8()
+	hasPrev := r.U8()
 	readSigned(r, &p.prevSigned)
 	readKEM(r, &p.prevKEM)
-	nOne := int(r.u16())
-	if r.err == nil && nOne > MaxOneTimePrekeys {
+	nOne := int(r.U16())
+	if r.Err == nil && nOne > MaxOneTimePrekeys {
 		return nil, ErrMalformed
 	}
 	for range nOne {
 		var o oneTimePrekey
-		o.id = r.u32()
-		copy(o.priv[:], r.next(KeySize))
-		if r.err != nil {
+		o.id = r.U32()
+		copy(o.priv[:], r.Next(KeySize))
+		if r.Err != nil {
 			break
 		}
 		p.oneTime = append(p.oneTime, o)
 	}
-	nKEM := int(r.u16())
-	if r.err == nil && nKEM > MaxOneTimePrekeys {
+	nKEM := int(r.U16())
+	if r.Err == nil && nKEM > MaxOneTimePrekeys {
 		return nil, ErrMalformed
 	}
 	for range nKEM {
 		var k kemPrekey
 		readKEM(r, &k)
-		if r.err != nil {
+		if r.Err != nil {
 			break
 		}
 		p.kemOneTime = append(p.kemOneTime, k)
 	}
-	if r.err != nil {
-		return nil, r.err
+	if r.Err != nil {
+		return nil, r.Err
 	}
-	if len(r.b) != 0 {
+	if len(r.Rest()) != 0 {
 		return nil, ErrTooLarge
 	}
 	var err error
@@ -381,16 +382,16 @@ func ascendingBelow[T any](s []T, id func(T) uint32, next uint32) bool {
 	return true
 }
 
-func readSigned(r *reader, s *signedPrekey) {
-	s.id = r.u32()
-	copy(s.priv[:], r.next(KeySize))
-	copy(s.sig[:], r.next(SignatureSize))
+func readSigned(r *bincursor.Reader, s *signedPrekey) {
+	s.id = r.U32()
+	copy(s.priv[:], r.Next(KeySize))
+	copy(s.sig[:], r.Next(SignatureSize))
 }
 
-func readKEM(r *reader, k *kemPrekey) {
-	k.id = r.u32()
-	copy(k.seed[:], r.next(KEMSeedSize))
-	copy(k.sig[:], r.next(SignatureSize))
+func readKEM(r *bincursor.Reader, k *kemPrekey) {
+	k.id = r.U32()
+	copy(k.seed[:], r.Next(KEMSeedSize))
+	copy(k.sig[:], r.Next(SignatureSize))
 }
 
 // findOneTime returns the index of the one-time prekey with the given id.

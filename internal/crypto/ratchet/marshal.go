@@ -3,6 +3,8 @@ package ratchet
 import (
 	"crypto/ecdh"
 	"encoding/binary"
+
+	"github.com/samizdat-im/samizdat/internal/crypto/internal/bincursor"
 )
 
 // State encoding (version 1), integers big-endian:
@@ -71,48 +73,8 @@ func (s *Session) Marshal() []byte {
 	return b
 }
 
-// reader is a bounds-checked cursor over an encoding.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) next(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n > len(r.b) {
-		r.err = ErrTruncated
-		return nil
-	}
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *reader) u8() byte {
-	if b := r.next(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-func (r *reader) u16() uint16 {
-	if b := r.next(2); b != nil {
-		return binary.BigEndian.Uint16(b)
-	}
-	return 0
-}
-
-func (r *reader) u32() uint32 {
-	if b := r.next(4); b != nil {
-		return binary.BigEndian.Uint32(b)
-	}
-	return 0
-}
-
-func (r *reader) key(k *[KeySize]byte) {
-	if b := r.next(KeySize); b != nil {
+func readKey(r *bincursor.Reader, k *[KeySize]byte) {
+	if b := r.Next(KeySize); b != nil {
 		copy(k[:], b)
 	}
 }
@@ -129,25 +91,25 @@ func UnmarshalSession(b []byte) (*Session, error) {
 	if len(b) > maxSize {
 		return nil, ErrTooLarge
 	}
-	r := &reader{b: b[1:]}
-	flags := r.u8()
-	maxSkip, maxKeys := r.u32(), r.u32()
+	r := bincursor.New(b[1:], ErrTruncated)
+	flags := r.U8()
+	maxSkip, maxKeys := r.U32(), r.U32()
 	var dhsPriv [KeySize]byte
-	r.key(&dhsPriv)
+	readKey(r, &dhsPriv)
 	s := &Session{}
 	c := &s.c
 	for _, k := range []*[KeySize]byte{&c.dhr, &c.rk, &c.cks, &c.ckr, &c.hks, &c.hkr, &c.nhks, &c.nhkr} {
-		r.key(k)
+		readKey(r, k)
 	}
-	c.ns, c.nr, c.pn = r.u32(), r.u32(), r.u32()
-	adLen := int(r.u16())
-	if r.err == nil && adLen > MaxADSize {
+	c.ns, c.nr, c.pn = r.U32(), r.U32(), r.U32()
+	adLen := int(r.U16())
+	if r.Err == nil && adLen > MaxADSize {
 		return nil, ErrTooLarge
 	}
-	s.ad = append([]byte{}, r.next(adLen)...)
-	nChains := int(r.u8())
-	if r.err != nil {
-		return nil, r.err
+	s.ad = append([]byte{}, r.Next(adLen)...)
+	nChains := int(r.U8())
+	if r.Err != nil {
+		return nil, r.Err
 	}
 	if flags&^flagsAll != 0 || maxSkip < 1 || maxSkip > HardMaxSkip ||
 		maxKeys < 1 || maxKeys > HardMaxSkippedKeys || nChains > MaxSkippedChains {
@@ -181,30 +143,30 @@ func UnmarshalSession(b []byte) (*Session, error) {
 	total := 0
 	for range nChains {
 		var ch skippedChain
-		r.key(&ch.hk)
-		nKeys := r.u32()
-		if r.err != nil {
-			return nil, r.err
+		readKey(r, &ch.hk)
+		nKeys := r.U32()
+		if r.Err != nil {
+			return nil, r.Err
 		}
 		total += int(nKeys)
 		if total > int(maxKeys) {
 			return nil, ErrInvalidState
 		}
-		if int(nKeys) > len(r.b)/skippedKeySize {
+		if int(nKeys) > len(r.Rest())/skippedKeySize {
 			return nil, ErrTruncated
 		}
 		ch.keys = make([]skippedKey, nKeys)
 		for i := range ch.keys {
-			ch.keys[i].n = r.u32()
-			r.key(&ch.keys[i].mk.key)
-			copy(ch.keys[i].mk.nonce[:], r.next(BodyNonceSize))
+			ch.keys[i].n = r.U32()
+			readKey(r, &ch.keys[i].mk.key)
+			copy(ch.keys[i].mk.nonce[:], r.Next(BodyNonceSize))
 		}
 		s.skipped = append(s.skipped, ch)
 	}
-	if r.err != nil {
-		return nil, r.err
+	if r.Err != nil {
+		return nil, r.Err
 	}
-	if len(r.b) != 0 {
+	if len(r.Rest()) != 0 {
 		return nil, ErrTooLarge
 	}
 
