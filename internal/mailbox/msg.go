@@ -71,6 +71,10 @@ func unmarshal(b []byte, m proto.Message) error {
 }
 
 func checkVersion(v uint32) error {
+	if v == 0 {
+		// No version at all (an empty or foreign message), not another one.
+		return fmt.Errorf("%w: no version", ErrMalformed)
+	}
 	if v != Version {
 		return fmt.Errorf("%w: %d", ErrVersion, v)
 	}

@@ -236,7 +236,7 @@ func (s *Server) handle(self string, st p2p.Stream) {
 	}()
 
 	c := &serverConn{s: s, self: self, peer: st.RemotePeer(), st: st, w: bufio.NewWriterSize(st, 64<<10)}
-	if err := c.serve(); err != nil {
+	if err := c.serve(); err != nil && !errors.Is(err, errHangUp) {
 		s.log.Debug("mailboxStreamReset", "peer", shortPeer(c.peer), "err", err)
 		_ = st.Reset()
 		return
@@ -259,8 +259,10 @@ type serverConn struct {
 // errHangUp ends a stream after its answer has been sent.
 var errHangUp = errors.New("hang up")
 
-// serve answers requests until the client closes (nil) or breaks the
-// protocol (an error: the caller resets the stream).
+// serve answers requests until the client closes (nil), the server hangs
+// up after an answer (errHangUp: the stream is closed, so the answer still
+// arrives) or the client breaks the protocol (another error: the caller
+// resets the stream).
 func (c *serverConn) serve() error {
 	for {
 		_ = c.st.SetDeadline(time.Now().Add(c.s.cfg.StreamTimeout))
@@ -289,9 +291,6 @@ func (c *serverConn) serve() error {
 			err = c.list(op.List)
 		case *wirepb.MailboxRequest_Delete:
 			err = c.delete(op.Delete)
-		}
-		if errors.Is(err, errHangUp) {
-			return nil
 		}
 		if err != nil {
 			return err
