@@ -215,8 +215,7 @@ func TestWrongProofGetsNothing(t *testing.T) {
 	unauthorized("signature by another key", cc, authReq(pub, sig))
 
 	cc, nonce = rawSession(t, c, server)
-	mpub, msig := signProof(mallory, server, nonce)
-	_ = mpub
+	_, msig := signProof(mallory, server, nonce)
 	unauthorized("owner's key, mallory's signature", cc, authReq(pub, msig))
 
 	cc, nonce = rawSession(t, c, server)
