@@ -107,6 +107,14 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 	}
 	var out *store.Contact
 	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		if len(inv.Card.Devices) > 0 {
+			other, err := tx.ContactByPeer(inv.Card.Devices[0].PeerID)
+			if err == nil && other.AccountID != inv.AccountID {
+				return fmt.Errorf("%w: the invite names a device of another contact (%s)", identity.ErrBadInvite, other.Name)
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
 		c, err := tx.ContactByAccount(inv.AccountID)
 		switch {
 		case err == nil:

@@ -76,6 +76,12 @@ func (tn *tnode) start() {
 	tn.st, tn.n, tn.m = st, n, m
 }
 
+// start2 restarts a node whose messenger alone was closed (heldEnvelope).
+func (tn *tnode) start2() {
+	tn.stop()
+	tn.start()
+}
+
 // pinAddr makes later restarts listen on the port the node has now, as a
 // daemon with a configured port does.
 func (tn *tnode) pinAddr() {

@@ -1,6 +1,7 @@
 package messenger
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -134,6 +135,8 @@ func TestSenderRestartKeepsOutbox(t *testing.T) {
 // up) so that the test can deliver the envelope by hand.
 func heldEnvelope(t *testing.T, from, to *tnode, text string) []byte {
 	t.Helper()
+	from.pinAddr()
+	to.pinAddr()
 	to.stop()
 	env := rawEnvelope(t, from, to.name, text)
 	from.m.Close()
@@ -166,10 +169,13 @@ func exchange(t *testing.T, from, to *tnode, frames ...[]byte) ([]*wirepb.Respon
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	to.n.AddAddrs(to.n.PeerID(), to.n.Addrs())
-	if err := from.n.Connect(ctx, to.n.PeerID(), to.n.Addrs()); err != nil {
-		t.Fatal(err)
-	}
+	// A dial that failed while to was down is in libp2p's dial backoff for
+	// a while; to's own greeting connects the two meanwhile.
+	var err error
+	eventually(t, 15*time.Second, "a connection", func() bool {
+		err = from.n.Connect(ctx, to.n.PeerID(), to.n.Addrs())
+		return err == nil
+	})
 	s, err := from.n.OpenStream(ctx, to.n.PeerID(), ProtocolMsg)
 	if err != nil {
 		t.Fatal(err)
@@ -210,8 +216,90 @@ func TestDuplicateEnvelopeStoredOnceAndAckedAgain(t *testing.T) {
 			t.Fatalf("response %d: %v %q", i, r.Status, r.Error)
 		}
 	}
+	// The duplicate gets the very same ack: duplicates never advance
+	// alice's ratchet (else a flood of them would desynchronise it).
+	if !bytes.Equal(rs[0].Ack, rs[1].Ack) {
+		t.Fatal("duplicate answered with a fresh ack")
+	}
 	if got := messages(t, alice, "bob"); len(got) != 1 {
 		t.Fatalf("alice stored %d messages, want 1", len(got))
+	}
+	// An envelope reusing the id with other contents is refused, and tells
+	// nothing.
+	e, _ := wire.ParseEnvelope(env)
+	e.Ciphertext = append([]byte(nil), e.Ciphertext...)
+	e.Ciphertext[0] ^= 1
+	rs, err = exchange(t, bob, alice, wire.Marshal(e))
+	if err != nil || rs[0].Status != wirepb.Response_STATUS_REJECTED || len(rs[0].Ack) != 0 {
+		t.Fatalf("reused id: %v %v", rs, err)
+	}
+	// And the conversation still works both ways afterwards.
+	bob.start2()
+	m := send(t, alice, "bob", "still in sync?")
+	waitState(t, alice, "bob", m.ID, StateDelivered)
+	m = send(t, bob, "alice", "yes")
+	waitState(t, bob, "alice", m.ID, StateDelivered)
+}
+
+func TestCardCannotClaimAnotherContactsDevice(t *testing.T) {
+	alice, bob, mallory := newNode(t, "alice"), newNode(t, "bob"), newNode(t, "mallory")
+	addContact(t, bob, alice)
+	// Mallory's card names alice's device: an invite carrying it is refused.
+	ctx := context.Background()
+	link, _ := mallory.m.Invite(ctx)
+	inv, _ := identity.ParseInvite(link)
+	forged := *inv.Card
+	forged.Devices = []identity.Device{{PeerID: alice.n.PeerID(), Addrs: alice.n.Addrs()}}
+	signed, err := identity.SignCard(mallory.m.id, &forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgedLink, _ := identity.EncodeInvite(signed, nil)
+	if _, err := bob.m.AddContact(ctx, forgedLink, "m"); !errors.Is(err, identity.ErrBadInvite) {
+		t.Fatalf("invite naming another contact's device: %v", err)
+	}
+	// Sent in a first message, the same card gets mallory rejected.
+	addContact(t, mallory, bob)
+	mallory.m.cardMu.Lock()
+	mallory.m.ownCard, mallory.m.cardAddr, mallory.m.cardIssued = signed, mallory.n.PeerID()+"\n"+joinLines(mallory.n.Addrs()), time.Now()
+	mallory.m.cardMu.Unlock()
+	m := send(t, mallory, "bob", "I am alice now")
+	eventually(t, 20*time.Second, "mallory's message refused", func() bool { return stateOf(t, mallory, "bob", m.ID) == StateFailed })
+	cs, _ := bob.m.Contacts(ctx)
+	if len(cs) != 1 || cs[0].AccountID != alice.m.AccountID() {
+		t.Fatalf("bob's contacts: %+v", cs)
+	}
+	// Alice is unaffected.
+	addContact(t, alice, bob)
+	m = send(t, alice, "bob", "hi bob")
+	waitState(t, alice, "bob", m.ID, StateDelivered)
+}
+
+func TestOrderKeptAcrossRetries(t *testing.T) {
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	alice.m.cfg.RetryMin, alice.m.cfg.RetryMax = 300*time.Millisecond, 3*time.Second // longer than the poll
+	bob.pinAddr()
+	bob.stop()
+	var ids []string
+	for i := 0; i < 12; i++ {
+		ids = append(ids, send(t, alice, "bob", fmt.Sprintf("m%02d", i)).ID)
+		time.Sleep(150 * time.Millisecond) // spread over several failed attempts
+	}
+	bob.start()
+	for _, id := range ids {
+		waitState(t, alice, "bob", id, StateDelivered)
+	}
+	got := messages(t, bob, "alice")
+	for i, m := range got {
+		if want := fmt.Sprintf("m%02d", i); m.Body != want {
+			var order []string
+			for _, x := range got {
+				order = append(order, x.Body)
+			}
+			t.Fatalf("bob received %v: out of order", order)
+		}
 	}
 }
 

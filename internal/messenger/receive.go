@@ -1,7 +1,9 @@
 package messenger
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -198,8 +200,20 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			}
 		}
 		if _, err := tx.Message(c.ID, false, msgID); err == nil {
-			// Already stored: the sender missed our ack. Ack again.
-			return m.ack(tx, rx, c, resp, env.MessageId)
+			// Already stored: the sender missed our ack. Answer with the
+			// very same ack bytes: a fresh ack would advance the ratchet,
+			// and a stream of duplicates would push the sender's receiving
+			// chain past its skip bound. An envelope that reuses the id
+			// with other contents is a forgery.
+			h, ack, err := tx.Receipt(c.ID, msgID)
+			if err != nil {
+				return permanent(fmt.Errorf("%w: duplicate without receipt", ErrBadMessage))
+			}
+			if !bytes.Equal(h, envelopeHash(env)) {
+				return permanent(fmt.Errorf("%w: message id reused", ErrBadMessage))
+			}
+			resp.Status, resp.Ack = wirepb.Response_STATUS_OK, ack
+			return nil
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
@@ -242,10 +256,16 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	}
 	if c == nil {
 		// A first message from someone who has our invite: they must
-		// introduce themself with their own card.
+		// introduce themself with their own card, naming the device the
+		// message comes from, which must not be another contact's.
 		if card == nil || !card.Identity.Equal(in.Identity) {
 			return permanent(fmt.Errorf("%w: first message without a valid card of the sender", ErrUnknownSender))
 		}
+		if err := m.checkCardDevice(tx, card, peer, 0); err != nil {
+			return err
+		}
+	} else if card != nil && m.checkCardDevice(tx, card, peer, c.ID) != nil {
+		card = nil // a card naming someone else's device: keep the old one
 	}
 	if t, ok := p.Body.(*wirepb.Payload_Text); ok && hex.EncodeToString(t.Text.MessageId) != msgID {
 		return permanent(fmt.Errorf("%w: message id mismatch", ErrBadMessage))
@@ -274,7 +294,10 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			return err
 		}
 		rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateReceived})
-		return m.ack(tx, rx, c, resp, env.MessageId)
+		if err := m.ack(tx, rx, c, resp, env.MessageId); err != nil {
+			return err
+		}
+		return tx.PutReceipt(c.ID, msgID, envelopeHash(env), resp.Ack)
 	case *wirepb.Payload_Ack:
 		for _, id := range body.Ack.MessageIds {
 			aid := hex.EncodeToString(id)
@@ -338,6 +361,30 @@ func (m *Messenger) ack(tx *store.Tx, rx *batch, c *store.Contact, resp *wirepb.
 	rx.setRecord(c.ID, rec)
 	resp.Status, resp.Ack = wirepb.Response_STATUS_OK, s.bytes
 	return nil
+}
+
+// checkCardDevice checks that a card received from peer names that very
+// device (the transport authenticated it) and that no other contact than
+// self already uses it; otherwise one contact could take over another's
+// device id and have its messages routed to itself.
+func (m *Messenger) checkCardDevice(tx *store.Tx, card *identity.Card, peer string, self int64) error {
+	if len(card.Devices) == 0 || card.Devices[0].PeerID != peer {
+		return permanent(fmt.Errorf("%w: card names another device than the sender's", ErrUnknownSender))
+	}
+	other, err := tx.ContactByPeer(peer)
+	switch {
+	case err == nil && other.ID != self:
+		return permanent(fmt.Errorf("%w: device already belongs to another contact", ErrUnknownSender))
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	return nil
+}
+
+// envelopeHash identifies an envelope's contents for duplicate checks.
+func envelopeHash(env *wirepb.Envelope) []byte {
+	h := sha256.Sum256(env.Ciphertext)
+	return h[:]
 }
 
 // contactFromCard adds the sender of a first message from the card it

@@ -271,11 +271,22 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		if c, err = tx.Contact(cid); err != nil {
 			return err
 		}
-		items, err = tx.DueOutboxFor(cid, now, outboxBatch)
+		// The whole queue, oldest first, once the oldest is due: a
+		// conversation is delivered in order, whatever the retry times of
+		// single messages.
+		items, err = tx.Outbox(cid)
 		return err
 	})
-	if err != nil || len(items) == 0 {
+	if err != nil || len(items) == 0 || items[0].NextAttempt.After(now) {
 		return false
+	}
+	if len(items) > outboxBatch {
+		items = items[:outboxBatch]
+	}
+	// Messages retried for too long (on any path: unreachable, busy, no
+	// readable ack) fail visibly instead of being retried for ever.
+	if items = m.expire(ctx, c, items); len(items) == 0 {
+		return true
 	}
 	if m.tr == nil || c.PeerID == "" {
 		m.reschedule(ctx, c, items, ErrNotReachable)
@@ -363,14 +374,18 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 			case wirepb.Response_STATUS_OK:
 				if env, err := wire.ParseEnvelope(r.Ack); err == nil {
 					var scratch wirepb.Response
+					rx.byPeer[c.PeerID] = c // the stream went to c's device
 					err := m.processEnvelope(tx, rx, c.PeerID, env, &scratch)
 					if err == nil {
-						continue
-					}
-					if !isPermanent(err) {
+						if cur, err := tx.Message(c.ID, true, it.MessageID); err == nil && stateRank[cur.State] >= stateRank[StateDelivered] {
+							continue
+						}
+						// An ack that does not cover this message: retry it later.
+					} else if !isPermanent(err) {
 						return err
+					} else {
+						m.log.Info("ackNotAccepted", "peer", shortPeer(c.PeerID), "err", err)
 					}
-					m.log.Info("ackNotAccepted", "peer", shortPeer(c.PeerID), "err", err)
 				}
 				if err := m.advance(tx, rx, c.ID, it.MessageID, StateSent); err != nil {
 					return err
@@ -476,6 +491,10 @@ func (m *Messenger) fail(ctx context.Context, cid int64, msgID, why string) erro
 func (m *Messenger) expire(ctx context.Context, c *store.Contact, items []store.OutboxItem) []store.OutboxItem {
 	keep := items[:0:0]
 	for _, it := range items {
+		if it.Attempts == 0 {
+			keep = append(keep, it) // first attempt: cannot be late
+			continue
+		}
 		var msg *store.Message
 		_ = m.st.View(ctx, func(tx *store.Tx) (err error) { msg, err = tx.Message(c.ID, true, it.MessageID); return err })
 		if msg != nil && m.now().Sub(msg.SentAt) > m.cfg.GiveUpAfter {
@@ -494,11 +513,18 @@ func (m *Messenger) reschedule(ctx context.Context, c *store.Contact, items []st
 	if items = m.expire(ctx, c, items); len(items) == 0 {
 		return
 	}
+	// One retry time for the whole queue (from its oldest message), so that
+	// messages are retried, and shown, in the order they were written.
 	now := m.now()
+	n := items[0].Attempts + 1
+	next := now.Add(m.backoff(n))
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
-		for _, it := range items {
-			n := it.Attempts + 1
-			if err := tx.RescheduleOutbox(it.MessageID, c.ID, n, now.Add(m.backoff(n)), cause.Error()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		all, err := tx.Outbox(c.ID)
+		if err != nil {
+			return err
+		}
+		for _, it := range all {
+			if err := tx.RescheduleOutbox(it.MessageID, c.ID, max(n, it.Attempts), next, cause.Error()); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
 		}
