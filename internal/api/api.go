@@ -57,6 +57,9 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v1/messages", s.messages)
 	mux.HandleFunc("POST /api/v1/messages", s.send)
 	mux.HandleFunc("GET /api/v1/events", s.events)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: "no such API call: " + r.Method + " " + r.URL.Path})
+	})
 	return s.guard(mux)
 }
 
@@ -67,8 +70,8 @@ func (s *server) guard(next http.Handler) http.Handler {
 			writeErr(w, &apiclient.Error{Status: http.StatusForbidden, Code: apiclient.CodeForbidden, Message: "requests from other sites are refused"})
 			return
 		}
-		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) != 1 || s.cfg.Token == "" {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || s.cfg.Token == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) != 1 {
 			writeErr(w, &apiclient.Error{Status: http.StatusUnauthorized, Code: apiclient.CodeUnauthorized, Message: "missing or wrong API token (see api.json in the profile)"})
 			return
 		}
@@ -202,7 +205,8 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{s.cfg.Addr}})
+	_, port, _ := strings.Cut(s.cfg.Addr, ":")
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{s.cfg.Addr, "localhost:" + port}})
 	if err != nil {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/apiclient"
+	"github.com/samizdat-im/samizdat/internal/identity"
 )
 
 func startNode(t *testing.T, name string) *Node {
@@ -69,6 +71,49 @@ func TestAPIAuth(t *testing.T) {
 		if got := do(c.token, c.origin); got != c.want {
 			t.Errorf("%s: status %d, want %d", c.name, got, c.want)
 		}
+	}
+	// The token alone, without the Bearer scheme, is refused too.
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", n.Token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
+		t.Errorf("token without Bearer: %v %v", resp.StatusCode, err)
+	}
+	// Unknown calls get a JSON error too.
+	req, _ = http.NewRequest(http.MethodPost, url, nil)
+	req.Header.Set("Authorization", "Bearer "+n.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e apiclient.Error
+	if resp.StatusCode != 404 || json.NewDecoder(resp.Body).Decode(&e) != nil || e.Code != apiclient.CodeNotFound {
+		t.Errorf("unknown call: %d %+v", resp.StatusCode, e)
+	}
+	resp.Body.Close()
+}
+
+func TestInviteWithManyAddressesFitsQR(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "many")
+	if _, err := Init(ctx, dir, "Александра Константинопольская", KeySource{NoPassphrase: true}); err != nil {
+		t.Fatal(err)
+	}
+	listen := []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0/ws",
+		"/ip4/127.0.0.2/tcp/0", "/ip4/127.0.0.2/udp/0/quic-v1", "/ip4/127.0.0.3/tcp/0"}
+	n, err := Start(ctx, Options{Dir: dir, Listen: listen, APIAddr: "-", LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	link, err := n.Messenger.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(link, "/p2p/") {
+		t.Error("card addresses repeat the peer id")
+	}
+	if err := identity.WriteQR(io.Discard, link); err != nil {
+		t.Fatalf("invite of %d characters with %d addresses does not fit a QR code: %v", len(link), len(listen), err)
 	}
 }
 

@@ -241,6 +241,7 @@ func (n *Node) Close() error {
 type Offline struct {
 	Store     *store.Store
 	Messenger *messenger.Messenger
+	peerID    string
 	unlock    func()
 }
 
@@ -268,14 +269,14 @@ func OpenOffline(ctx context.Context, dir string, ks KeySource) (*Offline, error
 		unlock()
 		return nil, err
 	}
-	return &Offline{Store: st, Messenger: m, unlock: unlock}, nil
+	return &Offline{Store: st, Messenger: m, peerID: peerID, unlock: unlock}, nil
 }
 
 // Status reports what an offline profile knows.
 func (o *Offline) Status(ctx context.Context) (apiclient.Status, error) {
 	n := &Node{Store: o.Store, Messenger: o.Messenger}
 	st, err := n.Status(ctx)
-	st.Running = false
+	st.Running, st.PeerID = false, o.peerID
 	return st, err
 }
 

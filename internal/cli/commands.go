@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -130,7 +131,7 @@ func contactsCmd(g *globals) *cobra.Command {
 					fmt.Fprintln(g.stdout, "no contacts yet: add one with  samizdat contacts add LINK")
 				}
 				for _, c := range cs {
-					fmt.Fprintf(g.stdout, "%-20s %s\n", c.Name, c.AccountID)
+					fmt.Fprintf(g.stdout, "%-20s %s\n", safe(c.Name), c.AccountID)
 				}
 				return nil
 			})
@@ -294,7 +295,22 @@ func printMessage(g *globals, contact string, m apiclient.Message) {
 	if m.Outgoing {
 		who = "me → " + contact
 	}
-	fmt.Fprintf(g.stdout, "%s  %-24s %s  [%s]\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), who, m.Body, m.State)
+	fmt.Fprintf(g.stdout, "%s  %-24s %s  [%s]\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), safe(who), safe(m.Body), m.State)
+}
+
+// safe drops control characters (terminal escape sequences in particular)
+// from text that other people wrote, before it reaches the terminal; line
+// breaks and tabs in a message stay.
+func safe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' {
+			return r
+		}
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 func statusCmd(g *globals) *cobra.Command {

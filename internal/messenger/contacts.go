@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 	"github.com/samizdat-im/samizdat/internal/identity"
@@ -50,7 +52,7 @@ func (m *Messenger) Invite(ctx context.Context) (string, error) {
 func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 	peerID, addrs := m.cfg.PeerID, []string(nil)
 	if m.tr != nil {
-		peerID, addrs = m.tr.PeerID(), m.tr.Addrs()
+		peerID, addrs = m.tr.PeerID(), transportAddrs(m.tr.Addrs())
 	} else {
 		_ = m.st.View(ctx, func(tx *store.Tx) error {
 			b, err := tx.Blob(blobAddrs)
@@ -175,12 +177,9 @@ func applyCard(c *store.Contact, card *identity.Card, signed []byte) {
 
 // uniqueName picks a free contact name based on the name a card suggests.
 func uniqueName(tx *store.Tx, suggested string) (string, error) {
-	base := strings.TrimSpace(strings.ReplaceAll(suggested, "\n", " "))
+	base := CleanName(suggested)
 	if base == "" {
 		base = "contact"
-	}
-	if len(base) > 60 {
-		base = base[:60]
 	}
 	name := base
 	for i := 2; ; i++ {
@@ -238,6 +237,50 @@ func (m *Messenger) Contact(ctx context.Context, ref string) (ContactInfo, error
 		return err
 	})
 	return out, err
+}
+
+// maxNameRunes bounds names taken from cards.
+const maxNameRunes = 60
+
+// CleanName makes a name from someone else's card safe to store and show:
+// control characters (terminal escapes, line breaks, bidi overrides) are
+// dropped, spaces collapsed, and it is cut to maxNameRunes characters.
+func CleanName(s string) string {
+	var b strings.Builder
+	n := 0
+	space := false
+	for _, r := range s {
+		switch {
+		case unicode.IsSpace(r):
+			space = b.Len() > 0
+			continue
+		case r == utf8.RuneError, unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r):
+			continue
+		}
+		if n == maxNameRunes {
+			break
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
+}
+
+// transportAddrs drops the /p2p/<id> suffix the network adds to its
+// addresses: the card names the device once, and invites stay short.
+func transportAddrs(addrs []string) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		if i := strings.Index(a, "/p2p/"); i > 0 {
+			a = a[:i]
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 func joinLines(s []string) string { return strings.Join(s, "\n") }

@@ -249,7 +249,7 @@ func (m *Messenger) Start(ctx context.Context) {
 	if m.tr != nil {
 		m.tr.Handle(ProtocolMsg, m.handleStream)
 		m.tr.OnConnected(func(peerID string) { m.peerConnected(ctx, peerID) })
-		addrs := m.tr.Addrs()
+		addrs := transportAddrs(m.tr.Addrs())
 		_ = m.st.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobAddrs, []byte(joinLines(addrs))) })
 		m.wg.Add(1)
 		go func() {

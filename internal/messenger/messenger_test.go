@@ -261,7 +261,7 @@ func TestCardCannotClaimAnotherContactsDevice(t *testing.T) {
 	// Sent in a first message, the same card gets mallory rejected.
 	addContact(t, mallory, bob)
 	mallory.m.cardMu.Lock()
-	mallory.m.ownCard, mallory.m.cardAddr, mallory.m.cardIssued = signed, mallory.n.PeerID()+"\n"+joinLines(mallory.n.Addrs()), time.Now()
+	mallory.m.ownCard, mallory.m.cardAddr, mallory.m.cardIssued = signed, mallory.n.PeerID()+"\n"+joinLines(transportAddrs(mallory.n.Addrs())), time.Now()
 	mallory.m.cardMu.Unlock()
 	m := send(t, mallory, "bob", "I am alice now")
 	eventually(t, 20*time.Second, "mallory's message refused", func() bool { return stateOf(t, mallory, "bob", m.ID) == StateFailed })
@@ -407,4 +407,19 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("send by account id: %v", err)
 	}
 	_ = hex.EncodeToString
+}
+
+func TestCleanName(t *testing.T) {
+	for in, want := range map[string]string{
+		"alice":                        "alice",
+		"  bob\n the\tbuilder ":        "bob the builder",
+		"evil\x1b[2J\x1b]0;pwned\x07": "evil[2J]0;pwned",
+		"\u202eRTL override":           "RTL override",
+		"bad \xff utf8":                "bad utf8",
+		strings.Repeat("Ж", 100):       strings.Repeat("Ж", maxNameRunes),
+	} {
+		if got := CleanName(in); got != want {
+			t.Errorf("CleanName(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
