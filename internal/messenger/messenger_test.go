@@ -411,12 +411,12 @@ func TestBadInput(t *testing.T) {
 
 func TestCleanName(t *testing.T) {
 	for in, want := range map[string]string{
-		"alice":                        "alice",
-		"  bob\n the\tbuilder ":        "bob the builder",
+		"alice":                       "alice",
+		"  bob\n the\tbuilder ":       "bob the builder",
 		"evil\x1b[2J\x1b]0;pwned\x07": "evil[2J]0;pwned",
-		"\u202eRTL override":           "RTL override",
-		"bad \xff utf8":                "bad utf8",
-		strings.Repeat("Ж", 100):       strings.Repeat("Ж", maxNameRunes),
+		"\u202eRTL override":          "RTL override",
+		"bad \xff utf8":               "bad utf8",
+		strings.Repeat("Ж", 100):      strings.Repeat("Ж", maxNameRunes),
 	} {
 		if got := CleanName(in); got != want {
 			t.Errorf("CleanName(%q) = %q, want %q", in, got, want)
