@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -202,6 +203,24 @@ func (p *profile) waitState(contact, id, state string) {
 	p.t.Fatalf("%s: message %s to %s is %q, want %q\nlog:\n%s", p.name, id, contact, last, state, p.log)
 }
 
+// hashTree summarises every file under dir (name, size, SHA-256), except
+// the lock file, whose pid line a failed open may rewrite.
+func hashTree(t *testing.T, dir string) string {
+	var sb strings.Builder
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() == "lock" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&sb, "%s:%d:%x ", filepath.Base(path), len(b), sha256.Sum256(b))
+		return nil
+	})
+	return sb.String()
+}
+
 // grepTree reports files under dir containing needle.
 func grepTree(t *testing.T, dir string, needle []byte) []string {
 	var hits []string
@@ -287,13 +306,17 @@ func TestCLIEndToEnd(t *testing.T) {
 	alice.stop()
 	bob.stop()
 	// Wrong passphrase: clear error, nothing touched.
-	before := grepTree(t, alice.dir, []byte("SQLite format 3"))
+	if plain := grepTree(t, alice.dir, []byte("SQLite format 3")); len(plain) != 0 {
+		t.Fatalf("unencrypted SQLite files: %v", plain)
+	}
+	before := hashTree(t, alice.dir)
 	wrong := &profile{t: t, name: "alice", dir: alice.dir, env: []string{"SAMIZDAT_PASSPHRASE=wrong"}}
 	wrong.fails("wrong passphrase", "status")
+	wrong.fails("wrong passphrase", "send", "Bob B.", "never stored")
 	noPass := &profile{t: t, name: "alice", dir: alice.dir}
 	noPass.fails("protected by a passphrase", "messages", "Bob B.")
-	if len(before) != 0 {
-		t.Fatalf("unencrypted SQLite files: %v", before)
+	if after := hashTree(t, alice.dir); after != before {
+		t.Fatalf("a wrong passphrase changed the profile:\nbefore %s\nafter  %s", before, after)
 	}
 	// Offline, the history is still there and the profile unlocked.
 	if got := alice.messages("Bob B."); len(got) != 2 || got[0].State != "delivered" {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -324,8 +325,8 @@ func TestGarbageResetsStreamNodeStaysUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Write([]byte{0x7f, 0xff, 0xff, 0xff})
-	if _, err := wire.ReadFrame(s); err == nil {
-		t.Error("oversized frame: stream not reset")
+	if _, err := wire.ReadFrame(s); err == nil || errors.Is(err, io.EOF) {
+		t.Errorf("oversized frame: stream not reset (%v)", err)
 	}
 	s.Close()
 	// A forged envelope (valid framing, bad ciphertext) is rejected, not stored.
