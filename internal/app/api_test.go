@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -219,5 +220,28 @@ func TestDemo(t *testing.T) {
 	}
 	if strings.Count(out.String(), "delivered") < 7 || !strings.Contains(out.String(), "demo finished") {
 		t.Fatalf("demo output:\n%s", out.String())
+	}
+}
+
+func TestInitAfterAFailedInit(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "p")
+	if _, err := Init(ctx, dir, "first", KeySource{NoPassphrase: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Simulate a crash before profile.json was written.
+	if err := os.Remove(filepath.Join(dir, ProfileFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Init(ctx, dir, "second", KeySource{Passphrase: "pw"}); err != nil {
+		t.Fatalf("init after a half-done init: %v", err)
+	}
+	n, err := Start(ctx, Options{Dir: dir, Keys: KeySource{Passphrase: "pw"}, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, APIAddr: "-", LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if n.Messenger.Name() != "second" {
+		t.Fatalf("name %q", n.Messenger.Name())
 	}
 }

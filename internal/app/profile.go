@@ -140,6 +140,14 @@ func Init(ctx context.Context, dir, name string, ks KeySource) (string, error) {
 		return "", err
 	}
 	defer unlock()
+	// profile.json is written last: without it, what is here is the rest of
+	// an init that failed half-way (no identity anyone knows yet), and it
+	// is cleared so that init can be run again.
+	for _, f := range []string{DBFile, DBFile + "-wal", DBFile + "-shm", KeyFile, ProfileFile + ".tmp", KeyFile + ".tmp"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+	}
 	meta := profileMeta{Version: 1}
 	var key []byte
 	if havePass {
