@@ -3,6 +3,11 @@ package store
 import "errors"
 
 var (
+	// ErrDiskFull is returned by Update when SQLite cannot write (the disk
+	// is full, or failing). The transaction is rolled back: nothing of it
+	// is stored, nothing stored before is lost.
+	ErrDiskFull = errors.New("cannot write to the disk (is it full?); nothing was changed")
+
 	// ErrNotFound is returned by lookups (Blob, Contact*, Session, Message)
 	// and by UpdateContact, SetMessageState and RescheduleOutbox when the
 	// record does not exist. Enqueue returns it (wrapped) when the contact

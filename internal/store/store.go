@@ -273,6 +273,9 @@ func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn fun
 		return nil
 	}
 	if err := stx.Commit(); err != nil {
+		if errors.Is(err, sqlite3.FULL) || errors.Is(err, sqlite3.IOERR) {
+			return fmt.Errorf("%w (%v)", ErrDiskFull, err)
+		}
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil
