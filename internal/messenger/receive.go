@@ -127,6 +127,15 @@ func (m *Messenger) receive(ctx context.Context, peer string, env *wirepb.Envelo
 // error is for the log; responses already tell the sender what to do.
 func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirepb.Envelope) ([]*wirepb.Response, error) {
 	resps := make([]*wirepb.Response, len(envs))
+	// Initiations that start a new session cost a full PQXDH response: try
+	// them first outside the write transaction, so that a flood of forged
+	// ones is refused without stalling everyone else's messages.
+	pre := make([]error, len(envs))
+	for i, env := range envs {
+		if len(env.Initiation) > 0 {
+			pre[i] = m.precheckInitiation(ctx, env)
+		}
+	}
 	var rx *batch
 	var firstErr error
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
@@ -134,7 +143,10 @@ func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirep
 		for i, env := range envs {
 			r := &wirepb.Response{Version: wire.Version, MessageId: env.MessageId}
 			resps[i] = r
-			err := m.processEnvelope(tx, rx, peer, env, r)
+			err := pre[i]
+			if err == nil {
+				err = m.processEnvelope(tx, rx, peer, env, r)
+			}
 			if err == nil {
 				continue
 			}
@@ -166,6 +178,47 @@ func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirep
 		m.emit(e)
 	}
 	return resps, firstErr
+}
+
+// precheckInitiation tries an envelope that starts a new session on copies
+// of the state, in a read-only transaction. It returns a permanent error
+// if the envelope can never be accepted, else nil (including when it is
+// for an existing session: those are cheap and checked in the write).
+func (m *Messenger) precheckInitiation(ctx context.Context, env *wirepb.Envelope) error {
+	in, sender, err := initiationIdentity(env)
+	if err != nil {
+		return permanent(err)
+	}
+	var rec *wirepb.SessionRecord
+	var prekeys *handshake.Prekeys
+	err = m.st.View(ctx, func(tx *store.Tx) error {
+		rec = &wirepb.SessionRecord{Version: wire.Version}
+		if c, err := tx.ContactByAccount(identity.AccountID(sender)); err == nil {
+			if rec, err = loadRecord(tx, c.ID); err != nil {
+				return err
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		b, err := tx.Blob(blobPrekeys)
+		if err != nil {
+			return err
+		}
+		prekeys, err = handshake.UnmarshalPrekeys(b)
+		return err
+	})
+	if err != nil {
+		return nil // let the write transaction report it
+	}
+	for _, e := range rec.Sessions {
+		if bytes.Equal(e.PeerBaseKey, in.Ephemeral[:]) {
+			return nil
+		}
+	}
+	if _, _, err := m.decrypt(rec, in, prekeys, env); err != nil {
+		return permanent(err)
+	}
+	return nil
 }
 
 // processEnvelope handles one envelope inside a receive transaction and
