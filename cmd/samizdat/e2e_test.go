@@ -297,6 +297,7 @@ func TestCLIEndToEnd(t *testing.T) {
 
 	// Bad input: clear errors, exit 1, nothing lost.
 	alice.fails("no such contact", "send", "mallory", "hi")
+	alice.fails("only a failed message can be retried", "retry", "Bob B.", id)
 	alice.fails("invalid invite link", "contacts", "add", "samizdat:nonsense")
 	alice.fails("invalid invite link", "contacts", "add", link[:len(link)/2])
 	if _, _, code := alice.run("send", "only-one-arg"); code != 2 {

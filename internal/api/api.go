@@ -56,6 +56,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/contacts", s.addContact)
 	mux.HandleFunc("GET /api/v1/messages", s.messages)
 	mux.HandleFunc("POST /api/v1/messages", s.send)
+	mux.HandleFunc("POST /api/v1/messages/retry", s.retry)
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: "no such API call: " + r.Method + " " + r.URL.Path})
@@ -109,8 +110,12 @@ func (s *server) fail(w http.ResponseWriter, err error) {
 		e.Code = apiclient.CodeBadInvite
 	case errors.Is(err, store.ErrExists):
 		e.Status, e.Code = http.StatusConflict, apiclient.CodeExists
+	case errors.Is(err, store.ErrNotFound):
+		e.Status, e.Code = http.StatusNotFound, apiclient.CodeNotFound
+	case errors.Is(err, store.ErrDiskFull):
+		e.Status, e.Code = http.StatusInsufficientStorage, apiclient.CodeInternal
 	case errors.Is(err, messenger.ErrEmptyMessage), errors.Is(err, messenger.ErrMessageTooLong),
-		errors.Is(err, messenger.ErrSelf), errors.Is(err, messenger.ErrNoKeys):
+		errors.Is(err, messenger.ErrSelf), errors.Is(err, messenger.ErrNoKeys), errors.Is(err, messenger.ErrNotFailed):
 	default:
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -186,6 +191,20 @@ func (s *server) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, ToMessage(msg))
+}
+
+func (s *server) retry(w http.ResponseWriter, r *http.Request) {
+	var req apiclient.RetryRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	msg, err := s.m.Retry(r.Context(), req.Contact, req.ID)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ToMessage(msg))
 }
 
 func (s *server) messages(w http.ResponseWriter, r *http.Request) {

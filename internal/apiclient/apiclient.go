@@ -94,6 +94,12 @@ type SendRequest struct {
 	Text    string `json:"text"`
 }
 
+// RetryRequest is POST /api/v1/messages/retry.
+type RetryRequest struct {
+	Contact string `json:"contact"`
+	ID      string `json:"id"`
+}
+
 // Error is the body of every non-2xx response.
 type Error struct {
 	Code    string `json:"code"`
@@ -217,6 +223,12 @@ func (c *Client) AddContact(ctx context.Context, link, name string) (Contact, er
 func (c *Client) Send(ctx context.Context, contact, text string) (Message, error) {
 	var out Message
 	return out, c.do(ctx, http.MethodPost, "/api/v1/messages", SendRequest{Contact: contact, Text: text}, &out)
+}
+
+// Retry sends a failed message again.
+func (c *Client) Retry(ctx context.Context, contact, id string) (Message, error) {
+	var out Message
+	return out, c.do(ctx, http.MethodPost, "/api/v1/messages/retry", RetryRequest{Contact: contact, ID: id}, &out)
 }
 
 // Messages returns a conversation's messages with local sequence > after.

@@ -43,7 +43,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	root.PersistentFlags().StringVar(&g.profile, "profile", app.DefaultProfileDir(), "profile directory (env "+app.EnvProfile+")")
 	root.PersistentFlags().StringVar(&g.passphraseFile, "passphrase-file", "", "file holding the profile passphrase (or set "+app.EnvPassphrase+")")
-	root.AddCommand(initCmd(g), upCmd(g), inviteCmd(g), contactsCmd(g), sendCmd(g), messagesCmd(g), statusCmd(g), demoCmd(g), benchCmd(g))
+	root.AddCommand(initCmd(g), upCmd(g), inviteCmd(g), contactsCmd(g), sendCmd(g), retryCmd(g), messagesCmd(g), statusCmd(g), demoCmd(g), benchCmd(g))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -84,6 +84,7 @@ type backend interface {
 	AddContact(ctx context.Context, link, name string) (apiclient.Contact, error)
 	Send(ctx context.Context, contact, text string) (apiclient.Message, error)
 	Messages(ctx context.Context, contact string, after int64) (apiclient.Conversation, error)
+	Retry(ctx context.Context, contact, id string) (apiclient.Message, error)
 }
 
 var _ backend = (*apiclient.Client)(nil)
@@ -135,6 +136,11 @@ func (b offline) AddContact(ctx context.Context, link, name string) (apiclient.C
 
 func (b offline) Send(ctx context.Context, contact, text string) (apiclient.Message, error) {
 	m, err := b.o.Messenger.Send(ctx, contact, text)
+	return api.ToMessage(m), err
+}
+
+func (b offline) Retry(ctx context.Context, contact, id string) (apiclient.Message, error) {
+	m, err := b.o.Messenger.Retry(ctx, contact, id)
 	return api.ToMessage(m), err
 }
 

@@ -192,6 +192,30 @@ func sendCmd(g *globals) *cobra.Command {
 	return c
 }
 
+func retryCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "retry CONTACT MESSAGE-ID",
+		Short: "Send a failed message again",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withBackend(cmd.Context(), func(b backend, _ bool) error {
+				m, err := b.Retry(cmd.Context(), args[0], args[1])
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(g.stdout, m)
+				}
+				fmt.Fprintln(g.stdout, m.ID, m.State)
+				return nil
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the message as JSON")
+	return c
+}
+
 func messagesCmd(g *globals) *cobra.Command {
 	var asJSON, follow bool
 	c := &cobra.Command{

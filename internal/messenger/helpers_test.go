@@ -30,6 +30,7 @@ type tnode struct {
 	n    *p2p.Node
 	m    *Messenger
 	addr string // fixed listen address, kept across restarts
+	tune func(*Config)
 }
 
 func newNode(t testing.TB, name string) *tnode {
@@ -68,7 +69,11 @@ func (tn *tnode) start() {
 	if err != nil {
 		tn.t.Fatal(err)
 	}
-	m, err := New(ctx, Config{Store: st, Transport: n, RetryMin: 50 * time.Millisecond, RetryMax: 300 * time.Millisecond})
+	cfg := Config{Store: st, Transport: n, RetryMin: 50 * time.Millisecond, RetryMax: 300 * time.Millisecond}
+	if tn.tune != nil {
+		tn.tune(&cfg)
+	}
+	m, err := New(ctx, cfg)
 	if err != nil {
 		tn.t.Fatal(err)
 	}
@@ -79,6 +84,13 @@ func (tn *tnode) start() {
 // start2 restarts a node whose messenger alone was closed (heldEnvelope).
 func (tn *tnode) start2() {
 	tn.stop()
+	tn.start()
+}
+
+// restartWith restarts the node with its config changed by tune.
+func (tn *tnode) restartWith(tune func(*Config)) {
+	tn.stop()
+	tn.tune = tune
 	tn.start()
 }
 

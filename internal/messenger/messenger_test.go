@@ -280,7 +280,8 @@ func TestOrderKeptAcrossRetries(t *testing.T) {
 	alice, bob := newNode(t, "alice"), newNode(t, "bob")
 	addContact(t, alice, bob)
 	addContact(t, bob, alice)
-	alice.m.cfg.RetryMin, alice.m.cfg.RetryMax = 300*time.Millisecond, 3*time.Second // longer than the poll
+	alice.pinAddr()
+	alice.restartWith(func(c *Config) { c.RetryMin, c.RetryMax = 300*time.Millisecond, 3*time.Second }) // longer than the poll
 	bob.pinAddr()
 	bob.stop()
 	var ids []string
@@ -422,5 +423,33 @@ func TestCleanName(t *testing.T) {
 		if got := CleanName(in); got != want {
 			t.Errorf("CleanName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestGiveUpThenRetry(t *testing.T) {
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	alice.pinAddr()
+	alice.restartWith(func(c *Config) { c.GiveUpAfter = 500 * time.Millisecond })
+	bob.pinAddr()
+	bob.stop()
+	m := send(t, alice, "bob", "will fail, then go")
+	eventually(t, 20*time.Second, "the message failed", func() bool { return stateOf(t, alice, "bob", m.ID) == StateFailed })
+	ctx := context.Background()
+	if _, err := alice.m.Retry(ctx, "bob", "00112233445566778899aabbccddeeff"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("retry of an unknown message: %v", err)
+	}
+	alice.restartWith(nil)
+	bob.start()
+	if _, err := alice.m.Retry(ctx, "bob", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, alice, "bob", m.ID, StateDelivered)
+	if _, err := alice.m.Retry(ctx, "bob", m.ID); !errors.Is(err, ErrNotFailed) {
+		t.Errorf("retry of a delivered message: %v", err)
+	}
+	if got := messages(t, bob, "alice"); len(got) != 1 || got[0].Body != "will fail, then go" {
+		t.Fatalf("bob has %+v", got)
 	}
 }

@@ -256,17 +256,16 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			// Already stored: the sender missed our ack. Answer with the
 			// very same ack bytes: a fresh ack would advance the ratchet,
 			// and a stream of duplicates would push the sender's receiving
-			// chain past its skip bound. An envelope that reuses the id
-			// with other contents is a forgery.
+			// chain past its skip bound. An envelope with the same id but
+			// other contents (the sender re-encrypted it, on a retry) must
+			// decrypt first, below: a forgery does not.
 			h, ack, err := tx.Receipt(c.ID, msgID)
-			if err != nil {
-				return permanent(fmt.Errorf("%w: duplicate without receipt", ErrBadMessage))
+			if err == nil && bytes.Equal(h, envelopeHash(env)) {
+				resp.Status, resp.Ack = wirepb.Response_STATUS_OK, ack
+				return nil
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
 			}
-			if !bytes.Equal(h, envelopeHash(env)) {
-				return permanent(fmt.Errorf("%w: message id reused", ErrBadMessage))
-			}
-			resp.Status, resp.Ack = wirepb.Response_STATUS_OK, ack
-			return nil
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
@@ -343,8 +342,18 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	case *wirepb.Payload_Text:
 		t := body.Text
 		msg := &store.Message{ID: msgID, ContactID: c.ID, Body: t.Body, SentAt: time.UnixMilli(t.SentAtUnixMs), At: m.now(), State: StateReceived}
-		if _, err := tx.InsertMessage(msg); err != nil {
+		inserted, err := tx.InsertMessage(msg)
+		if err != nil {
 			return err
+		}
+		if !inserted {
+			// A re-encrypted copy of a message we have: shown once, acked
+			// with the stored ack if there is one.
+			if _, ack, err := tx.Receipt(c.ID, msgID); err == nil {
+				resp.Status, resp.Ack = wirepb.Response_STATUS_OK, ack
+				return nil
+			}
+			return m.ack(tx, rx, c, resp, env.MessageId)
 		}
 		rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateReceived})
 		if err := m.ack(tx, rx, c, resp, env.MessageId); err != nil {

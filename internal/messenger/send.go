@@ -166,6 +166,71 @@ func (m *Messenger) queueOne(tx *store.Tx, b *batch, r *sendReq, card []byte, ca
 	return tx.Enqueue(store.OutboxItem{MessageID: r.msg.ID, ContactID: c.ID, Payload: s.bytes, NextAttempt: now})
 }
 
+// ErrNotFailed is returned by Retry for a message that has not failed.
+var ErrNotFailed = errors.New("only a failed message can be retried")
+
+// Retry sends a failed message again: it is encrypted afresh on the
+// current session (under the same message id, so that a recipient who had
+// it after all shows it once) and queued.
+func (m *Messenger) Retry(ctx context.Context, ref, msgID string) (store.Message, error) {
+	var out store.Message
+	now := m.now()
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		b := newBatch()
+		c, err := b.resolve(tx, ref)
+		if err != nil {
+			return err
+		}
+		msg, err := tx.Message(c.ID, true, msgID)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: no message %s to %s", store.ErrNotFound, msgID, c.Name)
+		} else if err != nil {
+			return err
+		}
+		if msg.State != StateFailed {
+			return fmt.Errorf("%w (it is %s)", ErrNotFailed, msg.State)
+		}
+		id, err := hex.DecodeString(msgID)
+		if err != nil || len(id) != wire.MessageIDSize {
+			return fmt.Errorf("%w: bad message id", ErrNotFailed)
+		}
+		rec, err := b.record(tx, c.ID)
+		if err != nil {
+			return err
+		}
+		p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Text{Text: &wirepb.Text{
+			MessageId: id, Body: msg.Body, SentAtUnixMs: msg.SentAt.UnixMilli(),
+		}}}
+		if len(rec.Sessions) == 0 || len(rec.Sessions[0].Initiation) > 0 {
+			if p.SenderCard, err = m.card(ctx); err != nil {
+				return err
+			}
+		}
+		sealed, err := m.encrypt(rec, c, id, p)
+		if err != nil {
+			return err
+		}
+		b.setRecord(c.ID, rec)
+		if err := tx.SetMessageState(c.ID, true, msgID, StateQueued); err != nil {
+			return err
+		}
+		if err := tx.DeleteOutbox(c.ID, msgID); err != nil {
+			return err
+		}
+		if err := tx.Enqueue(store.OutboxItem{MessageID: msgID, ContactID: c.ID, Payload: sealed.bytes, NextAttempt: now}); err != nil {
+			return err
+		}
+		msg.State, out = StateQueued, *msg
+		return b.flush(tx)
+	})
+	if err != nil {
+		return store.Message{}, err
+	}
+	m.emit(Event{Type: EventState, ContactID: out.ContactID, MessageID: out.ID, State: StateQueued})
+	m.wake()
+	return out, nil
+}
+
 // Messages returns a conversation's messages after the given local
 // sequence number (0: from the start), oldest first.
 func (m *Messenger) Messages(ctx context.Context, ref string, afterSeq int64, limit int) (ContactInfo, []store.Message, error) {
