@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -42,7 +44,8 @@ const (
 // and the bootstrap dialer. Its methods are safe for concurrent use.
 type Node struct {
 	host  host.Host
-	dht   *dht.IpfsDHT // nil unless Config.EnableDHT
+	dht   *dht.IpfsDHT   // nil unless Config.EnableDHT
+	relay *relayv2.Relay // nil unless Config.EnableRelayService
 	gater *gater
 	cfg   Config
 	log   *slog.Logger
@@ -115,6 +118,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.wg.Add(1)
 	go n.dispatchEvents()
+
+	if cfg.EnableRelayService {
+		if n.relay, err = startRelayService(h, cfg.LoopbackOnly); err != nil {
+			return nil, n.abort(err)
+		}
+	}
 
 	if cfg.EnableDHT {
 		mode := dht.ModeAuto
@@ -191,12 +200,12 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater) ([]libp2p.Option, erro
 	}
 	// Listening happens after construction (see listen): libp2p leaks its
 	// goroutines when a listen address fails inside libp2p.New.
-	opts = append(opts, libp2p.NoListenAddrs)
+	// NoListenAddrs would also switch off the circuit relay transport, which
+	// dials /p2p-circuit addresses and accepts connections through relays
+	// this node has a reservation on (ReserveRelay): keep it on.
+	opts = append(opts, libp2p.EnableRelay(), libp2p.NoListenAddrs)
 	if cfg.EnableNATPortMap {
 		opts = append(opts, libp2p.NATPortMap())
-	}
-	if cfg.EnableRelayService {
-		opts = append(opts, libp2p.EnableRelayService())
 	}
 	if cfg.LoopbackOnly {
 		opts = append(opts, libp2p.AddrsFactory(loopbackAddrs))
@@ -239,6 +248,9 @@ func (n *Node) Addrs() []string {
 	if n.cfg.LoopbackOnly {
 		addrs = loopbackAddrs(addrs)
 	}
+	// The relay transport's implicit "/p2p-circuit" listener is no address
+	// anyone can dial (ReserveRelay returns the ones that are).
+	addrs = slices.DeleteFunc(addrs, isCircuit)
 	return p2pAddrs(n.host.ID(), addrs)
 }
 
@@ -323,6 +335,10 @@ func (n *Node) OpenStream(ctx context.Context, peerID string, proto string) (Str
 	if err := checkProtocol(proto); err != nil {
 		return nil, err
 	}
+	// A peer reachable only through a circuit relay has a limited
+	// connection; our protocols carry small frames and retry, so they may
+	// use it (the relay resets it at its time or byte limit).
+	ctx = network.WithAllowLimitedConn(ctx, proto)
 	if err := n.ensureConnected(ctx, id); err != nil {
 		return nil, err
 	}
@@ -411,6 +427,9 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())
+		}
+		if n.relay != nil {
+			errs = append(errs, n.relay.Close())
 		}
 		errs = append(errs, n.host.Close())
 		if n.sub != nil {
