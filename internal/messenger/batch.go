@@ -19,12 +19,15 @@ type batch struct {
 	records map[int64]*wirepb.SessionRecord
 	dirty   map[int64]bool
 	events  []Event
+	// delivered holds the ids of our messages acked in this transaction.
+	delivered map[string]bool
 }
 
 func newBatch() *batch {
 	return &batch{
 		byPeer: map[string]*store.Contact{}, byRef: map[string]*store.Contact{},
 		records: map[int64]*wirepb.SessionRecord{}, dirty: map[int64]bool{},
+		delivered: map[string]bool{},
 	}
 }
 

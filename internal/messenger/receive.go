@@ -252,19 +252,16 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 				return permanent(fmt.Errorf("%w: identity mismatch", ErrUnknownSender))
 			}
 		}
-		if _, err := tx.Message(c.ID, false, msgID); err == nil {
+		if h, ack, err := tx.Receipt(c.ID, msgID); err == nil {
 			// Already stored: the sender missed our ack. Answer with the
 			// very same ack bytes: a fresh ack would advance the ratchet,
 			// and a stream of duplicates would push the sender's receiving
 			// chain past its skip bound. An envelope with the same id but
 			// other contents (the sender re-encrypted it, on a retry) must
 			// decrypt first, below: a forgery does not.
-			h, ack, err := tx.Receipt(c.ID, msgID)
-			if err == nil && bytes.Equal(h, envelopeHash(env)) {
+			if bytes.Equal(h, envelopeHash(env)) {
 				resp.Status, resp.Ack = wirepb.Response_STATUS_OK, ack
 				return nil
-			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err
 			}
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -372,6 +369,7 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			if err := tx.DeleteOutbox(c.ID, aid); err != nil {
 				return err
 			}
+			rx.delivered[aid] = true
 			if stateRank[cur.State] < stateRank[StateDelivered] {
 				if err := tx.SetMessageState(c.ID, true, aid, StateDelivered); err != nil {
 					return err

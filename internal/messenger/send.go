@@ -442,7 +442,7 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 					rx.byPeer[c.PeerID] = c // the stream went to c's device
 					err := m.processEnvelope(tx, rx, c.PeerID, env, &scratch)
 					if err == nil {
-						if cur, err := tx.Message(c.ID, true, it.MessageID); err == nil && stateRank[cur.State] >= stateRank[StateDelivered] {
+						if rx.delivered[it.MessageID] {
 							continue
 						}
 						// An ack that does not cover this message: retry it later.

@@ -28,8 +28,10 @@ func (tx *Tx) PutReceipt(contactID int64, msgID string, envHash, ack []byte) err
 // Receipt returns what PutReceipt stored for a received message, or
 // ErrNotFound.
 func (tx *Tx) Receipt(contactID int64, msgID string) (envHash, ack []byte, err error) {
-	err = tx.queryRow(`SELECT r.env_hash, r.ack FROM receipts r JOIN messages m ON m.seq = r.seq
-		WHERE m.contact_id = ? AND m.outgoing = 0 AND m.msg_id = ?`, contactID, msgID).Scan(&envHash, &ack)
+	// A subquery, not a join: the planner must start from the message's
+	// unique index, not scan receipts.
+	err = tx.queryRow(`SELECT env_hash, ack FROM receipts WHERE seq =
+		(SELECT seq FROM messages WHERE contact_id = ? AND outgoing = 0 AND msg_id = ?)`, contactID, msgID).Scan(&envHash, &ack)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, fmt.Errorf("receipt: %w", ErrNotFound)
 	}
