@@ -48,6 +48,7 @@ func upCmd(g *globals) *cobra.Command {
 	var listen, bootstrap []string
 	var apiAddr, logLevel string
 	var dht bool
+	var mb serveMailboxFlags
 	c := &cobra.Command{
 		Use:   "up [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api 127.0.0.1:PORT]",
 		Short: "Run the node in the foreground (Ctrl-C stops it)",
@@ -65,19 +66,23 @@ func upCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := mb.serve(g, n); err != nil {
+				return err
+			}
 			fmt.Fprintf(g.stdout, "samizdat is up: %s (%s)\napi: %s\n", n.Messenger.Name(), n.Messenger.AccountID(), n.APIAddr)
 			for _, a := range n.P2P.Addrs() {
 				fmt.Fprintf(g.stdout, "listening: %s\n", a)
 			}
 			<-ctx.Done()
 			fmt.Fprintln(g.stdout, "shutting down")
-			return n.Close()
+			return mb.close(n)
 		},
 	}
 	c.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable; default: loopback TCP, QUIC and WebSocket)")
 	c.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "peer to connect to at start, as /ip4/.../p2p/ID (repeatable)")
 	c.Flags().StringVar(&apiAddr, "api", "127.0.0.1:0", "address of the local API (loopback only)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	addServeMailboxFlag(c, &mb)
 	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat Kademlia DHT (reached through --bootstrap peers and contacts; never the public IPFS one)")
 	return c
 }

@@ -1,0 +1,166 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/samizdat-im/samizdat/internal/app"
+	"github.com/samizdat-im/samizdat/internal/mailbox"
+)
+
+// mailboxFlags are the mailbox service's flags, shared by `relay` and
+// `up --serve-mailbox`.
+type mailboxFlags struct {
+	quota, mailboxQuota string
+	ttl                 time.Duration
+}
+
+func (f *mailboxFlags) add(c *cobra.Command) {
+	c.Flags().StringVar(&f.quota, "quota", "1GiB", "mailbox storage in all, e.g. 1GiB, 512MiB or bytes")
+	c.Flags().StringVar(&f.mailboxQuota, "mailbox-quota", "64MiB", "mailbox storage per mailbox, e.g. 64MiB or bytes")
+	c.Flags().DurationVar(&f.ttl, "ttl", mailbox.DefaultTTL, "how long an envelope is kept unfetched")
+}
+
+func (f *mailboxFlags) options() (app.MailboxOptions, error) {
+	total, err := parseSize(f.quota)
+	if err != nil {
+		return app.MailboxOptions{}, usageError{fmt.Errorf("--quota: %w", err)}
+	}
+	per, err := parseSize(f.mailboxQuota)
+	if err != nil {
+		return app.MailboxOptions{}, usageError{fmt.Errorf("--mailbox-quota: %w", err)}
+	}
+	if f.ttl <= 0 {
+		return app.MailboxOptions{}, usageError{fmt.Errorf("--ttl must be positive, e.g. 720h")}
+	}
+	return app.MailboxOptions{Quotas: mailbox.Quotas{PerMailbox: per, Total: total}, TTL: f.ttl}, nil
+}
+
+// serveMailboxFlags adds --serve-mailbox to `up`.
+type serveMailboxFlags struct {
+	on  bool
+	mf  mailboxFlags
+	svc *app.MailboxService
+}
+
+// addServeMailboxFlag registers `up --serve-mailbox` and the mailbox
+// service's flags on c.
+func addServeMailboxFlag(c *cobra.Command, f *serveMailboxFlags) {
+	c.Flags().BoolVar(&f.on, "serve-mailbox", false, "also host mailboxes for others (offline delivery), kept in mailbox.db in the profile")
+	f.mf.add(c)
+}
+
+// serve starts the mailbox service on n if --serve-mailbox is set. On
+// error it closes n.
+func (f *serveMailboxFlags) serve(g *globals, n *app.Node) error {
+	if !f.on {
+		return nil
+	}
+	o, err := f.mf.options()
+	if err == nil {
+		f.svc, err = n.ServeMailbox(o)
+	}
+	if err != nil {
+		return errors.Join(err, n.Close())
+	}
+	fmt.Fprintln(g.stdout, "serving mailboxes")
+	return nil
+}
+
+// close stops the mailbox service, then n.
+func (f *serveMailboxFlags) close(n *app.Node) error {
+	return errors.Join(f.svc.Close(), n.Close())
+}
+
+func relayCmd(g *globals) *cobra.Command {
+	var listen []string
+	var logLevel string
+	var mf mailboxFlags
+	c := &cobra.Command{
+		Use:   "relay [--listen MULTIADDR]... [--quota SIZE] [--mailbox-quota SIZE] [--ttl DURATION]",
+		Short: "Run a volunteer relay: circuit relay and mailboxes for others (Ctrl-C stops it)",
+		Long: "Run an always-on node that relays connections (circuit relay v2) for peers that cannot be\n" +
+			"dialled directly and keeps encrypted envelopes for offline recipients. The profile\n" +
+			"directory needs no init: it is created with the relay's key on first run.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageError{fmt.Errorf("--log-level: %w", err)}
+			}
+			mo, err := mf.options()
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			r, err := app.StartRelay(ctx, app.RelayOptions{Dir: g.profile, Listen: listen, Mailbox: mo, Logger: log})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "samizdat relay is up: %s\n", r.PeerID())
+			for _, a := range r.Addrs() {
+				fmt.Fprintf(g.stdout, "listening: %s\n", a)
+			}
+			<-ctx.Done()
+			fmt.Fprintln(g.stdout, "shutting down")
+			return r.Close()
+		},
+	}
+	c.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable; default: loopback TCP and QUIC, the ports of the last run)")
+	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	mf.add(c)
+	return c
+}
+
+// sizeUnits are the suffixes parseSize knows, longest first.
+var sizeUnits = []struct {
+	suffix string
+	mult   float64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40},
+	{"b", 1},
+}
+
+// parseSize parses a byte size: plain bytes ("1000000"), or a number with
+// a binary (KiB, MiB, GiB, TiB; K, M, G, T) or decimal (KB, MB, GB, TB)
+// unit, case-insensitive ("1GiB", "1.5gib", "512 MiB").
+func parseSize(s string) (int64, error) {
+	in := strings.TrimSpace(s)
+	num, mult := strings.ToLower(in), 1.0
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	bad := fmt.Errorf("%q is not a size: give bytes or a number with a unit, e.g. 1GiB, 512MiB, 1000000", s)
+	if num == "" || strings.ContainsAny(num, "+-eEx_") {
+		return 0, bad
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, bad
+	}
+	bytes := v * mult
+	if bytes < 1 {
+		return 0, fmt.Errorf("%q: the size must be at least 1 byte", s)
+	}
+	if bytes >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q: the size is too large", s)
+	}
+	return int64(bytes), nil
+}
