@@ -57,8 +57,11 @@ type Config struct {
 	// Zero: off.
 	EnableNATPortMap bool
 
-	// EnableRelayService makes the node a circuit relay v2 for others.
-	// Zero: off.
+	// EnableRelayService makes the node a circuit relay v2 for others,
+	// from the start (not only once AutoNAT finds it publicly reachable),
+	// with libp2p's default limits per circuit. Zero: off. Every node can
+	// dial relayed addresses; it is reachable through a relay only after
+	// Node.ReserveRelay.
 	EnableRelayService bool
 
 	// LoopbackOnly refuses every dial to, accept from, and listen or
