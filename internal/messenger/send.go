@@ -256,6 +256,7 @@ func (m *Messenger) Messages(ctx context.Context, ref string, afterSeq int64, li
 func (m *Messenger) run(ctx context.Context) {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
+	idle := true
 	for {
 		m.flush(ctx)
 		select {
@@ -263,7 +264,18 @@ func (m *Messenger) run(ctx context.Context) {
 			return
 		case <-m.kick:
 		case <-t.C:
-			m.indexPending(ctx)
+			if m.unindexed.Load() {
+				m.indexPending(ctx)
+				idle = false
+			} else if !idle {
+				// The first quiet second after some writes: move the WAL
+				// into the database file now, off the writer, rather than
+				// in the middle of the next burst (see store.Checkpoint).
+				if err := m.st.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+					m.log.Debug("checkpointFailed", "err", err)
+				}
+				idle = true
+			}
 		}
 	}
 }
