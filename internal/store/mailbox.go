@@ -4,18 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math"
-	"net/url"
-	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/ncruces/go-sqlite3"
-	"github.com/ncruces/go-sqlite3/driver"
 )
 
 // MailboxHashSize is the size of a mailbox id and of an envelope hash
@@ -96,103 +90,12 @@ type MailboxQuery struct {
 // database at path with a KeySize-byte key. It returns the same errors as
 // Open; a profile database (or any other samizdat file) gives
 // ErrNotDatabase.
-func OpenMailboxStore(path string, key []byte) (_ *MailboxStore, err error) {
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("%w: key is %d bytes, want %d", ErrInvalid, len(key), KeySize)
-	}
-	if path == "" || path == ":memory:" {
-		return nil, fmt.Errorf("%w: empty database path", ErrInvalid)
-	}
-	abs, err := filepath.Abs(path)
+func OpenMailboxStore(path string, key []byte) (*MailboxStore, error) {
+	db, err := openSchema(path, key, encryptedVFS, schema{name: "mailbox", appID: mailboxApplicationID, steps: mailboxMigrations})
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	if err := precheck(abs, encryptedVFS, key); err != nil {
 		return nil, err
 	}
-	u := url.URL{Scheme: "file", OmitHost: true, Path: abs}
-	u.RawQuery = url.Values{"vfs": {encryptedVFS}, "_txlock": {"immediate"}}.Encode()
-	dsn := u.String()
-	hexKey := hex.EncodeToString(key)
-
-	w, err := driver.Open(dsn, func(c *sqlite3.Conn) error { return initConn(c, hexKey, encryptedVFS, true) })
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
-	defer func() {
-		if err != nil {
-			w.Close()
-		}
-	}()
-	ctx := context.Background()
-	if err := w.PingContext(ctx); err != nil {
-		return nil, openError(err)
-	}
-	if err := migrateMailbox(ctx, w, mailboxMigrations); err != nil {
-		return nil, err
-	}
-	r, err := driver.Open(dsn, func(c *sqlite3.Conn) error { return initConn(c, hexKey, encryptedVFS, false) })
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	r.SetMaxOpenConns(readers)
-	r.SetMaxIdleConns(readers)
-	r.SetConnMaxLifetime(0)
-	r.SetConnMaxIdleTime(0)
-	if err := r.PingContext(ctx); err != nil {
-		r.Close()
-		return nil, openError(err)
-	}
-	return &MailboxStore{db: &Store{w: w, r: r}}, nil
-}
-
-// migrateMailbox is migrate with the mailbox application id: a mailbox
-// database must not pass for a profile database, or the profile's
-// migrations would be applied to it (and the other way round).
-func migrateMailbox(ctx context.Context, db *sql.DB, steps []string) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return openError(err)
-	}
-	defer tx.Rollback()
-	var appID, version, objects int
-	if err := tx.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&appID); err != nil {
-		return openError(err)
-	}
-	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
-		return openError(err)
-	}
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&objects); err != nil {
-		return openError(err)
-	}
-	switch {
-	case appID == 0 && version == 0 && objects == 0: // a new database
-	case appID != mailboxApplicationID:
-		return fmt.Errorf("%w: application id %#x is not a mailbox database's", ErrNotDatabase, appID)
-	case version > len(steps):
-		return fmt.Errorf("%w: schema version %d, this build knows %d", ErrSchemaTooNew, version, len(steps))
-	case version == len(steps):
-		return nil
-	}
-	for i := version; i < len(steps); i++ {
-		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
-			return fmt.Errorf("store: mailbox migration %d: %w", i+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, i+1)); err != nil {
-			return fmt.Errorf("store: mailbox migration %d: %w", i+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA application_id = %d`, mailboxApplicationID)); err != nil {
-		return fmt.Errorf("store: set application id: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: mailbox migrations: %w", err)
-	}
-	return nil
+	return &MailboxStore{db: db}, nil
 }
 
 // Close waits for running calls, then closes the database. Later calls

@@ -44,7 +44,24 @@ func loadMigrations(fsys fs.FS) []string {
 
 // migrate checks the application id and applies the pending steps, all in
 // one immediate transaction, so a failure leaves the file as it was.
+// schema is what a kind of samizdat database is: its SQLite application
+// id (so that one kind never passes for another and gets its migrations)
+// and its numbered migrations.
+type schema struct {
+	name  string
+	appID int
+	steps []string
+}
+
+// profileSchema is the profile database's.
+var profileSchema = schema{name: "profile", appID: applicationID, steps: migrations}
+
 func migrate(ctx context.Context, db *sql.DB, steps []string) error {
+	return migrateSchema(ctx, db, schema{name: profileSchema.name, appID: profileSchema.appID, steps: steps})
+}
+
+func migrateSchema(ctx context.Context, db *sql.DB, sc schema) error {
+	steps := sc.steps
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return openError(err)
@@ -63,8 +80,8 @@ func migrate(ctx context.Context, db *sql.DB, steps []string) error {
 	}
 	switch {
 	case appID == 0 && version == 0 && objects == 0: // a new database
-	case appID != applicationID:
-		return fmt.Errorf("%w: application id %#x", ErrNotDatabase, appID)
+	case appID != sc.appID:
+		return fmt.Errorf("%w: application id %#x is not a %s database's", ErrNotDatabase, appID, sc.name)
 	case version > len(steps):
 		return fmt.Errorf("%w: schema version %d, this build knows %d", ErrSchemaTooNew, version, len(steps))
 	case version == len(steps):
@@ -79,7 +96,7 @@ func migrate(ctx context.Context, db *sql.DB, steps []string) error {
 			return fmt.Errorf("store: migration %d: %w", i+1, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA application_id = %d`, applicationID)); err != nil {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA application_id = %d`, sc.appID)); err != nil {
 		return fmt.Errorf("store: set application id: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -63,12 +63,19 @@ type Store struct {
 // ErrSchemaTooNew if a newer samizdat wrote it; in those cases the file is
 // left untouched.
 func Open(path string, key []byte) (*Store, error) {
-	return open(path, key, encryptedVFS)
+	return openSchema(path, key, encryptedVFS, profileSchema)
 }
 
-// open is Open with a choice of VFS, so a test can show that its plaintext
-// check would catch an unencrypted file. Only Open's VFS is for production.
-func open(path string, key []byte, vfsName string) (_ *Store, err error) {
+// open is openSchema for the profile database (tests use it with another
+// VFS).
+func open(path string, key []byte, vfsName string) (*Store, error) {
+	return openSchema(path, key, vfsName, profileSchema)
+}
+
+// openSchema opens a database of the given kind with a choice of VFS, so a
+// test can show that its plaintext check would catch an unencrypted file.
+// Only the encrypted VFS is for production.
+func openSchema(path string, key []byte, vfsName string, sc schema) (_ *Store, err error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("%w: key is %d bytes, want %d", ErrInvalid, len(key), KeySize)
 	}
@@ -109,7 +116,7 @@ func open(path string, key []byte, vfsName string) (_ *Store, err error) {
 	if err := w.PingContext(ctx); err != nil {
 		return nil, openError(err)
 	}
-	if err := migrate(ctx, w, migrations); err != nil {
+	if err := migrateSchema(ctx, w, sc); err != nil {
 		return nil, err
 	}
 
