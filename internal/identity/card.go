@@ -30,12 +30,27 @@ type Device struct {
 	Addrs  []string
 }
 
+// MailboxHost is a node that keeps mail for the card's owner, under a
+// mailbox id only the owner can fetch from.
+type MailboxHost struct {
+	PeerID string
+	Addrs  []string
+	ID     []byte // mailbox id (32 bytes)
+}
+
+// Limits of a card's mailbox list.
+const (
+	MaxMailboxHosts = 8
+	MailboxIDSize   = 32
+)
+
 // Card is a contact card: what one needs to reach and encrypt to an
 // account. Its wire form is signed by the account key.
 type Card struct {
 	Identity  keys.PublicIdentity
 	Name      string
 	Devices   []Device
+	Mailboxes []MailboxHost
 	Bundle    *handshake.Bundle
 	IssuedAt  time.Time
 	ExpiresAt time.Time
@@ -72,6 +87,9 @@ func (c *Card) toWire() *wirepb.ContactCard {
 	for _, d := range c.Devices {
 		w.Devices = append(w.Devices, &wirepb.Device{PeerId: d.PeerID, Addrs: d.Addrs})
 	}
+	for _, mb := range c.Mailboxes {
+		w.Mailboxes = append(w.Mailboxes, &wirepb.MailboxHost{PeerId: mb.PeerID, Addrs: mb.Addrs, MailboxId: mb.ID})
+	}
 	return w
 }
 
@@ -102,6 +120,15 @@ func cardFromWire(w *wirepb.ContactCard) (*Card, error) {
 			return nil, errorf(ErrBadCard, "device without peer id")
 		}
 		c.Devices = append(c.Devices, Device{PeerID: d.PeerId, Addrs: d.Addrs})
+	}
+	if len(w.Mailboxes) > MaxMailboxHosts {
+		return nil, errorf(ErrBadCard, "too many mailbox hosts")
+	}
+	for _, mb := range w.Mailboxes {
+		if mb.PeerId == "" || len(mb.MailboxId) != MailboxIDSize {
+			return nil, errorf(ErrBadCard, "bad mailbox host")
+		}
+		c.Mailboxes = append(c.Mailboxes, MailboxHost{PeerID: mb.PeerId, Addrs: mb.Addrs, ID: mb.MailboxId})
 	}
 	if len(c.Name) > 200 {
 		return nil, errorf(ErrBadCard, "name too long")

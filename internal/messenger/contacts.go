@@ -76,6 +76,7 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 		Identity:  m.id.Public(),
 		Name:      m.name,
 		Devices:   []identity.Device{{PeerID: peerID, Addrs: addrs}},
+		Mailboxes: m.cardMailboxes(),
 		Bundle:    bundle,
 		IssuedAt:  now,
 		ExpiresAt: now.Add(identity.DefaultCardLifetime),

@@ -18,6 +18,7 @@ package messenger
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -109,6 +110,11 @@ type Config struct {
 	GiveUpAfter   time.Duration
 	StreamTimeout time.Duration // per delivery stream (default 30 s)
 	Ratchet       ratchet.Config
+	// MailboxHosts keep our mail while we are offline; they are listed in
+	// our card. None: contacts can only reach us directly.
+	MailboxHosts []MailboxHost
+	// FetchInterval is how often the mailboxes are checked (default 30 s).
+	FetchInterval time.Duration
 }
 
 // Messenger is one account's conversation engine. It is safe for
@@ -134,6 +140,9 @@ type Messenger struct {
 
 	ratchets  ratchetCache
 	unindexed atomic.Bool // messages stored since the last IndexPending
+
+	mbKey     ed25519.PrivateKey // our mailbox key; nil without mailbox hosts
+	fetchKick chan struct{}
 
 	cardMu     sync.Mutex
 	ownCard    []byte
@@ -185,7 +194,7 @@ func InitProfile(ctx context.Context, st *store.Store, name string, rnd io.Reade
 func New(ctx context.Context, cfg Config) (*Messenger, error) {
 	m := &Messenger{
 		cfg: cfg, st: cfg.Store, tr: cfg.Transport, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now,
-		sendq: make(chan *sendReq), subs: map[chan Event]struct{}{}, inflight: map[int64]*flight{},
+		sendq: make(chan *sendReq), fetchKick: make(chan struct{}, 1), subs: map[chan Event]struct{}{}, inflight: map[int64]*flight{},
 		kick: make(chan struct{}, 1), closed: make(chan struct{}),
 	}
 	if m.log == nil {
@@ -208,6 +217,9 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 	}
 	if m.cfg.StreamTimeout <= 0 {
 		m.cfg.StreamTimeout = DefaultStreamTimeout
+	}
+	if m.cfg.FetchInterval <= 0 {
+		m.cfg.FetchInterval = DefaultFetchInterval
 	}
 	err := m.st.View(ctx, func(tx *store.Tx) error {
 		b, err := tx.Blob(blobIdentity)
@@ -234,6 +246,11 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		return nil, err
 	}
 	m.acct = AccountIDOf(m.id)
+	if len(m.cfg.MailboxHosts) > 0 {
+		if err := m.loadMailboxKey(ctx); err != nil {
+			return nil, err
+		}
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -256,6 +273,13 @@ func (m *Messenger) Start(ctx context.Context) {
 			defer m.wg.Done()
 			m.greetContacts(ctx)
 		}()
+		if len(m.cfg.MailboxHosts) > 0 {
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				m.fetchLoop(ctx)
+			}()
+		}
 	}
 	m.wg.Add(1)
 	go func() {

@@ -230,11 +230,20 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		return permanent(err)
 	}
 	// Find the contact: by the identity an initiation names, else by the
-	// device the stream comes from.
+	// device the stream comes from, else (from a mailbox: sealed) by
+	// trying our sessions.
 	var c *store.Contact
-	if in != nil {
+	var rec *wirepb.SessionRecord
+	var plain []byte
+	sealed := in == nil && peer == ""
+	switch {
+	case sealed:
+		if c, rec, plain, err = m.trialDecrypt(tx, rx, env); err != nil {
+			return err
+		}
+	case in != nil:
 		c, err = tx.ContactByAccount(identity.AccountID(sender))
-	} else {
+	default:
 		c, err = rx.contactByPeer(tx, peer)
 	}
 	if errors.Is(err, store.ErrNotFound) {
@@ -246,7 +255,7 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		return err
 	}
 	msgID := hex.EncodeToString(env.MessageId)
-	if c != nil {
+	if c != nil && !sealed {
 		if in != nil && c.Card != nil {
 			if card, err := identity.ParseSignedCard(c.Card); err == nil && !card.Identity.Equal(sender) {
 				return permanent(fmt.Errorf("%w: identity mismatch", ErrUnknownSender))
@@ -267,27 +276,29 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			return err
 		}
 	}
-	rec := &wirepb.SessionRecord{Version: wire.Version}
-	if c != nil {
-		if rec, err = rx.record(tx, c.ID); err != nil {
-			return err
-		}
-	}
 	var prekeys *handshake.Prekeys
-	if in != nil {
-		// Prekeys are read inside the transaction, so that two initiations
-		// can never both consume one one-time prekey.
-		b, err := tx.Blob(blobPrekeys)
-		if err != nil {
-			return err
+	consumed := false
+	if !sealed {
+		rec = &wirepb.SessionRecord{Version: wire.Version}
+		if c != nil {
+			if rec, err = rx.record(tx, c.ID); err != nil {
+				return err
+			}
 		}
-		if prekeys, err = handshake.UnmarshalPrekeys(b); err != nil {
-			return err
+		if in != nil {
+			// Prekeys are read inside the transaction, so that two
+			// initiations can never both consume one one-time prekey.
+			b, err := tx.Blob(blobPrekeys)
+			if err != nil {
+				return err
+			}
+			if prekeys, err = handshake.UnmarshalPrekeys(b); err != nil {
+				return err
+			}
 		}
-	}
-	plain, consumed, err := m.decrypt(rec, in, prekeys, env)
-	if err != nil {
-		return permanent(err)
+		if plain, consumed, err = m.decrypt(rec, in, prekeys, env); err != nil {
+			return permanent(err)
+		}
 	}
 	unpadded, err := wire.Unpad(plain)
 	if err != nil {
@@ -356,7 +367,18 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		if err := m.ack(tx, rx, c, resp, env.MessageId); err != nil {
 			return err
 		}
-		return tx.PutReceipt(c.ID, msgID, envelopeHash(env), resp.Ack)
+		if err := tx.PutReceipt(c.ID, msgID, envelopeHash(env), resp.Ack); err != nil {
+			return err
+		}
+		if peer == "" {
+			// From a mailbox: nobody waits on a stream for this ack; it
+			// goes out like a message (directly or to the sender's hosts).
+			err := tx.Enqueue(store.OutboxItem{MessageID: ackItemPrefix + msgID, ContactID: c.ID, Payload: resp.Ack, NextAttempt: m.now()})
+			if err != nil && !errors.Is(err, store.ErrExists) {
+				return err
+			}
+		}
+		return nil
 	case *wirepb.Payload_Ack:
 		for _, id := range body.Ack.MessageIds {
 			aid := hex.EncodeToString(id)
@@ -428,6 +450,9 @@ func (m *Messenger) ack(tx *store.Tx, rx *batch, c *store.Contact, resp *wirepb.
 // self already uses it; otherwise one contact could take over another's
 // device id and have its messages routed to itself.
 func (m *Messenger) checkCardDevice(tx *store.Tx, card *identity.Card, peer string, self int64) error {
+	if peer == "" && len(card.Devices) > 0 {
+		peer = card.Devices[0].PeerID // from a mailbox: no transport to check it against
+	}
 	if len(card.Devices) == 0 || card.Devices[0].PeerID != peer {
 		return permanent(fmt.Errorf("%w: card names another device than the sender's", ErrUnknownSender))
 	}

@@ -371,6 +371,9 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 	}
 	s, err := m.openStream(ctx, c.PeerID, f)
 	if err != nil {
+		// Not reachable: leave the envelopes with the contact's mailbox
+		// hosts, and keep them queued until the ack comes back.
+		m.depositToMailboxes(ctx, c, items)
 		m.reschedule(ctx, c, items, err)
 		return false
 	}
@@ -386,6 +389,17 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		}
 		werr <- s.CloseWrite()
 	}()
+	// Each response names the envelope it answers: a message's id, or for
+	// an ack item the ack envelope's own id.
+	want := make([]string, len(items))
+	for i, it := range items {
+		want[i] = it.MessageID
+		if isAckItem(it) {
+			if env, err := wire.ParseEnvelope(it.Payload); err == nil {
+				want[i] = hex.EncodeToString(env.MessageId)
+			}
+		}
+	}
 	// Responses that arrive together are applied in one transaction.
 	resps := make(chan *wirepb.Response, maxBatch)
 	go func() {
@@ -396,7 +410,7 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 				return
 			}
 			r, err := wire.ParseResponse(b)
-			if err != nil || hex.EncodeToString(r.MessageId) != items[i].MessageID {
+			if err != nil || hex.EncodeToString(r.MessageId) != want[i] {
 				m.log.Warn("badResponse", "peer", shortPeer(c.PeerID))
 				return
 			}
@@ -449,6 +463,12 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 			it := items[i]
 			switch r.Status {
 			case wirepb.Response_STATUS_OK:
+				if isAckItem(it) { // an ack needs no ack
+					if err := tx.DeleteOutbox(c.ID, it.MessageID); err != nil {
+						return err
+					}
+					continue
+				}
 				if env, err := wire.ParseEnvelope(r.Ack); err == nil {
 					var scratch wirepb.Response
 					rx.byPeer[c.PeerID] = c // the stream went to c's device
@@ -616,6 +636,9 @@ func (m *Messenger) reschedule(ctx context.Context, c *store.Contact, items []st
 // peerConnected retries a contact's queued messages at once when its
 // device connects: it is probably back online.
 func (m *Messenger) peerConnected(ctx context.Context, peerID string) {
+	if m.isMailboxHost(peerID) {
+		m.kickFetch()
+	}
 	var c *store.Contact
 	err := m.st.View(ctx, func(tx *store.Tx) (err error) { c, err = tx.ContactByPeer(peerID); return err })
 	if err != nil {

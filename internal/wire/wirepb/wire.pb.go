@@ -449,6 +449,8 @@ type ContactCard struct {
 	IssuedAtUnix  int64                  `protobuf:"varint,6,opt,name=issued_at_unix,json=issuedAtUnix,proto3" json:"issued_at_unix,omitempty"`
 	ExpiresAtUnix int64                  `protobuf:"varint,7,opt,name=expires_at_unix,json=expiresAtUnix,proto3" json:"expires_at_unix,omitempty"`
 	Serial        uint64                 `protobuf:"varint,8,opt,name=serial,proto3" json:"serial,omitempty"`
+	// mailboxes are where to leave messages while this account is offline.
+	Mailboxes     []*MailboxHost `protobuf:"bytes,9,rep,name=mailboxes,proto3" json:"mailboxes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -539,6 +541,74 @@ func (x *ContactCard) GetSerial() uint64 {
 	return 0
 }
 
+func (x *ContactCard) GetMailboxes() []*MailboxHost {
+	if x != nil {
+		return x.Mailboxes
+	}
+	return nil
+}
+
+// MailboxHost is a node keeping mail for the card's owner under mailbox_id.
+type MailboxHost struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PeerId        string                 `protobuf:"bytes,1,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
+	Addrs         []string               `protobuf:"bytes,2,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	MailboxId     []byte                 `protobuf:"bytes,3,opt,name=mailbox_id,json=mailboxId,proto3" json:"mailbox_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailboxHost) Reset() {
+	*x = MailboxHost{}
+	mi := &file_wirepb_wire_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailboxHost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailboxHost) ProtoMessage() {}
+
+func (x *MailboxHost) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_wire_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailboxHost.ProtoReflect.Descriptor instead.
+func (*MailboxHost) Descriptor() ([]byte, []int) {
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *MailboxHost) GetPeerId() string {
+	if x != nil {
+		return x.PeerId
+	}
+	return ""
+}
+
+func (x *MailboxHost) GetAddrs() []string {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+func (x *MailboxHost) GetMailboxId() []byte {
+	if x != nil {
+		return x.MailboxId
+	}
+	return nil
+}
+
 type Device struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	PeerId        string                 `protobuf:"bytes,1,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
@@ -549,7 +619,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_wirepb_wire_proto_msgTypes[6]
+	mi := &file_wirepb_wire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +631,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[6]
+	mi := &file_wirepb_wire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +644,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{6}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Device) GetPeerId() string {
@@ -601,7 +671,7 @@ type SignedCard struct {
 
 func (x *SignedCard) Reset() {
 	*x = SignedCard{}
-	mi := &file_wirepb_wire_proto_msgTypes[7]
+	mi := &file_wirepb_wire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +683,7 @@ func (x *SignedCard) String() string {
 func (*SignedCard) ProtoMessage() {}
 
 func (x *SignedCard) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[7]
+	mi := &file_wirepb_wire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +696,7 @@ func (x *SignedCard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedCard.ProtoReflect.Descriptor instead.
 func (*SignedCard) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{7}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SignedCard) GetCard() []byte {
@@ -655,7 +725,7 @@ type Invite struct {
 
 func (x *Invite) Reset() {
 	*x = Invite{}
-	mi := &file_wirepb_wire_proto_msgTypes[8]
+	mi := &file_wirepb_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +737,7 @@ func (x *Invite) String() string {
 func (*Invite) ProtoMessage() {}
 
 func (x *Invite) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[8]
+	mi := &file_wirepb_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +750,7 @@ func (x *Invite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invite.ProtoReflect.Descriptor instead.
 func (*Invite) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{8}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Invite) GetVersion() uint32 {
@@ -716,7 +786,7 @@ type SessionRecord struct {
 
 func (x *SessionRecord) Reset() {
 	*x = SessionRecord{}
-	mi := &file_wirepb_wire_proto_msgTypes[9]
+	mi := &file_wirepb_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +798,7 @@ func (x *SessionRecord) String() string {
 func (*SessionRecord) ProtoMessage() {}
 
 func (x *SessionRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[9]
+	mi := &file_wirepb_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +811,7 @@ func (x *SessionRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRecord.ProtoReflect.Descriptor instead.
 func (*SessionRecord) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{9}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SessionRecord) GetVersion() uint32 {
@@ -769,7 +839,7 @@ type SessionEntry struct {
 
 func (x *SessionEntry) Reset() {
 	*x = SessionEntry{}
-	mi := &file_wirepb_wire_proto_msgTypes[10]
+	mi := &file_wirepb_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +851,7 @@ func (x *SessionEntry) String() string {
 func (*SessionEntry) ProtoMessage() {}
 
 func (x *SessionEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[10]
+	mi := &file_wirepb_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +864,7 @@ func (x *SessionEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEntry.ProtoReflect.Descriptor instead.
 func (*SessionEntry) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{10}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SessionEntry) GetRatchet() []byte {
@@ -859,7 +929,7 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tSTATUS_OK\x10\x01\x12\x13\n" +
 	"\x0fSTATUS_REJECTED\x10\x02\x12\x10\n" +
-	"\fSTATUS_RETRY\x10\x03\"\x96\x02\n" +
+	"\fSTATUS_RETRY\x10\x03\"\xd3\x02\n" +
 	"\vContactCard\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1a\n" +
 	"\bidentity\x18\x02 \x01(\fR\bidentity\x12\x12\n" +
@@ -868,7 +938,13 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\rprekey_bundle\x18\x05 \x01(\fR\fprekeyBundle\x12$\n" +
 	"\x0eissued_at_unix\x18\x06 \x01(\x03R\fissuedAtUnix\x12&\n" +
 	"\x0fexpires_at_unix\x18\a \x01(\x03R\rexpiresAtUnix\x12\x16\n" +
-	"\x06serial\x18\b \x01(\x04R\x06serial\"7\n" +
+	"\x06serial\x18\b \x01(\x04R\x06serial\x12;\n" +
+	"\tmailboxes\x18\t \x03(\v2\x1d.samizdat.wire.v1.MailboxHostR\tmailboxes\"[\n" +
+	"\vMailboxHost\x12\x17\n" +
+	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12\x14\n" +
+	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x1d\n" +
+	"\n" +
+	"mailbox_id\x18\x03 \x01(\fR\tmailboxId\"7\n" +
 	"\x06Device\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\tR\x05addrs\">\n" +
@@ -904,7 +980,7 @@ func file_wirepb_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wirepb_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_wirepb_wire_proto_goTypes = []any{
 	(Response_Status)(0),  // 0: samizdat.wire.v1.Response.Status
 	(*Envelope)(nil),      // 1: samizdat.wire.v1.Envelope
@@ -913,23 +989,25 @@ var file_wirepb_wire_proto_goTypes = []any{
 	(*Ack)(nil),           // 4: samizdat.wire.v1.Ack
 	(*Response)(nil),      // 5: samizdat.wire.v1.Response
 	(*ContactCard)(nil),   // 6: samizdat.wire.v1.ContactCard
-	(*Device)(nil),        // 7: samizdat.wire.v1.Device
-	(*SignedCard)(nil),    // 8: samizdat.wire.v1.SignedCard
-	(*Invite)(nil),        // 9: samizdat.wire.v1.Invite
-	(*SessionRecord)(nil), // 10: samizdat.wire.v1.SessionRecord
-	(*SessionEntry)(nil),  // 11: samizdat.wire.v1.SessionEntry
+	(*MailboxHost)(nil),   // 7: samizdat.wire.v1.MailboxHost
+	(*Device)(nil),        // 8: samizdat.wire.v1.Device
+	(*SignedCard)(nil),    // 9: samizdat.wire.v1.SignedCard
+	(*Invite)(nil),        // 10: samizdat.wire.v1.Invite
+	(*SessionRecord)(nil), // 11: samizdat.wire.v1.SessionRecord
+	(*SessionEntry)(nil),  // 12: samizdat.wire.v1.SessionEntry
 }
 var file_wirepb_wire_proto_depIdxs = []int32{
 	3,  // 0: samizdat.wire.v1.Payload.text:type_name -> samizdat.wire.v1.Text
 	4,  // 1: samizdat.wire.v1.Payload.ack:type_name -> samizdat.wire.v1.Ack
 	0,  // 2: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
-	7,  // 3: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
-	11, // 4: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
-	5,  // [5:5] is the sub-list for method output_type
-	5,  // [5:5] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	8,  // 3: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
+	7,  // 4: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
+	12, // 5: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_wire_proto_init() }
@@ -947,7 +1025,7 @@ func file_wirepb_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wirepb_wire_proto_rawDesc), len(file_wirepb_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,253 @@
+package messenger
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/mailbox"
+	"github.com/samizdat-im/samizdat/internal/store"
+	"github.com/samizdat-im/samizdat/internal/wire"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
+)
+
+// Offline delivery through mailbox hosts (DESIGN §7, issue 4, first part):
+// the card lists the hosts that keep our mail under a mailbox id only we
+// can fetch from; a sender who cannot reach us directly deposits the same
+// envelopes there (marked sent on the first accept, kept queued until our
+// encrypted ack); we fetch on start, when a host connects and periodically,
+// process the envelopes as if they came directly (the sender is found by
+// its initiation or by trying our sessions: the host names nobody), queue
+// the acks for delivery like any message, and delete what we processed.
+
+// MailboxHost is a node that keeps our mail (a samizdat relay, or any
+// node run with --serve-mailbox).
+type MailboxHost struct {
+	PeerID string
+	Addrs  []string
+}
+
+const (
+	blobMailboxKey = "mailbox.key"
+	// DefaultFetchInterval is how often mailboxes are checked.
+	DefaultFetchInterval = 30 * time.Second
+	// maxDepositHosts bounds how many of a contact's hosts get a copy.
+	maxDepositHosts = 3
+	// ackItemPrefix marks outbox items that carry an ack, not a message.
+	ackItemPrefix = "ack-"
+	fetchPage     = 100
+)
+
+func isAckItem(it store.OutboxItem) bool { return strings.HasPrefix(it.MessageID, ackItemPrefix) }
+
+// loadMailboxKey reads (or creates) the key of our mailbox.
+func (m *Messenger) loadMailboxKey(ctx context.Context) error {
+	return m.st.Update(ctx, func(tx *store.Tx) error {
+		b, err := tx.Blob(blobMailboxKey)
+		if err == nil && len(b) == ed25519.PrivateKeySize {
+			m.mbKey = ed25519.PrivateKey(b)
+			return nil
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		k, err := mailbox.NewKey()
+		if err != nil {
+			return err
+		}
+		m.mbKey = k
+		return tx.PutBlob(blobMailboxKey, k)
+	})
+}
+
+// cardMailboxes lists our mailbox hosts for our card.
+func (m *Messenger) cardMailboxes() []identity.MailboxHost {
+	if m.mbKey == nil {
+		return nil
+	}
+	id := mailbox.KeyID(m.mbKey)
+	var out []identity.MailboxHost
+	for _, h := range m.cfg.MailboxHosts {
+		out = append(out, identity.MailboxHost{PeerID: h.PeerID, Addrs: transportAddrs(h.Addrs), ID: id[:]})
+	}
+	return out
+}
+
+// depositToMailboxes leaves a contact's queued envelopes with its mailbox
+// hosts. Envelopes at least one host accepted are marked sent (acks,
+// which need no ack themselves, leave the outbox). It reports whether any
+// host accepted anything.
+func (m *Messenger) depositToMailboxes(ctx context.Context, c *store.Contact, items []store.OutboxItem) bool {
+	card, err := identity.ParseSignedCard(c.Card)
+	if err != nil || len(card.Mailboxes) == 0 || m.tr == nil {
+		return false
+	}
+	envs := make([][]byte, len(items))
+	for i, it := range items {
+		envs[i] = it.Payload
+	}
+	accepted := make([]bool, len(items))
+	any := false
+	for i, h := range card.Mailboxes {
+		if i == maxDepositHosts {
+			break
+		}
+		var id mailbox.ID
+		copy(id[:], h.ID)
+		m.tr.AddAddrs(h.PeerID, h.Addrs)
+		dctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
+		n, err := mailbox.DepositBatch(dctx, m.tr, h.PeerID, id, envs)
+		cancel()
+		for j := 0; j < n; j++ {
+			accepted[j], any = true, true
+		}
+		if err != nil {
+			m.log.Info("depositRefused", "host", shortPeer(h.PeerID), "err", err)
+		}
+	}
+	if !any {
+		return false
+	}
+	var rx *batch
+	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		rx = newBatch()
+		for i, it := range items {
+			if !accepted[i] {
+				continue
+			}
+			if isAckItem(it) {
+				if err := tx.DeleteOutbox(c.ID, it.MessageID); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := m.advance(tx, rx, c.ID, it.MessageID, StateSent); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		for _, e := range rx.events {
+			m.emit(e)
+		}
+	}
+	return true
+}
+
+// fetchLoop checks our mailboxes at start, when kicked (a host connected)
+// and every FetchInterval.
+func (m *Messenger) fetchLoop(ctx context.Context) {
+	t := time.NewTicker(m.cfg.FetchInterval)
+	defer t.Stop()
+	for {
+		for _, h := range m.cfg.MailboxHosts {
+			m.fetchFrom(ctx, h)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.fetchKick:
+		}
+	}
+}
+
+// fetchFrom takes our mail from one host: process, then delete what was
+// processed (stored, or refused for good); what failed for a passing
+// reason stays for the next fetch.
+func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost) {
+	m.tr.AddAddrs(h.PeerID, h.Addrs)
+	sctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
+	defer cancel()
+	s, err := mailbox.OpenSession(sctx, m.tr, h.PeerID, m.mbKey)
+	if err != nil {
+		m.log.Debug("mailboxUnreachable", "host", shortPeer(h.PeerID), "err", err)
+		return
+	}
+	defer s.Close()
+	for {
+		items, more, err := s.Next(sctx, fetchPage)
+		if err != nil || len(items) == 0 {
+			return
+		}
+		var done []mailbox.Hash
+		var envs []*wirepb.Envelope
+		var hashes []mailbox.Hash
+		for _, it := range items {
+			env, err := wire.ParseEnvelope(it.Envelope)
+			if err != nil {
+				done = append(done, it.Hash) // garbage: nothing to keep
+				continue
+			}
+			envs = append(envs, env)
+			hashes = append(hashes, it.Hash)
+		}
+		if len(envs) > 0 {
+			resps, err := m.receiveBatch(ctx, "", envs)
+			if err != nil {
+				m.log.Info("mailboxEnvelopesNotAccepted", "host", shortPeer(h.PeerID), "err", err)
+			}
+			for i, r := range resps {
+				if r.Status != wirepb.Response_STATUS_RETRY {
+					done = append(done, hashes[i])
+				}
+			}
+			m.wake() // acks to deliver
+		}
+		if len(done) > 0 {
+			if _, err := s.Delete(sctx, done); err != nil {
+				return
+			}
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// trialDecrypt finds the sender of a sealed envelope (no initiation, no
+// stream peer) by trying our sessions with each contact. A match decrypts.
+func (m *Messenger) trialDecrypt(tx *store.Tx, rx *batch, env *wirepb.Envelope) (*store.Contact, *wirepb.SessionRecord, []byte, error) {
+	cs, err := tx.Contacts()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var lastErr error = ErrUnknownSender
+	for i := range cs {
+		c := &cs[i]
+		rec, err := rx.record(tx, c.ID)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if len(rec.Sessions) == 0 {
+			continue
+		}
+		plain, _, err := m.decrypt(rec, nil, nil, env)
+		if err == nil {
+			return c, rec, plain, nil
+		}
+		lastErr = err
+	}
+	return nil, nil, nil, permanent(lastErr)
+}
+
+// kickFetch asks the fetch loop to check the mailboxes now.
+func (m *Messenger) kickFetch() {
+	select {
+	case m.fetchKick <- struct{}{}:
+	default:
+	}
+}
+
+// isMailboxHost reports whether peerID is one of our mailbox hosts.
+func (m *Messenger) isMailboxHost(peerID string) bool {
+	for _, h := range m.cfg.MailboxHosts {
+		if h.PeerID == peerID {
+			return true
+		}
+	}
+	return false
+}

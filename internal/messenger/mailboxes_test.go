@@ -1,0 +1,136 @@
+package messenger
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/mailbox"
+	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/store"
+)
+
+// startMailboxHost runs a mailbox host (as `samizdat relay` does) on
+// loopback and returns how to reach it.
+func startMailboxHost(t *testing.T) (MailboxHost, *store.MailboxStore, string) {
+	t.Helper()
+	key := make([]byte, store.KeySize)
+	rand.Read(key)
+	dir := t.TempDir()
+	ms, err := store.OpenMailboxStore(filepath.Join(dir, "mailbox.db"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := p2p.New(context.Background(), p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := mailbox.NewServer(mailbox.ServerConfig{Store: ms, SweepInterval: -1})
+	srv.Register(n)
+	t.Cleanup(func() {
+		srv.Close()
+		n.Close()
+		ms.Close()
+	})
+	return MailboxHost{PeerID: n.PeerID(), Addrs: transportAddrs(n.Addrs())}, ms, dir
+}
+
+// dirContains reports whether any file in dir contains s.
+func dirContains(t *testing.T, dir, s string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err == nil && bytes.Contains(b, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+func withMailbox(h MailboxHost) func(*Config) {
+	return func(c *Config) {
+		c.MailboxHosts = []MailboxHost{h}
+		c.FetchInterval = 200 * time.Millisecond
+	}
+}
+
+// TestOfflineDeliveryThroughMailbox: bob is offline; alice's message goes
+// to bob's mailbox host; alice goes offline too; bob comes online, fetches
+// it, and his ack reaches alice when she is back: delivered, exactly once.
+func TestOfflineDeliveryThroughMailbox(t *testing.T) {
+	host, ms, hostDir := startMailboxHost(t)
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	bob.pinAddr()
+	bob.restartWith(withMailbox(host)) // bob's card now names his mailbox
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	alice.pinAddr()
+	bob.stop()
+
+	const text = "left at the mailbox while you were away"
+	m := send(t, alice, "bob", text)
+	eventually(t, 20*time.Second, "the message deposited (sent)", func() bool { return stateOf(t, alice, "bob", m.ID) == StateSent })
+	// The host holds only ciphertext: no plaintext in its database file.
+	ctx := context.Background()
+	if _, n, err := ms.TotalUsage(ctx); err != nil || n == 0 {
+		t.Fatalf("mailbox host holds %d envelopes (%v)", n, err)
+	}
+	alice.stop() // the sender goes offline too
+
+	bob.start() // fetches from the mailbox
+	eventually(t, 20*time.Second, "bob has the message", func() bool {
+		got := messages(t, bob, "alice")
+		return len(got) == 1 && got[0].Body == text
+	})
+	eventually(t, 20*time.Second, "the mailbox emptied", func() bool {
+		_, n, err := ms.TotalUsage(ctx)
+		return err == nil && n == 0
+	})
+	alice.start() // bob's queued ack reaches her
+	waitState(t, alice, "bob", m.ID, StateDelivered)
+	if got := messages(t, bob, "alice"); len(got) != 1 {
+		t.Fatalf("bob has %d messages, want exactly 1", len(got))
+	}
+	// And a reply works directly again.
+	r := send(t, bob, "alice", "got it")
+	waitState(t, bob, "alice", r.ID, StateDelivered)
+	// Bob's outbox is empty: the ack item went out and left.
+	bob.st.View(ctx, func(tx *store.Tx) error {
+		items, err := tx.Outbox(1)
+		if err != nil || len(items) != 0 {
+			t.Errorf("bob's outbox still holds %d items (%v)", len(items), err)
+		}
+		return nil
+	})
+	// The host never held anything readable.
+	if dirContains(t, hostDir, text) || dirContains(t, hostDir, "alice") {
+		t.Error("plaintext found at the mailbox host")
+	}
+}
+
+// TestFirstContactThroughMailbox: the very first message (with the PQXDH
+// initiation and alice's card) arrives through the mailbox; bob learns
+// alice from it and his ack goes back when she is reachable.
+func TestFirstContactThroughMailbox(t *testing.T) {
+	host, _, _ := startMailboxHost(t)
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	bob.pinAddr()
+	bob.restartWith(withMailbox(host))
+	addContact(t, alice, bob) // bob does not know alice
+	bob.stop()
+	m := send(t, alice, "bob", "hello from a stranger with your invite")
+	eventually(t, 20*time.Second, "deposited", func() bool { return stateOf(t, alice, "bob", m.ID) == StateSent })
+	bob.start()
+	waitState(t, alice, "bob", m.ID, StateDelivered)
+	got := messages(t, bob, "alice")
+	if len(got) != 1 || got[0].Body != "hello from a stranger with your invite" {
+		t.Fatalf("bob has %+v", got)
+	}
+}
