@@ -432,3 +432,44 @@ func TestCLIBootstrap(t *testing.T) {
 	c.must("init", "--name", "c", "--no-passphrase")
 	c.fails("bootstrap", "up", "--bootstrap", "not-a-multiaddr")
 }
+
+// TestCLIOfflineBothEnds is issue 4's story with real processes: bob is
+// offline and keeps his mail at a relay; alice writes, then goes offline
+// too; bob comes up and reads it; alice comes back and sees it delivered.
+func TestCLIOfflineBothEnds(t *testing.T) {
+	relay := startRelayProc(t, filepath.Join(t.TempDir(), "relay"), "--listen", "/ip4/127.0.0.1/tcp/0")
+	host := relay.addrs[0]
+	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
+	alice.must("init", "--name", "alice", "--no-passphrase")
+	bob.must("init", "--name", "bob", "--no-passphrase")
+	bob.start("--mailbox-host", host)
+	link := strings.TrimSpace(bob.must("invite"))
+	bob.stop()
+
+	alice.start()
+	alice.must("contacts", "add", link)
+	id := strings.TrimSpace(alice.must("send", "bob", "the grandchildren photos are in"))
+	alice.waitState("bob", id, "sent") // deposited at bob's relay
+	alice.stop()
+
+	bob.start("--mailbox-host", host)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := bob.messages("alice")
+		if len(got) == 1 && got[0].Body == "the grandchildren photos are in" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob never got the message: %+v\n%s", got, bob.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	alice.start()
+	alice.waitState("bob", id, "delivered")
+	if got := bob.messages("alice"); len(got) != 1 {
+		t.Fatalf("bob has %d messages, want exactly 1", len(got))
+	}
+	if _, errOut, code := alice.run("up", "--mailbox-host", "/ip4/127.0.0.1/tcp/1"); code != 2 || !strings.Contains(errOut, "ending in /p2p/") {
+		t.Errorf("bad --mailbox-host: exit %d, %q", code, errOut)
+	}
+}

@@ -46,6 +46,20 @@ type Options struct {
 	Messenger    messenger.Config // tuning (Store and Transport are set by Start)
 }
 
+// ParseMailboxHosts turns full multiaddrs (…/p2p/<peer id>) into mailbox
+// hosts for the messenger.
+func ParseMailboxHosts(addrs []string) ([]messenger.MailboxHost, error) {
+	var out []messenger.MailboxHost
+	for _, a := range addrs {
+		i := strings.LastIndex(a, "/p2p/")
+		if i <= 0 || i+5 == len(a) {
+			return nil, fmt.Errorf("--mailbox-host %q: give the host's full address, ending in /p2p/<peer id> (samizdat relay prints it)", a)
+		}
+		out = append(out, messenger.MailboxHost{PeerID: a[i+5:], Addrs: []string{a[:i]}})
+	}
+	return out, nil
+}
+
 // Node is a running samizdat node on one profile.
 type Node struct {
 	Dir       string

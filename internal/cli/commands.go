@@ -45,7 +45,7 @@ func initCmd(g *globals) *cobra.Command {
 }
 
 func upCmd(g *globals) *cobra.Command {
-	var listen, bootstrap []string
+	var listen, bootstrap, mailboxHosts []string
 	var apiAddr, logLevel string
 	var dht bool
 	var mb serveMailboxFlags
@@ -61,7 +61,12 @@ func upCmd(g *globals) *cobra.Command {
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			hosts, err := app.ParseMailboxHosts(mailboxHosts)
+			if err != nil {
+				return usageError{err}
+			}
 			o := app.Options{Dir: g.profile, Keys: g.keys(), Listen: listen, Bootstrap: bootstrap, APIAddr: apiAddr, EnableDHT: dht, Logger: log}
+			o.Messenger.MailboxHosts = hosts
 			n, err := app.Start(ctx, o)
 			if err != nil {
 				return err
@@ -83,6 +88,7 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&apiAddr, "api", "127.0.0.1:0", "address of the local API (loopback only)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	addServeMailboxFlag(c, &mb)
+	c.Flags().StringArrayVar(&mailboxHosts, "mailbox-host", nil, "a relay or mailbox host keeping your mail while you are offline, as /ip4/.../p2p/ID (repeatable; listed in your invite)")
 	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat Kademlia DHT (reached through --bootstrap peers and contacts; never the public IPFS one)")
 	return c
 }
