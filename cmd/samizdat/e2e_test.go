@@ -452,7 +452,7 @@ func TestCLIOfflineBothEnds(t *testing.T) {
 	alice.waitState("bob", id, "sent") // deposited at bob's relay
 	alice.stop()
 
-	bob.start("--mailbox-host", host)
+	bob.start() // the mailbox host is remembered in the profile
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got := bob.messages("alice")
@@ -463,6 +463,17 @@ func TestCLIOfflineBothEnds(t *testing.T) {
 			t.Fatalf("bob never got the message: %+v\n%s", got, bob.log)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	var mbs []struct {
+		PeerID string    `json:"peerId"`
+		LastOK time.Time `json:"lastOk"`
+	}
+	json.Unmarshal([]byte(bob.must("mailboxes", "--json")), &mbs)
+	if len(mbs) != 1 || mbs[0].PeerID != relay.peer || mbs[0].LastOK.IsZero() {
+		t.Errorf("bob's mailboxes: %+v", mbs)
+	}
+	if out := alice.must("mailboxes"); !strings.Contains(out, "no mailbox hosts") {
+		t.Errorf("alice's mailboxes: %q", out)
 	}
 	alice.start()
 	alice.waitState("bob", id, "delivered")

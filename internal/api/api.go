@@ -58,6 +58,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/messages", s.send)
 	mux.HandleFunc("POST /api/v1/messages/retry", s.retry)
 	mux.HandleFunc("GET /api/v1/events", s.events)
+	mux.HandleFunc("GET /api/v1/mailboxes", s.mailboxes)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: "no such API call: " + r.Method + " " + r.URL.Path})
 	})
@@ -191,6 +192,20 @@ func (s *server) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, ToMessage(msg))
+}
+
+func (s *server) mailboxes(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, ToMailboxes(s.m.Mailboxes()))
+}
+
+// ToMailboxes converts mailbox statuses to their API form.
+func ToMailboxes(ms []messenger.MailboxStatus) []apiclient.MailboxHost {
+	out := make([]apiclient.MailboxHost, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, apiclient.MailboxHost{PeerID: m.PeerID, Addrs: m.Addrs, MailboxID: m.MailboxID,
+			LastCheck: m.LastCheck, LastOK: m.LastOK, LastError: m.LastError, Fetched: m.Fetched})
+	}
+	return out
 }
 
 func (s *server) retry(w http.ResponseWriter, r *http.Request) {

@@ -100,6 +100,17 @@ type RetryRequest struct {
 	ID      string `json:"id"`
 }
 
+// MailboxHost is GET /api/v1/mailboxes: one host keeping our mail.
+type MailboxHost struct {
+	PeerID    string    `json:"peerId"`
+	Addrs     []string  `json:"addrs"`
+	MailboxID string    `json:"mailboxId"`
+	LastCheck time.Time `json:"lastCheck"`
+	LastOK    time.Time `json:"lastOk"`
+	LastError string    `json:"lastError,omitempty"`
+	Fetched   int       `json:"fetched"`
+}
+
 // Error is the body of every non-2xx response.
 type Error struct {
 	Code    string `json:"code"`
@@ -223,6 +234,12 @@ func (c *Client) AddContact(ctx context.Context, link, name string) (Contact, er
 func (c *Client) Send(ctx context.Context, contact, text string) (Message, error) {
 	var out Message
 	return out, c.do(ctx, http.MethodPost, "/api/v1/messages", SendRequest{Contact: contact, Text: text}, &out)
+}
+
+// Mailboxes lists the hosts keeping our mail and how fetching went.
+func (c *Client) Mailboxes(ctx context.Context) ([]MailboxHost, error) {
+	var out []MailboxHost
+	return out, c.do(ctx, http.MethodGet, "/api/v1/mailboxes", nil, &out)
 }
 
 // Retry sends a failed message again.

@@ -46,6 +46,24 @@ type Options struct {
 	Messenger    messenger.Config // tuning (Store and Transport are set by Start)
 }
 
+// mailboxHosts returns the mailbox hosts to use: the given ones, which are
+// then remembered in the profile, or else those remembered.
+func mailboxHosts(ctx context.Context, st *store.Store, given []messenger.MailboxHost) ([]messenger.MailboxHost, error) {
+	if len(given) > 0 {
+		b, _ := json.Marshal(given)
+		return given, st.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobMailboxHosts, b) })
+	}
+	var saved []messenger.MailboxHost
+	err := st.View(ctx, func(tx *store.Tx) error {
+		b, err := tx.Blob(blobMailboxHosts)
+		if err != nil {
+			return nil
+		}
+		return json.Unmarshal(b, &saved)
+	})
+	return saved, err
+}
+
 // ParseMailboxHosts turns full multiaddrs (…/p2p/<peer id>) into mailbox
 // hosts for the messenger.
 func ParseMailboxHosts(addrs []string) ([]messenger.MailboxHost, error) {
@@ -145,6 +163,9 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	}
 	mc := o.Messenger
 	mc.Store, mc.Transport, mc.Logger = n.Store, n.P2P, log.With("component", "messenger")
+	if mc.MailboxHosts, err = mailboxHosts(ctx, n.Store, mc.MailboxHosts); err != nil {
+		return nil, err
+	}
 	if n.Messenger, err = messenger.New(ctx, mc); err != nil {
 		return nil, err
 	}
@@ -277,7 +298,8 @@ func OpenOffline(ctx context.Context, dir string, ks KeySource) (*Offline, error
 	var priv []byte
 	_ = st.View(ctx, func(tx *store.Tx) (err error) { priv, err = tx.Blob(blobP2PKey); return err })
 	peerID, _ := p2p.PeerIDFromKey(priv)
-	m, err := messenger.New(ctx, messenger.Config{Store: st, PeerID: peerID})
+	hosts, _ := mailboxHosts(ctx, st, nil)
+	m, err := messenger.New(ctx, messenger.Config{Store: st, PeerID: peerID, MailboxHosts: hosts})
 	if err != nil {
 		st.Close()
 		unlock()

@@ -47,6 +47,8 @@ const (
 const (
 	blobP2PKey = "p2p.key"
 	blobListen = "p2p.listen" // bound listen addrs of the last run
+	// blobMailboxHosts remembers `up --mailbox-host`.
+	blobMailboxHosts = "mailbox.hosts"
 )
 
 // Errors about profiles.

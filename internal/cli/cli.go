@@ -43,7 +43,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	root.PersistentFlags().StringVar(&g.profile, "profile", app.DefaultProfileDir(), "profile directory (env "+app.EnvProfile+")")
 	root.PersistentFlags().StringVar(&g.passphraseFile, "passphrase-file", "", "file holding the profile passphrase (or set "+app.EnvPassphrase+")")
-	root.AddCommand(initCmd(g), upCmd(g), inviteCmd(g), contactsCmd(g), sendCmd(g), retryCmd(g), messagesCmd(g), statusCmd(g), demoCmd(g), benchCmd(g), relayCmd(g))
+	root.AddCommand(initCmd(g), upCmd(g), inviteCmd(g), contactsCmd(g), sendCmd(g), retryCmd(g), messagesCmd(g), mailboxesCmd(g), statusCmd(g), demoCmd(g), benchCmd(g), relayCmd(g))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -85,6 +85,7 @@ type backend interface {
 	Send(ctx context.Context, contact, text string) (apiclient.Message, error)
 	Messages(ctx context.Context, contact string, after int64) (apiclient.Conversation, error)
 	Retry(ctx context.Context, contact, id string) (apiclient.Message, error)
+	Mailboxes(ctx context.Context) ([]apiclient.MailboxHost, error)
 }
 
 var _ backend = (*apiclient.Client)(nil)
@@ -137,6 +138,10 @@ func (b offline) AddContact(ctx context.Context, link, name string) (apiclient.C
 func (b offline) Send(ctx context.Context, contact, text string) (apiclient.Message, error) {
 	m, err := b.o.Messenger.Send(ctx, contact, text)
 	return api.ToMessage(m), err
+}
+
+func (b offline) Mailboxes(context.Context) ([]apiclient.MailboxHost, error) {
+	return api.ToMailboxes(b.o.Messenger.Mailboxes()), nil
 }
 
 func (b offline) Retry(ctx context.Context, contact, id string) (apiclient.Message, error) {

@@ -348,6 +348,47 @@ func safe(s string) string {
 	}, s)
 }
 
+func mailboxesCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "mailboxes [--json]",
+		Short: "Show which hosts keep your mail while you are offline, and their health",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withBackend(cmd.Context(), func(b backend, online bool) error {
+				ms, err := b.Mailboxes(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(g.stdout, ms)
+				}
+				if len(ms) == 0 {
+					fmt.Fprintln(g.stdout, "no mailbox hosts: contacts reach you only while you are online (see up --mailbox-host)")
+					return nil
+				}
+				for _, m := range ms {
+					health := "not checked yet"
+					switch {
+					case !online:
+						health = "node not running"
+					case m.LastError != "" && m.LastOK.IsZero():
+						health = "unreachable: " + m.LastError
+					case m.LastError != "":
+						health = fmt.Sprintf("unreachable since %s (last reached %s): %s", m.LastCheck.Local().Format(time.TimeOnly), m.LastOK.Local().Format(time.TimeOnly), m.LastError)
+					case !m.LastOK.IsZero():
+						health = fmt.Sprintf("ok (checked %s, %d envelopes fetched)", m.LastOK.Local().Format(time.TimeOnly), m.Fetched)
+					}
+					fmt.Fprintf(g.stdout, "%s  %s\n", m.PeerID, health)
+				}
+				return nil
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
 func statusCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{

@@ -165,14 +165,20 @@ func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost) {
 	s, err := mailbox.OpenSession(sctx, m.tr, h.PeerID, m.mbKey)
 	if err != nil {
 		m.log.Debug("mailboxUnreachable", "host", shortPeer(h.PeerID), "err", err)
+		m.noteFetch(h.PeerID, 0, err)
 		return
 	}
 	defer s.Close()
+	fetched := 0
+	defer func() { m.noteFetch(h.PeerID, fetched, err) }()
 	for {
-		items, more, err := s.Next(sctx, fetchPage)
+		var items []mailbox.Item
+		var more bool
+		items, more, err = s.Next(sctx, fetchPage)
 		if err != nil || len(items) == 0 {
 			return
 		}
+		fetched += len(items)
 		var done []mailbox.Hash
 		var envs []*wirepb.Envelope
 		var hashes []mailbox.Hash
@@ -198,7 +204,7 @@ func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost) {
 			m.wake() // acks to deliver
 		}
 		if len(done) > 0 {
-			if _, err := s.Delete(sctx, done); err != nil {
+			if _, err = s.Delete(sctx, done); err != nil {
 				return
 			}
 		}
@@ -232,6 +238,51 @@ func (m *Messenger) trialDecrypt(tx *store.Tx, rx *batch, env *wirepb.Envelope) 
 		lastErr = err
 	}
 	return nil, nil, nil, permanent(lastErr)
+}
+
+// MailboxStatus is what we know of one of our mailbox hosts.
+type MailboxStatus struct {
+	PeerID    string    `json:"peerId"`
+	Addrs     []string  `json:"addrs"`
+	MailboxID string    `json:"mailboxId"`
+	LastCheck time.Time `json:"lastCheck"` // zero: not checked yet
+	LastOK    time.Time `json:"lastOk"`    // zero: never reached
+	LastError string    `json:"lastError,omitempty"`
+	Fetched   int       `json:"fetched"` // envelopes taken since start
+}
+
+// Mailboxes reports our mailbox hosts and how fetching from them went.
+func (m *Messenger) Mailboxes() []MailboxStatus {
+	m.mbMu.Lock()
+	defer m.mbMu.Unlock()
+	out := make([]MailboxStatus, 0, len(m.cfg.MailboxHosts))
+	var id string
+	if m.mbKey != nil {
+		id = mailbox.KeyID(m.mbKey).String()
+	}
+	for _, h := range m.cfg.MailboxHosts {
+		st := m.mbStatus[h.PeerID]
+		st.PeerID, st.Addrs, st.MailboxID = h.PeerID, h.Addrs, id
+		out = append(out, st)
+	}
+	return out
+}
+
+func (m *Messenger) noteFetch(peerID string, n int, err error) {
+	m.mbMu.Lock()
+	defer m.mbMu.Unlock()
+	if m.mbStatus == nil {
+		m.mbStatus = map[string]MailboxStatus{}
+	}
+	st := m.mbStatus[peerID]
+	st.LastCheck = m.now()
+	st.Fetched += n
+	if err != nil {
+		st.LastError = err.Error()
+	} else {
+		st.LastOK, st.LastError = st.LastCheck, ""
+	}
+	m.mbStatus[peerID] = st
 }
 
 // kickFetch asks the fetch loop to check the mailboxes now.

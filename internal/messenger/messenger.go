@@ -143,6 +143,8 @@ type Messenger struct {
 
 	mbKey     ed25519.PrivateKey // our mailbox key; nil without mailbox hosts
 	fetchKick chan struct{}
+	mbMu      sync.Mutex
+	mbStatus  map[string]MailboxStatus // by host peer id
 
 	cardMu     sync.Mutex
 	ownCard    []byte
