@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,11 @@ const (
 	ackItemPrefix = "ack-"
 	fetchPage     = 100
 )
+
+// maxDepositedMemo bounds the memory of what was deposited.
+const maxDepositedMemo = 100_000
+
+func depositKey(cid int64, msgID string) string { return strconv.FormatInt(cid, 10) + "/" + msgID }
 
 func isAckItem(it store.OutboxItem) bool { return strings.HasPrefix(it.MessageID, ackItemPrefix) }
 
@@ -79,9 +85,25 @@ func (m *Messenger) cardMailboxes() []identity.MailboxHost {
 // hosts. Envelopes at least one host accepted are marked sent (acks,
 // which need no ack themselves, leave the outbox). It reports whether any
 // host accepted anything.
-func (m *Messenger) depositToMailboxes(ctx context.Context, c *store.Contact, items []store.OutboxItem) bool {
+func (m *Messenger) depositToMailboxes(ctx context.Context, c *store.Contact, queue []store.OutboxItem) bool {
 	card, err := identity.ParseSignedCard(c.Card)
 	if err != nil || len(card.Mailboxes) == 0 || m.tr == nil {
+		return false
+	}
+	// Each envelope is deposited once per run of the node (hosts dedupe
+	// anyway, but a long queue would be sent again on every retry).
+	m.mbMu.Lock()
+	if m.deposited == nil || len(m.deposited) > maxDepositedMemo {
+		m.deposited = map[string]bool{}
+	}
+	var items []store.OutboxItem
+	for _, it := range queue {
+		if !m.deposited[depositKey(c.ID, it.MessageID)] {
+			items = append(items, it)
+		}
+	}
+	m.mbMu.Unlock()
+	if len(items) == 0 {
 		return false
 	}
 	envs := make([][]byte, len(items))
@@ -110,6 +132,13 @@ func (m *Messenger) depositToMailboxes(ctx context.Context, c *store.Contact, it
 	if !any {
 		return false
 	}
+	m.mbMu.Lock()
+	for i, it := range items {
+		if accepted[i] {
+			m.deposited[depositKey(c.ID, it.MessageID)] = true
+		}
+	}
+	m.mbMu.Unlock()
 	var rx *batch
 	err = m.st.Update(ctx, func(tx *store.Tx) error {
 		rx = newBatch()

@@ -16,7 +16,7 @@ import (
 
 // startMailboxHost runs a mailbox host (as `samizdat relay` does) on
 // loopback and returns how to reach it.
-func startMailboxHost(t *testing.T) (MailboxHost, *store.MailboxStore, string) {
+func startMailboxHost(t testing.TB) (MailboxHost, *store.MailboxStore, string) {
 	t.Helper()
 	key := make([]byte, store.KeySize)
 	rand.Read(key)
@@ -40,7 +40,7 @@ func startMailboxHost(t *testing.T) (MailboxHost, *store.MailboxStore, string) {
 }
 
 // dirContains reports whether any file in dir contains s.
-func dirContains(t *testing.T, dir, s string) bool {
+func dirContains(t testing.TB, dir, s string) bool {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -145,6 +145,7 @@ type Messenger struct {
 	fetchKick chan struct{}
 	mbMu      sync.Mutex
 	mbStatus  map[string]MailboxStatus // by host peer id
+	deposited map[string]bool          // depositKey → left with the hosts
 
 	cardMu     sync.Mutex
 	ownCard    []byte

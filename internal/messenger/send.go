@@ -357,6 +357,7 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 	if err != nil || len(items) == 0 || items[0].NextAttempt.After(now) {
 		return false
 	}
+	queue := items
 	if len(items) > outboxBatch {
 		items = items[:outboxBatch]
 	}
@@ -372,8 +373,9 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 	s, err := m.openStream(ctx, c.PeerID, f)
 	if err != nil {
 		// Not reachable: leave the envelopes with the contact's mailbox
-		// hosts, and keep them queued until the ack comes back.
-		m.depositToMailboxes(ctx, c, items)
+		// hosts (the whole queue, not just this batch: the head of the
+		// queue stays until acked), and keep them queued until the ack.
+		m.depositToMailboxes(ctx, c, queue)
 		m.reschedule(ctx, c, items, err)
 		return false
 	}
