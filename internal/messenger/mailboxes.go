@@ -212,6 +212,10 @@ func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost) {
 		var envs []*wirepb.Envelope
 		var hashes []mailbox.Hash
 		for _, it := range items {
+			if m.seenEnvelope(it.Hash) {
+				done = append(done, it.Hash) // the same envelope, from another host
+				continue
+			}
 			env, err := wire.ParseEnvelope(it.Envelope)
 			if err != nil {
 				done = append(done, it.Hash) // garbage: nothing to keep
@@ -228,6 +232,7 @@ func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost) {
 			for i, r := range resps {
 				if r.Status != wirepb.Response_STATUS_RETRY {
 					done = append(done, hashes[i])
+					m.markEnvelope(hashes[i])
 				}
 			}
 			m.wake() // acks to deliver
@@ -312,6 +317,23 @@ func (m *Messenger) noteFetch(peerID string, n int, err error) {
 		st.LastOK, st.LastError = st.LastCheck, ""
 	}
 	m.mbStatus[peerID] = st
+}
+
+// seenEnvelope reports whether an identical envelope (same hash) was
+// already processed: senders leave a copy at each of our hosts.
+func (m *Messenger) seenEnvelope(h mailbox.Hash) bool {
+	m.mbMu.Lock()
+	defer m.mbMu.Unlock()
+	return m.seen[h]
+}
+
+func (m *Messenger) markEnvelope(h mailbox.Hash) {
+	m.mbMu.Lock()
+	defer m.mbMu.Unlock()
+	if m.seen == nil || len(m.seen) > maxDepositedMemo {
+		m.seen = map[mailbox.Hash]bool{}
+	}
+	m.seen[h] = true
 }
 
 // kickFetch asks the fetch loop to check the mailboxes now.

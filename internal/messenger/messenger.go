@@ -30,6 +30,7 @@ import (
 	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 	"github.com/samizdat-im/samizdat/internal/crypto/ratchet"
+	"github.com/samizdat-im/samizdat/internal/mailbox"
 	"github.com/samizdat-im/samizdat/internal/p2p"
 	"github.com/samizdat-im/samizdat/internal/store"
 )
@@ -146,6 +147,7 @@ type Messenger struct {
 	mbMu      sync.Mutex
 	mbStatus  map[string]MailboxStatus // by host peer id
 	deposited map[string]bool          // depositKey → left with the hosts
+	seen      map[mailbox.Hash]bool    // envelopes fetched and processed
 
 	cardMu     sync.Mutex
 	ownCard    []byte
