@@ -140,6 +140,7 @@ type Messenger struct {
 	sendq chan *sendReq
 
 	ratchets  ratchetCache
+	initLimit initLimiter // new sessions per remote device
 	unindexed atomic.Bool // messages stored since the last IndexPending
 
 	mbKey     ed25519.PrivateKey // our mailbox key; nil without mailbox hosts

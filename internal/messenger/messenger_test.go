@@ -3,6 +3,7 @@ package messenger
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
+	"github.com/samizdat-im/samizdat/internal/crypto/ratchet"
 	"github.com/samizdat-im/samizdat/internal/identity"
 	"github.com/samizdat-im/samizdat/internal/store"
 	"github.com/samizdat-im/samizdat/internal/wire"
@@ -452,4 +455,44 @@ func TestGiveUpThenRetry(t *testing.T) {
 	if got := messages(t, bob, "alice"); len(got) != 1 || got[0].Body != "will fail, then go" {
 		t.Fatalf("bob has %+v", got)
 	}
+}
+
+func TestNewSessionFloodIsRateLimited(t *testing.T) {
+	alice, bob, eve := newNode(t, "alice"), newNode(t, "bob"), newNode(t, "eve")
+	link, _ := bob.m.Invite(context.Background())
+	inv, err := identity.ParseInvite(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Eve sends initiations that each start a new session (and fail).
+	var frames [][]byte
+	for i := 0; i < initBurst+6; i++ {
+		in, _, err := handshake.Initiate(crand.Reader, eve.m.id, inv.Card.Bundle, ratchet.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := make([]byte, 16)
+		crand.Read(id)
+		frames = append(frames, wire.Marshal(&wirepb.Envelope{Version: 1, MessageId: id, Initiation: in.Marshal(), Ciphertext: bytes.Repeat([]byte{7}, 200)}))
+	}
+	rs, err := exchange(t, eve, bob, frames...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rejected, retry int
+	for _, r := range rs {
+		switch r.Status {
+		case wirepb.Response_STATUS_REJECTED:
+			rejected++
+		case wirepb.Response_STATUS_RETRY:
+			retry++
+		}
+	}
+	if rejected != initBurst || retry != 6 {
+		t.Fatalf("flood: %d rejected, %d told to retry; want %d and 6", rejected, retry, initBurst)
+	}
+	// Another device is not affected.
+	addContact(t, alice, bob)
+	m := send(t, alice, "bob", "hello")
+	waitState(t, alice, "bob", m.ID, StateDelivered)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
@@ -133,7 +134,7 @@ func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirep
 	pre := make([]error, len(envs))
 	for i, env := range envs {
 		if len(env.Initiation) > 0 {
-			pre[i] = m.precheckInitiation(ctx, env)
+			pre[i] = m.precheckInitiation(ctx, peer, env)
 		}
 	}
 	var rx *batch
@@ -148,6 +149,10 @@ func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirep
 				err = m.processEnvelope(tx, rx, peer, env, r)
 			}
 			if err == nil {
+				continue
+			}
+			if errors.Is(err, errRateLimited) {
+				r.Status, r.Error = wirepb.Response_STATUS_RETRY, "too many new sessions: try later"
 				continue
 			}
 			if !isPermanent(err) {
@@ -180,11 +185,53 @@ func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirep
 	return resps, firstErr
 }
 
+// errRateLimited is returned for an initiation over its device's limit.
+var errRateLimited = errors.New("too many new sessions from this device")
+
+// Limits of new sessions (PQXDH responses) per device: a burst, then one
+// every initRefill.
+const (
+	initBurst     = 16
+	initRefill    = 2 * time.Second
+	maxInitLimits = 10_000
+)
+
+// initLimiter is a token bucket per remote device.
+type initLimiter struct {
+	mu sync.Mutex
+	b  map[string]*initBucket
+}
+
+type initBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func (l *initLimiter) allow(peer string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b == nil || len(l.b) > maxInitLimits {
+		l.b = map[string]*initBucket{}
+	}
+	bk, ok := l.b[peer]
+	if !ok {
+		bk = &initBucket{tokens: initBurst, last: now}
+		l.b[peer] = bk
+	}
+	bk.tokens = min(initBurst, bk.tokens+now.Sub(bk.last).Seconds()/initRefill.Seconds())
+	bk.last = now
+	if bk.tokens < 1 {
+		return false
+	}
+	bk.tokens--
+	return true
+}
+
 // precheckInitiation tries an envelope that starts a new session on copies
 // of the state, in a read-only transaction. It returns a permanent error
 // if the envelope can never be accepted, else nil (including when it is
 // for an existing session: those are cheap and checked in the write).
-func (m *Messenger) precheckInitiation(ctx context.Context, env *wirepb.Envelope) error {
+func (m *Messenger) precheckInitiation(ctx context.Context, peer string, env *wirepb.Envelope) error {
 	in, sender, err := initiationIdentity(env)
 	if err != nil {
 		return permanent(err)
@@ -214,6 +261,11 @@ func (m *Messenger) precheckInitiation(ctx context.Context, env *wirepb.Envelope
 		if bytes.Equal(e.PeerBaseKey, in.Ephemeral[:]) {
 			return nil
 		}
+	}
+	// A new session costs a full PQXDH response: each device may ask for
+	// a few at a time, no more (a flood of forged ones would burn CPU).
+	if !m.initLimit.allow(peer, m.now()) {
+		return errRateLimited
 	}
 	if _, _, err := m.decrypt(rec, in, prekeys, env); err != nil {
 		return permanent(err)
