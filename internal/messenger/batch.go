@@ -1,6 +1,7 @@
 package messenger
 
 import (
+	"bytes"
 	"errors"
 
 	"google.golang.org/protobuf/proto"
@@ -19,15 +20,61 @@ type batch struct {
 	records map[int64]*wirepb.SessionRecord
 	dirty   map[int64]bool
 	events  []Event
-	// delivered holds the ids of our messages acked in this transaction.
+	// delivered holds the ids of our messages acked in this transaction,
+	// seenAcks the ack envelopes already applied.
 	delivered map[string]bool
+	seenAcks  map[string]bool
+	// acks to send for messages stored in this transaction, by contact.
+	acks     map[int64]*pendingAck
+	ackOrder []int64
+}
+
+// pendingAck collects the messages of one contact to acknowledge at once.
+type pendingAck struct {
+	contact *store.Contact
+	ids     [][]byte
+	hashes  [][]byte
+	resps   []*wirepb.Response
+	mailbox bool // fetched from a mailbox: queue the ack for delivery
+}
+
+// pendingDuplicate reports whether this very envelope (same id and
+// contents) is already waiting for its ack in this transaction.
+func (b *batch) pendingDuplicate(cid int64, env *wirepb.Envelope) bool {
+	pa, ok := b.acks[cid]
+	if !ok {
+		return false
+	}
+	h := envelopeHash(env)
+	for i, id := range pa.ids {
+		if bytes.Equal(id, env.MessageId) && bytes.Equal(pa.hashes[i], h) {
+			return true
+		}
+	}
+	return false
+}
+
+// queueAck notes that env's message, from c, is stored and must be acked
+// (see Messenger.flushAcks); resp gets the ack then.
+func (b *batch) queueAck(c *store.Contact, env *wirepb.Envelope, resp *wirepb.Response, fromMailbox bool) {
+	pa, ok := b.acks[c.ID]
+	if !ok {
+		pa = &pendingAck{contact: c}
+		b.acks[c.ID] = pa
+		b.ackOrder = append(b.ackOrder, c.ID)
+	}
+	pa.ids = append(pa.ids, env.MessageId)
+	pa.hashes = append(pa.hashes, envelopeHash(env))
+	pa.resps = append(pa.resps, resp)
+	pa.mailbox = pa.mailbox || fromMailbox
+	resp.Status = wirepb.Response_STATUS_OK
 }
 
 func newBatch() *batch {
 	return &batch{
 		byPeer: map[string]*store.Contact{}, byRef: map[string]*store.Contact{},
 		records: map[int64]*wirepb.SessionRecord{}, dirty: map[int64]bool{},
-		delivered: map[string]bool{},
+		delivered: map[string]bool{}, seenAcks: map[string]bool{}, acks: map[int64]*pendingAck{},
 	}
 }
 

@@ -170,6 +170,9 @@ func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirep
 				firstErr = err
 			}
 		}
+		if err := m.flushAcks(tx, rx); err != nil {
+			return err
+		}
 		return rx.flush(tx)
 	})
 	if err != nil {
@@ -307,6 +310,11 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		return err
 	}
 	msgID := hex.EncodeToString(env.MessageId)
+	if c != nil && !sealed && rx.pendingDuplicate(c.ID, env) {
+		// The same envelope twice in one batch: one answer for both.
+		rx.queueAck(c, env, resp, peer == "")
+		return nil
+	}
 	if c != nil && !sealed {
 		if in != nil && c.Card != nil {
 			if card, err := identity.ParseSignedCard(c.Card); err == nil && !card.Identity.Equal(sender) {
@@ -413,23 +421,11 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 				resp.Status, resp.Ack = wirepb.Response_STATUS_OK, ack
 				return nil
 			}
-			return m.ack(tx, rx, c, resp, env.MessageId)
+			rx.queueAck(c, env, resp, peer == "")
+			return nil
 		}
 		rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateReceived})
-		if err := m.ack(tx, rx, c, resp, env.MessageId); err != nil {
-			return err
-		}
-		if err := tx.PutReceipt(c.ID, msgID, envelopeHash(env), resp.Ack); err != nil {
-			return err
-		}
-		if peer == "" {
-			// From a mailbox: nobody waits on a stream for this ack; it
-			// goes out like a message (directly or to the sender's hosts).
-			err := tx.Enqueue(store.OutboxItem{MessageID: ackItemPrefix + msgID, ContactID: c.ID, Payload: resp.Ack, NextAttempt: m.now()})
-			if err != nil && !errors.Is(err, store.ErrExists) {
-				return err
-			}
-		}
+		rx.queueAck(c, env, resp, peer == "")
 		return nil
 	case *wirepb.Payload_Ack:
 		for _, id := range body.Ack.MessageIds {
@@ -476,24 +472,45 @@ func permanent(err error) error {
 	return permanentError{err}
 }
 
-// ack fills resp with an encrypted ack of msgID on the contact's active
-// session. The caller saves nothing more: ack saves the session itself.
-func (m *Messenger) ack(tx *store.Tx, rx *batch, c *store.Contact, resp *wirepb.Response, msgID []byte) error {
-	rec, err := rx.record(tx, c.ID)
-	if err != nil {
-		return err
+// flushAcks encrypts, for each contact whose messages this transaction
+// stored, one ack naming all of them, and gives it to each of their
+// responses: one ratchet message per batch instead of one per message. The
+// ack is also kept as each message's receipt (a duplicate gets the same
+// bytes back) and, for mail fetched from a mailbox, queued for delivery.
+func (m *Messenger) flushAcks(tx *store.Tx, rx *batch) error {
+	for _, cid := range rx.ackOrder {
+		pa := rx.acks[cid]
+		rec, err := rx.record(tx, cid)
+		if err != nil {
+			return err
+		}
+		ackID := make([]byte, wire.MessageIDSize)
+		if _, err := io.ReadFull(m.rand, ackID); err != nil {
+			return err
+		}
+		p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Ack{Ack: &wirepb.Ack{MessageIds: pa.ids}}}
+		sealed, err := m.encrypt(rec, pa.contact, ackID, p)
+		if err != nil {
+			return err
+		}
+		rx.setRecord(cid, rec)
+		for i, resp := range pa.resps {
+			resp.Status, resp.Ack = wirepb.Response_STATUS_OK, sealed.bytes
+			if err := tx.PutReceipt(cid, hex.EncodeToString(pa.ids[i]), pa.hashes[i], sealed.bytes); err != nil {
+				return err
+			}
+		}
+		if pa.mailbox {
+			// Nobody waits on a stream for this ack: it goes out like a
+			// message (directly, or to the sender's mailbox hosts).
+			err := tx.Enqueue(store.OutboxItem{MessageID: ackItemPrefix + hex.EncodeToString(pa.ids[0]), ContactID: cid, Payload: sealed.bytes, NextAttempt: m.now()})
+			if err != nil && !errors.Is(err, store.ErrExists) {
+				return err
+			}
+		}
 	}
-	ackID := make([]byte, wire.MessageIDSize)
-	if _, err := io.ReadFull(m.rand, ackID); err != nil {
-		return err
-	}
-	p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Ack{Ack: &wirepb.Ack{MessageIds: [][]byte{msgID}}}}
-	s, err := m.encrypt(rec, c, ackID, p)
-	if err != nil {
-		return err
-	}
-	rx.setRecord(c.ID, rec)
-	resp.Status, resp.Ack = wirepb.Response_STATUS_OK, s.bytes
+	clear(rx.acks)
+	rx.ackOrder = rx.ackOrder[:0]
 	return nil
 }
 

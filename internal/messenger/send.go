@@ -471,7 +471,11 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 					}
 					continue
 				}
-				if env, err := wire.ParseEnvelope(r.Ack); err == nil {
+				if rx.delivered[it.MessageID] {
+					continue // one ack covers a whole batch: already applied
+				}
+				if env, err := wire.ParseEnvelope(r.Ack); err == nil && !rx.seenAcks[string(r.Ack)] {
+					rx.seenAcks[string(r.Ack)] = true
 					var scratch wirepb.Response
 					rx.byPeer[c.PeerID] = c // the stream went to c's device
 					err := m.processEnvelope(tx, rx, c.PeerID, env, &scratch)
