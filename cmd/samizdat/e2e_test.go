@@ -455,7 +455,16 @@ func TestCLIOfflineBothEnds(t *testing.T) {
 	bob.start() // the mailbox host is remembered in the profile
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got := bob.messages("alice")
+		// Bob learns alice from the message itself: until it is fetched,
+		// he has no contact "alice".
+		var got []message
+		if out, _, code := bob.run("messages", "alice", "--json"); code == 0 {
+			var conv struct {
+				Messages []message `json:"messages"`
+			}
+			json.Unmarshal([]byte(out), &conv)
+			got = conv.Messages
+		}
 		if len(got) == 1 && got[0].Body == "the grandchildren photos are in" {
 			break
 		}
