@@ -7,12 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/internal/testrand"
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
+	"github.com/samizdat-im/samizdat/internal/testnet"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/vectors.json")
@@ -196,18 +196,7 @@ func buildVectors(t *testing.T) []byte {
 func TestVectors(t *testing.T) {
 	got := buildVectors(t)
 	path := filepath.Join("testdata", "vectors.json")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("vectors differ from %s; if the change is intended, rerun with -update and review the diff", path)
-	}
+	want := testnet.Golden(t, path, got, *update)
 	var v vectorFile
 	if err := json.Unmarshal(want, &v); err != nil {
 		t.Fatal(err)

@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/internal/testrand"
+	"github.com/samizdat-im/samizdat/internal/testnet"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/vectors.json")
@@ -185,16 +185,5 @@ func buildVectors(t *testing.T) []byte {
 func TestVectors(t *testing.T) {
 	got := buildVectors(t)
 	path := filepath.Join("testdata", "vectors.json")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("vectors differ from %s; if the change is intended, rerun with -update and review the diff", path)
-	}
+	testnet.Golden(t, path, got, *update)
 }
