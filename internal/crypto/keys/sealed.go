@@ -34,10 +34,6 @@ const (
 // was tampered with, or is not a sealed box at all.
 var ErrSealed = errors.New("keys: cannot open sealed box")
 
-var (
-	sealKDF  = hpke.HKDFSHA256()
-	sealAEAD = hpke.ChaCha20Poly1305()
-)
 
 // Seal encrypts content so that only the holder of to's identity can read
 // it. The result is SealedOverhead bytes longer than content.
@@ -53,7 +49,7 @@ func Seal(to PublicIdentity, content []byte) ([]byte, error) {
 	if err != nil {
 		return nil, ErrInvalidKey
 	}
-	ct, err := hpke.Seal(pk, sealKDF, sealAEAD, []byte(sealedInfo), content)
+	ct, err := hpke.Seal(pk, hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), []byte(sealedInfo), content)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +65,7 @@ func (id *Identity) Unseal(box []byte) ([]byte, error) {
 	if err != nil {
 		return nil, ErrSealed
 	}
-	out, err := hpke.Open(k, sealKDF, sealAEAD, []byte(sealedInfo), box[1:])
+	out, err := hpke.Open(k, hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), []byte(sealedInfo), box[1:])
 	if err != nil {
 		return nil, ErrSealed
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"testing/cryptotest"
 
-	"github.com/samizdat-im/samizdat/internal/testnet"
 	"github.com/samizdat-im/samizdat/internal/crypto/internal/testrand"
+	"github.com/samizdat-im/samizdat/internal/testnet"
 )
 
 func sealPair(t testing.TB) (*Identity, *Identity) {
