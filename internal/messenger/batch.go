@@ -27,6 +27,9 @@ type batch struct {
 	// acks to send for messages stored in this transaction, by contact.
 	acks     map[int64]*pendingAck
 	ackOrder []int64
+	// sealedFrom is the sender hint of the sealed envelope being
+	// processed (an account key; nil when not from a sealed box).
+	sealedFrom []byte
 }
 
 // pendingAck collects the messages of one contact to acknowledge at once.

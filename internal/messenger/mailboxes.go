@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 	"github.com/samizdat-im/samizdat/internal/identity"
 	"github.com/samizdat-im/samizdat/internal/mailbox"
 	"github.com/samizdat-im/samizdat/internal/store"
@@ -106,9 +107,14 @@ func (m *Messenger) depositToMailboxes(ctx context.Context, c *store.Contact, qu
 	if len(items) == 0 {
 		return false
 	}
+	// One box per envelope, the same for every host: the hosts see
+	// unlinkable ciphertext, and our contact's copies dedupe by hash.
 	envs := make([][]byte, len(items))
 	for i, it := range items {
-		envs[i] = it.Payload
+		if envs[i], err = m.sealFor(card.Identity, it.Payload); err != nil {
+			m.log.Error("sealFailed", "err", err)
+			return false
+		}
 	}
 	accepted := make([]bool, len(items))
 	any := false
@@ -166,6 +172,28 @@ func (m *Messenger) depositToMailboxes(ctx context.Context, c *store.Contact, qu
 	return true
 }
 
+// sealFor puts an envelope in a sealed box for a contact's identity
+// (sealed sender: what the holder keeps names neither of us).
+func (m *Messenger) sealFor(to keys.PublicIdentity, env []byte) ([]byte, error) {
+	return keys.Seal(to, wire.Marshal(&wirepb.SealedContent{
+		Version: wire.Version, Sender: m.id.Public().SigningKey(), Envelope: env,
+	}))
+}
+
+// unseal opens a sealed box addressed to us and returns the envelope and
+// the sender hint.
+func (m *Messenger) unseal(box []byte) (*wirepb.Envelope, []byte, error) {
+	content, err := m.id.Unseal(box)
+	if err != nil {
+		return nil, nil, err
+	}
+	sc, env, err := wire.ParseSealedContent(content)
+	if err != nil {
+		return nil, nil, err
+	}
+	return env, sc.Sender, nil
+}
+
 // fetchLoop checks our mailboxes at start, when kicked (a host connected)
 // and every FetchInterval.
 func (m *Messenger) fetchLoop(ctx context.Context) {
@@ -210,22 +238,24 @@ func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost) {
 		fetched += len(items)
 		var done []mailbox.Hash
 		var envs []*wirepb.Envelope
+		var hints [][]byte
 		var hashes []mailbox.Hash
 		for _, it := range items {
 			if m.seenEnvelope(it.Hash) {
 				done = append(done, it.Hash) // the same envelope, from another host
 				continue
 			}
-			env, err := wire.ParseEnvelope(it.Envelope)
+			env, from, err := m.unseal(it.Envelope)
 			if err != nil {
-				done = append(done, it.Hash) // garbage: nothing to keep
+				done = append(done, it.Hash) // garbage, or not for us: nothing to keep
 				continue
 			}
 			envs = append(envs, env)
+			hints = append(hints, from)
 			hashes = append(hashes, it.Hash)
 		}
 		if len(envs) > 0 {
-			resps, err := m.receiveBatch(ctx, "", envs)
+			resps, err := m.receiveSealed(ctx, "", envs, hints)
 			if err != nil {
 				m.log.Info("mailboxEnvelopesNotAccepted", "host", shortPeer(h.PeerID), "err", err)
 			}
@@ -249,11 +279,21 @@ func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost) {
 }
 
 // trialDecrypt finds the sender of a sealed envelope (no initiation, no
-// stream peer) by trying our sessions with each contact. A match decrypts.
+// stream peer) by trying our sessions: first with the contact the sealed
+// box names, then with every contact. A match decrypts.
 func (m *Messenger) trialDecrypt(tx *store.Tx, rx *batch, env *wirepb.Envelope) (*store.Contact, *wirepb.SessionRecord, []byte, error) {
 	cs, err := tx.Contacts()
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if len(rx.sealedFrom) == ed25519.PublicKeySize {
+		acct := identity.AccountIDFromKey(ed25519.PublicKey(rx.sealedFrom))
+		for i := range cs {
+			if cs[i].AccountID == acct && i > 0 {
+				cs[0], cs[i] = cs[i], cs[0]
+				break
+			}
+		}
 	}
 	var lastErr error = ErrUnknownSender
 	for i := range cs {

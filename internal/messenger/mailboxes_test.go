@@ -12,6 +12,7 @@ import (
 	"github.com/samizdat-im/samizdat/internal/mailbox"
 	"github.com/samizdat-im/samizdat/internal/p2p"
 	"github.com/samizdat-im/samizdat/internal/store"
+	"github.com/samizdat-im/samizdat/internal/wire"
 )
 
 // startMailboxHost runs a mailbox host (as `samizdat relay` does) on
@@ -119,14 +120,30 @@ func TestOfflineDeliveryThroughMailbox(t *testing.T) {
 // initiation and alice's card) arrives through the mailbox; bob learns
 // alice from it and his ack goes back when she is reachable.
 func TestFirstContactThroughMailbox(t *testing.T) {
-	host, _, _ := startMailboxHost(t)
+	host, ms, _ := startMailboxHost(t)
 	alice, bob := newNode(t, "alice"), newNode(t, "bob")
 	bob.pinAddr()
 	bob.restartWith(withMailbox(host))
 	addContact(t, alice, bob) // bob does not know alice
+	mbID := mailbox.KeyID(bob.m.mbKey)
+	pa, pb, acct := alice.m.Identity(), bob.m.Identity(), alice.m.acct
 	bob.stop()
 	m := send(t, alice, "bob", "hello from a stranger with your invite")
 	eventually(t, 20*time.Second, "deposited", func() bool { return stateOf(t, alice, "bob", m.ID) == StateSent })
+	// Sealed sender: what the host keeps is a sealed box; the initiation
+	// inside (alice's identity keys, bob's prekey ids) is not visible.
+	page, _, err := ms.List(context.Background(), mbID[:], store.MailboxQuery{Limit: 10, Now: time.Now()})
+	if err != nil || len(page) != 1 {
+		t.Fatalf("host holds %d envelopes (%v)", len(page), err)
+	}
+	for _, secret := range [][]byte{pa.SigningKey(), pa.Marshal()[32:64], pb.SigningKey(), []byte(acct)} {
+		if bytes.Contains(page[0].Envelope, secret) {
+			t.Fatal("an identity key is visible in the deposited envelope")
+		}
+	}
+	if _, err := wire.ParseEnvelope(page[0].Envelope); err == nil {
+		t.Fatal("the host holds a bare envelope, not a sealed box")
+	}
 	bob.start()
 	waitState(t, alice, "bob", m.ID, StateDelivered)
 	got := messages(t, bob, "alice")

@@ -127,6 +127,12 @@ func (m *Messenger) receive(ctx context.Context, peer string, env *wirepb.Envelo
 // failure aborts the batch and every envelope is answered "retry". The
 // error is for the log; responses already tell the sender what to do.
 func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirepb.Envelope) ([]*wirepb.Response, error) {
+	return m.receiveSealed(ctx, peer, envs, nil)
+}
+
+// receiveSealed is receiveBatch for envelopes that came out of sealed
+// boxes: hints[i] names the account that (says it) sent envs[i].
+func (m *Messenger) receiveSealed(ctx context.Context, peer string, envs []*wirepb.Envelope, hints [][]byte) ([]*wirepb.Response, error) {
 	resps := make([]*wirepb.Response, len(envs))
 	// Initiations that start a new session cost a full PQXDH response: try
 	// them first outside the write transaction, so that a flood of forged
@@ -145,6 +151,10 @@ func (m *Messenger) receiveBatch(ctx context.Context, peer string, envs []*wirep
 			r := &wirepb.Response{Version: wire.Version, MessageId: env.MessageId}
 			resps[i] = r
 			err := pre[i]
+			rx.sealedFrom = nil
+			if i < len(hints) {
+				rx.sealedFrom = hints[i]
+			}
 			if err == nil {
 				err = m.processEnvelope(tx, rx, peer, env, r)
 			}

@@ -87,6 +87,29 @@ func ParseEnvelope(b []byte) (*wirepb.Envelope, error) {
 	return &e, nil
 }
 
+// SealedSenderSize is the size of SealedContent.Sender (an Ed25519 key).
+const SealedSenderSize = 32
+
+// ParseSealedContent decodes what a sealed box held: an envelope (checked
+// like ParseEnvelope) and the sender hint.
+func ParseSealedContent(b []byte) (*wirepb.SealedContent, *wirepb.Envelope, error) {
+	var sc wirepb.SealedContent
+	if err := unmarshal(b, MaxEnvelopeSize, &sc); err != nil {
+		return nil, nil, err
+	}
+	if err := checkVersion(sc.Version); err != nil {
+		return nil, nil, err
+	}
+	if len(sc.Sender) != SealedSenderSize {
+		return nil, nil, ErrMalformed
+	}
+	env, err := ParseEnvelope(sc.Envelope)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &sc, env, nil
+}
+
 // ParsePayload decodes a (unpadded) plaintext payload.
 func ParsePayload(b []byte) (*wirepb.Payload, error) {
 	var p wirepb.Payload

@@ -120,6 +120,31 @@ func FuzzParseEnvelope(f *testing.F) {
 	fuzzDecoder(f, [][]byte{Marshal(sampleEnvelope())}, ParseEnvelope)
 }
 
+func FuzzParseSealedContent(f *testing.F) {
+	seed := Marshal(&wirepb.SealedContent{Version: Version, Sender: make([]byte, SealedSenderSize), Envelope: Marshal(sampleEnvelope())})
+	fuzzDecoder(f, [][]byte{seed}, func(b []byte) (*wirepb.SealedContent, error) {
+		sc, _, err := ParseSealedContent(b)
+		return sc, err
+	})
+}
+
+func TestParseSealedContent(t *testing.T) {
+	env := Marshal(sampleEnvelope())
+	good := &wirepb.SealedContent{Version: Version, Sender: make([]byte, SealedSenderSize), Envelope: env}
+	if _, e, err := ParseSealedContent(Marshal(good)); err != nil || e.Version != Version {
+		t.Fatalf("ParseSealedContent(good) = %v", err)
+	}
+	for name, bad := range map[string]*wirepb.SealedContent{
+		"short sender": {Version: Version, Sender: make([]byte, 31), Envelope: env},
+		"no envelope":  {Version: Version, Sender: make([]byte, SealedSenderSize)},
+		"version 2":    {Version: 2, Sender: make([]byte, SealedSenderSize), Envelope: env},
+	} {
+		if _, _, err := ParseSealedContent(Marshal(bad)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
 func FuzzParsePayload(f *testing.F) {
 	id := bytes.Repeat([]byte{7}, MessageIDSize)
 	seeds := [][]byte{

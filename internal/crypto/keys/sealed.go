@@ -34,7 +34,6 @@ const (
 // was tampered with, or is not a sealed box at all.
 var ErrSealed = errors.New("keys: cannot open sealed box")
 
-
 // Seal encrypts content so that only the holder of to's identity can read
 // it. The result is SealedOverhead bytes longer than content.
 func Seal(to PublicIdentity, content []byte) ([]byte, error) {
