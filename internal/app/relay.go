@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -57,6 +58,9 @@ type MailboxOptions struct {
 	Quotas    mailbox.Quotas    // zero fields: defaults; negative: no limit
 	TTL       time.Duration     // zero: mailbox.DefaultTTL
 	RateLimit mailbox.RateLimit // zero: mailbox defaults
+	// Trace, if set, receives every byte the service exchanges (see
+	// mailbox.ServerConfig.Trace).
+	Trace io.Writer
 }
 
 // MailboxService is a running /samizdat/mailbox/1 service over a durable
@@ -100,6 +104,7 @@ func serveMailbox(dir string, node *p2p.Node, o MailboxOptions, log *slog.Logger
 		TTL:       o.TTL,
 		RateLimit: o.RateLimit,
 		Logger:    log,
+		Trace:     o.Trace,
 	})
 	srv.Register(node)
 	return &MailboxService{srv: srv, st: st}, nil

@@ -23,12 +23,23 @@ import (
 type mailboxFlags struct {
 	quota, mailboxQuota string
 	ttl                 time.Duration
+	traceFile           string
+	trace               *os.File
 }
 
 func (f *mailboxFlags) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.quota, "quota", "1GiB", "mailbox storage in all, e.g. 1GiB, 512MiB or bytes")
 	c.Flags().StringVar(&f.mailboxQuota, "mailbox-quota", "64MiB", "mailbox storage per mailbox, e.g. 64MiB or bytes")
 	c.Flags().DurationVar(&f.ttl, "ttl", mailbox.DefaultTTL, "how long an envelope is kept unfetched")
+	c.Flags().StringVar(&f.traceFile, "trace-file", "", "append every byte the mailbox service exchanges to this file (an audit of what this host sees)")
+}
+
+// closeTrace closes the --trace-file, if one was opened.
+func (f *mailboxFlags) closeTrace() error {
+	if f.trace == nil {
+		return nil
+	}
+	return f.trace.Close()
 }
 
 func (f *mailboxFlags) options() (app.MailboxOptions, error) {
@@ -43,7 +54,14 @@ func (f *mailboxFlags) options() (app.MailboxOptions, error) {
 	if f.ttl <= 0 {
 		return app.MailboxOptions{}, usageError{fmt.Errorf("--ttl must be positive, e.g. 720h")}
 	}
-	return app.MailboxOptions{Quotas: mailbox.Quotas{PerMailbox: per, Total: total}, TTL: f.ttl}, nil
+	o := app.MailboxOptions{Quotas: mailbox.Quotas{PerMailbox: per, Total: total}, TTL: f.ttl}
+	if f.traceFile != "" {
+		if f.trace, err = os.OpenFile(f.traceFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err != nil {
+			return app.MailboxOptions{}, fmt.Errorf("--trace-file: %w", err)
+		}
+		o.Trace = f.trace
+	}
+	return o, nil
 }
 
 // serveMailboxFlags adds --serve-mailbox to `up`.
@@ -79,7 +97,7 @@ func (f *serveMailboxFlags) serve(g *globals, n *app.Node) error {
 
 // close stops the mailbox service, then n.
 func (f *serveMailboxFlags) close(n *app.Node) error {
-	return errors.Join(f.svc.Close(), n.Close())
+	return errors.Join(f.svc.Close(), n.Close(), f.mf.closeTrace())
 }
 
 func relayCmd(g *globals) *cobra.Command {
@@ -87,7 +105,7 @@ func relayCmd(g *globals) *cobra.Command {
 	var logLevel string
 	var mf mailboxFlags
 	c := &cobra.Command{
-		Use:   "relay [--listen MULTIADDR]... [--quota SIZE] [--mailbox-quota SIZE] [--ttl DURATION]",
+		Use:   "relay [--listen MULTIADDR]... [--quota SIZE] [--mailbox-quota SIZE] [--ttl DURATION] [--trace-file FILE]",
 		Short: "Run a volunteer relay: circuit relay and mailboxes for others (Ctrl-C stops it)",
 		Long: "Run an always-on node that relays connections (circuit relay v2) for peers that cannot be\n" +
 			"dialled directly and keeps encrypted envelopes for offline recipients. The profile\n" +
@@ -115,7 +133,7 @@ func relayCmd(g *globals) *cobra.Command {
 			}
 			<-ctx.Done()
 			fmt.Fprintln(g.stdout, "shutting down")
-			return r.Close()
+			return errors.Join(r.Close(), mf.closeTrace())
 		},
 	}
 	c.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable; default: loopback TCP and QUIC, the ports of the last run)")

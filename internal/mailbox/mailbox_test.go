@@ -467,3 +467,56 @@ func TestServerCloseEndsSessions(t *testing.T) {
 		t.Fatal("session survived server Close")
 	}
 }
+
+// syncBuf is a bytes.Buffer safe for the server's streams and the test.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+// TestTrace: the trace holds what crossed the streams both ways — the
+// deposited envelope (in) and the fetched one (out) — and nothing is
+// traced twice or lost when the trace writer fails.
+func TestTrace(t *testing.T) {
+	var tr syncBuf
+	r := startRelay(t, nil, "", ServerConfig{Trace: &tr})
+	c := r.client(t)
+	key := mustKey(t)
+	env := envelope("traced envelope", 700)
+	if err := Deposit(testCtx(t), c, r.node.PeerID(), KeyID(key), env); err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(tr.Bytes(), env); n != 1 {
+		t.Fatalf("the deposit is traced %d times, want 1", n)
+	}
+	items, err := Fetch(testCtx(t), c, r.node.PeerID(), key, 0)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("Fetch: %d, %v", len(items), err)
+	}
+	if n := bytes.Count(tr.Bytes(), env); n != 2 {
+		t.Fatalf("after the fetch the envelope is traced %d times, want 2", n)
+	}
+
+	// A broken trace does not break the service.
+	r2 := startRelay(t, nil, "", ServerConfig{Trace: failWriter{}})
+	c2 := r2.client(t)
+	if err := Deposit(testCtx(t), c2, r2.node.PeerID(), KeyID(key), env); err != nil {
+		t.Fatalf("Deposit with a failing trace: %v", err)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk gone") }

@@ -75,6 +75,12 @@ type ServerConfig struct {
 	Now func() time.Time
 	// Logger receives the server's logs. Nil discards them.
 	Logger *slog.Logger
+	// Trace, if set, receives every byte the server reads from and writes
+	// to its streams, after transport decryption: exactly what this host
+	// learns (`samizdat relay --trace-file`, for audits and the tests
+	// that check a host sees no plaintext and no account). Writes from
+	// concurrent streams are serialized; each is one frame or less.
+	Trace io.Writer
 }
 
 // Server serves /samizdat/mailbox/1 on the hosts it is registered with.
@@ -84,6 +90,7 @@ type Server struct {
 	maxEnv  int
 	limiter *limiter
 	log     *slog.Logger
+	trace   io.Writer // serialized cfg.Trace, or nil
 	ctx     context.Context
 	cancel  context.CancelFunc
 
@@ -136,6 +143,9 @@ func NewServer(cfg ServerConfig) *Server {
 		log:     cfg.Logger,
 		ctx:     ctx, cancel: cancel,
 		streams: map[uint64]p2p.Stream{},
+	}
+	if cfg.Trace != nil {
+		s.trace = &lockedWriter{w: cfg.Trace}
 	}
 	if cfg.SweepInterval > 0 {
 		s.wg.Add(1)
@@ -235,7 +245,11 @@ func (s *Server) handle(self string, st p2p.Stream) {
 		s.wg.Done()
 	}()
 
-	c := &serverConn{s: s, self: self, peer: st.RemotePeer(), st: st, w: bufio.NewWriterSize(st, 64<<10)}
+	c := &serverConn{s: s, self: self, peer: st.RemotePeer(), st: st, rd: st, w: bufio.NewWriterSize(st, 64<<10)}
+	if s.trace != nil {
+		c.rd = io.TeeReader(st, s.trace)
+		c.w = bufio.NewWriterSize(io.MultiWriter(st, s.trace), 64<<10)
+	}
 	if err := c.serve(); err != nil && !errors.Is(err, errHangUp) {
 		s.log.Debug("mailboxStreamReset", "peer", shortPeer(c.peer), "err", err)
 		_ = st.Reset()
@@ -251,6 +265,7 @@ type serverConn struct {
 	self   string
 	peer   string
 	st     p2p.Stream
+	rd     io.Reader // st, or a tee into the trace
 	w      *bufio.Writer
 	nonce  []byte // issued, not yet answered
 	authed *ID    // the mailbox proven on this stream
@@ -266,7 +281,7 @@ var errHangUp = errors.New("hang up")
 func (c *serverConn) serve() error {
 	for {
 		_ = c.st.SetDeadline(time.Now().Add(c.s.cfg.StreamTimeout))
-		b, err := wire.ReadFrame(c.st)
+		b, err := wire.ReadFrame(c.rd)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -323,7 +338,7 @@ func (c *serverConn) deposit(d *wirepb.MailboxDeposit) error {
 		// The frame cannot follow: refuse and hang up.
 		return c.reply(status(wirepb.MailboxResponse_STATUS_TOO_LARGE), nil, errHangUp)
 	}
-	env, err := wire.ReadFrame(c.st)
+	env, err := wire.ReadFrame(c.rd)
 	if err != nil {
 		return err
 	}
@@ -439,4 +454,18 @@ func shortPeer(id string) string {
 		return id
 	}
 	return id[:n]
+}
+
+// lockedWriter serializes writes from concurrent streams.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// A failing trace must not break the service: report success.
+	_, _ = l.w.Write(b)
+	return len(b), nil
 }

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/identity"
+)
+
+// kill ends the relay with SIGKILL: no clean shutdown.
+func (r *relayProc) kill() {
+	if r.cmd == nil {
+		return
+	}
+	r.cmd.Process.Kill()
+	<-r.done
+	r.cmd = nil
+}
+
+// TestCLIThreeRelays is issue 4's acceptance story with real processes:
+// alice, bob and three relays on loopback. Bob is down; alice sends 100
+// messages (deposited at bob's relays) and goes down too; one relay is
+// killed; bob comes up: he has all 100, once each, in order; alice comes
+// back and sees them all delivered (bob's acks waited at her relays).
+// Then every relay's data directory, its trace of every byte its mailbox
+// service exchanged, and its logs are searched for the plaintexts and for
+// alice's and bob's account ids and keys: none may be there.
+func TestCLIThreeRelays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five processes and sends 100 messages")
+	}
+	var relays [3]*relayProc
+	var dirs, traces [3]string
+	var hosts []string
+	traceDir := t.TempDir()
+	for i := range relays {
+		dirs[i] = filepath.Join(t.TempDir(), fmt.Sprintf("relay%d", i))
+		traces[i] = filepath.Join(traceDir, fmt.Sprintf("trace%d", i))
+		relays[i] = startRelayProc(t, dirs[i], "--listen", "/ip4/127.0.0.1/tcp/0", "--trace-file", traces[i])
+		hosts = append(hosts, "--mailbox-host", relays[i].addrs[0])
+	}
+	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
+	alice.must("init", "--name", "alice", "--no-passphrase")
+	bob.must("init", "--name", "bob", "--no-passphrase")
+	bob.start(hosts...)
+	link := strings.TrimSpace(bob.must("invite"))
+	bobAcct := mustAccount(t, bob)
+	bob.stop()
+
+	alice.start(hosts...)
+	aliceAcct := mustAccount(t, alice)
+	alice.must("contacts", "add", link)
+	const n = 100
+	body := func(i int) string { return fmt.Sprintf("photo %03d of the grandchildren at the river", i) }
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = strings.TrimSpace(alice.must("send", "bob", body(i)))
+	}
+	waitAll(t, alice, "bob", ids, "sent") // deposited: bob is down
+	alice.stop()
+
+	relays[1].kill()
+	bob.start(hosts...)
+	deadline := time.Now().Add(60 * time.Second)
+	var got []message
+	for len(got) < n {
+		if out, _, code := bob.run("messages", "alice", "--json"); code == 0 {
+			got = parseMessages(t, out)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob has %d of %d messages\n%s", len(got), n, bob.log)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	alice.start(hosts...)
+	waitAll(t, alice, "bob", ids, "delivered")
+	got = bob.messages("alice")
+	if len(got) != n {
+		t.Fatalf("bob has %d messages, want %d (each once)", len(got), n)
+	}
+	for i, m := range got {
+		if m.Body != body(i) || m.Outgoing {
+			t.Fatalf("bob's message %d is %q, want %q (in order, once each)", i, m.Body, body(i))
+		}
+	}
+	alice.stop()
+	bob.stop()
+
+	// What the relays kept and saw.
+	secrets := map[string][]byte{
+		"a plaintext":          []byte("of the grandchildren"),
+		"alice's account id":   []byte(aliceAcct),
+		"bob's account id":     []byte(bobAcct),
+		"alice's name on card": []byte("alice"),
+	}
+	for who, acct := range map[string]string{"alice": aliceAcct, "bob": bobAcct} {
+		key, err := identity.ParseAccountID(acct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[who+"'s account key"] = key
+	}
+	for _, r := range relays {
+		r.stop()
+	}
+	scanned := 0
+	for i, dir := range dirs {
+		files := []string{}
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, p)
+			}
+			return nil
+		})
+		files = append(files, traces[i])
+		if fi, err := os.Stat(traces[i]); err != nil || fi.Size() < n*256 {
+			t.Fatalf("relay %d traced too little to be a real check: %v", i, err)
+		}
+		logs := relays[i].log.Bytes()
+		logs = append(logs, relays[i].out.Bytes()...)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scanned += len(b)
+			for what, s := range secrets {
+				if bytes.Contains(b, s) {
+					t.Errorf("relay %d: %s found in %s", i, what, f)
+				}
+			}
+		}
+		for what, s := range secrets {
+			if bytes.Contains(logs, s) {
+				t.Errorf("relay %d: %s found in its logs", i, what)
+			}
+		}
+	}
+	t.Logf("scanned %d bytes of relay files and traces", scanned)
+}
+
+// waitAll waits until every message in ids has the given state.
+func waitAll(t *testing.T, p *profile, contact string, ids []string, state string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	for {
+		n := 0
+		for _, m := range p.messages(contact) {
+			if want[m.ID] && m.State == state {
+				n++
+			}
+		}
+		if n == len(ids) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d messages to %s are %q\n%s", p.name, n, len(ids), contact, state, p.log)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func parseMessages(t *testing.T, out string) []message {
+	t.Helper()
+	var conv struct {
+		Messages []message `json:"messages"`
+	}
+	if err := json.Unmarshal([]byte(out), &conv); err != nil {
+		t.Fatal(err)
+	}
+	return conv.Messages
+}
