@@ -151,7 +151,7 @@ func parseResponse(b []byte) (*wirepb.MailboxResponse, error) {
 			return nil, ErrMalformed
 		}
 		for _, it := range p.Items {
-			if it == nil || len(it.Hash) != HashSize || it.EnvelopeSize == 0 || it.EnvelopeSize > wire.MaxEnvelopeSize {
+			if it == nil || (len(it.Hash) != 0 && len(it.Hash) != HashSize) || it.EnvelopeSize == 0 || it.EnvelopeSize > wire.MaxEnvelopeSize {
 				return nil, ErrMalformed
 			}
 		}

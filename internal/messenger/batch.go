@@ -3,6 +3,7 @@ package messenger
 import (
 	"bytes"
 	"errors"
+	"github.com/samizdat-im/samizdat/internal/identity"
 
 	"google.golang.org/protobuf/proto"
 
@@ -28,9 +29,36 @@ type batch struct {
 	acks     map[int64]*pendingAck
 	ackOrder []int64
 	// sealedFrom is the sender hint of the sealed envelope being
-	// processed (an account key; nil when not from a sealed box).
+	// processed (nil when not from a sealed box); contacts and byHint
+	// memoise the contacts to try (reset when a contact is added).
 	sealedFrom []byte
+	contacts   []store.Contact
+	byHint     map[string]int
 }
+
+// sealedCandidates returns every contact, for trying a sealed envelope,
+// and the one its sender hint names (nil if none).
+func (b *batch) sealedCandidates(tx *store.Tx, hint []byte) (*store.Contact, []store.Contact, error) {
+	if b.contacts == nil {
+		cs, err := tx.Contacts()
+		if err != nil {
+			return nil, nil, err
+		}
+		b.contacts, b.byHint = cs, make(map[string]int, len(cs))
+		for i, c := range cs {
+			if key, err := identity.ParseAccountID(c.AccountID); err == nil {
+				b.byHint[string(sealedHint(key))] = i
+			}
+		}
+	}
+	if i, ok := b.byHint[string(hint)]; ok && len(hint) > 0 {
+		return &b.contacts[i], b.contacts, nil
+	}
+	return nil, b.contacts, nil
+}
+
+// contactAdded forgets memoised contact lists.
+func (b *batch) contactAdded() { b.contacts, b.byHint = nil, nil }
 
 // pendingAck collects the messages of one contact to acknowledge at once.
 type pendingAck struct {

@@ -176,9 +176,15 @@ func (m *Messenger) depositToMailboxes(ctx context.Context, c *store.Contact, qu
 // (sealed sender: what the holder keeps names neither of us).
 func (m *Messenger) sealFor(to keys.PublicIdentity, env []byte) ([]byte, error) {
 	return keys.Seal(to, wire.Marshal(&wirepb.SealedContent{
-		Version: wire.Version, Sender: m.id.Public().SigningKey(), Envelope: env,
+		Version: wire.Version, Sender: sealedHint(m.id.Public().SigningKey()), Envelope: env,
 	}))
 }
+
+// sealedHint is what a sealed box says of its sender: the first
+// wire.SealedSenderSize bytes of the account key, enough to pick the
+// session to try first (a wrong or colliding hint costs trial decryptions,
+// nothing more: the sender is authenticated by the ratchet).
+func sealedHint(accountKey []byte) []byte { return accountKey[:wire.SealedSenderSize] }
 
 // unseal opens a sealed box addressed to us and returns the envelope and
 // the sender hint.
@@ -280,36 +286,43 @@ func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost) {
 
 // trialDecrypt finds the sender of a sealed envelope (no initiation, no
 // stream peer) by trying our sessions: first with the contact the sealed
-// box names, then with every contact. A match decrypts.
+// box's hint names, then with every other contact. A match decrypts.
 func (m *Messenger) trialDecrypt(tx *store.Tx, rx *batch, env *wirepb.Envelope) (*store.Contact, *wirepb.SessionRecord, []byte, error) {
-	cs, err := tx.Contacts()
+	first, cs, err := rx.sealedCandidates(tx, rx.sealedFrom)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if len(rx.sealedFrom) == ed25519.PublicKeySize {
-		acct := identity.AccountIDFromKey(ed25519.PublicKey(rx.sealedFrom))
-		for i := range cs {
-			if cs[i].AccountID == acct && i > 0 {
-				cs[0], cs[i] = cs[i], cs[0]
-				break
-			}
-		}
-	}
 	var lastErr error = ErrUnknownSender
-	for i := range cs {
-		c := &cs[i]
+	try := func(c *store.Contact) (*wirepb.SessionRecord, []byte, error) {
 		rec, err := rx.record(tx, c.ID)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		if len(rec.Sessions) == 0 {
-			continue
+			return nil, nil, nil
 		}
 		plain, _, err := m.decrypt(rec, nil, nil, env)
-		if err == nil {
-			return c, rec, plain, nil
+		if err != nil {
+			lastErr = err
+			return nil, nil, nil
 		}
-		lastErr = err
+		return rec, plain, nil
+	}
+	if first != nil {
+		rec, plain, err := try(first)
+		if err != nil || plain != nil {
+			return first, rec, plain, err
+		}
+	}
+	for i := range cs {
+		c := &cs[i]
+		if c == first {
+			continue
+		}
+		rec, plain, err := try(c)
+		if err != nil || plain != nil {
+			return c, rec, plain, err
+		}
 	}
 	return nil, nil, nil, permanent(lastErr)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,6 +20,13 @@ import (
 // loopback and returns how to reach it.
 func startMailboxHost(t testing.TB) (MailboxHost, *store.MailboxStore, string) {
 	t.Helper()
+	return startTracedHost(t, nil)
+}
+
+// startTracedHost is startMailboxHost with every byte the host's mailbox
+// service exchanges written to trace (nil: none).
+func startTracedHost(t testing.TB, trace io.Writer) (MailboxHost, *store.MailboxStore, string) {
+	t.Helper()
 	key := make([]byte, store.KeySize)
 	rand.Read(key)
 	dir := t.TempDir()
@@ -30,7 +38,7 @@ func startMailboxHost(t testing.TB) (MailboxHost, *store.MailboxStore, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := mailbox.NewServer(mailbox.ServerConfig{Store: ms, SweepInterval: -1})
+	srv := mailbox.NewServer(mailbox.ServerConfig{Store: ms, SweepInterval: -1, Trace: trace})
 	srv.Register(n)
 	t.Cleanup(func() {
 		srv.Close()

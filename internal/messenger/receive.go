@@ -406,6 +406,7 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			return err
 		}
 		rx.events = append(rx.events, Event{Type: EventContact, ContactID: c.ID})
+		rx.contactAdded()
 		rx.byPeer[c.PeerID] = c
 	} else if card != nil {
 		m.refreshCard(tx, c, card, p.SenderCard)

@@ -87,8 +87,9 @@ func ParseEnvelope(b []byte) (*wirepb.Envelope, error) {
 	return &e, nil
 }
 
-// SealedSenderSize is the size of SealedContent.Sender (an Ed25519 key).
-const SealedSenderSize = 32
+// SealedSenderSize is the size of SealedContent.Sender: a prefix of the
+// sender's account key, a hint for the recipient.
+const SealedSenderSize = 8
 
 // ParseSealedContent decodes what a sealed box held: an envelope (checked
 // like ParseEnvelope) and the sender hint.

@@ -710,7 +710,7 @@ func (x *MailboxPage) GetMore() bool {
 
 type MailboxItem struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hash          []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"` // SHA-256 of the envelope
+	Hash          []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"` // SHA-256 of the envelope; optional (hosts leave it out: the client hashes what it receives)
 	EnvelopeSize  uint32                 `protobuf:"varint,2,opt,name=envelope_size,json=envelopeSize,proto3" json:"envelope_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -25,15 +25,15 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// SealedContent carries one envelope and the sender's account signing key.
-// The key only says which session to try first: the sender is
+// SealedContent carries one envelope and a prefix of the sender's account
+// key. The prefix only says which session to try first: the sender is
 // authenticated by the ratchet message decrypting on that session (a wrong
 // hint costs a trial decryption, nothing more). Nobody but the recipient
 // sees it: the whole message is inside the box.
 type SealedContent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Sender        []byte                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`     // 32-byte Ed25519 account key (a hint)
+	Sender        []byte                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`     // first 8 bytes of the Ed25519 account key (a hint)
 	Envelope      []byte                 `protobuf:"bytes,3,opt,name=envelope,proto3" json:"envelope,omitempty"` // Envelope encoding
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
