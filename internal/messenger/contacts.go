@@ -2,8 +2,11 @@ package messenger
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -64,10 +67,18 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 	}
 	key := peerID + "\n" + joinLines(addrs)
 	m.cardMu.Lock()
-	defer m.cardMu.Unlock()
 	if m.ownCard != nil && m.cardAddr == key && m.now().Before(m.cardIssued.Add(identity.DefaultCardLifetime/2)) {
+		defer m.cardMu.Unlock()
 		return m.ownCard, nil
 	}
+	m.cardMu.Unlock()
+	// A new card: the moment to move to a new mailbox id (stored before
+	// the card names it; not under cardMu, which transactions take).
+	if err := m.maybeRotateMailbox(ctx); err != nil {
+		return nil, err
+	}
+	m.cardMu.Lock()
+	defer m.cardMu.Unlock()
 	m.prekeyMu.Lock()
 	bundle := m.prekeys.Bundle(false)
 	m.prekeyMu.Unlock()
@@ -86,8 +97,62 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.ownCard, m.cardAddr, m.cardIssued = signed, key, now
+	m.ownCard, m.cardAddr, m.cardIssued, m.cardSerial = signed, key, now, c.Serial
 	return signed, nil
+}
+
+// currentCard returns our last signed card and its serial (nil before the
+// first card() call). It does no I/O, so it may run in a transaction.
+func (m *Messenger) currentCard() ([]byte, uint64) {
+	m.cardMu.Lock()
+	defer m.cardMu.Unlock()
+	return m.ownCard, m.cardSerial
+}
+
+// blobCardSent names the blob holding the serial of the last card of ours
+// a contact was sent.
+func blobCardSent(cid int64) string { return "cardsent." + strconv.FormatInt(cid, 10) }
+
+// attachCard puts our current card in p if contact cid has not been sent
+// it yet (our card changed: new addresses or a new mailbox id), so that
+// contacts follow our changes with our next message or ack to them.
+func (m *Messenger) attachCard(tx *store.Tx, cid int64, p *wirepb.Payload) error {
+	if len(p.SenderCard) > 0 {
+		return m.markCardSent(tx, cid)
+	}
+	card, serial := m.currentCard()
+	if card == nil {
+		return nil
+	}
+	m.cardSentMu.Lock()
+	known := m.cardSent[cid] == serial
+	m.cardSentMu.Unlock()
+	if known {
+		return nil
+	}
+	b, err := tx.Blob(blobCardSent(cid))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if len(b) == 8 && binary.BigEndian.Uint64(b) == serial {
+		// Only what is committed is remembered: a write below may roll
+		// back with its transaction.
+		m.cardSentMu.Lock()
+		if m.cardSent == nil {
+			m.cardSent = map[int64]uint64{}
+		}
+		m.cardSent[cid] = serial
+		m.cardSentMu.Unlock()
+		return nil
+	}
+	p.SenderCard = card
+	return tx.PutBlob(blobCardSent(cid), binary.BigEndian.AppendUint64(nil, serial))
+}
+
+// markCardSent records that contact cid got our current card.
+func (m *Messenger) markCardSent(tx *store.Tx, cid int64) error {
+	_, serial := m.currentCard()
+	return tx.PutBlob(blobCardSent(cid), binary.BigEndian.AppendUint64(nil, serial))
 }
 
 // AddContact adds the account behind an invite link. name overrides the

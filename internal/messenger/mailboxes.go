@@ -1,9 +1,13 @@
 package messenger
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,31 +54,173 @@ func depositKey(cid int64, msgID string) string { return strconv.FormatInt(cid, 
 
 func isAckItem(it store.OutboxItem) bool { return strings.HasPrefix(it.MessageID, ackItemPrefix) }
 
-// loadMailboxKey reads (or creates) the key of our mailbox.
+// Mailbox ids rotate (DESIGN §11: a host must not link a user over time):
+// when our card is re-signed and the current mailbox key is at least
+// Config.MailboxRotateAfter old, a new key (hence a new mailbox id) goes
+// in the card. Contacts learn the new card with our next message or ack
+// to them; until then they deposit under an older id, so superseded keys
+// are still fetched for DefaultMailboxKeep, then forgotten.
+
+// errCorruptKeys is returned when the stored mailbox keys are damaged.
+var errCorruptKeys = errors.New("damaged mailbox keys in the profile")
+
+// mailboxKey is one of our mailbox keys.
+type mailboxKey struct {
+	key   ed25519.PrivateKey
+	since time.Time // when it became the current key
+	until time.Time // when it was superseded; zero for the current key
+}
+
+const (
+	blobMailboxKeys = "mailbox.keys"
+	// DefaultMailboxRotateAfter is the least age of a mailbox key before
+	// a card update replaces it.
+	DefaultMailboxRotateAfter = 24 * time.Hour
+	// DefaultMailboxKeep is how long a superseded key is still fetched:
+	// as long as hosts keep mail (mailbox.DefaultTTL).
+	DefaultMailboxKeep = mailbox.DefaultTTL
+	// maxMailboxKeys bounds the keys fetched (the oldest go first).
+	maxMailboxKeys   = 32
+	mailboxKeyRecord = 8 + 8 + ed25519.PrivateKeySize
+)
+
+func marshalMailboxKeys(ks []mailboxKey) []byte {
+	out := make([]byte, 0, len(ks)*mailboxKeyRecord)
+	for _, k := range ks {
+		var until int64
+		if !k.until.IsZero() {
+			until = k.until.UnixNano()
+		}
+		out = binary.BigEndian.AppendUint64(out, uint64(k.since.UnixNano()))
+		out = binary.BigEndian.AppendUint64(out, uint64(until))
+		out = append(out, k.key...)
+	}
+	return out
+}
+
+func parseMailboxKeys(b []byte) ([]mailboxKey, error) {
+	if len(b)%mailboxKeyRecord != 0 {
+		return nil, fmt.Errorf("%w: mailbox keys record of %d bytes", errCorruptKeys, len(b))
+	}
+	var ks []mailboxKey
+	for ; len(b) > 0; b = b[mailboxKeyRecord:] {
+		k := mailboxKey{
+			since: time.Unix(0, int64(binary.BigEndian.Uint64(b))),
+			key:   ed25519.PrivateKey(bytes.Clone(b[16:mailboxKeyRecord])),
+		}
+		if u := int64(binary.BigEndian.Uint64(b[8:])); u != 0 {
+			k.until = time.Unix(0, u)
+		}
+		ks = append(ks, k)
+	}
+	return ks, nil
+}
+
+// loadMailboxKey reads (or creates) our mailbox keys, forgetting those
+// superseded more than DefaultMailboxKeep ago.
 func (m *Messenger) loadMailboxKey(ctx context.Context) error {
-	return m.st.Update(ctx, func(tx *store.Tx) error {
-		b, err := tx.Blob(blobMailboxKey)
-		if err == nil && len(b) == ed25519.PrivateKeySize {
-			m.mbKey = ed25519.PrivateKey(b)
-			return nil
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+	var ks []mailboxKey
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		ks = nil
+		b, err := tx.Blob(blobMailboxKeys)
+		switch {
+		case err == nil:
+			if ks, err = parseMailboxKeys(b); err != nil {
+				return err
+			}
+		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
-		k, err := mailbox.NewKey()
-		if err != nil {
-			return err
+		if len(ks) == 0 {
+			// A profile from before rotation has one key.
+			if b, err := tx.Blob(blobMailboxKey); err == nil && len(b) == ed25519.PrivateKeySize {
+				ks = []mailboxKey{{key: ed25519.PrivateKey(b), since: m.now()}}
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
 		}
-		m.mbKey = k
-		return tx.PutBlob(blobMailboxKey, k)
+		if len(ks) == 0 {
+			k, err := mailbox.NewKey()
+			if err != nil {
+				return err
+			}
+			ks = []mailboxKey{{key: k, since: m.now()}}
+		}
+		now := m.now()
+		kept := ks[:0]
+		for _, k := range ks {
+			if k.until.IsZero() || now.Sub(k.until) < DefaultMailboxKeep {
+				kept = append(kept, k)
+			}
+		}
+		ks = kept
+		return tx.PutBlob(blobMailboxKeys, marshalMailboxKeys(ks))
 	})
+	if err != nil {
+		return err
+	}
+	m.mbMu.Lock()
+	m.mbKeys, m.mbKey = ks, ks[len(ks)-1].key
+	m.mbMu.Unlock()
+	return nil
+}
+
+// maybeRotateMailbox replaces the current mailbox key by a new one if it
+// is old enough (called when our card is about to be re-signed). The new
+// key is stored before any card names it. It must not run inside a store
+// transaction.
+func (m *Messenger) maybeRotateMailbox(ctx context.Context) error {
+	m.rotateMu.Lock()
+	defer m.rotateMu.Unlock()
+	m.mbMu.Lock()
+	ks := slices.Clone(m.mbKeys)
+	m.mbMu.Unlock()
+	now := m.now()
+	if len(ks) == 0 || now.Sub(ks[len(ks)-1].since) < m.cfg.MailboxRotateAfter {
+		return nil
+	}
+	k, err := mailbox.NewKey()
+	if err != nil {
+		return err
+	}
+	ks[len(ks)-1].until = now
+	ks = append(ks, mailboxKey{key: k, since: now})
+	if len(ks) > maxMailboxKeys {
+		ks = ks[len(ks)-maxMailboxKeys:]
+	}
+	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		return tx.PutBlob(blobMailboxKeys, marshalMailboxKeys(ks))
+	})
+	if err != nil {
+		return err
+	}
+	m.mbMu.Lock()
+	m.mbKeys, m.mbKey = ks, k
+	m.mbMu.Unlock()
+	m.log.Info("mailboxRotated", "mailbox", mailbox.KeyID(k).Short(), "keys", len(ks))
+	return nil
+}
+
+// mailboxKeys returns our mailbox keys, the current one first.
+func (m *Messenger) mailboxKeys() []ed25519.PrivateKey {
+	m.mbMu.Lock()
+	defer m.mbMu.Unlock()
+	out := make([]ed25519.PrivateKey, 0, len(m.mbKeys))
+	for i := len(m.mbKeys) - 1; i >= 0; i-- {
+		out = append(out, m.mbKeys[i].key)
+	}
+	return out
 }
 
 // cardMailboxes lists our mailbox hosts for our card.
 func (m *Messenger) cardMailboxes() []identity.MailboxHost {
-	if m.mbKey == nil {
+	m.mbMu.Lock()
+	key := m.mbKey
+	m.mbMu.Unlock()
+	if key == nil {
 		return nil
 	}
-	id := mailbox.KeyID(m.mbKey)
+	id := mailbox.KeyID(key)
 	var out []identity.MailboxHost
 	for _, h := range m.cfg.MailboxHosts {
 		out = append(out, identity.MailboxHost{PeerID: h.PeerID, Addrs: transportAddrs(h.Addrs), ID: id[:]})
@@ -218,28 +364,46 @@ func (m *Messenger) fetchLoop(ctx context.Context) {
 	}
 }
 
-// fetchFrom takes our mail from one host: process, then delete what was
-// processed (stored, or refused for good); what failed for a passing
-// reason stays for the next fetch.
+// fetchFrom takes our mail from one host, under each of our mailbox ids
+// (the current one first).
 func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost) {
 	m.tr.AddAddrs(h.PeerID, h.Addrs)
+	total := 0
+	var firstErr error
+	for _, key := range m.mailboxKeys() {
+		n, err := m.fetchWith(ctx, h, key)
+		total += n
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		if errors.Is(err, errHostUnreachable) {
+			break
+		}
+	}
+	m.noteFetch(h.PeerID, total, firstErr)
+}
+
+// errHostUnreachable is returned by fetchWith when no session opened.
+var errHostUnreachable = errors.New("mailbox host unreachable")
+
+// fetchWith takes the mail of one of our mailboxes from one host:
+// process, then delete what was processed (stored, or refused for good);
+// what failed for a passing reason stays for the next fetch.
+func (m *Messenger) fetchWith(ctx context.Context, h MailboxHost, key ed25519.PrivateKey) (fetched int, err error) {
 	sctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
 	defer cancel()
-	s, err := mailbox.OpenSession(sctx, m.tr, h.PeerID, m.mbKey)
+	s, err := mailbox.OpenSession(sctx, m.tr, h.PeerID, key)
 	if err != nil {
 		m.log.Debug("mailboxUnreachable", "host", shortPeer(h.PeerID), "err", err)
-		m.noteFetch(h.PeerID, 0, err)
-		return
+		return 0, fmt.Errorf("%w: %w", errHostUnreachable, err)
 	}
 	defer s.Close()
-	fetched := 0
-	defer func() { m.noteFetch(h.PeerID, fetched, err) }()
 	for {
 		var items []mailbox.Item
 		var more bool
 		items, more, err = s.Next(sctx, fetchPage)
 		if err != nil || len(items) == 0 {
-			return
+			return fetched, err
 		}
 		fetched += len(items)
 		var done []mailbox.Hash
@@ -275,11 +439,11 @@ func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost) {
 		}
 		if len(done) > 0 {
 			if _, err = s.Delete(sctx, done); err != nil {
-				return
+				return fetched, err
 			}
 		}
 		if !more {
-			return
+			return fetched, nil
 		}
 	}
 }
@@ -345,7 +509,7 @@ func (m *Messenger) Mailboxes() []MailboxStatus {
 	out := make([]MailboxStatus, 0, len(m.cfg.MailboxHosts))
 	var id string
 	if m.mbKey != nil {
-		id = mailbox.KeyID(m.mbKey).String()
+		id = mailbox.KeyID(m.mbKey).String() // the current one
 	}
 	for _, h := range m.cfg.MailboxHosts {
 		st := m.mbStatus[h.PeerID]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -157,5 +158,83 @@ func TestFirstContactThroughMailbox(t *testing.T) {
 	got := messages(t, bob, "alice")
 	if len(got) != 1 || got[0].Body != "hello from a stranger with your invite" {
 		t.Fatalf("bob has %+v", got)
+	}
+}
+
+// TestMailboxRotation: bob's mailbox id changes with his card; alice
+// learns the new card from bob's next message and deposits under the new
+// id; mail left under an older id is still fetched.
+func TestMailboxRotation(t *testing.T) {
+	host, ms, _ := startMailboxHost(t)
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	bob.pinAddr()
+	rotating := func(c *Config) {
+		withMailbox(host)(c)
+		c.MailboxRotateAfter = time.Nanosecond // every new card gets a new id
+	}
+	bob.restartWith(rotating)
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	alice.pinAddr()
+	old := mailbox.KeyID(bob.m.mailboxKeys()[0]) // the id alice has
+	first := send(t, alice, "bob", "before the rotation")
+	waitState(t, alice, "bob", first.ID, StateDelivered)
+
+	bob.restartWith(rotating) // a new card on start: a new mailbox id
+	r := send(t, bob, "alice", "my card changed")
+	waitState(t, bob, "alice", r.ID, StateDelivered)
+	keys := bob.m.mailboxKeys()
+	cur := mailbox.KeyID(keys[0])
+	if cur == old || len(keys) < 2 {
+		t.Fatalf("no rotation: %d keys", len(keys))
+	}
+	// Mail still under the old id: a stranger's junk, and it must go.
+	junk := bytes.Repeat([]byte{0xEE}, 300)
+	c := startClient(t)
+	c.AddAddrs(host.PeerID, host.Addrs)
+	if err := mailbox.Deposit(context.Background(), c, host.PeerID, old, junk); err != nil {
+		t.Fatal(err)
+	}
+	bob.stop()
+	m := send(t, alice, "bob", "after the rotation")
+	eventually(t, 20*time.Second, "deposited", func() bool { return stateOf(t, alice, "bob", m.ID) == StateSent })
+	ctx := context.Background()
+	if _, n, _ := ms.Usage(ctx, cur[:]); n != 1 {
+		t.Fatalf("the new mailbox holds %d envelopes, want 1 (alice did not learn the new card)", n)
+	}
+	bob.start()
+	waitState(t, alice, "bob", m.ID, StateDelivered)
+	eventually(t, 20*time.Second, "both mailboxes emptied", func() bool {
+		_, n1, _ := ms.Usage(ctx, old[:])
+		_, n2, _ := ms.Usage(ctx, cur[:])
+		return n1 == 0 && n2 == 0
+	})
+	got := messages(t, bob, "alice")
+	if len(got) != 3 || got[2].Body != "after the rotation" {
+		t.Fatalf("bob has %d messages", len(got))
+	}
+}
+
+// startClient is a bare loopback node for talking to a host directly.
+func startClient(t testing.TB) *p2p.Node {
+	n, err := p2p.New(context.Background(), p2p.Config{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func TestMailboxKeysRecord(t *testing.T) {
+	k1, _ := mailbox.NewKey()
+	k2, _ := mailbox.NewKey()
+	now := time.Unix(1_800_000_000, 5)
+	ks := []mailboxKey{{key: k1, since: now.Add(-time.Hour), until: now}, {key: k2, since: now}}
+	got, err := parseMailboxKeys(marshalMailboxKeys(ks))
+	if err != nil || len(got) != 2 || !got[0].until.Equal(now) || !got[1].until.IsZero() || !bytes.Equal(got[1].key, k2) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	if _, err := parseMailboxKeys(make([]byte, mailboxKeyRecord+1)); !errors.Is(err, errCorruptKeys) {
+		t.Fatalf("damaged record: %v", err)
 	}
 }

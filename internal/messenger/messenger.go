@@ -116,6 +116,9 @@ type Config struct {
 	MailboxHosts []MailboxHost
 	// FetchInterval is how often the mailboxes are checked (default 30 s).
 	FetchInterval time.Duration
+	// MailboxRotateAfter is the least age of our mailbox key before a card
+	// update replaces it (default DefaultMailboxRotateAfter).
+	MailboxRotateAfter time.Duration
 }
 
 // Messenger is one account's conversation engine. It is safe for
@@ -143,7 +146,9 @@ type Messenger struct {
 	initLimit initLimiter // new sessions per remote device
 	unindexed atomic.Bool // messages stored since the last IndexPending
 
-	mbKey     ed25519.PrivateKey // our mailbox key; nil without mailbox hosts
+	mbKey     ed25519.PrivateKey // our current mailbox key; nil without mailbox hosts (guarded by mbMu)
+	mbKeys    []mailboxKey       // every key still fetched, oldest first (guarded by mbMu)
+	rotateMu  sync.Mutex         // one rotation at a time
 	fetchKick chan struct{}
 	mbMu      sync.Mutex
 	mbStatus  map[string]MailboxStatus // by host peer id
@@ -154,6 +159,10 @@ type Messenger struct {
 	ownCard    []byte
 	cardAddr   string    // addrs the card was made for
 	cardIssued time.Time // when it was signed
+	cardSerial uint64
+
+	cardSentMu sync.Mutex
+	cardSent   map[int64]uint64 // contact → serial of our card it was sent (committed)
 
 	subsMu sync.Mutex
 	subs   map[chan Event]struct{}
@@ -223,6 +232,9 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 	}
 	if m.cfg.StreamTimeout <= 0 {
 		m.cfg.StreamTimeout = DefaultStreamTimeout
+	}
+	if m.cfg.MailboxRotateAfter <= 0 {
+		m.cfg.MailboxRotateAfter = DefaultMailboxRotateAfter
 	}
 	if m.cfg.FetchInterval <= 0 {
 		m.cfg.FetchInterval = DefaultFetchInterval

@@ -500,6 +500,9 @@ func (m *Messenger) flushAcks(tx *store.Tx, rx *batch) error {
 			return err
 		}
 		p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Ack{Ack: &wirepb.Ack{MessageIds: pa.ids}}}
+		if err := m.attachCard(tx, cid, p); err != nil {
+			return err
+		}
 		sealed, err := m.encrypt(rec, pa.contact, ackID, p)
 		if err != nil {
 			return err

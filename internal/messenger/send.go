@@ -154,6 +154,9 @@ func (m *Messenger) queueOne(tx *store.Tx, b *batch, r *sendReq, card []byte, ca
 		}
 		p.SenderCard = card
 	}
+	if err := m.attachCard(tx, c.ID, p); err != nil {
+		return err
+	}
 	s, err := m.encrypt(rec, c, id, p)
 	if err != nil {
 		return permanent(err)
@@ -175,6 +178,7 @@ var ErrNotFailed = errors.New("only a failed message can be retried")
 func (m *Messenger) Retry(ctx context.Context, ref, msgID string) (store.Message, error) {
 	var out store.Message
 	now := m.now()
+	card, cardErr := m.card(ctx) // not in the transaction: it may write
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
 		b := newBatch()
 		c, err := b.resolve(tx, ref)
@@ -202,9 +206,13 @@ func (m *Messenger) Retry(ctx context.Context, ref, msgID string) (store.Message
 			MessageId: id, Body: msg.Body, SentAtUnixMs: msg.SentAt.UnixMilli(),
 		}}}
 		if len(rec.Sessions) == 0 || len(rec.Sessions[0].Initiation) > 0 {
-			if p.SenderCard, err = m.card(ctx); err != nil {
-				return err
+			if cardErr != nil {
+				return cardErr
 			}
+			p.SenderCard = card
+		}
+		if err := m.attachCard(tx, c.ID, p); err != nil {
+			return err
 		}
 		sealed, err := m.encrypt(rec, c, id, p)
 		if err != nil {
