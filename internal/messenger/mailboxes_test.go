@@ -238,3 +238,85 @@ func TestMailboxKeysRecord(t *testing.T) {
 		t.Fatalf("damaged record: %v", err)
 	}
 }
+
+// TestMailboxHostFaults: of bob's three hosts one is down, one drops what
+// it accepted and serves garbage instead, and one is honest; later hosts
+// replay envelopes bob already took. Every message arrives exactly once.
+func TestMailboxHostFaults(t *testing.T) {
+	honest, honestStore, _ := startMailboxHost(t)
+	dropper, dropStore, _ := startMailboxHost(t)
+	downNode := startClient(t)
+	down := MailboxHost{PeerID: downNode.PeerID(), Addrs: []string{"/ip4/127.0.0.1/tcp/1"}}
+	hosts := []MailboxHost{down, dropper, honest}
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	bob.pinAddr()
+	bob.restartWith(func(c *Config) { c.MailboxHosts = hosts; c.FetchInterval = 200 * time.Millisecond })
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	alice.pinAddr()
+	id := mailbox.KeyID(bob.m.mailboxKeys()[0])
+	bob.stop()
+
+	const n = 5
+	var sent []string
+	for i := range n {
+		sent = append(sent, send(t, alice, "bob", "through a hostile world "+string(rune('a'+i))).ID)
+	}
+	ctx := context.Background()
+	list := func(ms *store.MailboxStore) []store.MailboxEnvelope {
+		page, _, err := ms.List(ctx, id[:], store.MailboxQuery{Limit: 100, Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page
+	}
+	eventually(t, 20*time.Second, "deposited at both live hosts", func() bool {
+		return len(list(honestStore)) == n && len(list(dropStore)) == n
+	})
+	kept := list(honestStore) // for the replay below
+	// The dropper loses everything and serves garbage instead.
+	var hashes [][]byte
+	for _, e := range list(dropStore) {
+		hashes = append(hashes, e.Hash)
+	}
+	if _, err := dropStore.Delete(ctx, id[:], hashes); err != nil {
+		t.Fatal(err)
+	}
+	c := startClient(t)
+	c.AddAddrs(dropper.PeerID, dropper.Addrs)
+	for _, junk := range [][]byte{bytes.Repeat([]byte{0}, 500), []byte("not a sealed box"), append([]byte{1}, bytes.Repeat([]byte{7}, 400)...)} {
+		if err := mailbox.Deposit(ctx, c, dropper.PeerID, id, junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.stop()
+	bob.start()
+	eventually(t, 20*time.Second, "bob has every message", func() bool { return len(messages(t, bob, "alice")) >= n })
+	eventually(t, 20*time.Second, "garbage and mail taken from both hosts", func() bool {
+		return len(list(honestStore)) == 0 && len(list(dropStore)) == 0
+	})
+	// Replays: the honest host's envelopes come back, at both hosts.
+	c.AddAddrs(honest.PeerID, honest.Addrs)
+	for _, e := range kept {
+		for _, h := range []MailboxHost{honest, dropper} {
+			if err := mailbox.Deposit(ctx, c, h.PeerID, id, e.Envelope); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eventually(t, 20*time.Second, "replays taken", func() bool {
+		return len(list(honestStore)) == 0 && len(list(dropStore)) == 0
+	})
+	alice.start()
+	for _, mid := range sent {
+		waitState(t, alice, "bob", mid, StateDelivered)
+	}
+	got := messages(t, bob, "alice")
+	if len(got) != n {
+		t.Fatalf("bob has %d messages, want exactly %d", len(got), n)
+	}
+	var st []MailboxStatus = bob.m.Mailboxes()
+	if st[0].LastError == "" || st[2].LastOK.IsZero() {
+		t.Errorf("mailbox status does not show the down host and the honest one: %+v", st)
+	}
+}
