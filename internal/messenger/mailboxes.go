@@ -7,9 +7,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
@@ -326,6 +329,36 @@ func (m *Messenger) sealFor(to keys.PublicIdentity, env []byte) ([]byte, error) 
 	}))
 }
 
+// openedBox is the result of unsealing one fetched item.
+type openedBox struct {
+	seen bool // processed already (a copy from another host): not opened
+	env  *wirepb.Envelope
+	from []byte
+	err  error
+}
+
+// unsealAll opens a page of fetched boxes in parallel.
+func (m *Messenger) unsealAll(items []mailbox.Item) []openedBox {
+	out := make([]openedBox, len(items))
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range min(runtime.GOMAXPROCS(0), len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(items); i = int(next.Add(1) - 1) {
+				if m.seenEnvelope(items[i].Hash) {
+					out[i].seen = true
+					continue
+				}
+				out[i].env, out[i].from, out[i].err = m.unseal(items[i].Envelope)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
 // sealedHint is what a sealed box says of its sender: the first
 // wire.SealedSenderSize bytes of the account key, enough to pick the
 // session to try first (a wrong or colliding hint costs trial decryptions,
@@ -410,19 +443,20 @@ func (m *Messenger) fetchWith(ctx context.Context, h MailboxHost, key ed25519.Pr
 		var envs []*wirepb.Envelope
 		var hints [][]byte
 		var hashes []mailbox.Hash
-		for _, it := range items {
-			if m.seenEnvelope(it.Hash) {
+		// Opening a box costs an X25519 operation: open the page's boxes
+		// on every core, then process them in order.
+		opened := m.unsealAll(items)
+		for i, it := range items {
+			switch o := opened[i]; {
+			case o.seen:
 				done = append(done, it.Hash) // the same envelope, from another host
-				continue
-			}
-			env, from, err := m.unseal(it.Envelope)
-			if err != nil {
+			case o.err != nil:
 				done = append(done, it.Hash) // garbage, or not for us: nothing to keep
-				continue
+			default:
+				envs = append(envs, o.env)
+				hints = append(hints, o.from)
+				hashes = append(hashes, it.Hash)
 			}
-			envs = append(envs, env)
-			hints = append(hints, from)
-			hashes = append(hashes, it.Hash)
 		}
 		if len(envs) > 0 {
 			resps, err := m.receiveSealed(ctx, "", envs, hints)
