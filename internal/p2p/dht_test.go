@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -194,5 +195,45 @@ func TestFindPeerBadInput(t *testing.T) {
 	// Empty routing table: fails fast, no panic.
 	if _, err := n.FindPeer(ctx, id); err == nil || strings.Contains(err.Error(), "panic") {
 		t.Fatalf("FindPeer with empty table: %v", err)
+	}
+}
+
+// TestProvideFindProviders: C and D announce a service; A (a DHT client)
+// finds both, with dialable addresses, and never itself; an unknown
+// service has no providers.
+func TestProvideFindProviders(t *testing.T) {
+	t.Parallel()
+	a, _, c, d := dhtNet(t)
+	ctx := testCtx(t, 20*time.Second)
+	for _, n := range []*Node{c, d, a} {
+		if err := n.Provide(ctx, "mailbox/1"); err != nil {
+			t.Fatalf("Provide: %v", err)
+		}
+	}
+	got, err := a.FindProviders(ctx, "mailbox/1", 5)
+	if err != nil {
+		t.Fatalf("FindProviders: %v", err)
+	}
+	ids := map[string]bool{}
+	for _, p := range got {
+		ids[p.PeerID] = true
+		if len(p.Addrs) == 0 || !strings.HasSuffix(p.Addrs[0], "/p2p/"+p.PeerID) {
+			t.Errorf("provider %s addrs %v", p.PeerID, p.Addrs)
+		}
+	}
+	if !ids[c.PeerID()] || !ids[d.PeerID()] || ids[a.PeerID()] || len(got) != 2 {
+		t.Fatalf("providers %v, want C and D only", got)
+	}
+	if got, err := a.FindProviders(ctx, "mailbox/1", 1); err != nil || len(got) != 1 {
+		t.Fatalf("limit 1: %v, %v", got, err)
+	}
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := a.FindProviders(short, "nobody/1", 3); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown service: %v", err)
+	}
+	var off *Node = newTestNode(t, Config{})
+	if err := off.Provide(ctx, "x"); !errors.Is(err, ErrNoDHT) {
+		t.Fatalf("Provide without DHT: %v", err)
 	}
 }
