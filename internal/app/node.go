@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/api"
@@ -44,6 +45,10 @@ type Options struct {
 	LoopbackOnly bool
 	Logger       *slog.Logger
 	Messenger    messenger.Config // tuning (Store and Transport are set by Start)
+	// NoMailboxDiscovery keeps a node without configured mailbox hosts
+	// from looking for some in the DHT (by default it does, when the DHT
+	// is on).
+	NoMailboxDiscovery bool
 }
 
 // mailboxHosts returns the mailbox hosts to use: the given ones, which are
@@ -91,6 +96,7 @@ type Node struct {
 	srv    *http.Server
 	unlock func()
 	cancel context.CancelFunc
+	bg     sync.WaitGroup // background work (mailbox discovery)
 	done   chan struct{}
 }
 
@@ -170,6 +176,13 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.Messenger.Start(ctx)
+	if len(mc.MailboxHosts) == 0 && o.EnableDHT && !o.NoMailboxDiscovery {
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			n.discoverMailboxHosts(ctx)
+		}()
+	}
 	if o.APIAddr != "-" {
 		if err := n.startAPI(o.APIAddr); err != nil {
 			return nil, err
@@ -257,6 +270,7 @@ func (n *Node) Close() error {
 	if n.cancel != nil {
 		n.cancel()
 	}
+	n.bg.Wait()
 	if n.P2P != nil {
 		errs = append(errs, n.P2P.Close())
 	}

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/mailbox"
@@ -131,6 +132,11 @@ type RelayOptions struct {
 	// set it).
 	LoopbackOnly bool
 	Logger       *slog.Logger
+	// EnableDHT runs our DHT (server mode) and announces the mailbox
+	// service in it, so users without configured hosts find this relay.
+	EnableDHT bool
+	// Bootstrap peers to join the DHT through.
+	Bootstrap []string
 }
 
 // Relay is a running volunteer relay: a libp2p node offering circuit relay
@@ -142,6 +148,8 @@ type Relay struct {
 
 	log    *slog.Logger
 	unlock func()
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
 }
 
 // StartRelay creates the relay profile if needed (directory, device key),
@@ -187,6 +195,9 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 		PrivateKey:         priv,
 		ListenAddrs:        listen,
 		EnableRelayService: true,
+		EnableDHT:          o.EnableDHT,
+		DHTServer:          o.EnableDHT,
+		BootstrapPeers:     o.Bootstrap,
 		LoopbackOnly:       o.LoopbackOnly,
 		Logger:             log.With("component", "p2p"),
 	}
@@ -213,6 +224,15 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 	if r.Mailbox, err = serveMailbox(o.Dir, r.P2P, o.Mailbox, log.With("component", "mailbox")); err != nil {
 		return nil, err
 	}
+	if o.EnableDHT {
+		var bctx context.Context
+		bctx, r.cancel = context.WithCancel(context.Background())
+		r.bg.Add(1)
+		go func() {
+			defer r.bg.Done()
+			announceMailbox(bctx, r.P2P, log.With("component", "dht"))
+		}()
+	}
 	log.Info("relayStarted", "peer", r.P2P.PeerID()[:16], "addrs", len(r.P2P.Addrs()))
 	return r, nil
 }
@@ -227,6 +247,11 @@ func (r *Relay) Addrs() []string { return r.P2P.Addrs() }
 // Close stops the mailbox service, the node, and releases the lock.
 func (r *Relay) Close() error {
 	var errs []error
+	if r.cancel != nil {
+		r.cancel()
+		r.bg.Wait()
+		r.cancel = nil
+	}
 	if r.Mailbox != nil {
 		errs = append(errs, r.Mailbox.Close())
 		r.Mailbox = nil

@@ -101,11 +101,12 @@ func (f *serveMailboxFlags) close(n *app.Node) error {
 }
 
 func relayCmd(g *globals) *cobra.Command {
-	var listen []string
+	var listen, bootstrap []string
 	var logLevel string
+	var dht bool
 	var mf mailboxFlags
 	c := &cobra.Command{
-		Use:   "relay [--listen MULTIADDR]... [--quota SIZE] [--mailbox-quota SIZE] [--ttl DURATION] [--trace-file FILE]",
+		Use:   "relay [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--dht=false] [--quota SIZE] [--mailbox-quota SIZE] [--ttl DURATION] [--trace-file FILE]",
 		Short: "Run a volunteer relay: circuit relay and mailboxes for others (Ctrl-C stops it)",
 		Long: "Run an always-on node that relays connections (circuit relay v2) for peers that cannot be\n" +
 			"dialled directly and keeps encrypted envelopes for offline recipients. The profile\n" +
@@ -123,7 +124,7 @@ func relayCmd(g *globals) *cobra.Command {
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			r, err := app.StartRelay(ctx, app.RelayOptions{Dir: g.profile, Listen: listen, Mailbox: mo, Logger: log})
+			r, err := app.StartRelay(ctx, app.RelayOptions{Dir: g.profile, Listen: listen, Mailbox: mo, Logger: log, EnableDHT: dht, Bootstrap: bootstrap})
 			if err != nil {
 				return err
 			}
@@ -138,6 +139,8 @@ func relayCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable; default: loopback TCP and QUIC, the ports of the last run)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	c.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "a peer to join the network through, as a full multiaddr (repeatable)")
+	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat DHT and announce the mailbox service in it, so users without configured hosts find this relay")
 	mf.add(c)
 	return c
 }

@@ -225,7 +225,7 @@ func (m *Messenger) cardMailboxes() []identity.MailboxHost {
 	}
 	id := mailbox.KeyID(key)
 	var out []identity.MailboxHost
-	for _, h := range m.cfg.MailboxHosts {
+	for _, h := range m.mailboxHosts() {
 		out = append(out, identity.MailboxHost{PeerID: h.PeerID, Addrs: transportAddrs(h.Addrs), ID: id[:]})
 	}
 	return out
@@ -385,7 +385,7 @@ func (m *Messenger) fetchLoop(ctx context.Context) {
 	t := time.NewTicker(m.cfg.FetchInterval)
 	defer t.Stop()
 	for {
-		for _, h := range m.cfg.MailboxHosts {
+		for _, h := range m.mailboxHosts() {
 			m.fetchFrom(ctx, h)
 		}
 		select {
@@ -538,14 +538,15 @@ type MailboxStatus struct {
 
 // Mailboxes reports our mailbox hosts and how fetching from them went.
 func (m *Messenger) Mailboxes() []MailboxStatus {
+	hosts := m.mailboxHosts()
 	m.mbMu.Lock()
 	defer m.mbMu.Unlock()
-	out := make([]MailboxStatus, 0, len(m.cfg.MailboxHosts))
+	out := make([]MailboxStatus, 0, len(hosts))
 	var id string
 	if m.mbKey != nil {
 		id = mailbox.KeyID(m.mbKey).String() // the current one
 	}
-	for _, h := range m.cfg.MailboxHosts {
+	for _, h := range hosts {
 		st := m.mbStatus[h.PeerID]
 		st.PeerID, st.Addrs, st.MailboxID = h.PeerID, h.Addrs, id
 		out = append(out, st)
@@ -595,9 +596,38 @@ func (m *Messenger) kickFetch() {
 	}
 }
 
+// mailboxHosts returns our mailbox hosts.
+func (m *Messenger) mailboxHosts() []MailboxHost {
+	m.hostsMu.Lock()
+	defer m.hostsMu.Unlock()
+	return m.cfg.MailboxHosts
+}
+
+// SetMailboxHosts replaces our mailbox hosts (e.g. with hosts found in the
+// DHT). Our card is re-signed to list them, and contacts get it with our
+// next message or ack; mail is fetched from the new hosts at once.
+func (m *Messenger) SetMailboxHosts(ctx context.Context, hosts []MailboxHost) error {
+	m.mbMu.Lock()
+	haveKey := m.mbKey != nil
+	m.mbMu.Unlock()
+	if !haveKey && len(hosts) > 0 {
+		if err := m.loadMailboxKey(ctx); err != nil {
+			return err
+		}
+	}
+	m.hostsMu.Lock()
+	m.cfg.MailboxHosts = slices.Clone(hosts)
+	m.hostsMu.Unlock()
+	m.cardMu.Lock()
+	m.ownCard = nil // the next card lists the new hosts
+	m.cardMu.Unlock()
+	m.kickFetch()
+	return nil
+}
+
 // isMailboxHost reports whether peerID is one of our mailbox hosts.
 func (m *Messenger) isMailboxHost(peerID string) bool {
-	for _, h := range m.cfg.MailboxHosts {
+	for _, h := range m.mailboxHosts() {
 		if h.PeerID == peerID {
 			return true
 		}

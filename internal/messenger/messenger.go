@@ -149,6 +149,7 @@ type Messenger struct {
 	mbKey     ed25519.PrivateKey // our current mailbox key; nil without mailbox hosts (guarded by mbMu)
 	mbKeys    []mailboxKey       // every key still fetched, oldest first (guarded by mbMu)
 	rotateMu  sync.Mutex         // one rotation at a time
+	hostsMu   sync.Mutex         // guards cfg.MailboxHosts (SetMailboxHosts)
 	fetchKick chan struct{}
 	mbMu      sync.Mutex
 	mbStatus  map[string]MailboxStatus // by host peer id
@@ -291,13 +292,12 @@ func (m *Messenger) Start(ctx context.Context) {
 			defer m.wg.Done()
 			m.greetContacts(ctx)
 		}()
-		if len(m.cfg.MailboxHosts) > 0 {
-			m.wg.Add(1)
-			go func() {
-				defer m.wg.Done()
-				m.fetchLoop(ctx)
-			}()
-		}
+		// Also without hosts: SetMailboxHosts may give some later.
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.fetchLoop(ctx)
+		}()
 	}
 	m.wg.Add(1)
 	go func() {
