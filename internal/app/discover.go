@@ -95,6 +95,9 @@ func (n *Node) discoverMailboxHosts(ctx context.Context) {
 			n.log.Warn("setMailboxHostsFailed", "err", err)
 			return false, ctx.Err() != nil
 		}
+		if err := n.P2P.SetStaticRelays(n.staticRelays(hosts)); err != nil {
+			n.log.Warn("setStaticRelaysFailed", "err", err)
+		}
 		have = len(hosts)
 		n.log.Info("mailboxHostsFound", "hosts", have)
 		return true, have >= WantMailboxHosts

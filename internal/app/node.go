@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,13 @@ type Options struct {
 	LoopbackOnly bool
 	Logger       *slog.Logger
 	Messenger    messenger.Config // tuning (Store and Transport are set by Start)
+	// Relays are circuit relays (full multiaddrs) the node books slots on
+	// while it is not publicly reachable; its mailbox hosts are used that
+	// way too. Their relayed addresses go in the card.
+	Relays []string
+	// BehindNAT makes the node book relay slots at once instead of waiting
+	// for AutoNAT to find it unreachable.
+	BehindNAT bool
 	// NoMailboxDiscovery keeps a node without configured mailbox hosts
 	// from looking for some in the DHT (by default it does, when the DHT
 	// is on).
@@ -97,6 +105,7 @@ type Node struct {
 	unlock func()
 	cancel context.CancelFunc
 	bg     sync.WaitGroup // background work (mailbox discovery)
+	relays []string       // Options.Relays
 	done   chan struct{}
 }
 
@@ -140,14 +149,22 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		})
 	}
 	ctx, n.cancel = context.WithCancel(ctx)
+	mc := o.Messenger
+	if mc.MailboxHosts, err = mailboxHosts(ctx, n.Store, mc.MailboxHosts); err != nil {
+		return nil, err
+	}
+	n.relays = o.Relays
 	pc := p2p.Config{
-		PrivateKey:     priv,
-		ListenAddrs:    listen,
-		BootstrapPeers: o.Bootstrap,
-		EnableDHT:      o.EnableDHT,
-		DHTServer:      o.EnableDHT,
-		LoopbackOnly:   o.LoopbackOnly,
-		Logger:         log.With("component", "p2p"),
+		PrivateKey:         priv,
+		ListenAddrs:        listen,
+		BootstrapPeers:     o.Bootstrap,
+		EnableDHT:          o.EnableDHT,
+		DHTServer:          o.EnableDHT,
+		StaticRelays:       n.staticRelays(mc.MailboxHosts),
+		ForcePrivate:       o.BehindNAT,
+		EnableHolePunching: true,
+		LoopbackOnly:       o.LoopbackOnly,
+		Logger:             log.With("component", "p2p"),
 	}
 	n.P2P, err = p2p.New(ctx, pc)
 	if err != nil && saved {
@@ -161,17 +178,16 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if o.Listen == nil {
 		var bound []string
 		for _, a := range n.P2P.Addrs() {
+			if strings.Contains(a, "/p2p-circuit") {
+				continue // a relay slot, not a port of ours
+			}
 			if i := strings.Index(a, "/p2p/"); i > 0 {
 				bound = append(bound, a[:i])
 			}
 		}
 		_ = n.Store.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobListen, []byte(strings.Join(bound, "\n"))) })
 	}
-	mc := o.Messenger
 	mc.Store, mc.Transport, mc.Logger = n.Store, n.P2P, log.With("component", "messenger")
-	if mc.MailboxHosts, err = mailboxHosts(ctx, n.Store, mc.MailboxHosts); err != nil {
-		return nil, err
-	}
 	if n.Messenger, err = messenger.New(ctx, mc); err != nil {
 		return nil, err
 	}
@@ -336,4 +352,22 @@ func (o *Offline) Close() error {
 	err := o.Store.Close()
 	o.unlock()
 	return err
+}
+
+// staticRelays are the relays the node books slots on when it is not
+// publicly reachable: the configured ones, then the mailbox hosts (a
+// `samizdat relay` is both; a host that is no relay just refuses).
+func (n *Node) staticRelays(hosts []messenger.MailboxHost) []string {
+	out := slices.Clone(n.relays)
+	for _, h := range hosts {
+		for _, a := range h.Addrs {
+			if !strings.Contains(a, "/p2p/") {
+				a += "/p2p/" + h.PeerID
+			}
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }

@@ -213,6 +213,9 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 	if o.Listen == nil {
 		var bound []string
 		for _, a := range r.P2P.Addrs() {
+			if strings.Contains(a, "/p2p-circuit") {
+				continue // a relay slot, not a port of ours
+			}
 			if i := strings.Index(a, "/p2p/"); i > 0 {
 				bound = append(bound, a[:i])
 			}

@@ -45,9 +45,9 @@ func initCmd(g *globals) *cobra.Command {
 }
 
 func upCmd(g *globals) *cobra.Command {
-	var listen, bootstrap, mailboxHosts []string
+	var listen, bootstrap, mailboxHosts, relays []string
 	var apiAddr, logLevel string
-	var dht bool
+	var dht, behindNAT bool
 	var mb serveMailboxFlags
 	c := &cobra.Command{
 		Use:   "up [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api 127.0.0.1:PORT]",
@@ -67,6 +67,7 @@ func upCmd(g *globals) *cobra.Command {
 			}
 			o := app.Options{Dir: g.profile, Keys: g.keys(), Listen: listen, Bootstrap: bootstrap, APIAddr: apiAddr, EnableDHT: dht, Logger: log}
 			o.Messenger.MailboxHosts = hosts
+			o.Relays, o.BehindNAT = relays, behindNAT
 			n, err := app.Start(ctx, o)
 			if err != nil {
 				return err
@@ -90,6 +91,8 @@ func upCmd(g *globals) *cobra.Command {
 	addServeMailboxFlag(c, &mb)
 	c.Flags().StringArrayVar(&mailboxHosts, "mailbox-host", nil, "a relay or mailbox host keeping your mail while you are offline, as /ip4/.../p2p/ID (repeatable; listed in your invite)")
 	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat Kademlia DHT (reached through --bootstrap peers and contacts; never the public IPFS one)")
+	c.Flags().StringArrayVar(&relays, "relay", nil, "a circuit relay to be reached through while not publicly reachable, as /ip4/.../p2p/ID (repeatable; mailbox hosts are tried too)")
+	c.Flags().BoolVar(&behindNAT, "behind-nat", false, "assume this node cannot be dialled directly: book relay slots at once instead of waiting for AutoNAT")
 	return c
 }
 

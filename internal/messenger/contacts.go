@@ -341,7 +341,9 @@ func CleanName(s string) string {
 func transportAddrs(addrs []string) []string {
 	out := make([]string, 0, len(addrs))
 	for _, a := range addrs {
-		if i := strings.Index(a, "/p2p/"); i > 0 {
+		// Only the last /p2p/ names the peer itself: a relayed address
+		// (…/p2p/<relay>/p2p-circuit/p2p/<peer>) keeps its relay.
+		if i := strings.LastIndex(a, "/p2p/"); i > 0 {
 			a = a[:i]
 		}
 		out = append(out, a)

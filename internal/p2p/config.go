@@ -64,6 +64,22 @@ type Config struct {
 	// Node.ReserveRelay.
 	EnableRelayService bool
 
+	// StaticRelays are circuit relays (full multiaddrs ending in /p2p/<id>:
+	// samizdat relays, mailbox hosts) on which the node books slots by
+	// itself whenever it finds it is not publicly reachable (behind NAT),
+	// advertising the relayed addresses in Addrs. Zero: none (ReserveRelay
+	// still works).
+	StaticRelays []string
+
+	// ForcePrivate makes the node assume it is not publicly reachable, so
+	// it uses StaticRelays at once instead of waiting for AutoNAT (tests; a
+	// user who knows to be behind NAT). Zero: AutoNAT decides.
+	ForcePrivate bool
+
+	// EnableHolePunching upgrades relayed connections to direct ones when
+	// both ends can (DCUtR). Zero: off.
+	EnableHolePunching bool
+
 	// LoopbackOnly refuses every dial to, accept from, and listen or
 	// advertised address on anything but 127.0.0.0/8 and ::1. Tests and
 	// local demos set it. Zero: off.

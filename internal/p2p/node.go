@@ -55,8 +55,11 @@ type Node struct {
 	wg     sync.WaitGroup // every goroutine the node starts
 	sub    event.Subscription
 
-	mu          sync.Mutex
-	onConnected []func(peerID string)
+	mu            sync.Mutex
+	onConnected   []func(peerID string)
+	slots         map[string]RelayReservation // by relay address (keepRelaySlots; guarded by mu)
+	relays        []string                    // static relays (guarded by mu)
+	relaysChanged chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -109,7 +112,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 
 	nctx, cancel := context.WithCancel(context.Background())
-	n := &Node{host: h, gater: g, cfg: cfg, log: log, ctx: nctx, cancel: cancel}
+	n := &Node{host: h, gater: g, cfg: cfg, log: log, ctx: nctx, cancel: cancel,
+		relays: validRelays(cfg.StaticRelays, cfg.LoopbackOnly, log), relaysChanged: make(chan struct{}, 1)}
 
 	// Subscribe before anything can connect, so OnConnected misses nothing.
 	n.sub, err = h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged), eventbus.BufSize(eventBufSize))
@@ -152,6 +156,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.wg.Add(1)
 		go n.bootstrap(boot)
 	}
+
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.keepRelaySlots()
+	}()
 
 	log.Info("nodeStarted",
 		"peer", short(h.ID().String()),
@@ -207,6 +217,12 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater) ([]libp2p.Option, erro
 	if cfg.EnableNATPortMap {
 		opts = append(opts, libp2p.NATPortMap())
 	}
+	if cfg.ForcePrivate {
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
+	if cfg.EnableHolePunching {
+		opts = append(opts, libp2p.EnableHolePunching())
+	}
 	if cfg.LoopbackOnly {
 		opts = append(opts, libp2p.AddrsFactory(loopbackAddrs))
 	}
@@ -249,9 +265,10 @@ func (n *Node) Addrs() []string {
 		addrs = loopbackAddrs(addrs)
 	}
 	// The relay transport's implicit "/p2p-circuit" listener is no address
-	// anyone can dial (ReserveRelay returns the ones that are).
+	// anyone can dial (ReserveRelay returns the ones that are)...
 	addrs = slices.DeleteFunc(addrs, isCircuit)
-	return p2pAddrs(n.host.ID(), addrs)
+	// ...but those of the slots kept on StaticRelays are.
+	return append(p2pAddrs(n.host.ID(), addrs), n.slotAddrs()...)
 }
 
 // Handle registers h for inbound streams of protocol (e.g. "/samizdat/msg/1"),

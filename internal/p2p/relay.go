@@ -3,6 +3,10 @@ package p2p
 import (
 	"context"
 	"fmt"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -99,4 +103,134 @@ func isCircuit(m ma.Multiaddr) bool {
 		}
 	}
 	return false
+}
+
+// validRelays keeps the static relays that parse (a bad one is logged and
+// skipped: a stale entry must not keep the node from starting). The slots
+// are kept by keepRelaySlots, not libp2p's autorelay, which advertises
+// only relays with public addresses (a loopback or LAN relay has none).
+func validRelays(addrs []string, loopbackOnly bool, log *slog.Logger) []string {
+	var out []string
+	for _, a := range addrs {
+		if _, err := parseBootstrap([]string{a}, loopbackOnly); err != nil {
+			log.Warn("staticRelayIgnored", "err", err)
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// Slots on static relays (Config.StaticRelays): while the node is not
+// publicly reachable (AutoNAT says so, or Config.ForcePrivate), it keeps a
+// reservation on each, renewed before it expires, and Addrs lists the
+// relayed addresses, so contacts holding its card reach it through them.
+
+const (
+	slotRenewBefore = 10 * time.Minute
+	slotRetry       = 30 * time.Second
+	slotCheck       = time.Minute
+)
+
+// keepRelaySlots runs until the node closes.
+func (n *Node) keepRelaySlots() {
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+	if err != nil {
+		n.log.Warn("relaySlotsDisabled", "err", err)
+		return
+	}
+	defer sub.Close()
+	private := n.cfg.ForcePrivate
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.relaysChanged:
+			t.Reset(0)
+			continue
+		case e := <-sub.Out():
+			if ev, ok := e.(event.EvtLocalReachabilityChanged); ok && !n.cfg.ForcePrivate {
+				private = ev.Reachability != network.ReachabilityPublic
+				if !private {
+					n.mu.Lock()
+					n.slots = nil // publicly reachable: direct addresses do
+					n.mu.Unlock()
+				}
+			}
+			continue
+		case <-t.C:
+		}
+		next := slotCheck
+		if private {
+			for _, r := range n.staticRelays() {
+				n.mu.Lock()
+				cur, ok := n.slots[r]
+				n.mu.Unlock()
+				if ok && time.Until(cur.Expires) > slotRenewBefore {
+					continue
+				}
+				ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+				rsvp, err := n.ReserveRelay(ctx, r)
+				cancel()
+				n.mu.Lock()
+				if err != nil {
+					n.log.Debug("relaySlotFailed", "err", err)
+					if ok && time.Now().After(cur.Expires) {
+						delete(n.slots, r)
+					}
+					next = min(next, slotRetry)
+				} else {
+					if n.slots == nil {
+						n.slots = map[string]RelayReservation{}
+					}
+					n.slots[r] = rsvp
+				}
+				n.mu.Unlock()
+			}
+		}
+		t.Reset(next)
+	}
+}
+
+// slotAddrs returns the relayed addresses of the unexpired slots.
+func (n *Node) slotAddrs() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	now := time.Now()
+	for _, r := range n.relays { // in configuration order
+		if s, ok := n.slots[r]; ok && now.Before(s.Expires) {
+			out = append(out, s.Addrs...)
+		}
+	}
+	return out
+}
+
+func (n *Node) staticRelays() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.relays
+}
+
+// SetStaticRelays replaces Config.StaticRelays (e.g. with mailbox hosts
+// found later). It returns ErrBadAddr for an address without /p2p/<id>.
+func (n *Node) SetStaticRelays(addrs []string) error {
+	if _, err := parseBootstrap(addrs, n.cfg.LoopbackOnly); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.relays = slices.Clone(addrs)
+	for r := range n.slots {
+		if !slices.Contains(n.relays, r) {
+			delete(n.slots, r)
+		}
+	}
+	n.mu.Unlock()
+	select {
+	case n.relaysChanged <- struct{}{}:
+	default:
+	}
+	return nil
 }

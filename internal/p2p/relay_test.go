@@ -74,3 +74,73 @@ func TestReserveRelayErrors(t *testing.T) {
 		t.Error("reserved on a node without the relay service")
 	}
 }
+
+// A node that knows it is behind NAT books a slot on its static relay by
+// itself and lists the relayed address in Addrs; another node that has
+// only that address reaches it.
+func TestAutoRelay(t *testing.T) {
+	relay := newTestNode(t, Config{ListenAddrs: []string{tcpAddr}, EnableRelayService: true})
+	a := newTestNode(t, Config{StaticRelays: relay.Addrs(), ForcePrivate: true, EnableHolePunching: true})
+	a.Handle(EchoProtocol, EchoHandler)
+	var circuit []string
+	eventually(t, 20*time.Second, "a relayed address", func() bool {
+		circuit = nil
+		for _, ad := range a.Addrs() {
+			if strings.Contains(ad, "/p2p/"+relay.PeerID()+"/p2p-circuit/p2p/"+a.PeerID()) {
+				circuit = append(circuit, ad)
+			}
+		}
+		return len(circuit) > 0
+	})
+	b := newTestNode(t, Config{})
+	ctx := testCtx(t, 20*time.Second)
+	if err := b.Connect(ctx, a.PeerID(), circuit); err != nil {
+		t.Fatalf("Connect through the booked relay: %v", err)
+	}
+	s, err := b.OpenStream(ctx, a.PeerID(), EchoProtocol)
+	if err != nil {
+		t.Fatalf("OpenStream: %v", err)
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := s.Write([]byte("behind NAT")); err != nil {
+		t.Fatal(err)
+	}
+	s.CloseWrite()
+	if got, err := io.ReadAll(s); err != nil || string(got) != "behind NAT" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
+	// A bad static relay is skipped, not fatal.
+	c := newTestNode(t, Config{StaticRelays: []string{"/ip4/127.0.0.1/tcp/1", "/ip4/10.1.1.1/tcp/1/p2p/" + relay.PeerID()}})
+	if got := c.staticRelays(); len(got) != 0 {
+		t.Fatalf("bad static relays kept: %v", got)
+	}
+}
+
+// Static relays can be given after start; a relay taken away loses its
+// slot and its addresses.
+func TestSetStaticRelays(t *testing.T) {
+	relay := newTestNode(t, Config{ListenAddrs: []string{tcpAddr}, EnableRelayService: true})
+	a := newTestNode(t, Config{ForcePrivate: true})
+	hasCircuit := func() bool {
+		for _, ad := range a.Addrs() {
+			if strings.Contains(ad, "/p2p-circuit/") {
+				return true
+			}
+		}
+		return false
+	}
+	if err := a.SetStaticRelays([]string{"/ip4/127.0.0.1/tcp/1"}); !errors.Is(err, ErrBadAddr) {
+		t.Fatalf("SetStaticRelays without /p2p/: %v", err)
+	}
+	if err := a.SetStaticRelays(relay.Addrs()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "a slot", hasCircuit)
+	if err := a.SetStaticRelays(nil); err != nil {
+		t.Fatal(err)
+	}
+	if hasCircuit() {
+		t.Fatal("relayed address kept after the relay was removed")
+	}
+}
