@@ -248,7 +248,7 @@ func (s *Server) handle(self string, st p2p.Stream) {
 	c := &serverConn{s: s, self: self, peer: st.RemotePeer(), st: st, rd: st, w: bufio.NewWriterSize(st, 64<<10)}
 	if s.trace != nil {
 		c.rd = io.TeeReader(st, s.trace)
-		c.w = bufio.NewWriterSize(io.MultiWriter(st, s.trace), 64<<10)
+		c.w = bufio.NewWriterSize(io.MultiWriter(s.trace, st), 64<<10) // traced before the peer can see it
 	}
 	if err := c.serve(); err != nil && !errors.Is(err, errHangUp) {
 		s.log.Debug("mailboxStreamReset", "peer", shortPeer(c.peer), "err", err)
