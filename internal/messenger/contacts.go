@@ -98,6 +98,7 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	m.ownCard, m.cardAddr, m.cardIssued, m.cardSerial = signed, key, now, c.Serial
+	m.cardChangedNotify()
 	return signed, nil
 }
 

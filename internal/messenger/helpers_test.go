@@ -31,6 +31,7 @@ type tnode struct {
 	m    *Messenger
 	addr string // fixed listen address, kept across restarts
 	tune func(*Config)
+	net  func(*p2p.Config) // tunes the transport (e.g. DHT on)
 }
 
 func newNode(t testing.TB, name string) *tnode {
@@ -65,7 +66,11 @@ func (tn *tnode) start() {
 	if tn.addr != "" {
 		listen = tn.addr
 	}
-	n, err := p2p.New(ctx, p2p.Config{PrivateKey: tn.priv, ListenAddrs: []string{listen}, LoopbackOnly: true})
+	pc := p2p.Config{PrivateKey: tn.priv, ListenAddrs: []string{listen}, LoopbackOnly: true}
+	if tn.net != nil {
+		tn.net(&pc)
+	}
+	n, err := p2p.New(ctx, pc)
 	if err != nil {
 		tn.t.Fatal(err)
 	}

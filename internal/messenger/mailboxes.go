@@ -53,7 +53,9 @@ const (
 // maxDepositedMemo bounds the memory of what was deposited.
 const maxDepositedMemo = 100_000
 
-func depositKey(cid int64, msgID string) string { return strconv.FormatInt(cid, 10) + "/" + msgID }
+func depositKey(cid int64, cardSerial uint64, msgID string) string {
+	return strconv.FormatInt(cid, 10) + "/" + strconv.FormatUint(cardSerial, 10) + "/" + msgID
+}
 
 func isAckItem(it store.OutboxItem) bool { return strings.HasPrefix(it.MessageID, ackItemPrefix) }
 
@@ -240,15 +242,17 @@ func (m *Messenger) depositToMailboxes(ctx context.Context, c *store.Contact, qu
 	if err != nil || len(card.Mailboxes) == 0 || m.tr == nil {
 		return false
 	}
-	// Each envelope is deposited once per run of the node (hosts dedupe
-	// anyway, but a long queue would be sent again on every retry).
+	// Each envelope is deposited once per run of the node and card of the
+	// contact (hosts dedupe anyway, but a long queue would be sent again
+	// on every retry); a newer card (other hosts or mailbox id) gets it
+	// again.
 	m.mbMu.Lock()
 	if m.deposited == nil || len(m.deposited) > maxDepositedMemo {
 		m.deposited = map[string]bool{}
 	}
 	var items []store.OutboxItem
 	for _, it := range queue {
-		if !m.deposited[depositKey(c.ID, it.MessageID)] {
+		if !m.deposited[depositKey(c.ID, card.Serial, it.MessageID)] {
 			items = append(items, it)
 		}
 	}
@@ -290,7 +294,7 @@ func (m *Messenger) depositToMailboxes(ctx context.Context, c *store.Contact, qu
 	m.mbMu.Lock()
 	for i, it := range items {
 		if accepted[i] {
-			m.deposited[depositKey(c.ID, it.MessageID)] = true
+			m.deposited[depositKey(c.ID, card.Serial, it.MessageID)] = true
 		}
 	}
 	m.mbMu.Unlock()

@@ -162,6 +162,11 @@ type Messenger struct {
 	cardIssued time.Time // when it was signed
 	cardSerial uint64
 
+	cardChanged chan struct{} // our card was re-signed: publish it
+
+	lookupMu   sync.Mutex
+	lastLookup map[int64]time.Time // contact → last DHT card lookup
+
 	cardSentMu sync.Mutex
 	cardSent   map[int64]uint64 // contact → serial of our card it was sent (committed)
 
@@ -210,7 +215,7 @@ func InitProfile(ctx context.Context, st *store.Store, name string, rnd io.Reade
 func New(ctx context.Context, cfg Config) (*Messenger, error) {
 	m := &Messenger{
 		cfg: cfg, st: cfg.Store, tr: cfg.Transport, log: cfg.Logger, rand: cfg.Rand, now: cfg.Now,
-		sendq: make(chan *sendReq), fetchKick: make(chan struct{}, 1), subs: map[chan Event]struct{}{}, inflight: map[int64]*flight{},
+		sendq: make(chan *sendReq), fetchKick: make(chan struct{}, 1), cardChanged: make(chan struct{}, 1), subs: map[chan Event]struct{}{}, inflight: map[int64]*flight{},
 		kick: make(chan struct{}, 1), closed: make(chan struct{}),
 	}
 	if m.log == nil {
@@ -292,6 +297,13 @@ func (m *Messenger) Start(ctx context.Context) {
 			defer m.wg.Done()
 			m.greetContacts(ctx)
 		}()
+		if d := m.directory(); d != nil {
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				m.publishLoop(ctx, d)
+			}()
+		}
 		// Also without hosts: SetMailboxHosts may give some later.
 		m.wg.Add(1)
 		go func() {

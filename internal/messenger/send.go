@@ -379,6 +379,15 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		return false
 	}
 	s, err := m.openStream(ctx, c.PeerID, f)
+	if err != nil && m.lookupCard(ctx, c) {
+		// The contact moved and published its new card: try there.
+		var nc *store.Contact
+		if m.st.View(ctx, func(tx *store.Tx) (err error) { nc, err = tx.Contact(cid); return err }) == nil {
+			c = nc
+			m.tr.AddAddrs(c.PeerID, c.Addrs)
+			s, err = m.openStream(ctx, c.PeerID, f)
+		}
+	}
 	if err != nil {
 		// Not reachable: leave the envelopes with the contact's mailbox
 		// hosts (the whole queue, not just this batch: the head of the

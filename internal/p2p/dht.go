@@ -63,10 +63,12 @@ func (n *Node) FindPeer(ctx context.Context, peerID string) ([]string, error) {
 const routingTableWait = 3 * time.Second
 
 // awaitRoutingTable waits, briefly, until the DHT routing table has a peer
-// when the node is connected to somebody but the table is still empty (just
-// after start), so the first lookup does not fail for nothing.
+// when the node is connected to somebody (or has bootstrap peers) but the
+// table is still empty (just after start), so the first lookup does not
+// fail, or answer from the local store alone, for nothing.
 func (n *Node) awaitRoutingTable(ctx context.Context) {
-	if n.dht.RoutingTable().Size() > 0 || len(n.host.Network().Peers()) == 0 {
+	// Nobody to wait for: not connected, and no bootstrap peer on its way.
+	if n.dht.RoutingTable().Size() > 0 || (len(n.host.Network().Peers()) == 0 && len(n.cfg.BootstrapPeers) == 0) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, routingTableWait)
