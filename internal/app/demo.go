@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/messenger"
@@ -23,9 +24,10 @@ type DemoOptions struct {
 
 // demoNode is one person of the demo.
 type demoNode struct {
-	name string
-	dir  string
-	node *Node
+	name   string
+	dir    string
+	node   *Node
+	listen []string // the ports of its first run, kept across restarts
 }
 
 // RunDemo starts alice, bob and carol as three real nodes on loopback,
@@ -47,18 +49,48 @@ func RunDemo(ctx context.Context, w io.Writer, o DemoOptions) (err error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	fmt.Fprintln(w, "samizdat demo: three people, three real nodes on this machine (loopback only, no server anywhere)")
+	// A volunteer relay keeps carol's mail while she is offline: it sees
+	// sealed boxes under a mailbox id, nothing else.
+	relay, err := StartRelay(ctx, RelayOptions{
+		Dir: filepath.Join(base, "relay"), Listen: []string{"/ip4/127.0.0.1/tcp/0"},
+		LoopbackOnly: true, Logger: log.With("node", "relay"),
+	})
+	if err != nil {
+		return fmt.Errorf("start the relay: %w", err)
+	}
+	defer relay.Close()
+	hosts, err := ParseMailboxHosts(relay.Addrs())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  a volunteer relay (node %s…) keeps mail for carol while she is offline\n", relay.PeerID()[:16])
 	people := map[string]*demoNode{}
 	start := func(name string) error {
 		p := people[name]
+		mc := messenger.Config{RetryMin: 200 * time.Millisecond, RetryMax: 2 * time.Second}
+		if name == "carol" {
+			mc.MailboxHosts, mc.FetchInterval = hosts, time.Second
+		}
+		if p.listen == nil {
+			p.listen = []string{"/ip4/127.0.0.1/tcp/0"}
+		}
 		n, err := Start(ctx, Options{
-			Dir: p.dir, Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
+			Dir: p.dir, Listen: p.listen,
 			APIAddr: "-", LoopbackOnly: true, Logger: log.With("node", name),
-			Messenger: messenger.Config{RetryMin: 200 * time.Millisecond, RetryMax: 2 * time.Second},
+			Messenger: mc,
 		})
 		if err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
 		}
 		p.node = n
+		// Back on the same port after a restart, as `samizdat up` is:
+		// contacts find the node where its card says.
+		p.listen = nil
+		for _, a := range n.P2P.Addrs() {
+			if i := strings.Index(a, "/p2p/"); i > 0 {
+				p.listen = append(p.listen, a[:i])
+			}
+		}
 		return nil
 	}
 	defer func() {
@@ -137,27 +169,54 @@ func RunDemo(ctx context.Context, w io.Writer, o DemoOptions) (err error) {
 		return err
 	}
 	carol.node = nil
-	m, err := alice.node.Messenger.Send(ctx, "carol", "Carol, call me when you are back.")
-	if err != nil {
-		return err
-	}
-	time.Sleep(500 * time.Millisecond)
-	st, err := messageState(ctx, alice, "carol", m.ID)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "alice → carol: %q  %s (carol is offline)\n", "Carol, call me when you are back.", st)
-	fmt.Fprintln(w, "carol's node comes back")
+	const offline = "Carol, call me when you are back."
 	t0 := time.Now()
-	if err := start("carol"); err != nil {
+	m, err := alice.node.Messenger.Send(ctx, "carol", offline)
+	if err != nil {
 		return err
 	}
-	if err := waitState(ctx, alice, "carol", m.ID, messenger.StateDelivered, 30*time.Second, func(state string) {
-		fmt.Fprintf(w, "alice → carol: %s %v after carol came back\n", state, time.Since(t0).Round(time.Millisecond))
+	if err := waitState(ctx, alice, "carol", m.ID, messenger.StateSent, 30*time.Second, func(state string) {
+		fmt.Fprintf(w, "alice → carol: %q  %s in %v: left, sealed, at carol's relay\n", offline, state, time.Since(t0).Round(time.Millisecond))
 	}); err != nil {
 		return err
 	}
-
+	fmt.Fprintln(w, "alice's node goes offline too; carol's node comes back")
+	if err := alice.node.Close(); err != nil {
+		return err
+	}
+	alice.node = nil
+	t0 = time.Now()
+	if err := start("carol"); err != nil {
+		return err
+	}
+	for {
+		_, msgs, err := carol.node.Messenger.Messages(ctx, "alice", 0, 0)
+		if err != nil {
+			return err
+		}
+		if n := len(msgs); n > 0 && msgs[n-1].Body == offline {
+			fmt.Fprintf(w, "carol has alice's message %v after coming back (fetched from the relay; alice is still offline)\n", time.Since(t0).Round(time.Millisecond))
+			break
+		}
+		if time.Since(t0) > 30*time.Second {
+			return errors.New("carol did not get alice's message from the relay")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	fmt.Fprintln(w, "alice's node comes back")
+	t0 = time.Now()
+	if err := start("alice"); err != nil {
+		return err
+	}
+	if err := waitState(ctx, alice, "carol", m.ID, messenger.StateDelivered, 30*time.Second, func(state string) {
+		fmt.Fprintf(w, "alice → carol: %s %v after alice came back (carol's encrypted ack)\n", state, time.Since(t0).Round(time.Millisecond))
+	}); err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "\nEach person's conversations, as stored (encrypted at rest) on their own node:")
 	for _, p := range []*demoNode{alice, bob, carol} {
 		cs, err := p.node.Messenger.Contacts(ctx)
