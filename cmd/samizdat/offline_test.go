@@ -180,3 +180,23 @@ func parseMessages(t *testing.T, out string) []message {
 	}
 	return conv.Messages
 }
+
+// TestCLISoak runs a short chaos soak: nodes killed with SIGKILL and
+// restarted while they message; nothing may be lost or duplicated. (The
+// long soak is `samizdat soak --duration 10m`.)
+func TestCLISoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills node processes for several seconds")
+	}
+	p := newProfile(t, "soak")
+	out, errOut, code := p.run("soak", "--nodes", "3", "--duration", "6s", "--kill-every", "1500ms", "--settle", "60s", "--dir", t.TempDir())
+	if code != 0 || !strings.Contains(out, "duplicated 0, lost 0") {
+		t.Fatalf("soak: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "kills") || strings.Contains(out, " 0 kills") {
+		t.Fatalf("the soak killed nothing:\n%s", out)
+	}
+	if _, errOut, code := p.run("soak", "--nodes", "1"); code != 2 || !strings.Contains(errOut, "--nodes") {
+		t.Fatalf("soak --nodes 1: exit %d, %q", code, errOut)
+	}
+}
