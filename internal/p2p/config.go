@@ -91,6 +91,25 @@ type Config struct {
 
 	// Logger receives the node's logs. Nil discards them.
 	Logger *slog.Logger
+
+	// TLSName is the server name of the node's secure WebSocket listeners
+	// (its self-signed certificate) and the SNI sent to peers whose
+	// addresses carry none. Zero: DefaultTLSName. Never resolved.
+	TLSName string
+
+	// SOCKS5 is a proxy (host:port; Tor, a VPN client, sing-box…) every TCP
+	// and WebSocket dial goes through. QUIC is off when it is set, since
+	// UDP would bypass the proxy. Zero: dial directly.
+	SOCKS5 string
+
+	// PT configures pluggable transports (obfs4…) as managed children.
+	// Zero: none.
+	PT PTConfig
+
+	// PreferTransports are transport names (see TransportName) that worked
+	// before, best first: addresses of those transports are dialled first,
+	// the others after a short delay. Zero: libp2p's default ranking.
+	PreferTransports []string
 }
 
 func (c Config) connLimits() (low, high int) {
