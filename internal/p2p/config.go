@@ -97,14 +97,20 @@ type Config struct {
 	// addresses carry none. Zero: DefaultTLSName. Never resolved.
 	TLSName string
 
-	// SOCKS5 is a proxy (host:port; Tor, a VPN client, sing-box…) every TCP
-	// and WebSocket dial goes through. QUIC is off when it is set, since
-	// UDP would bypass the proxy. Zero: dial directly.
+	// SOCKS5 is a proxy (host:port; Tor, a VPN client, sing-box…) every
+	// TCP dial goes through. Only TCP addresses are dialled when it is set:
+	// QUIC (UDP) and WebSocket (which libp2p dials by itself) would bypass
+	// the proxy. Zero: dial directly.
 	SOCKS5 string
 
 	// PT configures pluggable transports (obfs4…) as managed children.
 	// Zero: none.
 	PT PTConfig
+
+	// CachedPeers are entry points remembered from earlier runs
+	// (Node.PeerCache): dialled like BootstrapPeers, but a malformed or
+	// stale entry is skipped, not an error. Zero: none.
+	CachedPeers []string
 
 	// PreferTransports are transport names (see TransportName) that worked
 	// before, best first: addresses of those transports are dialled first,

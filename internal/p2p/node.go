@@ -60,6 +60,8 @@ type Node struct {
 	slots         map[string]RelayReservation // by relay address (keepRelaySlots; guarded by mu)
 	relays        []string                    // static relays (guarded by mu)
 	relaysChanged chan struct{}
+	pexAsked      map[peer.ID]time.Time // last peer-exchange ask per peer
+	learned       map[peer.ID]time.Time // peers learnt through peer exchange
 
 	closeOnce sync.Once
 	closeErr  error
@@ -98,7 +100,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("bootstrap peer: %w", err)
 	}
 
-	g := &gater{loopbackOnly: cfg.LoopbackOnly}
+	g := &gater{loopbackOnly: cfg.LoopbackOnly, proxyOnly: cfg.SOCKS5 != ""}
 	pts, err := startPTClients(ctx, cfg.PT, log)
 	if err != nil {
 		return nil, err
@@ -136,6 +138,19 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.wg.Add(1)
 	go n.dispatchEvents()
 	n.watchTransports()
+	n.startPEX()
+	// Cached peers join the bootstrap peers; a stale entry is no error.
+	for _, c := range cfg.CachedPeers {
+		ai, err := parseBootstrap([]string{c}, cfg.LoopbackOnly)
+		if err != nil {
+			continue
+		}
+		if i := slices.IndexFunc(boot, func(b peer.AddrInfo) bool { return b.ID == ai[0].ID }); i >= 0 {
+			boot[i].Addrs = append(boot[i].Addrs, ai[0].Addrs...)
+		} else {
+			boot = append(boot, ai...)
+		}
+	}
 
 	if cfg.EnableRelayService {
 		if n.relay, err = startRelayService(h, cfg.LoopbackOnly); err != nil {
