@@ -17,8 +17,8 @@ type gater struct {
 	// proxyOnly (Config.SOCKS5) refuses dials the proxy cannot carry:
 	// the WebSocket transport dials by itself, QUIC is UDP.
 	proxyOnly bool
-	peerDials    atomic.Int64 // outbound dial attempts, allowed or not
-	refused      atomic.Int64 // dials and accepts refused by loopbackOnly
+	peerDials atomic.Int64 // outbound dial attempts, allowed or not
+	refused   atomic.Int64 // dials and accepts refused by loopbackOnly
 }
 
 var _ connmgr.ConnectionGater = (*gater)(nil)
