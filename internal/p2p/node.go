@@ -139,6 +139,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	go n.dispatchEvents()
 	n.watchTransports()
 	n.startPEX()
+	// Bridges are entry points too, dialled through their transport.
+	for _, b := range cfg.PT.Bridges {
+		if ai, err := bridgeAddrInfo(b); err == nil {
+			boot = append(boot, ai)
+		}
+	}
 	// Cached peers join the bootstrap peers; a stale entry is no error.
 	for _, c := range cfg.CachedPeers {
 		ai, err := parseBootstrap([]string{c}, cfg.LoopbackOnly)

@@ -24,7 +24,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"golang.org/x/net/proxy"
 )
 
@@ -60,6 +63,24 @@ func ParseBridge(line string) (Bridge, error) {
 		return Bridge{}, fmt.Errorf("%w: bridge line: %w", ErrPT, err)
 	}
 	return Bridge{Method: f[0], Addr: f[1], PeerID: f[2], Args: strings.Join(f[3:], ";")}, nil
+}
+
+// bridgeAddrInfo is the bridge as a peer to dial: its PT server's address,
+// which the TCP transport's dialer sends through the PT client.
+func bridgeAddrInfo(b Bridge) (peer.AddrInfo, error) {
+	id, err := parsePeerID(b.PeerID)
+	if err != nil {
+		return peer.AddrInfo{}, err
+	}
+	ta, err := net.ResolveTCPAddr("tcp", b.Addr)
+	if err != nil {
+		return peer.AddrInfo{}, err
+	}
+	a, err := manet.FromNetAddr(ta)
+	if err != nil {
+		return peer.AddrInfo{}, err
+	}
+	return peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{a}}, nil
 }
 
 // String returns the bridge line.

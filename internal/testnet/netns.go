@@ -248,7 +248,7 @@ func (b *Bridge) Attach(tb testing.TB, n *Netns, ifname, addr string) string {
 	tb.Helper()
 	b.mu.Lock()
 	b.port++
-	port := fmt.Sprintf("p%d", b.port)
+	port := fmt.Sprintf("%sp%d", b.Name, b.port)
 	b.mu.Unlock()
 	Link(tb, n, ifname, addr, b.NS, port, "")
 	b.NS.MustRun("ip", "link", "set", port, "master", b.Name)

@@ -17,7 +17,9 @@ import (
 func TestMain(m *testing.M) {
 	switch os.Getenv("SZ_NETNS_HELPER") {
 	case "":
-		os.Exit(m.Run())
+		code := m.Run()
+		RemoveSamizdatBinary()
+		os.Exit(code)
 	case "echo":
 		ln, err := net.Listen("tcp", os.Getenv("SZ_ADDR"))
 		if err != nil {
