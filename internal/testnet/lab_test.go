@@ -259,3 +259,82 @@ func TestLabCensorModels(t *testing.T) {
 		p.carolGot(t, "during the shutdown")
 	})
 }
+
+// Under a blocklist of the bootstrap IP, a node finds the network again
+// through the peers it learnt earlier (peer exchange + persisted cache),
+// and through it (the DHT) a contact who has moved since the invite.
+func TestLabBlocklistPeerCache(t *testing.T) {
+	l := NewLab(t)
+	ah, bh, dh, ch := l.Inside("a"), l.Outside("b"), l.Outside("d"), l.Outside("c")
+	a, b, d, c := NewDaemon(t, ah.Netns, "alice"), NewDaemon(t, bh.Netns, "boot"), NewDaemon(t, dh.Netns, "dora"), NewDaemon(t, ch.Netns, "carol")
+	listen := func(ip string) []string {
+		var out []string
+		for _, a := range tAll.listen(ip) {
+			out = append(out, "--listen", a)
+		}
+		return append(out, "--retry-max", labRetryMax)
+	}
+	b.Up(listen(bh.IP)...)
+	boot := "/ip4/" + bh.IP + "/tcp/4001/p2p/" + b.Status().PeerID
+	d.Up(append(listen(dh.IP), "--bootstrap", boot)...)
+	c.Up(append(listen(ch.IP), "--bootstrap", boot)...)
+	invite := c.Invite()
+	a.Must("contacts", "add", invite, "--name", "carol")
+
+	// 1. Alice reaches the network through the bootstrap node and learns
+	// dora through peer exchange.
+	a.Up(append(listen(ah.IP), "--bootstrap", boot)...)
+	dID := d.Status().PeerID
+	await(t, 20*time.Second, "alice connected to dora through peer exchange", func() bool {
+		return slices.Contains(a.Status().ConnectedPeers, dID)
+	})
+	id := a.Send("carol", "before the blocklist")
+	a.WaitState("carol", id, "delivered", 30*time.Second)
+	a.Stop()
+
+	// 2. Carol moves to a new address: her invite is stale.
+	c.Stop()
+	ch.Readdress("eth0", "198.19.1.50/24")
+	ch.Route("default", "198.19.1.1")
+	c.Up(append(listen("198.19.1.50"), "--bootstrap", boot)...)
+	cID := c.Status().PeerID
+	await(t, 20*time.Second, "dora connected to carol at her new address", func() bool {
+		return slices.Contains(d.Status().ConnectedPeers, cID)
+	})
+
+	// 3. The censor blocks the bootstrap node; alice starts with the same
+	// configuration and still gets through.
+	l.Apply(Blocklist(bh.IP))
+	a.Up(append(listen(ah.IP), "--bootstrap", boot)...)
+	id = a.Send("carol", "after the blocklist")
+	a.WaitState("carol", id, "delivered", 45*time.Second)
+	st := a.Status()
+	if slices.Contains(st.ConnectedPeers, b.Status().PeerID) {
+		t.Fatal("alice is connected to the blocked bootstrap node")
+	}
+	if !slices.Contains(st.ConnectedPeers, dID) {
+		t.Fatalf("alice is not connected to dora, her cached entry point: %v", st.ConnectedPeers)
+	}
+
+	// Control: erin, inside too, with the same invite and bootstrap but no
+	// peer cache, does not get through.
+	eh := l.Inside("e")
+	e := NewDaemon(t, eh.Netns, "erin")
+	e.Must("contacts", "add", invite, "--name", "carol")
+	e.Up(append(listen(eh.IP), "--bootstrap", boot)...)
+	id = e.Send("carol", "without a peer cache")
+	if e.AwaitState("carol", id, "delivered", 10*time.Second) {
+		t.Fatal("erin got through without a peer cache: the test proves nothing")
+	}
+}
+
+func await(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
