@@ -39,8 +39,11 @@ type Status struct {
 	Outbox         map[string]int `json:"outbox"` // outgoing messages by state
 	// Transports in use now and those that carried a connection this run,
 	// most useful first; Bridges are the pluggable-transport bridge lines
-	// this node serves; PeerCache counts the entry points it remembers.
-	Transports []Transport `json:"transports,omitempty"`
+	// this node serves; PeerCache counts the entry points it remembers;
+	// TransportOrder is the order it dials transports in, learnt from what
+	// worked (this run and before).
+	Transports     []Transport `json:"transports,omitempty"`
+	TransportOrder []string    `json:"transportOrder,omitempty"`
 	Bridges    []string    `json:"bridges,omitempty"`
 	PeerCache  int         `json:"peerCache,omitempty"`
 }

@@ -129,6 +129,7 @@ func (n *Node) netStatus(st *apiclient.Status) {
 	for _, u := range n.P2P.Transports() {
 		st.Transports = append(st.Transports, apiclient.Transport{Name: u.Name, Open: u.Open, LastOK: u.LastOK})
 	}
+	st.TransportOrder = n.P2P.WorkedTransports()
 	st.Bridges = n.P2P.Bridges()
 	seen := map[string]bool{}
 	for _, a := range n.P2P.PeerCache() {

@@ -68,6 +68,9 @@ func printNetStatus(w io.Writer, st apiclient.Status) {
 		parts = []string{"none working yet"}
 	}
 	fmt.Fprintf(w, "transports: %s\n", strings.Join(parts, ", "))
+	if len(st.TransportOrder) > 0 {
+		fmt.Fprintf(w, "dial first: %s (what worked before)\n", strings.Join(st.TransportOrder, ", "))
+	}
 	fmt.Fprintf(w, "peer cache: %d entry points\n", st.PeerCache)
 	for _, b := range st.Bridges {
 		fmt.Fprintf(w, "bridge:     %s\n", b)

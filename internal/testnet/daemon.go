@@ -163,8 +163,9 @@ type Status struct {
 		Name string `json:"name"`
 		Open int    `json:"open"`
 	} `json:"transports"`
-	Bridges   []string `json:"bridges"`
-	PeerCache int      `json:"peerCache"`
+	TransportOrder []string `json:"transportOrder"`
+	Bridges        []string `json:"bridges"`
+	PeerCache      int      `json:"peerCache"`
 }
 
 // Status returns the node's status.

@@ -88,7 +88,8 @@ func obfs4proxy(t *testing.T) string {
 }
 
 // up starts a (its start is the origin of "time to first delivery") and
-// follows its conversation with carol.
+// follows its conversation with carol. queued are messages sent before,
+// with a offline: they leave when it starts.
 func (p *pair) up(t *testing.T, extra ...string) {
 	t.Helper()
 	p.start = time.Now()
@@ -96,10 +97,14 @@ func (p *pair) up(t *testing.T, extra ...string) {
 	p.follow = p.ah.Start([]string{"SAMIZDAT_PROFILE=", "SAMIZDAT_PASSPHRASE="}, p.a.bin, "--profile", p.a.Dir, "messages", "carol", "--follow", "--json")
 }
 
-// deliveredAt returns when the follower first saw message id delivered.
+// deliveredAt returns when message id was first seen delivered: by the
+// follower (events, within milliseconds), or else by a poll every 500 ms
+// (the follower misses an event between its first listing and its
+// subscription, and would only catch it at its 5 s re-poll).
 func (p *pair) deliveredAt(id string, timeout time.Duration) (time.Time, bool) {
 	deadline := time.Now().Add(timeout)
 	seen := 0
+	nextPoll := time.Now().Add(500 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		lines := strings.Split(p.follow.Stdout.String(), "\n")
 		for ; seen < len(lines)-1; seen++ {
@@ -107,6 +112,12 @@ func (p *pair) deliveredAt(id string, timeout time.Duration) (time.Time, bool) {
 			if json.Unmarshal([]byte(lines[seen]), &m) == nil && m.ID == id && m.State == "delivered" {
 				return time.Now(), true
 			}
+		}
+		if time.Now().After(nextPoll) {
+			if p.a.State("carol", id) == "delivered" {
+				return time.Now(), true
+			}
+			nextPoll = time.Now().Add(500 * time.Millisecond)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -120,12 +131,13 @@ type result struct {
 	Latencies []time.Duration
 }
 
-// run sends one message right after a's start and then n more one by one,
-// each waited for up to timeout.
-func (p *pair) run(t *testing.T, n int, timeout time.Duration) result {
+// run starts a with one message queued, waits for it for up to timeout,
+// then sends n more one by one, each waited for up to timeout.
+func (p *pair) run(t *testing.T, n int, timeout time.Duration, extra ...string) result {
 	t.Helper()
 	var r result
 	id := p.a.Send("carol", "first words through the censor")
+	p.up(t, extra...)
 	at, ok := p.deliveredAt(id, timeout)
 	if !ok {
 		return r
@@ -169,29 +181,38 @@ func (p *pair) carolGot(t *testing.T, body string) {
 func TestLabCensorModels(t *testing.T) {
 	RequireRoot(t, "nft", "iptables", "tc")
 	t.Run("dns-gone", func(t *testing.T) {
+		t.Parallel()
 		p := newPair(t, tAll)
 		p.lab.Apply(DNSGone)
-		p.up(t)
 		if r := p.run(t, 0, 30*time.Second); !r.Delivered {
 			t.Fatalf("not delivered with DNS gone\n%s", p.a.Log())
 		}
 		p.carolGot(t, "first words through the censor")
 	})
 	t.Run("dpi/wss-delivers", func(t *testing.T) {
+		t.Parallel()
 		p := newPair(t, tAll)
 		p.lab.Apply(DPI)
-		p.up(t)
 		if r := p.run(t, 0, 30*time.Second); !r.Delivered {
 			t.Fatalf("not delivered under DPI though carol has wss\n%s", p.a.Log())
 		}
 		if got := transportsOf(p.a.Status()); !slices.Equal(got, []string{"wss"}) {
 			t.Fatalf("open transports under DPI: %v, want only wss", got)
 		}
+		// Alice remembers it: next start she dials wss first.
+		p.a.Stop()
+		p.follow.Stop(5 * time.Second)
+		if r := p.run(t, 0, 30*time.Second); !r.Delivered {
+			t.Fatalf("not delivered after a restart under DPI\n%s", p.a.Log())
+		}
+		if got := p.a.Status().TransportOrder; len(got) == 0 || got[0] != "wss" {
+			t.Fatalf("transport order after a restart: %v, want wss first", got)
+		}
 	})
 	t.Run("dpi/obfs4-delivers", func(t *testing.T) {
+		t.Parallel()
 		p := newPair(t, tObfs4)
 		p.lab.Apply(DPI)
-		p.up(t)
 		if r := p.run(t, 0, 30*time.Second); !r.Delivered {
 			t.Fatalf("not delivered over obfs4 under DPI\n%s", p.a.Log())
 		}
@@ -200,6 +221,7 @@ func TestLabCensorModels(t *testing.T) {
 		}
 	})
 	t.Run("dpi/tcp-quic-blocked", func(t *testing.T) {
+		t.Parallel()
 		p := newPair(t, labTransport{Name: "tcp+quic", listen: func(ip string) []string {
 			return append(tTCP.listen(ip), tQUIC.listen(ip)...)
 		}})
@@ -219,17 +241,17 @@ func TestLabCensorModels(t *testing.T) {
 		}
 	})
 	t.Run("throttle", func(t *testing.T) {
+		t.Parallel()
 		p := newPair(t, tAll)
 		p.lab.Apply(Throttle)
-		p.up(t)
 		if r := p.run(t, 2, 30*time.Second); !r.Delivered || len(r.Latencies) != 2 {
 			t.Fatalf("throttled: %+v\n%s", r, p.a.Log())
 		}
 	})
 	t.Run("tls-443-only", func(t *testing.T) {
+		t.Parallel()
 		p := newPair(t, tAll)
 		p.lab.Apply(TLSOnly)
-		p.up(t)
 		if r := p.run(t, 0, 30*time.Second); !r.Delivered {
 			t.Fatalf("not delivered over TLS on 443\n%s", p.a.Log())
 		}
@@ -238,6 +260,7 @@ func TestLabCensorModels(t *testing.T) {
 		}
 	})
 	t.Run("shutdown", func(t *testing.T) {
+		t.Parallel()
 		p := newPair(t, tAll)
 		p.lab.Apply(Shutdown)
 		p.up(t)
@@ -264,6 +287,7 @@ func TestLabCensorModels(t *testing.T) {
 // through the peers it learnt earlier (peer exchange + persisted cache),
 // and through it (the DHT) a contact who has moved since the invite.
 func TestLabBlocklistPeerCache(t *testing.T) {
+	t.Parallel()
 	l := NewLab(t)
 	ah, bh, dh, ch := l.Inside("a"), l.Outside("b"), l.Outside("d"), l.Outside("c")
 	a, b, d, c := NewDaemon(t, ah.Netns, "alice"), NewDaemon(t, bh.Netns, "boot"), NewDaemon(t, dh.Netns, "dora"), NewDaemon(t, ch.Netns, "carol")
