@@ -44,8 +44,8 @@ type Status struct {
 	// worked (this run and before).
 	Transports     []Transport `json:"transports,omitempty"`
 	TransportOrder []string    `json:"transportOrder,omitempty"`
-	Bridges    []string    `json:"bridges,omitempty"`
-	PeerCache  int         `json:"peerCache,omitempty"`
+	Bridges        []string    `json:"bridges,omitempty"`
+	PeerCache      int         `json:"peerCache,omitempty"`
 }
 
 // Transport is what the node knows about one transport ("tcp", "quic",
