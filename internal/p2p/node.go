@@ -205,6 +205,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		"dht", cfg.EnableDHT,
 		"mdns", cfg.EnableMDNS,
 		"natPortMap", cfg.EnableNATPortMap,
+		"preferTransports", cfg.PreferTransports,
+		"cachedPeers", len(cfg.CachedPeers),
 		"loopbackOnly", cfg.LoopbackOnly)
 	return n, nil
 }
