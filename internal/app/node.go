@@ -57,7 +57,7 @@ type Options struct {
 	// from looking for some in the DHT (by default it does, when the DHT
 	// is on).
 	NoMailboxDiscovery bool
-	Transports   TransportOptions // censorship-resistant transports (transports.go)
+	Transports         TransportOptions // censorship-resistant transports (transports.go)
 }
 
 // mailboxHosts returns the mailbox hosts to use: the given ones, which are
