@@ -48,7 +48,7 @@ func TestCensorMatrix(t *testing.T) {
 		{"tls-443-only", func(*pair) CensorModel { return TLSOnly }},
 		{"shutdown", func(*pair) CensorModel { return Shutdown }},
 	}
-	transports := []labTransport{tTCP, tQUIC, tWS, tWSS, tObfs4}
+	transports := []labTransport{tTCP, tQUIC, tWS, tWSS, tObfs4, tSOCKS}
 	var rows bytes.Buffer
 	fmt.Fprintf(&rows, "| censor model | transport | delivered | time to first delivery | latency p50 | latency p95 |\n|---|---|---|---|---|---|\n")
 	for _, m := range models {

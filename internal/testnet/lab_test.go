@@ -21,6 +21,7 @@ type labTransport struct {
 	Name   string
 	listen func(ip string) []string
 	obfs4  bool
+	socks5 bool // alice dials through a SOCKS5 proxy on an outside host
 }
 
 var (
@@ -29,6 +30,7 @@ var (
 	tWS    = labTransport{Name: "ws", listen: func(ip string) []string { return []string{"/ip4/" + ip + "/tcp/80/ws"} }}
 	tWSS   = labTransport{Name: "wss", listen: func(ip string) []string { return []string{"/ip4/" + ip + "/tcp/443/tls/ws"} }}
 	tObfs4 = labTransport{Name: "obfs4", listen: tTCP.listen, obfs4: true}
+	tSOCKS = labTransport{Name: "tcp via socks5", listen: tTCP.listen, socks5: true}
 	// tAll is what a node would listen on by default in the wild.
 	tAll = labTransport{Name: "all", listen: func(ip string) []string {
 		return []string{"/ip4/" + ip + "/tcp/4001", "/ip4/" + ip + "/udp/4001/quic-v1", "/ip4/" + ip + "/tcp/443/tls/ws"}
@@ -74,6 +76,11 @@ func newPair(t *testing.T, tr labTransport) *pair {
 		p.aArgs = append(p.aArgs, "--pt", "obfs4="+bin, "--bridge", st.Bridges[0])
 	} else {
 		p.c.Up(cArgs...)
+	}
+	if tr.socks5 {
+		proxy := l.Outside("px")
+		startEcho(t, proxy.Netns, proxy.IP+":1080", "socks5")
+		p.aArgs = append(p.aArgs, "--socks5", proxy.IP+":1080")
 	}
 	p.a.Must("contacts", "add", p.c.Invite(), "--name", "carol")
 	return p
@@ -238,6 +245,14 @@ func TestLabCensorModels(t *testing.T) {
 		p.lab.Lift()
 		if _, ok := p.deliveredAt(id, 30*time.Second); !ok {
 			t.Fatalf("not delivered after the DPI was lifted\n%s", p.a.Log())
+		}
+	})
+	t.Run("blocklist/socks5-delivers", func(t *testing.T) {
+		t.Parallel()
+		p := newPair(t, tSOCKS)
+		p.lab.Apply(Blocklist(p.ch.IP))
+		if r := p.run(t, 0, 30*time.Second); !r.Delivered {
+			t.Fatalf("not delivered through the SOCKS5 proxy past the blocklist\n%s", p.a.Log())
 		}
 	})
 	t.Run("throttle", func(t *testing.T) {

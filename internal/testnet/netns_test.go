@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,8 @@ func TestMain(m *testing.M) {
 			}
 			go func() { _, _ = io.Copy(c, c); c.Close() }()
 		}
+	case "socks5":
+		serveSOCKS5(os.Getenv("SZ_ADDR"))
 	case "dial":
 		c, err := net.DialTimeout("tcp", os.Getenv("SZ_ADDR"), 3*time.Second)
 		if err != nil {
@@ -52,6 +55,48 @@ func TestMain(m *testing.M) {
 	}
 }
 
+// serveSOCKS5 is a minimal SOCKS5 proxy (no authentication, CONNECT to
+// IPv4 addresses): the VPN or Tor client of the lab.
+func serveSOCKS5(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fmt.Println("listening")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			os.Exit(0)
+		}
+		go func() {
+			defer c.Close()
+			h := make([]byte, 2)
+			if _, err := io.ReadFull(c, h); err != nil || h[0] != 5 {
+				return
+			}
+			if _, err := io.ReadFull(c, make([]byte, h[1])); err != nil {
+				return
+			}
+			c.Write([]byte{5, 0})
+			req := make([]byte, 10)
+			if _, err := io.ReadFull(c, req); err != nil || req[1] != 1 || req[3] != 1 {
+				return
+			}
+			dst := net.JoinHostPort(net.IP(req[4:8]).String(), strconv.Itoa(int(req[8])<<8|int(req[9])))
+			up, err := net.DialTimeout("tcp", dst, 10*time.Second)
+			if err != nil {
+				c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
+				return
+			}
+			defer up.Close()
+			c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			_, _ = io.Copy(c, up)
+		}()
+	}
+}
+
 // dial runs the dial helper in ns against addr and reports whether the echo
 // came back.
 func dial(t *testing.T, ns *Netns, addr string) bool {
@@ -62,18 +107,24 @@ func dial(t *testing.T, ns *Netns, addr string) bool {
 	return err == nil && strings.TrimSpace(string(out)) == "hello"
 }
 
-func startEcho(t *testing.T, ns *Netns, addr string) {
+// startEcho starts the test binary in ns as helper mode ("echo" by
+// default, or "socks5") listening on addr, and waits until it listens.
+func startEcho(t *testing.T, ns *Netns, addr string, mode ...string) {
 	t.Helper()
-	p := ns.Start([]string{"SZ_NETNS_HELPER=echo", "SZ_ADDR=" + addr}, os.Args[0])
+	m := "echo"
+	if len(mode) > 0 {
+		m = mode[0]
+	}
+	p := ns.Start([]string{"SZ_NETNS_HELPER=" + m, "SZ_ADDR=" + addr}, os.Args[0])
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(p.Stdout.String(), "listening") {
 		select {
 		case <-p.Done():
-			t.Fatalf("echo server exited: %v %s", p.Err(), p.Stderr)
+			t.Fatalf("%s helper exited: %v %s", m, p.Err(), p.Stderr)
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("echo server did not start")
+			t.Fatalf("%s helper did not start", m)
 		}
 	}
 }
