@@ -178,3 +178,30 @@ func TestObfs4PluggableTransport(t *testing.T) {
 		t.Fatal("ParseBridge accepted a bad line")
 	}
 }
+
+func TestSOCKS5ModeDialsOnlyTCP(t *testing.T) {
+	proxyAddr, used := socks5(t)
+	b := newTestNode(t, Config{ListenAddrs: []string{quicAddr, wsAddr}})
+	a := newTestNode(t, Config{SOCKS5: proxyAddr})
+	if err := a.Connect(testCtx(t, 5*time.Second), b.PeerID(), b.Addrs()); err == nil {
+		t.Fatal("connected over QUIC/WebSocket, around the SOCKS5 proxy")
+	}
+	if used.Load() != 0 {
+		t.Fatal("the proxy carried a non-TCP dial")
+	}
+}
+
+func FuzzParseBridge(f *testing.F) {
+	f.Add("obfs4 198.19.1.10:8443 12D3KooWQuxxMTMtSQpJD3ft4Tfk1gpTptvmeeJ7NKQ1NugmfX2k cert=AbC+/x iat-mode=0")
+	f.Add("obfs4 [::1]:1 12D3KooWQuxxMTMtSQpJD3ft4Tfk1gpTptvmeeJ7NKQ1NugmfX2k")
+	f.Fuzz(func(t *testing.T, line string) {
+		b, err := ParseBridge(line)
+		if err != nil {
+			return
+		}
+		b2, err := ParseBridge(b.String())
+		if err != nil || b2 != b {
+			t.Fatalf("%q → %+v → %q → %+v, %v", line, b, b.String(), b2, err)
+		}
+	})
+}
