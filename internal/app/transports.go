@@ -50,14 +50,8 @@ const (
 
 // transportConfig fills the network config from o and the network memory.
 func (n *Node) transportConfig(ctx context.Context, pc *p2p.Config, o TransportOptions) error {
-	pc.TLSName, pc.SOCKS5 = o.TLSName, o.SOCKS5
-	pc.PT = p2p.PTConfig{Binary: o.PT, Serve: o.ServePT, StateDir: filepath.Join(n.Dir, "pt")}
-	for _, l := range o.Bridges {
-		b, err := p2p.ParseBridge(l)
-		if err != nil {
-			return fmt.Errorf("--bridge: %w", err)
-		}
-		pc.PT.Bridges = append(pc.PT.Bridges, b)
+	if err := o.apply(pc, n.Dir); err != nil {
+		return err
 	}
 	return n.Store.View(ctx, func(tx *store.Tx) error {
 		pc.CachedPeers = blobLines(tx, blobPeerCache)
@@ -73,6 +67,24 @@ func blobLines(tx *store.Tx, name string) []string {
 	}
 	return strings.Split(string(b), "\n")
 }
+
+// apply puts the options into a network config; PT state lives in dir/pt.
+func (o TransportOptions) apply(pc *p2p.Config, dir string) error {
+	pc.TLSName, pc.SOCKS5 = o.TLSName, o.SOCKS5
+	pc.PT = p2p.PTConfig{Binary: o.PT, Serve: o.ServePT, StateDir: filepath.Join(dir, "pt")}
+	for _, l := range o.Bridges {
+		b, err := p2p.ParseBridge(l)
+		if err != nil {
+			return fmt.Errorf("--bridge: %w", err)
+		}
+		pc.PT.Bridges = append(pc.PT.Bridges, b)
+	}
+	return nil
+}
+
+// Bridges returns the bridge lines of the pluggable transports the relay
+// serves (RelayOptions.Transports.ServePT).
+func (r *Relay) Bridges() []string { return r.P2P.Bridges() }
 
 // startNetMemory saves the network memory every netMemoryInterval until
 // ctx ends (Close saves it a last time).

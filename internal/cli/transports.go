@@ -22,12 +22,17 @@ type transportFlags struct {
 }
 
 func addTransportFlags(c *cobra.Command, f *transportFlags) {
-	c.Flags().StringVar(&f.tlsName, "tls-name", "", "server name shown on /tls/ws (HTTPS-looking) listeners and sent as SNI; never looked up (default "+`"www.samizdat.invalid"`+")")
+	addServeTransportFlags(c, f)
 	c.Flags().StringVar(&f.socks5, "socks5", "", "dial every peer through this SOCKS5 proxy (Tor, a VPN client…), as HOST:PORT; only TCP addresses are then used")
-	c.Flags().StringArrayVar(&f.pt, "pt", nil, "a pluggable transport binary, as METHOD=PATH, e.g. obfs4=/usr/bin/obfs4proxy (repeatable)")
 	c.Flags().StringArrayVar(&f.bridges, "bridge", nil, `a bridge to dial through its pluggable transport: "obfs4 IP:PORT PEERID cert=... iat-mode=0" (repeatable)`)
-	c.Flags().StringArrayVar(&f.servePT, "serve-pt", nil, "serve a pluggable transport as METHOD@IP:PORT, e.g. obfs4@0.0.0.0:8443 (needs --pt and a TCP --listen; prints the bridge line)")
 	c.Flags().DurationVar(&f.retryMax, "retry-max", 0, "longest wait between two delivery attempts of a message (default 5m)")
+}
+
+// addServeTransportFlags adds the flags of what a node serves (relays too).
+func addServeTransportFlags(c *cobra.Command, f *transportFlags) {
+	c.Flags().StringVar(&f.tlsName, "tls-name", "", "server name shown on /tls/ws (HTTPS-looking) listeners and sent as SNI; never looked up (default "+`"www.samizdat.invalid"`+")")
+	c.Flags().StringArrayVar(&f.pt, "pt", nil, "a pluggable transport binary, as METHOD=PATH, e.g. obfs4=/usr/bin/obfs4proxy (repeatable)")
+	c.Flags().StringArrayVar(&f.servePT, "serve-pt", nil, "serve a pluggable transport as METHOD@IP:PORT, e.g. obfs4@0.0.0.0:8443 (needs --pt and a TCP --listen; prints the bridge line)")
 }
 
 // apply puts the flags into the node options.
