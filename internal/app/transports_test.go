@@ -22,7 +22,7 @@ func TestRelayTransportsAndNetMemory(t *testing.T) {
 	}
 	r, err := StartRelay(relayCtx(t), RelayOptions{
 		Dir: filepath.Join(t.TempDir(), "relay"), LoopbackOnly: true, EnableDHT: true,
-		Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/tls/ws"},
+		Listen:     []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/tls/ws"},
 		Transports: TransportOptions{TLSName: "cdn.example.test", PT: map[string]string{"obfs4": bin}, ServePT: []string{"obfs4@127.0.0.1:0"}},
 	})
 	if err != nil {
