@@ -37,6 +37,24 @@ type Status struct {
 	ConnectedPeers []string       `json:"connectedPeers"`
 	Contacts       int            `json:"contacts"`
 	Outbox         map[string]int `json:"outbox"` // outgoing messages by state
+	// Transports in use now and those that carried a connection this run,
+	// most useful first; Bridges are the pluggable-transport bridge lines
+	// this node serves; PeerCache counts the entry points it remembers;
+	// TransportOrder is the order it dials transports in, learnt from what
+	// worked (this run and before).
+	Transports     []Transport `json:"transports,omitempty"`
+	TransportOrder []string    `json:"transportOrder,omitempty"`
+	Bridges        []string    `json:"bridges,omitempty"`
+	PeerCache      int         `json:"peerCache,omitempty"`
+}
+
+// Transport is what the node knows about one transport ("tcp", "quic",
+// "wss", "obfs4"…): open connections on it now, and the last time an
+// outbound connection over it succeeded in this run.
+type Transport struct {
+	Name   string    `json:"name"`
+	Open   int       `json:"open"`
+	LastOK time.Time `json:"lastOk,omitzero"`
 }
 
 // Contact is one contact.

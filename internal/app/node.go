@@ -57,6 +57,7 @@ type Options struct {
 	// from looking for some in the DHT (by default it does, when the DHT
 	// is on).
 	NoMailboxDiscovery bool
+	Transports         TransportOptions // censorship-resistant transports (transports.go)
 }
 
 // mailboxHosts returns the mailbox hosts to use: the given ones, which are
@@ -107,6 +108,7 @@ type Node struct {
 	bg     sync.WaitGroup // background work (mailbox discovery)
 	relays []string       // Options.Relays
 	done   chan struct{}
+	memWG  sync.WaitGroup // the network-memory saver
 }
 
 // Start opens the profile (taking its lock), starts the libp2p node, the
@@ -166,6 +168,9 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		LoopbackOnly:       o.LoopbackOnly,
 		Logger:             log.With("component", "p2p"),
 	}
+	if err := n.transportConfig(ctx, &pc, o.Transports); err != nil {
+		return nil, err
+	}
 	n.P2P, err = p2p.New(ctx, pc)
 	if err != nil && saved {
 		log.Info("savedPortsUnavailable", "err", err)
@@ -199,6 +204,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 			n.discoverMailboxHosts(ctx)
 		}()
 	}
+	n.startNetMemory(ctx)
 	if o.APIAddr != "-" {
 		if err := n.startAPI(o.APIAddr); err != nil {
 			return nil, err
@@ -249,6 +255,7 @@ func (n *Node) Status(ctx context.Context) (apiclient.Status, error) {
 		st.PeerID = n.P2P.PeerID()
 		st.Addrs = n.P2P.Addrs()
 		st.ConnectedPeers = n.P2P.ConnectedPeers()
+		n.netStatus(&st)
 	}
 	err := n.Store.View(ctx, func(tx *store.Tx) error {
 		counts, err := tx.OutgoingStateCounts()
@@ -287,6 +294,8 @@ func (n *Node) Close() error {
 		n.cancel()
 	}
 	n.bg.Wait()
+	n.memWG.Wait()
+	n.saveNetMemory()
 	if n.P2P != nil {
 		errs = append(errs, n.P2P.Close())
 	}

@@ -137,6 +137,9 @@ type RelayOptions struct {
 	EnableDHT bool
 	// Bootstrap peers to join the DHT through.
 	Bootstrap []string
+	// Transports: a relay inside reach of censored users serves secure
+	// WebSocket on 443 and pluggable transports (transports.go).
+	Transports TransportOptions
 }
 
 // Relay is a running volunteer relay: a libp2p node offering circuit relay
@@ -200,6 +203,9 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 		BootstrapPeers:     o.Bootstrap,
 		LoopbackOnly:       o.LoopbackOnly,
 		Logger:             log.With("component", "p2p"),
+	}
+	if err := o.Transports.apply(&pc, o.Dir); err != nil {
+		return nil, err
 	}
 	r.P2P, err = p2p.New(ctx, pc)
 	if err != nil && saved {

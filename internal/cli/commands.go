@@ -49,6 +49,7 @@ func upCmd(g *globals) *cobra.Command {
 	var apiAddr, logLevel string
 	var dht, behindNAT bool
 	var mb serveMailboxFlags
+	var tf transportFlags
 	c := &cobra.Command{
 		Use:   "up [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api 127.0.0.1:PORT]",
 		Short: "Run the node in the foreground (Ctrl-C stops it)",
@@ -68,6 +69,9 @@ func upCmd(g *globals) *cobra.Command {
 			o := app.Options{Dir: g.profile, Keys: g.keys(), Listen: listen, Bootstrap: bootstrap, APIAddr: apiAddr, EnableDHT: dht, Logger: log}
 			o.Messenger.MailboxHosts = hosts
 			o.Relays, o.BehindNAT = relays, behindNAT
+			if err := tf.apply(&o); err != nil {
+				return err
+			}
 			n, err := app.Start(ctx, o)
 			if err != nil {
 				return err
@@ -78,6 +82,9 @@ func upCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(g.stdout, "samizdat is up: %s (%s)\napi: %s\n", n.Messenger.Name(), n.Messenger.AccountID(), n.APIAddr)
 			for _, a := range n.P2P.Addrs() {
 				fmt.Fprintf(g.stdout, "listening: %s\n", a)
+			}
+			for _, b := range n.P2P.Bridges() {
+				fmt.Fprintf(g.stdout, "bridge: %s\n", b)
 			}
 			<-ctx.Done()
 			fmt.Fprintln(g.stdout, "shutting down")
@@ -93,6 +100,7 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat Kademlia DHT (reached through --bootstrap peers and contacts; never the public IPFS one)")
 	c.Flags().StringArrayVar(&relays, "relay", nil, "a circuit relay to be reached through while not publicly reachable, as /ip4/.../p2p/ID (repeatable; mailbox hosts are tried too)")
 	c.Flags().BoolVar(&behindNAT, "behind-nat", false, "assume this node cannot be dialled directly: book relay slots at once instead of waiting for AutoNAT")
+	addTransportFlags(c, &tf)
 	return c
 }
 
@@ -418,6 +426,7 @@ func statusCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.stdout, "peers:      %d connected\ncontacts:   %d\n", len(st.ConnectedPeers), st.Contacts)
 				fmt.Fprintf(g.stdout, "outbox:     %d queued, %d sent, %d delivered, %d failed\n",
 					st.Outbox["queued"], st.Outbox["sent"], st.Outbox["delivered"], st.Outbox["failed"])
+				printNetStatus(g.stdout, st)
 				return nil
 			})
 		},

@@ -105,6 +105,7 @@ func relayCmd(g *globals) *cobra.Command {
 	var logLevel string
 	var dht bool
 	var mf mailboxFlags
+	var tf transportFlags
 	c := &cobra.Command{
 		Use:   "relay [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--dht=false] [--quota SIZE] [--mailbox-quota SIZE] [--ttl DURATION] [--trace-file FILE]",
 		Short: "Run a volunteer relay: circuit relay and mailboxes for others (Ctrl-C stops it)",
@@ -124,7 +125,11 @@ func relayCmd(g *globals) *cobra.Command {
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			r, err := app.StartRelay(ctx, app.RelayOptions{Dir: g.profile, Listen: listen, Mailbox: mo, Logger: log, EnableDHT: dht, Bootstrap: bootstrap})
+			var no app.Options
+			if err := tf.apply(&no); err != nil {
+				return err
+			}
+			r, err := app.StartRelay(ctx, app.RelayOptions{Dir: g.profile, Listen: listen, Mailbox: mo, Logger: log, EnableDHT: dht, Bootstrap: bootstrap, Transports: no.Transports})
 			if err != nil {
 				return err
 			}
@@ -132,12 +137,16 @@ func relayCmd(g *globals) *cobra.Command {
 			for _, a := range r.Addrs() {
 				fmt.Fprintf(g.stdout, "listening: %s\n", a)
 			}
+			for _, b := range r.Bridges() {
+				fmt.Fprintf(g.stdout, "bridge: %s\n", b)
+			}
 			<-ctx.Done()
 			fmt.Fprintln(g.stdout, "shutting down")
 			return errors.Join(r.Close(), mf.closeTrace())
 		},
 	}
 	c.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable; default: loopback TCP and QUIC, the ports of the last run)")
+	addServeTransportFlags(c, &tf)
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	c.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "a peer to join the network through, as a full multiaddr (repeatable)")
 	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat DHT and announce the mailbox service in it, so users without configured hosts find this relay")

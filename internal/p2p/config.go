@@ -91,6 +91,31 @@ type Config struct {
 
 	// Logger receives the node's logs. Nil discards them.
 	Logger *slog.Logger
+
+	// TLSName is the server name of the node's secure WebSocket listeners
+	// (its self-signed certificate) and the SNI sent to peers whose
+	// addresses carry none. Zero: DefaultTLSName. Never resolved.
+	TLSName string
+
+	// SOCKS5 is a proxy (host:port; Tor, a VPN client, sing-box…) every
+	// TCP dial goes through. Only TCP addresses are dialled when it is set:
+	// QUIC (UDP) and WebSocket (which libp2p dials by itself) would bypass
+	// the proxy. Zero: dial directly.
+	SOCKS5 string
+
+	// PT configures pluggable transports (obfs4…) as managed children.
+	// Zero: none.
+	PT PTConfig
+
+	// CachedPeers are entry points remembered from earlier runs
+	// (Node.PeerCache): dialled like BootstrapPeers, but a malformed or
+	// stale entry is skipped, not an error. Zero: none.
+	CachedPeers []string
+
+	// PreferTransports are transport names (see TransportName) that worked
+	// before, best first: addresses of those transports are dialled first,
+	// the others after a short delay. Zero: libp2p's default ranking.
+	PreferTransports []string
 }
 
 func (c Config) connLimits() (low, high int) {

@@ -14,8 +14,11 @@ import (
 // prove that an idle node dials nobody.
 type gater struct {
 	loopbackOnly bool
-	peerDials    atomic.Int64 // outbound dial attempts, allowed or not
-	refused      atomic.Int64 // dials and accepts refused by loopbackOnly
+	// proxyOnly (Config.SOCKS5) refuses dials the proxy cannot carry:
+	// the WebSocket transport dials by itself, QUIC is UDP.
+	proxyOnly bool
+	peerDials atomic.Int64 // outbound dial attempts, allowed or not
+	refused   atomic.Int64 // dials and accepts refused by loopbackOnly
 }
 
 var _ connmgr.ConnectionGater = (*gater)(nil)
@@ -28,6 +31,9 @@ func (g *gater) InterceptPeerDial(peer.ID) bool {
 func (g *gater) InterceptAddrDial(_ peer.ID, a ma.Multiaddr) bool {
 	if g.loopbackOnly && !isLoopback(a) {
 		g.refused.Add(1)
+		return false
+	}
+	if g.proxyOnly && TransportName(a.String()) != "tcp" {
 		return false
 	}
 	return true

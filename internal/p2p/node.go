@@ -26,9 +26,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
-	ws "github.com/libp2p/go-libp2p/p2p/transport/websocket"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -48,6 +45,9 @@ type Node struct {
 	relay *relayv2.Relay // nil unless Config.EnableRelayService
 	gater *gater
 	cfg   Config
+	pts   *ptClients  // nil without bridges
+	ptSrv []*ptServer // served pluggable transports
+	tmem  *transportMemory
 	log   *slog.Logger
 
 	ctx    context.Context // cancelled by Close; parent of all background work
@@ -60,6 +60,8 @@ type Node struct {
 	slots         map[string]RelayReservation // by relay address (keepRelaySlots; guarded by mu)
 	relays        []string                    // static relays (guarded by mu)
 	relaysChanged chan struct{}
+	pexAsked      map[peer.ID]time.Time // last peer-exchange ask per peer
+	learned       map[peer.ID]time.Time // peers learnt through peer exchange
 
 	closeOnce sync.Once
 	closeErr  error
@@ -98,22 +100,35 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("bootstrap peer: %w", err)
 	}
 
-	g := &gater{loopbackOnly: cfg.LoopbackOnly}
-	opts, err := hostOptions(cfg, sk, g)
+	g := &gater{loopbackOnly: cfg.LoopbackOnly, proxyOnly: cfg.SOCKS5 != ""}
+	pts, err := startPTClients(ctx, cfg.PT, log)
 	if err != nil {
+		return nil, err
+	}
+	tmem := newTransportMemory(cfg.PreferTransports, pts)
+	opts, err := hostOptions(cfg, sk, g, pts, tmem)
+	if err != nil {
+		pts.close()
 		return nil, err
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		pts.close()
 		return nil, fmt.Errorf("p2p: start host: %w", err)
 	}
 	if err := listenAll(h, listen, log); err != nil {
+		pts.close()
 		return nil, errors.Join(err, h.Close())
 	}
 
 	nctx, cancel := context.WithCancel(context.Background())
-	n := &Node{host: h, gater: g, cfg: cfg, log: log, ctx: nctx, cancel: cancel,
+	n := &Node{host: h, gater: g, cfg: cfg, log: log, ctx: nctx, cancel: cancel, pts: pts, tmem: tmem,
 		relays: validRelays(cfg.StaticRelays, cfg.LoopbackOnly, log), relaysChanged: make(chan struct{}, 1)}
+	if len(cfg.PT.Serve) > 0 {
+		if n.ptSrv, err = startPTServers(ctx, cfg.PT, n.orPort(), log); err != nil {
+			return nil, n.abort(err)
+		}
+	}
 
 	// Subscribe before anything can connect, so OnConnected misses nothing.
 	n.sub, err = h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged), eventbus.BufSize(eventBufSize))
@@ -122,6 +137,26 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.wg.Add(1)
 	go n.dispatchEvents()
+	n.watchTransports()
+	n.startPEX()
+	// Bridges are entry points too, dialled through their transport.
+	for _, b := range cfg.PT.Bridges {
+		if ai, err := bridgeAddrInfo(b); err == nil {
+			boot = append(boot, ai)
+		}
+	}
+	// Cached peers join the bootstrap peers; a stale entry is no error.
+	for _, c := range cfg.CachedPeers {
+		ai, err := parseBootstrap([]string{c}, cfg.LoopbackOnly)
+		if err != nil {
+			continue
+		}
+		if i := slices.IndexFunc(boot, func(b peer.AddrInfo) bool { return b.ID == ai[0].ID }); i >= 0 {
+			boot[i].Addrs = append(boot[i].Addrs, ai[0].Addrs...)
+		} else {
+			boot = append(boot, ai...)
+		}
+	}
 
 	if cfg.EnableRelayService {
 		if n.relay, err = startRelayService(h, cfg.LoopbackOnly); err != nil {
@@ -170,6 +205,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		"dht", cfg.EnableDHT,
 		"mdns", cfg.EnableMDNS,
 		"natPortMap", cfg.EnableNATPortMap,
+		"preferTransports", cfg.PreferTransports,
+		"cachedPeers", len(cfg.CachedPeers),
 		"loopbackOnly", cfg.LoopbackOnly)
 	return n, nil
 }
@@ -178,7 +215,11 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 // libp2p's defaults that reach out by themselves: listen addresses,
 // transports, security, muxer, resource and connection managers, metrics and
 // DNS resolution are all set explicitly.
-func hostOptions(cfg Config, sk crypto.PrivKey, g *gater) ([]libp2p.Option, error) {
+func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *transportMemory) ([]libp2p.Option, error) {
+	topts, err := transportOptions(cfg, pts)
+	if err != nil {
+		return nil, err
+	}
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
@@ -192,10 +233,8 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater) ([]libp2p.Option, erro
 		return nil, fmt.Errorf("p2p: connection manager: %w", err)
 	}
 
-	opts := []libp2p.Option{
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(quic.NewTransport),
-		libp2p.Transport(ws.New),
+	opts := append(topts,
+		libp2p.DialRanker(tmem.rank),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(rm),
@@ -204,7 +243,7 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater) ([]libp2p.Option, erro
 		libp2p.MultiaddrResolver(noDNS{}),
 		libp2p.DisableMetrics(),
 		libp2p.WithDialTimeout(dialTimeout),
-	}
+	)
 	if sk != nil {
 		opts = append(opts, libp2p.Identity(sk))
 	}
@@ -223,9 +262,13 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater) ([]libp2p.Option, erro
 	if cfg.EnableHolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
 	}
-	if cfg.LoopbackOnly {
-		opts = append(opts, libp2p.AddrsFactory(loopbackAddrs))
-	}
+	name := cfg.tlsName()
+	opts = append(opts, libp2p.AddrsFactory(func(addrs []ma.Multiaddr) []ma.Multiaddr {
+		if cfg.LoopbackOnly {
+			addrs = loopbackAddrs(addrs)
+		}
+		return withSNI(name, addrs)
+	}))
 	return opts, nil
 }
 
@@ -264,6 +307,7 @@ func (n *Node) Addrs() []string {
 	if n.cfg.LoopbackOnly {
 		addrs = loopbackAddrs(addrs)
 	}
+	addrs = withSNI(n.cfg.tlsName(), addrs)
 	// The relay transport's implicit "/p2p-circuit" listener is no address
 	// anyone can dial (ReserveRelay returns the ones that are)...
 	addrs = slices.DeleteFunc(addrs, isCircuit)
@@ -449,6 +493,8 @@ func (n *Node) Close() error {
 			errs = append(errs, n.relay.Close())
 		}
 		errs = append(errs, n.host.Close())
+		closeServers(n.ptSrv)
+		n.pts.close()
 		if n.sub != nil {
 			errs = append(errs, n.sub.Close())
 		}

@@ -1,0 +1,153 @@
+package app
+
+// Censorship-resistant transports and the node's network memory: which
+// entry points it reached (peer cache) and which transports worked, both
+// kept in the encrypted store and given back to the network at the next
+// start (DESIGN §6, §7).
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/apiclient"
+	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/store"
+)
+
+// TransportOptions choose how the node reaches the network where it is
+// censored (the flags of `samizdat up`). The zero value uses TCP, QUIC and
+// WebSocket directly.
+type TransportOptions struct {
+	// TLSName is the server name of /tls/ws listeners and the SNI sent.
+	TLSName string
+	// SOCKS5 is a proxy (host:port) for every dial (TCP only then).
+	SOCKS5 string
+	// PT maps a pluggable-transport method to its binary, e.g.
+	// "obfs4" → "/usr/bin/obfs4proxy".
+	PT map[string]string
+	// Bridges are bridge lines ("obfs4 IP:PORT PEERID cert=… iat-mode=0").
+	Bridges []string
+	// ServePT are methods this node serves, as "METHOD@IP:PORT".
+	ServePT []string
+}
+
+// Store blobs of the network memory.
+const (
+	blobPeerCache  = "p2p.peers"      // entry points, one multiaddr a line
+	blobTransports = "p2p.transports" // transports that worked, best first
+)
+
+// Network memory bounds: how often it is saved while the node runs, and how
+// many cached addresses are kept.
+const (
+	netMemoryInterval = 15 * time.Second
+	peerCacheLines    = 64
+)
+
+// transportConfig fills the network config from o and the network memory.
+func (n *Node) transportConfig(ctx context.Context, pc *p2p.Config, o TransportOptions) error {
+	if err := o.apply(pc, n.Dir); err != nil {
+		return err
+	}
+	return n.Store.View(ctx, func(tx *store.Tx) error {
+		pc.CachedPeers = blobLines(tx, blobPeerCache)
+		pc.PreferTransports = blobLines(tx, blobTransports)
+		return nil
+	})
+}
+
+func blobLines(tx *store.Tx, name string) []string {
+	b, err := tx.Blob(name)
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(string(b), "\n")
+}
+
+// apply puts the options into a network config; PT state lives in dir/pt.
+func (o TransportOptions) apply(pc *p2p.Config, dir string) error {
+	pc.TLSName, pc.SOCKS5 = o.TLSName, o.SOCKS5
+	pc.PT = p2p.PTConfig{Binary: o.PT, Serve: o.ServePT, StateDir: filepath.Join(dir, "pt")}
+	for _, l := range o.Bridges {
+		b, err := p2p.ParseBridge(l)
+		if err != nil {
+			return fmt.Errorf("--bridge: %w", err)
+		}
+		pc.PT.Bridges = append(pc.PT.Bridges, b)
+	}
+	return nil
+}
+
+// Bridges returns the bridge lines of the pluggable transports the relay
+// serves (RelayOptions.Transports.ServePT).
+func (r *Relay) Bridges() []string { return r.P2P.Bridges() }
+
+// startNetMemory saves the network memory every netMemoryInterval until
+// ctx ends (Close saves it a last time).
+func (n *Node) startNetMemory(ctx context.Context) {
+	n.memWG.Add(1)
+	go func() {
+		defer n.memWG.Done()
+		t := time.NewTicker(netMemoryInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				n.saveNetMemory()
+			}
+		}
+	}()
+}
+
+// saveNetMemory stores the peer cache (this run's entry points first, then
+// the earlier ones: a run that reached nobody does not forget the network)
+// and the transports that worked.
+func (n *Node) saveNetMemory() {
+	if n.P2P == nil || n.Store == nil {
+		return
+	}
+	fresh, worked := n.P2P.PeerCache(), n.P2P.WorkedTransports()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := n.Store.Update(ctx, func(tx *store.Tx) error {
+		lines := fresh
+		for _, l := range blobLines(tx, blobPeerCache) {
+			if !slices.Contains(lines, l) {
+				lines = append(lines, l)
+			}
+		}
+		lines = lines[:min(len(lines), peerCacheLines)]
+		if err := tx.PutBlob(blobPeerCache, []byte(strings.Join(lines, "\n"))); err != nil {
+			return err
+		}
+		if len(worked) == 0 {
+			return nil
+		}
+		return tx.PutBlob(blobTransports, []byte(strings.Join(worked, "\n")))
+	})
+	if err != nil {
+		n.log.Warn("saveNetMemoryFailed", "err", err)
+	}
+}
+
+// netStatus adds the transports, bridges and peer cache to a status.
+func (n *Node) netStatus(st *apiclient.Status) {
+	for _, u := range n.P2P.Transports() {
+		st.Transports = append(st.Transports, apiclient.Transport{Name: u.Name, Open: u.Open, LastOK: u.LastOK})
+	}
+	st.TransportOrder = n.P2P.WorkedTransports()
+	st.Bridges = n.P2P.Bridges()
+	seen := map[string]bool{}
+	for _, a := range n.P2P.PeerCache() {
+		if i := strings.LastIndex(a, "/p2p/"); i >= 0 {
+			seen[a[i:]] = true
+		}
+	}
+	st.PeerCache = len(seen)
+}

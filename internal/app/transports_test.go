@@ -1,0 +1,93 @@
+package app
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/apiclient"
+)
+
+// A relay serves secure WebSocket with its TLS name and an obfs4 bridge; a
+// node reaching it remembers the relay as an entry point and the transport
+// that worked, across a restart.
+func TestRelayTransportsAndNetMemory(t *testing.T) {
+	bin, err := exec.LookPath("obfs4proxy")
+	if err != nil {
+		t.Skip("obfs4proxy not installed (apt-get install obfs4proxy)")
+	}
+	r, err := StartRelay(relayCtx(t), RelayOptions{
+		Dir: filepath.Join(t.TempDir(), "relay"), LoopbackOnly: true, EnableDHT: true,
+		Listen:     []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/tls/ws"},
+		Transports: TransportOptions{TLSName: "cdn.example.test", PT: map[string]string{"obfs4": bin}, ServePT: []string{"obfs4@127.0.0.1:0"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if b := r.Bridges(); len(b) != 1 || !strings.HasPrefix(b[0], "obfs4 127.0.0.1:") {
+		t.Fatalf("relay bridges: %q", b)
+	}
+	var wss string
+	for _, a := range r.Addrs() {
+		if strings.Contains(a, "/tls/sni/cdn.example.test/ws/") {
+			wss = a
+		}
+	}
+	if wss == "" {
+		t.Fatalf("relay has no wss address: %v", r.Addrs())
+	}
+
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "alice")
+	if _, err := Init(ctx, dir, "alice", KeySource{NoPassphrase: true}); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Dir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LoopbackOnly: true, EnableDHT: true, Bootstrap: []string{wss}, APIAddr: "-"}
+	n, err := Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	// Connected, and identify has told which protocols the relay speaks.
+	for len(n.P2P.PeerCache()) == 0 {
+		if time.Now().After(deadline) {
+			n.Close()
+			t.Fatal("alice did not reach the relay over wss")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Next start, without the bootstrap flag: the relay comes from the
+	// peer cache, wss is dialled first.
+	o.Bootstrap = nil
+	n, err = Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	st, err := n.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.TransportOrder) == 0 || st.TransportOrder[0] != "wss" {
+		t.Fatalf("transport order after a restart: %v", st.TransportOrder)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for !n.P2P.IsConnected(r.PeerID()) || len(n.P2P.PeerCache()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("alice did not find the relay again from her peer cache")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st, _ := n.Status(ctx); st.PeerCache < 1 || !slices.ContainsFunc(st.Transports, func(tr apiclient.Transport) bool { return tr.Name == "wss" && tr.Open > 0 }) {
+		t.Fatalf("status: peer cache %d, transports %+v", st.PeerCache, st.Transports)
+	}
+}
