@@ -389,8 +389,12 @@ func (m *Messenger) fetchLoop(ctx context.Context) {
 	t := time.NewTicker(m.cfg.FetchInterval)
 	defer t.Stop()
 	for {
+		// The same sealed box sits at each of our hosts: what one host
+		// gave us is deleted at the next ones before listing, not fetched
+		// again.
+		var round []mailbox.Hash
 		for _, h := range m.mailboxHosts() {
-			m.fetchFrom(ctx, h)
+			round = m.fetchFrom(ctx, h, round)
 		}
 		select {
 		case <-ctx.Done():
@@ -402,13 +406,16 @@ func (m *Messenger) fetchLoop(ctx context.Context) {
 }
 
 // fetchFrom takes our mail from one host, under each of our mailbox ids
-// (the current one first).
-func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost) {
+// (the current one first), after deleting there the boxes already taken
+// this round (done); it returns done with what it took added.
+func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost, done []mailbox.Hash) []mailbox.Hash {
 	m.tr.AddAddrs(h.PeerID, h.Addrs)
 	total := 0
 	var firstErr error
 	for _, key := range m.mailboxKeys() {
-		n, err := m.fetchWith(ctx, h, key)
+		var n int
+		var err error
+		n, done, err = m.fetchWith(ctx, h, key, done)
 		total += n
 		if err != nil && firstErr == nil {
 			firstErr = err
@@ -418,7 +425,12 @@ func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost) {
 		}
 	}
 	m.noteFetch(h.PeerID, total, firstErr)
+	return done
 }
+
+// maxRoundHashes bounds what one fetch round remembers to delete at the
+// next hosts.
+const maxRoundHashes = 100_000
 
 // errHostUnreachable is returned by fetchWith when no session opened.
 var errHostUnreachable = errors.New("mailbox host unreachable")
@@ -426,21 +438,26 @@ var errHostUnreachable = errors.New("mailbox host unreachable")
 // fetchWith takes the mail of one of our mailboxes from one host:
 // process, then delete what was processed (stored, or refused for good);
 // what failed for a passing reason stays for the next fetch.
-func (m *Messenger) fetchWith(ctx context.Context, h MailboxHost, key ed25519.PrivateKey) (fetched int, err error) {
+func (m *Messenger) fetchWith(ctx context.Context, h MailboxHost, key ed25519.PrivateKey, round []mailbox.Hash) (fetched int, _ []mailbox.Hash, err error) {
 	sctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
 	defer cancel()
 	s, err := mailbox.OpenSession(sctx, m.tr, h.PeerID, key)
 	if err != nil {
 		m.log.Debug("mailboxUnreachable", "host", shortPeer(h.PeerID), "err", err)
-		return 0, fmt.Errorf("%w: %w", errHostUnreachable, err)
+		return 0, round, fmt.Errorf("%w: %w", errHostUnreachable, err)
 	}
 	defer s.Close()
+	if len(round) > 0 {
+		if _, err := s.Delete(sctx, round); err != nil {
+			return 0, round, err
+		}
+	}
 	for {
 		var items []mailbox.Item
 		var more bool
 		items, more, err = s.Next(sctx, fetchPage)
 		if err != nil || len(items) == 0 {
-			return fetched, err
+			return fetched, round, err
 		}
 		fetched += len(items)
 		var done []mailbox.Hash
@@ -477,11 +494,14 @@ func (m *Messenger) fetchWith(ctx context.Context, h MailboxHost, key ed25519.Pr
 		}
 		if len(done) > 0 {
 			if _, err = s.Delete(sctx, done); err != nil {
-				return fetched, err
+				return fetched, round, err
+			}
+			if len(round) < maxRoundHashes {
+				round = append(round, done...)
 			}
 		}
 		if !more {
-			return fetched, nil
+			return fetched, round, nil
 		}
 	}
 }
