@@ -8,7 +8,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -33,8 +32,10 @@ type Config struct {
 	Messenger *messenger.Messenger
 	Status    func(context.Context) (apiclient.Status, error)
 	Token     string
-	Addr      string // host:port the API listens on, for the Origin check
-	Logger    *slog.Logger
+	Addr      string // host:port the API listens on, for the Origin and Host checks
+	// Connectivity answers GET /api/v1/connectivity (nil: not offered).
+	Connectivity func(context.Context) (apiclient.Connectivity, error)
+	Logger       *slog.Logger
 }
 
 type server struct {
@@ -59,10 +60,19 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/messages/retry", s.retry)
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("GET /api/v1/mailboxes", s.mailboxes)
+	mux.HandleFunc("GET /api/v1/chats", s.chats)
+	mux.HandleFunc("POST /api/v1/messages/read", s.markRead)
+	mux.HandleFunc("GET /api/v1/search", s.search)
+	mux.HandleFunc("POST /api/v1/contacts/verify", s.verify)
+	mux.HandleFunc("GET /api/v1/invite/qr", s.inviteQR)
+	mux.HandleFunc("GET /api/v1/connectivity", s.connectivity)
+	mux.HandleFunc("POST /api/v1/init", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, &apiclient.Error{Status: http.StatusConflict, Code: apiclient.CodeExists, Message: "this node already has a profile"})
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: "no such API call: " + r.Method + " " + r.URL.Path})
 	})
-	return s.guard(mux)
+	return root(cfg.Addr, s.guard(mux))
 }
 
 // guard enforces the token and the Origin check on every request.
@@ -72,8 +82,7 @@ func (s *server) guard(next http.Handler) http.Handler {
 			writeErr(w, &apiclient.Error{Status: http.StatusForbidden, Code: apiclient.CodeForbidden, Message: "requests from other sites are refused"})
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || s.cfg.Token == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) != 1 {
+		if !checkToken(r, s.cfg.Token) {
 			writeErr(w, &apiclient.Error{Status: http.StatusUnauthorized, Code: apiclient.CodeUnauthorized, Message: "missing or wrong API token (see api.json in the profile)"})
 			return
 		}
@@ -224,6 +233,10 @@ func (s *server) retry(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if q.Has("before") {
+		s.page(w, r)
+		return
+	}
 	after, _ := strconv.ParseInt(q.Get("after"), 10, 64)
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	c, msgs, err := s.m.Messages(r.Context(), q.Get("contact"), after, limit)
@@ -240,7 +253,7 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	_, port, _ := strings.Cut(s.cfg.Addr, ":")
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{s.cfg.Addr, "localhost:" + port}})
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{s.cfg.Addr, "localhost:" + port}, Subprotocols: []string{wsProtocol}})
 	if err != nil {
 		return
 	}

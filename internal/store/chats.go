@@ -98,3 +98,30 @@ func (tx *Tx) MarkRead(contactID int64, upToSeq int64) (int, error) {
 	}
 	return int(n), nil
 }
+
+// OutgoingStateCountsByContact returns, per contact, how many outgoing
+// messages are in each state (contacts and states with none are absent).
+func (tx *Tx) OutgoingStateCountsByContact() (map[int64]map[string]int, error) {
+	rows, err := tx.query(`SELECT contact_id, state, count(*) FROM messages WHERE outgoing = 1 GROUP BY contact_id, state`)
+	if err != nil {
+		return nil, fmt.Errorf("store: state counts: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64]map[string]int)
+	for rows.Next() {
+		var id int64
+		var state string
+		var n int
+		if err := rows.Scan(&id, &state, &n); err != nil {
+			return nil, fmt.Errorf("store: state counts: %w", err)
+		}
+		if out[id] == nil {
+			out[id] = map[string]int{}
+		}
+		out[id][state] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: state counts: %w", err)
+	}
+	return out, nil
+}
