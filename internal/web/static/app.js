@@ -148,7 +148,7 @@ function renderOnboarding(err) {
     h("label", { for: "ob-pass2" }, t("passphraseAgain")),
     h("input", { id: "ob-pass2", type: "password", autocomplete: "new-password" }));
   const errEl = h("p", { id: "ob-error", class: "error", role: "alert" }, err || "");
-  const form = h("form", { class: "card onboarding", id: "onboarding", "aria-labelledby": "ob-title",
+  const form = h("form", { class: "card onboarding", id: "onboarding", "aria-labelledby": "ob-title", novalidate: true,
     onsubmit: async (ev) => {
       ev.preventDefault();
       const name = $("#ob-name").value.trim();
@@ -270,7 +270,17 @@ async function onReconnect() {
   }
 }
 
+// rank orders outgoing states; an event may announce a state before the
+// message it is about was read, so states seen in events are remembered
+// and never undone by an older read.
+const rank = { queued: 0, failed: 1, sent: 2, delivered: 3, read: 4 };
+const seenState = new Map();
+
 function onEvent(e) {
+  if (e.type === "state" && e.messageId) {
+    const prev = seenState.get(e.messageId);
+    if (!prev || rank[e.state] > rank[prev] || e.state === "queued") seenState.set(e.messageId, e.state);
+  }
   refreshChatsSoon();
   refreshConnSoon();
   if (!S.current || e.contactId !== S.current.id) return;
@@ -545,25 +555,30 @@ async function fetchNew() {
   markRead();
 }
 
-function addMessages(list) {
+// addMessages shows new messages; fresh says list was read after every
+// event seen so far, so its states are newer than those shown (a send's
+// answer is not: the message may have been delivered before it arrived).
+function addMessages(list, fresh = true) {
   const box = $("#msgs");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
-  const fresh = [];
+  const add = [];
   for (const m of list) {
+    const seen = m.outgoing && seenState.get(m.id);
+    if (seen && rank[seen] > rank[m.state]) m.state = seen;
     const known = S.msgs.find((x) => x.seq === m.seq);
     if (known) {
-      if (known.state !== m.state) { known.state = m.state; updateMsg(known); }
+      if (fresh && known.state !== m.state) { known.state = m.state; updateMsg(known); }
       continue;
     }
     if (S.msgs.length && m.seq < S.msgs[S.msgs.length - 1].seq) continue;
-    fresh.push(m);
+    add.push(m);
   }
-  if (!fresh.length) return;
+  if (!add.length) return;
   $("#nomsgs")?.remove();
   const prev = S.msgs[S.msgs.length - 1] || null;
-  S.msgs.push(...fresh);
-  box.append(build(fresh, prev));
-  if (atBottom || fresh.some((m) => m.outgoing)) box.scrollTop = box.scrollHeight;
+  S.msgs.push(...add);
+  box.append(build(add, prev));
+  if (atBottom || add.some((m) => m.outgoing)) box.scrollTop = box.scrollHeight;
 }
 
 // refreshStates re-reads the newest page to catch state changes missed
@@ -618,7 +633,8 @@ async function send() {
     const m = await S.api.send(S.current.accountId, text);
     ta.value = "";
     autosize();
-    addMessages([m]);
+    addMessages([m], false);
+    fetchNew();
   } catch (e) {
     toast(errText(e)); // the text stays in the composer
   } finally {
@@ -630,6 +646,7 @@ async function send() {
 async function retryMsg(m) {
   try {
     const r = await S.api.retry(S.current.accountId, m.id);
+    seenState.delete(m.id);
     m.state = r.state;
     updateMsg(m);
   } catch (e) {
@@ -702,12 +719,11 @@ async function scanQR(ev) {
 function showDetails() {
   const c = S.current;
   if (!c) return;
-  const groups = (c.safetyNumber || "").match(/.{1,5}/g) || [];
   openDialog(t("contactDetails"),
     h("dl", { class: "details" },
       h("dt", {}, t("contactName")), h("dd", { dir: "auto" }, c.name),
       h("dt", {}, t("accountId")), h("dd", { class: "mono", dir: "ltr" }, c.accountId),
-      h("dt", {}, t("safetyNumber")), h("dd", { class: "mono safety", id: "safety", dir: "ltr" }, groups.join(" "))),
+      h("dt", {}, t("safetyNumber")), h("dd", { class: "mono safety", id: "safety", dir: "ltr" }, c.safetyNumber)),
     h("p", {}, t("safetyHelp")),
     h("p", { id: "verified-state", class: c.verified ? "ok" : "muted" }, c.verified ? t("verified") : t("notVerified")),
     h("button", { id: "verify-btn", class: "primary", onclick: async () => {
