@@ -104,8 +104,18 @@ func TestBrowserTwoNodes(t *testing.T) {
 	if s := eval[string](t, pa, `document.querySelector("#conn-contacts li").dataset.link`); s != "direct" {
 		t.Errorf("Bob's link = %q, want direct", s)
 	}
+	screenshot(t, pa, "connectivity")
 	do(t, pa, chromedp.Click(chromedp.CSS("#dlg-close")))
-	screenshot(t, pa, "chats")
+
+	// A phone-sized window: one pane at a time, a back button.
+	do(t, pa, chromedp.EmulateViewport(390, 760))
+	waitJS(t, pa, "the back button", `getComputedStyle(document.querySelector("#back")).display !== "none"`)
+	do(t, pa, chromedp.Click(chromedp.CSS("#back")))
+	waitJS(t, pa, "the chat list alone", `getComputedStyle(document.querySelector("#conv")).display === "none"`)
+	screenshot(t, pa, "chats-phone")
+	do(t, pa, chromedp.Click(chromedp.CSS(`.chat[data-name="Bob"]`)))
+	waitJS(t, pa, "the conversation alone", `getComputedStyle(document.querySelector(".side")).display === "none"`)
+	do(t, pa, chromedp.EmulateViewport(1000, 700))
 
 	// Node B restarts under its open page: the page reconnects (same
 	// address and token) and shows what arrived meanwhile.

@@ -93,7 +93,7 @@ func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Voi
 
 func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 20*time.Second)
+	c, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(c, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
@@ -134,8 +134,9 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	if !*update {
 		return
 	}
-	// Let the last layout and the fonts settle.
-	do(t, ctx, chromedp.Sleep(150*time.Millisecond))
+	// No passing notice; let the last layout and the fonts settle.
+	eval[bool](t, ctx, `(() => { const e = document.querySelector("#toast"); if (e) e.classList.remove("show"); return true })()`)
+	do(t, ctx, chromedp.Sleep(250*time.Millisecond))
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)

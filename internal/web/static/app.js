@@ -73,9 +73,19 @@ function debounce(f, ms) {
   return (...a) => { clearTimeout(timer); timer = setTimeout(() => f(...a), ms); };
 }
 
+// Date formats, made once per language (making one costs more than
+// rendering a message).
+const fmts = {};
+function formats() {
+  const l = lang();
+  return fmts[l] ||= {
+    time: new Intl.DateTimeFormat(l, { hour: "2-digit", minute: "2-digit" }),
+    day: new Intl.DateTimeFormat(l, { year: "numeric", month: "long", day: "numeric" }),
+  };
+}
 const fmt = {
-  time: (d) => new Intl.DateTimeFormat(lang(), { hour: "2-digit", minute: "2-digit" }).format(d),
-  day: (d) => new Intl.DateTimeFormat(lang(), { year: "numeric", month: "long", day: "numeric" }).format(d),
+  time: (d) => formats().time.format(d),
+  day: (d) => formats().day.format(d),
 };
 
 function dayKey(m) {
@@ -303,7 +313,7 @@ function renderShell() {
         h("h1", { class: "me", title: S.me.accountId }, S.me.name || t("appName")),
         h("button", { id: "conn-btn", class: "icon conn", "aria-label": t("connectivity"), title: t("connectivity"), onclick: showConnectivity },
           h("span", { class: "dot", id: "conn-dot", "aria-hidden": "true" })),
-        h("button", { id: "invite-btn", class: "icon", "aria-label": t("myInvite"), title: t("myInvite"), onclick: showInvite }, "⌗"),
+        h("button", { id: "invite-btn", class: "icon", "aria-label": t("myInvite"), title: t("myInvite"), onclick: showInvite }, "▦"),
         h("button", { id: "add-btn", class: "icon", "aria-label": t("addContact"), title: t("addContact"), onclick: showAddContact }, "+"),
         langPicker(() => { renderShell(); refreshConn(); })),
       h("div", { class: "search", role: "search" },
@@ -477,10 +487,11 @@ function updateMsg(m) {
   old.replaceWith(msgNode(m));
 }
 
-// build returns nodes for list, with day separators, prev being the
-// message shown just before it.
+// build returns a block of messages with day separators, prev being the
+// message shown just before it. Each page read is a block of its own, so
+// that adding one lays out that block only, not the whole conversation.
 function build(list, prev) {
-  const frag = document.createDocumentFragment();
+  const frag = h("div", { class: "pg" });
   for (const m of list) {
     if (!prev || dayKey(prev) !== dayKey(m)) frag.append(h("div", { class: "day", role: "separator", "data-day": dayKey(m) }, h("span", {}, dayLabel(m))));
     frag.append(msgNode(m));

@@ -1,0 +1,114 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/samizdat-im/samizdat/internal/app"
+	"github.com/samizdat-im/samizdat/internal/store"
+)
+
+// longConversation is the size of the conversation of
+// TestBrowserLongConversation.
+const longConversation = 10000
+
+// TestBrowserLongConversation opens a conversation of 10,000 messages
+// spread over 50 days: the page shows the newest page at once, reads
+// older pages as it is scrolled up (never the whole conversation at once),
+// and after scrolling to the start it holds every message exactly once
+// with one day separator per day. With -v it logs first paint and the
+// times taken (docs/BENCHMARKS.md).
+func TestBrowserLongConversation(t *testing.T) {
+	b := browser(t)
+	na := startNode(t, "Alice")
+	nb := startNode(t, "Bob")
+	link, err := nb.Messenger.Invite(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := na.Messenger.AddContact(t.Context(), link, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, na, c.ID)
+
+	p := tab(t, b)
+	do(t, p, chromedp.Navigate(app.WebURL(na.APIAddr, na.Token)), chromedp.WaitVisible(chromedp.CSS(`.chat[data-name="Bob"]`)))
+	fcp := eval[float64](t, p, `(performance.getEntriesByName("first-contentful-paint")[0] || {}).startTime || -1`)
+	listShown := eval[float64](t, p, `performance.now()`)
+
+	open := eval[float64](t, p, `new Promise(ok => {
+		const t0 = performance.now();
+		document.querySelector('.chat[data-name="Bob"]').click();
+		const check = () => document.querySelector('.msg .body') && [...document.querySelectorAll('.msg .body')].pop().textContent === "message `+fmt.Sprint(longConversation-1)+`"
+			? requestAnimationFrame(() => ok(performance.now() - t0)) : requestAnimationFrame(check);
+		check();
+	})`)
+	if n := eval[int](t, p, `document.querySelectorAll(".msg").length`); n != 100 {
+		t.Errorf("first page shows %d messages, want 100", n)
+	}
+	if !eval[bool](t, p, `(() => { const m = document.querySelector("#msgs"); return m.scrollHeight - m.scrollTop - m.clientHeight < 5 })()`) {
+		t.Error("the conversation did not open at its newest message")
+	}
+
+	// Scroll to the top until the first message is there.
+	scroll := eval[float64](t, p, `(async () => {
+		const box = document.querySelector("#msgs");
+		const count = () => document.querySelectorAll(".msg").length;
+		const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+		const t0 = performance.now();
+		while (document.querySelector(".msg .body").textContent !== "message 0") {
+			const n = count();
+			box.scrollTop = 0;
+			box.dispatchEvent(new Event("scroll"));
+			const deadline = performance.now() + 5000;
+			while (count() <= n) {
+				if (performance.now() > deadline) return -1;
+				await sleep(2);
+			}
+		}
+		return performance.now() - t0;
+	})()`)
+	if scroll < 0 {
+		t.Fatalf("scrolling up stopped loading older messages at %d messages", eval[int](t, p, `document.querySelectorAll(".msg").length`))
+	}
+	if n := eval[int](t, p, `new Set([...document.querySelectorAll(".msg")].map(e => e.dataset.id)).size`); n != longConversation {
+		t.Errorf("after scrolling to the start the page holds %d distinct messages, want %d", n, longConversation)
+	}
+	if n := eval[int](t, p, `document.querySelectorAll(".day").length`); n != 50 {
+		t.Errorf("%d day separators, want 50", n)
+	}
+	if n := eval[int](t, p, `new Set([...document.querySelectorAll(".day")].map(e => e.dataset.day)).size`); n != 50 {
+		t.Errorf("%d distinct days among the separators, want 50", n)
+	}
+	t.Logf("first contentful paint %.0f ms; chat list shown at %.0f ms; %d-message conversation opened in %.0f ms; scrolled to its start in %.0f ms",
+		fcp, listShown, longConversation, open, scroll)
+}
+
+// fill stores longConversation messages with the contact, 200 a day over
+// 50 days, every third one outgoing (delivered).
+func fill(t *testing.T, n *app.Node, cid int64) {
+	t.Helper()
+	start := time.Now().AddDate(0, 0, -49)
+	start = time.Date(start.Year(), start.Month(), start.Day(), 8, 0, 0, 0, time.Local)
+	err := n.Store.Update(context.Background(), func(tx *store.Tx) error {
+		for i := range longConversation {
+			at := start.AddDate(0, 0, i/200).Add(time.Duration(i%200) * time.Minute)
+			m := &store.Message{ID: fmt.Sprintf("%032x", i), ContactID: cid, Body: fmt.Sprintf("message %d", i), SentAt: at, At: at}
+			if i%3 == 0 {
+				m.Outgoing, m.State = true, store.StateDelivered
+			}
+			if _, err := tx.InsertMessage(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
