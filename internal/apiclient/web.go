@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // Setup states of GET /api/v1/status (Status.Setup) while a node waits
@@ -150,3 +151,6 @@ func (c *Client) Unlock(ctx context.Context, passphrase string) (Status, error) 
 	var out Status
 	return out, c.do(ctx, http.MethodPost, "/api/v1/unlock", UnlockRequest{Passphrase: passphrase}, &out)
 }
+
+// Addr returns the host:port the client talks to.
+func (c *Client) Addr() string { return strings.TrimPrefix(c.base, "http://") }
