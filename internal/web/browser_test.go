@@ -84,6 +84,15 @@ func TestBrowserTwoNodes(t *testing.T) {
 	waitJS(t, pa, "B's answer in A", `[...document.querySelectorAll(".msg.in .body")].some(e => e.textContent === "Hi Alice!")`)
 	screenshot(t, pa, "conversation")
 
+	// A message over the size limit: a clear error, the text kept.
+	eval[bool](t, pa, `(() => { document.querySelector("#text").value = "x".repeat(70000); return true })()`)
+	do(t, pa, chromedp.Click(chromedp.CSS("#send")))
+	waitJS(t, pa, "the too-long error", `document.querySelector("#toast").textContent.includes("too long")`)
+	if n := eval[int](t, pa, `document.querySelector("#text").value.length`); n != 70000 {
+		t.Errorf("the composer holds %d characters after the refused send, want 70000", n)
+	}
+	eval[bool](t, pa, `(() => { document.querySelector("#text").value = ""; return true })()`)
+
 	// Search across chats.
 	do(t, pa, chromedp.SendKeys(chromedp.CSS("#q"), "works"))
 	waitJS(t, pa, "a search hit", `document.querySelector(".chat.hit")?.textContent.includes("Hello Bob")`)
