@@ -40,6 +40,10 @@ func TestBrowserLongConversation(t *testing.T) {
 	do(t, p, chromedp.Navigate(app.WebURL(na.APIAddr, na.Token)), chromedp.WaitVisible(chromedp.CSS(`.chat[data-name="Bob"]`)))
 	fcp := eval[float64](t, p, `(performance.getEntriesByName("first-contentful-paint")[0] || {}).startTime || -1`)
 	listShown := eval[float64](t, p, `performance.now()`)
+	// Again in the same tab, as when the app is reopened (the token is in
+	// the tab's sessionStorage by now).
+	do(t, p, chromedp.Navigate("http://"+na.APIAddr+"/"), chromedp.WaitVisible(chromedp.CSS(`.chat[data-name="Bob"]`)))
+	fcp2 := eval[float64](t, p, `(performance.getEntriesByName("first-contentful-paint")[0] || {}).startTime || -1`)
 
 	open := eval[float64](t, p, `new Promise(ok => {
 		const t0 = performance.now();
@@ -85,8 +89,8 @@ func TestBrowserLongConversation(t *testing.T) {
 	if n := eval[int](t, p, `new Set([...document.querySelectorAll(".day")].map(e => e.dataset.day)).size`); n != 50 {
 		t.Errorf("%d distinct days among the separators, want 50", n)
 	}
-	t.Logf("first contentful paint %.0f ms; chat list shown at %.0f ms; %d-message conversation opened in %.0f ms; scrolled to its start in %.0f ms",
-		fcp, listShown, longConversation, open, scroll)
+	t.Logf("first contentful paint %.0f ms (reopened: %.0f ms); chat list shown by %.0f ms; %d-message conversation opened in %.0f ms; scrolled to its start (40 pages) in %.0f ms",
+		fcp, fcp2, listShown, longConversation, open, scroll)
 }
 
 // fill stores longConversation messages with the contact, 200 a day over

@@ -5,7 +5,8 @@
 import { API, APIError, takeToken } from "./api.js";
 import { t, setLang, lang, pick, languages, langName } from "./i18n.js";
 
-const PAGE = 100; // messages per page of a conversation
+const PAGE = 100; // messages of a conversation read when it opens
+const OLDER = 250; // messages read each time it is scrolled to the top
 const MAX_BYTES = 65536; // wire.MaxTextSize
 
 const $ = (sel, el = document) => el.querySelector(sel);
@@ -501,7 +502,7 @@ function build(list, prev) {
 }
 
 function olderButton() {
-  return h("button", { id: "older", class: "older", hidden: !S.more, onclick: () => loadOlder(PAGE) }, t("loadOlder"));
+  return h("button", { id: "older", class: "older", hidden: !S.more, onclick: () => loadOlder(OLDER) }, t("loadOlder"));
 }
 
 function renderAllMsgs(toBottom) {
@@ -517,7 +518,7 @@ function renderAllMsgs(toBottom) {
 
 function onScroll() {
   const box = $("#msgs");
-  if (box.scrollTop < 300 && S.more && !S.loadingOlder) loadOlder(PAGE);
+  if (box.scrollTop < 600 && S.more && !S.loadingOlder) loadOlder(OLDER);
 }
 
 async function loadOlder(n) {
