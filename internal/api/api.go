@@ -1,5 +1,6 @@
 // Package api is samizdat's local HTTP + WebSocket API on 127.0.0.1: what
-// the CLI (and later the web app and scripts) use to drive a running node.
+// the CLI, the web app (internal/web, served at /) and scripts use to
+// drive a running node.
 // Every request needs the token from the profile's api.json (header
 // "Authorization: Bearer <token>"); requests carrying an Origin header
 // from any other site are refused, so a web page cannot drive the node.

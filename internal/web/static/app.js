@@ -254,6 +254,9 @@ function startMain() {
   started = true;
   S.api.events(onEvent, onReconnect, (wasUp) => {
     S.wsUp = false;
+    // A node restarted on a passphrase profile waits to be unlocked and
+    // serves no events: ask it what it needs.
+    S.api.status().then((st) => { if (st.setup && !$("#unlock")) { S.me = st; renderUnlock(); } }, () => {});
     if (wasUp || !$("#banner").hidden) showBanner(true);
     else setTimeout(() => { if (!S.wsUp) showBanner(true); }, 1500);
   });
