@@ -175,7 +175,12 @@ func start(t *testing.T, dir string) *app.Node {
 // creates.
 func waitingNode(t *testing.T) (url string, node func() *app.Node) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "new")
+	return waitingNodeIn(t, filepath.Join(t.TempDir(), "new"))
+}
+
+// waitingNodeIn is waitingNode on a given profile directory.
+func waitingNodeIn(t *testing.T, dir string) (url string, node func() *app.Node) {
+	t.Helper()
 	var n *app.Node
 	done := make(chan struct{})
 	urls := make(chan string, 1)
