@@ -3,10 +3,12 @@ package web_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,11 +30,45 @@ func options(dir string) app.Options {
 	return o
 }
 
-// browser starts a headless Chromium with a fresh profile and returns its
-// context (each chromedp.NewContext of it is a tab). It skips the test if
+// The browser tests share one headless Chromium (started by the first
+// that needs it, stopped by TestMain) and run in parallel, each in tabs
+// of its own.
+var shared struct {
+	once    sync.Once
+	ctx     context.Context
+	cancel  func()
+	dataDir string
+	skip    string
+	err     error
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if shared.cancel != nil {
+		shared.cancel()
+		os.RemoveAll(shared.dataDir)
+	}
+	os.Exit(code)
+}
+
+// browser returns the shared headless Chromium (each chromedp.NewContext
+// of it is a tab), marking the test parallel. It skips the test if
 // Chromium is not installed.
 func browser(t *testing.T) context.Context {
 	t.Helper()
+	shared.once.Do(startBrowser)
+	if shared.skip != "" {
+		t.Skip(shared.skip)
+	}
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	t.Parallel()
+	return shared.ctx
+}
+
+func startBrowser() {
 	path := os.Getenv("SAMIZDAT_CHROMIUM")
 	if path == "" {
 		for _, name := range []string{"chromium", "chromium-browser"} {
@@ -43,8 +79,15 @@ func browser(t *testing.T) context.Context {
 		}
 	}
 	if path == "" {
-		t.Skip("chromium is not installed (apt-get install chromium): the browser tests need a real headless Chromium")
+		shared.skip = "chromium is not installed (apt-get install chromium): the browser tests need a real headless Chromium"
+		return
 	}
+	dir, err := os.MkdirTemp("", "samizdat-chromium-")
+	if err != nil {
+		shared.err = err
+		return
+	}
+	shared.dataDir = dir
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless,
@@ -58,17 +101,15 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("no-default-browser-check", true),
 		chromedp.Flag("lang", "en-US"),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(dir),
 		chromedp.WindowSize(1000, 700),
 	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
+	shared.ctx, shared.cancel = bctx, func() { bcancel(); acancel() }
 	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
+		shared.err = fmt.Errorf("start chromium: %w", err)
 	}
-	return bctx
 }
 
 // tab opens a new tab of the browser.

@@ -39,7 +39,9 @@ func TestBrowserLongConversation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t0 := time.Now()
 	fill(t, na, c.ID)
+	t.Logf("stored %d messages in %v", longConversation, time.Since(t0))
 
 	p := tab(t, b)
 	do(t, p, chromedp.Navigate(app.WebURL(na.APIAddr, na.Token)), chromedp.WaitVisible(chromedp.CSS(`.chat[data-name="Bob"]`)))
