@@ -124,6 +124,10 @@ func TestBrowserTwoNodes(t *testing.T) {
 	screenshot(t, pa, "chats-phone")
 	do(t, pa, chromedp.Click(chromedp.CSS(`.chat[data-name="Bob"]`)))
 	waitJS(t, pa, "the conversation alone", `getComputedStyle(document.querySelector(".side")).display === "none"`)
+	do(t, pa, chromedp.KeyEvent("\x1b")) // Escape: back to the list, focus on the chat
+	waitJS(t, pa, "the list after Escape", `document.activeElement?.dataset?.name === "Bob"`)
+	do(t, pa, chromedp.KeyEvent("\r")) // Enter on the focused chat opens it
+	waitJS(t, pa, "the conversation again", `getComputedStyle(document.querySelector(".side")).display === "none"`)
 	do(t, pa, chromedp.EmulateViewport(1000, 700))
 
 	// Node B restarts under its open page: the page reconnects (same

@@ -620,6 +620,15 @@ async function markRead() {
 }
 document.addEventListener("visibilitychange", () => markRead());
 
+// Escape leaves a conversation for the chat list on a phone-sized window
+// (where only one of them shows); dialogs handle their own Escape.
+document.addEventListener("keydown", (ev) => {
+  if (ev.key !== "Escape" || S.view !== "chat" || $("#dlg").open) return;
+  if (!matchMedia("(max-width: 700px)").matches) return;
+  setView("list");
+  $("#chatlist button[aria-current]")?.focus();
+});
+
 function composerKey(ev) {
   if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
     ev.preventDefault();
