@@ -1,5 +1,6 @@
 // Package api is samizdat's local HTTP + WebSocket API on 127.0.0.1: what
-// the CLI (and later the web app and scripts) use to drive a running node.
+// the CLI, the web app (internal/web, served at /) and scripts use to
+// drive a running node.
 // Every request needs the token from the profile's api.json (header
 // "Authorization: Bearer <token>"); requests carrying an Origin header
 // from any other site are refused, so a web page cannot drive the node.
@@ -8,7 +9,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -33,8 +33,10 @@ type Config struct {
 	Messenger *messenger.Messenger
 	Status    func(context.Context) (apiclient.Status, error)
 	Token     string
-	Addr      string // host:port the API listens on, for the Origin check
-	Logger    *slog.Logger
+	Addr      string // host:port the API listens on, for the Origin and Host checks
+	// Connectivity answers GET /api/v1/connectivity (nil: not offered).
+	Connectivity func(context.Context) (apiclient.Connectivity, error)
+	Logger       *slog.Logger
 }
 
 type server struct {
@@ -59,10 +61,19 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/messages/retry", s.retry)
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("GET /api/v1/mailboxes", s.mailboxes)
+	mux.HandleFunc("GET /api/v1/chats", s.chats)
+	mux.HandleFunc("POST /api/v1/messages/read", s.markRead)
+	mux.HandleFunc("GET /api/v1/search", s.search)
+	mux.HandleFunc("POST /api/v1/contacts/verify", s.verify)
+	mux.HandleFunc("GET /api/v1/invite/qr", s.inviteQR)
+	mux.HandleFunc("GET /api/v1/connectivity", s.connectivity)
+	mux.HandleFunc("POST /api/v1/init", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, &apiclient.Error{Status: http.StatusConflict, Code: apiclient.CodeExists, Message: "this node already has a profile"})
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: "no such API call: " + r.Method + " " + r.URL.Path})
 	})
-	return s.guard(mux)
+	return root(cfg.Addr, s.guard(mux))
 }
 
 // guard enforces the token and the Origin check on every request.
@@ -72,8 +83,7 @@ func (s *server) guard(next http.Handler) http.Handler {
 			writeErr(w, &apiclient.Error{Status: http.StatusForbidden, Code: apiclient.CodeForbidden, Message: "requests from other sites are refused"})
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || s.cfg.Token == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) != 1 {
+		if !checkToken(r, s.cfg.Token) {
 			writeErr(w, &apiclient.Error{Status: http.StatusUnauthorized, Code: apiclient.CodeUnauthorized, Message: "missing or wrong API token (see api.json in the profile)"})
 			return
 		}
@@ -224,6 +234,10 @@ func (s *server) retry(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if q.Has("before") {
+		s.page(w, r)
+		return
+	}
 	after, _ := strconv.ParseInt(q.Get("after"), 10, 64)
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	c, msgs, err := s.m.Messages(r.Context(), q.Get("contact"), after, limit)
@@ -240,7 +254,7 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	_, port, _ := strings.Cut(s.cfg.Addr, ":")
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{s.cfg.Addr, "localhost:" + port}})
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{s.cfg.Addr, "localhost:" + port}, Subprotocols: []string{wsProtocol}})
 	if err != nil {
 		return
 	}

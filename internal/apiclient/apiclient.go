@@ -46,6 +46,9 @@ type Status struct {
 	TransportOrder []string    `json:"transportOrder,omitempty"`
 	Bridges        []string    `json:"bridges,omitempty"`
 	PeerCache      int         `json:"peerCache,omitempty"`
+	// Setup is SetupNew or SetupLocked while the node waits for its
+	// profile (every other field is then empty); "" once it runs.
+	Setup string `json:"setup,omitempty"`
 }
 
 // Transport is what the node knows about one transport ("tcp", "quic",

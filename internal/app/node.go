@@ -2,13 +2,10 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -58,6 +55,8 @@ type Options struct {
 	// is on).
 	NoMailboxDiscovery bool
 	Transports         TransportOptions // censorship-resistant transports (transports.go)
+
+	api *apiHandoff // set by StartOrWait: the API server already running
 }
 
 // mailboxHosts returns the mailbox hosts to use: the given ones, which are
@@ -206,7 +205,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	}
 	n.startNetMemory(ctx)
 	if o.APIAddr != "-" {
-		if err := n.startAPI(o.APIAddr); err != nil {
+		if err := n.startAPI(o.APIAddr, o.api); err != nil {
 			return nil, err
 		}
 	}
@@ -214,31 +213,20 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	return n, nil
 }
 
-func (n *Node) startAPI(addr string) error {
-	if addr == "" {
-		addr = "127.0.0.1:0"
+func (n *Node) startAPI(addr string, h *apiHandoff) error {
+	if h == nil {
+		ln, token, err := listenAPI(n.Dir, addr)
+		if err != nil {
+			return err
+		}
+		h = &apiHandoff{ln: ln, token: token, swap: &swapHandler{}}
+		h.srv = &http.Server{Handler: h.swap, ReadHeaderTimeout: 10 * time.Second}
+		defer func() { go func() { _ = h.srv.Serve(ln) }() }()
 	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--api %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("--api %q: the local API listens on loopback only (127.0.0.1)", addr)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("local API: %w", err)
-	}
-	tok := make([]byte, 32)
-	if _, err := rand.Read(tok); err != nil {
-		ln.Close()
-		return err
-	}
-	n.Token = hex.EncodeToString(tok)
-	n.APIAddr = ln.Addr().String()
-	h := api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Token: n.Token, Addr: n.APIAddr, Logger: n.log.With("component", "api")})
-	n.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = n.srv.Serve(ln) }()
+	n.Token = h.token
+	n.APIAddr = h.ln.Addr().String()
+	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Token: n.Token, Addr: n.APIAddr, Logger: n.log.With("component", "api")}))
+	n.srv = h.srv
 	info, _ := json.Marshal(apiclient.Info{Addr: n.APIAddr, Token: n.Token, PID: os.Getpid()})
 	return writeFileAtomic(filepath.Join(n.Dir, APIFile), info, 0o600)
 }

@@ -1,0 +1,35 @@
+package p2p
+
+import (
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Connection kinds reported by ConnKind.
+const (
+	ConnNone   = ""       // not connected
+	ConnDirect = "direct" // at least one direct connection
+	ConnRelay  = "relay"  // connected only through a circuit relay
+)
+
+// ConnKind tells how we are connected to a peer right now: directly,
+// only through a relay, or not at all.
+func (n *Node) ConnKind(peerID string) string {
+	id, err := peer.Decode(peerID)
+	if err != nil {
+		return ConnNone
+	}
+	kind := ConnNone
+	for _, c := range n.host.Network().ConnsToPeer(id) {
+		if c.IsClosed() {
+			continue
+		}
+		if strings.Contains(c.RemoteMultiaddr().String(), "/p2p-circuit") || c.Stat().Limited {
+			kind = ConnRelay
+			continue
+		}
+		return ConnDirect
+	}
+	return kind
+}

@@ -1,0 +1,127 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// ChatSummary is one conversation as a chat list shows it: its last
+// message and how many received messages are not read yet.
+type ChatSummary struct {
+	ContactID int64
+	Last      *Message // nil: no message yet
+	Unread    int
+}
+
+// Chats returns a summary of every contact's conversation, in contact id
+// order (callers sort by last message time).
+func (tx *Tx) Chats() ([]ChatSummary, error) {
+	cs, err := tx.Contacts()
+	if err != nil {
+		return nil, err
+	}
+	unread := map[int64]int{}
+	rows, err := tx.query(`SELECT contact_id, count(*) FROM messages
+		WHERE outgoing = 0 AND state = ? GROUP BY contact_id`, StateReceived)
+	if err != nil {
+		return nil, fmt.Errorf("store: chats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("store: chats: %w", err)
+		}
+		unread[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: chats: %w", err)
+	}
+	out := make([]ChatSummary, 0, len(cs))
+	for _, c := range cs {
+		s := ChatSummary{ContactID: c.ID, Unread: unread[c.ID]}
+		m, err := scanMessage(tx.queryRow(`SELECT `+messageColumns+` FROM messages
+			WHERE contact_id = ? ORDER BY seq DESC LIMIT 1`, c.ID))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, fmt.Errorf("store: chats: %w", err)
+		default:
+			s.Last = m
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// MessagesBefore returns the newest limit messages of a contact with
+// Seq < beforeSeq (beforeSeq <= 0: the newest of all), in ascending Seq
+// order, and whether older ones remain. It is how a long conversation is
+// read page by page from its end.
+func (tx *Tx) MessagesBefore(contactID int64, beforeSeq int64, limit int) (page []Message, more bool, err error) {
+	if beforeSeq <= 0 {
+		beforeSeq = 1<<63 - 1
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	ms, err := tx.messages(`SELECT `+messageColumns+` FROM messages
+		WHERE contact_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, contactID, beforeSeq, limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(ms) > limit {
+		ms, more = ms[:limit], true
+	}
+	for i, j := 0, len(ms)-1; i < j; i, j = i+1, j-1 {
+		ms[i], ms[j] = ms[j], ms[i]
+	}
+	return ms, more, nil
+}
+
+// MarkRead marks the received messages of a contact with Seq <= upToSeq
+// as read and returns how many changed (upToSeq <= 0: all of them).
+func (tx *Tx) MarkRead(contactID int64, upToSeq int64) (int, error) {
+	if upToSeq <= 0 {
+		upToSeq = 1<<63 - 1
+	}
+	res, err := tx.exec(`UPDATE messages SET state = ?
+		WHERE contact_id = ? AND outgoing = 0 AND state = ? AND seq <= ?`, StateRead, contactID, StateReceived, upToSeq)
+	if err != nil {
+		return 0, fmt.Errorf("store: mark read: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: mark read: %w", err)
+	}
+	return int(n), nil
+}
+
+// OutgoingStateCountsByContact returns, per contact, how many outgoing
+// messages are in each state (contacts and states with none are absent).
+func (tx *Tx) OutgoingStateCountsByContact() (map[int64]map[string]int, error) {
+	rows, err := tx.query(`SELECT contact_id, state, count(*) FROM messages WHERE outgoing = 1 GROUP BY contact_id, state`)
+	if err != nil {
+		return nil, fmt.Errorf("store: state counts: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64]map[string]int)
+	for rows.Next() {
+		var id int64
+		var state string
+		var n int
+		if err := rows.Scan(&id, &state, &n); err != nil {
+			return nil, fmt.Errorf("store: state counts: %w", err)
+		}
+		if out[id] == nil {
+			out[id] = map[string]int{}
+		}
+		out[id][state] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: state counts: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,99 @@
+// The local API (docs/API.md): every call carries the token the page was
+// opened with. The token comes from the address fragment (#token=…),
+// which browsers never send to a server, and is kept in this tab's
+// sessionStorage; the fragment is then removed from the address bar.
+
+const KEY = "samizdat.token";
+
+export function takeToken() {
+  const m = /(?:^#|&)token=([0-9a-f]{64})(?:&|$)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem(KEY, m[1]);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem(KEY) || "";
+}
+
+export class APIError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class API {
+  constructor(token) {
+    this.token = token;
+  }
+
+  async call(method, path, body) {
+    const init = { method, headers: { Authorization: "Bearer " + this.token }, cache: "no-store" };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(path, init);
+    } catch (e) {
+      throw new APIError(0, "network", String(e && e.message || e));
+    }
+    if (!resp.ok) {
+      let code = "internal", msg = resp.statusText;
+      try {
+        const j = await resp.json();
+        code = j.code || code;
+        msg = j.error || msg;
+      } catch (_) { /* not JSON */ }
+      throw new APIError(resp.status, code, msg);
+    }
+    const ct = resp.headers.get("Content-Type") || "";
+    return ct.startsWith("application/json") ? resp.json() : resp.blob();
+  }
+
+  status() { return this.call("GET", "/api/v1/status"); }
+  init(name, passphrase, noPassphrase) { return this.call("POST", "/api/v1/init", { name, passphrase, noPassphrase }); }
+  unlock(passphrase) { return this.call("POST", "/api/v1/unlock", { passphrase }); }
+  invite() { return this.call("GET", "/api/v1/invite"); }
+  inviteQR() { return this.call("GET", "/api/v1/invite/qr"); }
+  chats() { return this.call("GET", "/api/v1/chats"); }
+  addContact(link, name) { return this.call("POST", "/api/v1/contacts", { link, name }); }
+  verify(contact, verified) { return this.call("POST", "/api/v1/contacts/verify", { contact, verified }); }
+  page(contact, before, limit) {
+    const q = new URLSearchParams({ contact, before: before > 0 ? String(before) : "latest", limit: String(limit) });
+    return this.call("GET", "/api/v1/messages?" + q);
+  }
+  after(contact, after) {
+    const q = new URLSearchParams({ contact, after: String(after) });
+    return this.call("GET", "/api/v1/messages?" + q);
+  }
+  send(contact, text) { return this.call("POST", "/api/v1/messages", { contact, text }); }
+  retry(contact, id) { return this.call("POST", "/api/v1/messages/retry", { contact, id }); }
+  markRead(contact, upTo) { return this.call("POST", "/api/v1/messages/read", { contact, upTo }); }
+  search(q) { return this.call("GET", "/api/v1/search?" + new URLSearchParams({ q, limit: "50" })); }
+  connectivity() { return this.call("GET", "/api/v1/connectivity"); }
+
+  // events keeps a WebSocket to /api/v1/events open, reconnecting with
+  // backoff; onOpen runs on every (re)connection so the caller re-reads
+  // what it may have missed.
+  events(onEvent, onOpen, onDown) {
+    let delay = 250;
+    let stopped = false;
+    const connect = () => {
+      if (stopped) return;
+      const ws = new WebSocket("ws://" + location.host + "/api/v1/events", ["samizdat.v1", "samizdat.bearer." + this.token]);
+      let opened = false;
+      ws.onopen = () => { opened = true; delay = 250; onOpen(); };
+      ws.onmessage = (e) => { try { onEvent(JSON.parse(e.data)); } catch (_) { /* ignore */ } };
+      ws.onclose = () => {
+        if (stopped) return;
+        onDown(opened);
+        setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 4000);
+      };
+    };
+    connect();
+    return () => { stopped = true; };
+  }
+}
