@@ -148,7 +148,7 @@ type Messenger struct {
 
 	mbKey     ed25519.PrivateKey // our current mailbox key; nil without mailbox hosts (guarded by mbMu)
 	mbKeys    []mailboxKey       // every key still fetched, oldest first (guarded by mbMu)
-	rotateMu  sync.Mutex         // one rotation at a time
+	rotateMu  sync.Mutex         // one new card (and mailbox rotation) at a time
 	hostsMu   sync.Mutex         // guards cfg.MailboxHosts (SetMailboxHosts)
 	fetchKick chan struct{}
 	mbMu      sync.Mutex
