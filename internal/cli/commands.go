@@ -310,7 +310,8 @@ func (g *globals) follow(ctx context.Context, c *apiclient.Client, ref string, c
 	go func() {
 		for ctx.Err() == nil {
 			_ = c.Events(ctx, func(e apiclient.Event) {
-				if e.ContactID == conv.Contact.ID {
+				// "subscribed": anything since our listing is caught up now.
+				if e.ContactID == conv.Contact.ID || e.Type == "subscribed" {
 					select {
 					case events <- struct{}{}:
 					default:
