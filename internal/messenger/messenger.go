@@ -116,6 +116,10 @@ type Config struct {
 	MailboxHosts []MailboxHost
 	// FetchInterval is how often the mailboxes are checked (default 30 s).
 	FetchInterval time.Duration
+	// NoReadReceipts keeps us from telling contacts which of their
+	// messages we read (zero: we tell them, as DESIGN §7's optional
+	// receipt).
+	NoReadReceipts bool
 	// MailboxRotateAfter is the least age of our mailbox key before a card
 	// update replaces it (default DefaultMailboxRotateAfter).
 	MailboxRotateAfter time.Duration

@@ -73,7 +73,7 @@ func (x Response_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Response_Status.Descriptor instead.
 func (Response_Status) EnumDescriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{4, 0}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{5, 0}
 }
 
 // Envelope is what travels between nodes on /samizdat/msg/1 (and later
@@ -161,6 +161,7 @@ type Payload struct {
 	//
 	//	*Payload_Text
 	//	*Payload_Ack
+	//	*Payload_Read
 	Body isPayload_Body `protobuf_oneof:"body"`
 	// sender_card is the sender's signed contact card, sent with the first
 	// messages of a session so that the receiver can add the sender.
@@ -231,6 +232,15 @@ func (x *Payload) GetAck() *Ack {
 	return nil
 }
 
+func (x *Payload) GetRead() *Read {
+	if x != nil {
+		if x, ok := x.Body.(*Payload_Read); ok {
+			return x.Read
+		}
+	}
+	return nil
+}
+
 func (x *Payload) GetSenderCard() []byte {
 	if x != nil {
 		return x.SenderCard
@@ -250,9 +260,15 @@ type Payload_Ack struct {
 	Ack *Ack `protobuf:"bytes,3,opt,name=ack,proto3,oneof"`
 }
 
+type Payload_Read struct {
+	Read *Read `protobuf:"bytes,6,opt,name=read,proto3,oneof"` // read receipts (5 is taken by groups)
+}
+
 func (*Payload_Text) isPayload_Body() {}
 
 func (*Payload_Ack) isPayload_Body() {}
+
+func (*Payload_Read) isPayload_Body() {}
 
 type Text struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -315,6 +331,52 @@ func (x *Text) GetSentAtUnixMs() int64 {
 }
 
 // Ack is the end-to-end encrypted delivery receipt.
+// Read says the recipient has read these messages of ours (an optional
+// receipt: Config.NoReadReceipts). Like an ack it needs no answer.
+type Read struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageIds    [][]byte               `protobuf:"bytes,1,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Read) Reset() {
+	*x = Read{}
+	mi := &file_wirepb_wire_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Read) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Read) ProtoMessage() {}
+
+func (x *Read) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_wire_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Read.ProtoReflect.Descriptor instead.
+func (*Read) Descriptor() ([]byte, []int) {
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Read) GetMessageIds() [][]byte {
+	if x != nil {
+		return x.MessageIds
+	}
+	return nil
+}
+
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MessageIds    [][]byte               `protobuf:"bytes,1,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
@@ -324,7 +386,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_wirepb_wire_proto_msgTypes[3]
+	mi := &file_wirepb_wire_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +398,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[3]
+	mi := &file_wirepb_wire_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +411,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{3}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Ack) GetMessageIds() [][]byte {
@@ -374,7 +436,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_wirepb_wire_proto_msgTypes[4]
+	mi := &file_wirepb_wire_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -386,7 +448,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[4]
+	mi := &file_wirepb_wire_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -399,7 +461,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{4}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Response) GetVersion() uint32 {
@@ -457,7 +519,7 @@ type ContactCard struct {
 
 func (x *ContactCard) Reset() {
 	*x = ContactCard{}
-	mi := &file_wirepb_wire_proto_msgTypes[5]
+	mi := &file_wirepb_wire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +531,7 @@ func (x *ContactCard) String() string {
 func (*ContactCard) ProtoMessage() {}
 
 func (x *ContactCard) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[5]
+	mi := &file_wirepb_wire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +544,7 @@ func (x *ContactCard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCard.ProtoReflect.Descriptor instead.
 func (*ContactCard) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{5}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ContactCard) GetVersion() uint32 {
@@ -560,7 +622,7 @@ type MailboxHost struct {
 
 func (x *MailboxHost) Reset() {
 	*x = MailboxHost{}
-	mi := &file_wirepb_wire_proto_msgTypes[6]
+	mi := &file_wirepb_wire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +634,7 @@ func (x *MailboxHost) String() string {
 func (*MailboxHost) ProtoMessage() {}
 
 func (x *MailboxHost) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[6]
+	mi := &file_wirepb_wire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +647,7 @@ func (x *MailboxHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MailboxHost.ProtoReflect.Descriptor instead.
 func (*MailboxHost) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{6}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MailboxHost) GetPeerId() string {
@@ -619,7 +681,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_wirepb_wire_proto_msgTypes[7]
+	mi := &file_wirepb_wire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +693,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[7]
+	mi := &file_wirepb_wire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +706,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{7}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Device) GetPeerId() string {
@@ -671,7 +733,7 @@ type SignedCard struct {
 
 func (x *SignedCard) Reset() {
 	*x = SignedCard{}
-	mi := &file_wirepb_wire_proto_msgTypes[8]
+	mi := &file_wirepb_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +745,7 @@ func (x *SignedCard) String() string {
 func (*SignedCard) ProtoMessage() {}
 
 func (x *SignedCard) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[8]
+	mi := &file_wirepb_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +758,7 @@ func (x *SignedCard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedCard.ProtoReflect.Descriptor instead.
 func (*SignedCard) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{8}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SignedCard) GetCard() []byte {
@@ -725,7 +787,7 @@ type Invite struct {
 
 func (x *Invite) Reset() {
 	*x = Invite{}
-	mi := &file_wirepb_wire_proto_msgTypes[9]
+	mi := &file_wirepb_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -737,7 +799,7 @@ func (x *Invite) String() string {
 func (*Invite) ProtoMessage() {}
 
 func (x *Invite) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[9]
+	mi := &file_wirepb_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -750,7 +812,7 @@ func (x *Invite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invite.ProtoReflect.Descriptor instead.
 func (*Invite) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{9}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Invite) GetVersion() uint32 {
@@ -786,7 +848,7 @@ type SessionRecord struct {
 
 func (x *SessionRecord) Reset() {
 	*x = SessionRecord{}
-	mi := &file_wirepb_wire_proto_msgTypes[10]
+	mi := &file_wirepb_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +860,7 @@ func (x *SessionRecord) String() string {
 func (*SessionRecord) ProtoMessage() {}
 
 func (x *SessionRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[10]
+	mi := &file_wirepb_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +873,7 @@ func (x *SessionRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRecord.ProtoReflect.Descriptor instead.
 func (*SessionRecord) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{10}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SessionRecord) GetVersion() uint32 {
@@ -839,7 +901,7 @@ type SessionEntry struct {
 
 func (x *SessionEntry) Reset() {
 	*x = SessionEntry{}
-	mi := &file_wirepb_wire_proto_msgTypes[11]
+	mi := &file_wirepb_wire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +913,7 @@ func (x *SessionEntry) String() string {
 func (*SessionEntry) ProtoMessage() {}
 
 func (x *SessionEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[11]
+	mi := &file_wirepb_wire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +926,7 @@ func (x *SessionEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEntry.ProtoReflect.Descriptor instead.
 func (*SessionEntry) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{11}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SessionEntry) GetRatchet() []byte {
@@ -902,11 +964,12 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"initiation\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
-	"ciphertext\"\xa5\x01\n" +
+	"ciphertext\"\xd3\x01\n" +
 	"\aPayload\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextH\x00R\x04text\x12)\n" +
-	"\x03ack\x18\x03 \x01(\v2\x15.samizdat.wire.v1.AckH\x00R\x03ack\x12\x1f\n" +
+	"\x03ack\x18\x03 \x01(\v2\x15.samizdat.wire.v1.AckH\x00R\x03ack\x12,\n" +
+	"\x04read\x18\x06 \x01(\v2\x16.samizdat.wire.v1.ReadH\x00R\x04read\x12\x1f\n" +
 	"\vsender_card\x18\x04 \x01(\fR\n" +
 	"senderCardB\x06\n" +
 	"\x04body\"`\n" +
@@ -914,7 +977,10 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\tR\x04body\x12%\n" +
-	"\x0fsent_at_unix_ms\x18\x03 \x01(\x03R\fsentAtUnixMs\"&\n" +
+	"\x0fsent_at_unix_ms\x18\x03 \x01(\x03R\fsentAtUnixMs\"'\n" +
+	"\x04Read\x12\x1f\n" +
+	"\vmessage_ids\x18\x01 \x03(\fR\n" +
+	"messageIds\"&\n" +
 	"\x03Ack\x12\x1f\n" +
 	"\vmessage_ids\x18\x01 \x03(\fR\n" +
 	"messageIds\"\xfe\x01\n" +
@@ -980,34 +1046,36 @@ func file_wirepb_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wirepb_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_wirepb_wire_proto_goTypes = []any{
 	(Response_Status)(0),  // 0: samizdat.wire.v1.Response.Status
 	(*Envelope)(nil),      // 1: samizdat.wire.v1.Envelope
 	(*Payload)(nil),       // 2: samizdat.wire.v1.Payload
 	(*Text)(nil),          // 3: samizdat.wire.v1.Text
-	(*Ack)(nil),           // 4: samizdat.wire.v1.Ack
-	(*Response)(nil),      // 5: samizdat.wire.v1.Response
-	(*ContactCard)(nil),   // 6: samizdat.wire.v1.ContactCard
-	(*MailboxHost)(nil),   // 7: samizdat.wire.v1.MailboxHost
-	(*Device)(nil),        // 8: samizdat.wire.v1.Device
-	(*SignedCard)(nil),    // 9: samizdat.wire.v1.SignedCard
-	(*Invite)(nil),        // 10: samizdat.wire.v1.Invite
-	(*SessionRecord)(nil), // 11: samizdat.wire.v1.SessionRecord
-	(*SessionEntry)(nil),  // 12: samizdat.wire.v1.SessionEntry
+	(*Read)(nil),          // 4: samizdat.wire.v1.Read
+	(*Ack)(nil),           // 5: samizdat.wire.v1.Ack
+	(*Response)(nil),      // 6: samizdat.wire.v1.Response
+	(*ContactCard)(nil),   // 7: samizdat.wire.v1.ContactCard
+	(*MailboxHost)(nil),   // 8: samizdat.wire.v1.MailboxHost
+	(*Device)(nil),        // 9: samizdat.wire.v1.Device
+	(*SignedCard)(nil),    // 10: samizdat.wire.v1.SignedCard
+	(*Invite)(nil),        // 11: samizdat.wire.v1.Invite
+	(*SessionRecord)(nil), // 12: samizdat.wire.v1.SessionRecord
+	(*SessionEntry)(nil),  // 13: samizdat.wire.v1.SessionEntry
 }
 var file_wirepb_wire_proto_depIdxs = []int32{
 	3,  // 0: samizdat.wire.v1.Payload.text:type_name -> samizdat.wire.v1.Text
-	4,  // 1: samizdat.wire.v1.Payload.ack:type_name -> samizdat.wire.v1.Ack
-	0,  // 2: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
-	8,  // 3: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
-	7,  // 4: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
-	12, // 5: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	5,  // 1: samizdat.wire.v1.Payload.ack:type_name -> samizdat.wire.v1.Ack
+	4,  // 2: samizdat.wire.v1.Payload.read:type_name -> samizdat.wire.v1.Read
+	0,  // 3: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
+	9,  // 4: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
+	8,  // 5: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
+	13, // 6: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_wire_proto_init() }
@@ -1018,6 +1086,7 @@ func file_wirepb_wire_proto_init() {
 	file_wirepb_wire_proto_msgTypes[1].OneofWrappers = []any{
 		(*Payload_Text)(nil),
 		(*Payload_Ack)(nil),
+		(*Payload_Read)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1025,7 +1094,7 @@ func file_wirepb_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wirepb_wire_proto_rawDesc), len(file_wirepb_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
