@@ -48,8 +48,12 @@ table ip filter {
 
 	// The relay.
 	bin := SamizdatBinary(t)
-	relay := relayNS.Start([]string{"SAMIZDAT_PROFILE=", "SAMIZDAT_PASSPHRASE="}, bin,
-		"--profile", t.TempDir()+"/relay", "relay", "--listen", "/ip4/198.19.7.10/tcp/4001", "--dht=false")
+	relayDir := t.TempDir() + "/relay"
+	startRelay := func() *Proc {
+		return relayNS.Start([]string{"SAMIZDAT_PROFILE=", "SAMIZDAT_PASSPHRASE="}, bin,
+			"--profile", relayDir, "relay", "--listen", "/ip4/198.19.7.10/tcp/4001", "--dht=false")
+	}
+	relay := startRelay()
 	var relayAddr string
 	deadline := time.Now().Add(30 * time.Second)
 	for relayAddr == "" {
@@ -94,6 +98,10 @@ table ip filter {
 	if st := bob.State("alice", second); st != "queued" {
 		t.Fatalf("with the relay gone the message is %q, want queued (no other path to alice)", st)
 	}
+	// The relay comes back (same key, same port): both book their slots
+	// again and the queued message goes through.
+	startRelay()
+	bob.WaitState("alice", second, "delivered", 90*time.Second)
 }
 
 // nftApply loads an nft ruleset into a namespace.
