@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -63,6 +64,9 @@ type Node struct {
 	pexAsked      map[peer.ID]time.Time // last peer-exchange ask per peer
 	learned       map[peer.ID]time.Time // peers learnt through peer exchange
 
+	mdns        io.Closer    // nil unless Config.EnableMDNS
+	mdnsNotifee *mdnsNotifee // nil unless Config.EnableMDNS
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -75,8 +79,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if cfg.EnableMDNS {
-		return nil, ErrMDNSUnavailable
+	if cfg.EnableMDNS && cfg.LoopbackOnly {
+		return nil, ErrMDNSLoopback
 	}
 	log := cfg.logger()
 
@@ -177,6 +181,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		)
 		if err != nil {
 			return nil, n.abort(fmt.Errorf("p2p: start dht: %w", err))
+		}
+	}
+
+	if cfg.EnableMDNS {
+		if err := n.startMDNS(); err != nil {
+			return nil, n.abort(fmt.Errorf("p2p: start mdns: %w", err))
 		}
 	}
 
@@ -486,6 +496,9 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
 		var errs []error
+		if n.mdns != nil {
+			errs = append(errs, n.mdns.Close())
+		}
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())
 		}
