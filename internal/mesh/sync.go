@@ -1,0 +1,406 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/samizdat-im/samizdat/internal/mailbox"
+	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/wire"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
+)
+
+// Bounds of one sync.
+const (
+	// MaxPushItems bounds the items an initiator pushes in one sync.
+	MaxPushItems = 2000
+	// MaxOwnedItems bounds the items a responder adds for the initiator's
+	// mailboxes in one sync.
+	MaxOwnedItems = 1000
+	// MaxMessageSize bounds a protocol message (a diff or want of
+	// MaxDiffIDs ids is the largest).
+	MaxMessageSize = MaxDiffIDs*IDSize + 4096
+)
+
+// countingStream counts the bytes a sync moves.
+type countingStream struct {
+	p2p.Stream
+	m *Mesh
+}
+
+func (c countingStream) Read(b []byte) (int, error) {
+	n, err := c.Stream.Read(b)
+	c.m.bytesRecv.Add(int64(n))
+	return n, err
+}
+
+func (c countingStream) Write(b []byte) (int, error) {
+	n, err := c.Stream.Write(b)
+	c.m.bytesSent.Add(int64(n))
+	return n, err
+}
+
+// syncOutcome says what syncWith did.
+type syncOutcome int
+
+const (
+	synced    syncOutcome = iota // a sync was attempted
+	tooRecent                    // skipped: synced less than MinSyncInterval ago
+	skipped                      // skipped: running, or not a mesh peer
+)
+
+// syncWith runs one sync as initiator with a connected neighbour, unless
+// one is running, it was synced with less than MinSyncInterval ago (force
+// ignores that: it just came into range), or it does not speak the
+// protocol.
+func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcome {
+	now := m.now()
+	m.mu.Lock()
+	if force {
+		delete(m.notMesh, peer)
+	}
+	if m.inflight[peer] {
+		m.mu.Unlock()
+		return tooRecent
+	}
+	if t, ok := m.notMesh[peer]; ok && now.Sub(t) < notMeshFor {
+		m.mu.Unlock()
+		return skipped
+	}
+	if !force && now.Sub(m.lastSync[peer]) < m.cfg.MinSyncInterval {
+		m.mu.Unlock()
+		return tooRecent
+	}
+	m.inflight[peer], m.lastSync[peer] = true, now
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.inflight, peer)
+		m.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
+	defer cancel()
+	s, err := m.tr.OpenStream(ctx, peer, Protocol)
+	if err != nil {
+		if errors.Is(err, p2p.ErrProtocolNotSupported) {
+			m.mu.Lock()
+			m.notMesh[peer] = now
+			m.mu.Unlock()
+		}
+		m.log.Debug("meshSyncNotOpened", "peer", short(peer), "err", err)
+		return synced
+	}
+	if err := m.initiate(ctx, countingStream{s, m}, peer); err != nil {
+		_ = s.Reset()
+		if errors.Is(err, p2p.ErrProtocolNotSupported) {
+			m.mu.Lock()
+			m.notMesh[peer] = now
+			m.mu.Unlock()
+		}
+		m.log.Debug("meshSyncFailed", "peer", short(peer), "err", err)
+		return synced
+	}
+	_ = s.Close()
+	return synced
+}
+
+func (m *Mesh) notePeer(peer string) {
+	m.mu.Lock()
+	m.meshPeer[peer] = true
+	m.mu.Unlock()
+}
+
+// initiate is the initiator's side of a sync (see wirepb/mesh.proto).
+func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) error {
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	_ = s.SetDeadline(deadline(ctx))
+	w := bufio.NewWriterSize(s, 64<<10)
+	r := bufio.NewReaderSize(s, 64<<10)
+
+	ids := m.st.ids()
+	buckets := bucketCount(len(ids))
+	sum := summarize(ids, buckets)
+	hello := &wirepb.MeshHello{Version: Version, Buckets: uint32(buckets), Fingerprints: sum.fps, Counts: sum.counts}
+	m.mu.Lock()
+	owners := slices.Clone(m.owners)
+	m.mu.Unlock()
+	unix := m.now().Unix()
+	for i, o := range owners {
+		if i == MaxOwners {
+			break
+		}
+		pub, sig := signOwner(o.key, peer, m.tr.PeerID(), unix)
+		hello.Owners = append(hello.Owners, &wirepb.MeshOwnerProof{PublicKey: pub, UnixTime: unix, Signature: sig})
+	}
+	if err := writeMsg(w, hello); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	var diff wirepb.MeshDiff
+	if err := readMsg(r, &diff); err != nil {
+		return err
+	}
+	m.notePeer(peer)
+	if err := checkVersion(diff.Version); err != nil {
+		return err
+	}
+	theirs, ok := unpackIDs(diff.Ids)
+	if !ok || len(theirs) > MaxDiffIDs || len(diff.Buckets) > buckets {
+		return ErrMalformed
+	}
+	inDiff := make(map[int]bool, len(diff.Buckets))
+	for _, b := range diff.Buckets {
+		if int(b) >= buckets || inDiff[int(b)] {
+			return ErrMalformed
+		}
+		inDiff[int(b)] = true
+	}
+	theirSet := make(map[mailbox.Hash]bool, len(theirs))
+	var want []mailbox.Hash
+	for _, id := range theirs {
+		if !inDiff[bucketOf(id, buckets)] {
+			return ErrMalformed
+		}
+		theirSet[id] = true
+		if len(want) < MaxWantIDs && !m.st.isKnown(id) {
+			want = append(want, id)
+		}
+	}
+	var push []*item
+	budget := m.cfg.MaxSyncBytes
+	now := m.now()
+	for _, id := range ids {
+		if len(push) == MaxPushItems || budget <= 0 {
+			break
+		}
+		if !inDiff[bucketOf(id, buckets)] || theirSet[id] {
+			continue
+		}
+		if it := m.st.get(id); it != nil && it.hops > 0 && now.Before(it.expires) {
+			push = append(push, it)
+			budget -= it.size()
+		}
+	}
+	if err := writeMsg(w, &wirepb.MeshWant{Version: Version, Ids: packIDs(want), Items: uint32(len(push))}); err != nil {
+		return err
+	}
+	for _, it := range push {
+		if err := m.writeItem(w, it, it.hops-1); err != nil {
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := s.CloseWrite(); err != nil {
+		return err
+	}
+	// What comes back: what we wanted and what is carried for us.
+	rx := newReceiver(m)
+	for n := 0; n < len(want)+MaxOwnedItems; n++ {
+		err := rx.readItem(r)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	rx.finish(ctx)
+	m.syncs.Add(1)
+	if diff.Truncated {
+		m.poke()
+	}
+	return nil
+}
+
+// serve is the responder's side of a sync.
+func (m *Mesh) serve(st p2p.Stream) {
+	s := countingStream{st, m}
+	peer := st.RemotePeer()
+	if !m.enter() {
+		_ = st.Reset()
+		return
+	}
+	defer m.wg.Done()
+	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.StreamTimeout)
+	defer cancel()
+	if err := m.respond(ctx, s, peer); err != nil {
+		_ = st.Reset()
+		m.log.Debug("meshServeFailed", "peer", short(peer), "err", err)
+		return
+	}
+	_ = st.Close()
+}
+
+func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	_ = s.SetDeadline(deadline(ctx))
+	w := bufio.NewWriterSize(s, 64<<10)
+	r := bufio.NewReaderSize(s, 64<<10)
+
+	var hello wirepb.MeshHello
+	if err := readMsg(r, &hello); err != nil {
+		return err
+	}
+	if err := checkVersion(hello.Version); err != nil {
+		return err
+	}
+	buckets := int(hello.Buckets)
+	if !validBuckets(hello.Buckets) || len(hello.Fingerprints) != buckets*FingerprintSize ||
+		len(hello.Counts) != buckets || len(hello.Owners) > MaxOwners {
+		return ErrMalformed
+	}
+	m.notePeer(peer)
+	now := m.now()
+	var owned []mailbox.ID
+	for _, p := range hello.Owners {
+		if p == nil {
+			return ErrMalformed
+		}
+		if id, ok := verifyOwner(m.tr.PeerID(), peer, p.PublicKey, p.UnixTime, p.Signature, now); ok {
+			owned = append(owned, id)
+		}
+	}
+	ids := m.st.ids()
+	mine := summarize(ids, buckets)
+	diffBuckets := differing(summary{buckets: buckets, fps: hello.Fingerprints, counts: hello.Counts}, mine)
+	byBucket := map[int][]mailbox.Hash{}
+	for _, id := range ids {
+		b := bucketOf(id, buckets)
+		byBucket[b] = append(byBucket[b], id)
+	}
+	diff := &wirepb.MeshDiff{Version: Version}
+	var listed []mailbox.Hash
+	for _, b := range diffBuckets {
+		if len(listed)+len(byBucket[b]) > MaxDiffIDs {
+			diff.Truncated = true
+			break
+		}
+		diff.Buckets = append(diff.Buckets, uint32(b))
+		listed = append(listed, byBucket[b]...)
+	}
+	diff.Ids = packIDs(listed)
+	if err := writeMsg(w, diff); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+
+	var want wirepb.MeshWant
+	if err := readMsg(r, &want); err != nil {
+		return err
+	}
+	if err := checkVersion(want.Version); err != nil {
+		return err
+	}
+	wanted, ok := unpackIDs(want.Ids)
+	if !ok || len(wanted) > MaxWantIDs || want.Items > MaxPushItems {
+		return ErrMalformed
+	}
+	rx := newReceiver(m)
+	for range want.Items {
+		if err := rx.readItem(r); err != nil {
+			return err
+		}
+	}
+	rx.finish(ctx)
+
+	// Answer: what was wanted (and may travel on), then what we carry for
+	// the initiator's proven mailboxes (whatever its hops).
+	budget := m.cfg.MaxSyncBytes
+	sent := map[mailbox.Hash]bool{}
+	for _, id := range wanted {
+		if budget <= 0 {
+			break
+		}
+		it := m.st.get(id)
+		if it == nil || it.hops == 0 || !now.Before(it.expires) || sent[id] {
+			continue
+		}
+		if err := m.writeItem(w, it, it.hops-1); err != nil {
+			return err
+		}
+		sent[id] = true
+		budget -= it.size()
+	}
+	if len(owned) > 0 {
+		mine := m.st.selectItems(func(it *item) bool { return it.env != nil && slices.Contains(owned, it.mailbox) })
+		for i, it := range mine {
+			if i == MaxOwnedItems || budget <= 0 {
+				break
+			}
+			if sent[it.id] {
+				continue
+			}
+			if err := m.writeItem(w, it, 0); err != nil {
+				return err
+			}
+			budget -= it.size()
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	m.syncs.Add(1)
+	return nil
+}
+
+func deadline(ctx context.Context) time.Time {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return time.Now().Add(DefaultStreamTimeout)
+	}
+	return d
+}
+
+func writeMsg(w io.Writer, msg proto.Message) error {
+	return wire.WriteFrame(w, wire.Marshal(msg))
+}
+
+// readMsg reads one protocol message frame.
+func readMsg(r io.Reader, msg proto.Message) error {
+	b, err := wire.ReadFrame(r)
+	if errors.Is(err, wire.ErrTooLarge) {
+		return fmt.Errorf("%w: oversized frame", ErrMalformed)
+	}
+	if err != nil {
+		return err
+	}
+	if len(b) > MaxMessageSize {
+		return fmt.Errorf("%w: %d-byte message", ErrMalformed, len(b))
+	}
+	if err := proto.Unmarshal(b, msg); err != nil {
+		return ErrMalformed
+	}
+	return nil
+}
+
+func checkVersion(v uint32) error {
+	if v == 0 {
+		return fmt.Errorf("%w: no version", ErrMalformed)
+	}
+	if v != Version {
+		return fmt.Errorf("%w: %d", ErrVersion, v)
+	}
+	return nil
+}
+
+func short(p string) string {
+	if len(p) > 12 {
+		return p[len(p)-8:]
+	}
+	return p
+}
