@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/p2p"
@@ -19,8 +20,13 @@ type memNet struct {
 	wg    sync.WaitGroup
 }
 
-func newMemNet() *memNet {
-	return &memNet{nodes: map[string]*memNode{}, links: map[[2]string]bool{}}
+// newMemNet makes a net whose callbacks and handlers are waited for when
+// the test ends (after every mesh on it is closed: cleanups run last in,
+// first out).
+func newMemNet(t *testing.T) *memNet {
+	n := &memNet{nodes: map[string]*memNode{}, links: map[[2]string]bool{}}
+	t.Cleanup(n.wg.Wait)
+	return n
 }
 
 func linkKey(a, b string) [2]string {
@@ -64,9 +70,6 @@ func (n *memNet) linked(a, b string) bool {
 	defer n.mu.Unlock()
 	return n.links[linkKey(a, b)]
 }
-
-// wait waits for every callback and handler the net started.
-func (n *memNet) wait() { n.wg.Wait() }
 
 type memNode struct {
 	net      *memNet

@@ -158,12 +158,13 @@ type Mesh struct {
 	now func() time.Time
 	st  *itemStore
 
-	mu       sync.Mutex
-	owners   []owner
-	lastSync map[string]time.Time // by peer: when we last started a sync
-	inflight map[string]bool
-	notMesh  map[string]time.Time // peers that do not speak the protocol
-	meshPeer map[string]bool
+	mu         sync.Mutex
+	owners     []owner
+	lastSync   map[string]time.Time // by peer: when we last started a sync
+	inflight   map[string]int       // syncs running with a peer, either side
+	initiating map[string]bool      // syncs we started and run
+	notMesh    map[string]time.Time // peers that do not speak the protocol
+	meshPeer   map[string]bool
 
 	delivered, handed, syncs atomic.Int64
 	bytesSent, bytesRecv     atomic.Int64
@@ -205,7 +206,7 @@ func New(cfg Config) (*Mesh, error) {
 	m := &Mesh{
 		cfg: cfg, tr: cfg.Transport, log: cfg.Logger, now: cfg.Now,
 		st:       newItemStore(cfg.MaxItems, cfg.MaxBytes, cfg.MaxReceipts),
-		lastSync: map[string]time.Time{}, inflight: map[string]bool{}, notMesh: map[string]time.Time{}, meshPeer: map[string]bool{},
+		lastSync: map[string]time.Time{}, inflight: map[string]int{}, initiating: map[string]bool{}, notMesh: map[string]time.Time{}, meshPeer: map[string]bool{},
 		kick: make(chan struct{}, 1),
 	}
 	if m.log == nil {
@@ -229,7 +230,11 @@ func (m *Mesh) Start() {
 			return
 		}
 		defer m.wg.Done()
-		m.syncWith(m.ctx, peerID, true)
+		// One sync runs both ways: on meeting, the side with the smaller id
+		// starts it (the other syncs at its next round if that fails).
+		if m.tr.PeerID() < peerID {
+			m.syncWith(m.ctx, peerID, true)
+		}
 		m.handToHosts(m.ctx, peerID)
 	})
 	if m.enter() {

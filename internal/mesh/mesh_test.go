@@ -65,7 +65,6 @@ func testMesh(t *testing.T, net *memNet, id string, cfg Config) *Mesh {
 		if err := m.Close(); err != nil {
 			t.Error(err)
 		}
-		net.wait()
 	})
 	return m
 }
@@ -105,7 +104,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // exactly once, the carrier drops it on bob's receipt, and bob's answer
 // reaches alice on the way back.
 func TestCarrierAcrossLANs(t *testing.T) {
-	net := newMemNet()
+	net := newMemNet(t)
 	alice := testMesh(t, net, "alice", Config{})
 	carrier := testMesh(t, net, "carrier", Config{})
 	bob := testMesh(t, net, "bob", Config{})
@@ -152,8 +151,8 @@ func TestCarrierAcrossLANs(t *testing.T) {
 	// Meeting again moves nothing new.
 	net.unlink("carrier", "alice")
 	net.link("carrier", "bob")
-	before := bob.Stats().Delivered
-	eventually(t, "a sync", func() bool { return bob.Stats().Syncs >= 4 })
+	before, syncs := bob.Stats().Delivered, bob.Stats().Syncs
+	eventually(t, "a sync", func() bool { return bob.Stats().Syncs > syncs })
 	if bob.Stats().Delivered != before || bobIn.count(msg) != 1 {
 		t.Fatal("envelope delivered again")
 	}
@@ -162,7 +161,7 @@ func TestCarrierAcrossLANs(t *testing.T) {
 // TestHopLimit: an envelope travels at most Hops hops from its sender, but
 // its owner still takes it from the last carrier.
 func TestHopLimit(t *testing.T) {
-	net := newMemNet()
+	net := newMemNet(t)
 	const n = 5
 	ms := make([]*Mesh, n)
 	for i := range ms {
@@ -192,7 +191,7 @@ func TestHopLimit(t *testing.T) {
 // TestReconcileSendsOnlyTheDifference: two carriers sharing 1,000 envelopes
 // but one each exchange those two only, and a few kilobytes of summary.
 func TestReconcileSendsOnlyTheDifference(t *testing.T) {
-	net := newMemNet()
+	net := newMemNet(t)
 	a := testMesh(t, net, "a", Config{})
 	b := testMesh(t, net, "b", Config{})
 	id := mailbox.KeyID(newKey(t))
@@ -229,7 +228,7 @@ func TestReconcileSendsOnlyTheDifference(t *testing.T) {
 // TestStorageBounds: a carrier never holds more than MaxItems envelopes or
 // MaxBytes bytes, however much is offered to it.
 func TestStorageBounds(t *testing.T) {
-	net := newMemNet()
+	net := newMemNet(t)
 	src := testMesh(t, net, "src", Config{})
 	carrier := testMesh(t, net, "carrier", Config{MaxItems: 10, MaxBytes: 10 * 1000})
 	id := mailbox.KeyID(newKey(t))
@@ -245,10 +244,10 @@ func TestStorageBounds(t *testing.T) {
 		t.Fatalf("carrier holds %d envelopes, %d bytes: bounds 10, 10000", s.Carried, s.CarriedBytes)
 	}
 	// Dropped ids are remembered: meeting again moves nothing more.
-	sent := src.Stats().ItemsSent
+	sent, syncs := src.Stats().ItemsSent, carrier.Stats().Syncs
 	net.unlink("src", "carrier")
 	net.link("src", "carrier")
-	eventually(t, "another sync", func() bool { return carrier.Stats().Syncs >= 4 })
+	eventually(t, "another sync", func() bool { return carrier.Stats().Syncs > syncs })
 	if got := src.Stats().ItemsSent; got != sent {
 		t.Fatalf("items sent again after a meeting: %d → %d", sent, got)
 	}
@@ -264,8 +263,11 @@ func TestOwnerProof(t *testing.T) {
 	for name, f := range map[string]func() bool{
 		"other responder": func() bool { _, ok := verifyOwner("other", "initiator", pub, now.Unix(), sig, now); return ok },
 		"other initiator": func() bool { _, ok := verifyOwner("responder", "other", pub, now.Unix(), sig, now); return ok },
-		"stale":           func() bool { _, ok := verifyOwner("responder", "initiator", pub, now.Unix(), sig, now.Add(time.Hour)); return ok },
-		"other time":      func() bool { _, ok := verifyOwner("responder", "initiator", pub, now.Unix()+1, sig, now); return ok },
+		"stale": func() bool {
+			_, ok := verifyOwner("responder", "initiator", pub, now.Unix(), sig, now.Add(time.Hour))
+			return ok
+		},
+		"other time": func() bool { _, ok := verifyOwner("responder", "initiator", pub, now.Unix()+1, sig, now); return ok },
 	} {
 		if f() {
 			t.Errorf("%s: accepted", name)

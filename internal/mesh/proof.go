@@ -19,36 +19,37 @@ const (
 // MaxProofAge is how far an ownership proof's time may be from ours.
 const MaxProofAge = 10 * time.Minute
 
-// ownerMessage is what a mailbox owner signs to take its items from a
-// responder: bound to both peer ids (authenticated by the transport), so
-// the proof is worthless to anyone else and at any other peer.
-func ownerMessage(responder, initiator string, id mailbox.ID, unix int64) []byte {
-	m := make([]byte, 0, len(ownerDomain)+len(responder)+len(initiator)+2+mailbox.IDSize+8)
+// ownerMessage is what a mailbox owner (the prover) signs to take its items
+// from a neighbour (the verifier): bound to both peer ids (authenticated by
+// the transport), so the proof is worthless to anyone else and at any
+// other peer.
+func ownerMessage(verifier, prover string, id mailbox.ID, unix int64) []byte {
+	m := make([]byte, 0, len(ownerDomain)+len(verifier)+len(prover)+2+mailbox.IDSize+8)
 	m = append(m, ownerDomain...)
 	// Peer ids vary in length: length-prefix them (one byte: peer ids are
 	// far shorter than 256 bytes, checked by the caller).
-	m = append(m, byte(len(responder)))
-	m = append(m, responder...)
-	m = append(m, byte(len(initiator)))
-	m = append(m, initiator...)
+	m = append(m, byte(len(verifier)))
+	m = append(m, verifier...)
+	m = append(m, byte(len(prover)))
+	m = append(m, prover...)
 	m = append(m, id[:]...)
 	return binary.BigEndian.AppendUint64(m, uint64(unix))
 }
 
-func signOwner(key ed25519.PrivateKey, responder, initiator string, unix int64) (pub ed25519.PublicKey, sig []byte) {
+func signOwner(key ed25519.PrivateKey, verifier, prover string, unix int64) (pub ed25519.PublicKey, sig []byte) {
 	pub = key.Public().(ed25519.PublicKey)
-	return pub, ed25519.Sign(key, ownerMessage(responder, initiator, mailbox.IDFromPublicKey(pub), unix))
+	return pub, ed25519.Sign(key, ownerMessage(verifier, prover, mailbox.IDFromPublicKey(pub), unix))
 }
 
-func verifyOwner(responder, initiator string, pub []byte, unix int64, sig []byte, now time.Time) (mailbox.ID, bool) {
-	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize || len(responder) > 255 || len(initiator) > 255 {
+func verifyOwner(verifier, prover string, pub []byte, unix int64, sig []byte, now time.Time) (mailbox.ID, bool) {
+	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize || len(verifier) > 255 || len(prover) > 255 {
 		return mailbox.ID{}, false
 	}
 	if d := now.Sub(time.Unix(unix, 0)); d > MaxProofAge || d < -MaxProofAge {
 		return mailbox.ID{}, false
 	}
 	id := mailbox.IDFromPublicKey(pub)
-	if !ed25519.Verify(pub, ownerMessage(responder, initiator, id, unix), sig) {
+	if !ed25519.Verify(pub, ownerMessage(verifier, prover, id, unix), sig) {
 		return mailbox.ID{}, false
 	}
 	return id, true

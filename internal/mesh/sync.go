@@ -66,7 +66,7 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 	if force {
 		delete(m.notMesh, peer)
 	}
-	if m.inflight[peer] {
+	if m.inflight[peer] > 0 {
 		m.mu.Unlock()
 		return tooRecent
 	}
@@ -78,12 +78,15 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 		m.mu.Unlock()
 		return tooRecent
 	}
-	m.inflight[peer], m.lastSync[peer] = true, now
+	m.inflight[peer]++
+	m.initiating[peer] = true
+	m.lastSync[peer] = now
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
-		delete(m.inflight, peer)
+		delete(m.initiating, peer)
 		m.mu.Unlock()
+		m.done(peer)
 	}()
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
 	defer cancel()
@@ -111,6 +114,15 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 	return synced
 }
 
+// done ends a sync with peer, either side.
+func (m *Mesh) done(peer string) {
+	m.mu.Lock()
+	if m.inflight[peer]--; m.inflight[peer] <= 0 {
+		delete(m.inflight, peer)
+	}
+	m.mu.Unlock()
+}
+
 func (m *Mesh) notePeer(peer string) {
 	m.mu.Lock()
 	m.meshPeer[peer] = true
@@ -128,18 +140,7 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) error {
 	ids := m.st.ids()
 	buckets := bucketCount(len(ids))
 	sum := summarize(ids, buckets)
-	hello := &wirepb.MeshHello{Version: Version, Buckets: uint32(buckets), Fingerprints: sum.fps, Counts: sum.counts}
-	m.mu.Lock()
-	owners := slices.Clone(m.owners)
-	m.mu.Unlock()
-	unix := m.now().Unix()
-	for i, o := range owners {
-		if i == MaxOwners {
-			break
-		}
-		pub, sig := signOwner(o.key, peer, m.tr.PeerID(), unix)
-		hello.Owners = append(hello.Owners, &wirepb.MeshOwnerProof{PublicKey: pub, UnixTime: unix, Signature: sig})
-	}
+	hello := &wirepb.MeshHello{Version: Version, Buckets: uint32(buckets), Fingerprints: sum.fps, Counts: sum.counts, Owners: m.proofs(peer)}
 	if err := writeMsg(w, hello); err != nil {
 		return err
 	}
@@ -155,8 +156,12 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) error {
 		return err
 	}
 	theirs, ok := unpackIDs(diff.Ids)
-	if !ok || len(theirs) > MaxDiffIDs || len(diff.Buckets) > buckets {
+	if !ok || len(theirs) > MaxDiffIDs || len(diff.Buckets) > buckets || len(diff.Owners) > MaxOwners {
 		return ErrMalformed
+	}
+	owned, err := m.verifyProofs(peer, diff.Owners)
+	if err != nil {
+		return err
 	}
 	inDiff := make(map[int]bool, len(diff.Buckets))
 	for _, b := range diff.Buckets {
@@ -191,11 +196,16 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) error {
 			budget -= it.size()
 		}
 	}
+	pushed := make(map[mailbox.Hash]bool, len(push))
+	for _, it := range push {
+		pushed[it.id] = true
+	}
+	push = m.addOwned(push, pushed, owned, budget, MaxPushItems)
 	if err := writeMsg(w, &wirepb.MeshWant{Version: Version, Ids: packIDs(want), Items: uint32(len(push))}); err != nil {
 		return err
 	}
 	for _, it := range push {
-		if err := m.writeItem(w, it, it.hops-1); err != nil {
+		if err := m.writeItem(w, it, sendHops(it, owned)); err != nil {
 			return err
 		}
 	}
@@ -233,6 +243,17 @@ func (m *Mesh) serve(st p2p.Stream) {
 		return
 	}
 	defer m.wg.Done()
+	// A sync runs both ways: while we answer, we start none with this
+	// peer; when both start one at once, the smaller id's goes on.
+	m.mu.Lock()
+	if m.initiating[peer] && m.tr.PeerID() < peer {
+		m.mu.Unlock()
+		_ = st.Reset()
+		return
+	}
+	m.inflight[peer]++
+	m.mu.Unlock()
+	defer m.done(peer)
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.StreamTimeout)
 	defer cancel()
 	if err := m.respond(ctx, s, peer); err != nil {
@@ -264,14 +285,9 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 	}
 	m.notePeer(peer)
 	now := m.now()
-	var owned []mailbox.ID
-	for _, p := range hello.Owners {
-		if p == nil {
-			return ErrMalformed
-		}
-		if id, ok := verifyOwner(m.tr.PeerID(), peer, p.PublicKey, p.UnixTime, p.Signature, now); ok {
-			owned = append(owned, id)
-		}
+	owned, err := m.verifyProofs(peer, hello.Owners)
+	if err != nil {
+		return err
 	}
 	ids := m.st.ids()
 	mine := summarize(ids, buckets)
@@ -281,7 +297,7 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 		b := bucketOf(id, buckets)
 		byBucket[b] = append(byBucket[b], id)
 	}
-	diff := &wirepb.MeshDiff{Version: Version}
+	diff := &wirepb.MeshDiff{Version: Version, Owners: m.proofs(peer)}
 	var listed []mailbox.Hash
 	for _, b := range diffBuckets {
 		if len(listed)+len(byBucket[b]) > MaxDiffIDs {
@@ -330,25 +346,15 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 		if it == nil || it.hops == 0 || !now.Before(it.expires) || sent[id] {
 			continue
 		}
-		if err := m.writeItem(w, it, it.hops-1); err != nil {
+		if err := m.writeItem(w, it, sendHops(it, owned)); err != nil {
 			return err
 		}
 		sent[id] = true
 		budget -= it.size()
 	}
-	if len(owned) > 0 {
-		mine := m.st.selectItems(func(it *item) bool { return it.env != nil && slices.Contains(owned, it.mailbox) })
-		for i, it := range mine {
-			if i == MaxOwnedItems || budget <= 0 {
-				break
-			}
-			if sent[it.id] {
-				continue
-			}
-			if err := m.writeItem(w, it, 0); err != nil {
-				return err
-			}
-			budget -= it.size()
+	for _, it := range m.addOwned(nil, sent, owned, budget, MaxOwnedItems) {
+		if err := m.writeItem(w, it, 0); err != nil {
+			return err
 		}
 	}
 	if err := w.Flush(); err != nil {
@@ -356,6 +362,70 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 	}
 	m.syncs.Add(1)
 	return nil
+}
+
+// proofs proves our mailboxes to peer.
+func (m *Mesh) proofs(peer string) []*wirepb.MeshOwnerProof {
+	m.mu.Lock()
+	owners := slices.Clone(m.owners)
+	m.mu.Unlock()
+	unix := m.now().Unix()
+	var out []*wirepb.MeshOwnerProof
+	for i, o := range owners {
+		if i == MaxOwners {
+			break
+		}
+		pub, sig := signOwner(o.key, peer, m.tr.PeerID(), unix)
+		out = append(out, &wirepb.MeshOwnerProof{PublicKey: pub, UnixTime: unix, Signature: sig})
+	}
+	return out
+}
+
+// verifyProofs returns the mailboxes peer proved it owns (proofs that do
+// not verify are ignored: a clock too far off, typically).
+func (m *Mesh) verifyProofs(peer string, ps []*wirepb.MeshOwnerProof) ([]mailbox.ID, error) {
+	if len(ps) > MaxOwners {
+		return nil, ErrMalformed
+	}
+	now := m.now()
+	var owned []mailbox.ID
+	for _, p := range ps {
+		if p == nil {
+			return nil, ErrMalformed
+		}
+		if id, ok := verifyOwner(m.tr.PeerID(), peer, p.PublicKey, p.UnixTime, p.Signature, now); ok {
+			owned = append(owned, id)
+		}
+	}
+	return owned, nil
+}
+
+// addOwned appends to list the envelopes we hold for the owned mailboxes
+// and have not listed yet, within budget bytes and max items in all.
+func (m *Mesh) addOwned(list []*item, listed map[mailbox.Hash]bool, owned []mailbox.ID, budget, max int) []*item {
+	if len(owned) == 0 {
+		return list
+	}
+	for _, it := range m.st.selectItems(func(it *item) bool { return it.env != nil && slices.Contains(owned, it.mailbox) }) {
+		if len(list) >= max || budget <= 0 {
+			break
+		}
+		if !listed[it.id] {
+			list = append(list, it)
+			listed[it.id] = true
+			budget -= it.size()
+		}
+	}
+	return list
+}
+
+// sendHops is the hops an item has left at the receiver: one fewer, or
+// none when it reaches its owner.
+func sendHops(it *item, owned []mailbox.ID) uint32 {
+	if it.hops == 0 || slices.Contains(owned, it.mailbox) {
+		return 0
+	}
+	return it.hops - 1
 }
 
 func deadline(ctx context.Context) time.Time {

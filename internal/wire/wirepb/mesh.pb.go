@@ -5,9 +5,11 @@
 //
 // One sync is one stream, opened by the initiator:
 //   initiator → MeshHello (fingerprints of its id set, ownership proofs)
-//   responder → MeshDiff (its ids in the buckets whose fingerprints differ)
+//   responder → MeshDiff (its ids in the buckets whose fingerprints differ,
+//               its ownership proofs)
 //   initiator → MeshWant (ids it lacks), then MeshItem × n (what the
-//               responder lacks), then closes its side
+//               responder lacks, and what it holds for the responder's
+//               proven mailboxes), then closes its side
 //   responder → MeshItem × m (what was wanted, and what it holds for the
 //               initiator's proven mailboxes), then closes.
 // An envelope never travels inside a MeshItem: it follows as its own
@@ -126,8 +128,9 @@ type MeshOwnerProof struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	PublicKey []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // Ed25519; the mailbox id is derived from it
 	UnixTime  int64                  `protobuf:"varint,2,opt,name=unix_time,json=unixTime,proto3" json:"unix_time,omitempty"`
-	// signature over "samizdat/mesh-owner/v1" || responder peer id ||
-	// initiator peer id || mailbox id || unix_time (8 bytes, big endian).
+	// signature over "samizdat/mesh-owner/v1" || len || verifier peer id ||
+	// len || prover peer id || mailbox id || unix_time (8 bytes, big
+	// endian), lengths one byte each.
 	Signature     []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -186,11 +189,14 @@ func (x *MeshOwnerProof) GetSignature() []byte {
 
 // MeshDiff answers a hello.
 type MeshDiff struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Buckets       []uint32               `protobuf:"varint,2,rep,packed,name=buckets,proto3" json:"buckets,omitempty"` // buckets whose summaries differ, complete
-	Ids           []byte                 `protobuf:"bytes,3,opt,name=ids,proto3" json:"ids,omitempty"`                 // the responder's ids in them, 32 bytes each
-	Truncated     bool                   `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`    // more buckets differ: sync again
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Version   uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Buckets   []uint32               `protobuf:"varint,2,rep,packed,name=buckets,proto3" json:"buckets,omitempty"` // buckets whose summaries differ, complete
+	Ids       []byte                 `protobuf:"bytes,3,opt,name=ids,proto3" json:"ids,omitempty"`                 // the responder's ids in them, 32 bytes each
+	Truncated bool                   `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`    // more buckets differ: sync again
+	// owners proves the responder's mailboxes to the initiator, which then
+	// pushes what it carries for them (whatever their hops).
+	Owners        []*MeshOwnerProof `protobuf:"bytes,5,rep,name=owners,proto3" json:"owners,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -251,6 +257,13 @@ func (x *MeshDiff) GetTruncated() bool {
 		return x.Truncated
 	}
 	return false
+}
+
+func (x *MeshDiff) GetOwners() []*MeshOwnerProof {
+	if x != nil {
+		return x.Owners
+	}
+	return nil
 }
 
 // MeshWant lists what the initiator lacks; `items` MeshItems follow.
@@ -488,12 +501,13 @@ const file_wirepb_mesh_proto_rawDesc = "" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1b\n" +
 	"\tunix_time\x18\x02 \x01(\x03R\bunixTime\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"n\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xa8\x01\n" +
 	"\bMeshDiff\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x18\n" +
 	"\abuckets\x18\x02 \x03(\rR\abuckets\x12\x10\n" +
 	"\x03ids\x18\x03 \x01(\fR\x03ids\x12\x1c\n" +
-	"\ttruncated\x18\x04 \x01(\bR\ttruncated\"L\n" +
+	"\ttruncated\x18\x04 \x01(\bR\ttruncated\x128\n" +
+	"\x06owners\x18\x05 \x03(\v2 .samizdat.wire.v1.MeshOwnerProofR\x06owners\"L\n" +
 	"\bMeshWant\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x10\n" +
 	"\x03ids\x18\x02 \x01(\fR\x03ids\x12\x14\n" +
@@ -536,12 +550,13 @@ var file_wirepb_mesh_proto_goTypes = []any{
 }
 var file_wirepb_mesh_proto_depIdxs = []int32{
 	1, // 0: samizdat.wire.v1.MeshHello.owners:type_name -> samizdat.wire.v1.MeshOwnerProof
-	5, // 1: samizdat.wire.v1.MeshItem.receipt:type_name -> samizdat.wire.v1.MeshReceipt
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	1, // 1: samizdat.wire.v1.MeshDiff.owners:type_name -> samizdat.wire.v1.MeshOwnerProof
+	5, // 2: samizdat.wire.v1.MeshItem.receipt:type_name -> samizdat.wire.v1.MeshReceipt
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_mesh_proto_init() }
