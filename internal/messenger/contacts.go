@@ -104,9 +104,11 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 		Devices:   []identity.Device{{PeerID: peerID, Addrs: addrs}},
 		Mailboxes: m.cardMailboxes(),
 		Bundle:    bundle,
-		IssuedAt:  now,
-		ExpiresAt: now.Add(identity.DefaultCardLifetime),
-		Serial:    uint64(now.UnixNano()),
+		// The mesh files our mail under our mailbox id too.
+		MeshMailbox: m.meshMailboxID(),
+		IssuedAt:    now,
+		ExpiresAt:   now.Add(identity.DefaultCardLifetime),
+		Serial:      uint64(now.UnixNano()),
 	}
 	signed, err := identity.SignCard(m.id, card)
 	if err != nil {

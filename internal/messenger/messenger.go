@@ -123,6 +123,9 @@ type Config struct {
 	// MailboxRotateAfter is the least age of our mailbox key before a card
 	// update replaces it (default DefaultMailboxRotateAfter).
 	MailboxRotateAfter time.Duration
+	// Mesh, if set, carries envelopes to contacts we cannot reach through
+	// nearby peers, and brings ours (mesh mode, see mesh.go).
+	Mesh Mesh
 }
 
 // Messenger is one account's conversation engine. It is safe for
@@ -274,7 +277,7 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		return nil, err
 	}
 	m.acct = AccountIDOf(m.id)
-	if len(m.cfg.MailboxHosts) > 0 {
+	if len(m.cfg.MailboxHosts) > 0 || m.cfg.Mesh != nil {
 		if err := m.loadMailboxKey(ctx); err != nil {
 			return nil, err
 		}
@@ -314,6 +317,9 @@ func (m *Messenger) Start(ctx context.Context) {
 			defer m.wg.Done()
 			m.fetchLoop(ctx)
 		}()
+	}
+	if m.cfg.Mesh != nil {
+		m.cfg.Mesh.Own(m.mbKey, m.receiveFromMesh)
 	}
 	m.wg.Add(1)
 	go func() {
