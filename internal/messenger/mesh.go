@@ -111,9 +111,11 @@ func (m *Messenger) MeshStats() (mesh.Stats, bool) {
 	return m.cfg.Mesh.Stats(), true
 }
 
-// meshMailboxID is our mailbox id for the card when the mesh runs.
+// meshMailboxID is our mailbox id for the card: carriers file our mail
+// under it (listed even while the mesh is off, e.g. in an invite made
+// offline).
 func (m *Messenger) meshMailboxID() []byte {
-	if m.cfg.Mesh == nil || m.mbKey == nil {
+	if m.mbKey == nil {
 		return nil
 	}
 	id := mailbox.KeyID(m.mbKey)

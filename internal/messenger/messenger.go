@@ -153,7 +153,7 @@ type Messenger struct {
 	initLimit initLimiter // new sessions per remote device
 	unindexed atomic.Bool // messages stored since the last IndexPending
 
-	mbKey     ed25519.PrivateKey // our current mailbox key; nil without mailbox hosts (guarded by mbMu)
+	mbKey     ed25519.PrivateKey // our current mailbox key, for hosts and the mesh (guarded by mbMu)
 	mbKeys    []mailboxKey       // every key still fetched, oldest first (guarded by mbMu)
 	rotateMu  sync.Mutex         // one new card (and mailbox rotation) at a time
 	hostsMu   sync.Mutex         // guards cfg.MailboxHosts (SetMailboxHosts)
@@ -277,10 +277,11 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		return nil, err
 	}
 	m.acct = AccountIDOf(m.id)
-	if len(m.cfg.MailboxHosts) > 0 || m.cfg.Mesh != nil {
-		if err := m.loadMailboxKey(ctx); err != nil {
-			return nil, err
-		}
+	// The mailbox key serves the mailbox hosts and the mesh; it is loaded
+	// even with neither, so that an invite made offline lists the mesh
+	// mailbox id of the profile.
+	if err := m.loadMailboxKey(ctx); err != nil {
+		return nil, err
 	}
 	m.wg.Add(1)
 	go func() {

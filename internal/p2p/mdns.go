@@ -2,6 +2,9 @@ package p2p
 
 import (
 	"context"
+	"net"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,26 +17,46 @@ import (
 // nodes find each other (and IPFS nodes on the same Wi-Fi are not dialled).
 const MDNSServiceName = "_samizdat._udp"
 
-// mdnsAddrTTL is how long addresses learnt from mDNS are kept: a LAN peer
-// that stops announcing itself has probably left the network.
-const mdnsAddrTTL = 10 * time.Minute
+const (
+	// mdnsAddrTTL is how long addresses learnt from mDNS are kept: a LAN
+	// peer that stops announcing itself has probably left the network.
+	mdnsAddrTTL = 10 * time.Minute
+	// mdnsCheckInterval is how often the interface addresses are checked:
+	// a phone that joins another network (new address) announces itself
+	// again there and asks at once who is around.
+	mdnsCheckInterval = 3 * time.Second
+)
 
-// mdnsNotifee connects to samizdat peers found on the LAN.
-type mdnsNotifee struct {
+// lanDiscovery runs libp2p's mDNS service and restarts it when the
+// node's interface addresses change (libp2p announces the addresses it
+// had at start only).
+type lanDiscovery struct {
 	n     *Node
 	found atomic.Int64
+
+	mu     sync.Mutex
+	closed bool
+	svc    mdns.Service
+	addrs  []string
 }
 
-func (m *mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
-	n := m.n
-	if ai.ID == n.host.ID() || n.ctx.Err() != nil {
+// HandlePeerFound connects to a samizdat peer heard of on the LAN.
+func (d *lanDiscovery) HandlePeerFound(ai peer.AddrInfo) {
+	n := d.n
+	if ai.ID == n.host.ID() {
 		return
 	}
-	m.found.Add(1)
-	n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, mdnsAddrTTL)
-	// The notifee is called from the resolver's goroutine: dial in one of
-	// our own, owned by the node.
+	// libp2p calls this in a goroutine of its own: dial in one of ours,
+	// owned by the node (unless it is closing).
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
 	n.wg.Add(1)
+	d.mu.Unlock()
+	d.found.Add(1)
+	n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, mdnsAddrTTL)
 	go func() {
 		defer n.wg.Done()
 		ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
@@ -47,26 +70,102 @@ func (m *mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 }
 
 // startMDNS announces the node on every local interface and dials the
-// samizdat peers it hears of. It is refused for LoopbackOnly nodes (see
+// samizdat peers it hears of. New refuses it for LoopbackOnly nodes (see
 // Config.EnableMDNS): mDNS is multicast on the real interfaces.
 func (n *Node) startMDNS() error {
-	n.mdnsNotifee = &mdnsNotifee{n: n}
-	svc := mdns.NewMdnsService(n.host, MDNSServiceName, n.mdnsNotifee)
-	if err := svc.Start(); err != nil {
+	d := &lanDiscovery{n: n}
+	if err := d.restart(); err != nil {
 		return err
 	}
-	n.mdns = svc
+	n.lan = d
+	n.wg.Add(1)
+	go d.watch()
+	return nil
+}
+
+// currentAddrs lists the machine's interface addresses (libp2p caches its
+// own view of them for a while; a move must be seen at once).
+func (d *lanDiscovery) currentAddrs() []string {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	slices.Sort(out)
+	return out
+}
+
+// restart (re)starts the service with the current addresses.
+func (d *lanDiscovery) restart() error {
+	addrs := d.currentAddrs()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if d.svc != nil {
+		_ = d.svc.Close()
+		d.svc = nil
+	}
+	d.addrs = addrs
+	svc := mdns.NewMdnsService(d.n.host, MDNSServiceName, d)
+	if err := svc.Start(); err != nil {
+		_ = svc.Close()
+		return err
+	}
+	d.svc = svc
+	return nil
+}
+
+// watch restarts the service when the interface addresses change.
+func (d *lanDiscovery) watch() {
+	defer d.n.wg.Done()
+	t := time.NewTicker(mdnsCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		same := slices.Equal(d.addrs, d.currentAddrs())
+		d.mu.Unlock()
+		if same {
+			continue
+		}
+		if err := d.restart(); err != nil {
+			d.n.log.Info("mdnsRestartFailed", "err", err)
+			continue
+		}
+		d.n.log.Info("mdnsRestarted", "addrs", len(d.addrs))
+	}
+}
+
+// close stops the service; no dial starts after it returns.
+func (d *lanDiscovery) close() error {
+	d.mu.Lock()
+	d.closed = true
+	svc := d.svc
+	d.svc = nil
+	d.mu.Unlock()
+	if svc != nil {
+		return svc.Close()
+	}
 	return nil
 }
 
 // MDNSPeersFound reports how many announcements of other samizdat peers
 // mDNS has heard since start (repeats included); 0 when mDNS is off.
 func (n *Node) MDNSPeersFound() int64 {
-	if n.mdnsNotifee == nil {
+	if n.lan == nil {
 		return 0
 	}
-	return n.mdnsNotifee.found.Load()
+	return n.lan.found.Load()
 }
 
 // MDNSEnabled reports whether LAN discovery runs on this node.
-func (n *Node) MDNSEnabled() bool { return n.mdns != nil }
+func (n *Node) MDNSEnabled() bool { return n.lan != nil }

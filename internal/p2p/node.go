@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -64,8 +63,7 @@ type Node struct {
 	pexAsked      map[peer.ID]time.Time // last peer-exchange ask per peer
 	learned       map[peer.ID]time.Time // peers learnt through peer exchange
 
-	mdns        io.Closer    // nil unless Config.EnableMDNS
-	mdnsNotifee *mdnsNotifee // nil unless Config.EnableMDNS
+	lan *lanDiscovery // nil unless Config.EnableMDNS
 
 	closeOnce sync.Once
 	closeErr  error
@@ -496,8 +494,8 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
 		var errs []error
-		if n.mdns != nil {
-			errs = append(errs, n.mdns.Close())
+		if n.lan != nil {
+			errs = append(errs, n.lan.close())
 		}
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())
