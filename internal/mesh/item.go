@@ -129,7 +129,7 @@ func (rx *receiver) take(it *item) {
 		return
 	}
 	if _, mine := m.ownerOf(it.mailbox); mine {
-		if !m.st.isKnown(it.id) {
+		if !m.st.isKnown(it.id) && m.claim(it.id) {
 			rx.own[it.mailbox] = append(rx.own[it.mailbox], it)
 		}
 		return
@@ -157,6 +157,24 @@ func (rx *receiver) finish(ctx context.Context) {
 	}
 }
 
+// claim reserves an envelope for our own mailbox for one delivery: two
+// neighbours bringing it at once must not deliver it twice.
+func (m *Mesh) claim(id mailbox.Hash) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.delivering[id] {
+		return false
+	}
+	m.delivering[id] = true
+	return true
+}
+
+func (m *Mesh) unclaim(id mailbox.Hash) {
+	m.mu.Lock()
+	delete(m.delivering, id)
+	m.mu.Unlock()
+}
+
 // deliverOwn hands envelopes for one of our mailboxes to its owner, and
 // answers those it is done with by a receipt (dropping any copy we held).
 func (m *Mesh) deliverOwn(ctx context.Context, o owner, items []*item) {
@@ -168,6 +186,7 @@ func (m *Mesh) deliverOwn(ctx context.Context, o owner, items []*item) {
 	n := 0
 	for i, it := range items {
 		if i >= len(done) || !done[i] {
+			m.unclaim(it.id)
 			continue
 		}
 		n++
@@ -178,6 +197,7 @@ func (m *Mesh) deliverOwn(ctx context.Context, o owner, items []*item) {
 			id: receiptID(it.id), mailbox: o.id, hops: uint32(m.cfg.Hops), expires: it.expires,
 			rcptHash: it.id, rcptPub: o.key.Public().(ed25519.PublicKey), rcptSig: sig,
 		})
+		m.unclaim(it.id)
 	}
 	if n > 0 {
 		m.delivered.Add(int64(n))

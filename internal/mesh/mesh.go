@@ -160,10 +160,11 @@ type Mesh struct {
 
 	mu         sync.Mutex
 	owners     []owner
-	lastSync   map[string]time.Time // by peer: when we last started a sync
-	inflight   map[string]int       // syncs running with a peer, either side
-	initiating map[string]bool      // syncs we started and run
-	notMesh    map[string]time.Time // peers that do not speak the protocol
+	lastSync   map[string]time.Time  // by peer: when we last started a sync
+	inflight   map[string]int        // syncs running with a peer, either side
+	delivering map[mailbox.Hash]bool // own envelopes being delivered
+	initiating map[string]bool       // syncs we started and run
+	notMesh    map[string]time.Time  // peers that do not speak the protocol
 	meshPeer   map[string]bool
 
 	delivered, handed, syncs atomic.Int64
@@ -206,7 +207,7 @@ func New(cfg Config) (*Mesh, error) {
 	m := &Mesh{
 		cfg: cfg, tr: cfg.Transport, log: cfg.Logger, now: cfg.Now,
 		st:       newItemStore(cfg.MaxItems, cfg.MaxBytes, cfg.MaxReceipts),
-		lastSync: map[string]time.Time{}, inflight: map[string]int{}, initiating: map[string]bool{}, notMesh: map[string]time.Time{}, meshPeer: map[string]bool{},
+		lastSync: map[string]time.Time{}, inflight: map[string]int{}, initiating: map[string]bool{}, delivering: map[mailbox.Hash]bool{}, notMesh: map[string]time.Time{}, meshPeer: map[string]bool{},
 		kick: make(chan struct{}, 1),
 	}
 	if m.log == nil {
@@ -276,7 +277,12 @@ func (m *Mesh) Own(key ed25519.PrivateKey, deliver DeliverFunc) {
 	m.mu.Lock()
 	m.owners = append(m.owners, o)
 	m.mu.Unlock()
-	held := m.st.selectItems(func(it *item) bool { return it.env != nil && it.mailbox == o.id })
+	var held []*item
+	for _, it := range m.st.selectItems(func(it *item) bool { return it.env != nil && it.mailbox == o.id }) {
+		if m.claim(it.id) {
+			held = append(held, it)
+		}
+	}
 	if len(held) > 0 {
 		m.deliverOwn(m.ctx, o, held)
 	}

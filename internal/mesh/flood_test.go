@@ -1,0 +1,127 @@
+package mesh
+
+import (
+	"context"
+	"crypto/ed25519"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/mailbox"
+	"github.com/samizdat-im/samizdat/internal/p2p"
+)
+
+// TestFloodBound: 30 real nodes (libp2p on loopback, in this process: 30
+// processes are too heavy for the 2-core CI machine) in one LAN, 1,000
+// messages between random pairs. Every message reaches its recipient
+// exactly once, and no node ever holds more than its configured bounds.
+// Bytes per delivered message go to docs/BENCHMARKS.md (run with -v).
+func TestFloodBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30 nodes, 1,000 messages: not in -short")
+	}
+	const (
+		nodes    = 30
+		messages = 1000
+		envSize  = 1024 // a padded envelope of the smallest bucket
+		maxItems = 300
+		maxBytes = 300 * envSize
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	type member struct {
+		node *p2p.Node
+		mesh *Mesh
+		key  ed25519.PrivateKey
+		in   *inbox
+	}
+	ms := make([]*member, nodes)
+	for i := range ms {
+		n, err := p2p.New(ctx, p2p.Config{LoopbackOnly: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := New(Config{Transport: n, MaxItems: maxItems, MaxBytes: maxBytes,
+			SyncInterval: time.Second, MinSyncInterval: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mem := &member{node: n, mesh: m, key: newKey(t), in: &inbox{}}
+		m.Own(mem.key, mem.in.deliver)
+		ms[i] = mem
+		t.Cleanup(func() {
+			_ = m.Close()
+			_ = n.Close()
+		})
+	}
+	for _, mem := range ms {
+		mem.mesh.Start()
+	}
+	// One LAN: everyone in range of everyone.
+	for i := range ms {
+		for j := 0; j < i; j++ {
+			if err := ms[i].node.Connect(ctx, ms[j].node.PeerID(), ms[j].node.Addrs()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	type sent struct {
+		to  int
+		env []byte
+	}
+	all := make([]sent, messages)
+	for i := range all {
+		from, to := rng.IntN(nodes), rng.IntN(nodes-1)
+		if to >= from {
+			to++
+		}
+		env := randomEnvelope(t, envSize)
+		all[i] = sent{to: to, env: env}
+		if err := ms[from].mesh.Offer(mailbox.KeyID(ms[to].key), env, nil); err != nil {
+			t.Fatalf("offer %d: %v", i, err)
+		}
+	}
+	start := time.Now()
+	delivered := func() int {
+		n := 0
+		for _, s := range all {
+			if ms[s.to].in.count(s.env) > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	peak := 0
+	for delivered() < messages {
+		for i, mem := range ms {
+			s := mem.mesh.Stats()
+			if s.Carried+s.Own > maxItems || s.CarriedBytes > maxBytes {
+				t.Fatalf("node %d holds %d envelopes, %d bytes: bounds %d, %d", i, s.Carried+s.Own, s.CarriedBytes, maxItems, maxBytes)
+			}
+			peak = max(peak, s.Carried+s.Own)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("only %d of %d messages delivered", delivered(), messages)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(start)
+	for i, s := range all {
+		if n := ms[s.to].in.count(s.env); n != 1 {
+			t.Fatalf("message %d delivered %d times", i, n)
+		}
+	}
+	var sentBytes, items, syncs, maxSent int64
+	for _, mem := range ms {
+		s := mem.mesh.Stats()
+		sentBytes += s.BytesSent
+		items += s.ItemsReceived
+		syncs += s.Syncs
+		maxSent = max(maxSent, s.BytesSent)
+	}
+	t.Logf("%d nodes, %d messages of %d bytes, bounds %d envelopes / %d bytes: all delivered once in %v; peak held %d; "+
+		"%d bytes sent in all = %.0f bytes per delivered message (%.1f× the envelope), most by one node %d; %d items moved, %d syncs",
+		nodes, messages, envSize, maxItems, maxBytes, took.Round(time.Millisecond), peak,
+		sentBytes, float64(sentBytes)/messages, float64(sentBytes)/messages/envSize, maxSent, items, syncs/2)
+}
