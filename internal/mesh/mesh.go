@@ -42,6 +42,9 @@ const (
 	MaxHosts = 8
 	// MaxOwners bounds the ownership proofs in one hello.
 	MaxOwners = 8
+	// idleResync: with nothing new on our side, a neighbour is synced with
+	// again after this many SyncIntervals only.
+	idleResync = 10
 	// notMeshFor is how long a peer that does not speak the protocol is
 	// left alone.
 	notMeshFor = 10 * time.Minute
@@ -163,6 +166,7 @@ type Mesh struct {
 	lastSync   map[string]time.Time  // by peer: when we last started a sync
 	inflight   map[string]int        // syncs running with a peer, either side
 	delivering map[mailbox.Hash]bool // own envelopes being delivered
+	syncedGen  map[string]uint64     // by peer: our set's generation at its last complete sync
 	initiating map[string]bool       // syncs we started and run
 	notMesh    map[string]time.Time  // peers that do not speak the protocol
 	meshPeer   map[string]bool
@@ -207,7 +211,7 @@ func New(cfg Config) (*Mesh, error) {
 	m := &Mesh{
 		cfg: cfg, tr: cfg.Transport, log: cfg.Logger, now: cfg.Now,
 		st:       newItemStore(cfg.MaxItems, cfg.MaxBytes, cfg.MaxReceipts),
-		lastSync: map[string]time.Time{}, inflight: map[string]int{}, initiating: map[string]bool{}, delivering: map[mailbox.Hash]bool{}, notMesh: map[string]time.Time{}, meshPeer: map[string]bool{},
+		lastSync: map[string]time.Time{}, inflight: map[string]int{}, initiating: map[string]bool{}, delivering: map[mailbox.Hash]bool{}, syncedGen: map[string]uint64{}, notMesh: map[string]time.Time{}, meshPeer: map[string]bool{},
 		kick: make(chan struct{}, 1),
 	}
 	if m.log == nil {

@@ -34,6 +34,7 @@ type itemStore struct {
 	envs     int                        // envelopes held
 	carried  int                        // envelopes held for others (not own)
 	receipts int
+	gen      uint64 // bumped whenever the id set changes
 
 	maxItems, maxBytes, maxReceipts, maxKnown int
 }
@@ -72,7 +73,11 @@ func (s *itemStore) remember(id mailbox.Hash, forget time.Time) {
 }
 
 func (s *itemStore) rememberLocked(id mailbox.Hash, forget time.Time) {
-	if old, ok := s.known[id]; !ok || forget.After(old) {
+	old, ok := s.known[id]
+	if !ok {
+		s.gen++
+	}
+	if !ok || forget.After(old) {
 		s.known[id] = forget
 	}
 	if len(s.known) > s.maxKnown {
@@ -84,9 +89,17 @@ func (s *itemStore) rememberLocked(id mailbox.Hash, forget time.Time) {
 			}
 			if _, held := s.items[k]; !held {
 				delete(s.known, k)
+				s.gen++
 			}
 		}
 	}
+}
+
+// generation identifies the current id set: equal generations, equal sets.
+func (s *itemStore) generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
 }
 
 // get returns the item of id, or nil.
@@ -188,6 +201,7 @@ func (s *itemStore) sweep(now time.Time) int {
 	for id, t := range s.known {
 		if _, held := s.items[id]; !held && !now.Before(t) {
 			delete(s.known, id)
+			s.gen++
 		}
 	}
 	return n

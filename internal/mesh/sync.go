@@ -78,6 +78,14 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 		m.mu.Unlock()
 		return tooRecent
 	}
+	// Nothing changed here since a complete sync with this peer: what it
+	// learnt since, it brings itself (its set changed, so it syncs). A
+	// full sync still runs every idleResync intervals, in case.
+	gen := m.st.generation()
+	if last, ok := m.syncedGen[peer]; !force && ok && last == gen && now.Sub(m.lastSync[peer]) < idleResync*m.cfg.SyncInterval {
+		m.mu.Unlock()
+		return skipped
+	}
 	m.inflight[peer]++
 	m.initiating[peer] = true
 	m.lastSync[peer] = now
@@ -100,7 +108,15 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 		m.log.Debug("meshSyncNotOpened", "peer", short(peer), "err", err)
 		return synced
 	}
-	if err := m.initiate(ctx, countingStream{s, m}, peer); err != nil {
+	complete, err := m.initiate(ctx, countingStream{s, m}, peer)
+	m.mu.Lock()
+	if err == nil && complete {
+		m.syncedGen[peer] = gen
+	} else {
+		delete(m.syncedGen, peer)
+	}
+	m.mu.Unlock()
+	if err != nil {
 		_ = s.Reset()
 		if errors.Is(err, p2p.ErrProtocolNotSupported) {
 			m.mu.Lock()
@@ -130,7 +146,8 @@ func (m *Mesh) notePeer(peer string) {
 }
 
 // initiate is the initiator's side of a sync (see wirepb/mesh.proto).
-func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) error {
+// It reports whether the sync was complete: nothing left out for a bound.
+func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complete bool, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	_ = s.SetDeadline(deadline(ctx))
@@ -142,31 +159,31 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) error {
 	sum := summarize(ids, buckets)
 	hello := &wirepb.MeshHello{Version: Version, Buckets: uint32(buckets), Fingerprints: sum.fps, Counts: sum.counts, Owners: m.proofs(peer)}
 	if err := writeMsg(w, hello); err != nil {
-		return err
+		return false, err
 	}
 	if err := w.Flush(); err != nil {
-		return err
+		return false, err
 	}
 	var diff wirepb.MeshDiff
 	if err := readMsg(r, &diff); err != nil {
-		return err
+		return false, err
 	}
 	m.notePeer(peer)
 	if err := checkVersion(diff.Version); err != nil {
-		return err
+		return false, err
 	}
 	theirs, ok := unpackIDs(diff.Ids)
 	if !ok || len(theirs) > MaxDiffIDs || len(diff.Buckets) > buckets || len(diff.Owners) > MaxOwners {
-		return ErrMalformed
+		return false, ErrMalformed
 	}
 	owned, err := m.verifyProofs(peer, diff.Owners)
 	if err != nil {
-		return err
+		return false, err
 	}
 	inDiff := make(map[int]bool, len(diff.Buckets))
 	for _, b := range diff.Buckets {
 		if int(b) >= buckets || inDiff[int(b)] {
-			return ErrMalformed
+			return false, ErrMalformed
 		}
 		inDiff[int(b)] = true
 	}
@@ -174,7 +191,7 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) error {
 	var want []mailbox.Hash
 	for _, id := range theirs {
 		if !inDiff[bucketOf(id, buckets)] {
-			return ErrMalformed
+			return false, ErrMalformed
 		}
 		theirSet[id] = true
 		if len(want) < MaxWantIDs && !m.st.isKnown(id) {
@@ -184,8 +201,10 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) error {
 	var push []*item
 	budget := m.cfg.MaxSyncBytes
 	now := m.now()
+	cut := false // push limited by a bound
 	for _, id := range ids {
 		if len(push) == MaxPushItems || budget <= 0 {
+			cut = true
 			break
 		}
 		if !inDiff[bucketOf(id, buckets)] || theirSet[id] {
@@ -202,18 +221,18 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) error {
 	}
 	push = m.addOwned(push, pushed, owned, budget, MaxPushItems)
 	if err := writeMsg(w, &wirepb.MeshWant{Version: Version, Ids: packIDs(want), Items: uint32(len(push))}); err != nil {
-		return err
+		return false, err
 	}
 	for _, it := range push {
 		if err := m.writeItem(w, it, sendHops(it, owned)); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return err
+		return false, err
 	}
 	if err := s.CloseWrite(); err != nil {
-		return err
+		return false, err
 	}
 	// What comes back: what we wanted and what is carried for us.
 	rx := newReceiver(m)
@@ -223,15 +242,16 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) error {
 			break
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 	}
 	rx.finish(ctx)
 	m.syncs.Add(1)
-	if diff.Truncated {
+	complete = !diff.Truncated && len(want) < MaxWantIDs && !cut
+	if !complete {
 		m.poke()
 	}
-	return nil
+	return complete, nil
 }
 
 // serve is the responder's side of a sync.
