@@ -291,11 +291,12 @@ func (n *Node) Close() error {
 		cancel()
 		_ = os.Remove(filepath.Join(n.Dir, APIFile))
 	}
-	if n.Messenger != nil {
-		errs = append(errs, n.Messenger.Close())
-	}
+	// The mesh first: it hands carried mail to the messenger.
 	if n.Mesh != nil {
 		errs = append(errs, n.Mesh.Close())
+	}
+	if n.Messenger != nil {
+		errs = append(errs, n.Messenger.Close())
 	}
 	if n.cancel != nil {
 		n.cancel()
