@@ -60,11 +60,16 @@ const floodNodes = 30
 func runFlood(t *testing.T, trs []Transport, link func(i, j int)) {
 	const (
 		nodes    = floodNodes
-		messages = 1000
 		envSize  = 1024 // a padded envelope of the smallest bucket
 		maxItems = 300
 		maxBytes = 300 * envSize
 	)
+	// Under the race detector (CI) everything runs ~10× slower: 300
+	// messages there keep the run near 30 s; the full 1,000 run without it.
+	messages := 1000
+	if raceEnabled {
+		messages = 300
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	type member struct {
@@ -143,9 +148,10 @@ func runFlood(t *testing.T, trs []Transport, link func(i, j int)) {
 	var sentBytes, items, syncs, maxSent int64
 	for i, mem := range ms {
 		s := mem.mesh.Stats()
-		// Dedupe: a node takes each envelope and each receipt about once
-		// (2 distinct items per message), never again and again.
-		if s.ItemsReceived > 3*messages {
+		// Dedupe: a node takes each envelope and each receipt (2 distinct
+		// items per message) once, or a few times when neighbours push the
+		// same item in concurrent syncs; never again and again.
+		if s.ItemsReceived > 5*int64(messages) {
 			t.Errorf("node %d received %d items for %d distinct", i, s.ItemsReceived, 2*messages)
 		}
 		sentBytes += s.BytesSent
@@ -156,5 +162,5 @@ func runFlood(t *testing.T, trs []Transport, link func(i, j int)) {
 	t.Logf("%d nodes, %d messages of %d bytes, bounds %d envelopes / %d bytes: all delivered once in %v; peak held %d; "+
 		"%d bytes sent in all = %.0f bytes per delivered message (%.1f× the envelope), most by one node %d; %d items moved, %d syncs",
 		nodes, messages, envSize, maxItems, maxBytes, took.Round(time.Millisecond), peak,
-		sentBytes, float64(sentBytes)/messages, float64(sentBytes)/messages/envSize, maxSent, items, syncs/2)
+		sentBytes, float64(sentBytes)/float64(messages), float64(sentBytes)/float64(messages)/envSize, maxSent, items, syncs/2)
 }
