@@ -276,9 +276,18 @@ func (m *Mesh) enter() bool {
 
 // Own makes key one of our mailboxes: envelopes carried for it are handed
 // to deliver (including those already held) and answered with receipts.
+//
+// Owning a key again is a no-op. The most recently owned keys are the
+// ones proven to neighbours (at most MaxOwners): own the current key last.
 func (m *Mesh) Own(key ed25519.PrivateKey, deliver DeliverFunc) {
 	o := owner{key: key, id: mailbox.KeyID(key), deliver: deliver}
 	m.mu.Lock()
+	for _, x := range m.owners {
+		if x.id == o.id {
+			m.mu.Unlock()
+			return
+		}
+	}
 	m.owners = append(m.owners, o)
 	m.mu.Unlock()
 	var held []*item

@@ -391,10 +391,8 @@ func (m *Mesh) proofs(peer string) []*wirepb.MeshOwnerProof {
 	m.mu.Unlock()
 	unix := m.now().Unix()
 	var out []*wirepb.MeshOwnerProof
-	for i, o := range owners {
-		if i == MaxOwners {
-			break
-		}
+	for i := len(owners) - 1; i >= 0 && len(out) < MaxOwners; i-- {
+		o := owners[i]
 		pub, sig := signOwner(o.key, peer, m.tr.PeerID(), unix)
 		out = append(out, &wirepb.MeshOwnerProof{PublicKey: pub, UnixTime: unix, Signature: sig})
 	}

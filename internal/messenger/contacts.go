@@ -92,6 +92,7 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 	if err := m.maybeRotateMailbox(ctx); err != nil {
 		return nil, err
 	}
+	m.meshOwnKeys() // carriers may bring mail for the new id at once
 	m.cardMu.Lock()
 	defer m.cardMu.Unlock()
 	m.prekeyMu.Lock()

@@ -8,7 +8,6 @@ import (
 	"github.com/samizdat-im/samizdat/internal/mailbox"
 	"github.com/samizdat-im/samizdat/internal/mesh"
 	"github.com/samizdat-im/samizdat/internal/store"
-	"github.com/samizdat-im/samizdat/internal/wire"
 	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
 )
 
@@ -45,8 +44,12 @@ func meshMailbox(card *identity.Card) (id mailbox.ID, hosts []string, ok bool) {
 	return id, hosts, true
 }
 
-// offerToMesh hands a contact's queued envelopes to the mesh (offering one
-// again is a no-op there). They stay queued here until the ack.
+// offerToMesh hands a contact's queued envelopes to the mesh, each in a
+// sealed box for the contact like a mailbox deposit (sealed sender). A box
+// is sealed once per run of the node, so that offering it again is a no-op
+// in the mesh; after a restart a new box may travel beside the old one,
+// and the recipient shows the message once (by its id). The envelopes stay
+// queued here until the ack.
 func (m *Messenger) offerToMesh(c *store.Contact, queue []store.OutboxItem) {
 	if m.cfg.Mesh == nil {
 		return
@@ -60,47 +63,75 @@ func (m *Messenger) offerToMesh(c *store.Contact, queue []store.OutboxItem) {
 		return
 	}
 	for _, it := range queue {
-		if err := m.cfg.Mesh.Offer(id, it.Payload, hosts); err != nil {
+		k := depositKey(c.ID, it.MessageID)
+		m.mbMu.Lock()
+		box := m.meshBoxes[k]
+		m.mbMu.Unlock()
+		if box == nil {
+			if box, err = m.sealFor(card.Identity, it.Payload); err != nil {
+				m.log.Error("sealFailed", "err", err)
+				return
+			}
+			m.mbMu.Lock()
+			if m.meshBoxes == nil || len(m.meshBoxes) > maxDepositedMemo {
+				m.meshBoxes = map[string][]byte{}
+			}
+			m.meshBoxes[k] = box
+			m.mbMu.Unlock()
+		}
+		if err := m.cfg.Mesh.Offer(id, box, hosts); err != nil {
 			m.log.Info("meshOfferRefused", "err", err)
 			return
 		}
 	}
 }
 
-// receiveFromMesh processes envelopes carried to our mailbox, like a
-// mailbox fetch, and reports which ones are done with.
+// receiveFromMesh processes sealed boxes carried to one of our mailboxes,
+// like a mailbox fetch, and reports which ones are done with.
 func (m *Messenger) receiveFromMesh(ctx context.Context, raw [][]byte) []bool {
 	done := make([]bool, len(raw))
-	var envs []*wirepb.Envelope
-	var idx []int
+	items := make([]mailbox.Item, len(raw))
 	for i, b := range raw {
-		h := mailbox.HashEnvelope(b)
-		if m.seenEnvelope(h) {
-			done[i] = true
-			continue
+		items[i] = mailbox.Item{Hash: mailbox.HashEnvelope(b), Envelope: b}
+	}
+	var envs []*wirepb.Envelope
+	var hints [][]byte
+	var idx []int
+	for i, o := range m.unsealAll(items) {
+		switch {
+		case o.seen, o.err != nil:
+			done[i] = true // processed already; garbage or not for us: nothing to keep
+		default:
+			envs, hints, idx = append(envs, o.env), append(hints, o.from), append(idx, i)
 		}
-		env, err := wire.ParseEnvelope(b)
-		if err != nil {
-			done[i] = true // garbage: nothing to keep
-			continue
-		}
-		envs, idx = append(envs, env), append(idx, i)
 	}
 	if len(envs) == 0 {
 		return done
 	}
-	resps, err := m.receiveBatch(ctx, "", envs)
+	resps, err := m.receiveSealed(ctx, "", envs, hints)
 	if err != nil {
 		m.log.Info("meshEnvelopesNotAccepted", "err", err)
 	}
 	for j, r := range resps {
 		if r.Status != wirepb.Response_STATUS_RETRY {
 			done[idx[j]] = true
-			m.markEnvelope(mailbox.HashEnvelope(raw[idx[j]]))
+			m.markEnvelope(items[idx[j]].Hash)
 		}
 	}
 	m.wake() // acks to deliver
 	return done
+}
+
+// meshOwnKeys gives the mesh every mailbox key we still fetch, the
+// current one last (it is proven first to neighbours).
+func (m *Messenger) meshOwnKeys() {
+	if m.cfg.Mesh == nil {
+		return
+	}
+	ks := m.mailboxKeys() // current first
+	for i := len(ks) - 1; i >= 0; i-- {
+		m.cfg.Mesh.Own(ks[i], m.receiveFromMesh)
+	}
 }
 
 // MeshStats reports what the mesh carries; ok is false without a mesh.
@@ -111,13 +142,16 @@ func (m *Messenger) MeshStats() (mesh.Stats, bool) {
 	return m.cfg.Mesh.Stats(), true
 }
 
-// meshMailboxID is our mailbox id for the card: carriers file our mail
-// under it (listed even while the mesh is off, e.g. in an invite made
+// meshMailboxID is our current mailbox id for the card: carriers file our
+// mail under it (listed even while the mesh is off, e.g. in an invite made
 // offline).
 func (m *Messenger) meshMailboxID() []byte {
-	if m.mbKey == nil {
+	m.mbMu.Lock()
+	key := m.mbKey
+	m.mbMu.Unlock()
+	if key == nil {
 		return nil
 	}
-	id := mailbox.KeyID(m.mbKey)
+	id := mailbox.KeyID(key)
 	return id[:]
 }

@@ -161,6 +161,7 @@ type Messenger struct {
 	mbMu      sync.Mutex
 	mbStatus  map[string]MailboxStatus // by host peer id
 	deposited map[string]bool          // depositKey → left with the hosts
+	meshBoxes map[string][]byte        // depositKey → sealed box offered to the mesh
 	seen      map[mailbox.Hash]bool    // envelopes fetched and processed
 
 	cardMu     sync.Mutex
@@ -319,9 +320,7 @@ func (m *Messenger) Start(ctx context.Context) {
 			m.fetchLoop(ctx)
 		}()
 	}
-	if m.cfg.Mesh != nil {
-		m.cfg.Mesh.Own(m.mbKey, m.receiveFromMesh)
-	}
+	m.meshOwnKeys()
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
