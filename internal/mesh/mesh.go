@@ -166,6 +166,7 @@ type Mesh struct {
 	lastSync   map[string]time.Time  // by peer: when we last started a sync
 	inflight   map[string]int        // syncs running with a peer, either side
 	delivering map[mailbox.Hash]bool // own envelopes being delivered
+	fetching   map[mailbox.Hash]bool // ids a running sync has asked for
 	syncedGen  map[string]uint64     // by peer: our set's generation at its last complete sync
 	initiating map[string]bool       // syncs we started and run
 	notMesh    map[string]time.Time  // peers that do not speak the protocol
@@ -211,7 +212,7 @@ func New(cfg Config) (*Mesh, error) {
 	m := &Mesh{
 		cfg: cfg, tr: cfg.Transport, log: cfg.Logger, now: cfg.Now,
 		st:       newItemStore(cfg.MaxItems, cfg.MaxBytes, cfg.MaxReceipts),
-		lastSync: map[string]time.Time{}, inflight: map[string]int{}, initiating: map[string]bool{}, delivering: map[mailbox.Hash]bool{}, syncedGen: map[string]uint64{}, notMesh: map[string]time.Time{}, meshPeer: map[string]bool{},
+		lastSync: map[string]time.Time{}, inflight: map[string]int{}, initiating: map[string]bool{}, delivering: map[mailbox.Hash]bool{}, fetching: map[mailbox.Hash]bool{}, syncedGen: map[string]uint64{}, notMesh: map[string]time.Time{}, meshPeer: map[string]bool{},
 		kick: make(chan struct{}, 1),
 	}
 	if m.log == nil {

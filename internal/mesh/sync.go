@@ -154,7 +154,7 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 	w := bufio.NewWriterSize(s, 64<<10)
 	r := bufio.NewReaderSize(s, 64<<10)
 
-	ids := m.st.ids()
+	ids := m.knownIDs()
 	buckets := bucketCount(len(ids))
 	sum := summarize(ids, buckets)
 	hello := &wirepb.MeshHello{Version: Version, Buckets: uint32(buckets), Fingerprints: sum.fps, Counts: sum.counts, Owners: m.proofs(peer)}
@@ -194,10 +194,11 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 			return false, ErrMalformed
 		}
 		theirSet[id] = true
-		if len(want) < MaxWantIDs && !m.st.isKnown(id) {
+		if len(want) < MaxWantIDs && !m.st.isKnown(id) && m.claimFetch(id) {
 			want = append(want, id)
 		}
 	}
+	defer m.releaseFetch(want)
 	var push []*item
 	budget := m.cfg.MaxSyncBytes
 	now := m.now()
@@ -309,7 +310,7 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 	if err != nil {
 		return err
 	}
-	ids := m.st.ids()
+	ids := m.knownIDs()
 	mine := summarize(ids, buckets)
 	diffBuckets := differing(summary{buckets: buckets, fps: hello.Fingerprints, counts: hello.Counts}, mine)
 	byBucket := map[int][]mailbox.Hash{}
@@ -382,6 +383,40 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 	}
 	m.syncs.Add(1)
 	return nil
+}
+
+// knownIDs is our id set as a neighbour should see it: what we know, and
+// what another sync is fetching for us right now (so that it is not pushed
+// to us twice).
+func (m *Mesh) knownIDs() []mailbox.Hash {
+	ids := m.st.ids()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id := range m.fetching {
+		if !m.st.isKnown(id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// claimFetch reserves id for one sync to fetch.
+func (m *Mesh) claimFetch(id mailbox.Hash) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fetching[id] {
+		return false
+	}
+	m.fetching[id] = true
+	return true
+}
+
+func (m *Mesh) releaseFetch(ids []mailbox.Hash) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		delete(m.fetching, id)
+	}
 }
 
 // proofs proves our mailboxes to peer.
