@@ -48,8 +48,8 @@ type Options struct {
 	Mesh       bool
 	MeshConfig mesh.Config // tuning (Transport is set by Start)
 	MDNS       bool
-	Logger       *slog.Logger
-	Messenger    messenger.Config // tuning (Store and Transport are set by Start)
+	Logger     *slog.Logger
+	Messenger  messenger.Config // tuning (Store and Transport are set by Start)
 	// Relays are circuit relays (full multiaddrs) the node books slots on
 	// while it is not publicly reachable; its mailbox hosts are used that
 	// way too. Their relayed addresses go in the card.
