@@ -129,8 +129,14 @@ func (rx *receiver) take(it *item) {
 		return
 	}
 	if _, mine := m.ownerOf(it.mailbox); mine {
-		if !m.st.isKnown(it.id) && m.claim(it.id) {
-			rx.own[it.mailbox] = append(rx.own[it.mailbox], it)
+		// Claim first, then check: a delivery finishing in between has
+		// made the id known by the time it releases its claim.
+		if m.claim(it.id) {
+			if m.st.isKnown(it.id) {
+				m.unclaim(it.id)
+			} else {
+				rx.own[it.mailbox] = append(rx.own[it.mailbox], it)
+			}
 		}
 		return
 	}

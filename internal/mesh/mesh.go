@@ -88,6 +88,25 @@ type Transport interface {
 
 var _ Transport = (*p2p.Node)(nil)
 
+// Neighbourhood is implemented by transports that reach beyond the
+// neighbourhood (libp2p also connects across the internet): the mesh syncs
+// only with peers for which IsLANPeer is true. Carrying over the internet
+// is what mailbox hosts are for. A transport without it (Bluetooth LE)
+// has only neighbours.
+type Neighbourhood interface {
+	IsLANPeer(peerID string) bool
+}
+
+var _ Neighbourhood = (*p2p.Node)(nil)
+
+// neighbour reports whether the mesh may sync with peer.
+func (m *Mesh) neighbour(peer string) bool {
+	if nb, ok := m.tr.(Neighbourhood); ok {
+		return nb.IsLANPeer(peer)
+	}
+	return true
+}
+
 // DeliverFunc hands the owner the envelopes carried to its mailbox, and
 // returns for each whether it is done with it (processed, or refused for
 // good): those get a receipt that makes carriers drop them; the others are
@@ -238,10 +257,10 @@ func (m *Mesh) Start() {
 		defer m.wg.Done()
 		// One sync runs both ways: on meeting, the side with the smaller id
 		// starts it (the other syncs at its next round if that fails).
-		if m.tr.PeerID() < peerID {
+		m.handToHosts(m.ctx, peerID)
+		if m.neighbour(peerID) && m.tr.PeerID() < peerID {
 			m.syncWith(m.ctx, peerID, true)
 		}
-		m.handToHosts(m.ctx, peerID)
 	})
 	if m.enter() {
 		go m.loop()
@@ -294,6 +313,10 @@ func (m *Mesh) Own(key ed25519.PrivateKey, deliver DeliverFunc) {
 	var held []*item
 	for _, it := range m.st.selectItems(func(it *item) bool { return it.env != nil && it.mailbox == o.id }) {
 		if m.claim(it.id) {
+			if m.st.isKnown(it.id) && m.st.get(it.id) == nil {
+				m.unclaim(it.id)
+				continue
+			}
 			held = append(held, it)
 		}
 	}
@@ -405,13 +428,17 @@ func (m *Mesh) round(ctx context.Context) (deferred bool) {
 		if n == m.cfg.MaxSyncPeers {
 			return true
 		}
+		// Mailbox hosts take envelopes from wherever they are.
+		m.handToHosts(ctx, p)
+		if !m.neighbour(p) {
+			continue
+		}
 		switch m.syncWith(ctx, p, false) {
 		case synced:
 			n++
 		case tooRecent:
 			deferred = true
 		}
-		m.handToHosts(ctx, p)
 	}
 	return deferred
 }

@@ -259,7 +259,7 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 func (m *Mesh) serve(st p2p.Stream) {
 	s := countingStream{st, m}
 	peer := st.RemotePeer()
-	if !m.enter() {
+	if !m.neighbour(peer) || !m.enter() {
 		_ = st.Reset()
 		return
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // MDNSServiceName is the DNS-SD service samizdat nodes announce on the
@@ -169,3 +171,24 @@ func (n *Node) MDNSPeersFound() int64 {
 
 // MDNSEnabled reports whether LAN discovery runs on this node.
 func (n *Node) MDNSEnabled() bool { return n.lan != nil }
+
+// IsLANPeer reports whether some direct connection to peerID comes from an
+// address not routed on the public internet (loopback, RFC 1918 and other
+// private ranges, link-local, the RFC 2544 benchmarking block…): a
+// neighbour, for mesh mode, rather than a peer across the internet.
+func (n *Node) IsLANPeer(peerID string) bool {
+	id, err := peer.Decode(peerID)
+	if err != nil {
+		return false
+	}
+	for _, c := range n.host.Network().ConnsToPeer(id) {
+		ra := c.RemoteMultiaddr()
+		if _, err := ra.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+			continue
+		}
+		if !manet.IsPublicAddr(ra) {
+			return true
+		}
+	}
+	return false
+}
