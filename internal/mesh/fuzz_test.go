@@ -27,7 +27,7 @@ func FuzzReadItem(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer m.Close()
-		rx := newReceiver(m)
+		rx := newReceiver(m, "peer")
 		r := bytes.NewReader(b)
 		for rx.readItem(r) == nil {
 		}

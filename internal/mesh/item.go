@@ -38,13 +38,14 @@ func (m *Mesh) writeItem(w io.Writer, it *item, hops uint32) error {
 // receipts, and collects what is for our own mailboxes.
 type receiver struct {
 	m      *Mesh
+	from   string // the neighbour the items come from
 	now    time.Time
 	own    map[mailbox.ID][]*item
 	stored int
 }
 
-func newReceiver(m *Mesh) *receiver {
-	return &receiver{m: m, now: m.now(), own: map[mailbox.ID][]*item{}}
+func newReceiver(m *Mesh, from string) *receiver {
+	return &receiver{m: m, from: from, now: m.now(), own: map[mailbox.ID][]*item{}}
 }
 
 // readItem reads and takes one item; io.EOF at a clean end.
@@ -144,7 +145,7 @@ func (rx *receiver) take(it *item) {
 		m.st.remember(it.id, it.expires) // delivered already
 		return
 	}
-	it.own = false
+	it.own, it.from = false, rx.from
 	if m.st.put(it) {
 		rx.stored++
 	}

@@ -40,6 +40,9 @@ const (
 	MaxTTL = 30 * 24 * time.Hour
 	// MaxHosts bounds the mailbox hosts named by one item.
 	MaxHosts = 8
+	// PeerShareDivisor: one neighbour may have us hold at most
+	// MaxItems/PeerShareDivisor of its envelopes.
+	PeerShareDivisor = 4
 	// MaxOwners bounds the ownership proofs in one hello.
 	MaxOwners = 8
 	// idleResync: with nothing new on our side, a neighbour is synced with
@@ -230,7 +233,7 @@ func New(cfg Config) (*Mesh, error) {
 	defDur(&cfg.StreamTimeout, DefaultStreamTimeout)
 	m := &Mesh{
 		cfg: cfg, tr: cfg.Transport, log: cfg.Logger, now: cfg.Now,
-		st:       newItemStore(cfg.MaxItems, cfg.MaxBytes, cfg.MaxReceipts),
+		st:       newItemStore(cfg.MaxItems, cfg.MaxBytes, cfg.MaxReceipts, cfg.Now),
 		lastSync: map[string]time.Time{}, inflight: map[string]int{}, initiating: map[string]bool{}, delivering: map[mailbox.Hash]bool{}, fetching: map[mailbox.Hash]bool{}, syncedGen: map[string]uint64{}, notMesh: map[string]time.Time{}, meshPeer: map[string]bool{},
 		kick: make(chan struct{}, 1),
 	}
@@ -239,6 +242,7 @@ func New(cfg Config) (*Mesh, error) {
 	}
 	if m.now == nil {
 		m.now = time.Now
+		m.st.now = time.Now
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m, nil

@@ -284,3 +284,29 @@ func TestOwnerProof(t *testing.T) {
 		t.Fatal("receipt accepted for another mailbox")
 	}
 }
+
+// TestNeighbourShare: a neighbour pushing a flood of envelopes fills only
+// its share of a carrier's storage; another neighbour's mail still fits.
+func TestNeighbourShare(t *testing.T) {
+	net := newMemNet(t)
+	spammer := testMesh(t, net, "a-spammer", Config{})
+	friend := testMesh(t, net, "b-friend", Config{})
+	carrier := testMesh(t, net, "c-carrier", Config{MaxItems: 8})
+	id := mailbox.KeyID(newKey(t))
+	for i := 0; i < 40; i++ {
+		if err := spammer.Offer(id, randomEnvelope(t, 100), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	net.link("a-spammer", "c-carrier")
+	eventually(t, "the carrier to take the spammer's share", func() bool { return carrier.Stats().Carried == 8/PeerShareDivisor })
+	letter := randomEnvelope(t, 100)
+	if err := friend.Offer(id, letter, nil); err != nil {
+		t.Fatal(err)
+	}
+	net.link("b-friend", "c-carrier")
+	eventually(t, "the carrier to take the friend's letter", func() bool { return carrier.Stats().Carried == 8/PeerShareDivisor+1 })
+	if carrier.st.get(mailbox.HashEnvelope(letter)) == nil {
+		t.Fatal("the friend's letter is not carried")
+	}
+}

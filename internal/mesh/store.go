@@ -19,7 +19,8 @@ type item struct {
 	rcptHash mailbox.Hash
 	rcptPub  []byte
 	rcptSig  []byte
-	own      bool // offered by this node (our outgoing mail)
+	own      bool   // offered by this node (our outgoing mail)
+	from     string // the neighbour it came from ("" for our own)
 }
 
 func (it *item) size() int { return len(it.env) }
@@ -34,14 +35,20 @@ type itemStore struct {
 	envs     int                        // envelopes held
 	carried  int                        // envelopes held for others (not own)
 	receipts int
-	gen      uint64 // bumped whenever the id set changes
+	gen      uint64         // bumped whenever the id set changes
+	byPeer   map[string]int // envelopes held, by the neighbour they came from
 
 	maxItems, maxBytes, maxReceipts, maxKnown int
+	now                                       func() time.Time
 }
 
-func newItemStore(maxItems, maxBytes, maxReceipts int) *itemStore {
-	return &itemStore{
-		items: map[mailbox.Hash]*item{}, known: map[mailbox.Hash]time.Time{},
+// quotaMemory is how long an envelope refused for its neighbour's share
+// stays known.
+const quotaMemory = 10 * time.Minute
+
+func newItemStore(maxItems, maxBytes, maxReceipts int, now func() time.Time) *itemStore {
+	return &itemStore{now: now,
+		items: map[mailbox.Hash]*item{}, known: map[mailbox.Hash]time.Time{}, byPeer: map[string]int{},
 		maxItems: maxItems, maxBytes: maxBytes, maxReceipts: maxReceipts,
 		maxKnown: 8 * (maxItems + maxReceipts),
 	}
@@ -118,6 +125,18 @@ func (s *itemStore) put(it *item) bool {
 	if _, ok := s.known[it.id]; ok {
 		return false
 	}
+	// One neighbour may fill at most a share of the storage, so that a
+	// spammer cannot push everyone else's mail out. What is refused for
+	// that reason is remembered only for a while (not asked for again at
+	// once), then another neighbour may bring it.
+	if it.env != nil && it.from != "" && s.byPeer[it.from] >= s.peerShare() {
+		forget := s.now().Add(quotaMemory)
+		if it.expires.Before(forget) {
+			forget = it.expires
+		}
+		s.rememberLocked(it.id, forget)
+		return false
+	}
 	s.rememberLocked(it.id, it.expires)
 	if it.env == nil {
 		if s.receipts >= s.maxReceipts && !s.evictLocked(false, it) {
@@ -141,8 +160,14 @@ func (s *itemStore) put(it *item) bool {
 	if !it.own {
 		s.carried++
 	}
+	if it.from != "" {
+		s.byPeer[it.from]++
+	}
 	return true
 }
+
+// peerShare is how many envelopes one neighbour may have us hold.
+func (s *itemStore) peerShare() int { return max(1, s.maxItems/PeerShareDivisor) }
 
 // evictLocked drops the held envelope (or receipt) that expires first, if
 // it expires before the newcomer; own items give way only to own items.
@@ -184,6 +209,11 @@ func (s *itemStore) deleteLocked(id mailbox.Hash) {
 	s.envBytes -= it.size()
 	if !it.own {
 		s.carried--
+	}
+	if it.from != "" {
+		if s.byPeer[it.from]--; s.byPeer[it.from] <= 0 {
+			delete(s.byPeer, it.from)
+		}
 	}
 }
 

@@ -236,7 +236,7 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 		return false, err
 	}
 	// What comes back: what we wanted and what is carried for us.
-	rx := newReceiver(m)
+	rx := newReceiver(m, peer)
 	for n := 0; n < len(want)+MaxOwnedItems; n++ {
 		err := rx.readItem(r)
 		if errors.Is(err, io.EOF) {
@@ -347,7 +347,7 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 	if !ok || len(wanted) > MaxWantIDs || want.Items > MaxPushItems {
 		return ErrMalformed
 	}
-	rx := newReceiver(m)
+	rx := newReceiver(m, peer)
 	for range want.Items {
 		if err := rx.readItem(r); err != nil {
 			return err
