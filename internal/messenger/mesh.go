@@ -63,7 +63,7 @@ func (m *Messenger) offerToMesh(c *store.Contact, queue []store.OutboxItem) {
 		return
 	}
 	for _, it := range queue {
-		k := depositKey(c.ID, it.MessageID)
+		k := depositKey(c.ID, card.Serial, it.MessageID)
 		m.mbMu.Lock()
 		box := m.meshBoxes[k]
 		m.mbMu.Unlock()
