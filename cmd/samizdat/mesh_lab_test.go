@@ -152,14 +152,12 @@ func TestLabMeshCarrier(t *testing.T) {
 	for _, n := range []*labNode{alice, bob, carrier} {
 		n.ns.MustRun("ip", "route", "replace", "224.0.0.0/4", "dev", "eth0")
 		n.offline("init", "--name", n.name, "--no-passphrase")
-	}
-	// Alice and bob met before the shutdown: they hold each other's cards.
-	bob.offline("contacts", "add", strings.TrimSpace(alice.offline("invite")), "--name", "alice")
-	alice.offline("contacts", "add", strings.TrimSpace(bob.offline("invite")), "--name", "bob")
-
-	for _, n := range []*labNode{alice, bob, carrier} {
 		n.up()
 	}
+	// Alice and bob met before the shutdown: they hold each other's cards
+	// (made by their running nodes: cards list the mesh mailbox id).
+	bob.cli("contacts", "add", strings.TrimSpace(alice.cli("invite")), "--name", "alice")
+	alice.cli("contacts", "add", strings.TrimSpace(bob.cli("invite")), "--name", "bob")
 	if st := alice.meshStatus(); !st.Mesh.MDNS {
 		t.Fatal("alice: mDNS off")
 	}

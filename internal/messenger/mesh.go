@@ -142,9 +142,8 @@ func (m *Messenger) MeshStats() (mesh.Stats, bool) {
 	return m.cfg.Mesh.Stats(), true
 }
 
-// meshMailboxID is our current mailbox id for the card: carriers file our
-// mail under it (listed even while the mesh is off, e.g. in an invite made
-// offline).
+// meshMailboxID is our current mailbox id for the card, when the mesh runs
+// (or mailbox hosts are set): carriers file our mail under it.
 func (m *Messenger) meshMailboxID() []byte {
 	m.mbMu.Lock()
 	key := m.mbKey

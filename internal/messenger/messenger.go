@@ -278,11 +278,11 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		return nil, err
 	}
 	m.acct = AccountIDOf(m.id)
-	// The mailbox key serves the mailbox hosts and the mesh; it is loaded
-	// even with neither, so that an invite made offline lists the mesh
-	// mailbox id of the profile.
-	if err := m.loadMailboxKey(ctx); err != nil {
-		return nil, err
+	// The mailbox key serves the mailbox hosts and the mesh.
+	if len(m.cfg.MailboxHosts) > 0 || m.cfg.Mesh != nil {
+		if err := m.loadMailboxKey(ctx); err != nil {
+			return nil, err
+		}
 	}
 	m.wg.Add(1)
 	go func() {
