@@ -142,9 +142,14 @@ func (m *Messenger) MeshStats() (mesh.Stats, bool) {
 	return m.cfg.Mesh.Stats(), true
 }
 
-// meshMailboxID is our current mailbox id for the card, when the mesh runs
-// (or mailbox hosts are set): carriers file our mail under it.
+// meshMailboxID is our current mailbox id for the card when the mesh runs
+// and we have no mailbox hosts: carriers file our mail under it. With
+// hosts, their entries in the card carry the same id (meshMailbox falls
+// back on it), so it is not repeated.
 func (m *Messenger) meshMailboxID() []byte {
+	if m.cfg.Mesh == nil || len(m.mailboxHosts()) > 0 {
+		return nil
+	}
 	m.mbMu.Lock()
 	key := m.mbKey
 	m.mbMu.Unlock()
