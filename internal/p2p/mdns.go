@@ -2,12 +2,14 @@ package p2p
 
 import (
 	"context"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	ma "github.com/multiformats/go-multiaddr"
@@ -27,6 +29,10 @@ const (
 	// a phone that joins another network (new address) announces itself
 	// again there and asks at once who is around.
 	mdnsCheckInterval = 3 * time.Second
+	// mdnsDialJitter and mdnsDialAttempts shape the dials to a peer heard
+	// of on the LAN.
+	mdnsDialJitter   = 500 * time.Millisecond
+	mdnsDialAttempts = 5
 )
 
 // lanDiscovery runs libp2p's mDNS service and restarts it when the
@@ -61,13 +67,30 @@ func (d *lanDiscovery) HandlePeerFound(ai peer.AddrInfo) {
 	n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, mdnsAddrTTL)
 	go func() {
 		defer n.wg.Done()
-		ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
-		defer cancel()
-		if err := n.host.Connect(ctx, ai); err != nil {
-			n.log.Debug("mdnsDialFailed", "peer", short(ai.ID.String()), "err", err)
-			return
+		// Two nodes that hear each other at once dial each other at once,
+		// and a simultaneous open can fail both ways: start after a random
+		// pause, and try again a few times (the announcement may not come
+		// again for a minute).
+		wait := time.Duration(rand.Int64N(int64(mdnsDialJitter)))
+		for attempt := 0; attempt < mdnsDialAttempts; attempt++ {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			if n.host.Network().Connectedness(ai.ID) == network.Connected {
+				return
+			}
+			ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
+			err := n.host.Connect(ctx, ai)
+			cancel()
+			if err == nil {
+				n.log.Debug("mdnsPeerConnected", "peer", short(ai.ID.String()))
+				return
+			}
+			n.log.Debug("mdnsDialFailed", "peer", short(ai.ID.String()), "attempt", attempt+1, "err", err)
+			wait = time.Second<<attempt + time.Duration(rand.Int64N(int64(mdnsDialJitter)))
 		}
-		n.log.Debug("mdnsPeerConnected", "peer", short(ai.ID.String()))
 	}()
 }
 
