@@ -66,8 +66,9 @@ type Node struct {
 
 	lan *lanDiscovery // nil unless Config.EnableMDNS
 
-	psMu sync.Mutex
-	ps   *pubsub.PubSub // gossipsub, started by the first Join (pubsub.go)
+	psMu   sync.Mutex
+	ps     *pubsub.PubSub // gossipsub, started by the first Join (pubsub.go)
+	psSent sentCounter    // bytes of gossipsub RPCs sent
 
 	closeOnce sync.Once
 	closeErr  error
