@@ -12,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/event"
@@ -64,6 +65,10 @@ type Node struct {
 	learned       map[peer.ID]time.Time // peers learnt through peer exchange
 
 	lan *lanDiscovery // nil unless Config.EnableMDNS
+
+	psMu   sync.Mutex
+	ps     *pubsub.PubSub // gossipsub, started by the first Join (pubsub.go)
+	psSent sentCounter    // bytes of gossipsub RPCs sent
 
 	closeOnce sync.Once
 	closeErr  error
