@@ -59,6 +59,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/messages/retry", s.retry)
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("GET /api/v1/mailboxes", s.mailboxes)
+	s.groupRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: "no such API call: " + r.Method + " " + r.URL.Path})
 	})
@@ -257,7 +258,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 				conn.Close(websocket.StatusGoingAway, "node stopping")
 				return
 			}
-			b, _ := json.Marshal(apiclient.Event{Type: e.Type, ContactID: e.ContactID, MessageID: e.MessageID, State: e.State})
+			b, _ := json.Marshal(apiclient.Event{Type: e.Type, ContactID: e.ContactID, MessageID: e.MessageID, State: e.State, Channel: e.Channel, Group: e.Group, Alert: e.Alert})
 			if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
 				return
 			}
