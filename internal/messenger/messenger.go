@@ -176,6 +176,11 @@ type Messenger struct {
 	flightMu sync.Mutex
 	inflight map[int64]*flight
 
+	bcOnce sync.Once
+	bcast  *broadcast // channels and groups (broadcast.go)
+	groups groupCache // computed group memberships (groups.go)
+	ops    opCache    // checked group ops (groupops.go)
+
 	kick   chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -316,6 +321,7 @@ func (m *Messenger) Start(ctx context.Context) {
 		defer m.wg.Done()
 		m.run(ctx)
 	}()
+	m.startBroadcast(ctx)
 }
 
 // Close stops the delivery loop and waits for in-flight deliveries.
@@ -332,6 +338,7 @@ func (m *Messenger) Close() error {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	m.stopBroadcast()
 	m.wg.Wait()
 	m.subsMu.Lock()
 	for ch := range m.subs {
