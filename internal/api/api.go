@@ -253,6 +253,10 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// EventSubscribed is the first event of every events stream: the
+// subscription is in place.
+const EventSubscribed = "subscribed"
+
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	_, port, _ := strings.Cut(s.cfg.Addr, ":")
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{s.cfg.Addr, "localhost:" + port}, Subprotocols: []string{wsProtocol}})
@@ -263,6 +267,12 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	ch, stop := s.m.Subscribe()
 	defer stop()
 	ctx := conn.CloseRead(r.Context())
+	// From here on nothing is missed: a client that listed before this
+	// event lists again on it (see docs/API.md).
+	hello, _ := json.Marshal(apiclient.Event{Type: EventSubscribed})
+	if err := conn.Write(ctx, websocket.MessageText, hello); err != nil {
+		return
+	}
 	for {
 		select {
 		case <-ctx.Done():

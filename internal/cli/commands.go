@@ -47,7 +47,7 @@ func initCmd(g *globals) *cobra.Command {
 func upCmd(g *globals) *cobra.Command {
 	var listen, bootstrap, mailboxHosts, relays []string
 	var apiAddr, logLevel string
-	var dht, behindNAT bool
+	var dht, behindNAT, noReceipts bool
 	var mb serveMailboxFlags
 	var tf transportFlags
 	c := &cobra.Command{
@@ -69,6 +69,7 @@ func upCmd(g *globals) *cobra.Command {
 			o := app.Options{Dir: g.profile, Keys: g.keys(), Listen: listen, Bootstrap: bootstrap, APIAddr: apiAddr, EnableDHT: dht, Logger: log}
 			o.Messenger.MailboxHosts = hosts
 			o.Relays, o.BehindNAT = relays, behindNAT
+			o.Messenger.NoReadReceipts = noReceipts
 			if err := tf.apply(&o); err != nil {
 				return err
 			}
@@ -102,6 +103,7 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().StringArrayVar(&mailboxHosts, "mailbox-host", nil, "a relay or mailbox host keeping your mail while you are offline, as /ip4/.../p2p/ID (repeatable; listed in your invite)")
 	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat Kademlia DHT (reached through --bootstrap peers and contacts; never the public IPFS one)")
 	c.Flags().StringArrayVar(&relays, "relay", nil, "a circuit relay to be reached through while not publicly reachable, as /ip4/.../p2p/ID (repeatable; mailbox hosts are tried too)")
+	c.Flags().BoolVar(&noReceipts, "no-read-receipts", false, "do not tell contacts which of their messages you have read")
 	c.Flags().BoolVar(&behindNAT, "behind-nat", false, "assume this node cannot be dialled directly: book relay slots at once instead of waiting for AutoNAT")
 	addTransportFlags(c, &tf)
 	return c
@@ -310,7 +312,8 @@ func (g *globals) follow(ctx context.Context, c *apiclient.Client, ref string, c
 	go func() {
 		for ctx.Err() == nil {
 			_ = c.Events(ctx, func(e apiclient.Event) {
-				if e.ContactID == conv.Contact.ID {
+				// "subscribed": anything since our listing is caught up now.
+				if e.ContactID == conv.Contact.ID || e.Type == "subscribed" {
 					select {
 					case events <- struct{}{}:
 					default:

@@ -2,6 +2,10 @@ package messenger
 
 import (
 	"context"
+	"encoding/hex"
+	"github.com/samizdat-im/samizdat/internal/wire"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
+	"io"
 	"sort"
 
 	"github.com/samizdat-im/samizdat/internal/store"
@@ -95,13 +99,67 @@ func (m *Messenger) MarkRead(ctx context.Context, ref string, upToSeq int64) (in
 			return err
 		}
 		cid = c.ID
-		n, err = tx.MarkRead(c.ID, upToSeq)
-		return err
+		ids, err := tx.MarkReadIDs(c.ID, upToSeq)
+		if err != nil {
+			return err
+		}
+		n = len(ids)
+		if m.cfg.NoReadReceipts || n == 0 {
+			return nil
+		}
+		return m.queueReadReceipts(tx, c, ids)
 	})
 	if err == nil && n > 0 {
 		m.emit(Event{Type: EventRead, ContactID: cid})
+		if !m.cfg.NoReadReceipts {
+			m.wake()
+		}
 	}
 	return n, err
+}
+
+// queueReadReceipts tells the contact which of its messages we read: one
+// encrypted receipt per wire.MaxReadIDs ids, queued like an ack (no answer
+// needed: directly, or through its mailbox hosts).
+func (m *Messenger) queueReadReceipts(tx *store.Tx, c *store.Contact, ids []string) error {
+	b := newBatch()
+	rec, err := b.record(tx, c.ID)
+	if err != nil {
+		return err
+	}
+	if len(rec.Sessions) == 0 {
+		return nil // no session to say it on (cannot happen for a received message)
+	}
+	for len(ids) > 0 {
+		k := min(len(ids), wire.MaxReadIDs)
+		raw := make([][]byte, 0, k)
+		for _, id := range ids[:k] {
+			if b, err := hex.DecodeString(id); err == nil && len(b) == wire.MessageIDSize {
+				raw = append(raw, b)
+			}
+		}
+		ids = ids[k:]
+		if len(raw) == 0 {
+			continue
+		}
+		rid := make([]byte, wire.MessageIDSize)
+		if _, err := io.ReadFull(m.rand, rid); err != nil {
+			return err
+		}
+		p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Read{Read: &wirepb.Read{MessageIds: raw}}}
+		if err := m.attachCard(tx, c.ID, p); err != nil {
+			return err
+		}
+		sealed, err := m.encrypt(rec, c, rid, p)
+		if err != nil {
+			return err
+		}
+		if err := tx.Enqueue(store.OutboxItem{MessageID: ackItemPrefix + "r" + hex.EncodeToString(rid), ContactID: c.ID, Payload: sealed.bytes, NextAttempt: m.now()}); err != nil {
+			return err
+		}
+	}
+	b.setRecord(c.ID, rec)
+	return b.flush(tx)
 }
 
 // Search finds stored messages containing every word of query, newest

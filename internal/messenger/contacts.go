@@ -66,14 +66,29 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 		})
 	}
 	key := peerID + "\n" + joinLines(addrs)
-	m.cardMu.Lock()
-	if m.ownCard != nil && m.cardAddr == key && m.now().Before(m.cardIssued.Add(identity.DefaultCardLifetime/2)) {
-		defer m.cardMu.Unlock()
-		return m.ownCard, nil
+	cached := func() []byte {
+		if m.ownCard != nil && m.cardAddr == key && m.now().Before(m.cardIssued.Add(identity.DefaultCardLifetime/2)) {
+			return m.ownCard
+		}
+		return nil
 	}
+	m.cardMu.Lock()
+	c := cached()
 	m.cardMu.Unlock()
-	// A new card: the moment to move to a new mailbox id (stored before
-	// the card names it; not under cardMu, which transactions take).
+	if c != nil {
+		return c, nil
+	}
+	// A new card, one at a time (rotateMu): the moment to move to a new
+	// mailbox id, stored before the card names it — not under cardMu,
+	// which transactions take.
+	m.rotateMu.Lock()
+	defer m.rotateMu.Unlock()
+	m.cardMu.Lock()
+	c = cached() // made meanwhile by another caller
+	m.cardMu.Unlock()
+	if c != nil {
+		return c, nil
+	}
 	if err := m.maybeRotateMailbox(ctx); err != nil {
 		return nil, err
 	}
@@ -83,7 +98,7 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 	bundle := m.prekeys.Bundle(false)
 	m.prekeyMu.Unlock()
 	now := m.now()
-	c := &identity.Card{
+	card := &identity.Card{
 		Identity:  m.id.Public(),
 		Name:      m.name,
 		Devices:   []identity.Device{{PeerID: peerID, Addrs: addrs}},
@@ -93,11 +108,11 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 		ExpiresAt: now.Add(identity.DefaultCardLifetime),
 		Serial:    uint64(now.UnixNano()),
 	}
-	signed, err := identity.SignCard(m.id, c)
+	signed, err := identity.SignCard(m.id, card)
 	if err != nil {
 		return nil, err
 	}
-	m.ownCard, m.cardAddr, m.cardIssued, m.cardSerial = signed, key, now, c.Serial
+	m.ownCard, m.cardAddr, m.cardIssued, m.cardSerial = signed, key, now, card.Serial
 	m.cardChangedNotify()
 	return signed, nil
 }

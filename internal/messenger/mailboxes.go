@@ -171,12 +171,10 @@ func (m *Messenger) loadMailboxKey(ctx context.Context) error {
 }
 
 // maybeRotateMailbox replaces the current mailbox key by a new one if it
-// is old enough (called when our card is about to be re-signed). The new
-// key is stored before any card names it. It must not run inside a store
-// transaction.
+// is old enough (called, under rotateMu, when our card is about to be
+// re-signed). The new key is stored before any card names it. It must not
+// run inside a store transaction.
 func (m *Messenger) maybeRotateMailbox(ctx context.Context) error {
-	m.rotateMu.Lock()
-	defer m.rotateMu.Unlock()
 	m.mbMu.Lock()
 	ks := slices.Clone(m.mbKeys)
 	m.mbMu.Unlock()

@@ -320,3 +320,63 @@ func TestMailboxHostFaults(t *testing.T) {
 		t.Errorf("mailbox status does not show the down host and the honest one: %+v", st)
 	}
 }
+
+// TestReadReceipts: bob reads alice's messages and alice sees them
+// "read"; with receipts off (carol), alice's stay "delivered"; a receipt
+// also travels through a mailbox while alice is offline.
+func TestReadReceipts(t *testing.T) {
+	host, _, _ := startMailboxHost(t)
+	alice, bob, carol := newNode(t, "alice"), newNode(t, "bob"), newNode(t, "carol")
+	alice.pinAddr()
+	alice.restartWith(withMailbox(host))
+	carol.restartWith(func(c *Config) { c.NoReadReceipts = true })
+	for _, p := range [][2]*tnode{{alice, bob}, {bob, alice}, {alice, carol}, {carol, alice}} {
+		addContact(t, p[0], p[1])
+	}
+	ctx := context.Background()
+	m1 := send(t, alice, "bob", "one")
+	m2 := send(t, alice, "bob", "two")
+	m3 := send(t, alice, "carol", "three")
+	for _, w := range []struct {
+		to string
+		id string
+	}{{"bob", m1.ID}, {"bob", m2.ID}, {"carol", m3.ID}} {
+		waitState(t, alice, w.to, w.id, StateDelivered)
+	}
+	if n, err := bob.m.MarkRead(ctx, "alice", 0); err != nil || n != 2 {
+		t.Fatalf("bob MarkRead = %d, %v", n, err)
+	}
+	waitState(t, alice, "bob", m1.ID, StateRead)
+	waitState(t, alice, "bob", m2.ID, StateRead)
+	if n, err := carol.m.MarkRead(ctx, "alice", 0); err != nil || n != 1 {
+		t.Fatalf("carol MarkRead = %d, %v", n, err)
+	}
+	// Receipts off: nothing goes out (carol's outbox stays empty).
+	time.Sleep(300 * time.Millisecond)
+	if st := stateOf(t, alice, "carol", m3.ID); st != StateDelivered {
+		t.Fatalf("carol sends no receipts, yet alice sees %q", st)
+	}
+	outbox := func(n *tnode, contact string) int {
+		ci, _, err := n.m.Messages(ctx, contact, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k int
+		n.st.View(ctx, func(tx *store.Tx) error { items, _ := tx.Outbox(ci.ID); k = len(items); return nil })
+		return k
+	}
+	if k := outbox(carol, "alice"); k != 0 {
+		t.Errorf("carol queued %d items", k)
+	}
+	// Through the mailbox: alice is offline when bob reads.
+	m4 := send(t, alice, "bob", "four")
+	waitState(t, alice, "bob", m4.ID, StateDelivered)
+	alice.stop()
+	if n, err := bob.m.MarkRead(ctx, "alice", 0); err != nil || n != 1 {
+		t.Fatalf("bob MarkRead = %d, %v", n, err)
+	}
+	// The receipt leaves bob's outbox while alice is down: a host took it.
+	eventually(t, 20*time.Second, "the receipt deposited", func() bool { return outbox(bob, "alice") == 0 })
+	alice.start()
+	waitState(t, alice, "bob", m4.ID, StateRead)
+}

@@ -116,6 +116,10 @@ type Config struct {
 	MailboxHosts []MailboxHost
 	// FetchInterval is how often the mailboxes are checked (default 30 s).
 	FetchInterval time.Duration
+	// NoReadReceipts keeps us from telling contacts which of their
+	// messages we read (zero: we tell them, as DESIGN §7's optional
+	// receipt).
+	NoReadReceipts bool
 	// MailboxRotateAfter is the least age of our mailbox key before a card
 	// update replaces it (default DefaultMailboxRotateAfter).
 	MailboxRotateAfter time.Duration
@@ -148,7 +152,7 @@ type Messenger struct {
 
 	mbKey     ed25519.PrivateKey // our current mailbox key; nil without mailbox hosts (guarded by mbMu)
 	mbKeys    []mailboxKey       // every key still fetched, oldest first (guarded by mbMu)
-	rotateMu  sync.Mutex         // one rotation at a time
+	rotateMu  sync.Mutex         // one new card (and mailbox rotation) at a time
 	hostsMu   sync.Mutex         // guards cfg.MailboxHosts (SetMailboxHosts)
 	fetchKick chan struct{}
 	mbMu      sync.Mutex

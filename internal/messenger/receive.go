@@ -475,6 +475,30 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		}
 		resp.Status = wirepb.Response_STATUS_OK
 		return nil
+	case *wirepb.Payload_Read:
+		for _, id := range body.Read.MessageIds {
+			rid := hex.EncodeToString(id)
+			cur, err := tx.Message(c.ID, true, rid)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			if stateRank[cur.State] >= stateRank[StateRead] {
+				continue
+			}
+			// Read implies delivered: the ack may still be on its way.
+			if err := tx.DeleteOutbox(c.ID, rid); err != nil {
+				return err
+			}
+			rx.delivered[rid] = true
+			if err := tx.SetMessageState(c.ID, true, rid, StateRead); err != nil {
+				return err
+			}
+			rx.events = append(rx.events, Event{Type: EventState, ContactID: c.ID, MessageID: rid, State: StateRead})
+		}
+		resp.Status = wirepb.Response_STATUS_OK
+		return nil
 	}
 	return permanent(ErrBadMessage)
 }

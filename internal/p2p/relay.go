@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -130,17 +131,19 @@ const (
 	slotRenewBefore = 10 * time.Minute
 	slotRetry       = 30 * time.Second
 	slotCheck       = time.Minute
+	slotRebook      = 2 * time.Second // after the relay's connection dropped
 )
 
 // keepRelaySlots runs until the node closes.
 func (n *Node) keepRelaySlots() {
-	sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtPeerConnectednessChanged)})
 	if err != nil {
 		n.log.Warn("relaySlotsDisabled", "err", err)
 		return
 	}
 	defer sub.Close()
 	private := n.cfg.ForcePrivate
+	retry := slotRebook // doubles after each failed booking, up to slotRetry
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -151,6 +154,14 @@ func (n *Node) keepRelaySlots() {
 			t.Reset(0)
 			continue
 		case e := <-sub.Out():
+			if ev, ok := e.(event.EvtPeerConnectednessChanged); ok {
+				// A relay we hold a slot on went away (restarted, or the
+				// path broke): the slot is gone with the connection.
+				if ev.Connectedness != network.Connected && n.dropSlotsOn(ev.Peer.String()) {
+					t.Reset(slotRebook)
+				}
+				continue
+			}
 			if ev, ok := e.(event.EvtLocalReachabilityChanged); ok && !n.cfg.ForcePrivate {
 				private = ev.Reachability != network.ReachabilityPublic
 				if !private {
@@ -180,18 +191,35 @@ func (n *Node) keepRelaySlots() {
 					if ok && time.Now().After(cur.Expires) {
 						delete(n.slots, r)
 					}
-					next = min(next, slotRetry)
+					next = min(next, retry)
+					retry = min(retry*2, slotRetry)
 				} else {
 					if n.slots == nil {
 						n.slots = map[string]RelayReservation{}
 					}
 					n.slots[r] = rsvp
+					retry = slotRebook
 				}
 				n.mu.Unlock()
 			}
 		}
 		t.Reset(next)
 	}
+}
+
+// dropSlotsOn forgets the slots held on relay peer id and reports whether
+// there were any.
+func (n *Node) dropSlotsOn(id string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	dropped := false
+	for r := range n.slots {
+		if strings.HasSuffix(r, "/p2p/"+id) {
+			delete(n.slots, r)
+			dropped = true
+		}
+	}
+	return dropped
 }
 
 // slotAddrs returns the relayed addresses of the unexpired slots.

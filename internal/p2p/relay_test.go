@@ -144,3 +144,35 @@ func TestSetStaticRelays(t *testing.T) {
 		t.Fatal("relayed address kept after the relay was removed")
 	}
 }
+
+// A relay that restarts loses its reservations: the node books again.
+func TestRelaySlotRebooked(t *testing.T) {
+	priv, _, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := newTestNode(t, Config{PrivateKey: priv, ListenAddrs: []string{tcpAddr}, EnableRelayService: true})
+	addr := relay.Addrs()[0]
+	a := newTestNode(t, Config{StaticRelays: []string{addr}, ForcePrivate: true})
+	a.Handle(EchoProtocol, EchoHandler)
+	circuit := func() []string {
+		var out []string
+		for _, ad := range a.Addrs() {
+			if strings.Contains(ad, "/p2p-circuit/") {
+				out = append(out, ad)
+			}
+		}
+		return out
+	}
+	eventually(t, 20*time.Second, "a slot", func() bool { return len(circuit()) > 0 })
+	listen := strings.TrimSuffix(addr, "/p2p/"+relay.PeerID())
+	relay.Close()
+	eventually(t, 20*time.Second, "the slot dropped", func() bool { return len(circuit()) == 0 })
+	relay2 := newTestNode(t, Config{PrivateKey: priv, ListenAddrs: []string{listen}, EnableRelayService: true})
+	eventually(t, 30*time.Second, "a slot on the restarted relay", func() bool { return len(circuit()) > 0 })
+	b := newTestNode(t, Config{})
+	ctx := testCtx(t, 20*time.Second)
+	if err := b.Connect(ctx, a.PeerID(), circuit()); err != nil {
+		t.Fatalf("Connect through the restarted relay %s: %v", relay2.PeerID(), err)
+	}
+}

@@ -125,3 +125,33 @@ func (tx *Tx) OutgoingStateCountsByContact() (map[int64]map[string]int, error) {
 	}
 	return out, nil
 }
+
+// MarkReadIDs is MarkRead returning the ids of the messages it marked
+// (for read receipts).
+func (tx *Tx) MarkReadIDs(contactID int64, upToSeq int64) ([]string, error) {
+	if upToSeq <= 0 {
+		upToSeq = 1<<63 - 1
+	}
+	rows, err := tx.query(`SELECT msg_id FROM messages
+		WHERE contact_id = ? AND outgoing = 0 AND state = ? AND seq <= ? ORDER BY seq`, contactID, StateReceived, upToSeq)
+	if err != nil {
+		return nil, fmt.Errorf("store: mark read: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: mark read: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: mark read: %w", err)
+	}
+	if _, err := tx.MarkRead(contactID, upToSeq); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}

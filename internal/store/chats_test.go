@@ -53,9 +53,14 @@ func TestChatsPagingAndRead(t *testing.T) {
 	if n != 4 { // hello 1..4 (0 is outgoing)
 		t.Fatalf("MarkRead changed %d, want 4", n)
 	}
-	update(t, s, func(tx *Tx) (err error) { n, err = tx.MarkRead(a, 0); return err })
-	if n != 16 {
-		t.Fatalf("MarkRead(all) changed %d, want 16", n)
+	var ids []string
+	update(t, s, func(tx *Tx) (err error) { ids, err = tx.MarkReadIDs(a, 0); return err })
+	if len(ids) != 16 || ids[0] == "" || ids[0] == ids[15] {
+		t.Fatalf("MarkReadIDs(all) = %v, want 16 ids", ids)
+	}
+	update(t, s, func(tx *Tx) (err error) { ids, err = tx.MarkReadIDs(a, 0); return err })
+	if len(ids) != 0 {
+		t.Fatalf("MarkReadIDs again = %v", ids)
 	}
 	view(t, s, func(tx *Tx) (err error) { chats, err = tx.Chats(); return err })
 	if chats[0].Unread != 0 {

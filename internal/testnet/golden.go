@@ -1,7 +1,7 @@
-// Package testnet holds what samizdat's tests share: golden-file checks
-// now, and the harness of many real nodes and the network-namespace lab
-// later (DESIGN §3, §10). Only tests import it; it must never be linked
-// into the samizdat binary.
+// Package testnet holds what samizdat's tests share: golden-file checks,
+// network-namespace primitives (netns.go), the censorship lab (lab.go) and
+// real samizdat daemons in namespaces (daemon.go) (DESIGN §3, §10). Only
+// tests import it; it must never be linked into the samizdat binary.
 package testnet
 
 import (

@@ -87,6 +87,9 @@ func ParseEnvelope(b []byte) (*wirepb.Envelope, error) {
 	return &e, nil
 }
 
+// MaxReadIDs bounds the message ids of one read receipt.
+const MaxReadIDs = 256
+
 // SealedSenderSize is the size of SealedContent.Sender: a prefix of the
 // sender's account key, a hint for the recipient.
 const SealedSenderSize = 8
@@ -130,6 +133,15 @@ func ParsePayload(b []byte) (*wirepb.Payload, error) {
 			return nil, ErrMalformed
 		}
 		for _, id := range body.Ack.MessageIds {
+			if len(id) != MessageIDSize {
+				return nil, ErrMalformed
+			}
+		}
+	case *wirepb.Payload_Read:
+		if body.Read == nil || len(body.Read.MessageIds) == 0 || len(body.Read.MessageIds) > MaxReadIDs {
+			return nil, ErrMalformed
+		}
+		for _, id := range body.Read.MessageIds {
 			if len(id) != MessageIDSize {
 				return nil, ErrMalformed
 			}

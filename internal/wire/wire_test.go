@@ -150,6 +150,7 @@ func FuzzParsePayload(f *testing.F) {
 	seeds := [][]byte{
 		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Text{Text: &wirepb.Text{MessageId: id, Body: "hi"}}}),
 		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Ack{Ack: &wirepb.Ack{MessageIds: [][]byte{id}}}}),
+		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Read{Read: &wirepb.Read{MessageIds: [][]byte{id}}}}),
 	}
 	fuzzDecoder(f, seeds, ParsePayload)
 }
@@ -198,4 +199,26 @@ func FuzzReadFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = ReadFrame(bytes.NewReader(b))
 	})
+}
+
+func TestParseReadReceipt(t *testing.T) {
+	id := bytes.Repeat([]byte{7}, MessageIDSize)
+	ok := Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Read{Read: &wirepb.Read{MessageIds: [][]byte{id, id}}}})
+	if p, err := ParsePayload(ok); err != nil || len(p.GetRead().MessageIds) != 2 {
+		t.Fatalf("ParsePayload(read) = %v, %v", p, err)
+	}
+	many := make([][]byte, MaxReadIDs+1)
+	for i := range many {
+		many[i] = id
+	}
+	for name, bad := range map[string]*wirepb.Read{
+		"empty":    {},
+		"short id": {MessageIds: [][]byte{id[:5]}},
+		"too many": {MessageIds: many},
+	} {
+		b := Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Read{Read: bad}})
+		if _, err := ParsePayload(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

@@ -73,7 +73,7 @@ func (x Response_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Response_Status.Descriptor instead.
 func (Response_Status) EnumDescriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{4, 0}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{5, 0}
 }
 
 // Envelope is what travels between nodes on /samizdat/msg/1 (and later
@@ -162,6 +162,7 @@ type Payload struct {
 	//	*Payload_Text
 	//	*Payload_Ack
 	//	*Payload_Group
+	//	*Payload_Read
 	Body isPayload_Body `protobuf_oneof:"body"`
 	// sender_card is the sender's signed contact card, sent with the first
 	// messages of a session so that the receiver can add the sender.
@@ -241,6 +242,15 @@ func (x *Payload) GetGroup() *GroupControl {
 	return nil
 }
 
+func (x *Payload) GetRead() *Read {
+	if x != nil {
+		if x, ok := x.Body.(*Payload_Read); ok {
+			return x.Read
+		}
+	}
+	return nil
+}
+
 func (x *Payload) GetSenderCard() []byte {
 	if x != nil {
 		return x.SenderCard
@@ -264,11 +274,17 @@ type Payload_Group struct {
 	Group *GroupControl `protobuf:"bytes,5,opt,name=group,proto3,oneof"` // groups: invitations, ops, sender keys
 }
 
+type Payload_Read struct {
+	Read *Read `protobuf:"bytes,6,opt,name=read,proto3,oneof"` // read receipts (5 is taken by groups)
+}
+
 func (*Payload_Text) isPayload_Body() {}
 
 func (*Payload_Ack) isPayload_Body() {}
 
 func (*Payload_Group) isPayload_Body() {}
+
+func (*Payload_Read) isPayload_Body() {}
 
 type Text struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -331,6 +347,52 @@ func (x *Text) GetSentAtUnixMs() int64 {
 }
 
 // Ack is the end-to-end encrypted delivery receipt.
+// Read says the recipient has read these messages of ours (an optional
+// receipt: Config.NoReadReceipts). Like an ack it needs no answer.
+type Read struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageIds    [][]byte               `protobuf:"bytes,1,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Read) Reset() {
+	*x = Read{}
+	mi := &file_wirepb_wire_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Read) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Read) ProtoMessage() {}
+
+func (x *Read) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_wire_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Read.ProtoReflect.Descriptor instead.
+func (*Read) Descriptor() ([]byte, []int) {
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Read) GetMessageIds() [][]byte {
+	if x != nil {
+		return x.MessageIds
+	}
+	return nil
+}
+
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MessageIds    [][]byte               `protobuf:"bytes,1,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
@@ -340,7 +402,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_wirepb_wire_proto_msgTypes[3]
+	mi := &file_wirepb_wire_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +414,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[3]
+	mi := &file_wirepb_wire_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +427,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{3}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Ack) GetMessageIds() [][]byte {
@@ -390,7 +452,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_wirepb_wire_proto_msgTypes[4]
+	mi := &file_wirepb_wire_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -402,7 +464,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[4]
+	mi := &file_wirepb_wire_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -415,7 +477,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{4}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Response) GetVersion() uint32 {
@@ -473,7 +535,7 @@ type ContactCard struct {
 
 func (x *ContactCard) Reset() {
 	*x = ContactCard{}
-	mi := &file_wirepb_wire_proto_msgTypes[5]
+	mi := &file_wirepb_wire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +547,7 @@ func (x *ContactCard) String() string {
 func (*ContactCard) ProtoMessage() {}
 
 func (x *ContactCard) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[5]
+	mi := &file_wirepb_wire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +560,7 @@ func (x *ContactCard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCard.ProtoReflect.Descriptor instead.
 func (*ContactCard) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{5}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ContactCard) GetVersion() uint32 {
@@ -576,7 +638,7 @@ type MailboxHost struct {
 
 func (x *MailboxHost) Reset() {
 	*x = MailboxHost{}
-	mi := &file_wirepb_wire_proto_msgTypes[6]
+	mi := &file_wirepb_wire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +650,7 @@ func (x *MailboxHost) String() string {
 func (*MailboxHost) ProtoMessage() {}
 
 func (x *MailboxHost) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[6]
+	mi := &file_wirepb_wire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +663,7 @@ func (x *MailboxHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MailboxHost.ProtoReflect.Descriptor instead.
 func (*MailboxHost) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{6}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MailboxHost) GetPeerId() string {
@@ -635,7 +697,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_wirepb_wire_proto_msgTypes[7]
+	mi := &file_wirepb_wire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +709,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[7]
+	mi := &file_wirepb_wire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +722,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{7}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Device) GetPeerId() string {
@@ -687,7 +749,7 @@ type SignedCard struct {
 
 func (x *SignedCard) Reset() {
 	*x = SignedCard{}
-	mi := &file_wirepb_wire_proto_msgTypes[8]
+	mi := &file_wirepb_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +761,7 @@ func (x *SignedCard) String() string {
 func (*SignedCard) ProtoMessage() {}
 
 func (x *SignedCard) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[8]
+	mi := &file_wirepb_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +774,7 @@ func (x *SignedCard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedCard.ProtoReflect.Descriptor instead.
 func (*SignedCard) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{8}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SignedCard) GetCard() []byte {
@@ -741,7 +803,7 @@ type Invite struct {
 
 func (x *Invite) Reset() {
 	*x = Invite{}
-	mi := &file_wirepb_wire_proto_msgTypes[9]
+	mi := &file_wirepb_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +815,7 @@ func (x *Invite) String() string {
 func (*Invite) ProtoMessage() {}
 
 func (x *Invite) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[9]
+	mi := &file_wirepb_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +828,7 @@ func (x *Invite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invite.ProtoReflect.Descriptor instead.
 func (*Invite) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{9}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Invite) GetVersion() uint32 {
@@ -802,7 +864,7 @@ type SessionRecord struct {
 
 func (x *SessionRecord) Reset() {
 	*x = SessionRecord{}
-	mi := &file_wirepb_wire_proto_msgTypes[10]
+	mi := &file_wirepb_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +876,7 @@ func (x *SessionRecord) String() string {
 func (*SessionRecord) ProtoMessage() {}
 
 func (x *SessionRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[10]
+	mi := &file_wirepb_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +889,7 @@ func (x *SessionRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRecord.ProtoReflect.Descriptor instead.
 func (*SessionRecord) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{10}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SessionRecord) GetVersion() uint32 {
@@ -855,7 +917,7 @@ type SessionEntry struct {
 
 func (x *SessionEntry) Reset() {
 	*x = SessionEntry{}
-	mi := &file_wirepb_wire_proto_msgTypes[11]
+	mi := &file_wirepb_wire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +929,7 @@ func (x *SessionEntry) String() string {
 func (*SessionEntry) ProtoMessage() {}
 
 func (x *SessionEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[11]
+	mi := &file_wirepb_wire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +942,7 @@ func (x *SessionEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEntry.ProtoReflect.Descriptor instead.
 func (*SessionEntry) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{11}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SessionEntry) GetRatchet() []byte {
@@ -918,12 +980,13 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"initiation\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
-	"ciphertext\"\xdd\x01\n" +
+	"ciphertext\"\x8b\x02\n" +
 	"\aPayload\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextH\x00R\x04text\x12)\n" +
 	"\x03ack\x18\x03 \x01(\v2\x15.samizdat.wire.v1.AckH\x00R\x03ack\x126\n" +
-	"\x05group\x18\x05 \x01(\v2\x1e.samizdat.wire.v1.GroupControlH\x00R\x05group\x12\x1f\n" +
+	"\x05group\x18\x05 \x01(\v2\x1e.samizdat.wire.v1.GroupControlH\x00R\x05group\x12,\n" +
+	"\x04read\x18\x06 \x01(\v2\x16.samizdat.wire.v1.ReadH\x00R\x04read\x12\x1f\n" +
 	"\vsender_card\x18\x04 \x01(\fR\n" +
 	"senderCardB\x06\n" +
 	"\x04body\"`\n" +
@@ -931,7 +994,10 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\tR\x04body\x12%\n" +
-	"\x0fsent_at_unix_ms\x18\x03 \x01(\x03R\fsentAtUnixMs\"&\n" +
+	"\x0fsent_at_unix_ms\x18\x03 \x01(\x03R\fsentAtUnixMs\"'\n" +
+	"\x04Read\x12\x1f\n" +
+	"\vmessage_ids\x18\x01 \x03(\fR\n" +
+	"messageIds\"&\n" +
 	"\x03Ack\x12\x1f\n" +
 	"\vmessage_ids\x18\x01 \x03(\fR\n" +
 	"messageIds\"\xfe\x01\n" +
@@ -997,36 +1063,38 @@ func file_wirepb_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wirepb_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_wirepb_wire_proto_goTypes = []any{
 	(Response_Status)(0),  // 0: samizdat.wire.v1.Response.Status
 	(*Envelope)(nil),      // 1: samizdat.wire.v1.Envelope
 	(*Payload)(nil),       // 2: samizdat.wire.v1.Payload
 	(*Text)(nil),          // 3: samizdat.wire.v1.Text
-	(*Ack)(nil),           // 4: samizdat.wire.v1.Ack
-	(*Response)(nil),      // 5: samizdat.wire.v1.Response
-	(*ContactCard)(nil),   // 6: samizdat.wire.v1.ContactCard
-	(*MailboxHost)(nil),   // 7: samizdat.wire.v1.MailboxHost
-	(*Device)(nil),        // 8: samizdat.wire.v1.Device
-	(*SignedCard)(nil),    // 9: samizdat.wire.v1.SignedCard
-	(*Invite)(nil),        // 10: samizdat.wire.v1.Invite
-	(*SessionRecord)(nil), // 11: samizdat.wire.v1.SessionRecord
-	(*SessionEntry)(nil),  // 12: samizdat.wire.v1.SessionEntry
-	(*GroupControl)(nil),  // 13: samizdat.wire.v1.GroupControl
+	(*Read)(nil),          // 4: samizdat.wire.v1.Read
+	(*Ack)(nil),           // 5: samizdat.wire.v1.Ack
+	(*Response)(nil),      // 6: samizdat.wire.v1.Response
+	(*ContactCard)(nil),   // 7: samizdat.wire.v1.ContactCard
+	(*MailboxHost)(nil),   // 8: samizdat.wire.v1.MailboxHost
+	(*Device)(nil),        // 9: samizdat.wire.v1.Device
+	(*SignedCard)(nil),    // 10: samizdat.wire.v1.SignedCard
+	(*Invite)(nil),        // 11: samizdat.wire.v1.Invite
+	(*SessionRecord)(nil), // 12: samizdat.wire.v1.SessionRecord
+	(*SessionEntry)(nil),  // 13: samizdat.wire.v1.SessionEntry
+	(*GroupControl)(nil),  // 14: samizdat.wire.v1.GroupControl
 }
 var file_wirepb_wire_proto_depIdxs = []int32{
 	3,  // 0: samizdat.wire.v1.Payload.text:type_name -> samizdat.wire.v1.Text
-	4,  // 1: samizdat.wire.v1.Payload.ack:type_name -> samizdat.wire.v1.Ack
-	13, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
-	0,  // 3: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
-	8,  // 4: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
-	7,  // 5: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
-	12, // 6: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	5,  // 1: samizdat.wire.v1.Payload.ack:type_name -> samizdat.wire.v1.Ack
+	14, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
+	4,  // 3: samizdat.wire.v1.Payload.read:type_name -> samizdat.wire.v1.Read
+	0,  // 4: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
+	9,  // 5: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
+	8,  // 6: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
+	13, // 7: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_wire_proto_init() }
@@ -1039,6 +1107,7 @@ func file_wirepb_wire_proto_init() {
 		(*Payload_Text)(nil),
 		(*Payload_Ack)(nil),
 		(*Payload_Group)(nil),
+		(*Payload_Read)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1046,7 +1115,7 @@ func file_wirepb_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wirepb_wire_proto_rawDesc), len(file_wirepb_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
