@@ -12,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/event"
@@ -62,6 +63,9 @@ type Node struct {
 	relaysChanged chan struct{}
 	pexAsked      map[peer.ID]time.Time // last peer-exchange ask per peer
 	learned       map[peer.ID]time.Time // peers learnt through peer exchange
+
+	psMu sync.Mutex
+	ps   *pubsub.PubSub // gossipsub, started by the first Join (pubsub.go)
 
 	closeOnce sync.Once
 	closeErr  error

@@ -1,0 +1,176 @@
+package p2p
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// MaxPubSubMessage is the largest message a topic carries (a channel post
+// or a group message with some room for framing).
+const MaxPubSubMessage = 1<<20 + 64<<10
+
+// ErrTopicJoined is returned by Join for a topic the node has already joined.
+var ErrTopicJoined = errors.New("p2p: topic already joined")
+
+// Verdict is a topic validator's decision about one message.
+type Verdict int
+
+const (
+	// Accept delivers the message and forwards it to the mesh.
+	Accept Verdict = iota
+	// Reject drops the message and penalises the peer that sent it
+	// (forged or malformed).
+	Reject
+	// Ignore drops the message without penalty (a duplicate, or one we
+	// cannot judge yet).
+	Ignore
+)
+
+// Validator judges a message received on a topic from peer from before it
+// is delivered or forwarded. It runs concurrently with other validators.
+type Validator func(ctx context.Context, from string, data []byte) Verdict
+
+// TopicMessage is one message delivered on a topic.
+type TopicMessage struct {
+	// From is the peer that forwarded it to us (not necessarily its
+	// author: messages carry no author, see Join).
+	From string
+	Data []byte
+	// Local reports a message this node published itself.
+	Local bool
+}
+
+// Topic is a joined gossipsub topic.
+type Topic struct {
+	n     *Node
+	name  string
+	t     *pubsub.Topic
+	sub   *pubsub.Subscription
+	close sync.Once
+}
+
+// pubSub returns the node's gossipsub router, starting it on first use.
+// Messages carry neither an author nor a libp2p signature (StrictNoSign):
+// the transport peer id of a poster is nobody's business, and the content
+// is signed by our own keys (channel owner, group sender keys). Message ids
+// are a hash of the content, so the same post republished by a history
+// fetch is recognised as a duplicate.
+func (n *Node) pubSub() (*pubsub.PubSub, error) {
+	n.psMu.Lock()
+	defer n.psMu.Unlock()
+	if n.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	if n.ps != nil {
+		return n.ps, nil
+	}
+	ps, err := pubsub.NewGossipSub(n.ctx, n.host,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string {
+			h := sha256.Sum256(m.Data)
+			return string(h[:])
+		}),
+		pubsub.WithMaxMessageSize(MaxPubSubMessage),
+		pubsub.WithPeerExchange(false),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: start gossipsub: %w", err)
+	}
+	n.ps = ps
+	return ps, nil
+}
+
+// Join subscribes to a gossipsub topic. validate runs on every message
+// received from the network before it is delivered or forwarded (nil
+// accepts everything; messages we publish ourselves are validated too).
+// Topic names should be derived from a secret (DESIGN §6): the name is
+// visible to every peer we talk pubsub with.
+func (n *Node) Join(name string, validate Validator) (*Topic, error) {
+	ps, err := n.pubSub()
+	if err != nil {
+		return nil, err
+	}
+	if validate != nil {
+		v := func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+			switch validate(ctx, from.String(), m.Data) {
+			case Accept:
+				return pubsub.ValidationAccept
+			case Reject:
+				return pubsub.ValidationReject
+			}
+			return pubsub.ValidationIgnore
+		}
+		if err := ps.RegisterTopicValidator(name, v); err != nil {
+			return nil, fmt.Errorf("p2p: topic validator: %w", err)
+		}
+	}
+	t, err := ps.Join(name)
+	if err != nil {
+		if validate != nil {
+			_ = ps.UnregisterTopicValidator(name)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrTopicJoined, err)
+	}
+	sub, err := t.Subscribe()
+	if err != nil {
+		_ = t.Close()
+		if validate != nil {
+			_ = ps.UnregisterTopicValidator(name)
+		}
+		return nil, fmt.Errorf("p2p: subscribe: %w", err)
+	}
+	return &Topic{n: n, name: name, t: t, sub: sub}, nil
+}
+
+// Name returns the topic's name.
+func (t *Topic) Name() string { return t.name }
+
+// Publish sends data to the topic's peers.
+func (t *Topic) Publish(ctx context.Context, data []byte) error {
+	if err := t.t.Publish(ctx, data); err != nil {
+		return fmt.Errorf("p2p: publish: %w", err)
+	}
+	return nil
+}
+
+// Next blocks until the next message or until ctx ends or the topic is
+// closed (then it returns an error).
+func (t *Topic) Next(ctx context.Context) (TopicMessage, error) {
+	m, err := t.sub.Next(ctx)
+	if err != nil {
+		return TopicMessage{}, err
+	}
+	local := m.ReceivedFrom == t.n.host.ID()
+	return TopicMessage{From: m.ReceivedFrom.String(), Data: m.Data, Local: local}, nil
+}
+
+// Peers returns the peers we know to be subscribed to the topic.
+func (t *Topic) Peers() []string {
+	ps := t.t.ListPeers()
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// Close leaves the topic: Next returns an error from then on.
+func (t *Topic) Close() error {
+	var err error
+	t.close.Do(func() {
+		t.sub.Cancel()
+		if ps, perr := t.n.pubSub(); perr == nil {
+			_ = ps.UnregisterTopicValidator(t.name)
+		}
+		err = t.t.Close()
+	})
+	return err
+}

@@ -1,0 +1,68 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+)
+
+// TestPubSubValidator: three nodes in a line; a message the validator
+// rejects reaches nobody, an accepted one reaches everybody across the
+// middle node.
+func TestPubSubValidator(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	var nodes []*Node
+	var topics []*Topic
+	for range 3 {
+		n := newTestNode(t, Config{ListenAddrs: []string{tcpAddr}})
+		tp, err := n.Join("/test/topic", func(_ context.Context, _ string, data []byte) Verdict {
+			if bytes.HasPrefix(data, []byte("bad")) {
+				return Reject
+			}
+			return Accept
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tp.Close() })
+		nodes, topics = append(nodes, n), append(topics, tp)
+	}
+	if _, err := nodes[0].Join("/test/topic", nil); err == nil {
+		t.Fatal("joined the same topic twice")
+	}
+	for i := 1; i < 3; i++ {
+		if err := nodes[i].Connect(ctx, nodes[i-1].PeerID(), nodes[i-1].Addrs()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "topic peers", func() bool {
+		return len(topics[0].Peers()) == 1 && len(topics[1].Peers()) == 2 && len(topics[2].Peers()) == 1
+	})
+	if err := topics[0].Publish(ctx, []byte("bad post")); err == nil {
+		t.Fatal("published a message our own validator rejects")
+	}
+	// Mesh forms on the next heartbeat; publish until it arrives.
+	got := make(chan TopicMessage, 1)
+	go func() {
+		m, err := topics[2].Next(ctx)
+		if err == nil {
+			got <- m
+		}
+	}()
+	for i := 0; ; i++ {
+		if err := topics[0].Publish(ctx, []byte{'o', 'k', byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-got:
+			if !bytes.HasPrefix(m.Data, []byte("ok")) || m.From != nodes[1].PeerID() || m.Local {
+				t.Fatalf("got %q from %s", m.Data, m.From)
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("message never arrived")
+		}
+	}
+}
