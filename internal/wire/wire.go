@@ -146,6 +146,10 @@ func ParsePayload(b []byte) (*wirepb.Payload, error) {
 				return nil, ErrMalformed
 			}
 		}
+	case *wirepb.Payload_Group:
+		if err := parseGroupControl(body.Group); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, ErrMalformed
 	}

@@ -161,6 +161,7 @@ type Payload struct {
 	//
 	//	*Payload_Text
 	//	*Payload_Ack
+	//	*Payload_Group
 	//	*Payload_Read
 	Body isPayload_Body `protobuf_oneof:"body"`
 	// sender_card is the sender's signed contact card, sent with the first
@@ -232,6 +233,15 @@ func (x *Payload) GetAck() *Ack {
 	return nil
 }
 
+func (x *Payload) GetGroup() *GroupControl {
+	if x != nil {
+		if x, ok := x.Body.(*Payload_Group); ok {
+			return x.Group
+		}
+	}
+	return nil
+}
+
 func (x *Payload) GetRead() *Read {
 	if x != nil {
 		if x, ok := x.Body.(*Payload_Read); ok {
@@ -260,6 +270,10 @@ type Payload_Ack struct {
 	Ack *Ack `protobuf:"bytes,3,opt,name=ack,proto3,oneof"`
 }
 
+type Payload_Group struct {
+	Group *GroupControl `protobuf:"bytes,5,opt,name=group,proto3,oneof"` // groups: invitations, ops, sender keys
+}
+
 type Payload_Read struct {
 	Read *Read `protobuf:"bytes,6,opt,name=read,proto3,oneof"` // read receipts (5 is taken by groups)
 }
@@ -267,6 +281,8 @@ type Payload_Read struct {
 func (*Payload_Text) isPayload_Body() {}
 
 func (*Payload_Ack) isPayload_Body() {}
+
+func (*Payload_Group) isPayload_Body() {}
 
 func (*Payload_Read) isPayload_Body() {}
 
@@ -954,7 +970,7 @@ var File_wirepb_wire_proto protoreflect.FileDescriptor
 
 const file_wirepb_wire_proto_rawDesc = "" +
 	"\n" +
-	"\x11wirepb/wire.proto\x12\x10samizdat.wire.v1\"\x83\x01\n" +
+	"\x11wirepb/wire.proto\x12\x10samizdat.wire.v1\x1a\x13wirepb/groups.proto\"\x83\x01\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1d\n" +
 	"\n" +
@@ -964,11 +980,12 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"initiation\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
-	"ciphertext\"\xd3\x01\n" +
+	"ciphertext\"\x8b\x02\n" +
 	"\aPayload\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextH\x00R\x04text\x12)\n" +
-	"\x03ack\x18\x03 \x01(\v2\x15.samizdat.wire.v1.AckH\x00R\x03ack\x12,\n" +
+	"\x03ack\x18\x03 \x01(\v2\x15.samizdat.wire.v1.AckH\x00R\x03ack\x126\n" +
+	"\x05group\x18\x05 \x01(\v2\x1e.samizdat.wire.v1.GroupControlH\x00R\x05group\x12,\n" +
 	"\x04read\x18\x06 \x01(\v2\x16.samizdat.wire.v1.ReadH\x00R\x04read\x12\x1f\n" +
 	"\vsender_card\x18\x04 \x01(\fR\n" +
 	"senderCardB\x06\n" +
@@ -1062,20 +1079,22 @@ var file_wirepb_wire_proto_goTypes = []any{
 	(*Invite)(nil),        // 11: samizdat.wire.v1.Invite
 	(*SessionRecord)(nil), // 12: samizdat.wire.v1.SessionRecord
 	(*SessionEntry)(nil),  // 13: samizdat.wire.v1.SessionEntry
+	(*GroupControl)(nil),  // 14: samizdat.wire.v1.GroupControl
 }
 var file_wirepb_wire_proto_depIdxs = []int32{
 	3,  // 0: samizdat.wire.v1.Payload.text:type_name -> samizdat.wire.v1.Text
 	5,  // 1: samizdat.wire.v1.Payload.ack:type_name -> samizdat.wire.v1.Ack
-	4,  // 2: samizdat.wire.v1.Payload.read:type_name -> samizdat.wire.v1.Read
-	0,  // 3: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
-	9,  // 4: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
-	8,  // 5: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
-	13, // 6: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
-	7,  // [7:7] is the sub-list for method output_type
-	7,  // [7:7] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	14, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
+	4,  // 3: samizdat.wire.v1.Payload.read:type_name -> samizdat.wire.v1.Read
+	0,  // 4: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
+	9,  // 5: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
+	8,  // 6: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
+	13, // 7: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_wire_proto_init() }
@@ -1083,9 +1102,11 @@ func file_wirepb_wire_proto_init() {
 	if File_wirepb_wire_proto != nil {
 		return
 	}
+	file_wirepb_groups_proto_init()
 	file_wirepb_wire_proto_msgTypes[1].OneofWrappers = []any{
 		(*Payload_Text)(nil),
 		(*Payload_Ack)(nil),
+		(*Payload_Group)(nil),
 		(*Payload_Read)(nil),
 	}
 	type x struct{}
