@@ -5,6 +5,8 @@ const (
 	EventMessage = "message" // a message was stored (sent or received)
 	EventState   = "state"   // an outgoing message changed state
 	EventContact = "contact" // a contact was added or changed
+	EventPost    = "post"    // a channel post was stored (Channel, Alert)
+	EventGroup   = "group"   // a group message or change was stored (Group)
 )
 
 // Event tells subscribers that something changed; they read the details
@@ -15,6 +17,9 @@ type Event struct {
 	ContactID int64  `json:"contactId"`
 	MessageID string `json:"messageId,omitempty"`
 	State     string `json:"state,omitempty"`
+	Channel   string `json:"channel,omitempty"` // channel id (hex)
+	Group     string `json:"group,omitempty"`   // group id (hex)
+	Alert     bool   `json:"alert,omitempty"`   // an alert post: show at once
 }
 
 // Subscribe returns a channel of events and a function to stop them. A

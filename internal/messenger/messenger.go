@@ -180,6 +180,9 @@ type Messenger struct {
 	flightMu sync.Mutex
 	inflight map[int64]*flight
 
+	bcOnce sync.Once
+	bcast  *broadcast // channels and groups (broadcast.go)
+
 	kick   chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -320,6 +323,7 @@ func (m *Messenger) Start(ctx context.Context) {
 		defer m.wg.Done()
 		m.run(ctx)
 	}()
+	m.startBroadcast(ctx)
 }
 
 // Close stops the delivery loop and waits for in-flight deliveries.
@@ -336,6 +340,7 @@ func (m *Messenger) Close() error {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	m.stopBroadcast()
 	m.wg.Wait()
 	m.subsMu.Lock()
 	for ch := range m.subs {

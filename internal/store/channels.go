@@ -184,3 +184,22 @@ func emptyNil(b []byte) []byte {
 	}
 	return b
 }
+
+// ChannelSeqs returns the sequence numbers of the stored posts of a
+// channel, in order (to find gaps in the hash chain).
+func (tx *Tx) ChannelSeqs(channelID []byte) ([]uint64, error) {
+	rows, err := tx.query(`SELECT seq FROM channel_posts WHERE channel_id = ? ORDER BY seq`, channelID)
+	if err != nil {
+		return nil, fmt.Errorf("store: post seqs: %w", err)
+	}
+	defer rows.Close()
+	var out []uint64
+	for rows.Next() {
+		var s int64
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("store: post seqs: %w", err)
+		}
+		out = append(out, uint64(s))
+	}
+	return out, rows.Err()
+}
