@@ -36,7 +36,13 @@ type tnode struct {
 
 func newNode(t testing.TB, name string) *tnode {
 	t.Helper()
-	tn := &tnode{t: t, name: name, dir: t.TempDir(), key: make([]byte, store.KeySize)}
+	return newNodeTuned(t, name, nil)
+}
+
+// newNodeTuned is newNode with its config changed by tune.
+func newNodeTuned(t testing.TB, name string, tune func(*Config)) *tnode {
+	t.Helper()
+	tn := &tnode{t: t, name: name, dir: t.TempDir(), key: make([]byte, store.KeySize), tune: tune}
 	rand.Read(tn.key)
 	var err error
 	if tn.priv, _, err = p2p.GenerateKey(); err != nil {
