@@ -116,8 +116,10 @@ func TestChannelWithheldPostAndForgery(t *testing.T) {
 		cs, _ := n.m.Channels(ctx)
 		return cs[0].Posts
 	}
+	start := time.Now()
 	waitAll := func(nodes []*tnode, posts int, what string) {
 		t.Helper()
+		defer func() { t.Logf("%v: %s", time.Since(start), what) }()
 		eventually(t, 30*time.Second, what, func() bool {
 			for _, n := range nodes {
 				if postCount(n) != posts {
