@@ -34,6 +34,8 @@ type batch struct {
 	sealedFrom []byte
 	contacts   []store.Contact
 	byHint     map[string]int
+	// after runs once the transaction committed (joining group topics).
+	after []func()
 }
 
 // sealedCandidates returns every contact, for trying a sealed envelope,

@@ -1,6 +1,1031 @@
 package messenger
 
-import "github.com/samizdat-im/samizdat/internal/store"
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/samizdat-im/samizdat/internal/crypto/senderkey"
+	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/store"
+	"github.com/samizdat-im/samizdat/internal/wire"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
+)
+
+// Private groups (DESIGN §5, §11): every member owns a sender key
+// (internal/crypto/senderkey) and sends it to every other member over the
+// pairwise ratchet sessions, as a GroupControl payload through the durable
+// outbox (so a member who is offline gets it from the outbox retries or
+// the mailboxes). A group message is encrypted once with the sender's key
+// and published once on the group's gossipsub topic, whose name is an HMAC
+// of the group secret; members keep the encrypted messages and serve them
+// on /samizdat/history/1, so a member that was down catches up from any
+// other. Membership is a signed op DAG (groupops.go). Removing a member
+// (or a member leaving) starts a new epoch: every remaining member makes a
+// new sender key and sends it to the remaining members only, so the removed
+// member cannot read anything sent after.
+
+// groupItemPrefix marks outbox items that carry a GroupControl payload.
+const groupItemPrefix = "grp-"
+
+// Limits of groups.
+const (
+	controlOpsBytes  = 150 << 10 // ops per GroupControl (an invite is split)
+	groupHistoryWait = 10 * time.Minute
+)
+
+// Errors about groups.
+var (
+	// ErrUnknownGroup is returned when a reference matches no group.
+	ErrUnknownGroup = errors.New("no such group (see samizdat group list)")
+	// ErrNotAdmin is returned for membership changes by a non-admin.
+	ErrNotAdmin = errors.New("only a group admin can do this")
+	// ErrNotMember is returned when acting on a group we left or were
+	// removed from, or on someone who is not a member.
+	ErrNotMember = errors.New("not a member of the group")
+	// ErrGroupFull is returned by GroupAdd for a group of MaxGroupMembers.
+	ErrGroupFull = errors.New("the group is full")
+)
+
+// GroupInfo is a group as shown to users and the API.
+type GroupInfo struct {
+	ID      string        `json:"id"` // hex
+	Name    string        `json:"name"`
+	Members []GroupMember `json:"members"`
+	Admin   bool          `json:"admin"` // we are an admin
+	Epoch   uint32        `json:"epoch"`
+	Gone    bool          `json:"gone"` // we left or were removed
+}
+
+// GroupMember is one member of a group.
+type GroupMember struct {
+	AccountID string `json:"accountId"`
+	Name      string `json:"name"`
+	Admin     bool   `json:"admin"`
+}
+
+// GroupMessage is one readable group message.
+type GroupMessage struct {
+	Seq        int64     `json:"seq"`
+	ID         string    `json:"id"`
+	Sender     string    `json:"sender"` // account id
+	SenderName string    `json:"senderName"`
+	Outgoing   bool      `json:"outgoing"`
+	Text       string    `json:"text"`
+	SentAt     time.Time `json:"sentAt"`
+	At         time.Time `json:"at"`
+}
+
+// groupCache keeps computed memberships, keyed by group id; entries are
+// dropped whenever ops are written and set only from committed data.
+type groupCache struct {
+	mu sync.Mutex
+	m  map[string]*groupState
+}
+
+func (gc *groupCache) get(gid []byte) *groupState {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	return gc.m[string(gid)]
+}
+
+func (gc *groupCache) set(gid []byte, s *groupState) {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	if gc.m == nil {
+		gc.m = map[string]*groupState{}
+	}
+	gc.m[string(gid)] = s
+}
+
+func (gc *groupCache) drop(gid []byte) {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	delete(gc.m, string(gid))
+}
+
+func groupTopic(secret []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("samizdat/group/v1/topic"))
+	return "/samizdat/grp/1/" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// loadState computes a group's membership from its stored ops.
+func loadState(tx *store.Tx, gid []byte) (*groupState, error) {
+	raws, err := tx.GroupOps(gid)
+	if err != nil {
+		return nil, err
+	}
+	ops := make([]*groupOp, 0, len(raws))
+	for _, r := range raws {
+		if o, err := parseOp(r, gid); err == nil {
+			ops = append(ops, o)
+		}
+	}
+	return computeState(ops), nil
+}
+
+// cachedState returns a group's committed membership.
+func (m *Messenger) cachedState(ctx context.Context, gid []byte) (*groupState, error) {
+	if s := m.groups.get(gid); s != nil {
+		return s, nil
+	}
+	var s *groupState
+	err := m.st.View(ctx, func(tx *store.Tx) (err error) { s, err = loadState(tx, gid); return err })
+	if err != nil {
+		return nil, err
+	}
+	m.groups.set(gid, s)
+	return s, nil
+}
+
+// resolveGroup finds a group by id (hex, or a prefix of at least 6
+// digits) or by name.
+func resolveGroup(tx *store.Tx, ref string) (*store.Group, error) {
+	ref = strings.TrimSpace(ref)
+	gs, err := tx.Groups()
+	if err != nil {
+		return nil, err
+	}
+	var found *store.Group
+	for i, g := range gs {
+		h := hex.EncodeToString(g.ID)
+		if (len(ref) >= 6 && strings.HasPrefix(h, strings.ToLower(ref))) || strings.EqualFold(g.Name, ref) {
+			if found != nil && !bytes.Equal(found.ID, g.ID) {
+				return nil, fmt.Errorf("%q names several groups: use the id", ref)
+			}
+			found = &gs[i]
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownGroup, ref)
+	}
+	return found, nil
+}
+
+func checkGroupName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > wire.MaxGroupName || !utf8.ValidString(name) {
+		return "", fmt.Errorf("a group needs a name of 1 to %d bytes", wire.MaxGroupName)
+	}
+	return name, nil
+}
+
+// CreateGroup creates a group with us as its only member and admin.
+func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, error) {
+	name, err := checkGroupName(name)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	card, err := m.card(ctx)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	rnd := make([]byte, 16+32)
+	if _, err := io.ReadFull(m.rand, rnd); err != nil {
+		return GroupInfo{}, err
+	}
+	salt := hex.EncodeToString(rnd[:16])
+	gid := groupID(m.id.Public(), []byte(salt))
+	sender, err := senderkey.New(m.rand, 0)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	g := &store.Group{ID: gid, Secret: rnd[16:], Name: name, Sender: sender.Marshal(), Created: m.now()}
+	op := m.signOp(&wirepb.GroupOp{GroupId: gid, Kind: wirepb.GroupOp_KIND_CREATE, Name: name, Member: salt, MemberCard: card, Depth: 1, AtUnixMs: m.now().UnixMilli()})
+	var st *groupState
+	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.AddGroup(g); err != nil {
+			return err
+		}
+		h := sha256.Sum256(op)
+		if _, err := tx.PutGroupOp(gid, h[:], op); err != nil {
+			return err
+		}
+		st, err = loadState(tx, gid)
+		return err
+	})
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	m.groups.set(gid, st)
+	m.joinGroup(g)
+	return m.groupInfo(ctx, g, st), nil
+}
+
+// groupInfo builds the API view of a group.
+func (m *Messenger) groupInfo(ctx context.Context, g *store.Group, st *groupState) GroupInfo {
+	gi := GroupInfo{ID: hex.EncodeToString(g.ID), Name: st.name, Admin: st.isAdmin(m.acct), Epoch: st.epoch, Gone: g.Gone || !st.isMember(m.acct), Members: []GroupMember{}}
+	if gi.Name == "" {
+		gi.Name = g.Name
+	}
+	names := map[string]string{}
+	_ = m.st.View(ctx, func(tx *store.Tx) error {
+		cs, err := tx.Contacts()
+		for _, c := range cs {
+			names[c.AccountID] = c.Name
+		}
+		return err
+	})
+	for _, a := range st.memberIDs() {
+		mb := st.members[a]
+		name := names[a]
+		if a == m.acct {
+			name = m.name
+		} else if name == "" {
+			if card, err := identity.ParseSignedCard(mb.card); err == nil {
+				name = card.Name
+			}
+		}
+		gi.Members = append(gi.Members, GroupMember{AccountID: a, Name: name, Admin: mb.admin})
+	}
+	return gi
+}
+
+// Groups lists our groups.
+func (m *Messenger) Groups(ctx context.Context) ([]GroupInfo, error) {
+	var gs []store.Group
+	if err := m.st.View(ctx, func(tx *store.Tx) (err error) { gs, err = tx.Groups(); return err }); err != nil {
+		return nil, err
+	}
+	out := []GroupInfo{}
+	for _, g := range gs {
+		st, err := m.cachedState(ctx, g.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m.groupInfo(ctx, &g, st))
+	}
+	return out, nil
+}
+
+// Group returns one group by id or name.
+func (m *Messenger) Group(ctx context.Context, ref string) (GroupInfo, error) {
+	var g *store.Group
+	if err := m.st.View(ctx, func(tx *store.Tx) (err error) { g, err = resolveGroup(tx, ref); return err }); err != nil {
+		return GroupInfo{}, err
+	}
+	st, err := m.cachedState(ctx, g.ID)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	return m.groupInfo(ctx, g, st), nil
+}
+
+// groupChange is one membership change made by us: it is signed, stored,
+// applied and sent to the members (and to whoever else needs it) in one
+// transaction.
+type groupChange struct {
+	op     *wirepb.GroupOp
+	invite string // ADD: the new member, who gets the whole group
+	notify string // REMOVE: the removed member, told so
+}
+
+// changeGroup applies a membership change of ours.
+func (m *Messenger) changeGroup(ctx context.Context, ref string, build func(tx *store.Tx, g *store.Group, st *groupState) (*groupChange, error)) (GroupInfo, error) {
+	var g *store.Group
+	var st *groupState
+	rx := newBatch()
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		rx = newBatch()
+		var err error
+		if g, err = resolveGroup(tx, ref); err != nil {
+			return err
+		}
+		old, err := loadState(tx, g.ID)
+		if err != nil {
+			return err
+		}
+		if g.Gone || !old.isMember(m.acct) {
+			return ErrNotMember
+		}
+		ch, err := build(tx, g, old)
+		if err != nil {
+			return err
+		}
+		ch.op.GroupId, ch.op.AtUnixMs = g.ID, m.now().UnixMilli()
+		old.nextOp(ch.op)
+		raw := m.signOp(ch.op)
+		h := sha256.Sum256(raw)
+		if _, err := tx.PutGroupOp(g.ID, h[:], raw); err != nil {
+			return err
+		}
+		if st, err = loadState(tx, g.ID); err != nil {
+			return err
+		}
+		// Everyone who was or is a member hears of the op.
+		tell := map[string]bool{}
+		for _, a := range old.memberIDs() {
+			tell[a] = true
+		}
+		for _, a := range st.memberIDs() {
+			tell[a] = true
+		}
+		delete(tell, m.acct)
+		delete(tell, ch.invite)
+		for a := range tell {
+			if err := m.queueGroupControl(tx, rx, st, old, a, &wirepb.GroupControl{GroupId: g.ID, Ops: [][]byte{raw}}); err != nil {
+				return err
+			}
+		}
+		if ch.invite != "" {
+			if err := m.inviteMember(tx, rx, g, st, ch.invite); err != nil {
+				return err
+			}
+		}
+		if err := m.afterStateChange(tx, rx, g, old, st); err != nil {
+			return err
+		}
+		return rx.flush(tx)
+	})
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	m.groups.drop(g.ID)
+	for _, f := range rx.after {
+		f()
+	}
+	m.emit(Event{Type: EventGroup, Group: hex.EncodeToString(g.ID)})
+	m.wake()
+	return m.groupInfo(ctx, g, st), nil
+}
+
+// GroupAdd invites a contact into a group (admins only): the contact gets
+// the group's secret, its ops and our sender key over our 1:1 session;
+// every member hears of the new member and sends it their sender key.
+func (m *Messenger) GroupAdd(ctx context.Context, ref, contactRef string) (GroupInfo, error) {
+	return m.changeGroup(ctx, ref, func(tx *store.Tx, g *store.Group, st *groupState) (*groupChange, error) {
+		if !st.isAdmin(m.acct) {
+			return nil, ErrNotAdmin
+		}
+		c, err := resolve(tx, contactRef)
+		if err != nil {
+			return nil, err
+		}
+		if st.isMember(c.AccountID) {
+			return nil, fmt.Errorf("%s is already a member", c.Name)
+		}
+		if len(st.members) >= wire.MaxGroupMembers {
+			return nil, ErrGroupFull
+		}
+		return &groupChange{op: &wirepb.GroupOp{Kind: wirepb.GroupOp_KIND_ADD, MemberCard: c.Card}, invite: c.AccountID}, nil
+	})
+}
+
+// memberRef resolves a contact name or a member's account id.
+func memberRef(tx *store.Tx, st *groupState, ref string) (string, error) {
+	if c, err := resolve(tx, ref); err == nil {
+		return c.AccountID, nil
+	}
+	ref = strings.ToLower(strings.TrimSpace(ref))
+	if st.isMember(ref) {
+		return ref, nil
+	}
+	return "", fmt.Errorf("%w: %q", ErrNotMember, ref)
+}
+
+// GroupRemove removes a member (admins only) and starts a new epoch.
+func (m *Messenger) GroupRemove(ctx context.Context, ref, memberRefStr string) (GroupInfo, error) {
+	return m.changeGroup(ctx, ref, func(tx *store.Tx, g *store.Group, st *groupState) (*groupChange, error) {
+		if !st.isAdmin(m.acct) {
+			return nil, ErrNotAdmin
+		}
+		a, err := memberRef(tx, st, memberRefStr)
+		if err != nil {
+			return nil, err
+		}
+		if !st.isMember(a) {
+			return nil, fmt.Errorf("%w: %s", ErrNotMember, identity.Short(a))
+		}
+		if a == m.acct {
+			return nil, errors.New("to remove yourself, leave the group")
+		}
+		return &groupChange{op: &wirepb.GroupOp{Kind: wirepb.GroupOp_KIND_REMOVE, Member: a}, notify: a}, nil
+	})
+}
+
+// GroupLeave leaves a group; the others start a new epoch.
+func (m *Messenger) GroupLeave(ctx context.Context, ref string) (GroupInfo, error) {
+	return m.changeGroup(ctx, ref, func(*store.Tx, *store.Group, *groupState) (*groupChange, error) {
+		return &groupChange{op: &wirepb.GroupOp{Kind: wirepb.GroupOp_KIND_LEAVE}}, nil
+	})
+}
+
+// GroupRename renames a group (admins only).
+func (m *Messenger) GroupRename(ctx context.Context, ref, name string) (GroupInfo, error) {
+	name, err := checkGroupName(name)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	return m.changeGroup(ctx, ref, func(_ *store.Tx, _ *store.Group, st *groupState) (*groupChange, error) {
+		if !st.isAdmin(m.acct) {
+			return nil, ErrNotAdmin
+		}
+		return &groupChange{op: &wirepb.GroupOp{Kind: wirepb.GroupOp_KIND_RENAME, Name: name}}, nil
+	})
+}
+
+// inviteMember sends a new member the group: secret, name, every op
+// (split so each control message stays small) and our sender key.
+func (m *Messenger) inviteMember(tx *store.Tx, rx *batch, g *store.Group, st *groupState, acct string) error {
+	raws, err := tx.GroupOps(g.ID)
+	if err != nil {
+		return err
+	}
+	sender, err := senderkey.UnmarshalSender(g.Sender)
+	if err != nil {
+		return err
+	}
+	var chunk [][]byte
+	size := 0
+	flush := func(last bool) error {
+		gc := &wirepb.GroupControl{GroupId: g.ID, Secret: g.Secret, Name: st.name, Ops: chunk}
+		if last {
+			gc.SenderKey = sender.Distribution().Marshal()
+		}
+		chunk, size = nil, 0
+		return m.queueGroupControl(tx, rx, st, nil, acct, gc)
+	}
+	for _, r := range raws {
+		if size+len(r) > controlOpsBytes && len(chunk) > 0 {
+			if err := flush(false); err != nil {
+				return err
+			}
+		}
+		chunk = append(chunk, r)
+		size += len(r)
+	}
+	return flush(true)
+}
+
+// queueGroupControl encrypts a GroupControl to a member over our 1:1
+// session with them and queues it in the outbox. A member who is not a
+// contact yet becomes one, from the card the group's ops carry.
+func (m *Messenger) queueGroupControl(tx *store.Tx, rx *batch, st, old *groupState, acct string, gc *wirepb.GroupControl) error {
+	c, err := tx.ContactByAccount(acct)
+	if errors.Is(err, store.ErrNotFound) {
+		mb := st.members[acct]
+		if mb == nil && old != nil {
+			mb = old.members[acct]
+		}
+		if mb == nil {
+			return nil
+		}
+		card, err := identity.ParseSignedCard(mb.card)
+		if err != nil || card.AccountID() != acct {
+			m.log.Info("groupMemberUnreachable", "member", identity.Short(acct))
+			return nil
+		}
+		if c, err = m.contactFromCard(tx, card, mb.card); err != nil {
+			return err
+		}
+		rx.events = append(rx.events, Event{Type: EventContact, ContactID: c.ID})
+	} else if err != nil {
+		return err
+	}
+	id := make([]byte, wire.MessageIDSize)
+	if _, err := io.ReadFull(m.rand, id); err != nil {
+		return err
+	}
+	rec, err := rx.record(tx, c.ID)
+	if err != nil {
+		return err
+	}
+	p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Group{Group: gc}}
+	if len(rec.Sessions) == 0 || len(rec.Sessions[0].Initiation) > 0 {
+		if p.SenderCard, err = m.cardInTx(tx); err != nil {
+			return err
+		}
+	}
+	s, err := m.encrypt(rec, c, id, p)
+	if err != nil {
+		m.log.Info("groupControlNotSent", "member", identity.Short(acct), "err", err)
+		return nil
+	}
+	rx.setRecord(c.ID, rec)
+	return tx.Enqueue(store.OutboxItem{MessageID: groupItemPrefix + hex.EncodeToString(id), ContactID: c.ID, Payload: s.bytes, NextAttempt: m.now()})
+}
+
+// cardInTx returns our card without opening a transaction (card reads the
+// store only when running without a transport).
+func (m *Messenger) cardInTx(tx *store.Tx) ([]byte, error) {
+	m.cardMu.Lock()
+	c := m.ownCard
+	m.cardMu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	if m.tr == nil {
+		return nil, errors.New("no contact card yet")
+	}
+	return m.card(context.Background())
+}
+
+// afterStateChange does what a new membership asks of us, inside the
+// transaction that stored it: leave if we are out; make a new sender key
+// for a new epoch (or on joining) and send it to every member; send our
+// key to new members.
+func (m *Messenger) afterStateChange(tx *store.Tx, rx *batch, g *store.Group, old, st *groupState) error {
+	gidHex := hex.EncodeToString(g.ID)
+	wasMember := old != nil && old.isMember(m.acct)
+	if !st.isMember(m.acct) {
+		if wasMember || !g.Gone {
+			g.Gone = true
+			if err := tx.UpdateGroup(g); err != nil {
+				return err
+			}
+			topic := groupTopic(g.Secret)
+			rx.after = append(rx.after, func() { m.leave(topic) })
+		}
+		return nil
+	}
+	g.Gone = false
+	if st.name != "" {
+		g.Name = st.name
+	}
+	sender, err := senderkey.UnmarshalSender(g.Sender)
+	rotate := err != nil || !wasMember || sender.Epoch() != st.epoch
+	var to []string
+	if rotate {
+		if sender, err = senderkey.New(m.rand, st.epoch); err != nil {
+			return err
+		}
+		g.Sender = sender.Marshal()
+		to = st.memberIDs()
+	} else {
+		for _, a := range st.memberIDs() {
+			if !old.isMember(a) {
+				to = append(to, a)
+			}
+		}
+	}
+	if err := tx.UpdateGroup(g); err != nil {
+		return err
+	}
+	if !wasMember {
+		gc := *g
+		rx.after = append(rx.after, func() { m.joinGroup(&gc) })
+	}
+	dist := sender.Distribution().Marshal()
+	for _, a := range to {
+		if a == m.acct {
+			continue
+		}
+		if err := m.queueGroupControl(tx, rx, st, old, a, &wirepb.GroupControl{GroupId: g.ID, SenderKey: dist}); err != nil {
+			return err
+		}
+	}
+	rx.events = append(rx.events, Event{Type: EventGroup, Group: gidHex})
+	return nil
+}
+
+// receiveGroupControl handles a GroupControl from contact c inside the
+// receive transaction: ops (verified one by one; bad ones are logged
+// without content and skipped), an invitation, a sender key.
+func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contact, gc *wirepb.GroupControl) error {
+	g, err := tx.Group(gc.GroupId)
+	isNew := false
+	if errors.Is(err, store.ErrNotFound) {
+		if len(gc.Secret) == 0 {
+			m.log.Info("groupControlIgnored", "from", identity.Short(c.AccountID), "reason", "unknown group")
+			return nil
+		}
+		g = &store.Group{ID: gc.GroupId, Secret: gc.Secret, Name: gc.Name, Created: m.now()}
+		if g.Name == "" {
+			g.Name = "group"
+		}
+		isNew = true
+	} else if err != nil {
+		return err
+	}
+	var old *groupState
+	if !isNew {
+		if old, err = loadState(tx, g.ID); err != nil {
+			return err
+		}
+	}
+	var fresh [][]byte
+	for _, raw := range gc.Ops {
+		o, err := parseOp(raw, g.ID)
+		if err != nil {
+			m.log.Warn("groupOpRejected", "group", shortHex(g.ID), "from", identity.Short(c.AccountID), "err", err)
+			continue
+		}
+		fresh = append(fresh, o.raw)
+	}
+	if isNew {
+		// Only an admin's invitation that makes us a member creates the
+		// group here.
+		ops := make([]*groupOp, 0, len(fresh))
+		for _, r := range fresh {
+			o, _ := parseOp(r, g.ID)
+			ops = append(ops, o)
+		}
+		st := computeState(ops)
+		if !st.isMember(m.acct) || !st.isAdmin(c.AccountID) {
+			// Perhaps a part of a split invitation: keep nothing until the
+			// part that makes us a member; the admin sends every part.
+			if !st.created || len(fresh) == 0 {
+				m.log.Info("groupControlIgnored", "from", identity.Short(c.AccountID), "reason", "incomplete invitation")
+				return nil
+			}
+		}
+		g.Gone = !st.isMember(m.acct)
+		if err := tx.AddGroup(g); err != nil {
+			return err
+		}
+		old = &groupState{members: map[string]*groupMember{}}
+	}
+	for _, r := range fresh {
+		h := sha256.Sum256(r)
+		if _, err := tx.PutGroupOp(g.ID, h[:], r); err != nil {
+			return err
+		}
+	}
+	m.groups.drop(g.ID)
+	st, err := loadState(tx, g.ID)
+	if err != nil {
+		return err
+	}
+	if len(gc.SenderKey) > 0 {
+		if err := m.storeSenderKey(tx, g, st, c.AccountID, gc.SenderKey); err != nil {
+			return err
+		}
+	}
+	if len(fresh) > 0 || isNew {
+		if err := m.afterStateChange(tx, rx, g, old, st); err != nil {
+			return err
+		}
+	}
+	gid := g.ID
+	rx.after = append(rx.after, func() { m.groups.drop(gid) })
+	return nil
+}
+
+// storeSenderKey keeps a member's sender key and reads the messages that
+// were waiting for it.
+func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState, acct string, b []byte) error {
+	d, err := senderkey.ParseDistribution(b)
+	if err != nil {
+		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "err", err)
+		return nil
+	}
+	if !st.isMember(acct) {
+		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "err", ErrNotMember)
+		return nil
+	}
+	r, err := senderkey.NewReceiver(d, senderkey.Config{})
+	if err != nil {
+		return nil
+	}
+	if old, err := tx.GroupKey(g.ID, acct, d.Epoch); err == nil {
+		if or, err := senderkey.UnmarshalReceiver(old); err == nil && bytes.Equal(or.SigningKey(), r.SigningKey()) {
+			return nil // the same key again: keep our state of it
+		}
+	}
+	if err := tx.PutGroupKey(g.ID, acct, d.Epoch, r.Marshal()); err != nil {
+		return err
+	}
+	pending, err := tx.PendingGroupMessages(g.ID)
+	if err != nil {
+		return err
+	}
+	for _, pm := range pending {
+		if pm.Sender != acct {
+			continue
+		}
+		if _, err := m.openGroupMessage(tx, g, acct, pm.Raw, &pm); err != nil && !errors.Is(err, errNoKey) {
+			m.log.Info("groupMessageUnreadable", "group", shortHex(g.ID), "err", err)
+		}
+	}
+	return nil
+}
+
+var errNoKey = errors.New("sender key not received yet")
+
+// openGroupMessage decrypts a stored (pending) or new message with the
+// sender's key; with pm set it resolves that pending row.
+func (m *Messenger) openGroupMessage(tx *store.Tx, g *store.Group, sender string, raw []byte, pm *store.GroupMessage) (*wirepb.GroupText, error) {
+	env, err := wire.ParseGroupEnvelope(raw)
+	if err != nil {
+		return nil, err
+	}
+	epoch, _, err := senderkey.PeekEpoch(env.Message)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := tx.GroupKey(g.ID, sender, epoch)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNoKey
+	} else if err != nil {
+		return nil, err
+	}
+	r, err := senderkey.UnmarshalReceiver(kb)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := r.Decrypt(env.Message)
+	if err != nil {
+		return nil, err
+	}
+	unpadded, err := wire.Unpad(pt)
+	if err != nil {
+		return nil, err
+	}
+	t, err := wire.ParseGroupText(unpadded)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.PutGroupKey(g.ID, sender, epoch, r.Marshal()); err != nil {
+		return nil, err
+	}
+	if pm != nil {
+		if err := tx.ResolveGroupMessage(g.ID, pm.ID, sender, t.Body, time.UnixMilli(t.SentAtUnixMs)); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// GroupSend encrypts text once with our sender key, stores it and
+// publishes it on the group's topic.
+func (m *Messenger) GroupSend(ctx context.Context, ref, text string) (GroupMessage, error) {
+	if strings.TrimSpace(text) == "" {
+		return GroupMessage{}, ErrEmptyMessage
+	}
+	if len(text) > wire.MaxTextSize {
+		return GroupMessage{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMessageTooLong, len(text), wire.MaxTextSize)
+	}
+	if !utf8.ValidString(text) {
+		return GroupMessage{}, errors.New("message is not valid UTF-8 text")
+	}
+	id := make([]byte, wire.MessageIDSize)
+	if _, err := io.ReadFull(m.rand, id); err != nil {
+		return GroupMessage{}, err
+	}
+	now := m.now()
+	var raw []byte
+	var topic string
+	gm := &store.GroupMessage{Sender: m.acct, Body: text, SentAt: now, At: now}
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		g, err := resolveGroup(tx, ref)
+		if err != nil {
+			return err
+		}
+		if g.Gone {
+			return ErrNotMember
+		}
+		sender, err := senderkey.UnmarshalSender(g.Sender)
+		if err != nil {
+			return err
+		}
+		pt := wire.Pad(wire.Marshal(&wirepb.GroupText{Version: wire.Version, MessageId: id, Body: text, SentAtUnixMs: now.UnixMilli()}))
+		msg, err := sender.Encrypt(pt)
+		if err != nil {
+			return err
+		}
+		g.Sender = sender.Marshal()
+		if err := tx.UpdateGroup(g); err != nil {
+			return err
+		}
+		raw = wire.Marshal(&wirepb.GroupEnvelope{Version: wire.Version, Sender: m.acct, Message: msg})
+		gm.GroupID, gm.ID, gm.Raw, topic = g.ID, groupMsgID(raw), raw, groupTopic(g.Secret)
+		_, err = tx.PutGroupMessage(gm)
+		return err
+	})
+	if err != nil {
+		return GroupMessage{}, err
+	}
+	m.publish(ctx, topic, raw)
+	m.emit(Event{Type: EventGroup, Group: hex.EncodeToString(gm.GroupID), MessageID: gm.ID})
+	return GroupMessage{Seq: gm.Seq, ID: gm.ID, Sender: m.acct, SenderName: m.name, Outgoing: true, Text: text, SentAt: now, At: now}, nil
+}
+
+func groupMsgID(raw []byte) string {
+	h := sha256.Sum256(raw)
+	return hex.EncodeToString(h[:16])
+}
+
+// GroupMessages returns a group's readable messages after afterSeq
+// (limit <= 0: all), oldest first.
+func (m *Messenger) GroupMessages(ctx context.Context, ref string, afterSeq int64, limit int) (GroupInfo, []GroupMessage, error) {
+	var g *store.Group
+	var ms []store.GroupMessage
+	err := m.st.View(ctx, func(tx *store.Tx) (err error) {
+		if g, err = resolveGroup(tx, ref); err != nil {
+			return err
+		}
+		ms, err = tx.GroupMessages(g.ID, afterSeq, limit)
+		return err
+	})
+	if err != nil {
+		return GroupInfo{}, nil, err
+	}
+	st, err := m.cachedState(ctx, g.ID)
+	if err != nil {
+		return GroupInfo{}, nil, err
+	}
+	gi := m.groupInfo(ctx, g, st)
+	names := map[string]string{}
+	for _, mb := range gi.Members {
+		names[mb.AccountID] = mb.Name
+	}
+	out := make([]GroupMessage, 0, len(ms))
+	for _, gm := range ms {
+		name := names[gm.Sender]
+		if name == "" {
+			name = identity.Short(gm.Sender)
+		}
+		out = append(out, GroupMessage{Seq: gm.Seq, ID: gm.ID, Sender: gm.Sender, SenderName: name, Outgoing: gm.Sender == m.acct, Text: gm.Body, SentAt: gm.SentAt, At: gm.At})
+	}
+	return gi, out, nil
+}
 
 // joinGroup subscribes to a group's topic.
-func (m *Messenger) joinGroup(g *store.Group) {}
+func (m *Messenger) joinGroup(g *store.Group) {
+	gid := bytes.Clone(g.ID)
+	topic := groupTopic(g.Secret)
+	m.join(topic, &joined{group: gid},
+		func(ctx context.Context, from string, data []byte) p2p.Verdict {
+			if err := m.checkGroupEnvelope(ctx, gid, data); err != nil {
+				if errors.Is(err, errNoKey) {
+					return p2p.Accept // others may judge it; we keep it pending
+				}
+				m.log.Warn("groupMessageRejected", "group", shortHex(gid), "peer", shortPeer(from), "err", err)
+				return p2p.Reject
+			}
+			return p2p.Accept
+		},
+		func(ctx context.Context, from string, data []byte) {
+			m.receiveGroupMessages(ctx, gid, from, [][]byte{data})
+		},
+		func(ctx context.Context) { m.fillGroup(ctx, gid, topic) })
+}
+
+// checkGroupEnvelope is the topic validator: the sender must be a member
+// and, if we hold its key, the signature must verify.
+func (m *Messenger) checkGroupEnvelope(ctx context.Context, gid, data []byte) error {
+	env, err := wire.ParseGroupEnvelope(data)
+	if err != nil {
+		return err
+	}
+	st, err := m.cachedState(ctx, gid)
+	if err != nil {
+		return err
+	}
+	if !st.isMember(env.Sender) {
+		return fmt.Errorf("%w: sender %s", ErrNotMember, identity.Short(env.Sender))
+	}
+	epoch, _, err := senderkey.PeekEpoch(env.Message)
+	if err != nil {
+		return err
+	}
+	var kb []byte
+	err = m.st.View(ctx, func(tx *store.Tx) (err error) { kb, err = tx.GroupKey(gid, env.Sender, epoch); return err })
+	if errors.Is(err, store.ErrNotFound) {
+		return errNoKey
+	} else if err != nil {
+		return err
+	}
+	r, err := senderkey.UnmarshalReceiver(kb)
+	if err != nil {
+		return err
+	}
+	_, _, err = senderkey.VerifySignature(r.SigningKey(), env.Message)
+	return err
+}
+
+// receiveGroupMessages stores group messages from the topic or from a
+// history fetch: read at once if we hold the sender's key, else kept
+// pending until it arrives.
+func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, from string, items [][]byte) {
+	st, err := m.cachedState(ctx, gid)
+	if err != nil {
+		return
+	}
+	stored := 0
+	bad := 0
+	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		stored, bad = 0, 0
+		g, err := tx.Group(gid)
+		if err != nil {
+			return err
+		}
+		if g.Gone {
+			return nil
+		}
+		for _, raw := range items {
+			env, err := wire.ParseGroupEnvelope(raw)
+			if err != nil || !st.isMember(env.Sender) {
+				bad++
+				continue
+			}
+			if env.Sender == m.acct {
+				continue
+			}
+			gm := &store.GroupMessage{GroupID: gid, ID: groupMsgID(raw), Sender: env.Sender, At: m.now(), Raw: raw}
+			t, err := m.openGroupMessage(tx, g, env.Sender, raw, nil)
+			switch {
+			case err == nil:
+				gm.Body, gm.SentAt = t.Body, time.UnixMilli(t.SentAtUnixMs)
+			case errors.Is(err, errNoKey):
+				gm.Pending = true
+			case errors.Is(err, senderkey.ErrReplay):
+				continue // a copy of one we have read
+			default:
+				bad++
+				continue
+			}
+			ok, err := tx.PutGroupMessage(gm)
+			if err != nil {
+				return err
+			}
+			if ok {
+				stored++
+			}
+		}
+		return nil
+	})
+	if bad > 0 {
+		m.log.Warn("groupMessageRejected", "group", shortHex(gid), "peer", shortPeer(from), "count", bad)
+	}
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("groupMessageNotStored", "group", shortHex(gid), "err", err)
+	}
+	if stored > 0 {
+		m.emit(Event{Type: EventGroup, Group: hex.EncodeToString(gid)})
+	}
+}
+
+// fillGroup asks a couple of members for the messages of the last while
+// (what we missed while down, or while not in the mesh yet), verifying
+// each like a message from the topic.
+func (m *Messenger) fillGroup(ctx context.Context, gid []byte, topic string) {
+	if m.tr == nil {
+		return
+	}
+	var since time.Time
+	var seeds []string
+	err := m.st.View(ctx, func(tx *store.Tx) error {
+		g, err := tx.Group(gid)
+		if err != nil {
+			return err
+		}
+		since = g.Created
+		ms, err := tx.RecentGroupMessages(gid, time.Time{}, 1)
+		if err != nil {
+			return err
+		}
+		if len(ms) > 0 {
+			since = ms[0].At.Add(-groupHistoryWait)
+		}
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	if st, err := m.cachedState(ctx, gid); err == nil {
+		for _, a := range st.memberIDs() {
+			if a == m.acct {
+				continue
+			}
+			if card, err := identity.ParseSignedCard(st.members[a].card); err == nil {
+				for _, d := range card.Devices {
+					for _, addr := range d.Addrs {
+						if !strings.Contains(addr, "/p2p/") {
+							addr += "/p2p/" + d.PeerID
+						}
+						seeds = append(seeds, addr)
+					}
+				}
+			}
+		}
+	}
+	peers := m.topicPeers(ctx, topic)
+	if len(peers) == 0 {
+		peers = m.historyPeers(topic, seeds)
+	}
+	req := &wirepb.HistoryRequest{Topic: topic, Limit: historyPageSize, SinceUnixMs: since.UnixMilli()}
+	for i, p := range peers {
+		if i >= 2 || ctx.Err() != nil {
+			break
+		}
+		items, err := m.fetchHistory(ctx, p, req)
+		if err != nil {
+			m.log.Debug("historyFetchFailed", "peer", shortPeer(p.id), "err", err)
+		}
+		if len(items) > 0 {
+			m.receiveGroupMessages(ctx, gid, p.id, items)
+		}
+	}
+}

@@ -182,6 +182,7 @@ type Messenger struct {
 
 	bcOnce sync.Once
 	bcast  *broadcast // channels and groups (broadcast.go)
+	groups groupCache // computed group memberships (groups.go)
 
 	kick   chan struct{}
 	cancel context.CancelFunc

@@ -195,6 +195,9 @@ func (m *Messenger) receiveSealed(ctx context.Context, peer string, envs []*wire
 	for _, e := range rx.events {
 		m.emit(e)
 	}
+	for _, f := range rx.after {
+		f()
+	}
 	return resps, firstErr
 }
 
@@ -438,12 +441,24 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateReceived})
 		rx.queueAck(c, env, resp, peer == "")
 		return nil
+	case *wirepb.Payload_Group:
+		if err := m.receiveGroupControl(tx, rx, c, body.Group); err != nil {
+			return err
+		}
+		rx.queueAck(c, env, resp, peer == "")
+		return nil
 	case *wirepb.Payload_Ack:
 		for _, id := range body.Ack.MessageIds {
 			aid := hex.EncodeToString(id)
 			cur, err := tx.Message(c.ID, true, aid)
 			if errors.Is(err, store.ErrNotFound) {
-				continue // not ours, or already forgotten
+				// Not a message: a group control item (groups.go), or
+				// not ours, or already forgotten.
+				if err := tx.DeleteOutbox(c.ID, groupItemPrefix+aid); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+				rx.delivered[groupItemPrefix+aid] = true
+				continue
 			} else if err != nil {
 				return err
 			}
@@ -534,7 +549,8 @@ func (m *Messenger) flushAcks(tx *store.Tx, rx *batch) error {
 		rx.setRecord(cid, rec)
 		for i, resp := range pa.resps {
 			resp.Status, resp.Ack = wirepb.Response_STATUS_OK, sealed.bytes
-			if err := tx.PutReceipt(cid, hex.EncodeToString(pa.ids[i]), pa.hashes[i], sealed.bytes); err != nil {
+			// Group control items have no message row, hence no receipt.
+			if err := tx.PutReceipt(cid, hex.EncodeToString(pa.ids[i]), pa.hashes[i], sealed.bytes); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
 		}
