@@ -70,6 +70,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/init", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusConflict, Code: apiclient.CodeExists, Message: "this node already has a profile"})
 	})
+	s.groupRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: "no such API call: " + r.Method + " " + r.URL.Path})
 	})
@@ -281,7 +282,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 				conn.Close(websocket.StatusGoingAway, "node stopping")
 				return
 			}
-			b, _ := json.Marshal(apiclient.Event{Type: e.Type, ContactID: e.ContactID, MessageID: e.MessageID, State: e.State})
+			b, _ := json.Marshal(apiclient.Event{Type: e.Type, ContactID: e.ContactID, MessageID: e.MessageID, State: e.State, Channel: e.Channel, Group: e.Group, Alert: e.Alert})
 			if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
 				return
 			}

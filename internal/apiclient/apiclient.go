@@ -101,6 +101,9 @@ type Event struct {
 	ContactID int64  `json:"contactId"`
 	MessageID string `json:"messageId,omitempty"`
 	State     string `json:"state,omitempty"`
+	Channel   string `json:"channel,omitempty"` // "post" events: channel id
+	Group     string `json:"group,omitempty"`   // "group" events: group id
+	Alert     bool   `json:"alert,omitempty"`   // an alert post: show it at once
 }
 
 // AddContactRequest is POST /api/v1/contacts.

@@ -86,22 +86,28 @@ type GroupMessage struct {
 	At         time.Time `json:"at"`
 }
 
-// groupCache keeps computed memberships, keyed by group id; entries are
-// dropped whenever ops are written and set only from committed data.
+// groupCache keeps computed memberships, keyed by group id. Entries are
+// dropped whenever ops are written; a state computed from a read that
+// started before a drop is not cached (the generation changed).
 type groupCache struct {
-	mu sync.Mutex
-	m  map[string]*groupState
+	mu  sync.Mutex
+	m   map[string]*groupState
+	gen uint64
 }
 
-func (gc *groupCache) get(gid []byte) *groupState {
+func (gc *groupCache) get(gid []byte) (*groupState, uint64) {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
-	return gc.m[string(gid)]
+	return gc.m[string(gid)], gc.gen
 }
 
-func (gc *groupCache) set(gid []byte, s *groupState) {
+// set caches s, read at generation gen, unless something was dropped since.
+func (gc *groupCache) set(gid []byte, s *groupState, gen uint64) {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
+	if gen != gc.gen {
+		return
+	}
 	if gc.m == nil {
 		gc.m = map[string]*groupState{}
 	}
@@ -111,6 +117,7 @@ func (gc *groupCache) set(gid []byte, s *groupState) {
 func (gc *groupCache) drop(gid []byte) {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
+	gc.gen++
 	delete(gc.m, string(gid))
 }
 
@@ -137,15 +144,15 @@ func loadState(tx *store.Tx, gid []byte) (*groupState, error) {
 
 // cachedState returns a group's committed membership.
 func (m *Messenger) cachedState(ctx context.Context, gid []byte) (*groupState, error) {
-	if s := m.groups.get(gid); s != nil {
+	s, gen := m.groups.get(gid)
+	if s != nil {
 		return s, nil
 	}
-	var s *groupState
 	err := m.st.View(ctx, func(tx *store.Tx) (err error) { s, err = loadState(tx, gid); return err })
 	if err != nil {
 		return nil, err
 	}
-	m.groups.set(gid, s)
+	m.groups.set(gid, s, gen)
 	return s, nil
 }
 
@@ -218,7 +225,7 @@ func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, er
 	if err != nil {
 		return GroupInfo{}, err
 	}
-	m.groups.set(gid, st)
+	m.groups.drop(gid)
 	m.joinGroup(g)
 	return m.groupInfo(ctx, g, st), nil
 }
@@ -1028,4 +1035,22 @@ func (m *Messenger) fillGroup(ctx context.Context, gid []byte, topic string) {
 			m.receiveGroupMessages(ctx, gid, p.id, items)
 		}
 	}
+}
+
+// GroupJoin takes part in a group we were invited to (invitations arrive
+// over a 1:1 session and are joined on arrival): it subscribes to the
+// group's topic if needed and fetches what the members kept.
+func (m *Messenger) GroupJoin(ctx context.Context, ref string) (GroupInfo, error) {
+	var g *store.Group
+	if err := m.st.View(ctx, func(tx *store.Tx) (err error) { g, err = resolveGroup(tx, ref); return err }); err != nil {
+		return GroupInfo{}, err
+	}
+	if g.Gone {
+		return GroupInfo{}, ErrNotMember
+	}
+	m.joinGroup(g)
+	if j := m.joinedTopic(groupTopic(g.Secret)); j != nil {
+		kickJoined(j)
+	}
+	return m.Group(ctx, ref)
 }
