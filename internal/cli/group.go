@@ -75,13 +75,19 @@ func groupCmd(g *globals) *cobra.Command {
 	show := g.nodeCmd("show GROUP [--json]", "Show a group and its members", cobra.ExactArgs(1),
 		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) { return c.Group(ctx, a[0]) }, printGroup)
 	invite := g.nodeCmd("invite GROUP CONTACT", "Add a contact to a group (admins); they join on receipt", cobra.ExactArgs(2),
-		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) { return c.GroupInvite(ctx, a[0], a[1]) }, printGroup)
+		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
+			return c.GroupInvite(ctx, a[0], a[1])
+		}, printGroup)
 	join := g.nodeCmd("join GROUP", "Take part in a group you were invited to and fetch its recent messages", cobra.ExactArgs(1),
 		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) { return c.GroupJoin(ctx, a[0]) }, printGroup)
 	leave := g.nodeCmd("leave GROUP", "Leave a group", cobra.ExactArgs(1),
-		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) { return c.GroupLeave(ctx, a[0]) }, printGroup)
+		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
+			return c.GroupLeave(ctx, a[0])
+		}, printGroup)
 	remove := g.nodeCmd("remove GROUP MEMBER", "Remove a member (contact name or account id; admins): everyone gets new keys", cobra.ExactArgs(2),
-		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) { return c.GroupRemove(ctx, a[0], a[1]) }, printGroup)
+		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
+			return c.GroupRemove(ctx, a[0], a[1])
+		}, printGroup)
 	rename := g.nodeCmd("rename GROUP NAME...", "Rename a group (admins)", cobra.MinimumNArgs(2),
 		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
 			return c.GroupRename(ctx, a[0], strings.Join(a[1:], " "))
@@ -91,7 +97,9 @@ func groupCmd(g *globals) *cobra.Command {
 			return c.GroupSend(ctx, a[0], strings.Join(a[1:], " "))
 		}, func(v any) { fmt.Fprintln(g.stdout, v.(apiclient.GroupMessage).ID) })
 	messages := g.nodeCmd("messages GROUP [--json]", "Show a group's messages", cobra.ExactArgs(1),
-		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) { return c.GroupMessages(ctx, a[0], 0) },
+		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
+			return c.GroupMessages(ctx, a[0], 0)
+		},
 		func(v any) {
 			for _, m := range v.(apiclient.GroupConversation).Messages {
 				fmt.Fprintf(g.stdout, "%s  %-16s %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), safe(m.SenderName), safe(m.Text))
@@ -143,10 +151,14 @@ func channelCmd(g *globals) *cobra.Command {
 		}, printChannel)
 	create.Flags().BoolVar(&private, "private", false, "encrypt posts with a key carried in the invite")
 	invite := g.nodeCmd("invite CHANNEL", "Print a channel's invite link (anyone holding it can follow)", cobra.ExactArgs(1),
-		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) { return c.ChannelInvite(ctx, a[0]) },
+		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
+			return c.ChannelInvite(ctx, a[0])
+		},
 		func(v any) { fmt.Fprintln(g.stdout, v.(apiclient.ChannelInvite).Link) })
 	follow := g.nodeCmd("follow LINK", "Follow a channel from its invite link", cobra.ExactArgs(1),
-		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) { return c.FollowChannel(ctx, a[0]) }, printChannel)
+		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
+			return c.FollowChannel(ctx, a[0])
+		}, printChannel)
 	var alert bool
 	post := g.nodeCmd("post CHANNEL TEXT... [--alert]", "Sign and publish a post on a channel you own", cobra.MinimumNArgs(2),
 		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
@@ -154,7 +166,9 @@ func channelCmd(g *globals) *cobra.Command {
 		}, func(v any) { fmt.Fprintln(g.stdout, v.(apiclient.ChannelPost).Seq) })
 	post.Flags().BoolVar(&alert, "alert", false, "alert priority: followers' clients show it at once")
 	posts := g.nodeCmd("posts CHANNEL [--json]", "Show a channel's posts", cobra.ExactArgs(1),
-		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) { return c.ChannelPosts(ctx, a[0], 0) },
+		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
+			return c.ChannelPosts(ctx, a[0], 0)
+		},
 		func(v any) {
 			for _, p := range v.(apiclient.ChannelPosts).Posts {
 				mark := "  "
