@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 	"github.com/samizdat-im/samizdat/internal/identity"
@@ -51,6 +52,39 @@ type groupOp struct {
 	author string // account id
 	card   []byte // ADD: the new member's signed card (CREATE: the creator's)
 	member string // ADD: the new member's account id; REMOVE, ADMIN: the target
+	name   string // ADD, CREATE: the name on the card
+}
+
+// opCache memoises parseOp: checking an op costs several signature
+// verifications (the op, the card, its prekeys) and every membership
+// computation replays all ops. An op's validity depends only on its bytes
+// and group, so entries never go stale.
+type opCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]*groupOp
+}
+
+const opCacheSize = 20_000
+
+func (oc *opCache) parse(raw, gid []byte) (*groupOp, error) {
+	h := sha256.Sum256(append(bytes.Clone(gid), raw...))
+	oc.mu.Lock()
+	o, ok := oc.m[h]
+	oc.mu.Unlock()
+	if ok {
+		return o, nil
+	}
+	o, err := parseOp(raw, gid)
+	if err != nil {
+		return nil, err
+	}
+	oc.mu.Lock()
+	if oc.m == nil || len(oc.m) >= opCacheSize {
+		oc.m = map[[32]byte]*groupOp{}
+	}
+	oc.m[h] = o
+	oc.mu.Unlock()
+	return o, nil
 }
 
 func groupID(creator keys.PublicIdentity, salt []byte) []byte {
@@ -93,12 +127,15 @@ func parseOp(raw, gid []byte) (*groupOp, error) {
 			return nil, fmt.Errorf("%w: create op by someone else than the creator", errBadOp)
 		}
 		g.card = op.MemberCard
+		if card, err := identity.ParseSignedCard(op.MemberCard); err == nil && card.AccountID() == g.author {
+			g.name = card.Name
+		}
 	case wirepb.GroupOp_KIND_ADD:
 		card, err := identity.ParseSignedCard(op.MemberCard)
 		if err != nil {
 			return nil, fmt.Errorf("%w: member card: %w", errBadOp, err)
 		}
-		g.card, g.member = op.MemberCard, card.AccountID()
+		g.card, g.member, g.name = op.MemberCard, card.AccountID(), card.Name
 	case wirepb.GroupOp_KIND_REMOVE, wirepb.GroupOp_KIND_ADMIN:
 		if _, err := identity.ParseAccountID(op.Member); err != nil {
 			return nil, fmt.Errorf("%w: member: %w", errBadOp, err)
@@ -114,6 +151,7 @@ func parseOp(raw, gid []byte) (*groupOp, error) {
 // groupMember is one member in a computed state.
 type groupMember struct {
 	card  []byte
+	name  string // from their card
 	admin bool
 }
 
@@ -227,7 +265,7 @@ func (s *groupState) apply(o *groupOp) bool {
 			return false
 		}
 		s.created, s.name = true, op.Name
-		s.members[o.author] = &groupMember{card: o.card, admin: true}
+		s.members[o.author] = &groupMember{card: o.card, name: o.name, admin: true}
 		return true
 	}
 	if !s.created || !s.isMember(o.author) {
@@ -238,7 +276,7 @@ func (s *groupState) apply(o *groupOp) bool {
 		if !s.isAdmin(o.author) || s.isMember(o.member) || len(s.members) >= wire.MaxGroupMembers {
 			return false
 		}
-		s.members[o.member] = &groupMember{card: o.card}
+		s.members[o.member] = &groupMember{card: o.card, name: o.name}
 	case wirepb.GroupOp_KIND_REMOVE:
 		if !s.isAdmin(o.author) || !s.isMember(o.member) || o.member == o.author {
 			return false

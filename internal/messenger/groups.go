@@ -128,14 +128,14 @@ func groupTopic(secret []byte) string {
 }
 
 // loadState computes a group's membership from its stored ops.
-func loadState(tx *store.Tx, gid []byte) (*groupState, error) {
+func (m *Messenger) loadState(tx *store.Tx, gid []byte) (*groupState, error) {
 	raws, err := tx.GroupOps(gid)
 	if err != nil {
 		return nil, err
 	}
 	ops := make([]*groupOp, 0, len(raws))
 	for _, r := range raws {
-		if o, err := parseOp(r, gid); err == nil {
+		if o, err := m.ops.parse(r, gid); err == nil {
 			ops = append(ops, o)
 		}
 	}
@@ -148,7 +148,7 @@ func (m *Messenger) cachedState(ctx context.Context, gid []byte) (*groupState, e
 	if s != nil {
 		return s, nil
 	}
-	err := m.st.View(ctx, func(tx *store.Tx) (err error) { s, err = loadState(tx, gid); return err })
+	err := m.st.View(ctx, func(tx *store.Tx) (err error) { s, err = m.loadState(tx, gid); return err })
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +219,7 @@ func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, er
 		if _, err := tx.PutGroupOp(gid, h[:], op); err != nil {
 			return err
 		}
-		st, err = loadState(tx, gid)
+		st, err = m.loadState(tx, gid)
 		return err
 	})
 	if err != nil {
@@ -250,9 +250,7 @@ func (m *Messenger) groupInfo(ctx context.Context, g *store.Group, st *groupStat
 		if a == m.acct {
 			name = m.name
 		} else if name == "" {
-			if card, err := identity.ParseSignedCard(mb.card); err == nil {
-				name = card.Name
-			}
+			name = mb.name
 		}
 		gi.Members = append(gi.Members, GroupMember{AccountID: a, Name: name, Admin: mb.admin})
 	}
@@ -309,7 +307,7 @@ func (m *Messenger) changeGroup(ctx context.Context, ref string, build func(tx *
 		if g, err = resolveGroup(tx, ref); err != nil {
 			return err
 		}
-		old, err := loadState(tx, g.ID)
+		old, err := m.loadState(tx, g.ID)
 		if err != nil {
 			return err
 		}
@@ -327,7 +325,7 @@ func (m *Messenger) changeGroup(ctx context.Context, ref string, build func(tx *
 		if _, err := tx.PutGroupOp(g.ID, h[:], raw); err != nil {
 			return err
 		}
-		if st, err = loadState(tx, g.ID); err != nil {
+		if st, err = m.loadState(tx, g.ID); err != nil {
 			return err
 		}
 		// Everyone who was or is a member hears of the op.
@@ -617,13 +615,13 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 	}
 	var old *groupState
 	if !isNew {
-		if old, err = loadState(tx, g.ID); err != nil {
+		if old, err = m.loadState(tx, g.ID); err != nil {
 			return err
 		}
 	}
 	var fresh [][]byte
 	for _, raw := range gc.Ops {
-		o, err := parseOp(raw, g.ID)
+		o, err := m.ops.parse(raw, g.ID)
 		if err != nil {
 			m.log.Warn("groupOpRejected", "group", shortHex(g.ID), "from", identity.Short(c.AccountID), "err", err)
 			continue
@@ -635,7 +633,7 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 		// group here.
 		ops := make([]*groupOp, 0, len(fresh))
 		for _, r := range fresh {
-			o, _ := parseOp(r, g.ID)
+			o, _ := m.ops.parse(r, g.ID)
 			ops = append(ops, o)
 		}
 		st := computeState(ops)
@@ -660,7 +658,7 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 		}
 	}
 	m.groups.drop(g.ID)
-	st, err := loadState(tx, g.ID)
+	st, err := m.loadState(tx, g.ID)
 	if err != nil {
 		return err
 	}

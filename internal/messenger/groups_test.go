@@ -140,7 +140,6 @@ func TestGroupRemoveAndCatchUp(t *testing.T) {
 			continue
 		}
 		eventually(t, 60*time.Second, x.name+" reads the message after the removal", func() bool { return groupHas(t, x, g.ID, "the informer is out") })
-		t.Logf("%v: %s read it", time.Since(start), x.name)
 	}
 	t.Logf("%v: all remaining read", time.Since(start))
 	eventually(t, 20*time.Second, "the removed member learns it", func() bool {

@@ -183,6 +183,7 @@ type Messenger struct {
 	bcOnce sync.Once
 	bcast  *broadcast // channels and groups (broadcast.go)
 	groups groupCache // computed group memberships (groups.go)
+	ops    opCache    // checked group ops (groupops.go)
 
 	kick   chan struct{}
 	cancel context.CancelFunc
