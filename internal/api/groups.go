@@ -245,7 +245,7 @@ func ToGroupMessage(m messenger.GroupMessage) apiclient.GroupMessage {
 
 // ToChannel converts a channel to its API form.
 func ToChannel(c messenger.ChannelInfo) apiclient.Channel {
-	return apiclient.Channel{ID: c.ID, Name: c.Name, Owned: c.Owned, Private: c.Private, Posts: c.Posts, LastSeq: c.LastSeq}
+	return apiclient.Channel{ID: c.ID, Name: c.Name, Owned: c.Owned, Private: c.Private, Posts: c.Posts, LastSeq: c.LastSeq, Peers: c.Peers}
 }
 
 // ToChannelPost converts a post to its API form.

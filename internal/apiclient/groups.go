@@ -51,6 +51,7 @@ type Channel struct {
 	Private bool   `json:"private"`
 	Posts   int    `json:"posts"`
 	LastSeq int64  `json:"lastSeq"`
+	Peers   int    `json:"peers"` // peers on the channel's topic now (listing only)
 }
 
 // ChannelPost is one post of a channel.

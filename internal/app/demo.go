@@ -217,6 +217,11 @@ func RunDemo(ctx context.Context, w io.Writer, o DemoOptions) (err error) {
 	}); err != nil {
 		return err
 	}
+
+	if err := demoGroupAndChannel(ctx, w, alice, bob, carol); err != nil {
+		return err
+	}
+
 	fmt.Fprintln(w, "\nEach person's conversations, as stored (encrypted at rest) on their own node:")
 	for _, p := range []*demoNode{alice, bob, carol} {
 		cs, err := p.node.Messenger.Contacts(ctx)

@@ -48,6 +48,7 @@ type ChannelInfo struct {
 	Private bool   `json:"private"`
 	Posts   int    `json:"posts"`
 	LastSeq int64  `json:"lastSeq"` // -1: no post yet
+	Peers   int    `json:"peers"`   // peers on the channel's topic now
 }
 
 // ChannelPost is a verified post as shown to users and the API.
@@ -128,7 +129,11 @@ func (m *Messenger) Channels(ctx context.Context) ([]ChannelInfo, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, channelInfo(&c, seqs))
+			ci := channelInfo(&c, seqs)
+			if j := m.joinedTopic(keysOf(&c).topic); j != nil && j.topic != nil {
+				ci.Peers = len(j.topic.Peers())
+			}
+			out = append(out, ci)
 		}
 		return err
 	})
