@@ -231,7 +231,7 @@ func (s *server) channelPosts(w http.ResponseWriter, r *http.Request) {
 
 // ToGroup converts a group to its API form.
 func ToGroup(g messenger.GroupInfo) apiclient.Group {
-	out := apiclient.Group{ID: g.ID, Name: g.Name, Admin: g.Admin, Epoch: g.Epoch, Gone: g.Gone, Members: make([]apiclient.GroupMember, 0, len(g.Members))}
+	out := apiclient.Group{ID: g.ID, Name: g.Name, Admin: g.Admin, Epoch: g.Epoch, Gone: g.Gone, Peers: g.Peers, Members: make([]apiclient.GroupMember, 0, len(g.Members))}
 	for _, m := range g.Members {
 		out.Members = append(out.Members, apiclient.GroupMember{AccountID: m.AccountID, Name: m.Name, Admin: m.Admin})
 	}

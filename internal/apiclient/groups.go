@@ -16,6 +16,7 @@ type Group struct {
 	Admin   bool          `json:"admin"`
 	Epoch   uint32        `json:"epoch"`
 	Gone    bool          `json:"gone"`
+	Peers   int           `json:"peers"` // members' nodes on the group's topic now
 }
 
 // GroupMember is one member of a group.

@@ -218,7 +218,8 @@ func TestDemo(t *testing.T) {
 	if err := RunDemo(context.Background(), &out, DemoOptions{BaseDir: t.TempDir()}); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	if strings.Count(out.String(), "delivered") < 7 || !strings.Contains(out.String(), "demo finished") {
+	if strings.Count(out.String(), "delivered") < 7 || !strings.Contains(out.String(), "demo finished") ||
+		strings.Count(out.String(), "read by all") != 3 || !strings.Contains(out.String(), "ALERT post") || !strings.Contains(out.String(), "raised an alert event") {
 		t.Fatalf("demo output:\n%s", out.String())
 	}
 }

@@ -34,6 +34,15 @@ func demoGroupAndChannel(ctx context.Context, w io.Writer, alice, bob, carol *de
 		}
 	}
 	fmt.Fprintf(w, "  bob and carol joined in %v; every member sent its sender key to the others\n", time.Since(t0).Round(time.Millisecond))
+	for _, p := range []*demoNode{alice, bob, carol} {
+		if err := demoWait(ctx, 30*time.Second, p.name+" meets the others on the group's topic", func() bool {
+			gi, err := p.node.Messenger.Group(ctx, g.ID)
+			return err == nil && gi.Peers == 2
+		}); err != nil {
+			return err
+		}
+	}
+	time.Sleep(1200 * time.Millisecond) // one gossipsub heartbeat: the mesh forms
 	lines := []struct {
 		from *demoNode
 		text string

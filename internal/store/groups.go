@@ -57,6 +57,15 @@ func (tx *Tx) UpdateGroup(g *Group) error {
 	return nil
 }
 
+// SetGroupSecret fills in the secret, name and gone flag of a group
+// stored without a secret (a placeholder).
+func (tx *Tx) SetGroupSecret(g *Group) error {
+	if _, err := tx.exec(`UPDATE groups SET secret = ?, name = ?, gone = ? WHERE id = ?`, g.Secret, g.Name, g.Gone, g.ID); err != nil {
+		return fmt.Errorf("store: set group secret: %w", err)
+	}
+	return nil
+}
+
 // Group returns a group by id, or ErrNotFound.
 func (tx *Tx) Group(id []byte) (*Group, error) {
 	gs, err := tx.groups(`SELECT `+groupColumns+` FROM groups WHERE id = ?`, id)
@@ -69,9 +78,9 @@ func (tx *Tx) Group(id []byte) (*Group, error) {
 	return &gs[0], nil
 }
 
-// Groups returns every group, oldest first.
+// Groups returns every group with a secret (not placeholders), oldest first.
 func (tx *Tx) Groups() ([]Group, error) {
-	return tx.groups(`SELECT ` + groupColumns + ` FROM groups ORDER BY created, id`)
+	return tx.groups(`SELECT ` + groupColumns + ` FROM groups WHERE length(secret) > 0 ORDER BY created, id`)
 }
 
 func (tx *Tx) groups(q string, args ...any) ([]Group, error) {

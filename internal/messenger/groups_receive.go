@@ -1,0 +1,395 @@
+package messenger
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/crypto/senderkey"
+	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/store"
+	"github.com/samizdat-im/samizdat/internal/wire"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
+)
+
+// The receiving side of groups: control messages from the 1:1 sessions,
+// messages from the topic and from members' history.
+
+// receiveGroupControl handles a GroupControl from contact c inside the
+// receive transaction: ops (verified one by one; bad ones are logged
+// without content and skipped), an invitation, a sender key.
+func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contact, gc *wirepb.GroupControl) error {
+	g, err := tx.Group(gc.GroupId)
+	isNew, placeholder := false, false
+	switch {
+	case errors.Is(err, store.ErrNotFound) && len(gc.Secret) == 0:
+		if len(gc.SenderKey) == 0 {
+			m.log.Info("groupControlIgnored", "from", identity.Short(c.AccountID), "reason", "unknown group")
+			return nil
+		}
+		// A member's sender key can overtake the admin's invitation (they
+		// come from different people): keep it under a placeholder, a
+		// group row without a secret, until the invitation comes.
+		g = &store.Group{ID: gc.GroupId, Secret: []byte{}, Gone: true, Created: m.now()}
+		if err := tx.AddGroup(g); err != nil {
+			return err
+		}
+		return m.storeSenderKey(tx, g, nil, c.AccountID, gc.SenderKey)
+	case errors.Is(err, store.ErrNotFound):
+		g = &store.Group{ID: gc.GroupId, Secret: gc.Secret, Name: gc.Name, Created: m.now()}
+		isNew = true
+	case err != nil:
+		return err
+	case len(g.Secret) == 0:
+		if len(gc.Secret) == 0 {
+			return m.storeSenderKey(tx, g, nil, c.AccountID, gc.SenderKey)
+		}
+		g.Secret, g.Name, isNew, placeholder = gc.Secret, gc.Name, true, true
+	}
+	if isNew && g.Name == "" {
+		g.Name = "group"
+	}
+	var old *groupState
+	if !isNew {
+		if old, err = m.loadState(tx, g.ID); err != nil {
+			return err
+		}
+	}
+	var fresh [][]byte
+	for _, raw := range gc.Ops {
+		o, err := m.ops.parse(raw, g.ID)
+		if err != nil {
+			m.log.Warn("groupOpRejected", "group", shortHex(g.ID), "from", identity.Short(c.AccountID), "err", err)
+			continue
+		}
+		fresh = append(fresh, o.raw)
+	}
+	if isNew {
+		// Only an admin's invitation that makes us a member creates the
+		// group here.
+		ops := make([]*groupOp, 0, len(fresh))
+		for _, r := range fresh {
+			o, _ := m.ops.parse(r, g.ID)
+			ops = append(ops, o)
+		}
+		st := computeState(ops)
+		if !st.isMember(m.acct) || !st.isAdmin(c.AccountID) {
+			// Perhaps a part of a split invitation: keep nothing until the
+			// part that makes us a member; the admin sends every part.
+			if !st.created || len(fresh) == 0 {
+				m.log.Info("groupControlIgnored", "from", identity.Short(c.AccountID), "reason", "incomplete invitation")
+				return nil
+			}
+		}
+		g.Gone = !st.isMember(m.acct)
+		if placeholder {
+			if err := tx.SetGroupSecret(g); err != nil {
+				return err
+			}
+		} else if err := tx.AddGroup(g); err != nil {
+			return err
+		}
+		old = &groupState{members: map[string]*groupMember{}}
+	}
+	for _, r := range fresh {
+		h := sha256.Sum256(r)
+		if _, err := tx.PutGroupOp(g.ID, h[:], r); err != nil {
+			return err
+		}
+	}
+	m.groups.drop(g.ID)
+	st, err := m.loadState(tx, g.ID)
+	if err != nil {
+		return err
+	}
+	if len(gc.SenderKey) > 0 {
+		if err := m.storeSenderKey(tx, g, st, c.AccountID, gc.SenderKey); err != nil {
+			return err
+		}
+	}
+	if len(fresh) > 0 || isNew {
+		if err := m.afterStateChange(tx, rx, g, old, st); err != nil {
+			return err
+		}
+	}
+	gid := g.ID
+	rx.after = append(rx.after, func() { m.groups.drop(gid) })
+	return nil
+}
+
+// storeSenderKey keeps a member's sender key and reads the messages that
+// were waiting for it.
+func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState, acct string, b []byte) error {
+	d, err := senderkey.ParseDistribution(b)
+	if err != nil {
+		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "err", err)
+		return nil
+	}
+	// The key is kept even from someone we do not (yet) know as a member:
+	// the op adding them may still be on its way. Their messages are read
+	// only while they are members (receiveGroupMessages).
+	r, err := senderkey.NewReceiver(d, senderkey.Config{})
+	if err != nil {
+		return nil
+	}
+	if old, err := tx.GroupKey(g.ID, acct, d.Epoch); err == nil {
+		if or, err := senderkey.UnmarshalReceiver(old); err == nil && bytes.Equal(or.SigningKey(), r.SigningKey()) {
+			return nil // the same key again: keep our state of it
+		}
+	}
+	if err := tx.PutGroupKey(g.ID, acct, d.Epoch, r.Marshal()); err != nil {
+		return err
+	}
+	pending, err := tx.PendingGroupMessages(g.ID)
+	if err != nil {
+		return err
+	}
+	for _, pm := range pending {
+		if pm.Sender != acct {
+			continue
+		}
+		if _, _, err := m.openGroupMessage(tx, g, acct, pm.Raw, &pm); err != nil && !errors.Is(err, errNoKey) {
+			m.log.Info("groupMessageUnreadable", "group", shortHex(g.ID), "err", err)
+		}
+	}
+	return nil
+}
+
+var errNoKey = errors.New("sender key not received yet")
+
+// openGroupMessage decrypts a stored (pending) or new message with the
+// sender's key; with pm set it resolves that pending row.
+//
+// A receiver left with skipped keys means an earlier message of that
+// sender is missing (withheld, or published before we were in the mesh):
+// gap reports it, so that we fetch it from the members' history.
+func (m *Messenger) openGroupMessage(tx *store.Tx, g *store.Group, sender string, raw []byte, pm *store.GroupMessage) (t *wirepb.GroupText, gap bool, err error) {
+	env, err := wire.ParseGroupEnvelope(raw)
+	if err != nil {
+		return nil, false, err
+	}
+	epoch, _, err := senderkey.PeekEpoch(env.Message)
+	if err != nil {
+		return nil, false, err
+	}
+	kb, err := tx.GroupKey(g.ID, sender, epoch)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, errNoKey
+	} else if err != nil {
+		return nil, false, err
+	}
+	r, err := senderkey.UnmarshalReceiver(kb)
+	if err != nil {
+		return nil, false, err
+	}
+	pt, err := r.Decrypt(env.Message)
+	if err != nil {
+		return nil, false, err
+	}
+	unpadded, err := wire.Unpad(pt)
+	if err != nil {
+		return nil, false, err
+	}
+	if t, err = wire.ParseGroupText(unpadded); err != nil {
+		return nil, false, err
+	}
+	if err := tx.PutGroupKey(g.ID, sender, epoch, r.Marshal()); err != nil {
+		return nil, false, err
+	}
+	if pm != nil {
+		if err := tx.ResolveGroupMessage(g.ID, pm.ID, sender, t.Body, time.UnixMilli(t.SentAtUnixMs)); err != nil {
+			return nil, false, err
+		}
+	}
+	return t, r.SkippedKeys() > 0, nil
+}
+
+// joinGroup subscribes to a group's topic.
+func (m *Messenger) joinGroup(g *store.Group) {
+	gid := bytes.Clone(g.ID)
+	topic := groupTopic(g.Secret)
+	m.join(topic, &joined{group: gid},
+		func(ctx context.Context, from string, data []byte) p2p.Verdict {
+			if err := m.checkGroupEnvelope(ctx, gid, data); err != nil {
+				if errors.Is(err, errNoKey) {
+					return p2p.Accept // others may judge it; we keep it pending
+				}
+				m.log.Warn("groupMessageRejected", "group", shortHex(gid), "peer", shortPeer(from), "err", err)
+				return p2p.Reject
+			}
+			return p2p.Accept
+		},
+		func(ctx context.Context, from string, data []byte) {
+			m.receiveGroupMessages(ctx, gid, topic, from, [][]byte{data}, true)
+		},
+		func(ctx context.Context) { m.fillGroup(ctx, gid, topic) })
+}
+
+// checkGroupEnvelope is the topic validator: the sender must be a member
+// and, if we hold its key, the signature must verify.
+func (m *Messenger) checkGroupEnvelope(ctx context.Context, gid, data []byte) error {
+	env, err := wire.ParseGroupEnvelope(data)
+	if err != nil {
+		return err
+	}
+	st, err := m.cachedState(ctx, gid)
+	if err != nil {
+		return err
+	}
+	if !st.isMember(env.Sender) {
+		return fmt.Errorf("%w: sender %s", ErrNotMember, identity.Short(env.Sender))
+	}
+	epoch, _, err := senderkey.PeekEpoch(env.Message)
+	if err != nil {
+		return err
+	}
+	var kb []byte
+	err = m.st.View(ctx, func(tx *store.Tx) (err error) { kb, err = tx.GroupKey(gid, env.Sender, epoch); return err })
+	if errors.Is(err, store.ErrNotFound) {
+		return errNoKey
+	} else if err != nil {
+		return err
+	}
+	r, err := senderkey.UnmarshalReceiver(kb)
+	if err != nil {
+		return err
+	}
+	_, _, err = senderkey.VerifySignature(r.SigningKey(), env.Message)
+	return err
+}
+
+// receiveGroupMessages stores group messages from the topic or from a
+// history fetch: read at once if we hold the sender's key, else kept
+// pending until it arrives.
+func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, topic, from string, items [][]byte, refill bool) {
+	st, err := m.cachedState(ctx, gid)
+	if err != nil {
+		return
+	}
+	stored, bad, gap := 0, 0, false
+	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		stored, bad, gap = 0, 0, false
+		g, err := tx.Group(gid)
+		if err != nil {
+			return err
+		}
+		if g.Gone {
+			return nil
+		}
+		for _, raw := range items {
+			env, err := wire.ParseGroupEnvelope(raw)
+			if err != nil || !st.isMember(env.Sender) {
+				bad++
+				continue
+			}
+			if env.Sender == m.acct {
+				continue
+			}
+			gm := &store.GroupMessage{GroupID: gid, ID: groupMsgID(raw), Sender: env.Sender, At: m.now(), Raw: raw}
+			t, skipped, err := m.openGroupMessage(tx, g, env.Sender, raw, nil)
+			switch {
+			case err == nil:
+				gm.Body, gm.SentAt = t.Body, time.UnixMilli(t.SentAtUnixMs)
+				gap = gap || skipped
+			case errors.Is(err, errNoKey):
+				gm.Pending = true
+			case errors.Is(err, senderkey.ErrReplay):
+				continue // a copy of one we have read
+			default:
+				bad++
+				continue
+			}
+			ok, err := tx.PutGroupMessage(gm)
+			if err != nil {
+				return err
+			}
+			if ok {
+				stored++
+			}
+		}
+		return nil
+	})
+	if bad > 0 {
+		m.log.Warn("groupMessageRejected", "group", shortHex(gid), "peer", shortPeer(from), "count", bad)
+	}
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("groupMessageNotStored", "group", shortHex(gid), "err", err)
+	}
+	if stored > 0 {
+		m.emit(Event{Type: EventGroup, Group: hex.EncodeToString(gid)})
+	}
+	if gap && refill {
+		if j := m.joinedTopic(topic); j != nil {
+			kickJoined(j)
+		}
+	}
+}
+
+// fillGroup asks a couple of members for the messages of the last while
+// (what we missed while down, or while not in the mesh yet), verifying
+// each like a message from the topic.
+func (m *Messenger) fillGroup(ctx context.Context, gid []byte, topic string) {
+	if m.tr == nil {
+		return
+	}
+	var since time.Time
+	var seeds []string
+	err := m.st.View(ctx, func(tx *store.Tx) error {
+		g, err := tx.Group(gid)
+		if err != nil {
+			return err
+		}
+		since = g.Created
+		ms, err := tx.RecentGroupMessages(gid, time.Time{}, 1)
+		if err != nil {
+			return err
+		}
+		if len(ms) > 0 {
+			since = ms[0].At.Add(-groupHistoryWait)
+		}
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	if st, err := m.cachedState(ctx, gid); err == nil {
+		for _, a := range st.memberIDs() {
+			if a == m.acct {
+				continue
+			}
+			if card, err := identity.ParseSignedCard(st.members[a].card); err == nil {
+				for _, d := range card.Devices {
+					for _, addr := range d.Addrs {
+						if !strings.Contains(addr, "/p2p/") {
+							addr += "/p2p/" + d.PeerID
+						}
+						seeds = append(seeds, addr)
+					}
+				}
+			}
+		}
+	}
+	peers := m.topicPeers(ctx, topic)
+	if len(peers) == 0 {
+		peers = m.historyPeers(topic, seeds)
+	}
+	req := &wirepb.HistoryRequest{Topic: topic, Limit: historyPageSize, SinceUnixMs: since.UnixMilli()}
+	for i, p := range peers {
+		if i >= 2 || ctx.Err() != nil {
+			break
+		}
+		items, err := m.fetchHistory(ctx, p, req)
+		if err != nil {
+			m.log.Debug("historyFetchFailed", "peer", shortPeer(p.id), "err", err)
+		}
+		if len(items) > 0 {
+			m.receiveGroupMessages(ctx, gid, topic, p.id, items, false)
+		}
+	}
+}
