@@ -64,8 +64,9 @@ type Node struct {
 	pexAsked      map[peer.ID]time.Time // last peer-exchange ask per peer
 	learned       map[peer.ID]time.Time // peers learnt through peer exchange
 
-	psMu sync.Mutex
-	ps   *pubsub.PubSub // gossipsub, started by the first Join (pubsub.go)
+	psMu   sync.Mutex
+	ps     *pubsub.PubSub // gossipsub, started by the first Join (pubsub.go)
+	psSent sentCounter    // bytes of gossipsub RPCs sent
 
 	closeOnce sync.Once
 	closeErr  error

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
 )
 
 // MaxPubSubMessage is the largest message a topic carries (a channel post
@@ -80,6 +84,7 @@ func (n *Node) pubSub() (*pubsub.PubSub, error) {
 		}),
 		pubsub.WithMaxMessageSize(MaxPubSubMessage),
 		pubsub.WithPeerExchange(false),
+		pubsub.WithRawTracer(&n.psSent),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start gossipsub: %w", err)
@@ -174,3 +179,30 @@ func (t *Topic) Close() error {
 	})
 	return err
 }
+
+// PubSubBytesSent returns how many bytes of gossipsub RPCs (messages and
+// control) this node has sent so far: what a topic costs a subscriber.
+func (n *Node) PubSubBytesSent() int64 { return n.psSent.n.Load() }
+
+// sentCounter is a gossipsub tracer that counts the bytes of sent RPCs.
+type sentCounter struct{ n atomic.Int64 }
+
+var _ pubsub.RawTracer = (*sentCounter)(nil)
+
+func (c *sentCounter) SendRPC(rpc *pubsub.RPC, _ peer.ID) { c.n.Add(int64(proto.Size(&rpc.RPC))) }
+
+func (*sentCounter) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (*sentCounter) OnClosedOutboundStream(peer.ID)                       {}
+func (*sentCounter) Join(string)                                          {}
+func (*sentCounter) Leave(string)                                         {}
+func (*sentCounter) Graft(peer.ID, string)                                {}
+func (*sentCounter) Prune(peer.ID, string)                                {}
+func (*sentCounter) ValidateMessage(*pubsub.Message)                      {}
+func (*sentCounter) DeliverMessage(*pubsub.Message)                       {}
+func (*sentCounter) RejectMessage(*pubsub.Message, string)                {}
+func (*sentCounter) DuplicateMessage(*pubsub.Message)                     {}
+func (*sentCounter) ThrottlePeer(peer.ID)                                 {}
+func (*sentCounter) RecvRPC(*pubsub.RPC)                                  {}
+func (*sentCounter) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+func (*sentCounter) DropRPC(*pubsub.RPC, peer.ID)                         {}
+func (*sentCounter) UndeliverableMessage(*pubsub.Message)                 {}
