@@ -29,7 +29,7 @@ const (
 	fillRetryMin     = 500 * time.Millisecond
 	fillRetryMax     = 30 * time.Second
 	fillRetries      = 8
-	tailFetchEvery   = 30 * time.Second
+	tailFetchEvery   = 10 * time.Second
 	followHistoryAge = 30 * 24 * time.Hour
 	topicPeersWait   = 2 * time.Second
 )
