@@ -160,6 +160,7 @@ type groupState struct {
 	created bool
 	name    string
 	members map[string]*groupMember // by account id
+	removed map[string]bool         // removed or departed, not added again
 	// epoch counts the removals and departures applied: every member's
 	// sender key must be of this epoch (a new one after each).
 	epoch uint32
@@ -235,7 +236,7 @@ func computeState(ops []*groupOp) *groupState {
 		}
 		return bytes.Compare(a.hash[:], b.hash[:])
 	})
-	st := &groupState{members: map[string]*groupMember{}}
+	st := &groupState{members: map[string]*groupMember{}, removed: map[string]bool{}}
 	isParent := map[[32]byte]bool{}
 	for _, o := range order {
 		if !st.apply(o) {
@@ -277,14 +278,17 @@ func (s *groupState) apply(o *groupOp) bool {
 			return false
 		}
 		s.members[o.member] = &groupMember{card: o.card, name: o.name}
+		delete(s.removed, o.member)
 	case wirepb.GroupOp_KIND_REMOVE:
 		if !s.isAdmin(o.author) || !s.isMember(o.member) || o.member == o.author {
 			return false
 		}
 		delete(s.members, o.member)
+		s.removed[o.member] = true
 		s.epoch++
 	case wirepb.GroupOp_KIND_LEAVE:
 		delete(s.members, o.author)
+		s.removed[o.author] = true
 		s.epoch++
 	case wirepb.GroupOp_KIND_RENAME:
 		if !s.isAdmin(o.author) {

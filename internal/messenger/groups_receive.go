@@ -163,6 +163,10 @@ func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState,
 
 var errNoKey = errors.New("sender key not received yet")
 
+// errUnknownSender is checkGroupEnvelope's verdict on a sender we do not
+// know as a member, nor as removed.
+var errUnknownSender = errors.New("sender not known as a member")
+
 // openGroupMessage decrypts a stored (pending) or new message with the
 // sender's key; with pm set it resolves that pending row.
 //
@@ -220,6 +224,9 @@ func (m *Messenger) joinGroup(g *store.Group) {
 				if errors.Is(err, errNoKey) {
 					return p2p.Accept // others may judge it; we keep it pending
 				}
+				if errors.Is(err, errUnknownSender) {
+					return p2p.Ignore // not ours to judge yet: history brings it later
+				}
 				m.log.Warn("groupMessageRejected", "group", shortHex(gid), "peer", shortPeer(from), "err", err)
 				return p2p.Reject
 			}
@@ -242,8 +249,11 @@ func (m *Messenger) checkGroupEnvelope(ctx context.Context, gid, data []byte) er
 	if err != nil {
 		return err
 	}
+	if st.removed[env.Sender] {
+		return fmt.Errorf("%w: sender %s was removed", ErrNotMember, identity.Short(env.Sender))
+	}
 	if !st.isMember(env.Sender) {
-		return fmt.Errorf("%w: sender %s", ErrNotMember, identity.Short(env.Sender))
+		return errUnknownSender // perhaps added by an op still on its way to us
 	}
 	epoch, _, err := senderkey.PeekEpoch(env.Message)
 	if err != nil {
