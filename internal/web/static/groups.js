@@ -85,7 +85,8 @@ export function roomItems() {
         h("span", { class: "chat-top" }, h("span", { class: "chat-name", dir: "auto" }, c.name)),
         h("span", { class: "chat-bottom" },
           h("span", { class: "chat-last" }, (c.owned ? t("yourChannel") + " · " : "") + t("posts", { n: c.posts })),
-          news ? h("span", { class: "badge", "aria-label": t("newPosts") }, "•") : null)))));
+          alerted.has(c.id) ? h("span", { class: "badge alert-badge", "aria-label": t("alert") }, "⚠") :
+            news ? h("span", { class: "badge", "aria-label": t("newPosts") }, "•") : null)))));
   }
   return out;
 }
@@ -100,7 +101,10 @@ export function roomEvent(e) {
   } else if (e.type === "post") {
     if (S.channel && e.channel === S.channel.id) fetchPostsNew();
     else S.fresh.add(e.channel);
-    if (e.alert) checkAlerts(e.channel);
+    if (e.alert) {
+      if (!(S.channel && e.channel === S.channel.id)) alerted.add(e.channel);
+      checkAlerts(e.channel);
+    }
   }
 }
 
@@ -136,6 +140,7 @@ async function openGroup(g) {
 }
 
 async function openChannel(c) {
+  alerted.delete(c.id);
   open("channel", c);
   try {
     const r = await S.api.posts(c.id, 0);
@@ -492,6 +497,7 @@ function showFollow() {
 // ---------- alerts
 
 const DAY = 24 * 3600 * 1000;
+const alerted = new Set(); // channels with an alert since they were last open
 const queue = []; // {channel, post} waiting to be shown
 const checking = new Set();
 
