@@ -300,6 +300,7 @@ const seenState = new Map();
 
 function onEvent(e) {
   if (e.type === "group" || e.type === "post") return roomEvent(e);
+  if (e.type === "subscribed") roomEvent(e);
   if (e.type === "state" && e.messageId) {
     const prev = seenState.get(e.messageId);
     if (!prev || rank[e.state] > rank[prev] || e.state === "queued") seenState.set(e.messageId, e.state);

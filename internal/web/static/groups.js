@@ -95,6 +95,12 @@ export function roomItems() {
 
 export function roomEvent(e) {
   refreshRoomsSoon();
+  if (e.type === "subscribed") {
+    // From now on no event is missed: read what came meanwhile.
+    if (S.group && !invited(S.group)) fetchGroupNew();
+    else if (S.channel) fetchPostsNew();
+    return;
+  }
   if (e.type === "group") {
     if (S.group && e.group === S.group.id) fetchGroupNew();
     else if (e.messageId || e.group) S.fresh.add(e.group);
@@ -127,7 +133,7 @@ async function openGroup(g) {
   if (invited(g)) return renderRoom();
   try {
     const r = await S.api.groupMessages(g.id, 0);
-    if (S.group !== g) return;
+    if (S.group?.id !== g.id) return;
     S.group = r.group;
     S.items = r.messages;
   } catch (e) {
@@ -144,7 +150,7 @@ async function openChannel(c) {
   open("channel", c);
   try {
     const r = await S.api.posts(c.id, 0);
-    if (S.channel !== c) return;
+    if (S.channel?.id !== c.id) return;
     S.channel = r.channel;
     S.items = r.posts;
   } catch (e) {
@@ -258,7 +264,7 @@ async function fetchNew(read) {
     do {
       fetching.again = false;
       const items = await read(room);
-      if ((S.group || S.channel) !== room) return;
+      if ((S.group || S.channel)?.id !== room.id) return;
       addItems(items);
     } while (fetching.again);
   } catch (e) {
@@ -285,15 +291,15 @@ export async function roomSubmit() {
   const btn = $("#send");
   btn.disabled = true;
   try {
+    const room = S.group || S.channel;
+    let item;
     if (S.group) {
-      const m = await S.api.groupSend(S.group.id, text);
-      addItems([m]);
-    } else if (S.channel) {
-      const alert = $("#post-alert").checked;
-      const p = await S.api.post(S.channel.id, text, alert);
+      item = await S.api.groupSend(room.id, text);
+    } else {
+      item = await S.api.post(room.id, text, $("#post-alert").checked);
       $("#post-alert").checked = false;
-      addItems([p]);
     }
+    if ((S.group || S.channel)?.id === room.id) addItems([item]);
     ta.value = "";
     autosize();
   } catch (e) {
