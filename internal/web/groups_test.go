@@ -19,7 +19,8 @@ import (
 // and then posts an alert while B has the group open: B's page shows the
 // alert dialog at once, which Escape does not dismiss, and marks the
 // post in the channel; Persian is laid out right to left on these
-// screens; A removes B from the group.
+// screens, and a phone-sized window shows one pane at a time; A removes
+// B from the group.
 func TestBrowserGroupsAndChannels(t *testing.T) {
 	b := browser(t)
 	na, nb := startNode(t, "Alice"), startNode(t, "Bob")
@@ -144,6 +145,17 @@ func TestBrowserGroupsAndChannels(t *testing.T) {
 	click(t, pb, `.chat[data-name="Team Ten"]`)
 	waitJS(t, pb, "the group in Persian", `document.querySelector("#conv-title small")?.textContent === "2 عضو" && document.querySelector("#new-group-btn").textContent === "گروه جدید"`)
 	setLang(t, pb, "en")
+
+	// A phone-sized window: the group alone, then the list with its buttons.
+	do(t, pb, chromedp.EmulateViewport(390, 760))
+	waitJS(t, pb, "the group alone on a phone", `getComputedStyle(document.querySelector(".side")).display === "none" && getComputedStyle(document.querySelector("#back")).display !== "none"`)
+	click(t, pb, "#back")
+	waitJS(t, pb, "the list alone on a phone", `getComputedStyle(document.querySelector("#conv")).display === "none"`)
+	if !eval[bool](t, pb, `[...document.querySelectorAll(".actions button")].every(b => { const r = b.getBoundingClientRect(); return r.width > 0 && r.right <= innerWidth && r.left >= 0 })`) {
+		t.Error("the group and channel buttons do not fit a phone-sized window")
+	}
+	click(t, pb, `.chat[data-name="Team Ten"]`)
+	do(t, pb, chromedp.EmulateViewport(1000, 700))
 
 	// A removes B; B's page says B is no longer in the group.
 	click(t, pa, `.chat[data-name="Team Ten"]`)
