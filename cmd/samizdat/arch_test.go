@@ -18,6 +18,7 @@ var layers = []string{
 	"internal/apiclient",
 	"internal/web",
 	"internal/messenger",
+	"internal/mesh",
 	"internal/mailbox",
 	"internal/p2p",
 	"internal/crypto",

@@ -49,6 +49,8 @@ type Status struct {
 	// Setup is SetupNew or SetupLocked while the node waits for its
 	// profile (every other field is then empty); "" once it runs.
 	Setup string `json:"setup,omitempty"`
+	// Mesh is mesh mode's state; nil when the node runs without it.
+	Mesh *MeshStatus `json:"mesh,omitempty"`
 }
 
 // Transport is what the node knows about one transport ("tcp", "quic",
@@ -58,6 +60,22 @@ type Transport struct {
 	Name   string    `json:"name"`
 	Open   int       `json:"open"`
 	LastOK time.Time `json:"lastOk,omitzero"`
+}
+
+// MeshStatus is mesh mode (shutdown mode): what this node carries for
+// others through nearby peers.
+type MeshStatus struct {
+	MDNS          bool  `json:"mdns"`         // LAN discovery on
+	Carried       int   `json:"carried"`      // envelopes carried for others
+	CarriedBytes  int   `json:"carriedBytes"` // envelope bytes held (ours too)
+	Own           int   `json:"own"`          // our envelopes waiting for a carrier or the recipient
+	Receipts      int   `json:"receipts"`
+	Delivered     int64 `json:"delivered"` // envelopes for us received through the mesh
+	HandedToHosts int64 `json:"handedToHosts"`
+	Peers         int   `json:"peers"` // mesh neighbours met
+	Syncs         int64 `json:"syncs"`
+	BytesSent     int64 `json:"bytesSent"`
+	BytesReceived int64 `json:"bytesReceived"`
 }
 
 // Contact is one contact.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/samizdat-im/samizdat/internal/api"
 	"github.com/samizdat-im/samizdat/internal/apiclient"
+	"github.com/samizdat-im/samizdat/internal/mesh"
 	"github.com/samizdat-im/samizdat/internal/messenger"
 	"github.com/samizdat-im/samizdat/internal/p2p"
 	"github.com/samizdat-im/samizdat/internal/store"
@@ -41,8 +42,14 @@ type Options struct {
 	// LoopbackOnly makes the node refuse every non-loopback address (tests
 	// and the demo set it).
 	LoopbackOnly bool
-	Logger       *slog.Logger
-	Messenger    messenger.Config // tuning (Store and Transport are set by Start)
+	// Mesh runs mesh mode (docs/MESH.md): nearby peers carry envelopes for
+	// each other; MDNS finds them on the LAN (taken only when the node
+	// listens beyond loopback, and never with LoopbackOnly).
+	Mesh       bool
+	MeshConfig mesh.Config // tuning (Transport is set by Start)
+	MDNS       bool
+	Logger     *slog.Logger
+	Messenger  messenger.Config // tuning (Store and Transport are set by Start)
 	// Relays are circuit relays (full multiaddrs) the node books slots on
 	// while it is not publicly reachable; its mailbox hosts are used that
 	// way too. Their relayed addresses go in the card.
@@ -96,6 +103,7 @@ type Node struct {
 	Dir       string
 	Store     *store.Store
 	P2P       *p2p.Node
+	Mesh      *mesh.Mesh // nil unless Options.Mesh
 	Messenger *messenger.Messenger
 	APIAddr   string
 	Token     string
@@ -165,6 +173,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		ForcePrivate:       o.BehindNAT,
 		EnableHolePunching: true,
 		LoopbackOnly:       o.LoopbackOnly,
+		EnableMDNS:         mdnsWanted(o, listen),
 		Logger:             log.With("component", "p2p"),
 	}
 	if err := n.transportConfig(ctx, &pc, o.Transports); err != nil {
@@ -192,6 +201,12 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		_ = n.Store.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobListen, []byte(strings.Join(bound, "\n"))) })
 	}
 	mc.Store, mc.Transport, mc.Logger = n.Store, n.P2P, log.With("component", "messenger")
+	if o.Mesh {
+		if err := n.startMesh(o, log); err != nil {
+			return nil, err
+		}
+		mc.Mesh = n.Mesh
+	}
 	if n.Messenger, err = messenger.New(ctx, mc); err != nil {
 		return nil, err
 	}
@@ -257,6 +272,7 @@ func (n *Node) Status(ctx context.Context) (apiclient.Status, error) {
 		st.Contacts = len(cs)
 		return err
 	})
+	st.Mesh = n.meshStatus()
 	if st.Addrs == nil {
 		st.Addrs = []string{}
 	}
@@ -274,6 +290,10 @@ func (n *Node) Close() error {
 		_ = n.srv.Shutdown(ctx)
 		cancel()
 		_ = os.Remove(filepath.Join(n.Dir, APIFile))
+	}
+	// The mesh first: it hands carried mail to the messenger.
+	if n.Mesh != nil {
+		errs = append(errs, n.Mesh.Close())
 	}
 	if n.Messenger != nil {
 		errs = append(errs, n.Messenger.Close())

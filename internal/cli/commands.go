@@ -50,6 +50,7 @@ func upCmd(g *globals) *cobra.Command {
 	var dht, behindNAT, noReceipts bool
 	var mb serveMailboxFlags
 	var tf transportFlags
+	var mf meshFlags
 	c := &cobra.Command{
 		Use:   "up [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--api 127.0.0.1:PORT]",
 		Short: "Run the node in the foreground (Ctrl-C stops it)",
@@ -67,6 +68,9 @@ func upCmd(g *globals) *cobra.Command {
 				return usageError{err}
 			}
 			o := app.Options{Dir: g.profile, Keys: g.keys(), Listen: listen, Bootstrap: bootstrap, APIAddr: apiAddr, EnableDHT: dht, Logger: log}
+			if err := mf.apply(&o); err != nil {
+				return usageError{err}
+			}
 			o.Messenger.MailboxHosts = hosts
 			o.Relays, o.BehindNAT = relays, behindNAT
 			o.Messenger.NoReadReceipts = noReceipts
@@ -100,6 +104,7 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&apiAddr, "api", "127.0.0.1:0", "address of the local API (loopback only)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	addServeMailboxFlag(c, &mb)
+	addMeshFlags(c, &mf)
 	c.Flags().StringArrayVar(&mailboxHosts, "mailbox-host", nil, "a relay or mailbox host keeping your mail while you are offline, as /ip4/.../p2p/ID (repeatable; listed in your invite)")
 	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat Kademlia DHT (reached through --bootstrap peers and contacts; never the public IPFS one)")
 	c.Flags().StringArrayVar(&relays, "relay", nil, "a circuit relay to be reached through while not publicly reachable, as /ip4/.../p2p/ID (repeatable; mailbox hosts are tried too)")
@@ -433,6 +438,7 @@ func statusCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.stdout, "outbox:     %d queued, %d sent, %d delivered, %d failed\n",
 					st.Outbox["queued"], st.Outbox["sent"], st.Outbox["delivered"], st.Outbox["failed"])
 				printNetStatus(g.stdout, st)
+				printMeshStatus(g, st.Mesh)
 				return nil
 			})
 		},

@@ -51,10 +51,13 @@ type Card struct {
 	Name      string
 	Devices   []Device
 	Mailboxes []MailboxHost
-	Bundle    *handshake.Bundle
-	IssuedAt  time.Time
-	ExpiresAt time.Time
-	Serial    uint64
+	// MeshMailbox is the mailbox id carriers file envelopes for this
+	// account under in mesh mode (MailboxIDSize bytes), or nil.
+	MeshMailbox []byte
+	Bundle      *handshake.Bundle
+	IssuedAt    time.Time
+	ExpiresAt   time.Time
+	Serial      uint64
 }
 
 // AccountID returns the id of the card's account.
@@ -80,6 +83,7 @@ func (c *Card) toWire() *wirepb.ContactCard {
 		IssuedAtUnix:  c.IssuedAt.Unix(),
 		ExpiresAtUnix: c.ExpiresAt.Unix(),
 		Serial:        c.Serial,
+		MeshMailboxId: c.MeshMailbox,
 	}
 	if c.Bundle != nil {
 		w.PrekeyBundle = c.Bundle.Marshal()
@@ -130,6 +134,10 @@ func cardFromWire(w *wirepb.ContactCard) (*Card, error) {
 		}
 		c.Mailboxes = append(c.Mailboxes, MailboxHost{PeerID: mb.PeerId, Addrs: mb.Addrs, ID: mb.MailboxId})
 	}
+	if n := len(w.MeshMailboxId); n != 0 && n != MailboxIDSize {
+		return nil, errorf(ErrBadCard, "bad mesh mailbox id")
+	}
+	c.MeshMailbox = w.MeshMailboxId
 	if len(c.Name) > 200 {
 		return nil, errorf(ErrBadCard, "name too long")
 	}

@@ -92,6 +92,7 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 	if err := m.maybeRotateMailbox(ctx); err != nil {
 		return nil, err
 	}
+	m.meshOwnKeys() // carriers may bring mail for the new id at once
 	m.cardMu.Lock()
 	defer m.cardMu.Unlock()
 	m.prekeyMu.Lock()
@@ -104,9 +105,11 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 		Devices:   []identity.Device{{PeerID: peerID, Addrs: addrs}},
 		Mailboxes: m.cardMailboxes(),
 		Bundle:    bundle,
-		IssuedAt:  now,
-		ExpiresAt: now.Add(identity.DefaultCardLifetime),
-		Serial:    uint64(now.UnixNano()),
+		// The mesh files our mail under our mailbox id too.
+		MeshMailbox: m.meshMailboxID(),
+		IssuedAt:    now,
+		ExpiresAt:   now.Add(identity.DefaultCardLifetime),
+		Serial:      uint64(now.UnixNano()),
 	}
 	signed, err := identity.SignCard(m.id, card)
 	if err != nil {

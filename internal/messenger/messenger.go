@@ -123,6 +123,9 @@ type Config struct {
 	// MailboxRotateAfter is the least age of our mailbox key before a card
 	// update replaces it (default DefaultMailboxRotateAfter).
 	MailboxRotateAfter time.Duration
+	// Mesh, if set, carries envelopes to contacts we cannot reach through
+	// nearby peers, and brings ours (mesh mode, see mesh.go).
+	Mesh Mesh
 }
 
 // Messenger is one account's conversation engine. It is safe for
@@ -150,7 +153,7 @@ type Messenger struct {
 	initLimit initLimiter // new sessions per remote device
 	unindexed atomic.Bool // messages stored since the last IndexPending
 
-	mbKey     ed25519.PrivateKey // our current mailbox key; nil without mailbox hosts (guarded by mbMu)
+	mbKey     ed25519.PrivateKey // our current mailbox key, for hosts and the mesh (guarded by mbMu)
 	mbKeys    []mailboxKey       // every key still fetched, oldest first (guarded by mbMu)
 	rotateMu  sync.Mutex         // one new card (and mailbox rotation) at a time
 	hostsMu   sync.Mutex         // guards cfg.MailboxHosts (SetMailboxHosts)
@@ -158,6 +161,7 @@ type Messenger struct {
 	mbMu      sync.Mutex
 	mbStatus  map[string]MailboxStatus // by host peer id
 	deposited map[string]bool          // depositKey → left with the hosts
+	meshBoxes map[string][]byte        // depositKey → sealed box offered to the mesh
 	seen      map[mailbox.Hash]bool    // envelopes fetched and processed
 
 	cardMu     sync.Mutex
@@ -279,7 +283,8 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 		return nil, err
 	}
 	m.acct = AccountIDOf(m.id)
-	if len(m.cfg.MailboxHosts) > 0 {
+	// The mailbox key serves the mailbox hosts and the mesh.
+	if len(m.cfg.MailboxHosts) > 0 || m.cfg.Mesh != nil {
 		if err := m.loadMailboxKey(ctx); err != nil {
 			return nil, err
 		}
@@ -320,6 +325,7 @@ func (m *Messenger) Start(ctx context.Context) {
 			m.fetchLoop(ctx)
 		}()
 	}
+	m.meshOwnKeys()
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()

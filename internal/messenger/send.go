@@ -393,6 +393,7 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		// hosts (the whole queue, not just this batch: the head of the
 		// queue stays until acked), and keep them queued until the ack.
 		m.depositToMailboxes(ctx, c, queue)
+		m.offerToMesh(c, queue)
 		m.reschedule(ctx, c, items, err)
 		return false
 	}

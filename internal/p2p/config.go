@@ -48,9 +48,11 @@ type Config struct {
 	// in auto mode: a client until the node learns it is publicly reachable.
 	DHTServer bool
 
-	// EnableMDNS announces the node on the local network and connects to
-	// samizdat peers found there. Zero: off. Not available yet: New returns
-	// ErrMDNSUnavailable when it is set.
+	// EnableMDNS announces the node on the local network (multicast DNS,
+	// service MDNSServiceName, on every interface) and connects to the
+	// samizdat peers found there: LAN discovery with no bootstrap peer and
+	// no internet. Zero: off. New refuses it with LoopbackOnly
+	// (ErrMDNSLoopback); tests enable it only inside network namespaces.
 	EnableMDNS bool
 
 	// EnableNATPortMap asks the router to forward a port (UPnP/NAT-PMP).

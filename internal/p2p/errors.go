@@ -60,10 +60,10 @@ var (
 	// lookup: samizdat never resolves names (DESIGN.md §6).
 	ErrDNSDisabled = errors.New("p2p: dns resolution is disabled")
 
-	// ErrMDNSUnavailable is returned by New when Config.EnableMDNS is set:
-	// LAN discovery is not built into this version (its zeroconf dependency
-	// is not yet a module requirement).
-	ErrMDNSUnavailable = errors.New("p2p: mdns discovery is not available in this build")
+	// ErrMDNSLoopback is returned by New when Config.EnableMDNS is set
+	// together with LoopbackOnly: mDNS multicasts on the real interfaces,
+	// which loopback-only nodes (tests, demos) must never touch.
+	ErrMDNSLoopback = errors.New("p2p: mdns cannot run on a loopback-only node (it multicasts on the real interfaces)")
 
 	// ErrClosed is returned by operations on a Node after Close.
 	ErrClosed = errors.New("p2p: node closed")

@@ -64,6 +64,8 @@ type Node struct {
 	pexAsked      map[peer.ID]time.Time // last peer-exchange ask per peer
 	learned       map[peer.ID]time.Time // peers learnt through peer exchange
 
+	lan *lanDiscovery // nil unless Config.EnableMDNS
+
 	psMu   sync.Mutex
 	ps     *pubsub.PubSub // gossipsub, started by the first Join (pubsub.go)
 	psSent sentCounter    // bytes of gossipsub RPCs sent
@@ -80,8 +82,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if cfg.EnableMDNS {
-		return nil, ErrMDNSUnavailable
+	if cfg.EnableMDNS && cfg.LoopbackOnly {
+		return nil, ErrMDNSLoopback
 	}
 	log := cfg.logger()
 
@@ -182,6 +184,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		)
 		if err != nil {
 			return nil, n.abort(fmt.Errorf("p2p: start dht: %w", err))
+		}
+	}
+
+	if cfg.EnableMDNS {
+		if err := n.startMDNS(); err != nil {
+			return nil, n.abort(fmt.Errorf("p2p: start mdns: %w", err))
 		}
 	}
 
@@ -491,6 +499,9 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
 		var errs []error
+		if n.lan != nil {
+			errs = append(errs, n.lan.close())
+		}
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())
 		}

@@ -271,8 +271,8 @@ func TestSafeDefaults(t *testing.T) {
 	if len(zero.ListenAddrs) != 0 || len(zero.BootstrapPeers) != 0 {
 		t.Fatal("zero Config listens or bootstraps")
 	}
-	if _, err := New(testCtx(t, 5*time.Second), Config{EnableMDNS: true}); !errors.Is(err, ErrMDNSUnavailable) {
-		t.Fatalf("EnableMDNS: %v, want ErrMDNSUnavailable", err)
+	if _, err := New(testCtx(t, 5*time.Second), Config{EnableMDNS: true, LoopbackOnly: true}); !errors.Is(err, ErrMDNSLoopback) {
+		t.Fatalf("EnableMDNS with LoopbackOnly: %v, want ErrMDNSLoopback", err)
 	}
 
 	// Not loopback-only on purpose: the node itself must not dial out.

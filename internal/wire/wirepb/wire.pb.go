@@ -528,7 +528,11 @@ type ContactCard struct {
 	ExpiresAtUnix int64                  `protobuf:"varint,7,opt,name=expires_at_unix,json=expiresAtUnix,proto3" json:"expires_at_unix,omitempty"`
 	Serial        uint64                 `protobuf:"varint,8,opt,name=serial,proto3" json:"serial,omitempty"`
 	// mailboxes are where to leave messages while this account is offline.
-	Mailboxes     []*MailboxHost `protobuf:"bytes,9,rep,name=mailboxes,proto3" json:"mailboxes,omitempty"`
+	Mailboxes []*MailboxHost `protobuf:"bytes,9,rep,name=mailboxes,proto3" json:"mailboxes,omitempty"`
+	// mesh_mailbox_id is the mailbox id under which nearby carriers keep
+	// envelopes for this account in mesh mode (internal/mesh), whether or not
+	// it has mailbox hosts. Empty: none.
+	MeshMailboxId []byte `protobuf:"bytes,15,opt,name=mesh_mailbox_id,json=meshMailboxId,proto3" json:"mesh_mailbox_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -622,6 +626,13 @@ func (x *ContactCard) GetSerial() uint64 {
 func (x *ContactCard) GetMailboxes() []*MailboxHost {
 	if x != nil {
 		return x.Mailboxes
+	}
+	return nil
+}
+
+func (x *ContactCard) GetMeshMailboxId() []byte {
+	if x != nil {
+		return x.MeshMailboxId
 	}
 	return nil
 }
@@ -1012,7 +1023,7 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tSTATUS_OK\x10\x01\x12\x13\n" +
 	"\x0fSTATUS_REJECTED\x10\x02\x12\x10\n" +
-	"\fSTATUS_RETRY\x10\x03\"\xd3\x02\n" +
+	"\fSTATUS_RETRY\x10\x03\"\xfb\x02\n" +
 	"\vContactCard\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1a\n" +
 	"\bidentity\x18\x02 \x01(\fR\bidentity\x12\x12\n" +
@@ -1022,7 +1033,8 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\x0eissued_at_unix\x18\x06 \x01(\x03R\fissuedAtUnix\x12&\n" +
 	"\x0fexpires_at_unix\x18\a \x01(\x03R\rexpiresAtUnix\x12\x16\n" +
 	"\x06serial\x18\b \x01(\x04R\x06serial\x12;\n" +
-	"\tmailboxes\x18\t \x03(\v2\x1d.samizdat.wire.v1.MailboxHostR\tmailboxes\"[\n" +
+	"\tmailboxes\x18\t \x03(\v2\x1d.samizdat.wire.v1.MailboxHostR\tmailboxes\x12&\n" +
+	"\x0fmesh_mailbox_id\x18\x0f \x01(\fR\rmeshMailboxId\"[\n" +
 	"\vMailboxHost\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x1d\n" +

@@ -1,0 +1,258 @@
+package mesh
+
+import (
+	"sync"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/mailbox"
+)
+
+// item is one carried envelope or receipt.
+type item struct {
+	id      mailbox.Hash // envelope hash, or receiptID(envelope hash)
+	mailbox mailbox.ID
+	hops    uint32 // hops it may still travel from here
+	expires time.Time
+	env     []byte // nil for a receipt
+	hosts   []string
+	// receipt fields (env == nil)
+	rcptHash mailbox.Hash
+	rcptPub  []byte
+	rcptSig  []byte
+	own      bool   // offered by this node (our outgoing mail)
+	from     string // the neighbour it came from ("" for our own)
+}
+
+func (it *item) size() int { return len(it.env) }
+
+// itemStore holds what a node carries, within bounds, and remembers the
+// ids it has seen (held or dropped) so that nothing is taken twice.
+type itemStore struct {
+	mu       sync.Mutex
+	items    map[mailbox.Hash]*item
+	known    map[mailbox.Hash]time.Time // id → forget after
+	envBytes int                        // envelope bytes held
+	envs     int                        // envelopes held
+	carried  int                        // envelopes held for others (not own)
+	receipts int
+	gen      uint64         // bumped whenever the id set changes
+	byPeer   map[string]int // envelopes held, by the neighbour they came from
+
+	maxItems, maxBytes, maxReceipts, maxKnown int
+	now                                       func() time.Time
+}
+
+// quotaMemory is how long an envelope refused for its neighbour's share
+// stays known.
+const quotaMemory = 10 * time.Minute
+
+func newItemStore(maxItems, maxBytes, maxReceipts int, now func() time.Time) *itemStore {
+	return &itemStore{now: now,
+		items: map[mailbox.Hash]*item{}, known: map[mailbox.Hash]time.Time{}, byPeer: map[string]int{},
+		maxItems: maxItems, maxBytes: maxBytes, maxReceipts: maxReceipts,
+		maxKnown: 8 * (maxItems + maxReceipts),
+	}
+}
+
+// ids returns every known id (held or remembered).
+func (s *itemStore) ids() []mailbox.Hash {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]mailbox.Hash, 0, len(s.known))
+	for id := range s.known {
+		out = append(out, id)
+	}
+	return out
+}
+
+func (s *itemStore) isKnown(id mailbox.Hash) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.known[id]
+	return ok
+}
+
+// remember marks id as seen until forget.
+func (s *itemStore) remember(id mailbox.Hash, forget time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rememberLocked(id, forget)
+}
+
+func (s *itemStore) rememberLocked(id mailbox.Hash, forget time.Time) {
+	old, ok := s.known[id]
+	if !ok {
+		s.gen++
+	}
+	if !ok || forget.After(old) {
+		s.known[id] = forget
+	}
+	if len(s.known) > s.maxKnown {
+		// Forget ids that are no longer held, any of them (map order is
+		// random): at worst one comes back once more and is deduped then.
+		for k := range s.known {
+			if len(s.known) <= s.maxKnown*7/8 {
+				break
+			}
+			if _, held := s.items[k]; !held {
+				delete(s.known, k)
+				s.gen++
+			}
+		}
+	}
+}
+
+// generation identifies the current id set: equal generations, equal sets.
+func (s *itemStore) generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+// get returns the item of id, or nil.
+func (s *itemStore) get(id mailbox.Hash) *item {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.items[id]
+}
+
+// put stores it unless its id is known; when full it evicts the envelopes
+// (or receipts) that expire first, never our own outgoing mail for others'.
+// It reports whether the item was stored.
+func (s *itemStore) put(it *item) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.known[it.id]; ok {
+		return false
+	}
+	// One neighbour may fill at most a share of the storage, so that a
+	// spammer cannot push everyone else's mail out. What is refused for
+	// that reason is remembered only for a while (not asked for again at
+	// once), then another neighbour may bring it.
+	if it.env != nil && it.from != "" && s.byPeer[it.from] >= s.peerShare() {
+		forget := s.now().Add(quotaMemory)
+		if it.expires.Before(forget) {
+			forget = it.expires
+		}
+		s.rememberLocked(it.id, forget)
+		return false
+	}
+	s.rememberLocked(it.id, it.expires)
+	if it.env == nil {
+		if s.receipts >= s.maxReceipts && !s.evictLocked(false, it) {
+			return false
+		}
+		s.items[it.id] = it
+		s.receipts++
+		return true
+	}
+	if it.size() > s.maxBytes {
+		return false
+	}
+	for s.envs >= s.maxItems || s.envBytes+it.size() > s.maxBytes {
+		if !s.evictLocked(true, it) {
+			return false
+		}
+	}
+	s.items[it.id] = it
+	s.envs++
+	s.envBytes += it.size()
+	if !it.own {
+		s.carried++
+	}
+	if it.from != "" {
+		s.byPeer[it.from]++
+	}
+	return true
+}
+
+// peerShare is how many envelopes one neighbour may have us hold.
+func (s *itemStore) peerShare() int { return max(1, s.maxItems/PeerShareDivisor) }
+
+// evictLocked drops the held envelope (or receipt) that expires first, if
+// it expires before the newcomer; own items give way only to own items.
+func (s *itemStore) evictLocked(envelope bool, newcomer *item) bool {
+	var victim *item
+	for _, it := range s.items {
+		if (it.env != nil) != envelope || (it.own && !newcomer.own) {
+			continue
+		}
+		if victim == nil || it.expires.Before(victim.expires) {
+			victim = it
+		}
+	}
+	if victim == nil || !victim.expires.Before(newcomer.expires) && !newcomer.own {
+		return false
+	}
+	s.deleteLocked(victim.id)
+	return true
+}
+
+// drop deletes a held item (its id stays known).
+func (s *itemStore) drop(id mailbox.Hash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleteLocked(id)
+}
+
+func (s *itemStore) deleteLocked(id mailbox.Hash) {
+	it, ok := s.items[id]
+	if !ok {
+		return
+	}
+	delete(s.items, id)
+	if it.env == nil {
+		s.receipts--
+		return
+	}
+	s.envs--
+	s.envBytes -= it.size()
+	if !it.own {
+		s.carried--
+	}
+	if it.from != "" {
+		if s.byPeer[it.from]--; s.byPeer[it.from] <= 0 {
+			delete(s.byPeer, it.from)
+		}
+	}
+}
+
+// sweep drops expired items and forgets expired ids.
+func (s *itemStore) sweep(now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, it := range s.items {
+		if !now.Before(it.expires) {
+			s.deleteLocked(id)
+			n++
+		}
+	}
+	for id, t := range s.known {
+		if _, held := s.items[id]; !held && !now.Before(t) {
+			delete(s.known, id)
+			s.gen++
+		}
+	}
+	return n
+}
+
+// select returns the held items matching f.
+func (s *itemStore) selectItems(f func(*item) bool) []*item {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*item
+	for _, it := range s.items {
+		if f(it) {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// counts reports what is held.
+func (s *itemStore) counts() (envs, carried, bytes, receipts, known int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.envs, s.carried, s.envBytes, s.receipts, len(s.known)
+}
