@@ -3,7 +3,11 @@
 // conversation pane. Alert posts of the channels we follow are shown at
 // once in a dialog that must be dismissed, also when they arrive live.
 import { S, h, $, MAX_BYTES, toast, errText, debounce, fmt, dayKey, dayLabel, initials, setView, renderList, renderConvHeader, openDialog, autosize } from "./app.js";
-import { t } from "./i18n.js";
+import { t, lang } from "./i18n.js";
+
+// count says "1 member", "2 members" (Russian and Persian phrase theirs
+// to suit every number).
+const count = (key, n) => t(n === 1 && lang() === "en" ? key + "_one" : key, { n });
 
 // This browser remembers which groups were joined (an invitation shows
 // until then) and the last alert dismissed per channel.
@@ -71,7 +75,7 @@ export function roomItems() {
       h("span", { class: "chat-main" },
         h("span", { class: "chat-top" }, h("span", { class: "chat-name", dir: "auto" }, g.name)),
         h("span", { class: "chat-bottom" },
-          h("span", { class: "chat-last" + (inv ? " invite-tag" : "") }, inv ? t("invitation") : t("members", { n: g.members.length })),
+          h("span", { class: "chat-last" + (inv ? " invite-tag" : "") }, inv ? t("invitation") : count("members", g.members.length)),
           news ? h("span", { class: "badge", "aria-label": t("newMessages") }, "•") : null)))));
   }
   if (S.channels.length) out.push(section(t("channels"), "channels-head"));
@@ -84,7 +88,7 @@ export function roomItems() {
       h("span", { class: "chat-main" },
         h("span", { class: "chat-top" }, h("span", { class: "chat-name", dir: "auto" }, c.name)),
         h("span", { class: "chat-bottom" },
-          h("span", { class: "chat-last" }, (c.owned ? t("yourChannel") + " · " : "") + t("posts", { n: c.posts })),
+          h("span", { class: "chat-last" }, (c.owned ? t("yourChannel") + " · " : "") + count("posts", c.posts)),
           alerted.has(c.id) ? h("span", { class: "badge alert-badge", "aria-label": t("alert") }, "⚠") :
             news ? h("span", { class: "badge", "aria-label": t("newPosts") }, "•") : null)))));
   }
@@ -172,7 +176,7 @@ export function roomHeader(bar) {
       h("button", { class: "conv-title", id: "conv-title", onclick: showGroupDetails, "aria-label": g.name + ", " + t("groupDetails") },
         h("span", { class: "avatar group", "aria-hidden": "true" }, initials(g.name)),
         h("span", { dir: "auto" }, g.name),
-        h("small", { class: "muted" }, g.gone ? t("groupGone") : t("members", { n: g.members.length }))));
+        h("small", { class: "muted" }, g.gone ? t("groupGone") : count("members", g.members.length))));
     $("#composer").hidden = !canWrite;
     $("#alert-toggle").hidden = true;
     return;
