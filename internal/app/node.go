@@ -57,6 +57,9 @@ type Options struct {
 	// BehindNAT makes the node book relay slots at once instead of waiting
 	// for AutoNAT to find it unreachable.
 	BehindNAT bool
+	// ServeMailbox, if set, makes the node a mailbox host for others too
+	// (`up --serve-mailbox`), started before the API.
+	ServeMailbox *MailboxOptions
 	// NoMailboxDiscovery keeps a node without configured mailbox hosts
 	// from looking for some in the DHT (by default it does, when the DHT
 	// is on).
@@ -107,6 +110,9 @@ type Node struct {
 	Messenger *messenger.Messenger
 	APIAddr   string
 	Token     string
+	// MailboxService is the mailbox host of Options.ServeMailbox (nil
+	// without).
+	MailboxService *MailboxService
 
 	log    *slog.Logger
 	srv    *http.Server
@@ -219,6 +225,12 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		}()
 	}
 	n.startNetMemory(ctx)
+	// The mailbox service is up before api.json says the node is.
+	if o.ServeMailbox != nil {
+		if n.MailboxService, err = n.ServeMailbox(*o.ServeMailbox); err != nil {
+			return nil, err
+		}
+	}
 	if o.APIAddr != "-" {
 		if err := n.startAPI(o.APIAddr, o.api); err != nil {
 			return nil, err
@@ -290,6 +302,10 @@ func (n *Node) Close() error {
 		_ = n.srv.Shutdown(ctx)
 		cancel()
 		_ = os.Remove(filepath.Join(n.Dir, APIFile))
+	}
+	if n.MailboxService != nil {
+		errs = append(errs, n.MailboxService.Close())
+		n.MailboxService = nil
 	}
 	// The mesh first: it hands carried mail to the messenger.
 	if n.Mesh != nil {

@@ -77,6 +77,9 @@ func upCmd(g *globals) *cobra.Command {
 			if err := tf.apply(&o); err != nil {
 				return err
 			}
+			if err := mb.apply(&o); err != nil {
+				return err
+			}
 			n, err := app.StartOrWait(ctx, o, func(addr, token, state string) {
 				fmt.Fprintln(g.stdout, waitingMessage(state))
 				fmt.Fprintf(g.stdout, "open: %s\n", app.WebURL(addr, token))
@@ -84,8 +87,8 @@ func upCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := mb.serve(g, n); err != nil {
-				return err
+			if n.MailboxService != nil {
+				fmt.Fprintln(g.stdout, "serving mailboxes")
 			}
 			fmt.Fprintf(g.stdout, "samizdat is up: %s (%s)\napi: %s\nopen: %s\n", n.Messenger.Name(), n.Messenger.AccountID(), n.APIAddr, app.WebURL(n.APIAddr, n.Token))
 			for _, a := range n.P2P.Addrs() {

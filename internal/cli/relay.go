@@ -66,9 +66,8 @@ func (f *mailboxFlags) options() (app.MailboxOptions, error) {
 
 // serveMailboxFlags adds --serve-mailbox to `up`.
 type serveMailboxFlags struct {
-	on  bool
-	mf  mailboxFlags
-	svc *app.MailboxService
+	on bool
+	mf mailboxFlags
 }
 
 // addServeMailboxFlag registers `up --serve-mailbox` and the mailbox
@@ -78,26 +77,23 @@ func addServeMailboxFlag(c *cobra.Command, f *serveMailboxFlags) {
 	f.mf.add(c)
 }
 
-// serve starts the mailbox service on n if --serve-mailbox is set. On
-// error it closes n.
-func (f *serveMailboxFlags) serve(g *globals, n *app.Node) error {
+// apply sets o.ServeMailbox when --serve-mailbox is given (the node then
+// starts the service before its API).
+func (f *serveMailboxFlags) apply(o *app.Options) error {
 	if !f.on {
 		return nil
 	}
-	o, err := f.mf.options()
-	if err == nil {
-		f.svc, err = n.ServeMailbox(o)
-	}
+	mo, err := f.mf.options()
 	if err != nil {
-		return errors.Join(err, n.Close())
+		return err
 	}
-	fmt.Fprintln(g.stdout, "serving mailboxes")
+	o.ServeMailbox = &mo
 	return nil
 }
 
-// close stops the mailbox service, then n.
+// close stops n (and its mailbox service), then closes the trace file.
 func (f *serveMailboxFlags) close(n *app.Node) error {
-	return errors.Join(f.svc.Close(), n.Close(), f.mf.closeTrace())
+	return errors.Join(n.Close(), f.mf.closeTrace())
 }
 
 func relayCmd(g *globals) *cobra.Command {

@@ -150,14 +150,18 @@ func runFlood(t *testing.T, trs []Transport, link func(i, j int)) {
 		s := mem.mesh.Stats()
 		// Dedupe: a node takes each envelope and each receipt (2 distinct
 		// items per message) once, or a few times when neighbours push the
-		// same item in concurrent syncs; never again and again.
-		if s.ItemsReceived > 5*int64(messages) {
+		// same item in concurrent syncs (more of those on a loaded
+		// machine); never again and again. On average it is ~1.3×.
+		if s.ItemsReceived > 8*int64(messages) {
 			t.Errorf("node %d received %d items for %d distinct", i, s.ItemsReceived, 2*messages)
 		}
 		sentBytes += s.BytesSent
 		items += s.ItemsReceived
 		syncs += s.Syncs
 		maxSent = max(maxSent, s.BytesSent)
+	}
+	if avg := float64(items) / float64(len(ms)*2*messages); avg > 3 {
+		t.Errorf("nodes took each distinct item %.1f times on average", avg)
 	}
 	t.Logf("%d nodes, %d messages of %d bytes, bounds %d envelopes / %d bytes: all delivered once in %v; peak held %d; "+
 		"%d bytes sent in all = %.0f bytes per delivered message (%.1f× the envelope), most by one node %d; %d items moved, %d syncs",
