@@ -554,6 +554,7 @@ func (m *Messenger) afterStateChange(tx *store.Tx, rx *batch, g *store.Group, ol
 			}
 			topic := groupTopic(g.Secret)
 			rx.after = append(rx.after, func() { m.leave(topic) })
+			rx.events = append(rx.events, Event{Type: EventGroup, Group: gidHex}) // clients show that we are out
 		}
 		return nil
 	}

@@ -14,6 +14,10 @@ export function takeToken() {
   return sessionStorage.getItem(KEY) || "";
 }
 
+const seg = (parts) => parts.map(encodeURIComponent).join("/");
+const gpath = (...parts) => "/api/v1/groups/" + seg(parts);
+const cpath = (...parts) => "/api/v1/channels/" + seg(parts);
+
 export class APIError extends Error {
   constructor(status, code, message) {
     super(message);
@@ -73,6 +77,24 @@ export class API {
   markRead(contact, upTo) { return this.call("POST", "/api/v1/messages/read", { contact, upTo }); }
   search(q) { return this.call("GET", "/api/v1/search?" + new URLSearchParams({ q, limit: "50" })); }
   connectivity() { return this.call("GET", "/api/v1/connectivity"); }
+
+  // Groups and channels; G and C are a group's or channel's id.
+  groups() { return this.call("GET", "/api/v1/groups"); }
+  createGroup(name) { return this.call("POST", "/api/v1/groups", { name }); }
+  group(g) { return this.call("GET", gpath(g)); }
+  groupInvite(g, contact) { return this.call("POST", gpath(g, "members"), { contact }); }
+  groupRemove(g, member) { return this.call("DELETE", gpath(g, "members", member)); }
+  groupLeave(g) { return this.call("POST", gpath(g, "leave")); }
+  groupJoin(g) { return this.call("POST", gpath(g, "join")); }
+  groupRename(g, name) { return this.call("POST", gpath(g, "rename"), { name }); }
+  groupMessages(g, after) { return this.call("GET", gpath(g, "messages") + "?" + new URLSearchParams({ after: String(after) })); }
+  groupSend(g, text) { return this.call("POST", gpath(g, "messages"), { text }); }
+  channels() { return this.call("GET", "/api/v1/channels"); }
+  createChannel(name, priv) { return this.call("POST", "/api/v1/channels", { name, private: priv }); }
+  follow(link) { return this.call("POST", "/api/v1/channels/follow", { link }); }
+  channelInvite(c) { return this.call("GET", cpath(c, "invite")); }
+  post(c, text, alert) { return this.call("POST", cpath(c, "posts"), { text, alert }); }
+  posts(c, from) { return this.call("GET", cpath(c, "posts") + "?" + new URLSearchParams({ from: String(from) })); }
 
   // events keeps a WebSocket to /api/v1/events open, reconnecting with
   // backoff; onOpen runs on every (re)connection so the caller re-reads

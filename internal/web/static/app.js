@@ -4,15 +4,16 @@
 // again, so that nothing is missed while the node restarted.
 import { API, APIError, takeToken } from "./api.js";
 import { t, setLang, lang, pick, languages, langName } from "./i18n.js";
+import { roomActions, roomItems, roomHeader, roomEvent, refreshRooms, renderRoom, closeRoom, roomSubmit, roomOpen } from "./groups.js";
 
 const PAGE = 100; // messages of a conversation read when it opens
 const OLDER = 250; // messages read each time it is scrolled to the top
-const MAX_BYTES = 65536; // wire.MaxTextSize
+export const MAX_BYTES = 65536; // wire.MaxTextSize
 
-const $ = (sel, el = document) => el.querySelector(sel);
+export const $ = (sel, el = document) => el.querySelector(sel);
 
 // h builds an element: h("button", {class: "x", onclick: f}, "text", child).
-function h(tag, attrs, ...kids) {
+export function h(tag, attrs, ...kids) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
@@ -28,7 +29,7 @@ function h(tag, attrs, ...kids) {
   return el;
 }
 
-const S = {
+export const S = {
   api: null,
   me: null, // status
   chats: [],
@@ -41,12 +42,19 @@ const S = {
   query: "",
   conn: null, // connectivity
   wsUp: false,
+  // groups and channels (groups.js)
+  groups: [],
+  channels: [],
+  group: null, // the open group
+  channel: null, // the open channel
+  items: [], // its messages or posts, ascending
+  fresh: new Set(), // ids of groups and channels with news not seen yet
 };
 
 // ---------- small helpers
 
 let toastTimer;
-function toast(msg) {
+export function toast(msg) {
   const el = $("#toast");
   el.textContent = msg;
   el.classList.add("show");
@@ -54,7 +62,7 @@ function toast(msg) {
   toastTimer = setTimeout(() => { el.classList.remove("show"); el.textContent = ""; }, 7000);
 }
 
-function errText(e) {
+export function errText(e) {
   if (e instanceof APIError) {
     switch (e.code) {
       case "bad_invite": return t("badInvite");
@@ -69,7 +77,7 @@ function errText(e) {
   return t("error", { msg: e && e.message || String(e) });
 }
 
-function debounce(f, ms) {
+export function debounce(f, ms) {
   let timer;
   return (...a) => { clearTimeout(timer); timer = setTimeout(() => f(...a), ms); };
 }
@@ -84,17 +92,17 @@ function formats() {
     day: new Intl.DateTimeFormat(l, { year: "numeric", month: "long", day: "numeric" }),
   };
 }
-const fmt = {
+export const fmt = {
   time: (d) => formats().time.format(d),
   day: (d) => formats().day.format(d),
 };
 
-function dayKey(m) {
+export function dayKey(m) {
   const d = new Date(m.at);
   return d.getFullYear() + "-" + d.getMonth() + "-" + d.getDate();
 }
 
-function dayLabel(m) {
+export function dayLabel(m) {
   const d = new Date(m.at);
   const now = new Date();
   const y = new Date(now);
@@ -107,7 +115,7 @@ function dayLabel(m) {
 
 const ticks = { queued: "…", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
 
-function initials(name) {
+export function initials(name) {
   return (name || "?").trim().slice(0, 1).toUpperCase();
 }
 
@@ -276,7 +284,7 @@ async function onReconnect() {
     S.me = await S.api.status();
     if (S.me.setup) return main();
   } catch (_) { /* shown by the calls below */ }
-  await refreshChats();
+  await Promise.all([refreshChats(), refreshRooms(true)]);
   refreshConn();
   if (S.current) {
     await fetchNew();
@@ -291,6 +299,8 @@ const rank = { queued: 0, failed: 1, sent: 2, delivered: 3, read: 4 };
 const seenState = new Map();
 
 function onEvent(e) {
+  if (e.type === "group" || e.type === "post") return roomEvent(e);
+  if (e.type === "subscribed") roomEvent(e);
   if (e.type === "state" && e.messageId) {
     const prev = seenState.get(e.messageId);
     if (!prev || rank[e.state] > rank[prev] || e.state === "queued") seenState.set(e.messageId, e.state);
@@ -323,22 +333,26 @@ function renderShell() {
       h("div", { class: "search", role: "search" },
         h("label", { for: "q", class: "sr" }, t("searchLabel")),
         h("input", { id: "q", type: "search", placeholder: t("searchPlaceholder"), value: S.query, oninput: (ev) => { S.query = ev.target.value; searchSoon(); } })),
+      roomActions(),
       h("ul", { id: "chatlist", class: "chatlist", "aria-label": t("chats") })),
     h("section", { class: "conv", id: "conv", "aria-labelledby": "conv-title" },
       h("header", { class: "bar", id: "conv-bar" }),
       h("div", { id: "msgs", class: "msgs", role: "log", "aria-live": "polite", "aria-relevant": "additions", tabindex: "0", onscroll: onScroll }),
-      h("form", { id: "composer", class: "composer", hidden: true, onsubmit: (ev) => { ev.preventDefault(); send(); } },
+      h("form", { id: "composer", class: "composer", hidden: true, onsubmit: (ev) => { ev.preventDefault(); submit(); } },
         h("label", { for: "text", class: "sr" }, t("composer")),
         h("textarea", { id: "text", rows: "1", placeholder: t("composerPlaceholder"), onkeydown: composerKey, oninput: autosize }),
+        h("label", { class: "alert-toggle", id: "alert-toggle", hidden: true },
+          h("input", { type: "checkbox", id: "post-alert" }), t("alertToggle")),
         h("button", { id: "send", type: "submit", class: "primary" }, t("send")))));
   $("#root").replaceChildren(app);
   renderList();
   renderConvHeader();
   if (S.current) renderAllMsgs(true);
+  else if (roomOpen()) renderRoom();
   paintConn();
 }
 
-function setView(v) {
+export function setView(v) {
   S.view = v;
   const app = $("#app");
   if (app) app.dataset.view = v;
@@ -357,11 +371,12 @@ async function refreshChats() {
 }
 const refreshChatsSoon = debounce(refreshChats, 120);
 
-function renderList() {
+export function renderList() {
   const ul = $("#chatlist");
   if (!ul) return;
   if (S.query) return renderSearch();
-  if (S.chats.length === 0) {
+  const rooms = roomItems();
+  if (S.chats.length === 0 && rooms.length === 0) {
     ul.replaceChildren(h("li", { class: "empty" }, t("noChats")));
     return;
   }
@@ -380,7 +395,7 @@ function renderList() {
         h("span", { class: "chat-bottom" },
           h("span", { class: "chat-last", dir: "auto" }, preview.slice(0, 120)),
           c.unread > 0 ? h("span", { class: "badge", "aria-label": t("unread", { n: c.unread }) }, String(c.unread)) : null))));
-  }));
+  }), ...rooms);
 }
 
 const searchSoon = debounce(async () => {
@@ -417,10 +432,12 @@ async function renderSearch() {
 
 // ---------- conversation
 
-function renderConvHeader() {
+export function renderConvHeader() {
   const bar = $("#conv-bar");
   if (!bar) return;
   const c = S.current;
+  if (!c && roomOpen()) return roomHeader(bar);
+  $("#alert-toggle").hidden = true;
   if (!c) {
     bar.replaceChildren(h("h2", { id: "conv-title", class: "sr" }, t("chats")));
     $("#msgs").replaceChildren(h("p", { class: "center muted" }, S.chats.length ? "" : t("noChats")));
@@ -437,6 +454,7 @@ function renderConvHeader() {
 }
 
 async function openChat(contact, focusSeq) {
+  closeRoom();
   S.current = contact;
   S.msgs = [];
   S.els = new Map();
@@ -632,11 +650,18 @@ document.addEventListener("keydown", (ev) => {
 function composerKey(ev) {
   if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
     ev.preventDefault();
-    send();
+    submit();
   }
 }
 
-function autosize() {
+// submit sends the composer's text to the open conversation, group or
+// channel.
+function submit() {
+  if (roomOpen()) roomSubmit();
+  else send();
+}
+
+export function autosize() {
   const ta = $("#text");
   ta.style.height = "auto";
   ta.style.height = Math.min(ta.scrollHeight, 160) + "px";
@@ -680,7 +705,7 @@ async function retryMsg(m) {
 
 // ---------- dialogs
 
-function openDialog(title, ...body) {
+export function openDialog(title, ...body) {
   const dlg = $("#dlg");
   const back = document.activeElement;
   dlg.replaceChildren(
