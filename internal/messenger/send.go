@@ -143,18 +143,8 @@ func (m *Messenger) queueOne(tx *store.Tx, b *batch, r *sendReq, card []byte, ca
 	if err != nil {
 		return err
 	}
-	p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Text{Text: &wirepb.Text{
-		MessageId: id, Body: r.text, SentAtUnixMs: now.UnixMilli(),
-	}}}
-	if len(rec.Sessions) == 0 || len(rec.Sessions[0].Initiation) > 0 {
-		// First messages of a session carry our card, so the peer can add
-		// us and answer.
-		if cardErr != nil {
-			return cardErr
-		}
-		p.SenderCard = card
-	}
-	if err := m.attachCard(tx, c.ID, p); err != nil {
+	p, err := m.textPayload(tx, rec, c.ID, id, r.text, now, card, cardErr)
+	if err != nil {
 		return err
 	}
 	s, err := m.encrypt(rec, c, id, p)
@@ -167,6 +157,22 @@ func (m *Messenger) queueOne(tx *store.Tx, b *batch, r *sendReq, card []byte, ca
 		return err
 	}
 	return tx.Enqueue(store.OutboxItem{MessageID: r.msg.ID, ContactID: c.ID, Payload: s.bytes, NextAttempt: now})
+}
+
+// textPayload is the payload of a text message, with our card when the
+// session is new (so the peer can add us and answer) or when the contact
+// has not had our current card yet.
+func (m *Messenger) textPayload(tx *store.Tx, rec *wirepb.SessionRecord, cid int64, id []byte, body string, sentAt time.Time, card []byte, cardErr error) (*wirepb.Payload, error) {
+	p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Text{Text: &wirepb.Text{
+		MessageId: id, Body: body, SentAtUnixMs: sentAt.UnixMilli(),
+	}}}
+	if len(rec.Sessions) == 0 || len(rec.Sessions[0].Initiation) > 0 {
+		if cardErr != nil {
+			return nil, cardErr
+		}
+		p.SenderCard = card
+	}
+	return p, m.attachCard(tx, cid, p)
 }
 
 // ErrNotFailed is returned by Retry for a message that has not failed.
@@ -202,16 +208,8 @@ func (m *Messenger) Retry(ctx context.Context, ref, msgID string) (store.Message
 		if err != nil {
 			return err
 		}
-		p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Text{Text: &wirepb.Text{
-			MessageId: id, Body: msg.Body, SentAtUnixMs: msg.SentAt.UnixMilli(),
-		}}}
-		if len(rec.Sessions) == 0 || len(rec.Sessions[0].Initiation) > 0 {
-			if cardErr != nil {
-				return cardErr
-			}
-			p.SenderCard = card
-		}
-		if err := m.attachCard(tx, c.ID, p); err != nil {
+		p, err := m.textPayload(tx, rec, c.ID, id, msg.Body, msg.SentAt, card, cardErr)
+		if err != nil {
 			return err
 		}
 		sealed, err := m.encrypt(rec, c, id, p)
