@@ -113,6 +113,9 @@ func TestBrowserTwoNodes(t *testing.T) {
 	if s := eval[string](t, pa, `document.querySelector("#conn-contacts li").dataset.link`); s != "direct" {
 		t.Errorf("Bob's link = %q, want direct", s)
 	}
+	if s := eval[string](t, pa, `(document.querySelector("#conn-mesh p") || {}).textContent || ""`); !strings.Contains(s, "carrying 0 messages") {
+		t.Errorf("mesh mode in the connectivity panel: %q", s)
+	}
 	screenshot(t, pa, "connectivity")
 	do(t, pa, chromedp.Click(chromedp.CSS("#dlg-close")))
 

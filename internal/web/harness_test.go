@@ -23,9 +23,10 @@ import (
 var update = flag.Bool("update", false, "rewrite docs/screenshots")
 
 // options are those of every test node: loopback only, on the ports of
-// its last run (so a restarted node is found again), and quick retries.
+// its last run (so a restarted node is found again), quick retries, and
+// mesh mode on as in a real profile (mDNS stays off: loopback only).
 func options(dir string) app.Options {
-	o := app.Options{Dir: dir, LoopbackOnly: true}
+	o := app.Options{Dir: dir, LoopbackOnly: true, Mesh: true}
 	o.Messenger.RetryMin, o.Messenger.RetryMax = 100*time.Millisecond, time.Second
 	return o
 }

@@ -810,6 +810,10 @@ async function showConnectivity() {
   await refreshConn();
   const c = S.conn;
   if (!c) return toast(t("needNode"));
+  let mesh = null;
+  try {
+    mesh = (await S.api.status()).mesh || null;
+  } catch (_) { /* the panel works without it */ }
   const ob = c.outbox || {};
   openDialog(t("connectivity"),
     h("p", { id: "conn-overall", class: "conn-overall", "data-link": c.overall }, t("overall_" + c.overall)),
@@ -824,7 +828,10 @@ async function showConnectivity() {
     c.mailboxes.length === 0 ? h("p", { class: "muted" }, t("noMailboxes")) :
       h("ul", { class: "conn-list" }, c.mailboxes.map((m) => h("li", {},
         h("span", { class: "mono", dir: "ltr" }, m.peerId.slice(0, 12) + "…"), " — ",
-        m.lastError ? t("mbDown", { err: m.lastError }) : (m.lastOk && !m.lastOk.startsWith("0001") ? t("mbOK") : t("mbUnchecked"))))));
+        m.lastError ? t("mbDown", { err: m.lastError }) : (m.lastOk && !m.lastOk.startsWith("0001") ? t("mbOK") : t("mbUnchecked"))))),
+    mesh ? h("section", { id: "conn-mesh" }, h("h3", {}, t("meshTitle")),
+      h("p", {}, t("meshLine", { carried: mesh.carried || 0, own: mesh.own || 0 })),
+      mesh.mdns ? h("p", { class: "muted" }, t("meshLan")) : null) : null);
 }
 
 main();
