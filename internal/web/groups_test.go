@@ -110,7 +110,10 @@ func TestBrowserGroupsAndChannels(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(1200 * time.Millisecond) // a gossipsub heartbeat: B in A's mesh
-	do(t, pa, chromedp.SendKeys(chromedp.CSS("#text"), "Bridge closed\r"))
+	// Typed into the composer and sent with its button (headless Chromium
+	// sometimes drops key events to a tab whose dialog was just closed).
+	do(t, pa, chromedp.SetValue(chromedp.CSS("#text"), "Bridge closed"))
+	eval[bool](t, pa, `(() => { document.querySelector("#send").click(); return true })()`)
 	waitJS(t, pa, "the post in A", `document.querySelector(".post .body")?.textContent === "Bridge closed"`)
 	waitJS(t, pb, "news of the channel in B's list", `!!document.querySelector('.chat[data-name="Town alerts"] .badge')`)
 	eval[bool](t, pb, `(() => { const d = document.querySelector("#alert-dlg"); window.alertAt = 0;
