@@ -29,10 +29,12 @@
 // Alice sends an Initiation (her identity, EK_A, the prekey ids used and CT)
 // together with her first ratchet message. Bob's Respond recomputes the same
 // values and deletes the one-time prekeys used, so a second initiation naming
-// them fails with ErrPrekeyUsed. As the spec warns, an initiation that uses
-// no one-time prekey can be replayed to Bob; the ratchet messages that follow
-// still cannot be, and Bob should only persist the deletion (and trust the
-// session) once the first ratchet message has decrypted.
+// them fails with ErrPrekeyUsed. An initiation that uses no one-time prekey
+// (the spec warns it can be replayed) is remembered in a bounded replay cache
+// of its signed prekey and refused a second time with ErrReplayedInitiation;
+// Bob should only persist the change (and trust the session) once the first
+// ratchet message has decrypted. Prekeys rotate and expire on a schedule and
+// one-time prekeys are handed out one pair per requester: see rotate.go.
 //
 // ML-KEM encapsulation needs 32 random bytes. With crypto/rand.Reader as
 // rand (what production callers pass), Initiate calls mlkem's Encapsulate,

@@ -125,9 +125,12 @@ func TestRotation(t *testing.T) {
 	// An initiation made from the previous bundle still works...
 	roundTrip(t, r, alice, bob, old)
 	roundTrip(t, r, alice, bob, bob.pk.Bundle(false))
-	// ...until the next rotation.
-	if err := bob.pk.Rotate(r, bob.id); err != nil {
-		t.Fatal(err)
+	// ...until MaxGenerations newer ones exist (Maintain drops them
+	// earlier, after their grace period: TestRotationSchedule).
+	for range MaxGenerations - 1 {
+		if err := bob.pk.Rotate(r, bob.id); err != nil {
+			t.Fatal(err)
+		}
 	}
 	in, _, err := Initiate(r, alice.id, old, ratchet.Config{})
 	if err != nil {

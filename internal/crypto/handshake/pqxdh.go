@@ -263,8 +263,11 @@ func encapsulate(rand io.Reader, ek *mlkem.EncapsulationKey768) (ss, ct []byte, 
 // Respond runs the responder's side of PQXDH for the initiation in, using
 // the prekeys p of identity me, and returns a ratchet session ready to
 // Decrypt the initiator's first message. It deletes the one-time prekeys the
-// initiation used from p; the caller persists p afterwards (ideally once the
-// first message has decrypted). On error p is unchanged.
+// initiation used from p, or, for an initiation that used none, records it
+// in the replay cache of its signed prekey; the caller persists p afterwards
+// (ideally once the first message has decrypted). A second initiation naming
+// a spent one-time prekey fails with ErrPrekeyUsed, a replayed one that used
+// none with ErrReplayedInitiation. On error p is unchanged.
 func Respond(me *keys.Identity, p *Prekeys, in *Initiation, cfg ratchet.Config) (*ratchet.Session, error) {
 	if in == nil || p == nil || in.Identity.IsZero() {
 		return nil, ErrInvalidKey
@@ -275,15 +278,24 @@ func Respond(me *keys.Identity, p *Prekeys, in *Initiation, cfg ratchet.Config) 
 	if len(in.KEMCiphertext) != KEMCiphertextSize {
 		return nil, ErrMalformed
 	}
-	var spk *signedPrekey
-	var lastResort *kemPrekey
-	switch {
-	case in.SignedPrekeyID == p.signed.id:
-		spk, lastResort = &p.signed, &p.kem
-	case p.hasPrev && in.SignedPrekeyID == p.prevSigned.id:
-		spk, lastResort = &p.prevSigned, &p.prevKEM
-	default:
+	gi := findByID(p.gens, func(g generation) uint32 { return g.signed.id }, in.SignedPrekeyID)
+	if gi < 0 {
 		return nil, ErrUnknownPrekey
+	}
+	gen := &p.gens[gi]
+	spk, lastResort := &gen.signed, &gen.kem
+	// An initiation with no one-time prekey at all can only be told from
+	// its replay by remembering it (PQXDH spec, section 4.2).
+	var tag [ReplayTagSize]byte
+	fallback := !in.HasOneTimePrekey && !in.KEMOneTime
+	if fallback {
+		tag = replayTag(in)
+		if slices.Contains(gen.seen, tag) {
+			return nil, ErrReplayedInitiation
+		}
+		if len(gen.seen) >= MaxReplayCache {
+			return nil, ErrReplayCacheFull
+		}
 	}
 
 	opkIndex := -1
@@ -362,6 +374,9 @@ func Respond(me *keys.Identity, p *Prekeys, in *Initiation, cfg ratchet.Config) 
 	sess, err := ratchet.NewResponder(s.sk, s.hka, s.nhkb, spkPriv, ad, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if fallback {
+		gen.seen = append(gen.seen, tag)
 	}
 	if opkIndex >= 0 {
 		p.oneTime = slices.Delete(p.oneTime, opkIndex, opkIndex+1) // zeroes the freed slot

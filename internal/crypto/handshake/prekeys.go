@@ -6,8 +6,8 @@ import (
 	"encoding/binary"
 	"io"
 	"slices"
+	"time"
 
-	"github.com/samizdat-im/samizdat/internal/crypto/internal/bincursor"
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 )
 
@@ -57,22 +57,39 @@ func publicBytes(k *ecdh.PrivateKey, err error) [KeySize]byte {
 
 // Prekeys is the private side of a Bundle. It is not safe for concurrent use
 // and holds secret keys: persist it encrypted.
+//
+// It keeps the current signed prekey and last-resort KEM prekey and the
+// ones they replaced (generations), so that initiations made from an older
+// card still work during a grace period (see Maintain), and for each
+// generation a bounded replay cache of the initiations it accepted without
+// a one-time prekey. One-time prekeys are handed out one pair per
+// requester (Claim) and deleted when an initiation uses them.
 type Prekeys struct {
 	identity keys.PublicIdentity
 
 	nextSignedID, nextOneTimeID, nextKEMOneTimeID uint32
+	// One-time prekeys with ids below these have been handed out by Claim.
+	claimedOneTime, claimedKEM uint32
 
-	signed signedPrekey
-	kem    kemPrekey // last resort
-
-	// The previous signed prekey and last-resort KEM prekey stay valid for
-	// one rotation, for initiations already in flight.
-	hasPrev    bool
-	prevSigned signedPrekey
-	prevKEM    kemPrekey
+	// gens[0] is the current generation; the others were replaced,
+	// newest first.
+	gens []generation
 
 	oneTime    []oneTimePrekey
 	kemOneTime []kemPrekey
+}
+
+// generation is one signed prekey with its last-resort KEM prekey (same id).
+type generation struct {
+	signed signedPrekey
+	kem    kemPrekey
+	// created and retired are Unix seconds (retired 0: current); 0 means
+	// unknown (state from before rotation was scheduled, or Rotate without
+	// a time): Maintain stamps it with its now.
+	created, retired int64
+	// seen holds replayTag(EK_A) of every initiation this generation
+	// accepted without any one-time prekey, so that it is accepted once.
+	seen [][ReplayTagSize]byte
 }
 
 // NewPrekeys creates a signed prekey, a signed last-resort ML-KEM-768 prekey
@@ -81,11 +98,10 @@ func NewPrekeys(rand io.Reader, id *keys.Identity, oneTime int) (*Prekeys, error
 	if oneTime < 0 || oneTime > MaxOneTimePrekeys {
 		return nil, ErrTooLarge
 	}
-	p := &Prekeys{identity: id.Public(), nextSignedID: 1, nextOneTimeID: 1, nextKEMOneTimeID: 1}
+	p := &Prekeys{identity: id.Public(), nextSignedID: 1, nextOneTimeID: 1, nextKEMOneTimeID: 1, claimedOneTime: 1, claimedKEM: 1}
 	if err := p.Rotate(rand, id); err != nil {
 		return nil, err
 	}
-	p.hasPrev, p.prevSigned, p.prevKEM = false, signedPrekey{}, kemPrekey{}
 	if err := p.AddOneTime(rand, id, oneTime); err != nil {
 		return nil, err
 	}
@@ -93,8 +109,16 @@ func NewPrekeys(rand io.Reader, id *keys.Identity, oneTime int) (*Prekeys, error
 }
 
 // Rotate replaces the signed prekey and the last-resort KEM prekey with new
-// ones; the previous pair stays usable until the next rotation.
+// ones, with no time: see RotateAt.
 func (p *Prekeys) Rotate(rand io.Reader, id *keys.Identity) error {
+	return p.RotateAt(rand, id, time.Time{})
+}
+
+// RotateAt replaces the signed prekey and the last-resort KEM prekey with
+// new ones created at now; the replaced pair stays usable until Maintain
+// drops it (a grace period after now), or until MaxGenerations newer ones
+// exist. A zero now leaves the times for the next Maintain to stamp.
+func (p *Prekeys) RotateAt(rand io.Reader, id *keys.Identity, now time.Time) error {
 	if !id.Public().Equal(p.identity) {
 		return ErrWrongIdentity
 	}
@@ -113,9 +137,23 @@ func (p *Prekeys) Rotate(rand io.Reader, id *keys.Identity) error {
 		return err
 	}
 	p.nextSignedID++
-	p.hasPrev, p.prevSigned, p.prevKEM = true, p.signed, p.kem
-	p.signed, p.kem = spk, kem
+	t := unix(now)
+	if len(p.gens) > 0 {
+		p.gens[0].retired = t
+	}
+	p.gens = slices.Insert(p.gens, 0, generation{signed: spk, kem: kem, created: t})
+	if len(p.gens) > MaxGenerations {
+		clear(p.gens[MaxGenerations:])
+		p.gens = p.gens[:MaxGenerations]
+	}
 	return nil
+}
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(t.Unix(), 1)
 }
 
 // AddOneTime adds n one-time prekeys of each kind. The total of each kind
@@ -192,19 +230,7 @@ func (p *Prekeys) Identity() keys.PublicIdentity { return p.identity }
 // Bundle returns the public, signed bundle. With includeOneTime false it
 // holds only the signed prekey and the last-resort KEM prekey.
 func (p *Prekeys) Bundle(includeOneTime bool) *Bundle {
-	b := &Bundle{
-		Identity:        p.identity,
-		SignedPrekeyID:  p.signed.id,
-		SignedPrekeySig: p.signed.sig,
-		KEMPrekeyID:     p.kem.id,
-		KEMPrekeySig:    p.kem.sig,
-	}
-	// Any 32-byte X25519 scalar and 64-byte ML-KEM seed is valid, so these
-	// derivations cannot fail.
-	b.SignedPrekey = publicBytes(p.signed.privateKey())
-	if dk, err := p.kem.decapsulationKey(); err == nil {
-		b.KEMPrekey = dk.EncapsulationKey().Bytes()
-	}
+	b := p.baseBundle()
 	if includeOneTime {
 		for i := range p.oneTime {
 			b.OneTimePrekeys = append(b.OneTimePrekeys, p.publicOneTime(i))
@@ -214,6 +240,26 @@ func (p *Prekeys) Bundle(includeOneTime bool) *Bundle {
 		}
 	}
 	b.verified = b.snapshot() // our own keys: nothing to verify
+	return b
+}
+
+// baseBundle is the bundle of the current generation, without one-time
+// prekeys and not yet marked verified.
+func (p *Prekeys) baseBundle() *Bundle {
+	g := &p.gens[0]
+	b := &Bundle{
+		Identity:        p.identity,
+		SignedPrekeyID:  g.signed.id,
+		SignedPrekeySig: g.signed.sig,
+		KEMPrekeyID:     g.kem.id,
+		KEMPrekeySig:    g.kem.sig,
+	}
+	// Any 32-byte X25519 scalar and 64-byte ML-KEM seed is valid, so these
+	// derivations cannot fail.
+	b.SignedPrekey = publicBytes(g.signed.privateKey())
+	if dk, err := g.kem.decapsulationKey(); err == nil {
+		b.KEMPrekey = dk.EncapsulationKey().Bytes()
+	}
 	return b
 }
 
@@ -229,169 +275,6 @@ func (p *Prekeys) publicKEMOneTime(i int) KEMOneTimePrekey {
 		out.Key = dk.EncapsulationKey().Bytes()
 	}
 	return out
-}
-
-// Private encoding (version 1), integers big-endian:
-//
-//	version (1) | identity (128) | next signed id (4) | next one-time id (4) | next KEM one-time id (4)
-//	| signed prekey | last-resort KEM prekey | has previous (1) | previous signed prekey | previous KEM prekey
-//	| one-time count (2) | one-time prekeys | KEM one-time count (2) | KEM one-time prekeys
-//
-// signed prekey = id (4) | private key (32) | signature (64);
-// KEM prekey = id (4) | seed (64) | signature (64); one-time prekey = id (4) |
-// private key (32). The previous pair is all zero when absent.
-const (
-	signedPrekeyEncSize  = IDSize + KeySize + SignatureSize
-	kemPrekeyEncSize     = IDSize + KEMSeedSize + SignatureSize
-	oneTimePrekeyEncSize = IDSize + KeySize
-	prekeysFixedSize     = 1 + keys.PublicIdentitySize + 3*4 + 2*(signedPrekeyEncSize+kemPrekeyEncSize) + 1 + 2 + 2
-	prekeysMaxSize       = prekeysFixedSize + MaxOneTimePrekeys*(oneTimePrekeyEncSize+kemPrekeyEncSize)
-)
-
-// Marshal returns the versioned private encoding. It is secret key material.
-func (p *Prekeys) Marshal() []byte {
-	b := make([]byte, 0, prekeysFixedSize+len(p.oneTime)*oneTimePrekeyEncSize+len(p.kemOneTime)*kemPrekeyEncSize)
-	b = append(b, Version)
-	b = append(b, p.identity.Marshal()...)
-	b = binary.BigEndian.AppendUint32(b, p.nextSignedID)
-	b = binary.BigEndian.AppendUint32(b, p.nextOneTimeID)
-	b = binary.BigEndian.AppendUint32(b, p.nextKEMOneTimeID)
-	b = appendSigned(b, &p.signed)
-	b = appendKEM(b, &p.kem)
-	if p.hasPrev {
-		b = append(b, 1)
-	} else {
-		b = append(b, 0)
-	}
-	b = appendSigned(b, &p.prevSigned)
-	b = appendKEM(b, &p.prevKEM)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(p.oneTime)))
-	for _, o := range p.oneTime {
-		b = binary.BigEndian.AppendUint32(b, o.id)
-		b = append(b, o.priv[:]...)
-	}
-	b = binary.BigEndian.AppendUint16(b, uint16(len(p.kemOneTime)))
-	for i := range p.kemOneTime {
-		b = appendKEM(b, &p.kemOneTime[i])
-	}
-	return b
-}
-
-func appendSigned(b []byte, s *signedPrekey) []byte {
-	b = binary.BigEndian.AppendUint32(b, s.id)
-	b = append(b, s.priv[:]...)
-	return append(b, s.sig[:]...)
-}
-
-func appendKEM(b []byte, k *kemPrekey) []byte {
-	b = binary.BigEndian.AppendUint32(b, k.id)
-	b = append(b, k.seed[:]...)
-	return append(b, k.sig[:]...)
-}
-
-// UnmarshalPrekeys decodes the output of Prekeys.Marshal. Signatures are not
-// re-verified (the encoding is the owner's private storage); ids must be
-// consistent with the id counters.
-func UnmarshalPrekeys(b []byte) (*Prekeys, error) {
-	if len(b) < 1 {
-		return nil, ErrTruncated
-	}
-	if b[0] != Version {
-		return nil, ErrVersion
-	}
-	if len(b) > prekeysMaxSize {
-		return nil, ErrTooLarge
-	}
-	r := bincursor.New(b[1:], ErrTruncated)
-	p := &Prekeys{}
-	idb := r.Next(keys.PublicIdentitySize)
-	p.nextSignedID, p.nextOneTimeID, p.nextKEMOneTimeID = r.U32(), r.U32(), r.U32()
-	readSigned(r, &p.signed)
-	readKEM(r, &p.kem)
-	hasPrev := r.U8()
-	readSigned(r, &p.prevSigned)
-	readKEM(r, &p.prevKEM)
-	nOne := int(r.U16())
-	if r.Err == nil && nOne > MaxOneTimePrekeys {
-		return nil, ErrMalformed
-	}
-	for range nOne {
-		var o oneTimePrekey
-		o.id = r.U32()
-		copy(o.priv[:], r.Next(KeySize))
-		if r.Err != nil {
-			break
-		}
-		p.oneTime = append(p.oneTime, o)
-	}
-	nKEM := int(r.U16())
-	if r.Err == nil && nKEM > MaxOneTimePrekeys {
-		return nil, ErrMalformed
-	}
-	for range nKEM {
-		var k kemPrekey
-		readKEM(r, &k)
-		if r.Err != nil {
-			break
-		}
-		p.kemOneTime = append(p.kemOneTime, k)
-	}
-	if r.Err != nil {
-		return nil, r.Err
-	}
-	if len(r.Rest()) != 0 {
-		return nil, ErrTooLarge
-	}
-	var err error
-	if p.identity, err = keys.ParsePublicIdentity(idb); err != nil {
-		return nil, ErrMalformed
-	}
-	switch hasPrev {
-	case 0:
-		if p.prevSigned != (signedPrekey{}) || p.prevKEM != (kemPrekey{}) {
-			return nil, ErrMalformed
-		}
-	case 1:
-		p.hasPrev = true
-		if p.prevSigned.id >= p.signed.id || p.prevKEM.id != p.prevSigned.id {
-			return nil, ErrMalformed
-		}
-	default:
-		return nil, ErrMalformed
-	}
-	if p.signed.id == 0 || p.signed.id >= p.nextSignedID || p.kem.id != p.signed.id {
-		return nil, ErrMalformed
-	}
-	if !ascendingBelow(p.oneTime, func(o oneTimePrekey) uint32 { return o.id }, p.nextOneTimeID) ||
-		!ascendingBelow(p.kemOneTime, func(k kemPrekey) uint32 { return k.id }, p.nextKEMOneTimeID) {
-		return nil, ErrMalformed
-	}
-	return p, nil
-}
-
-// ascendingBelow reports whether the ids are non-zero, strictly ascending
-// and below next (ids are issued from a counter starting at 1).
-func ascendingBelow[T any](s []T, id func(T) uint32, next uint32) bool {
-	prev := uint32(0)
-	for _, x := range s {
-		if id(x) <= prev || id(x) >= next {
-			return false
-		}
-		prev = id(x)
-	}
-	return true
-}
-
-func readSigned(r *bincursor.Reader, s *signedPrekey) {
-	s.id = r.U32()
-	copy(s.priv[:], r.Next(KeySize))
-	copy(s.sig[:], r.Next(SignatureSize))
-}
-
-func readKEM(r *bincursor.Reader, k *kemPrekey) {
-	k.id = r.U32()
-	copy(k.seed[:], r.Next(KEMSeedSize))
-	copy(k.sig[:], r.Next(SignatureSize))
 }
 
 // findOneTime returns the index of the one-time prekey with the given id.
