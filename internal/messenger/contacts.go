@@ -238,6 +238,7 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 		m.tr.AddAddrs(out.PeerID, out.Addrs)
 	}
 	m.emit(Event{Type: EventContact, ContactID: out.ID})
+	m.claimSoon(out.ID) // one-time prekeys for our first session (prekeys.go)
 	m.wake()
 	return m.contactInfo(out), nil
 }

@@ -126,6 +126,9 @@ type Config struct {
 	// Mesh, if set, carries envelopes to contacts we cannot reach through
 	// nearby peers, and brings ours (mesh mode, see mesh.go).
 	Mesh Mesh
+	// Prekeys is the prekey schedule (zero: handshake's defaults, weekly
+	// rotation and 30 days of grace; see prekeys.go).
+	Prekeys handshake.Policy
 }
 
 // Messenger is one account's conversation engine. It is safe for
@@ -143,6 +146,7 @@ type Messenger struct {
 
 	prekeyMu sync.Mutex // guards prekeys and their persistence
 	prekeys  *handshake.Prekeys
+	pk       prekeyState // rotation, claims served and made (prekeys.go)
 
 	// sendq feeds commitLoop. Session state needs no lock of its own:
 	// every change happens inside a store write transaction, and the store
@@ -301,6 +305,7 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 // returns at once; Close stops everything Start started.
 func (m *Messenger) Start(ctx context.Context) {
 	ctx, m.cancel = context.WithCancel(ctx)
+	m.startPrekeys(ctx)
 	if m.tr != nil {
 		m.tr.Handle(ProtocolMsg, m.handleStream)
 		m.tr.OnConnected(func(peerID string) { m.peerConnected(ctx, peerID) })

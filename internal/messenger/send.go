@@ -666,6 +666,7 @@ func (m *Messenger) peerConnected(ctx context.Context, peerID string) {
 	if err != nil {
 		return
 	}
+	m.claimSoon(c.ID) // no session yet: one-time prekeys for the first (prekeys.go)
 	now := m.now()
 	_ = m.st.Update(ctx, func(tx *store.Tx) error {
 		items, err := tx.Outbox(c.ID)

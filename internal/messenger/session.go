@@ -109,7 +109,9 @@ func (m *Messenger) encrypt(rec *wirepb.SessionRecord, c *store.Contact, msgID [
 		if card.Bundle == nil {
 			return nil, ErrNoKeys
 		}
-		in, sess, err := handshake.Initiate(m.rand, m.id, card.Bundle, m.cfg.Ratchet)
+		// One-time prekeys claimed from the contact's device, else the
+		// card's signed and last-resort prekeys (prekeys.go).
+		in, sess, err := handshake.Initiate(m.rand, m.id, m.sessionBundle(c.ID, card), m.cfg.Ratchet)
 		if err != nil {
 			return nil, fmt.Errorf("start session: %w", err)
 		}
