@@ -16,7 +16,7 @@ import (
 
 // Prekeys as Signal runs them (handshake/rotate.go has the rules):
 //
-//   - At start and every prekeyCheckInterval the messenger applies
+//   - At start and every prekeyCheckInterval (10 min) the messenger applies
 //     Config.Prekeys (weekly rotation of the signed and last-resort KEM
 //     prekeys, 30 days of grace for the replaced ones, one-time prekeys
 //     replenished below a low-water mark). A rotation re-signs our card;
@@ -33,7 +33,8 @@ import (
 //     contact's device connect, while it has no session with it, and
 //     uses it for the next session it starts (in memory: a claim lost to a
 //     restart or a rolled-back transaction only means a fallback). Without a
-//     claim it uses the card's signed and last-resort prekeys, as PQXDH
+//     claim (Send waits up to claimWait for one in flight) it uses the
+//     card's signed and last-resort prekeys, as PQXDH
 //     allows; the responder's replay cache then stops replays.
 
 // ProtocolPrekey is the stream protocol that hands out one-time prekeys.
@@ -41,8 +42,13 @@ const ProtocolPrekey = "/samizdat/prekey/1"
 
 const (
 	prekeyProtoVersion  = 1
-	prekeyCheckInterval = time.Hour
+	// prekeyCheckInterval is how often the schedule is applied: often
+	// enough that a replay cache filling up is rotated early in time.
+	prekeyCheckInterval = 10 * time.Minute
 	claimTimeout        = 10 * time.Second
+	// claimWait bounds how long Send waits for a claim in flight to the
+	// contact it writes to (the first message after adding a contact).
+	claimWait = 2 * time.Second
 	// maxClaimFrame bounds a claim answer: a bundle with one one-time
 	// prekey of each kind.
 	maxClaimFrame = handshake.MaxBundleSize
@@ -53,7 +59,7 @@ type prekeyState struct {
 	mu       sync.Mutex
 	ctx      context.Context // Start's context; nil before Start
 	claims   map[int64]*handshake.Bundle
-	claiming map[int64]bool
+	claiming map[int64]chan struct{} // closed when the claim ends
 	limit    initLimiter // claims served, per requesting peer (same rates as new sessions)
 }
 
@@ -206,15 +212,16 @@ func (m *Messenger) claimOwn(ctx context.Context) []byte {
 func (m *Messenger) claimSoon(cid int64) {
 	m.pk.mu.Lock()
 	ctx := m.pk.ctx
-	busy := m.pk.claiming[cid] || m.pk.claims[cid] != nil
+	busy := m.pk.claiming[cid] != nil || m.pk.claims[cid] != nil
 	if ctx == nil || m.tr == nil || busy || ctx.Err() != nil {
 		m.pk.mu.Unlock()
 		return
 	}
 	if m.pk.claiming == nil {
-		m.pk.claiming = map[int64]bool{}
+		m.pk.claiming = map[int64]chan struct{}{}
 	}
-	m.pk.claiming[cid] = true
+	done := make(chan struct{})
+	m.pk.claiming[cid] = done
 	m.wg.Add(1)
 	m.pk.mu.Unlock()
 	go func() {
@@ -223,6 +230,7 @@ func (m *Messenger) claimSoon(cid int64) {
 			m.pk.mu.Lock()
 			delete(m.pk.claiming, cid)
 			m.pk.mu.Unlock()
+			close(done)
 		}()
 		cctx, cancel := context.WithTimeout(ctx, claimTimeout)
 		defer cancel()
@@ -230,6 +238,43 @@ func (m *Messenger) claimSoon(cid int64) {
 			m.log.Debug("prekeyClaimSkipped", "contact", cid, "err", err)
 		}
 	}()
+}
+
+// awaitClaim waits (at most claimWait) for a claim in flight to the
+// contact ref names, so that the first message after adding a contact
+// starts its session with the claimed one-time prekeys.
+func (m *Messenger) awaitClaim(ctx context.Context, ref string) {
+	m.pk.mu.Lock()
+	n := len(m.pk.claiming)
+	m.pk.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	var cid int64
+	err := m.st.View(ctx, func(tx *store.Tx) error {
+		c, err := resolve(tx, ref)
+		if err == nil {
+			cid = c.ID
+		}
+		return err
+	})
+	if err != nil {
+		return
+	}
+	m.pk.mu.Lock()
+	done := m.pk.claiming[cid]
+	m.pk.mu.Unlock()
+	if done == nil {
+		return
+	}
+	t := time.NewTimer(claimWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	case <-m.closed:
+	}
 }
 
 // errHaveSession: no claim is needed, a session exists.

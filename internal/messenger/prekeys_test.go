@@ -239,3 +239,22 @@ func TestPrekeyRotation(t *testing.T) {
 		t.Fatalf("the first signed prekey outlived its grace period: %+v", s)
 	}
 }
+
+// TestFirstMessageUsesClaim: a message sent right after adding a contact
+// waits for the claim in flight and starts the session with a one-time
+// prekey pair, which bob then deletes.
+func TestFirstMessageUsesClaim(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	before, err := bob.m.PrekeyStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addContact(t, alice, bob)
+	msg := send(t, alice, "bob", "first")
+	waitState(t, alice, "bob", msg.ID, StateDelivered)
+	after, err := bob.m.PrekeyStatus(ctx)
+	if err != nil || after.OneTime != before.OneTime-1 || after.Unclaimed != before.Unclaimed-1 {
+		t.Fatalf("bob's one-time prekeys: %+v, before %+v, %v", after, before, err)
+	}
+}

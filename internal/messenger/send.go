@@ -45,6 +45,7 @@ func (m *Messenger) Send(ctx context.Context, ref, text string) (store.Message, 
 	if !utf8.ValidString(text) {
 		return store.Message{}, errors.New("message is not valid UTF-8 text")
 	}
+	m.awaitClaim(ctx, ref) // a new contact's one-time prekeys (prekeys.go)
 	req := &sendReq{ref: ref, text: text, done: make(chan struct{})}
 	select {
 	case m.sendq <- req:
