@@ -41,7 +41,7 @@ import (
 const ProtocolPrekey = "/samizdat/prekey/1"
 
 const (
-	prekeyProtoVersion  = 1
+	prekeyProtoVersion = 1
 	// prekeyCheckInterval is how often the schedule is applied: often
 	// enough that a replay cache filling up is rotated early in time.
 	prekeyCheckInterval = 10 * time.Minute
@@ -60,7 +60,7 @@ type prekeyState struct {
 	ctx      context.Context // Start's context; nil before Start
 	claims   map[int64]*handshake.Bundle
 	claiming map[int64]chan struct{} // closed when the claim ends
-	limit    initLimiter // claims served, per requesting peer (same rates as new sessions)
+	limit    initLimiter             // claims served, per requesting peer (same rates as new sessions)
 }
 
 // startPrekeys runs the first maintenance, serves /samizdat/prekey/1 and
