@@ -294,6 +294,18 @@ func TestCLIEndToEnd(t *testing.T) {
 	if !st.Running || st.Outbox["delivered"] != 1 || len(st.Addrs) == 0 {
 		t.Fatalf("status --json: %+v", st)
 	}
+	// Alice's first message used one of the one-time prekey pairs her node
+	// claimed from bob's when she added him: bob holds one pair fewer.
+	var bst struct {
+		Prekeys *struct{ SignedPrekeyID, Generations, OneTime, Unclaimed int }
+	}
+	json.Unmarshal([]byte(bob.must("status", "--json")), &bst)
+	if p := bst.Prekeys; p == nil || p.SignedPrekeyID < 1 || p.Generations != 1 || p.OneTime != 99 || p.Unclaimed != 99 {
+		t.Fatalf("bob's status --json prekeys: %+v", bst.Prekeys)
+	}
+	if out := bob.must("status"); !strings.Contains(out, "one-time 99 held, 99 to hand out") {
+		t.Fatalf("bob's status shows no prekeys line:\n%s", out)
+	}
 
 	// Bad input: clear errors, exit 1, nothing lost.
 	alice.fails("no such contact", "send", "mallory", "hi")

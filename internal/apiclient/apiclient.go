@@ -51,6 +51,20 @@ type Status struct {
 	Setup string `json:"setup,omitempty"`
 	// Mesh is mesh mode's state; nil when the node runs without it.
 	Mesh *MeshStatus `json:"mesh,omitempty"`
+	// Prekeys is the state of the account's prekeys; nil if unreadable.
+	Prekeys *PrekeyStatus `json:"prekeys,omitempty"`
+}
+
+// PrekeyStatus is the state of the account's prekeys: the signed prekey
+// (with the last-resort ML-KEM prekey) rotates weekly, replaced ones answer
+// for 30 days more, and one-time prekey pairs are handed out one per
+// requester.
+type PrekeyStatus struct {
+	SignedPrekeyID uint32    `json:"signedPrekeyId"`
+	Rotated        time.Time `json:"rotated,omitzero"` // when the current signed prekey was made
+	Generations    int       `json:"generations"`      // signed prekeys that still answer (current included)
+	OneTime        int       `json:"oneTime"`          // one-time pairs held, handed out or not
+	Unclaimed      int       `json:"unclaimed"`        // one-time pairs not yet handed out
 }
 
 // Transport is what the node knows about one transport ("tcp", "quic",

@@ -285,6 +285,10 @@ func (n *Node) Status(ctx context.Context) (apiclient.Status, error) {
 		return err
 	})
 	st.Mesh = n.meshStatus()
+	if pk, err := n.Messenger.PrekeyStatus(ctx); err == nil {
+		st.Prekeys = &apiclient.PrekeyStatus{SignedPrekeyID: pk.SignedPrekeyID, Rotated: pk.SignedCreated,
+			Generations: pk.Generations, OneTime: pk.OneTime, Unclaimed: pk.Unclaimed}
+	}
 	if st.Addrs == nil {
 		st.Addrs = []string{}
 	}

@@ -440,6 +440,10 @@ func statusCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.stdout, "peers:      %d connected\ncontacts:   %d\n", len(st.ConnectedPeers), st.Contacts)
 				fmt.Fprintf(g.stdout, "outbox:     %d queued, %d sent, %d delivered, %d failed\n",
 					st.Outbox["queued"], st.Outbox["sent"], st.Outbox["delivered"], st.Outbox["failed"])
+				if pk := st.Prekeys; pk != nil {
+					fmt.Fprintf(g.stdout, "prekeys:    signed #%d (%d answering), one-time %d held, %d to hand out\n",
+						pk.SignedPrekeyID, pk.Generations, pk.OneTime, pk.Unclaimed)
+				}
 				printNetStatus(g.stdout, st)
 				printMeshStatus(g, st.Mesh)
 				return nil
