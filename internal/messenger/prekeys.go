@@ -169,9 +169,12 @@ func (m *Messenger) handlePrekeyStream(s p2p.Stream) {
 		_ = s.Reset()
 		return
 	}
+	m.pk.mu.Lock()
+	ctx := m.pk.ctx
+	m.pk.mu.Unlock()
 	var out []byte
-	if m.pk.limit.allow(s.RemotePeer(), m.now()) {
-		out = m.claimOwn(context.Background())
+	if ctx != nil && m.pk.limit.allow(s.RemotePeer(), m.now()) {
+		out = m.claimOwn(ctx)
 	}
 	if err := wire.WriteFrame(s, out); err != nil {
 		_ = s.Reset()
