@@ -258,3 +258,58 @@ func TestFirstMessageUsesClaim(t *testing.T) {
 		t.Fatalf("bob's one-time prekeys: %+v, before %+v, %v", after, before, err)
 	}
 }
+
+// TestPrekeyProtocolHandsOutOnce: a requester asking bob's device over
+// and over gets a different pair each time, never one twice, until its
+// rate limit answers with empty frames.
+func TestPrekeyProtocolHandsOutOnce(t *testing.T) {
+	ctx := context.Background()
+	clk := &fakeClock{t: time.Now()} // stands still: no refill
+	bob := newNodeTuned(t, "bob", func(c *Config) { c.Now = clk.now })
+	eve := newNode(t, "eve")
+	if err := eve.n.Connect(ctx, bob.n.PeerID(), bob.n.Addrs()); err != nil {
+		t.Fatal(err)
+	}
+	claim := func() []byte {
+		s, err := eve.n.OpenStream(ctx, bob.n.PeerID(), ProtocolPrekey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := wire.WriteFrame(s, []byte{prekeyProtoVersion}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := wire.ReadFrame(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	seen := map[uint32]bool{}
+	got := 0
+	for range initBurst + 4 {
+		b := claim()
+		if len(b) == 0 {
+			continue
+		}
+		bundle, err := handshake.ParseBundle(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bundle.Identity.Equal(bob.m.id.Public()) || len(bundle.OneTimePrekeys) != 1 || len(bundle.KEMOneTimePrekeys) != 1 {
+			t.Fatal("claim answered with another identity or not one pair")
+		}
+		id := bundle.OneTimePrekeys[0].ID
+		if seen[id] {
+			t.Fatalf("one-time prekey %d handed out twice", id)
+		}
+		seen[id] = true
+		got++
+	}
+	if got != initBurst {
+		t.Fatalf("%d of %d claims answered, want the burst of %d", got, initBurst+4, initBurst)
+	}
+	if s, err := bob.m.PrekeyStatus(ctx); err != nil || s.Unclaimed != DefaultOneTimePrekeys-got {
+		t.Fatalf("bob's prekeys after %d claims: %+v, %v", got, s, err)
+	}
+}
