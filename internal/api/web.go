@@ -202,7 +202,8 @@ func (s *server) inviteQR(w http.ResponseWriter, r *http.Request) {
 		}
 		link = identity.ShortInviteQRText(link)
 	default:
-		err = errors.New("form must be long or short")
+		writeErr(w, &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest, Message: "form must be long or short"})
+		return
 	}
 	if err != nil {
 		s.fail(w, err)
