@@ -328,20 +328,20 @@ func (m *Messenger) fetchCardDirect(ctx context.Context, si *identity.ShortInvit
 		}
 	}
 	// One address at a time: Connect refuses the whole list for one it
-	// may not dial (DNS, or not loopback on a loopback-only node).
-	connected := len(addrs) == 0
-	var cerr error = p2p.ErrNoAddrs
+	// may not dial (DNS, or not loopback on a loopback-only node). If none
+	// works, OpenStream still tries what the network knows of the peer
+	// (a DHT lookup finds relayed addresses too long for the link).
+	var cerr error
 	for _, a := range addrs {
 		if cerr = m.tr.Connect(ctx, peerID, []string{a}); cerr == nil {
-			connected = true
 			break
 		}
 	}
-	if !connected {
-		return nil, cerr
-	}
 	s, err := m.tr.OpenStream(ctx, peerID, ProtocolCard)
 	if err != nil {
+		if cerr != nil {
+			return nil, cerr // says more: the link's own addresses failed
+		}
 		return nil, err
 	}
 	defer s.Close()
