@@ -226,7 +226,7 @@ async function inviteBlock() {
   try {
     const inv = await S.api.invite();
     const png = await S.api.inviteQR(inv.short);
-    const link = h("textarea", { id: "invite-link", readonly: true, rows: "3", "aria-label": t("myInvite") }, inv.short);
+    const link = h("textarea", { id: "invite-link", readonly: true, rows: "4", "aria-label": t("myInvite") }, inv.short);
     const long = h("textarea", { id: "invite-long", readonly: true, rows: "3", "aria-label": t("fullLink") }, inv.link);
     wrap.append(
       h("img", { id: "invite-qr", class: "qr", src: URL.createObjectURL(png), alt: t("inviteQRAlt"), width: "240", height: "240" }),
