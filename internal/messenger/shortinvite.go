@@ -85,22 +85,9 @@ func (m *Messenger) ShortInvite(ctx context.Context) (string, error) {
 		return "", err
 	}
 	si := &identity.ShortInvite{AccountKey: m.id.Public().SigningKey(), Secret: secret, DeviceKey: devKey}
-	link, err := identity.EncodeShortInvite(si)
+	link, err := fitAddrs(si, dev.Addrs)
 	if err != nil {
 		return "", err
-	}
-	for _, a := range rankAddrs(dev.Addrs) {
-		b, err := p2p.CompactAddr(a)
-		if err != nil || len(b) > identity.MaxShortEntrySize {
-			continue
-		}
-		si.Addrs = append(si.Addrs, b)
-		l, err := identity.EncodeShortInvite(si)
-		if err != nil {
-			si.Addrs = si.Addrs[:len(si.Addrs)-1] // does not fit: a shorter one may
-			continue
-		}
-		link = l
 	}
 	err = m.st.Update(ctx, func(tx *store.Tx) error {
 		old, err := tx.Blob(blobShortSecrets)
@@ -116,6 +103,29 @@ func (m *Messenger) ShortInvite(ctx context.Context) (string, error) {
 	})
 	if err != nil {
 		return "", err
+	}
+	return link, nil
+}
+
+// fitAddrs puts as many of addrs in si as fit a short link, best first
+// (rankAddrs), and returns the link.
+func fitAddrs(si *identity.ShortInvite, addrs []string) (string, error) {
+	link, err := identity.EncodeShortInvite(si)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range rankAddrs(addrs) {
+		b, err := p2p.CompactAddr(a)
+		if err != nil || len(b) > identity.MaxShortEntrySize {
+			continue
+		}
+		si.Addrs = append(si.Addrs, b)
+		l, err := identity.EncodeShortInvite(si)
+		if err != nil {
+			si.Addrs = si.Addrs[:len(si.Addrs)-1] // does not fit: a shorter one may
+			continue
+		}
+		link = l
 	}
 	return link, nil
 }
@@ -143,7 +153,7 @@ func joinRecords(recs [][]byte) []byte {
 // rankAddrs orders our addresses for a short invite, best first: routable
 // before private and loopback ones (the scanner is rarely on our machine),
 // TLS-looking WebSocket first among equals (it gets through DPI), never a
-// relayed address (too long to fit).
+// relayed address (too long to fit) nor a DNS name (never resolved).
 func rankAddrs(addrs []string) []string {
 	rank := func(a string) int {
 		r := 0
@@ -168,7 +178,7 @@ func rankAddrs(addrs []string) []string {
 	seen := map[string]bool{}
 	for r := 0; r < 24; r++ {
 		for _, a := range addrs {
-			if !seen[a] && !strings.Contains(a, "/p2p-circuit") && rank(a) == r {
+			if !seen[a] && !strings.Contains(a, "/p2p-circuit") && !strings.HasPrefix(a, "/dns") && rank(a) == r {
 				seen[a] = true
 				out = append(out, a)
 			}

@@ -177,3 +177,48 @@ func TestShortInviteFromDirectory(t *testing.T) {
 		t.Fatalf("contact %+v", c)
 	}
 }
+
+// TestShortInviteAddrs: which of a node's addresses a short link names,
+// and how many fit.
+func TestShortInviteAddrs(t *testing.T) {
+	si := func() *identity.ShortInvite {
+		return &identity.ShortInvite{AccountKey: make([]byte, 32), Secret: make([]byte, identity.ShortSecretSize), DeviceKey: make([]byte, 32)}
+	}
+	expand := func(s *identity.ShortInvite) []string {
+		var out []string
+		for _, b := range s.Addrs {
+			a, err := p2p.ExpandAddr(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		addrs []string
+		want  []string
+	}{
+		{"loopback node (up's defaults)", []string{"/ip4/127.0.0.1/udp/4001/quic-v1", "/ip4/127.0.0.1/tcp/4001/ws", "/ip4/127.0.0.1/tcp/4001"},
+			[]string{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp/4001/quic-v1", "/ip4/127.0.0.1/tcp/4001/ws"}},
+		{"public before private and loopback", []string{"/ip4/127.0.0.1/tcp/1", "/ip4/192.168.1.5/tcp/1", "/ip4/203.0.113.7/tcp/1", "/ip4/203.0.113.7/udp/1/quic-v1"},
+			[]string{"/ip4/203.0.113.7/tcp/1", "/ip4/203.0.113.7/udp/1/quic-v1", "/ip4/192.168.1.5/tcp/1"}},
+		// A TLS WebSocket with the operator's --tls-name gets through DPI:
+		// first, even if it leaves room for nothing else.
+		{"--tls-name", []string{"/ip4/203.0.113.7/tcp/80", "/ip4/203.0.113.7/tcp/443/tls/sni/cdn.example.org/ws"},
+			[]string{"/ip4/203.0.113.7/tcp/443/tls/sni/cdn.example.org/ws"}},
+		{"relayed and DNS addresses never", []string{"/ip4/198.51.100.1/tcp/4001/p2p/12D3KooWKnDdG3iXw9eTFijk3EWSunZcFi54Zka4wmtqtt6rPxc8/p2p-circuit", "/dns4/example.org/tcp/1"},
+			nil},
+	} {
+		s := si()
+		link, err := fitAddrs(s, tc.addrs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := expand(s)
+		if len(link) > identity.MaxShortInviteLen || strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%s: %d characters, addresses %q; want %q", tc.name, len(link), got, tc.want)
+		}
+	}
+}
