@@ -120,6 +120,10 @@ func (s *server) fail(w http.ResponseWriter, err error) {
 		e.Status, e.Code = http.StatusNotFound, apiclient.CodeUnknownContact
 	case errors.Is(err, identity.ErrBadInvite):
 		e.Code = apiclient.CodeBadInvite
+	case errors.Is(err, messenger.ErrCardUnavailable):
+		e.Status, e.Code = http.StatusBadGateway, apiclient.CodeInviteUnreachable
+	case errors.Is(err, messenger.ErrCardMismatch):
+		e.Code = apiclient.CodeInviteMismatch
 	case errors.Is(err, store.ErrExists):
 		e.Status, e.Code = http.StatusConflict, apiclient.CodeExists
 	case errors.Is(err, store.ErrNotFound):
@@ -161,7 +165,12 @@ func (s *server) invite(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, apiclient.Invite{AccountID: s.m.AccountID(), Link: link})
+	short, err := s.m.ShortInvite(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiclient.Invite{AccountID: s.m.AccountID(), Link: link, Short: short})
 }
 
 func (s *server) contacts(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -177,9 +178,33 @@ func (s *server) verify(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ToContact(c))
 }
 
-// inviteQR answers GET /api/v1/invite/qr with a fresh invite as a PNG.
+// inviteQR answers GET /api/v1/invite/qr with a fresh invite as a PNG:
+// the long link, or with ?form=short a short one (upper case, which QR's
+// alphanumeric mode packs into a smaller code). ?link= draws the short
+// link given (one the app got from GET /api/v1/invite) instead of a new one.
 func (s *server) inviteQR(w http.ResponseWriter, r *http.Request) {
-	link, err := s.m.Invite(r.Context())
+	var link string
+	var err error
+	switch q := r.URL.Query(); q.Get("form") {
+	case "", "long":
+		link, err = s.m.Invite(r.Context())
+	case "short":
+		if l := q.Get("link"); l != "" {
+			// Only a link of ours: the endpoint draws invites, not any text.
+			si, perr := identity.ParseShortInvite(l)
+			if perr != nil || si.AccountID() != s.m.AccountID() {
+				s.fail(w, fmt.Errorf("%w: not a short invite of this account", identity.ErrBadInvite))
+				return
+			}
+			link = l
+		} else {
+			link, err = s.m.ShortInvite(r.Context())
+		}
+		link = identity.ShortInviteQRText(link)
+	default:
+		writeErr(w, &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest, Message: "form must be long or short"})
+		return
+	}
 	if err != nil {
 		s.fail(w, err)
 		return

@@ -125,6 +125,10 @@ type Conversation struct {
 type Invite struct {
 	AccountID string `json:"accountId"`
 	Link      string `json:"link"`
+	// Short is a short invite (≤ 200 characters, no card: it is fetched
+	// from this node or the DHT when the link is used), with its own
+	// one-time secret.
+	Short string `json:"short"`
 }
 
 // Event is one item of the GET /api/v1/events WebSocket stream.
@@ -185,6 +189,12 @@ const (
 	CodeExists         = "exists"
 	CodeBadInvite      = "bad_invite"
 	CodeUnknownContact = "unknown_contact"
+	// CodeInviteUnreachable: the card of a short invite could be fetched
+	// neither from the inviter nor from the DHT.
+	CodeInviteUnreachable = "invite_unreachable"
+	// CodeInviteMismatch: the card fetched for a short invite is not the
+	// account's the link names.
+	CodeInviteMismatch = "invite_mismatch"
 	CodeInternal       = "internal"
 )
 

@@ -118,7 +118,11 @@ func (b offline) Status(ctx context.Context) (apiclient.Status, error) { return 
 
 func (b offline) Invite(ctx context.Context) (apiclient.Invite, error) {
 	link, err := b.o.Messenger.Invite(ctx)
-	return apiclient.Invite{AccountID: b.o.Messenger.AccountID(), Link: link}, err
+	if err != nil {
+		return apiclient.Invite{}, err
+	}
+	short, err := b.o.Messenger.ShortInvite(ctx)
+	return apiclient.Invite{AccountID: b.o.Messenger.AccountID(), Link: link, Short: short}, err
 }
 
 func (b offline) Contacts(ctx context.Context) ([]apiclient.Contact, error) {

@@ -118,11 +118,16 @@ func upCmd(g *globals) *cobra.Command {
 }
 
 func inviteCmd(g *globals) *cobra.Command {
-	var qr, asJSON bool
+	var qr, short, asJSON bool
 	c := &cobra.Command{
-		Use:   "invite [--qr]",
+		Use:   "invite [--short] [--qr]",
 		Short: "Print your invite link (and QR code) for a contact to add you",
-		Args:  cobra.NoArgs,
+		Long: `Print your invite link: the full link on standard output (it carries your
+contact card, so it works with no lookup), and a short one on standard error
+(at most 200 characters: it fits a text message and a small QR code; whoever
+uses it fetches your card from this node or the DHT, so it works while either
+is reachable). --short prints only the short link, on standard output.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withBackend(cmd.Context(), func(b backend, _ bool) error {
 				inv, err := b.Invite(cmd.Context())
@@ -132,17 +137,25 @@ func inviteCmd(g *globals) *cobra.Command {
 				if asJSON {
 					return printJSON(g.stdout, inv)
 				}
+				link, qrText := inv.Link, inv.Link
+				if short {
+					link, qrText = inv.Short, identity.ShortInviteQRText(inv.Short)
+				}
 				if qr {
-					if err := identity.WriteQR(g.stdout, inv.Link); err != nil {
+					if err := identity.WriteQR(g.stdout, qrText); err != nil {
 						return err
 					}
 				}
-				fmt.Fprintln(g.stdout, inv.Link)
+				fmt.Fprintln(g.stdout, link)
+				if !short && inv.Short != "" {
+					fmt.Fprintf(g.stderr, "short link (for a text message; needs this node or the DHT online): %s\n", inv.Short)
+				}
 				return nil
 			})
 		},
 	}
 	c.Flags().BoolVar(&qr, "qr", false, "also draw the link as a QR code")
+	c.Flags().BoolVar(&short, "short", false, "print the short link (≤ 200 characters) instead of the full one")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
@@ -177,7 +190,7 @@ func contactsCmd(g *globals) *cobra.Command {
 	var addJSON bool
 	add := &cobra.Command{
 		Use:   "add LINK [--name NAME]",
-		Short: "Add a contact from their samizdat: invite link",
+		Short: "Add a contact from their samizdat: invite link (full or short)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withBackend(cmd.Context(), func(b backend, _ bool) error {

@@ -174,11 +174,12 @@ func (m *Messenger) markCardSent(tx *store.Tx, cid int64) error {
 	return tx.PutBlob(blobCardSent(cid), binary.BigEndian.AppendUint64(nil, serial))
 }
 
-// AddContact adds the account behind an invite link. name overrides the
+// AddContact adds the account behind an invite link (long, or short: then
+// its card is fetched first, see shortinvite.go). name overrides the
 // name on the card; if the account is already a contact, its card is
 // updated (and renamed when name is given).
 func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactInfo, error) {
-	inv, err := identity.ParseInvite(link)
+	inv, err := m.parseInviteLink(ctx, link)
 	if err != nil {
 		return ContactInfo{}, err
 	}

@@ -308,6 +308,7 @@ func (m *Messenger) Start(ctx context.Context) {
 	m.startPrekeys(ctx)
 	if m.tr != nil {
 		m.tr.Handle(ProtocolMsg, m.handleStream)
+		m.tr.Handle(ProtocolCard, m.handleCardRequest) // short invites (shortinvite.go)
 		m.tr.OnConnected(func(peerID string) { m.peerConnected(ctx, peerID) })
 		addrs := transportAddrs(m.tr.Addrs())
 		_ = m.st.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobAddrs, []byte(joinLines(addrs))) })
@@ -349,6 +350,7 @@ func (m *Messenger) Close() error {
 	close(m.closed)
 	if m.tr != nil {
 		m.tr.Unhandle(ProtocolMsg)
+		m.tr.Unhandle(ProtocolCard)
 	}
 	if m.cancel != nil {
 		m.cancel()

@@ -60,7 +60,9 @@ export class API {
   init(name, passphrase, noPassphrase) { return this.call("POST", "/api/v1/init", { name, passphrase, noPassphrase }); }
   unlock(passphrase) { return this.call("POST", "/api/v1/unlock", { passphrase }); }
   invite() { return this.call("GET", "/api/v1/invite"); }
-  inviteQR() { return this.call("GET", "/api/v1/invite/qr"); }
+  inviteQR(short) {
+    return this.call("GET", "/api/v1/invite/qr" + (short ? "?" + new URLSearchParams({ form: "short", link: short }) : ""));
+  }
   chats() { return this.call("GET", "/api/v1/chats"); }
   addContact(link, name) { return this.call("POST", "/api/v1/contacts", { link, name }); }
   verify(contact, verified) { return this.call("POST", "/api/v1/contacts/verify", { contact, verified }); }

@@ -66,6 +66,8 @@ export function errText(e) {
   if (e instanceof APIError) {
     switch (e.code) {
       case "bad_invite": return t("badInvite");
+      case "invite_unreachable": return t("inviteUnreachable");
+      case "invite_mismatch": return t("inviteMismatch");
       case "exists": return t("exists");
       case "unknown_contact": return t("unknownContact");
       case "wrong_passphrase": return t("wrongPassphrase");
@@ -213,17 +215,24 @@ async function renderWelcome() {
   $("#ob-continue").focus();
 }
 
+// inviteBlock shows the short invite (≤ 200 characters, a small QR code:
+// the card is fetched from this node or the DHT when it is used) and,
+// folded away, the full link that carries the card.
 async function inviteBlock() {
   const wrap = h("div", { class: "invite" });
+  const copyButton = (text, area) => h("button", { type: "button", onclick: async () => {
+    try { await navigator.clipboard.writeText(text); toast(t("copied")); } catch (_) { area.select(); }
+  } }, t("copy"));
   try {
-    const [inv, png] = await Promise.all([S.api.invite(), S.api.inviteQR()]);
-    const link = h("textarea", { id: "invite-link", readonly: true, rows: "3", "aria-label": t("myInvite") }, inv.link);
+    const inv = await S.api.invite();
+    const png = await S.api.inviteQR(inv.short);
+    const link = h("textarea", { id: "invite-link", readonly: true, rows: "4", "aria-label": t("myInvite") }, inv.short);
+    const long = h("textarea", { id: "invite-long", readonly: true, rows: "3", "aria-label": t("fullLink") }, inv.link);
     wrap.append(
       h("img", { id: "invite-qr", class: "qr", src: URL.createObjectURL(png), alt: t("inviteQRAlt"), width: "240", height: "240" }),
       link,
-      h("button", { type: "button", onclick: async () => {
-        try { await navigator.clipboard.writeText(inv.link); toast(t("copied")); } catch (_) { link.select(); }
-      } }, t("copy")));
+      copyButton(inv.short, link),
+      h("details", { class: "full-link" }, h("summary", {}, t("fullLink")), long, copyButton(inv.link, long)));
   } catch (e) {
     wrap.append(h("p", { class: "error", role: "alert" }, errText(e)));
   }
@@ -730,6 +739,10 @@ function showAddContact() {
     ev.preventDefault();
     const link = $("#add-link").value.trim();
     if (!link) { errEl.textContent = t("inviteEmpty"); return; }
+    const submit = $("#add-submit");
+    // A short link has no card in it: fetching it may take a while.
+    if (!link.includes("?")) errEl.textContent = t("fetchingCard");
+    submit.disabled = true;
     try {
       const c = await S.api.addContact(link, $("#add-name").value.trim());
       $("#dlg").close();
@@ -739,6 +752,8 @@ function showAddContact() {
     } catch (e) {
       errEl.textContent = errText(e);
       $("#add-link").focus();
+    } finally {
+      submit.disabled = false;
     }
   } },
   h("label", { for: "add-link" }, t("pasteInvite")),
