@@ -286,7 +286,11 @@ func (n *Node) Status(ctx context.Context) (apiclient.Status, error) {
 	})
 	st.Mesh = n.meshStatus()
 	if pk, err := n.Messenger.PrekeyStatus(ctx); err == nil {
-		st.Prekeys = &apiclient.PrekeyStatus{SignedPrekeyID: pk.SignedPrekeyID, Rotated: pk.SignedCreated,
+		var rotated time.Time
+		if pk.SignedCreated != 0 {
+			rotated = time.Unix(pk.SignedCreated, 0)
+		}
+		st.Prekeys = &apiclient.PrekeyStatus{SignedPrekeyID: pk.SignedPrekeyID, Rotated: rotated,
 			Generations: pk.Generations, OneTime: pk.OneTime, Unclaimed: pk.Unclaimed}
 	}
 	if st.Addrs == nil {

@@ -111,7 +111,7 @@ func (m *Messenger) maintainPrekeys(ctx context.Context) error {
 		if pk, err = handshake.UnmarshalPrekeys(b); err != nil {
 			return err
 		}
-		if res, err = pk.Maintain(m.rand, m.id, now, m.cfg.Prekeys); err != nil {
+		if res, err = pk.Maintain(m.rand, m.id, now.Unix(), m.cfg.Prekeys); err != nil {
 			return err
 		}
 		if !res.Changed {

@@ -180,7 +180,7 @@ func TestPrekeyRotation(t *testing.T) {
 	msg := send(t, bob, "alice", "hi")
 	waitState(t, bob, "alice", msg.ID, StateDelivered)
 	s0, err := bob.m.PrekeyStatus(ctx)
-	if err != nil || s0.SignedCreated.IsZero() {
+	if err != nil || s0.SignedCreated == 0 {
 		t.Fatalf("status at start: %+v, %v", s0, err)
 	}
 	aliceCard := func() *identity.Card {
@@ -199,7 +199,7 @@ func TestPrekeyRotation(t *testing.T) {
 		t.Fatal("alice does not hold bob's card with his signed prekey")
 	}
 
-	clk.add(handshake.DefaultRotateEvery - time.Minute)
+	clk.add(handshake.DefaultRotateEvery*time.Second - time.Minute)
 	if err := bob.m.maintainPrekeys(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestPrekeyRotation(t *testing.T) {
 
 	// A minute before the first one's grace ends the second is due too:
 	// three generations answer...
-	clk.add(handshake.DefaultGrace - time.Minute)
+	clk.add(handshake.DefaultGrace*time.Second - time.Minute)
 	if err := bob.m.maintainPrekeys(ctx); err != nil {
 		t.Fatal(err)
 	}

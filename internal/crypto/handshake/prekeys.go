@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"io"
 	"slices"
-	"time"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 )
@@ -111,14 +110,15 @@ func NewPrekeys(rand io.Reader, id *keys.Identity, oneTime int) (*Prekeys, error
 // Rotate replaces the signed prekey and the last-resort KEM prekey with new
 // ones, with no time: see RotateAt.
 func (p *Prekeys) Rotate(rand io.Reader, id *keys.Identity) error {
-	return p.RotateAt(rand, id, time.Time{})
+	return p.RotateAt(rand, id, 0)
 }
 
 // RotateAt replaces the signed prekey and the last-resort KEM prekey with
 // new ones created at now; the replaced pair stays usable until Maintain
 // drops it (a grace period after now), or until MaxGenerations newer ones
-// exist. A zero now leaves the times for the next Maintain to stamp.
-func (p *Prekeys) RotateAt(rand io.Reader, id *keys.Identity, now time.Time) error {
+// exist. now is in Unix seconds; zero leaves the times for the next
+// Maintain to stamp.
+func (p *Prekeys) RotateAt(rand io.Reader, id *keys.Identity, now int64) error {
 	if !id.Public().Equal(p.identity) {
 		return ErrWrongIdentity
 	}
@@ -137,7 +137,7 @@ func (p *Prekeys) RotateAt(rand io.Reader, id *keys.Identity, now time.Time) err
 		return err
 	}
 	p.nextSignedID++
-	t := unix(now)
+	t := max(now, 0)
 	if len(p.gens) > 0 {
 		p.gens[0].retired = t
 	}
@@ -147,13 +147,6 @@ func (p *Prekeys) RotateAt(rand io.Reader, id *keys.Identity, now time.Time) err
 		p.gens = p.gens[:MaxGenerations]
 	}
 	return nil
-}
-
-func unix(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return max(t.Unix(), 1)
 }
 
 // AddOneTime adds n one-time prekeys of each kind. The total of each kind

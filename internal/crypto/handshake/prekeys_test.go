@@ -60,6 +60,12 @@ func respond(t *testing.T, alice, bob party, bundle *Bundle) error {
 	return err
 }
 
+// The default schedule as durations.
+const (
+	week  = DefaultRotateEvery * time.Second
+	grace = DefaultGrace * time.Second
+)
+
 func TestRotationSchedule(t *testing.T) {
 	r := testrand.New(t.Name())
 	alice, bob := newParty(t, r, 0), newParty(t, r, 0)
@@ -67,7 +73,7 @@ func TestRotationSchedule(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	maintain := func(at time.Time) Maintenance {
 		t.Helper()
-		m, err := bob.pk.Maintain(r, bob.id, at, pol)
+		m, err := bob.pk.Maintain(r, bob.id, at.Unix(), pol)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,29 +84,29 @@ func TestRotationSchedule(t *testing.T) {
 		t.Fatalf("first Maintain: %+v", m)
 	}
 	first := bob.pk.Bundle(false)
-	if m := maintain(t0.Add(DefaultRotateEvery - time.Second)); m.Rotated {
+	if m := maintain(t0.Add(week - time.Second)); m.Rotated {
 		t.Fatal("rotated before a week")
 	}
-	if m := maintain(t0.Add(DefaultRotateEvery)); !m.Rotated {
+	if m := maintain(t0.Add(week)); !m.Rotated {
 		t.Fatal("not rotated after a week")
 	}
 	second := bob.pk.Bundle(false)
 	if second.SignedPrekeyID == first.SignedPrekeyID || bytes.Equal(second.KEMPrekey, first.KEMPrekey) {
 		t.Fatal("rotation kept the signed or the last-resort KEM prekey")
 	}
-	if s := bob.pk.Status(); !s.SignedCreated.Equal(t0.Add(DefaultRotateEvery)) || s.Generations != 2 {
+	if s := bob.pk.Status(); s.SignedCreated != t0.Add(week).Unix() || s.Generations != 2 {
 		t.Fatalf("status after rotation: %+v", s)
 	}
 	// The replaced generation answers during its grace period...
-	retired := t0.Add(DefaultRotateEvery)
-	if m := maintain(retired.Add(DefaultGrace - time.Second)); m.Expired != 0 {
+	retired := t0.Add(week)
+	if m := maintain(retired.Add(grace - time.Second)); m.Expired != 0 {
 		t.Fatalf("expired during the grace period: %+v", m)
 	}
 	if err := respond(t, alice, bob, first); err != nil {
 		t.Fatalf("initiation to the previous signed prekey in its grace period: %v", err)
 	}
 	// ...and not after: its private keys are gone.
-	m := maintain(retired.Add(DefaultGrace))
+	m := maintain(retired.Add(grace))
 	if m.Expired == 0 {
 		t.Fatalf("not expired after the grace period: %+v", m)
 	}
@@ -124,7 +130,7 @@ func TestReplayCacheBounded(t *testing.T) {
 	r := testrand.New(t.Name())
 	alice, bob := newParty(t, r, 0), newParty(t, r, 0)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, err := bob.pk.Maintain(r, bob.id, now, Policy{}); err != nil {
+	if _, err := bob.pk.Maintain(r, bob.id, now.Unix(), Policy{}); err != nil {
 		t.Fatal(err)
 	}
 	old := bob.pk.Bundle(false)
@@ -132,7 +138,7 @@ func TestReplayCacheBounded(t *testing.T) {
 	for i := 0; len(g.seen) < MaxReplayCache*3/4; i++ {
 		g.seen = append(g.seen, [ReplayTagSize]byte{byte(i), byte(i >> 8), 1})
 	}
-	m, err := bob.pk.Maintain(r, bob.id, now.Add(time.Minute), Policy{})
+	m, err := bob.pk.Maintain(r, bob.id, now.Add(time.Minute).Unix(), Policy{})
 	if err != nil || !m.Rotated {
 		t.Fatalf("a three-quarters full replay cache did not rotate: %+v, %v", m, err)
 	}
@@ -188,7 +194,7 @@ func TestClaimOnce(t *testing.T) {
 	}
 	// Replenished below the low-water mark, without forgetting the
 	// handed-out ones still unused.
-	m, err := bob.pk.Maintain(r, bob.id, time.Unix(1e9, 0), Policy{LowWater: 2, Target: 5})
+	m, err := bob.pk.Maintain(r, bob.id, 1e9, Policy{LowWater: 2, Target: 5})
 	if err != nil || m.Added != 5 || bob.pk.Unclaimed() != 5 || bob.pk.OneTimeCount() != 8 {
 		t.Fatalf("replenish: %+v, %v; unclaimed %d, held %d", m, err, bob.pk.Unclaimed(), bob.pk.OneTimeCount())
 	}
@@ -207,7 +213,7 @@ func TestClaimOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m, err = full.pk.Maintain(r, full.id, time.Unix(1e9, 0), Policy{})
+	m, err = full.pk.Maintain(r, full.id, 1e9, Policy{})
 	if err != nil || full.pk.Unclaimed() != MaxOneTimePrekeys || full.pk.OneTimeCount() != MaxOneTimePrekeys {
 		t.Fatalf("replenish a full pool: %+v, %v; unclaimed %d", m, err, full.pk.Unclaimed())
 	}
@@ -223,7 +229,7 @@ func TestPrekeysV1(t *testing.T) {
 	id := p.Bundle(false).SignedPrekeyID
 	r := testrand.New(t.Name())
 	bobID := prekeysV1Identity(t)
-	m, err := p.Maintain(r, bobID, time.Unix(1e9, 0), Policy{})
+	m, err := p.Maintain(r, bobID, 1e9, Policy{})
 	if err != nil {
 		t.Fatal(err)
 	}

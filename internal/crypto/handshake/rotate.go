@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"slices"
-	"time"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 )
@@ -38,10 +37,10 @@ const (
 	// ReplayTagSize is the size of a replay cache entry.
 	ReplayTagSize = 16
 
-	// DefaultRotateEvery is Policy.RotateEvery's default.
-	DefaultRotateEvery = 7 * 24 * time.Hour
-	// DefaultGrace is Policy.Grace's default.
-	DefaultGrace = 30 * 24 * time.Hour
+	// DefaultRotateEvery is Policy.RotateEvery's default, in seconds (a week).
+	DefaultRotateEvery = 7 * 24 * 3600
+	// DefaultGrace is Policy.Grace's default, in seconds (30 days).
+	DefaultGrace = 30 * 24 * 3600
 	// DefaultLowWater is Policy.LowWater's default.
 	DefaultLowWater = 20
 )
@@ -70,9 +69,11 @@ func replayTag(in *Initiation) [ReplayTagSize]byte {
 }
 
 // Policy is the schedule Maintain keeps. Zero fields take the defaults.
+// Times are Unix seconds and durations seconds: the crypto core reads no
+// clock and imports no time package (the caller passes now).
 type Policy struct {
-	RotateEvery time.Duration
-	Grace       time.Duration
+	RotateEvery int64 // seconds between rotations of the signed prekey
+	Grace       int64 // seconds a replaced signed prekey still answers
 	// LowWater: when fewer one-time prekey pairs remain unclaimed,
 	// Maintain adds pairs up to Target (default MaxOneTimePrekeys).
 	LowWater, Target int
@@ -103,17 +104,17 @@ type Maintenance struct {
 	Changed bool // anything changed: persist the prekeys
 }
 
-// Maintain applies pol at now: it rotates the signed prekey and last-resort
+// Maintain applies pol at now (Unix seconds, > 0): it rotates the signed prekey and last-resort
 // KEM prekey when due, deletes generations past their grace period and
 // replenishes one-time prekeys (dropping the oldest handed-out ones that
 // were never used, if room is needed).
-func (p *Prekeys) Maintain(rand io.Reader, id *keys.Identity, now time.Time, pol Policy) (Maintenance, error) {
+func (p *Prekeys) Maintain(rand io.Reader, id *keys.Identity, now int64, pol Policy) (Maintenance, error) {
 	var m Maintenance
 	if !id.Public().Equal(p.identity) {
 		return m, ErrWrongIdentity
 	}
 	pol = pol.withDefaults()
-	t := unix(now)
+	t := max(now, 1)
 	for i := range p.gens {
 		g := &p.gens[i]
 		if g.created == 0 {
@@ -124,15 +125,15 @@ func (p *Prekeys) Maintain(rand io.Reader, id *keys.Identity, now time.Time, pol
 		}
 	}
 	cur := &p.gens[0]
-	if now.Sub(time.Unix(cur.created, 0)) >= pol.RotateEvery || len(cur.seen) >= MaxReplayCache*3/4 {
-		if err := p.RotateAt(rand, id, now); err != nil {
+	if t-cur.created >= pol.RotateEvery || len(cur.seen) >= MaxReplayCache*3/4 {
+		if err := p.RotateAt(rand, id, t); err != nil {
 			return m, err
 		}
 		m.Rotated, m.Changed = true, true
 	}
 	kept := p.gens[:1]
 	for _, g := range p.gens[1:] {
-		if now.Before(time.Unix(g.retired, 0).Add(pol.Grace)) {
+		if t < g.retired+pol.Grace {
 			kept = append(kept, g)
 		} else {
 			m.Expired++
@@ -214,7 +215,7 @@ func (p *Prekeys) Claim() (*Bundle, error) {
 // PrekeyStatus describes the prekeys for status displays.
 type PrekeyStatus struct {
 	SignedPrekeyID uint32
-	SignedCreated  time.Time // zero if not yet stamped by Maintain
+	SignedCreated  int64 // Unix seconds; zero if not yet stamped by Maintain
 	Generations    int       // signed prekeys that answer initiations (current included)
 	OneTime        int       // one-time prekey pairs held (handed out or not)
 	Unclaimed      int       // one-time prekey pairs not yet handed out
@@ -223,8 +224,6 @@ type PrekeyStatus struct {
 // Status returns a summary of p (no key material).
 func (p *Prekeys) Status() PrekeyStatus {
 	s := PrekeyStatus{SignedPrekeyID: p.gens[0].signed.id, Generations: len(p.gens), OneTime: p.OneTimeCount(), Unclaimed: p.Unclaimed()}
-	if c := p.gens[0].created; c != 0 {
-		s.SignedCreated = time.Unix(c, 0)
-	}
+	s.SignedCreated = p.gens[0].created
 	return s
 }
