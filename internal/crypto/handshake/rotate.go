@@ -216,9 +216,9 @@ func (p *Prekeys) Claim() (*Bundle, error) {
 type PrekeyStatus struct {
 	SignedPrekeyID uint32
 	SignedCreated  int64 // Unix seconds; zero if not yet stamped by Maintain
-	Generations    int       // signed prekeys that answer initiations (current included)
-	OneTime        int       // one-time prekey pairs held (handed out or not)
-	Unclaimed      int       // one-time prekey pairs not yet handed out
+	Generations    int   // signed prekeys that answer initiations (current included)
+	OneTime        int   // one-time prekey pairs held (handed out or not)
+	Unclaimed      int   // one-time prekey pairs not yet handed out
 }
 
 // Status returns a summary of p (no key material).
