@@ -145,9 +145,10 @@ func runFlood(t *testing.T, trs []Transport, link func(i, j int)) {
 			t.Fatalf("message %d delivered %d times", i, n)
 		}
 	}
-	var sentBytes, items, syncs, maxSent int64
+	var sentBytes, items, syncs, maxSent, maxRecv int64
 	for i, mem := range ms {
 		s := mem.mesh.Stats()
+		maxRecv = max(maxRecv, s.ItemsReceived)
 		// Dedupe: a node takes each envelope and each receipt (2 distinct
 		// items per message) once, or a few times when neighbours push the
 		// same item in concurrent syncs (more of those on a loaded
@@ -163,6 +164,7 @@ func runFlood(t *testing.T, trs []Transport, link func(i, j int)) {
 	if avg := float64(items) / float64(len(ms)*2*messages); avg > 3 {
 		t.Errorf("nodes took each distinct item %.1f times on average", avg)
 	}
+	t.Logf("most items received by one node: %d = %.2f× the distinct items (%.2f per message); average %.2f×", maxRecv, float64(maxRecv)/float64(2*messages), float64(maxRecv)/float64(messages), float64(items)/float64(len(ms)*2*messages))
 	t.Logf("%d nodes, %d messages of %d bytes, bounds %d envelopes / %d bytes: all delivered once in %v; peak held %d; "+
 		"%d bytes sent in all = %.0f bytes per delivered message (%.1f× the envelope), most by one node %d; %d items moved, %d syncs",
 		nodes, messages, envSize, maxItems, maxBytes, took.Round(time.Millisecond), peak,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/samizdat-im/samizdat/internal/mailbox"
 	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/store"
 	"github.com/samizdat-im/samizdat/internal/wire"
 )
 
@@ -41,7 +42,8 @@ const (
 	// MaxHosts bounds the mailbox hosts named by one item.
 	MaxHosts = 8
 	// PeerShareDivisor: one neighbour may have us hold at most
-	// MaxItems/PeerShareDivisor of its envelopes.
+	// MaxItems/PeerShareDivisor of its envelopes and
+	// MaxBytes/PeerShareDivisor of their bytes.
 	PeerShareDivisor = 4
 	// MaxOwners bounds the ownership proofs in one hello.
 	MaxOwners = 8
@@ -123,7 +125,9 @@ type Config struct {
 	// Hops is how far our own envelopes may travel (default DefaultHops).
 	Hops int
 	// TTL is how long our own envelopes are carried (default DefaultTTL;
-	// at most MaxTTL).
+	// at most MaxTTL): each leaves with an expiry drawn between 3/4 TTL
+	// and TTL from now, like a forwarded one. A carrier caps any claimed
+	// expiry at its own TTL from now.
 	TTL time.Duration
 	// MaxItems and MaxBytes bound the envelopes carried (ours and others');
 	// MaxReceipts bounds the receipts kept.
@@ -140,13 +144,19 @@ type Config struct {
 	// MaxSyncBytes bounds the envelope bytes we send in one sync (default
 	// DefaultMaxSyncBytes); the rest goes at the next one.
 	MaxSyncBytes int
+	// MaxOwnBytes bounds the envelope bytes for our own mailboxes taken in
+	// one sync (default DefaultMaxSyncBytes); the rest comes at the next.
+	MaxOwnBytes int
 	// StreamTimeout bounds one sync (default DefaultStreamTimeout).
 	StreamTimeout time.Duration
 	// Depositor, if set, deposits carried envelopes with a recipient's
 	// mailbox host when the carrier meets it (normally the Transport).
 	Depositor mailbox.Opener
-	Now       func() time.Time // nil: time.Now
-	Logger    *slog.Logger     // nil: discard
+	// Store, if set, keeps what we carry for others across restarts (the
+	// node's encrypted store).
+	Store  *store.Store
+	Now    func() time.Time // nil: time.Now
+	Logger *slog.Logger     // nil: discard
 }
 
 // Stats are what a mesh node carries and has done since start.
@@ -183,6 +193,7 @@ type Mesh struct {
 	now func() time.Time
 	st  *itemStore
 
+	flushMu    sync.Mutex // one flush at a time
 	mu         sync.Mutex
 	owners     []owner
 	lastSync   map[string]time.Time  // by peer: when we last started a sync
@@ -230,6 +241,7 @@ func New(cfg Config) (*Mesh, error) {
 	defDur(&cfg.MinSyncInterval, DefaultMinSyncInterval)
 	def(&cfg.MaxSyncPeers, DefaultMaxSyncPeers)
 	def(&cfg.MaxSyncBytes, DefaultMaxSyncBytes)
+	def(&cfg.MaxOwnBytes, DefaultMaxSyncBytes)
 	defDur(&cfg.StreamTimeout, DefaultStreamTimeout)
 	m := &Mesh{
 		cfg: cfg, tr: cfg.Transport, log: cfg.Logger, now: cfg.Now,
@@ -245,6 +257,13 @@ func New(cfg Config) (*Mesh, error) {
 		m.st.now = time.Now
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	if cfg.Store != nil {
+		m.st.journal = map[mailbox.Hash]*item{}
+		if err := m.load(m.ctx); err != nil {
+			m.cancel()
+			return nil, fmt.Errorf("mesh: load carried items: %w", err)
+		}
+	}
 	return m, nil
 }
 
@@ -284,6 +303,7 @@ func (m *Mesh) Close() error {
 	}
 	m.cancel()
 	m.wg.Wait()
+	m.flush(context.Background())
 	return nil
 }
 
@@ -326,6 +346,7 @@ func (m *Mesh) Own(key ed25519.PrivateKey, deliver DeliverFunc) {
 	}
 	if len(held) > 0 {
 		m.deliverOwn(m.ctx, o, held)
+		m.flush(m.ctx)
 	}
 }
 
@@ -342,7 +363,9 @@ func (m *Mesh) ownerOf(id mailbox.ID) (owner, bool) {
 
 // Offer hands the mesh one of our own envelopes for mailbox id (hosts: the
 // recipient's mailbox hosts, or none). It is carried with Config.Hops and
-// Config.TTL; offering the same envelope again is a no-op.
+// an expiry drawn between 3/4 Config.TTL and Config.TTL from now, so that
+// it looks like one carried for someone else (sendHops); offering the same
+// envelope again is a no-op.
 func (m *Mesh) Offer(id mailbox.ID, envelope []byte, hosts []string) error {
 	if m.closed.Load() {
 		return ErrClosed
@@ -360,7 +383,7 @@ func (m *Mesh) Offer(id mailbox.ID, envelope []byte, hosts []string) error {
 	if m.st.isKnown(h) {
 		return nil
 	}
-	it := &item{id: h, mailbox: id, hops: uint32(m.cfg.Hops), expires: m.now().Add(m.cfg.TTL),
+	it := &item{id: h, mailbox: id, hops: uint32(m.cfg.Hops), expires: m.ownExpiry(),
 		env: append([]byte(nil), envelope...), hosts: append([]string(nil), hosts...), own: true}
 	if !m.st.put(it) {
 		return ErrFull
@@ -405,6 +428,7 @@ func (m *Mesh) loop() {
 			return
 		case <-sweep.C:
 			m.st.sweep(m.now())
+			m.flush(m.ctx)
 			continue
 		case <-t.C:
 		case <-m.kick:
@@ -414,6 +438,7 @@ func (m *Mesh) loop() {
 		if m.round(m.ctx) {
 			again = time.After(m.cfg.MinSyncInterval)
 		}
+		m.flush(m.ctx)
 	}
 }
 
@@ -445,4 +470,13 @@ func (m *Mesh) round(ctx context.Context) (deferred bool) {
 		}
 	}
 	return deferred
+}
+
+// ownExpiry is the expiry of one of our own envelopes: uniform between 3/4
+// TTL and TTL from now (whole seconds, as on the wire). A forwarded item
+// has aged since its author drew its expiry, so an author that always said
+// "TTL from now" would stand out to the first carrier.
+func (m *Mesh) ownExpiry() time.Time {
+	spread := int64(m.cfg.TTL/time.Second) / 4
+	return m.now().Add(m.cfg.TTL - time.Duration(rand.Int64N(spread+1))*time.Second).Truncate(time.Second)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -59,8 +60,30 @@ const (
 // syncWith runs one sync as initiator with a connected neighbour, unless
 // one is running, it was synced with less than MinSyncInterval ago (force
 // ignores that: it just came into range), or it does not speak the
-// protocol.
+// protocol. When the sync brought mail for our mailboxes, a second one
+// follows at once (followUp).
 func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcome {
+	out, again := m.syncOnce(ctx, peer, force)
+	if again {
+		m.followUp(ctx, peer)
+	}
+	return out
+}
+
+// followUp syncs again with a neighbour that just brought mail for our
+// mailboxes: our receipts, and the acks our owner made while processing it
+// (DeliverFunc offers them before it returns), go back to that same
+// carrier during the same meeting, not at a later round when it may be
+// gone.
+func (m *Mesh) followUp(ctx context.Context, peer string) {
+	if ctx.Err() == nil && m.neighbour(peer) {
+		m.syncOnce(ctx, peer, true)
+	}
+}
+
+// syncOnce is one sync as initiator (see syncWith); again reports that it
+// brought mail for our mailboxes.
+func (m *Mesh) syncOnce(ctx context.Context, peer string, force bool) (_ syncOutcome, again bool) {
 	now := m.now()
 	m.mu.Lock()
 	if force {
@@ -68,15 +91,15 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 	}
 	if m.inflight[peer] > 0 {
 		m.mu.Unlock()
-		return tooRecent
+		return tooRecent, false
 	}
 	if t, ok := m.notMesh[peer]; ok && now.Sub(t) < notMeshFor {
 		m.mu.Unlock()
-		return skipped
+		return skipped, false
 	}
 	if !force && now.Sub(m.lastSync[peer]) < m.cfg.MinSyncInterval {
 		m.mu.Unlock()
-		return tooRecent
+		return tooRecent, false
 	}
 	// Nothing changed here since a complete sync with this peer: what it
 	// learnt since, it brings itself (its set changed, so it syncs). A
@@ -84,7 +107,7 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 	gen := m.st.generation()
 	if last, ok := m.syncedGen[peer]; !force && ok && last == gen && now.Sub(m.lastSync[peer]) < idleResync*m.cfg.SyncInterval {
 		m.mu.Unlock()
-		return skipped
+		return skipped, false
 	}
 	m.inflight[peer]++
 	m.initiating[peer] = true
@@ -106,9 +129,9 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 			m.mu.Unlock()
 		}
 		m.log.Debug("meshSyncNotOpened", "peer", short(peer), "err", err)
-		return synced
+		return synced, false
 	}
-	complete, err := m.initiate(ctx, countingStream{s, m}, peer)
+	complete, delivered, err := m.initiate(ctx, countingStream{s, m}, peer)
 	m.mu.Lock()
 	if err == nil && complete {
 		m.syncedGen[peer] = gen
@@ -124,10 +147,10 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 			m.mu.Unlock()
 		}
 		m.log.Debug("meshSyncFailed", "peer", short(peer), "err", err)
-		return synced
+		return synced, false
 	}
 	_ = s.Close()
-	return synced
+	return synced, delivered > 0
 }
 
 // done ends a sync with peer, either side.
@@ -146,8 +169,9 @@ func (m *Mesh) notePeer(peer string) {
 }
 
 // initiate is the initiator's side of a sync (see wirepb/mesh.proto).
-// It reports whether the sync was complete: nothing left out for a bound.
-func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complete bool, err error) {
+// It reports whether the sync was complete (nothing left out for a bound)
+// and how many envelopes for our mailboxes it delivered.
+func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complete bool, delivered int, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	_ = s.SetDeadline(deadline(ctx))
@@ -159,31 +183,31 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 	sum := summarize(ids, buckets)
 	hello := &wirepb.MeshHello{Version: Version, Buckets: uint32(buckets), Fingerprints: sum.fps, Counts: sum.counts, Owners: m.proofs(peer)}
 	if err := writeMsg(w, hello); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	if err := w.Flush(); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	var diff wirepb.MeshDiff
 	if err := readMsg(r, &diff); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	m.notePeer(peer)
 	if err := checkVersion(diff.Version); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	theirs, ok := unpackIDs(diff.Ids)
 	if !ok || len(theirs) > MaxDiffIDs || len(diff.Buckets) > buckets || len(diff.Owners) > MaxOwners {
-		return false, ErrMalformed
+		return false, 0, ErrMalformed
 	}
 	owned, err := m.verifyProofs(peer, diff.Owners)
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	inDiff := make(map[int]bool, len(diff.Buckets))
 	for _, b := range diff.Buckets {
 		if int(b) >= buckets || inDiff[int(b)] {
-			return false, ErrMalformed
+			return false, 0, ErrMalformed
 		}
 		inDiff[int(b)] = true
 	}
@@ -191,7 +215,7 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 	var want []mailbox.Hash
 	for _, id := range theirs {
 		if !inDiff[bucketOf(id, buckets)] {
-			return false, ErrMalformed
+			return false, 0, ErrMalformed
 		}
 		theirSet[id] = true
 		if len(want) < MaxWantIDs && !m.st.isKnown(id) && m.claimFetch(id) {
@@ -222,18 +246,18 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 	}
 	push = m.addOwned(push, pushed, owned, budget, MaxPushItems)
 	if err := writeMsg(w, &wirepb.MeshWant{Version: Version, Ids: packIDs(want), Items: uint32(len(push))}); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	for _, it := range push {
 		if err := m.writeItem(w, it, sendHops(it, owned)); err != nil {
-			return false, err
+			return false, 0, err
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	if err := s.CloseWrite(); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	// What comes back: what we wanted and what is carried for us.
 	rx := newReceiver(m, peer)
@@ -243,7 +267,7 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 			break
 		}
 		if err != nil {
-			return false, err
+			return false, 0, err
 		}
 	}
 	rx.finish(ctx)
@@ -252,7 +276,7 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 	if !complete {
 		m.poke()
 	}
-	return complete, nil
+	return complete, rx.delivered, nil
 }
 
 // serve is the responder's side of a sync.
@@ -274,18 +298,27 @@ func (m *Mesh) serve(st p2p.Stream) {
 	}
 	m.inflight[peer]++
 	m.mu.Unlock()
-	defer m.done(peer)
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.StreamTimeout)
-	defer cancel()
-	if err := m.respond(ctx, s, peer); err != nil {
+	delivered, err := m.respond(ctx, s, peer)
+	cancel()
+	if err != nil {
 		_ = st.Reset()
+	} else {
+		_ = st.Close()
+	}
+	m.done(peer)
+	if err != nil {
 		m.log.Debug("meshServeFailed", "peer", short(peer), "err", err)
 		return
 	}
-	_ = st.Close()
+	if delivered > 0 {
+		m.followUp(m.ctx, peer)
+	}
 }
 
-func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
+// respond is the responder's side of a sync; it returns how many
+// envelopes for our mailboxes it delivered.
+func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) (delivered int, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	_ = s.SetDeadline(deadline(ctx))
@@ -294,21 +327,21 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 
 	var hello wirepb.MeshHello
 	if err := readMsg(r, &hello); err != nil {
-		return err
+		return 0, err
 	}
 	if err := checkVersion(hello.Version); err != nil {
-		return err
+		return 0, err
 	}
 	buckets := int(hello.Buckets)
 	if !validBuckets(hello.Buckets) || len(hello.Fingerprints) != buckets*FingerprintSize ||
 		len(hello.Counts) != buckets || len(hello.Owners) > MaxOwners {
-		return ErrMalformed
+		return 0, ErrMalformed
 	}
 	m.notePeer(peer)
 	now := m.now()
 	owned, err := m.verifyProofs(peer, hello.Owners)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ids := m.knownIDs()
 	mine := summarize(ids, buckets)
@@ -330,27 +363,27 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 	}
 	diff.Ids = packIDs(listed)
 	if err := writeMsg(w, diff); err != nil {
-		return err
+		return 0, err
 	}
 	if err := w.Flush(); err != nil {
-		return err
+		return 0, err
 	}
 
 	var want wirepb.MeshWant
 	if err := readMsg(r, &want); err != nil {
-		return err
+		return 0, err
 	}
 	if err := checkVersion(want.Version); err != nil {
-		return err
+		return 0, err
 	}
 	wanted, ok := unpackIDs(want.Ids)
 	if !ok || len(wanted) > MaxWantIDs || want.Items > MaxPushItems {
-		return ErrMalformed
+		return 0, ErrMalformed
 	}
 	rx := newReceiver(m, peer)
 	for range want.Items {
 		if err := rx.readItem(r); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	rx.finish(ctx)
@@ -368,21 +401,21 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 			continue
 		}
 		if err := m.writeItem(w, it, sendHops(it, owned)); err != nil {
-			return err
+			return 0, err
 		}
 		sent[id] = true
 		budget -= it.size()
 	}
 	for _, it := range m.addOwned(nil, sent, owned, budget, MaxOwnedItems) {
 		if err := m.writeItem(w, it, 0); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return err
+		return 0, err
 	}
 	m.syncs.Add(1)
-	return nil
+	return rx.delivered, nil
 }
 
 // knownIDs is our id set as a neighbour should see it: what we know, and
@@ -472,13 +505,18 @@ func (m *Mesh) addOwned(list []*item, listed map[mailbox.Hash]bool, owned []mail
 	return list
 }
 
-// sendHops is the hops an item has left at the receiver: one fewer, or
-// none when it reaches its owner.
+// sendHops is the hops an item has at the receiver: none when it reaches
+// its owner; else, from an item we may pass on (hops h > 0), h again, or
+// with probability 1/h none (the receiver keeps it until its owner comes
+// by). A path through carriers is thus 1 + a geometric number of hops
+// long, h on average (exactly one carrier for h = 1), and the hops a
+// carrier sees say nothing of how far an item has come: an author's own
+// items (sent with Config.Hops) and forwarded ones look the same.
 func sendHops(it *item, owned []mailbox.ID) uint32 {
-	if it.hops == 0 || slices.Contains(owned, it.mailbox) {
+	if it.hops == 0 || slices.Contains(owned, it.mailbox) || rand.IntN(int(it.hops)) == 0 {
 		return 0
 	}
-	return it.hops - 1
+	return it.hops
 }
 
 func deadline(ctx context.Context) time.Time {
