@@ -78,6 +78,9 @@ func (rx *receiver) readItem(r io.Reader) error {
 		it.id = mailbox.HashEnvelope(env)
 	}
 	rx.m.itemsRecv.Add(1)
+	if rx.m.st.isKnown(it.id) {
+		rx.m.itemsDup.Add(1) // sent to us again: a dedupe failure (the flooding test counts them)
+	}
 	rx.take(it)
 	return nil
 }

@@ -211,6 +211,14 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 		}
 		inDiff[int(b)] = true
 	}
+	// What we want, and taking it, under the intake (see takeIntake);
+	// without it, nothing this time.
+	intake := m.takeIntake(ctx)
+	defer func() {
+		if intake {
+			m.releaseIntake()
+		}
+	}()
 	theirSet := make(map[mailbox.Hash]bool, len(theirs))
 	var want []mailbox.Hash
 	for _, id := range theirs {
@@ -218,7 +226,7 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 			return false, 0, ErrMalformed
 		}
 		theirSet[id] = true
-		if len(want) < MaxWantIDs && !m.st.isKnown(id) && m.claimFetch(id) {
+		if intake && len(want) < MaxWantIDs && !m.st.isKnown(id) && m.claimFetch(id) {
 			want = append(want, id)
 		}
 	}
@@ -244,7 +252,16 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 	for _, it := range push {
 		pushed[it.id] = true
 	}
-	push = m.addOwned(push, pushed, owned, budget, MaxPushItems)
+	// And what we hold for the responder's mailboxes, whatever its hops,
+	// if it lacks it: in a bucket that differs and not among its ids (or,
+	// when its diff was cut short, in a bucket it did not list).
+	lacks := func(id mailbox.Hash) bool {
+		if inDiff[bucketOf(id, buckets)] {
+			return !theirSet[id]
+		}
+		return diff.Truncated
+	}
+	push = m.addOwned(push, pushed, owned, lacks, budget, MaxPushItems)
 	if err := writeMsg(w, &wirepb.MeshWant{Version: Version, Ids: packIDs(want), Items: uint32(len(push))}); err != nil {
 		return false, 0, err
 	}
@@ -269,6 +286,12 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 		if err != nil {
 			return false, 0, err
 		}
+	}
+	if intake {
+		m.releaseIntake()
+		intake = false
+	} else {
+		cut = true
 	}
 	rx.finish(ctx)
 	m.syncs.Add(1)
@@ -343,6 +366,17 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) (delivere
 	if err != nil {
 		return 0, err
 	}
+	// Our diff, and taking what it makes the initiator push, under the
+	// intake; busy too long: no sync now (it comes again).
+	if !m.takeIntake(ctx) {
+		return 0, errBusy
+	}
+	intake := true
+	defer func() {
+		if intake {
+			m.releaseIntake()
+		}
+	}()
 	ids := m.knownIDs()
 	mine := summarize(ids, buckets)
 	diffBuckets := differing(summary{buckets: buckets, fps: hello.Fingerprints, counts: hello.Counts}, mine)
@@ -386,6 +420,8 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) (delivere
 			return 0, err
 		}
 	}
+	m.releaseIntake()
+	intake = false
 	rx.finish(ctx)
 
 	// Answer: what was wanted (and may travel on), then what we carry for
@@ -397,7 +433,7 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) (delivere
 			break
 		}
 		it := m.st.get(id)
-		if it == nil || it.hops == 0 || !now.Before(it.expires) || sent[id] {
+		if it == nil || it.hops == 0 && !slices.Contains(owned, it.mailbox) || !now.Before(it.expires) || sent[id] {
 			continue
 		}
 		if err := m.writeItem(w, it, sendHops(it, owned)); err != nil {
@@ -406,7 +442,18 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) (delivere
 		sent[id] = true
 		budget -= it.size()
 	}
-	for _, it := range m.addOwned(nil, sent, owned, budget, MaxOwnedItems) {
+	// What we hold for the initiator's mailboxes and it lacks it has just
+	// asked for (above), if it is in a bucket we listed; in a bucket that
+	// matched it holds it already; only a diff cut short leaves some out.
+	listedBuckets := make(map[int]bool, len(diff.Buckets))
+	for _, b := range diff.Buckets {
+		listedBuckets[int(b)] = true
+	}
+	lacks := func(id mailbox.Hash) bool {
+		b := bucketOf(id, buckets)
+		return diff.Truncated && !listedBuckets[b] && slices.Contains(diffBuckets, b)
+	}
+	for _, it := range m.addOwned(nil, sent, owned, lacks, budget, MaxOwnedItems) {
 		if err := m.writeItem(w, it, 0); err != nil {
 			return 0, err
 		}
@@ -488,7 +535,7 @@ func (m *Mesh) verifyProofs(peer string, ps []*wirepb.MeshOwnerProof) ([]mailbox
 
 // addOwned appends to list the envelopes we hold for the owned mailboxes
 // and have not listed yet, within budget bytes and max items in all.
-func (m *Mesh) addOwned(list []*item, listed map[mailbox.Hash]bool, owned []mailbox.ID, budget, max int) []*item {
+func (m *Mesh) addOwned(list []*item, listed map[mailbox.Hash]bool, owned []mailbox.ID, lacks func(mailbox.Hash) bool, budget, max int) []*item {
 	if len(owned) == 0 {
 		return list
 	}
@@ -496,7 +543,7 @@ func (m *Mesh) addOwned(list []*item, listed map[mailbox.Hash]bool, owned []mail
 		if len(list) >= max || budget <= 0 {
 			break
 		}
-		if !listed[it.id] {
+		if !listed[it.id] && lacks(it.id) {
 			list = append(list, it)
 			listed[it.id] = true
 			budget -= it.size()
@@ -565,3 +612,27 @@ func short(p string) string {
 	}
 	return p
 }
+
+// intakeWait bounds the wait for the intake.
+const intakeWait = 2 * time.Second
+
+var errBusy = errors.New("mesh: busy taking items from another neighbour")
+
+// takeIntake serialises taking items: from deciding what a sync will bring
+// us (a responder's diff, an initiator's want) to having taken it, no other
+// sync of ours decides. Two neighbours syncing with us at once would
+// otherwise both send us the same new items. The wait is bounded, so that
+// syncs waiting on each other around a ring of nodes cannot deadlock.
+func (m *Mesh) takeIntake(ctx context.Context) bool {
+	t := time.NewTimer(intakeWait)
+	defer t.Stop()
+	select {
+	case m.intake <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+func (m *Mesh) releaseIntake() { <-m.intake }
