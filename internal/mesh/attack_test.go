@@ -82,11 +82,24 @@ func TestAuthorLooksLikeForwarder(t *testing.T) {
 	net.link("author", "fwd")
 	eventually(t, "the forwarder to take the first batch", func() bool { return fwd.Stats().Carried == n })
 	net.unlink("author", "fwd")
+	// A sync started while linked runs to its end: wait for it, so that
+	// the forwarder has none of the second batch.
+	idle := func(m *Mesh) bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.inflight) == 0
+	}
+	eventually(t, "the syncs to end", func() bool { return idle(author) && idle(fwd) })
 	clk.add(time.Hour)
 	fresh := offer()
 	net.link("author", "c1")
 	net.link("fwd", "c2")
 	passOn := len(fwd.st.selectItems(func(it *item) bool { return it.hops > 0 }))
+	defer func() {
+		if t.Failed() {
+			t.Logf("c1 %+v\nc2 %+v\nfwd %+v passOn %d", c1.Stats(), c2.Stats(), fwd.Stats(), passOn)
+		}
+	}()
 	eventually(t, "both carriers to take theirs", func() bool {
 		return c1.Stats().Carried == 2*n && c2.Stats().Carried == passOn
 	})
