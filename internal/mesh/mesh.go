@@ -37,7 +37,8 @@ const (
 	DefaultStreamTimeout   = time.Minute
 	// MaxHops bounds the hops an item may claim (and Config.Hops).
 	MaxHops = 16
-	// MaxTTL bounds how long a carrier keeps an item, whatever it claims.
+	// MaxTTL bounds Config.TTL (a carrier keeps an item no longer than its
+	// own TTL, whatever the item claims).
 	MaxTTL = 30 * 24 * time.Hour
 	// MaxHosts bounds the mailbox hosts named by one item.
 	MaxHosts = 8
