@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -225,5 +226,48 @@ func TestExpiryDoesNotEvict(t *testing.T) {
 	}
 	if it.expires.After(now.Add(DefaultTTL)) {
 		t.Fatalf("a 30-day claim kept until %v, beyond our TTL", it.expires)
+	}
+}
+
+// TestOwnByteBudget (issue 14): what is addressed to us is taken at most
+// MaxOwnBytes per sync (it waits in memory for the messenger); the rest
+// comes at the next sync, and all of it arrives.
+func TestOwnByteBudget(t *testing.T) {
+	net := newMemNet(t)
+	carrier := testMesh(t, net, "a-carrier", Config{})
+	kb := newKey(t)
+	var envs [][]byte
+	for range 6 {
+		env := randomEnvelope(t, 400)
+		envs = append(envs, env)
+		if err := carrier.Offer(mailbox.KeyID(kb), env, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owner := testMesh(t, net, "b-owner", Config{MaxOwnBytes: 1000})
+	var mu sync.Mutex
+	most, got := 0, 0
+	owner.Own(kb, func(_ context.Context, batch [][]byte) []bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, e := range batch {
+			n += len(e)
+		}
+		most, got = max(most, n), got+len(batch)
+		out := make([]bool, len(batch))
+		for i := range out {
+			out[i] = true
+		}
+		return out
+	})
+	net.link("a-carrier", "b-owner")
+	eventually(t, "all six to arrive", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return got == 6
+	})
+	if most > 1000 {
+		t.Fatalf("%d bytes for us taken in one sync, budget 1000", most)
 	}
 }
