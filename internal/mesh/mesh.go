@@ -116,7 +116,9 @@ func (m *Mesh) neighbour(peer string) bool {
 // DeliverFunc hands the owner the envelopes carried to its mailbox, and
 // returns for each whether it is done with it (processed, or refused for
 // good): those get a receipt that makes carriers drop them; the others are
-// taken again at the next sync.
+// taken again at the next sync. What it Offers before returning (acks)
+// goes back through the neighbour that brought the envelopes, in the same
+// meeting.
 type DeliverFunc func(ctx context.Context, envelopes [][]byte) []bool
 
 // Config configures a Mesh. Only Transport is required; zero values are the
