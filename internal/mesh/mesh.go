@@ -207,13 +207,13 @@ type Mesh struct {
 	initiating map[string]bool       // syncs we started and run
 	notMesh    map[string]time.Time  // peers that do not speak the protocol
 	meshPeer   map[string]bool
+	claims     map[*bucketClaim]bool // buckets syncs we answer are taking items in
 
 	delivered, handed, syncs atomic.Int64
 	bytesSent, bytesRecv     atomic.Int64
 	itemsSent, itemsRecv     atomic.Int64
 	itemsDup                 atomic.Int64 // items received that we knew
 	kick                     chan struct{}
-	intake                   chan struct{} // see takeIntake
 	ctx                      context.Context
 	cancel                   context.CancelFunc
 	wg                       sync.WaitGroup
@@ -252,7 +252,7 @@ func New(cfg Config) (*Mesh, error) {
 		cfg: cfg, tr: cfg.Transport, log: cfg.Logger, now: cfg.Now,
 		st:       newItemStore(cfg.MaxItems, cfg.MaxBytes, cfg.MaxReceipts, cfg.Now),
 		lastSync: map[string]time.Time{}, inflight: map[string]int{}, initiating: map[string]bool{}, delivering: map[mailbox.Hash]bool{}, fetching: map[mailbox.Hash]bool{}, syncedGen: map[string]uint64{}, notMesh: map[string]time.Time{}, meshPeer: map[string]bool{},
-		kick: make(chan struct{}, 1), intake: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), claims: map[*bucketClaim]bool{},
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)

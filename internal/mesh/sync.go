@@ -211,25 +211,34 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 		}
 		inDiff[int(b)] = true
 	}
-	// What we want, and taking it, under the intake (see takeIntake);
-	// without it, nothing this time.
-	intake := m.takeIntake(ctx)
-	defer func() {
-		if intake {
-			m.releaseIntake()
-		}
-	}()
 	theirSet := make(map[mailbox.Hash]bool, len(theirs))
-	var want []mailbox.Hash
 	for _, id := range theirs {
 		if !inDiff[bucketOf(id, buckets)] {
 			return false, 0, ErrMalformed
 		}
 		theirSet[id] = true
-		if intake && len(want) < MaxWantIDs && !m.st.isKnown(id) && m.claimFetch(id) {
-			want = append(want, id)
-		}
 	}
+	// What we want: what we do not know, and no other sync of ours is
+	// fetching or may be sent (in a bucket another sync is taking: see
+	// bucketClaim); those come at the next sync.
+	var want []mailbox.Hash
+	deferred := false
+	m.mu.Lock()
+	for _, id := range theirs {
+		if len(want) == MaxWantIDs {
+			break
+		}
+		if m.st.isKnown(id) || m.fetching[id] {
+			continue
+		}
+		if m.bucketTakenLocked(id) {
+			deferred = true
+			continue
+		}
+		m.fetching[id] = true
+		want = append(want, id)
+	}
+	m.mu.Unlock()
 	defer m.releaseFetch(want)
 	var push []*item
 	budget := m.cfg.MaxSyncBytes
@@ -253,14 +262,9 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 		pushed[it.id] = true
 	}
 	// And what we hold for the responder's mailboxes, whatever its hops,
-	// if it lacks it: in a bucket that differs and not among its ids (or,
-	// when its diff was cut short, in a bucket it did not list).
-	lacks := func(id mailbox.Hash) bool {
-		if inDiff[bucketOf(id, buckets)] {
-			return !theirSet[id]
-		}
-		return diff.Truncated
-	}
+	// if it lacks it: in a bucket it listed and not among its ids (the
+	// buckets a diff cut short left out come at the next sync).
+	lacks := func(id mailbox.Hash) bool { return inDiff[bucketOf(id, buckets)] && !theirSet[id] }
 	push = m.addOwned(push, pushed, owned, lacks, budget, MaxPushItems)
 	if err := writeMsg(w, &wirepb.MeshWant{Version: Version, Ids: packIDs(want), Items: uint32(len(push))}); err != nil {
 		return false, 0, err
@@ -287,15 +291,9 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 			return false, 0, err
 		}
 	}
-	if intake {
-		m.releaseIntake()
-		intake = false
-	} else {
-		cut = true
-	}
 	rx.finish(ctx)
 	m.syncs.Add(1)
-	complete = !diff.Truncated && len(want) < MaxWantIDs && !cut
+	complete = !diff.Truncated && len(want) < MaxWantIDs && !cut && !deferred
 	if !complete {
 		m.poke()
 	}
@@ -366,18 +364,16 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) (delivere
 	if err != nil {
 		return 0, err
 	}
-	// Our diff, and taking what it makes the initiator push, under the
-	// intake; busy too long: no sync now (it comes again).
-	if !m.takeIntake(ctx) {
-		return 0, errBusy
-	}
-	intake := true
-	defer func() {
-		if intake {
-			m.releaseIntake()
-		}
-	}()
-	ids := m.knownIDs()
+	// Our diff: the buckets that differ, but those another sync of ours
+	// is taking items in (it would be sent the same new items: they come
+	// at the next sync), claimed until the initiator's items are taken.
+	// Our set and the claim are taken at once, under m.mu, so that no id
+	// a sync of ours starts fetching meanwhile is left out of both.
+	diff := &wirepb.MeshDiff{Version: Version, Owners: m.proofs(peer)}
+	claim := &bucketClaim{n: buckets, buckets: map[int]bool{}}
+	var listed []mailbox.Hash
+	m.mu.Lock()
+	ids := m.knownIDsLocked()
 	mine := summarize(ids, buckets)
 	diffBuckets := differing(summary{buckets: buckets, fps: hello.Fingerprints, counts: hello.Counts}, mine)
 	byBucket := map[int][]mailbox.Hash{}
@@ -385,16 +381,31 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) (delivere
 		b := bucketOf(id, buckets)
 		byBucket[b] = append(byBucket[b], id)
 	}
-	diff := &wirepb.MeshDiff{Version: Version, Owners: m.proofs(peer)}
-	var listed []mailbox.Hash
 	for _, b := range diffBuckets {
+		if m.bucketClaimedLocked(buckets, b) {
+			diff.Truncated = true
+			continue
+		}
 		if len(listed)+len(byBucket[b]) > MaxDiffIDs {
 			diff.Truncated = true
 			break
 		}
+		claim.buckets[b] = true
 		diff.Buckets = append(diff.Buckets, uint32(b))
 		listed = append(listed, byBucket[b]...)
 	}
+	m.claims[claim] = true
+	m.mu.Unlock()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			m.mu.Lock()
+			delete(m.claims, claim)
+			m.mu.Unlock()
+		}
+	}
+	defer release()
 	diff.Ids = packIDs(listed)
 	if err := writeMsg(w, diff); err != nil {
 		return 0, err
@@ -420,12 +431,14 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) (delivere
 			return 0, err
 		}
 	}
-	m.releaseIntake()
-	intake = false
+	release()
 	rx.finish(ctx)
 
-	// Answer: what was wanted (and may travel on), then what we carry for
-	// the initiator's proven mailboxes (whatever its hops).
+	// Answer: what was wanted (and may travel on; whatever its hops if it
+	// is for the initiator's proven mailboxes). What the initiator lacks
+	// for its mailboxes in the buckets we listed it has just asked for; in
+	// a bucket that matched it holds it already; the buckets a diff cut
+	// short left out come at the next sync.
 	budget := m.cfg.MaxSyncBytes
 	sent := map[mailbox.Hash]bool{}
 	for _, id := range wanted {
@@ -442,22 +455,6 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) (delivere
 		sent[id] = true
 		budget -= it.size()
 	}
-	// What we hold for the initiator's mailboxes and it lacks it has just
-	// asked for (above), if it is in a bucket we listed; in a bucket that
-	// matched it holds it already; only a diff cut short leaves some out.
-	listedBuckets := make(map[int]bool, len(diff.Buckets))
-	for _, b := range diff.Buckets {
-		listedBuckets[int(b)] = true
-	}
-	lacks := func(id mailbox.Hash) bool {
-		b := bucketOf(id, buckets)
-		return diff.Truncated && !listedBuckets[b] && slices.Contains(diffBuckets, b)
-	}
-	for _, it := range m.addOwned(nil, sent, owned, lacks, budget, MaxOwnedItems) {
-		if err := m.writeItem(w, it, 0); err != nil {
-			return 0, err
-		}
-	}
 	if err := w.Flush(); err != nil {
 		return 0, err
 	}
@@ -469,26 +466,63 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) (delivere
 // what another sync is fetching for us right now (so that it is not pushed
 // to us twice).
 func (m *Mesh) knownIDs() []mailbox.Hash {
-	ids := m.st.ids()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for id := range m.fetching {
-		if !m.st.isKnown(id) {
-			ids = append(ids, id)
+	return m.knownIDsLocked()
+}
+
+// knownIDsLocked is knownIDs with m.mu held; envelopes for our mailboxes
+// being delivered count too.
+func (m *Mesh) knownIDsLocked() []mailbox.Hash {
+	ids := m.st.ids()
+	for _, set := range []map[mailbox.Hash]bool{m.fetching, m.delivering} {
+		for id := range set {
+			if !m.st.isKnown(id) {
+				ids = append(ids, id)
+			}
 		}
 	}
 	return ids
 }
 
-// claimFetch reserves id for one sync to fetch.
-func (m *Mesh) claimFetch(id mailbox.Hash) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fetching[id] {
-		return false
+// bucketClaim is the buckets (of a summary of n buckets) a sync we answer
+// listed in its diff: until we have taken what the initiator pushes, it
+// may send us any new id in them. Another sync must neither list an
+// overlapping bucket nor want an id in one: two neighbours syncing with us
+// at once would otherwise both send us the same new items.
+type bucketClaim struct {
+	n       int
+	buckets map[int]bool
+}
+
+// bucketClaimedLocked reports whether bucket b of a summary of n buckets
+// overlaps a claim (buckets are the low bits of an id: b of n and c of
+// n' overlap when they agree on the low bits of the smaller count).
+func (m *Mesh) bucketClaimedLocked(n, b int) bool {
+	for c := range m.claims {
+		if c.n <= n {
+			if c.buckets[b&(c.n-1)] {
+				return true
+			}
+			continue
+		}
+		for cb := range c.buckets {
+			if cb&(n-1) == b {
+				return true
+			}
+		}
 	}
-	m.fetching[id] = true
-	return true
+	return false
+}
+
+// bucketTakenLocked reports whether id is in a claimed bucket.
+func (m *Mesh) bucketTakenLocked(id mailbox.Hash) bool {
+	for c := range m.claims {
+		if c.buckets[bucketOf(id, c.n)] {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Mesh) releaseFetch(ids []mailbox.Hash) {
@@ -612,27 +646,3 @@ func short(p string) string {
 	}
 	return p
 }
-
-// intakeWait bounds the wait for the intake.
-const intakeWait = 2 * time.Second
-
-var errBusy = errors.New("mesh: busy taking items from another neighbour")
-
-// takeIntake serialises taking items: from deciding what a sync will bring
-// us (a responder's diff, an initiator's want) to having taken it, no other
-// sync of ours decides. Two neighbours syncing with us at once would
-// otherwise both send us the same new items. The wait is bounded, so that
-// syncs waiting on each other around a ring of nodes cannot deadlock.
-func (m *Mesh) takeIntake(ctx context.Context) bool {
-	t := time.NewTimer(intakeWait)
-	defer t.Stop()
-	select {
-	case m.intake <- struct{}{}:
-		return true
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	return false
-}
-
-func (m *Mesh) releaseIntake() { <-m.intake }
