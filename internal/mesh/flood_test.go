@@ -150,13 +150,14 @@ func runFlood(t *testing.T, trs []Transport, link func(i, j int)) {
 	for i, mem := range ms {
 		s := mem.mesh.Stats()
 		// Dedupe: a node takes each envelope and each receipt at most once
-		// (fewer when its storage is full). Measured (docs/MESH.md): the
-		// most any node took was 0.89× the distinct items, 0.85× on
-		// average, and a handful of items sent to a node that knew them
-		// in all (an own envelope brought by two neighbours in the same
-		// instant). A node taking items it knew again and again (two
-		// neighbours pushing the same items in concurrent syncs, owners
-		// sent what they hold) breaks these bounds.
+		// (fewer when its storage is full; an envelope whose receipt
+		// reached it while on its way is one more). Measured
+		// (docs/BENCHMARKS.md): the most any node took was 0.83–0.94× the
+		// distinct items, with or without -race, and 0–17 items in a run
+		// reached a node that held or dropped them. Before the fixes of
+		// issue 13 (owners sent what they held at every sync, two
+		// neighbours pushing a node the same items in concurrent syncs) a
+		// node took up to 1.75×: these bounds break on that.
 		if s.ItemsReceived > distinct*11/10 {
 			t.Errorf("node %d received %d items for %d distinct", i, s.ItemsReceived, distinct)
 		}
@@ -168,7 +169,7 @@ func runFlood(t *testing.T, trs []Transport, link func(i, j int)) {
 		maxSent = max(maxSent, s.BytesSent)
 	}
 	if dups > max(20, distinct/50) {
-		t.Errorf("%d items were sent to nodes that knew them (%d distinct items)", dups, distinct)
+		t.Errorf("%d items were sent to nodes that held or dropped them (%d distinct items)", dups, distinct)
 	}
 	t.Logf("most items received by one node: %d = %.2f× the distinct items; average %.2f×; %d duplicates in all",
 		maxRecv, float64(maxRecv)/float64(distinct), float64(items)/float64(int64(len(ms))*distinct), dups)
