@@ -173,13 +173,15 @@ func TestHopLimit(t *testing.T) {
 	if err := ms[0].Offer(mailbox.KeyID(kb), env, nil); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i+1 < n; i++ {
+	net.link("n0", "n1")
+	eventually(t, "one hop", func() bool { return ms[1].Stats().Carried == 1 })
+	// The rest of the chain: every link syncs on meeting, after n1 holds
+	// the envelope.
+	for i := 1; i+1 < n; i++ {
 		net.link(fmt.Sprint("n", i), fmt.Sprint("n", i+1))
 	}
-	eventually(t, "one hop", func() bool { return ms[1].Stats().Carried == 1 })
-	// Let the chain settle: every link synced at least once more.
 	eventually(t, "syncs along the chain", func() bool {
-		return ms[2].Stats().Syncs >= 3 && ms[3].Stats().Syncs >= 2 && ms[4].Stats().Syncs >= 1
+		return ms[2].Stats().Syncs >= 2 && ms[3].Stats().Syncs >= 2 && ms[4].Stats().Syncs >= 1
 	})
 	for i := 2; i < n; i++ {
 		if s := ms[i].Stats(); s.Carried != 0 {
