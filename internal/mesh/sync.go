@@ -593,8 +593,16 @@ func (m *Mesh) addOwned(list []*item, listed map[mailbox.Hash]bool, owned []mail
 // long, h on average (exactly one carrier for h = 1), and the hops a
 // carrier sees say nothing of how far an item has come: an author's own
 // items (sent with Config.Hops) and forwarded ones look the same.
+//
+// A receipt (signed by the mailbox key: it hides no author) loses one hop
+// at each carrier, as it must reach every carrier of its envelope.
 func sendHops(it *item, owned []mailbox.ID) uint32 {
-	if it.hops == 0 || slices.Contains(owned, it.mailbox) || rand.IntN(int(it.hops)) == 0 {
+	switch {
+	case it.hops == 0 || slices.Contains(owned, it.mailbox):
+		return 0
+	case it.env == nil:
+		return it.hops - 1
+	case rand.IntN(int(it.hops)) == 0:
 		return 0
 	}
 	return it.hops
