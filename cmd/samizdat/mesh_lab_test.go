@@ -202,6 +202,18 @@ func TestLabMeshCarrier(t *testing.T) {
 	if strings.Contains(carrier.proc.Stderr.String(), secret) {
 		t.Error("plaintext in the carrier's log")
 	}
+	// What the carrier's operator can read: its store decrypted with its
+	// own key (a scan of the encrypted file alone would prove nothing);
+	// bob's store, scanned the same way, does hold it.
+	if found := findInStore(t, carrier.dir, secret); len(found) > 0 {
+		t.Errorf("plaintext in the carrier's decrypted store: %v", found)
+	}
+	if err := bob.proc.Stop(20 * time.Second); err != nil {
+		t.Errorf("bob exit: %v", err)
+	}
+	if found := findInStore(t, bob.dir, secret); len(found) == 0 {
+		t.Error("the scan does not see the plaintext in bob's store")
+	}
 	_ = filepath.WalkDir(carrier.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

@@ -24,7 +24,7 @@ func addMeshFlags(c *cobra.Command, f *meshFlags) {
 	c.Flags().BoolVar(&f.mdns, "mdns", true, "find samizdat peers on the local network with mDNS (only when listening beyond loopback, see --listen)")
 	c.Flags().IntVar(&f.maxItems, "mesh-max-envelopes", mesh.DefaultMaxItems, "most envelopes carried at once")
 	c.Flags().StringVar(&f.maxBytes, "mesh-max-bytes", "64MiB", "most envelope bytes carried at once, e.g. 64MiB or bytes")
-	c.Flags().IntVar(&f.hops, "mesh-hops", mesh.DefaultHops, "how many carriers your envelopes may pass through")
+	c.Flags().IntVar(&f.hops, "mesh-hops", mesh.DefaultHops, "how many carriers your envelopes pass through on average (1: exactly one)")
 	c.Flags().DurationVar(&f.syncInterval, "mesh-sync-interval", mesh.DefaultSyncInterval, "how often nearby peers are synced with when nothing changed")
 }
 

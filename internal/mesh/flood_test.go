@@ -145,24 +145,34 @@ func runFlood(t *testing.T, trs []Transport, link func(i, j int)) {
 			t.Fatalf("message %d delivered %d times", i, n)
 		}
 	}
-	var sentBytes, items, syncs, maxSent int64
+	var sentBytes, items, syncs, maxSent, maxRecv, dups int64
+	distinct := int64(2 * messages) // an envelope and its receipt per message
 	for i, mem := range ms {
 		s := mem.mesh.Stats()
-		// Dedupe: a node takes each envelope and each receipt (2 distinct
-		// items per message) once, or a few times when neighbours push the
-		// same item in concurrent syncs (more of those on a loaded
-		// machine); never again and again. On average it is ~1.3×.
-		if s.ItemsReceived > 8*int64(messages) {
-			t.Errorf("node %d received %d items for %d distinct", i, s.ItemsReceived, 2*messages)
+		// Dedupe: a node takes each envelope and each receipt at most once
+		// (fewer when its storage is full; an envelope whose receipt
+		// reached it while on its way is one more). Measured
+		// (docs/BENCHMARKS.md): the most any node took was 0.83–0.94× the
+		// distinct items, with or without -race, and 0–17 items in a run
+		// reached a node that held or dropped them. Before the fixes of
+		// issue 13 (owners sent what they held at every sync, two
+		// neighbours pushing a node the same items in concurrent syncs) a
+		// node took up to 1.75×: these bounds break on that.
+		if s.ItemsReceived > distinct*11/10 {
+			t.Errorf("node %d received %d items for %d distinct", i, s.ItemsReceived, distinct)
 		}
+		maxRecv = max(maxRecv, s.ItemsReceived)
+		dups += mem.mesh.itemsDup.Load()
 		sentBytes += s.BytesSent
 		items += s.ItemsReceived
 		syncs += s.Syncs
 		maxSent = max(maxSent, s.BytesSent)
 	}
-	if avg := float64(items) / float64(len(ms)*2*messages); avg > 3 {
-		t.Errorf("nodes took each distinct item %.1f times on average", avg)
+	if dups > max(20, distinct/50) {
+		t.Errorf("%d items were sent to nodes that held or dropped them (%d distinct items)", dups, distinct)
 	}
+	t.Logf("most items received by one node: %d = %.2f× the distinct items; average %.2f×; %d duplicates in all",
+		maxRecv, float64(maxRecv)/float64(distinct), float64(items)/float64(int64(len(ms))*distinct), dups)
 	t.Logf("%d nodes, %d messages of %d bytes, bounds %d envelopes / %d bytes: all delivered once in %v; peak held %d; "+
 		"%d bytes sent in all = %.0f bytes per delivered message (%.1f× the envelope), most by one node %d; %d items moved, %d syncs",
 		nodes, messages, envSize, maxItems, maxBytes, took.Round(time.Millisecond), peak,

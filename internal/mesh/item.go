@@ -42,6 +42,11 @@ type receiver struct {
 	now    time.Time
 	own    map[mailbox.ID][]*item
 	stored int
+	// ownBytes counts the envelope bytes for our mailboxes taken in this
+	// sync (bounded by Config.MaxOwnBytes); delivered how many of them
+	// finish handed to their owner.
+	ownBytes  int
+	delivered int
 }
 
 func newReceiver(m *Mesh, from string) *receiver {
@@ -73,6 +78,11 @@ func (rx *receiver) readItem(r io.Reader) error {
 		it.id = mailbox.HashEnvelope(env)
 	}
 	rx.m.itemsRecv.Add(1)
+	// Sent to us again: a dedupe failure (the flooding test counts them);
+	// not an envelope whose receipt we learnt while it was on its way.
+	if rx.m.st.isKnown(it.id) && (it.env == nil || !rx.m.st.isKnown(receiptID(it.id))) {
+		rx.m.itemsDup.Add(1)
+	}
 	rx.take(it)
 	return nil
 }
@@ -93,7 +103,9 @@ func (rx *receiver) parse(msg *wirepb.MeshItem) (*item, error) {
 	}
 	it := &item{hops: msg.Hops, expires: time.Unix(msg.ExpiresUnix, 0), hosts: msg.Hosts}
 	copy(it.mailbox[:], msg.MailboxId)
-	if limit := rx.now.Add(MaxTTL); it.expires.After(limit) {
+	// Whatever it claims, an item is kept no longer than our own TTL: a
+	// far expiry buys nothing (eviction ignores it too).
+	if limit := rx.now.Add(rx.m.cfg.TTL); it.expires.After(limit) {
 		it.expires = limit
 	}
 	if rc := msg.Receipt; rc != nil {
@@ -130,6 +142,12 @@ func (rx *receiver) take(it *item) {
 		return
 	}
 	if _, mine := m.ownerOf(it.mailbox); mine {
+		// A byte budget per sync for what is addressed to us (held in
+		// memory until delivered): the rest is not taken, and comes at
+		// the next sync.
+		if rx.ownBytes+it.size() > m.cfg.MaxOwnBytes {
+			return
+		}
 		// Claim first, then check: a delivery finishing in between has
 		// made the id known by the time it releases its claim.
 		if m.claim(it.id) {
@@ -137,6 +155,7 @@ func (rx *receiver) take(it *item) {
 				m.unclaim(it.id)
 			} else {
 				rx.own[it.mailbox] = append(rx.own[it.mailbox], it)
+				rx.ownBytes += it.size()
 			}
 		}
 		return
@@ -151,14 +170,16 @@ func (rx *receiver) take(it *item) {
 	}
 }
 
-// finish hands our own envelopes to their owners and tells the loop about
-// new items to pass on.
+// finish hands our own envelopes to their owners, writes what was taken
+// to the durable store, and tells the loop about new items to pass on.
 func (rx *receiver) finish(ctx context.Context) {
 	for id, items := range rx.own {
 		if o, ok := rx.m.ownerOf(id); ok {
-			rx.m.deliverOwn(ctx, o, items)
+			rx.delivered += rx.m.deliverOwn(ctx, o, items)
 		}
 	}
+	rx.own = nil
+	rx.m.flush(ctx)
 	if rx.stored > 0 {
 		rx.m.poke()
 	}
@@ -184,7 +205,8 @@ func (m *Mesh) unclaim(id mailbox.Hash) {
 
 // deliverOwn hands envelopes for one of our mailboxes to its owner, and
 // answers those it is done with by a receipt (dropping any copy we held).
-func (m *Mesh) deliverOwn(ctx context.Context, o owner, items []*item) {
+// It returns how many the owner is done with.
+func (m *Mesh) deliverOwn(ctx context.Context, o owner, items []*item) int {
 	envs := make([][]byte, len(items))
 	for i, it := range items {
 		envs[i] = it.env
@@ -211,6 +233,7 @@ func (m *Mesh) deliverOwn(ctx context.Context, o owner, items []*item) {
 		m.log.Debug("meshDelivered", "mailbox", o.id.Short(), "envelopes", n)
 		m.poke()
 	}
+	return n
 }
 
 // handToHosts deposits the envelopes we carry for others with peer, if it
@@ -250,4 +273,5 @@ func (m *Mesh) handToHosts(ctx context.Context, peer string) {
 			m.log.Debug("meshDepositFailed", "host", short(peer), "err", err)
 		}
 	}
+	m.flush(ctx)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/samizdat-im/samizdat/internal/mailbox"
 	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/store"
 	"github.com/samizdat-im/samizdat/internal/wire"
 )
 
@@ -36,12 +37,14 @@ const (
 	DefaultStreamTimeout   = time.Minute
 	// MaxHops bounds the hops an item may claim (and Config.Hops).
 	MaxHops = 16
-	// MaxTTL bounds how long a carrier keeps an item, whatever it claims.
+	// MaxTTL bounds Config.TTL (a carrier keeps an item no longer than its
+	// own TTL, whatever the item claims).
 	MaxTTL = 30 * 24 * time.Hour
 	// MaxHosts bounds the mailbox hosts named by one item.
 	MaxHosts = 8
 	// PeerShareDivisor: one neighbour may have us hold at most
-	// MaxItems/PeerShareDivisor of its envelopes.
+	// MaxItems/PeerShareDivisor of its envelopes and
+	// MaxBytes/PeerShareDivisor of their bytes.
 	PeerShareDivisor = 4
 	// MaxOwners bounds the ownership proofs in one hello.
 	MaxOwners = 8
@@ -113,7 +116,9 @@ func (m *Mesh) neighbour(peer string) bool {
 // DeliverFunc hands the owner the envelopes carried to its mailbox, and
 // returns for each whether it is done with it (processed, or refused for
 // good): those get a receipt that makes carriers drop them; the others are
-// taken again at the next sync.
+// taken again at the next sync. What it Offers before returning (acks)
+// goes back through the neighbour that brought the envelopes, in the same
+// meeting.
 type DeliverFunc func(ctx context.Context, envelopes [][]byte) []bool
 
 // Config configures a Mesh. Only Transport is required; zero values are the
@@ -123,7 +128,9 @@ type Config struct {
 	// Hops is how far our own envelopes may travel (default DefaultHops).
 	Hops int
 	// TTL is how long our own envelopes are carried (default DefaultTTL;
-	// at most MaxTTL).
+	// at most MaxTTL): each leaves with an expiry drawn between 3/4 TTL
+	// and TTL from now, like a forwarded one. A carrier caps any claimed
+	// expiry at its own TTL from now.
 	TTL time.Duration
 	// MaxItems and MaxBytes bound the envelopes carried (ours and others');
 	// MaxReceipts bounds the receipts kept.
@@ -140,13 +147,19 @@ type Config struct {
 	// MaxSyncBytes bounds the envelope bytes we send in one sync (default
 	// DefaultMaxSyncBytes); the rest goes at the next one.
 	MaxSyncBytes int
+	// MaxOwnBytes bounds the envelope bytes for our own mailboxes taken in
+	// one sync (default DefaultMaxSyncBytes); the rest comes at the next.
+	MaxOwnBytes int
 	// StreamTimeout bounds one sync (default DefaultStreamTimeout).
 	StreamTimeout time.Duration
 	// Depositor, if set, deposits carried envelopes with a recipient's
 	// mailbox host when the carrier meets it (normally the Transport).
 	Depositor mailbox.Opener
-	Now       func() time.Time // nil: time.Now
-	Logger    *slog.Logger     // nil: discard
+	// Store, if set, keeps what we carry for others across restarts (the
+	// node's encrypted store).
+	Store  *store.Store
+	Now    func() time.Time // nil: time.Now
+	Logger *slog.Logger     // nil: discard
 }
 
 // Stats are what a mesh node carries and has done since start.
@@ -183,6 +196,7 @@ type Mesh struct {
 	now func() time.Time
 	st  *itemStore
 
+	flushMu    sync.Mutex // one flush at a time
 	mu         sync.Mutex
 	owners     []owner
 	lastSync   map[string]time.Time  // by peer: when we last started a sync
@@ -193,10 +207,12 @@ type Mesh struct {
 	initiating map[string]bool       // syncs we started and run
 	notMesh    map[string]time.Time  // peers that do not speak the protocol
 	meshPeer   map[string]bool
+	claims     map[*bucketClaim]bool // buckets syncs we answer are taking items in
 
 	delivered, handed, syncs atomic.Int64
 	bytesSent, bytesRecv     atomic.Int64
 	itemsSent, itemsRecv     atomic.Int64
+	itemsDup                 atomic.Int64 // items received that we knew
 	kick                     chan struct{}
 	ctx                      context.Context
 	cancel                   context.CancelFunc
@@ -230,12 +246,13 @@ func New(cfg Config) (*Mesh, error) {
 	defDur(&cfg.MinSyncInterval, DefaultMinSyncInterval)
 	def(&cfg.MaxSyncPeers, DefaultMaxSyncPeers)
 	def(&cfg.MaxSyncBytes, DefaultMaxSyncBytes)
+	def(&cfg.MaxOwnBytes, DefaultMaxSyncBytes)
 	defDur(&cfg.StreamTimeout, DefaultStreamTimeout)
 	m := &Mesh{
 		cfg: cfg, tr: cfg.Transport, log: cfg.Logger, now: cfg.Now,
 		st:       newItemStore(cfg.MaxItems, cfg.MaxBytes, cfg.MaxReceipts, cfg.Now),
 		lastSync: map[string]time.Time{}, inflight: map[string]int{}, initiating: map[string]bool{}, delivering: map[mailbox.Hash]bool{}, fetching: map[mailbox.Hash]bool{}, syncedGen: map[string]uint64{}, notMesh: map[string]time.Time{}, meshPeer: map[string]bool{},
-		kick: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), claims: map[*bucketClaim]bool{},
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -245,6 +262,13 @@ func New(cfg Config) (*Mesh, error) {
 		m.st.now = time.Now
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	if cfg.Store != nil {
+		m.st.journal = map[mailbox.Hash]*item{}
+		if err := m.load(m.ctx); err != nil {
+			m.cancel()
+			return nil, fmt.Errorf("mesh: load carried items: %w", err)
+		}
+	}
 	return m, nil
 }
 
@@ -284,6 +308,7 @@ func (m *Mesh) Close() error {
 	}
 	m.cancel()
 	m.wg.Wait()
+	m.flush(context.Background())
 	return nil
 }
 
@@ -326,6 +351,7 @@ func (m *Mesh) Own(key ed25519.PrivateKey, deliver DeliverFunc) {
 	}
 	if len(held) > 0 {
 		m.deliverOwn(m.ctx, o, held)
+		m.flush(m.ctx)
 	}
 }
 
@@ -342,7 +368,9 @@ func (m *Mesh) ownerOf(id mailbox.ID) (owner, bool) {
 
 // Offer hands the mesh one of our own envelopes for mailbox id (hosts: the
 // recipient's mailbox hosts, or none). It is carried with Config.Hops and
-// Config.TTL; offering the same envelope again is a no-op.
+// an expiry drawn between 3/4 Config.TTL and Config.TTL from now, so that
+// it looks like one carried for someone else (sendHops); offering the same
+// envelope again is a no-op.
 func (m *Mesh) Offer(id mailbox.ID, envelope []byte, hosts []string) error {
 	if m.closed.Load() {
 		return ErrClosed
@@ -360,7 +388,7 @@ func (m *Mesh) Offer(id mailbox.ID, envelope []byte, hosts []string) error {
 	if m.st.isKnown(h) {
 		return nil
 	}
-	it := &item{id: h, mailbox: id, hops: uint32(m.cfg.Hops), expires: m.now().Add(m.cfg.TTL),
+	it := &item{id: h, mailbox: id, hops: uint32(m.cfg.Hops), expires: m.ownExpiry(),
 		env: append([]byte(nil), envelope...), hosts: append([]string(nil), hosts...), own: true}
 	if !m.st.put(it) {
 		return ErrFull
@@ -405,6 +433,7 @@ func (m *Mesh) loop() {
 			return
 		case <-sweep.C:
 			m.st.sweep(m.now())
+			m.flush(m.ctx)
 			continue
 		case <-t.C:
 		case <-m.kick:
@@ -414,6 +443,7 @@ func (m *Mesh) loop() {
 		if m.round(m.ctx) {
 			again = time.After(m.cfg.MinSyncInterval)
 		}
+		m.flush(m.ctx)
 	}
 }
 
@@ -445,4 +475,13 @@ func (m *Mesh) round(ctx context.Context) (deferred bool) {
 		}
 	}
 	return deferred
+}
+
+// ownExpiry is the expiry of one of our own envelopes: uniform between 3/4
+// TTL and TTL from now (whole seconds, as on the wire). A forwarded item
+// has aged since its author drew its expiry, so an author that always said
+// "TTL from now" would stand out to the first carrier.
+func (m *Mesh) ownExpiry() time.Time {
+	spread := int64(m.cfg.TTL/time.Second) / 4
+	return m.now().Add(m.cfg.TTL - time.Duration(rand.Int64N(spread+1))*time.Second).Truncate(time.Second)
 }

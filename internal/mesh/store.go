@@ -11,7 +11,7 @@ import (
 type item struct {
 	id      mailbox.Hash // envelope hash, or receiptID(envelope hash)
 	mailbox mailbox.ID
-	hops    uint32 // hops it may still travel from here
+	hops    uint32 // hops it may still travel from here (see sendHops)
 	expires time.Time
 	env     []byte // nil for a receipt
 	hosts   []string
@@ -21,22 +21,33 @@ type item struct {
 	rcptSig  []byte
 	own      bool   // offered by this node (our outgoing mail)
 	from     string // the neighbour it came from ("" for our own)
+	arrived  uint64 // arrival order (eviction: the oldest of the largest holder)
 }
 
 func (it *item) size() int { return len(it.env) }
 
+// persisted reports whether an item belongs in the durable store: what we
+// carry for others and receipts; our own mail is kept by the messenger's
+// outbox, which offers it again after a restart.
+func (it *item) persisted() bool { return !it.own }
+
 // itemStore holds what a node carries, within bounds, and remembers the
 // ids it has seen (held or dropped) so that nothing is taken twice.
 type itemStore struct {
-	mu       sync.Mutex
-	items    map[mailbox.Hash]*item
-	known    map[mailbox.Hash]time.Time // id → forget after
-	envBytes int                        // envelope bytes held
-	envs     int                        // envelopes held
-	carried  int                        // envelopes held for others (not own)
-	receipts int
-	gen      uint64         // bumped whenever the id set changes
-	byPeer   map[string]int // envelopes held, by the neighbour they came from
+	mu        sync.Mutex
+	items     map[mailbox.Hash]*item
+	known     map[mailbox.Hash]time.Time // id → forget after
+	envBytes  int                        // envelope bytes held
+	envs      int                        // envelopes held
+	carried   int                        // envelopes held for others (not own)
+	receipts  int
+	gen       uint64         // bumped whenever the id set changes
+	byPeer    map[string]int // envelopes held, by the neighbour they came from
+	peerBytes map[string]int // envelope bytes held, by the neighbour they came from
+	seq       uint64         // arrival counter
+	// journal lists the changes not yet written to the durable store: the
+	// item to write, or nil to delete (nil map: no durable store).
+	journal map[mailbox.Hash]*item
 
 	maxItems, maxBytes, maxReceipts, maxKnown int
 	now                                       func() time.Time
@@ -49,7 +60,8 @@ const quotaMemory = 10 * time.Minute
 func newItemStore(maxItems, maxBytes, maxReceipts int, now func() time.Time) *itemStore {
 	return &itemStore{now: now,
 		items: map[mailbox.Hash]*item{}, known: map[mailbox.Hash]time.Time{}, byPeer: map[string]int{},
-		maxItems: maxItems, maxBytes: maxBytes, maxReceipts: maxReceipts,
+		peerBytes: map[string]int{},
+		maxItems:  maxItems, maxBytes: maxBytes, maxReceipts: maxReceipts,
 		maxKnown: 8 * (maxItems + maxReceipts),
 	}
 }
@@ -116,20 +128,21 @@ func (s *itemStore) get(id mailbox.Hash) *item {
 	return s.items[id]
 }
 
-// put stores it unless its id is known; when full it evicts the envelopes
-// (or receipts) that expire first, never our own outgoing mail for others'.
-// It reports whether the item was stored.
+// put stores it unless its id is known; when full it evicts (evictLocked),
+// never our own outgoing mail for others'. It reports whether the item was
+// stored.
 func (s *itemStore) put(it *item) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.known[it.id]; ok {
 		return false
 	}
-	// One neighbour may fill at most a share of the storage, so that a
-	// spammer cannot push everyone else's mail out. What is refused for
-	// that reason is remembered only for a while (not asked for again at
-	// once), then another neighbour may bring it.
-	if it.env != nil && it.from != "" && s.byPeer[it.from] >= s.peerShare() {
+	// One neighbour may fill at most a share of the storage, in envelopes
+	// and in bytes, so that a spammer cannot push everyone else's mail
+	// out. What is refused for that reason is remembered only for a while
+	// (not asked for again at once), then another neighbour may bring it.
+	if it.env != nil && it.from != "" &&
+		(s.byPeer[it.from] >= s.peerShare() || s.peerBytes[it.from]+it.size() > s.peerByteShare()) {
 		forget := s.now().Add(quotaMemory)
 		if it.expires.Before(forget) {
 			forget = it.expires
@@ -142,8 +155,7 @@ func (s *itemStore) put(it *item) bool {
 		if s.receipts >= s.maxReceipts && !s.evictLocked(false, it) {
 			return false
 		}
-		s.items[it.id] = it
-		s.receipts++
+		s.insertLocked(it)
 		return true
 	}
 	if it.size() > s.maxBytes {
@@ -154,7 +166,26 @@ func (s *itemStore) put(it *item) bool {
 			return false
 		}
 	}
+	s.insertLocked(it)
+	return true
+}
+
+// insertLocked files an item that fits.
+func (s *itemStore) insertLocked(it *item) {
+	if it.arrived == 0 {
+		s.seq++
+		it.arrived = s.seq
+	} else {
+		s.seq = max(s.seq, it.arrived)
+	}
 	s.items[it.id] = it
+	if s.journal != nil && it.persisted() {
+		s.journal[it.id] = it
+	}
+	if it.env == nil {
+		s.receipts++
+		return
+	}
 	s.envs++
 	s.envBytes += it.size()
 	if !it.own {
@@ -162,26 +193,45 @@ func (s *itemStore) put(it *item) bool {
 	}
 	if it.from != "" {
 		s.byPeer[it.from]++
+		s.peerBytes[it.from] += it.size()
 	}
-	return true
 }
 
-// peerShare is how many envelopes one neighbour may have us hold.
-func (s *itemStore) peerShare() int { return max(1, s.maxItems/PeerShareDivisor) }
+// peerShare is how many envelopes one neighbour may have us hold, and
+// peerByteShare how many bytes.
+func (s *itemStore) peerShare() int     { return max(1, s.maxItems/PeerShareDivisor) }
+func (s *itemStore) peerByteShare() int { return max(1, s.maxBytes/PeerShareDivisor) }
 
-// evictLocked drops the held envelope (or receipt) that expires first, if
-// it expires before the newcomer; own items give way only to own items.
+// evictLocked makes room for newcomer. Receipts: the one that arrived
+// first gives way. Envelopes: the oldest of the neighbour that has us hold
+// the most bytes (a fair share: whoever holds more than the others gives
+// way first, and an item's claimed expiry plays no part, so that a long
+// one cannot push others out); our own outgoing mail never gives way.
 func (s *itemStore) evictLocked(envelope bool, newcomer *item) bool {
 	var victim *item
-	for _, it := range s.items {
-		if (it.env != nil) != envelope || (it.own && !newcomer.own) {
-			continue
+	if !envelope {
+		for _, it := range s.items {
+			if it.env == nil && (victim == nil || it.arrived < victim.arrived) {
+				victim = it
+			}
 		}
-		if victim == nil || it.expires.Before(victim.expires) {
-			victim = it
+	} else {
+		largest, most := "", -1
+		for p, b := range s.peerBytes {
+			if b > most || b == most && p < largest {
+				largest, most = p, b
+			}
+		}
+		if most < 0 {
+			return false
+		}
+		for _, it := range s.items {
+			if it.env != nil && !it.own && it.from == largest && (victim == nil || it.arrived < victim.arrived) {
+				victim = it
+			}
 		}
 	}
-	if victim == nil || !victim.expires.Before(newcomer.expires) && !newcomer.own {
+	if victim == nil {
 		return false
 	}
 	s.deleteLocked(victim.id)
@@ -201,6 +251,9 @@ func (s *itemStore) deleteLocked(id mailbox.Hash) {
 		return
 	}
 	delete(s.items, id)
+	if s.journal != nil && it.persisted() {
+		s.journal[id] = nil
+	}
 	if it.env == nil {
 		s.receipts--
 		return
@@ -214,7 +267,22 @@ func (s *itemStore) deleteLocked(id mailbox.Hash) {
 		if s.byPeer[it.from]--; s.byPeer[it.from] <= 0 {
 			delete(s.byPeer, it.from)
 		}
+		if s.peerBytes[it.from] -= it.size(); s.peerBytes[it.from] <= 0 {
+			delete(s.peerBytes, it.from)
+		}
 	}
+}
+
+// takeJournal returns the changes to write to the durable store and starts
+// a new journal.
+func (s *itemStore) takeJournal() map[mailbox.Hash]*item {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.journal
+	if len(j) > 0 {
+		s.journal = map[mailbox.Hash]*item{}
+	}
+	return j
 }
 
 // sweep drops expired items and forgets expired ids.
@@ -255,4 +323,16 @@ func (s *itemStore) counts() (envs, carried, bytes, receipts, known int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.envs, s.carried, s.envBytes, s.receipts, len(s.known)
+}
+
+// restoreJournal gives back changes a flush could not write; newer ones of
+// the same ids win.
+func (s *itemStore) restoreJournal(j map[mailbox.Hash]*item) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, it := range j {
+		if _, newer := s.journal[id]; !newer {
+			s.journal[id] = it
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -59,8 +60,30 @@ const (
 // syncWith runs one sync as initiator with a connected neighbour, unless
 // one is running, it was synced with less than MinSyncInterval ago (force
 // ignores that: it just came into range), or it does not speak the
-// protocol.
+// protocol. When the sync brought mail for our mailboxes, a second one
+// follows at once (followUp).
 func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcome {
+	out, again := m.syncOnce(ctx, peer, force)
+	if again {
+		m.followUp(ctx, peer)
+	}
+	return out
+}
+
+// followUp syncs again with a neighbour that just brought mail for our
+// mailboxes: our receipts, and the acks our owner made while processing it
+// (DeliverFunc offers them before it returns), go back to that same
+// carrier during the same meeting, not at a later round when it may be
+// gone.
+func (m *Mesh) followUp(ctx context.Context, peer string) {
+	if ctx.Err() == nil && m.neighbour(peer) {
+		m.syncOnce(ctx, peer, true)
+	}
+}
+
+// syncOnce is one sync as initiator (see syncWith); again reports that it
+// brought mail for our mailboxes.
+func (m *Mesh) syncOnce(ctx context.Context, peer string, force bool) (_ syncOutcome, again bool) {
 	now := m.now()
 	m.mu.Lock()
 	if force {
@@ -68,15 +91,15 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 	}
 	if m.inflight[peer] > 0 {
 		m.mu.Unlock()
-		return tooRecent
+		return tooRecent, false
 	}
 	if t, ok := m.notMesh[peer]; ok && now.Sub(t) < notMeshFor {
 		m.mu.Unlock()
-		return skipped
+		return skipped, false
 	}
 	if !force && now.Sub(m.lastSync[peer]) < m.cfg.MinSyncInterval {
 		m.mu.Unlock()
-		return tooRecent
+		return tooRecent, false
 	}
 	// Nothing changed here since a complete sync with this peer: what it
 	// learnt since, it brings itself (its set changed, so it syncs). A
@@ -84,7 +107,7 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 	gen := m.st.generation()
 	if last, ok := m.syncedGen[peer]; !force && ok && last == gen && now.Sub(m.lastSync[peer]) < idleResync*m.cfg.SyncInterval {
 		m.mu.Unlock()
-		return skipped
+		return skipped, false
 	}
 	m.inflight[peer]++
 	m.initiating[peer] = true
@@ -106,9 +129,9 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 			m.mu.Unlock()
 		}
 		m.log.Debug("meshSyncNotOpened", "peer", short(peer), "err", err)
-		return synced
+		return synced, false
 	}
-	complete, err := m.initiate(ctx, countingStream{s, m}, peer)
+	complete, delivered, err := m.initiate(ctx, countingStream{s, m}, peer)
 	m.mu.Lock()
 	if err == nil && complete {
 		m.syncedGen[peer] = gen
@@ -124,10 +147,10 @@ func (m *Mesh) syncWith(ctx context.Context, peer string, force bool) syncOutcom
 			m.mu.Unlock()
 		}
 		m.log.Debug("meshSyncFailed", "peer", short(peer), "err", err)
-		return synced
+		return synced, false
 	}
 	_ = s.Close()
-	return synced
+	return synced, delivered > 0
 }
 
 // done ends a sync with peer, either side.
@@ -146,8 +169,9 @@ func (m *Mesh) notePeer(peer string) {
 }
 
 // initiate is the initiator's side of a sync (see wirepb/mesh.proto).
-// It reports whether the sync was complete: nothing left out for a bound.
-func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complete bool, err error) {
+// It reports whether the sync was complete (nothing left out for a bound)
+// and how many envelopes for our mailboxes it delivered.
+func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complete bool, delivered int, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	_ = s.SetDeadline(deadline(ctx))
@@ -159,45 +183,62 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 	sum := summarize(ids, buckets)
 	hello := &wirepb.MeshHello{Version: Version, Buckets: uint32(buckets), Fingerprints: sum.fps, Counts: sum.counts, Owners: m.proofs(peer)}
 	if err := writeMsg(w, hello); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	if err := w.Flush(); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	var diff wirepb.MeshDiff
 	if err := readMsg(r, &diff); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	m.notePeer(peer)
 	if err := checkVersion(diff.Version); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	theirs, ok := unpackIDs(diff.Ids)
 	if !ok || len(theirs) > MaxDiffIDs || len(diff.Buckets) > buckets || len(diff.Owners) > MaxOwners {
-		return false, ErrMalformed
+		return false, 0, ErrMalformed
 	}
 	owned, err := m.verifyProofs(peer, diff.Owners)
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	inDiff := make(map[int]bool, len(diff.Buckets))
 	for _, b := range diff.Buckets {
 		if int(b) >= buckets || inDiff[int(b)] {
-			return false, ErrMalformed
+			return false, 0, ErrMalformed
 		}
 		inDiff[int(b)] = true
 	}
 	theirSet := make(map[mailbox.Hash]bool, len(theirs))
-	var want []mailbox.Hash
 	for _, id := range theirs {
 		if !inDiff[bucketOf(id, buckets)] {
-			return false, ErrMalformed
+			return false, 0, ErrMalformed
 		}
 		theirSet[id] = true
-		if len(want) < MaxWantIDs && !m.st.isKnown(id) && m.claimFetch(id) {
-			want = append(want, id)
-		}
 	}
+	// What we want: what we do not know, and no other sync of ours is
+	// fetching or may be sent (in a bucket another sync is taking: see
+	// bucketClaim); those come at the next sync.
+	var want []mailbox.Hash
+	deferred := false
+	m.mu.Lock()
+	for _, id := range theirs {
+		if len(want) == MaxWantIDs {
+			break
+		}
+		if m.st.isKnown(id) || m.fetching[id] {
+			continue
+		}
+		if m.bucketTakenLocked(id) {
+			deferred = true
+			continue
+		}
+		m.fetching[id] = true
+		want = append(want, id)
+	}
+	m.mu.Unlock()
 	defer m.releaseFetch(want)
 	var push []*item
 	budget := m.cfg.MaxSyncBytes
@@ -220,20 +261,24 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 	for _, it := range push {
 		pushed[it.id] = true
 	}
-	push = m.addOwned(push, pushed, owned, budget, MaxPushItems)
+	// And what we hold for the responder's mailboxes, whatever its hops,
+	// if it lacks it: in a bucket it listed and not among its ids (the
+	// buckets a diff cut short left out come at the next sync).
+	lacks := func(id mailbox.Hash) bool { return inDiff[bucketOf(id, buckets)] && !theirSet[id] }
+	push = m.addOwned(push, pushed, owned, lacks, budget, MaxPushItems)
 	if err := writeMsg(w, &wirepb.MeshWant{Version: Version, Ids: packIDs(want), Items: uint32(len(push))}); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	for _, it := range push {
 		if err := m.writeItem(w, it, sendHops(it, owned)); err != nil {
-			return false, err
+			return false, 0, err
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	if err := s.CloseWrite(); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	// What comes back: what we wanted and what is carried for us.
 	rx := newReceiver(m, peer)
@@ -243,16 +288,16 @@ func (m *Mesh) initiate(ctx context.Context, s p2p.Stream, peer string) (complet
 			break
 		}
 		if err != nil {
-			return false, err
+			return false, 0, err
 		}
 	}
 	rx.finish(ctx)
 	m.syncs.Add(1)
-	complete = !diff.Truncated && len(want) < MaxWantIDs && !cut
+	complete = !diff.Truncated && len(want) < MaxWantIDs && !cut && !deferred
 	if !complete {
 		m.poke()
 	}
-	return complete, nil
+	return complete, rx.delivered, nil
 }
 
 // serve is the responder's side of a sync.
@@ -274,18 +319,27 @@ func (m *Mesh) serve(st p2p.Stream) {
 	}
 	m.inflight[peer]++
 	m.mu.Unlock()
-	defer m.done(peer)
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.StreamTimeout)
-	defer cancel()
-	if err := m.respond(ctx, s, peer); err != nil {
+	delivered, err := m.respond(ctx, s, peer)
+	cancel()
+	if err != nil {
 		_ = st.Reset()
+	} else {
+		_ = st.Close()
+	}
+	m.done(peer)
+	if err != nil {
 		m.log.Debug("meshServeFailed", "peer", short(peer), "err", err)
 		return
 	}
-	_ = st.Close()
+	if delivered > 0 {
+		m.followUp(m.ctx, peer)
+	}
 }
 
-func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
+// respond is the responder's side of a sync; it returns how many
+// envelopes for our mailboxes it delivered.
+func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) (delivered int, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	_ = s.SetDeadline(deadline(ctx))
@@ -294,23 +348,32 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 
 	var hello wirepb.MeshHello
 	if err := readMsg(r, &hello); err != nil {
-		return err
+		return 0, err
 	}
 	if err := checkVersion(hello.Version); err != nil {
-		return err
+		return 0, err
 	}
 	buckets := int(hello.Buckets)
 	if !validBuckets(hello.Buckets) || len(hello.Fingerprints) != buckets*FingerprintSize ||
 		len(hello.Counts) != buckets || len(hello.Owners) > MaxOwners {
-		return ErrMalformed
+		return 0, ErrMalformed
 	}
 	m.notePeer(peer)
 	now := m.now()
 	owned, err := m.verifyProofs(peer, hello.Owners)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	ids := m.knownIDs()
+	// Our diff: the buckets that differ, but those another sync of ours
+	// is taking items in (it would be sent the same new items: they come
+	// at the next sync), claimed until the initiator's items are taken.
+	// Our set and the claim are taken at once, under m.mu, so that no id
+	// a sync of ours starts fetching meanwhile is left out of both.
+	diff := &wirepb.MeshDiff{Version: Version, Owners: m.proofs(peer)}
+	claim := &bucketClaim{n: buckets, buckets: map[int]bool{}}
+	var listed []mailbox.Hash
+	m.mu.Lock()
+	ids := m.knownIDsLocked()
 	mine := summarize(ids, buckets)
 	diffBuckets := differing(summary{buckets: buckets, fps: hello.Fingerprints, counts: hello.Counts}, mine)
 	byBucket := map[int][]mailbox.Hash{}
@@ -318,45 +381,64 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 		b := bucketOf(id, buckets)
 		byBucket[b] = append(byBucket[b], id)
 	}
-	diff := &wirepb.MeshDiff{Version: Version, Owners: m.proofs(peer)}
-	var listed []mailbox.Hash
 	for _, b := range diffBuckets {
+		if m.bucketClaimedLocked(buckets, b) {
+			diff.Truncated = true
+			continue
+		}
 		if len(listed)+len(byBucket[b]) > MaxDiffIDs {
 			diff.Truncated = true
 			break
 		}
+		claim.buckets[b] = true
 		diff.Buckets = append(diff.Buckets, uint32(b))
 		listed = append(listed, byBucket[b]...)
 	}
+	m.claims[claim] = true
+	m.mu.Unlock()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			m.mu.Lock()
+			delete(m.claims, claim)
+			m.mu.Unlock()
+		}
+	}
+	defer release()
 	diff.Ids = packIDs(listed)
 	if err := writeMsg(w, diff); err != nil {
-		return err
+		return 0, err
 	}
 	if err := w.Flush(); err != nil {
-		return err
+		return 0, err
 	}
 
 	var want wirepb.MeshWant
 	if err := readMsg(r, &want); err != nil {
-		return err
+		return 0, err
 	}
 	if err := checkVersion(want.Version); err != nil {
-		return err
+		return 0, err
 	}
 	wanted, ok := unpackIDs(want.Ids)
 	if !ok || len(wanted) > MaxWantIDs || want.Items > MaxPushItems {
-		return ErrMalformed
+		return 0, ErrMalformed
 	}
 	rx := newReceiver(m, peer)
 	for range want.Items {
 		if err := rx.readItem(r); err != nil {
-			return err
+			return 0, err
 		}
 	}
+	release()
 	rx.finish(ctx)
 
-	// Answer: what was wanted (and may travel on), then what we carry for
-	// the initiator's proven mailboxes (whatever its hops).
+	// Answer: what was wanted (and may travel on; whatever its hops if it
+	// is for the initiator's proven mailboxes). What the initiator lacks
+	// for its mailboxes in the buckets we listed it has just asked for; in
+	// a bucket that matched it holds it already; the buckets a diff cut
+	// short left out come at the next sync.
 	budget := m.cfg.MaxSyncBytes
 	sent := map[mailbox.Hash]bool{}
 	for _, id := range wanted {
@@ -364,51 +446,83 @@ func (m *Mesh) respond(ctx context.Context, s p2p.Stream, peer string) error {
 			break
 		}
 		it := m.st.get(id)
-		if it == nil || it.hops == 0 || !now.Before(it.expires) || sent[id] {
+		if it == nil || it.hops == 0 && !slices.Contains(owned, it.mailbox) || !now.Before(it.expires) || sent[id] {
 			continue
 		}
 		if err := m.writeItem(w, it, sendHops(it, owned)); err != nil {
-			return err
+			return 0, err
 		}
 		sent[id] = true
 		budget -= it.size()
 	}
-	for _, it := range m.addOwned(nil, sent, owned, budget, MaxOwnedItems) {
-		if err := m.writeItem(w, it, 0); err != nil {
-			return err
-		}
-	}
 	if err := w.Flush(); err != nil {
-		return err
+		return 0, err
 	}
 	m.syncs.Add(1)
-	return nil
+	return rx.delivered, nil
 }
 
 // knownIDs is our id set as a neighbour should see it: what we know, and
 // what another sync is fetching for us right now (so that it is not pushed
 // to us twice).
 func (m *Mesh) knownIDs() []mailbox.Hash {
-	ids := m.st.ids()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for id := range m.fetching {
-		if !m.st.isKnown(id) {
-			ids = append(ids, id)
+	return m.knownIDsLocked()
+}
+
+// knownIDsLocked is knownIDs with m.mu held; envelopes for our mailboxes
+// being delivered count too.
+func (m *Mesh) knownIDsLocked() []mailbox.Hash {
+	ids := m.st.ids()
+	for _, set := range []map[mailbox.Hash]bool{m.fetching, m.delivering} {
+		for id := range set {
+			if !m.st.isKnown(id) {
+				ids = append(ids, id)
+			}
 		}
 	}
 	return ids
 }
 
-// claimFetch reserves id for one sync to fetch.
-func (m *Mesh) claimFetch(id mailbox.Hash) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fetching[id] {
-		return false
+// bucketClaim is the buckets (of a summary of n buckets) a sync we answer
+// listed in its diff: until we have taken what the initiator pushes, it
+// may send us any new id in them. Another sync must neither list an
+// overlapping bucket nor want an id in one: two neighbours syncing with us
+// at once would otherwise both send us the same new items.
+type bucketClaim struct {
+	n       int
+	buckets map[int]bool
+}
+
+// bucketClaimedLocked reports whether bucket b of a summary of n buckets
+// overlaps a claim (buckets are the low bits of an id: b of n and c of
+// n' overlap when they agree on the low bits of the smaller count).
+func (m *Mesh) bucketClaimedLocked(n, b int) bool {
+	for c := range m.claims {
+		if c.n <= n {
+			if c.buckets[b&(c.n-1)] {
+				return true
+			}
+			continue
+		}
+		for cb := range c.buckets {
+			if cb&(n-1) == b {
+				return true
+			}
+		}
 	}
-	m.fetching[id] = true
-	return true
+	return false
+}
+
+// bucketTakenLocked reports whether id is in a claimed bucket.
+func (m *Mesh) bucketTakenLocked(id mailbox.Hash) bool {
+	for c := range m.claims {
+		if c.buckets[bucketOf(id, c.n)] {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Mesh) releaseFetch(ids []mailbox.Hash) {
@@ -455,7 +569,7 @@ func (m *Mesh) verifyProofs(peer string, ps []*wirepb.MeshOwnerProof) ([]mailbox
 
 // addOwned appends to list the envelopes we hold for the owned mailboxes
 // and have not listed yet, within budget bytes and max items in all.
-func (m *Mesh) addOwned(list []*item, listed map[mailbox.Hash]bool, owned []mailbox.ID, budget, max int) []*item {
+func (m *Mesh) addOwned(list []*item, listed map[mailbox.Hash]bool, owned []mailbox.ID, lacks func(mailbox.Hash) bool, budget, max int) []*item {
 	if len(owned) == 0 {
 		return list
 	}
@@ -463,7 +577,7 @@ func (m *Mesh) addOwned(list []*item, listed map[mailbox.Hash]bool, owned []mail
 		if len(list) >= max || budget <= 0 {
 			break
 		}
-		if !listed[it.id] {
+		if !listed[it.id] && lacks(it.id) {
 			list = append(list, it)
 			listed[it.id] = true
 			budget -= it.size()
@@ -472,13 +586,26 @@ func (m *Mesh) addOwned(list []*item, listed map[mailbox.Hash]bool, owned []mail
 	return list
 }
 
-// sendHops is the hops an item has left at the receiver: one fewer, or
-// none when it reaches its owner.
+// sendHops is the hops an item has at the receiver: none when it reaches
+// its owner; else, from an item we may pass on (hops h > 0), h again, or
+// with probability 1/h none (the receiver keeps it until its owner comes
+// by). A path through carriers is thus 1 + a geometric number of hops
+// long, h on average (exactly one carrier for h = 1), and the hops a
+// carrier sees say nothing of how far an item has come: an author's own
+// items (sent with Config.Hops) and forwarded ones look the same.
+//
+// A receipt (signed by the mailbox key: it hides no author) loses one hop
+// at each carrier, as it must reach every carrier of its envelope.
 func sendHops(it *item, owned []mailbox.ID) uint32 {
-	if it.hops == 0 || slices.Contains(owned, it.mailbox) {
+	switch {
+	case it.hops == 0 || slices.Contains(owned, it.mailbox):
+		return 0
+	case it.env == nil:
+		return it.hops - 1
+	case rand.IntN(int(it.hops)) == 0:
 		return 0
 	}
-	return it.hops - 1
+	return it.hops
 }
 
 func deadline(ctx context.Context) time.Time {

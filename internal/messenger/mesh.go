@@ -3,6 +3,7 @@ package messenger
 import (
 	"context"
 	"crypto/ed25519"
+	"strings"
 
 	"github.com/samizdat-im/samizdat/internal/identity"
 	"github.com/samizdat-im/samizdat/internal/mailbox"
@@ -118,8 +119,52 @@ func (m *Messenger) receiveFromMesh(ctx context.Context, raw [][]byte) []bool {
 			m.markEnvelope(items[idx[j]].Hash)
 		}
 	}
+	// The acks go back through the carrier that brought the boxes, during
+	// this same meeting: offered to the mesh before we return (the mesh
+	// then syncs once more with that carrier), as well as queued for the
+	// other paths.
+	m.offerAcksToMesh(ctx)
 	m.wake() // acks to deliver
 	return done
+}
+
+// offerAcksToMesh offers every queued ack to the mesh, for contacts the
+// mesh can reach (a mesh mailbox id in their card).
+func (m *Messenger) offerAcksToMesh(ctx context.Context) {
+	type queued struct {
+		c     *store.Contact
+		items []store.OutboxItem
+	}
+	var qs []queued
+	err := m.st.View(ctx, func(tx *store.Tx) error {
+		cs, err := tx.Contacts()
+		if err != nil {
+			return err
+		}
+		for i := range cs {
+			items, err := tx.Outbox(cs[i].ID)
+			if err != nil {
+				return err
+			}
+			var acks []store.OutboxItem
+			for _, it := range items {
+				if strings.HasPrefix(it.MessageID, ackItemPrefix) {
+					acks = append(acks, it)
+				}
+			}
+			if len(acks) > 0 {
+				qs = append(qs, queued{c: &cs[i], items: acks})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		m.log.Info("meshAcksNotOffered", "err", err)
+		return
+	}
+	for _, q := range qs {
+		m.offerToMesh(q.c, q.items)
+	}
 }
 
 // meshOwnKeys gives the mesh every mailbox key we still fetch, the
