@@ -25,9 +25,13 @@ var (
 )
 
 // Device is one installation of an account, reachable at its addresses.
+// Key and Signature are its certificate (see NewDevice): ParseSignedCard
+// accepts a card only if every device's key certified it.
 type Device struct {
-	PeerID string
-	Addrs  []string
+	PeerID    string
+	Addrs     []string
+	Key       []byte // Ed25519 transport public key; PeerID derives from it
+	Signature []byte // by Key over DeviceCertMessage(account, PeerID)
 }
 
 // MailboxHost is a node that keeps mail for the card's owner, under a
@@ -89,7 +93,7 @@ func (c *Card) toWire() *wirepb.ContactCard {
 		w.PrekeyBundle = c.Bundle.Marshal()
 	}
 	for _, d := range c.Devices {
-		w.Devices = append(w.Devices, &wirepb.Device{PeerId: d.PeerID, Addrs: d.Addrs})
+		w.Devices = append(w.Devices, &wirepb.Device{PeerId: d.PeerID, Addrs: d.Addrs, Key: d.Key, Signature: d.Signature})
 	}
 	for _, mb := range c.Mailboxes {
 		w.Mailboxes = append(w.Mailboxes, &wirepb.MailboxHost{PeerId: mb.PeerID, Addrs: mb.Addrs, MailboxId: mb.ID})
@@ -123,7 +127,11 @@ func cardFromWire(w *wirepb.ContactCard) (*Card, error) {
 		if d.PeerId == "" {
 			return nil, errorf(ErrBadCard, "device without peer id")
 		}
-		c.Devices = append(c.Devices, Device{PeerID: d.PeerId, Addrs: d.Addrs})
+		dev := Device{PeerID: d.PeerId, Addrs: d.Addrs, Key: d.Key, Signature: d.Signature}
+		if err := dev.verify(id); err != nil {
+			return nil, err
+		}
+		c.Devices = append(c.Devices, dev)
 	}
 	if len(w.Mailboxes) > MaxMailboxHosts {
 		return nil, errorf(ErrBadCard, "too many mailbox hosts")
