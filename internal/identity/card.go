@@ -101,7 +101,9 @@ func (c *Card) toWire() *wirepb.ContactCard {
 	return w
 }
 
-func cardFromWire(w *wirepb.ContactCard) (*Card, error) {
+// cardFromWire converts a wire card; keepOld drops the devices of a card
+// from before device certificates instead of refusing it.
+func cardFromWire(w *wirepb.ContactCard, keepOld bool) (*Card, error) {
 	id, err := keys.ParsePublicIdentity(w.Identity)
 	if err != nil {
 		return nil, errorf(ErrBadCard, "identity: %v", err)
@@ -129,6 +131,9 @@ func cardFromWire(w *wirepb.ContactCard) (*Card, error) {
 		}
 		dev := Device{PeerID: d.PeerId, Addrs: d.Addrs, Key: d.Key, Signature: d.Signature}
 		if err := dev.verify(id); err != nil {
+			if keepOld && errors.Is(err, ErrOldCard) {
+				continue
+			}
 			return nil, err
 		}
 		c.Devices = append(c.Devices, dev)
@@ -168,8 +173,17 @@ func SignCard(id *keys.Identity, c *Card) ([]byte, error) {
 }
 
 // ParseSignedCard decodes a signed card and verifies its signature against
-// the identity it names. It does not check expiry (see Card.Expired).
-func ParseSignedCard(b []byte) (*Card, error) {
+// the identity it names and every device's certificate. It does not check
+// expiry (see Card.Expired).
+func ParseSignedCard(b []byte) (*Card, error) { return parseSignedCard(b, false) }
+
+// ParseHistoricCard is ParseSignedCard for a card kept inside signed
+// history that may predate device certificates (the card in a group op):
+// such a card's uncertified devices are dropped, not the card refused.
+// Never use it for a card that tells where to reach someone now.
+func ParseHistoricCard(b []byte) (*Card, error) { return parseSignedCard(b, true) }
+
+func parseSignedCard(b []byte, keepOld bool) (*Card, error) {
 	s, err := wire.ParseSignedCard(b)
 	if err != nil {
 		return nil, errorf(ErrBadCard, "%v", err)
@@ -178,7 +192,7 @@ func ParseSignedCard(b []byte) (*Card, error) {
 	if err != nil {
 		return nil, errorf(ErrBadCard, "%v", err)
 	}
-	c, err := cardFromWire(w)
+	c, err := cardFromWire(w, keepOld)
 	if err != nil {
 		return nil, err
 	}

@@ -68,4 +68,20 @@ func TestCardDeviceCertificate(t *testing.T) {
 	if err := sign(mallory, own); err != nil {
 		t.Fatalf("mallory's own device: %v", err)
 	}
+	// In signed history (a group op) an old card stays readable, without
+	// the devices it does not prove; a forged device is still refused.
+	historic := func(devs ...Device) (*Card, error) {
+		now := time.Unix(1_800_000_000, 0)
+		b, err := SignCard(mallory, &Card{Identity: mallory.Public(), Name: "x", Devices: devs, IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ParseHistoricCard(b)
+	}
+	if c, err := historic(old); err != nil || len(c.Devices) != 0 || c.Name != "x" {
+		t.Fatalf("historic old card: %+v %v", c, err)
+	}
+	if _, err := historic(aliceCard.Devices[0]); !errors.Is(err, ErrBadDevice) {
+		t.Fatalf("historic card with alice's device: %v, want ErrBadDevice", err)
+	}
 }

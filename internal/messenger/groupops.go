@@ -145,11 +145,11 @@ func parseOp(raw, gid []byte) (*groupOp, error) {
 			return nil, fmt.Errorf("%w: create op by someone else than the creator", errBadOp)
 		}
 		g.card = op.MemberCard
-		if card, err := identity.ParseSignedCard(op.MemberCard); err == nil && card.AccountID() == g.author {
+		if card, err := identity.ParseHistoricCard(op.MemberCard); err == nil && card.AccountID() == g.author {
 			g.name = card.Name
 		}
 	case wirepb.GroupOp_KIND_ADD:
-		card, err := identity.ParseSignedCard(op.MemberCard)
+		card, err := identity.ParseHistoricCard(op.MemberCard)
 		if err != nil {
 			return nil, fmt.Errorf("%w: member card: %w", errBadOp, err)
 		}
