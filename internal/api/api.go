@@ -2,7 +2,8 @@
 // the CLI, the web app (internal/web, served at /) and scripts use to
 // drive a running node.
 // Every request needs the token from the profile's api.json (header
-// "Authorization: Bearer <token>"); requests carrying an Origin header
+// "Authorization: Bearer <token>"), but POST /api/v1/login, which trades a
+// one-time login code for it (login.go); requests carrying an Origin header
 // from any other site are refused, so a web page cannot drive the node.
 // The API never logs message content or keys. docs/API.md documents it.
 package api
@@ -37,6 +38,9 @@ type Config struct {
 	// Connectivity answers GET /api/v1/connectivity (nil: not offered).
 	Connectivity func(context.Context) (apiclient.Connectivity, error)
 	Logger       *slog.Logger
+	// Logins are the one-time codes POST /api/v1/login exchanges for
+	// Token (nil: none).
+	Logins *Logins
 }
 
 type server struct {
@@ -67,6 +71,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/contacts/verify", s.verify)
 	mux.HandleFunc("GET /api/v1/invite/qr", s.inviteQR)
 	mux.HandleFunc("GET /api/v1/connectivity", s.connectivity)
+	mux.HandleFunc("POST /api/v1/login/code", s.loginCode)
 	mux.HandleFunc("POST /api/v1/init", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusConflict, Code: apiclient.CodeExists, Message: "this node already has a profile"})
 	})
@@ -82,6 +87,10 @@ func (s *server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if o := r.Header.Get("Origin"); o != "" && !s.sameOrigin(o) {
 			writeErr(w, &apiclient.Error{Status: http.StatusForbidden, Code: apiclient.CodeForbidden, Message: "requests from other sites are refused"})
+			return
+		}
+		if r.Method == http.MethodPost && r.URL.Path == "/api/v1/login" {
+			s.login(w, r)
 			return
 		}
 		if !checkToken(r, s.cfg.Token) {

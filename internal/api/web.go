@@ -234,8 +234,9 @@ func (s *server) connectivity(w http.ResponseWriter, r *http.Request) {
 
 // SetupConfig configures the handler of a node waiting for its profile.
 type SetupConfig struct {
-	Token string
-	Addr  string
+	Token  string
+	Addr   string
+	Logins *Logins // as Config.Logins
 	// State returns apiclient.SetupNew or SetupLocked.
 	State func() string
 	// Init creates the profile and starts the node; Unlock starts it with
@@ -251,8 +252,9 @@ type SetupConfig struct {
 // POST /api/v1/init or /api/v1/unlock; every other call is refused with
 // not_ready. The token and Origin checks are those of New.
 func NewSetup(cfg SetupConfig) http.Handler {
-	s := &server{cfg: Config{Token: cfg.Token, Addr: cfg.Addr}, log: slog.New(slog.DiscardHandler)}
+	s := &server{cfg: Config{Token: cfg.Token, Addr: cfg.Addr, Logins: cfg.Logins}, log: slog.New(slog.DiscardHandler)}
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/login/code", s.loginCode)
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, apiclient.Status{Setup: cfg.State(), Addrs: []string{}, ConnectedPeers: []string{}, Outbox: map[string]int{}})
 	})

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -25,6 +26,22 @@ type Info struct {
 	Addr  string `json:"addr"`
 	Token string `json:"token"`
 	PID   int    `json:"pid"`
+}
+
+// LoginRequest is the body of POST /api/v1/login.
+type LoginRequest struct {
+	Code string `json:"code"`
+}
+
+// LoginToken answers POST /api/v1/login: the session token.
+type LoginToken struct {
+	Token string `json:"token"`
+}
+
+// LoginCode answers POST /api/v1/login/code: a one-time login code for the
+// web app (http://<addr>/#login=<code>), valid for two minutes.
+type LoginCode struct {
+	Code string `json:"code"`
 }
 
 // Status is GET /api/v1/status.
@@ -213,6 +230,23 @@ func New(addr, token string) *Client {
 	return &Client{base: "http://" + addr, token: token, hc: &http.Client{Timeout: 60 * time.Second}}
 }
 
+// Login trades the one-time login code of a web app address
+// (http://<addr>/#login=<code>, as samizdat open prints it) for the
+// session token, as the web app does, and returns a client with it.
+func Login(ctx context.Context, loginURL string) (*Client, error) {
+	base, code, ok := strings.Cut(loginURL, "/#login=")
+	if !ok || !strings.HasPrefix(base, "http://") {
+		return nil, fmt.Errorf("not a samizdat login address: %q", loginURL)
+	}
+	c := New(strings.TrimPrefix(base, "http://"), "")
+	var out LoginToken
+	if err := c.do(ctx, "POST", "/api/v1/login", LoginRequest{Code: code}, &out); err != nil {
+		return nil, err
+	}
+	c.token = out.Token
+	return c, nil
+}
+
 // Load reads a profile's api.json and returns a client if its node
 // answers; ErrNoDaemon if none runs.
 func Load(ctx context.Context, apiFile string) (*Client, error) {
@@ -270,6 +304,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return nil
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// LoginCode asks for a one-time login code for the web app.
+func (c *Client) LoginCode(ctx context.Context) (string, error) {
+	var out LoginCode
+	err := c.do(ctx, "POST", "/api/v1/login/code", struct{}{}, &out)
+	return out.Code, err
 }
 
 // Status returns the node's status.

@@ -109,7 +109,8 @@ type Node struct {
 	Mesh      *mesh.Mesh // nil unless Options.Mesh
 	Messenger *messenger.Messenger
 	APIAddr   string
-	Token     string
+	Token     string // the local API's token, fresh on every start
+	logins    *api.Logins
 	// MailboxService is the mailbox host of Options.ServeMailbox (nil
 	// without).
 	MailboxService *MailboxService
@@ -246,16 +247,25 @@ func (n *Node) startAPI(addr string, h *apiHandoff) error {
 		if err != nil {
 			return err
 		}
-		h = &apiHandoff{ln: ln, token: token, swap: &swapHandler{}}
+		h = &apiHandoff{ln: ln, token: token, swap: &swapHandler{}, logins: api.NewLogins(nil)}
 		h.srv = &http.Server{Handler: h.swap, ReadHeaderTimeout: 10 * time.Second}
 		defer func() { go func() { _ = h.srv.Serve(ln) }() }()
 	}
-	n.Token = h.token
+	n.Token, n.logins = h.token, h.logins
 	n.APIAddr = h.ln.Addr().String()
-	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Token: n.Token, Addr: n.APIAddr, Logger: n.log.With("component", "api")}))
+	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Token: n.Token, Addr: n.APIAddr, Logins: n.logins, Logger: n.log.With("component", "api")}))
 	n.srv = h.srv
 	info, _ := json.Marshal(apiclient.Info{Addr: n.APIAddr, Token: n.Token, PID: os.Getpid()})
 	return writeFileAtomic(filepath.Join(n.Dir, APIFile), info, 0o600)
+}
+
+// LoginURL returns a one-time address of the web app (see LoginURL), or ""
+// when the node runs no API.
+func (n *Node) LoginURL() string {
+	if n.logins == nil {
+		return ""
+	}
+	return LoginURL(n.APIAddr, n.logins.Code())
 }
 
 // Status reports the node's state for `samizdat status`.
@@ -369,8 +379,9 @@ func OpenOffline(ctx context.Context, dir string, ks KeySource) (*Offline, error
 	var priv []byte
 	_ = st.View(ctx, func(tx *store.Tx) (err error) { priv, err = tx.Blob(blobP2PKey); return err })
 	peerID, _ := p2p.PeerIDFromKey(priv)
+	devKey, _ := p2p.Ed25519Key(priv)
 	hosts, _ := mailboxHosts(ctx, st, nil)
-	m, err := messenger.New(ctx, messenger.Config{Store: st, PeerID: peerID, MailboxHosts: hosts})
+	m, err := messenger.New(ctx, messenger.Config{Store: st, PeerID: peerID, DeviceKey: devKey, MailboxHosts: hosts})
 	if err != nil {
 		st.Close()
 		unlock()

@@ -137,6 +137,9 @@ func Init(ctx context.Context, dir, name string, ks KeySource) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
+	if err := secureDir(dir); err != nil {
+		return "", err
+	}
 	unlock, err := lockProfile(dir)
 	if err != nil {
 		return "", err
@@ -199,6 +202,9 @@ func Init(ctx context.Context, dir, name string, ks KeySource) (string, error) {
 
 // openStore opens a profile's store with the key from ks.
 func openStore(dir string, ks KeySource) (*store.Store, error) {
+	if err := secureDir(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
 	mb, err := os.ReadFile(filepath.Join(dir, ProfileFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNoProfile, dir)

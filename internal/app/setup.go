@@ -19,24 +19,28 @@ import (
 	"github.com/samizdat-im/samizdat/internal/apiclient"
 )
 
-// WebFile remembers the local API's address and token between runs
-// (0600), so that a web app left open in a browser finds the node again
-// after a restart, on the same origin and with the same token.
+// WebFile remembers the local API's address between runs (0600), so that
+// a web app left open in a browser finds the node again after a restart on
+// the same origin. The token is not kept: every run has a fresh one, so a
+// web app open across a restart needs a new link (samizdat open).
 const WebFile = "web.json"
 
-// WebURL is the one-click address of the web app: the token travels in
-// the fragment, which browsers never send to a server or in a Referer.
-func WebURL(addr, token string) string {
-	return "http://" + addr + "/#token=" + token
+// LoginURL is the one-click address of the web app: it carries a one-time
+// login code (api.Logins) in the fragment, which browsers never send to a
+// server or in a Referer; the page trades it for the session token. The
+// token itself is never put in an address, so it is on no command line.
+func LoginURL(addr, code string) string {
+	return "http://" + addr + "/#login=" + code
 }
 
 // apiHandoff is the local API server a waiting node already runs, handed
 // to Start so that the web app keeps its address and token.
 type apiHandoff struct {
-	ln    net.Listener
-	srv   *http.Server
-	swap  *swapHandler
-	token string
+	ln     net.Listener
+	srv    *http.Server
+	swap   *swapHandler
+	token  string
+	logins *api.Logins
 }
 
 type swapHandler struct{ h atomic.Pointer[http.Handler] }
@@ -46,9 +50,9 @@ func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	(*s.h.Load()).ServeHTTP(w, r)
 }
 
-// listenAPI opens the local API's listener and picks its token. With the
-// default address it first tries the address of the last run and keeps
-// the last token (see WebFile).
+// listenAPI opens the local API's listener and picks a fresh token. With
+// the default address it first tries the address of the last run (see
+// WebFile).
 func listenAPI(dir, addr string) (net.Listener, string, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -75,16 +79,13 @@ func listenAPI(dir, addr string) (net.Listener, string, error) {
 			return nil, "", fmt.Errorf("local API: %w", err)
 		}
 	}
-	token := saved.Token
-	if len(token) != 64 {
-		tok := make([]byte, 32)
-		if _, err := rand.Read(tok); err != nil {
-			ln.Close()
-			return nil, "", err
-		}
-		token = hex.EncodeToString(tok)
+	tok := make([]byte, 32)
+	if _, err := rand.Read(tok); err != nil {
+		ln.Close()
+		return nil, "", err
 	}
-	b, _ := json.Marshal(apiclient.Info{Addr: ln.Addr().String(), Token: token})
+	token := hex.EncodeToString(tok)
+	b, _ := json.Marshal(apiclient.Info{Addr: ln.Addr().String()})
 	if err := writeFileAtomic(filepath.Join(dir, WebFile), b, 0o600); err != nil {
 		ln.Close()
 		return nil, "", err
@@ -96,8 +97,9 @@ func listenAPI(dir, addr string) (net.Listener, string, error) {
 // yet, or needs a passphrase none was given, it serves the web app and
 // the local API in setup mode instead (see api.NewSetup) and returns once
 // the page created or unlocked the profile and the node runs. waiting is
-// called with the web app's address and token when it starts waiting.
-func StartOrWait(ctx context.Context, o Options, waiting func(addr, token, state string)) (*Node, error) {
+// called with the web app's address and a one-time login address
+// (LoginURL) when it starts waiting.
+func StartOrWait(ctx context.Context, o Options, waiting func(addr, loginURL, state string)) (*Node, error) {
 	if o.APIAddr == "-" {
 		return Start(ctx, o)
 	}
@@ -115,12 +117,15 @@ func StartOrWait(ctx context.Context, o Options, waiting func(addr, token, state
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
+	if err := secureDir(o.Dir); err != nil {
+		return nil, err
+	}
 	ln, token, err := listenAPI(o.Dir, o.APIAddr)
 	if err != nil {
 		return nil, err
 	}
 	addr := ln.Addr().String()
-	h := &apiHandoff{ln: ln, token: token, swap: &swapHandler{}}
+	h := &apiHandoff{ln: ln, token: token, swap: &swapHandler{}, logins: api.NewLogins(nil)}
 	h.srv = &http.Server{Handler: h.swap, ReadHeaderTimeout: 10 * time.Second}
 	var (
 		mu      sync.Mutex
@@ -139,9 +144,10 @@ func StartOrWait(ctx context.Context, o Options, waiting func(addr, token, state
 		return n.Status(ctx)
 	}
 	h.swap.set(api.NewSetup(api.SetupConfig{
-		Token: token,
-		Addr:  addr,
-		State: func() string { return stateV.Load().(string) },
+		Token:  token,
+		Addr:   addr,
+		Logins: h.logins,
+		State:  func() string { return stateV.Load().(string) },
 		Init: func(rctx context.Context, req apiclient.InitRequest) (apiclient.Status, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -183,7 +189,7 @@ func StartOrWait(ctx context.Context, o Options, waiting func(addr, token, state
 		return nil, err
 	}
 	if waiting != nil {
-		waiting(addr, token, state)
+		waiting(addr, LoginURL(addr, h.logins.Code()), state)
 	}
 	select {
 	case n := <-started:

@@ -98,13 +98,14 @@ func TestWebAPICalls(t *testing.T) {
 
 // TestStartOrWait creates a profile through the API of a node started
 // without one, restarts it locked (a passphrase profile without the
-// passphrase) and unlocks it, on the same address and token throughout.
+// passphrase) and unlocks it, on the same address throughout; the token
+// of a waiting node stays valid once it runs.
 func TestStartOrWait(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := filepath.Join(t.TempDir(), "p")
 	run := func() (*apiclient.Client, string, <-chan *Node) {
-		type waiting struct{ addr, token, state string }
+		type waiting struct{ addr, loginURL, state string }
 		w := make(chan waiting, 1)
 		started := make(chan *Node, 1)
 		go func() {
@@ -118,7 +119,11 @@ func TestStartOrWait(t *testing.T) {
 		}()
 		select {
 		case x := <-w:
-			return apiclient.New(x.addr, x.token), x.state, started
+			c, err := apiclient.Login(ctx, x.loginURL)
+			if err != nil || c.Addr() != x.addr {
+				t.Fatalf("login with %s: %v", x.loginURL, err)
+			}
+			return c, x.state, started
 		case <-time.After(20 * time.Second):
 			t.Fatal("not waiting")
 		}

@@ -80,9 +80,9 @@ func upCmd(g *globals) *cobra.Command {
 			if err := mb.apply(&o); err != nil {
 				return err
 			}
-			n, err := app.StartOrWait(ctx, o, func(addr, token, state string) {
+			n, err := app.StartOrWait(ctx, o, func(_, loginURL, state string) {
 				fmt.Fprintln(g.stdout, waitingMessage(state))
-				fmt.Fprintf(g.stdout, "open: %s\n", app.WebURL(addr, token))
+				fmt.Fprintf(g.stdout, "open: %s\n", loginURL)
 			})
 			if err != nil {
 				return err
@@ -90,7 +90,7 @@ func upCmd(g *globals) *cobra.Command {
 			if n.MailboxService != nil {
 				fmt.Fprintln(g.stdout, "serving mailboxes")
 			}
-			fmt.Fprintf(g.stdout, "samizdat is up: %s (%s)\napi: %s\nopen: %s\n", n.Messenger.Name(), n.Messenger.AccountID(), n.APIAddr, app.WebURL(n.APIAddr, n.Token))
+			fmt.Fprintf(g.stdout, "samizdat is up: %s (%s)\napi: %s\nopen: %s\n", n.Messenger.Name(), n.Messenger.AccountID(), n.APIAddr, n.LoginURL())
 			for _, a := range n.P2P.Addrs() {
 				fmt.Fprintf(g.stdout, "listening: %s\n", a)
 			}

@@ -25,9 +25,13 @@ var (
 )
 
 // Device is one installation of an account, reachable at its addresses.
+// Key and Signature are its certificate (see NewDevice): ParseSignedCard
+// accepts a card only if every device's key certified it.
 type Device struct {
-	PeerID string
-	Addrs  []string
+	PeerID    string
+	Addrs     []string
+	Key       []byte // Ed25519 transport public key; PeerID derives from it
+	Signature []byte // by Key over DeviceCertMessage(account, PeerID)
 }
 
 // MailboxHost is a node that keeps mail for the card's owner, under a
@@ -89,7 +93,7 @@ func (c *Card) toWire() *wirepb.ContactCard {
 		w.PrekeyBundle = c.Bundle.Marshal()
 	}
 	for _, d := range c.Devices {
-		w.Devices = append(w.Devices, &wirepb.Device{PeerId: d.PeerID, Addrs: d.Addrs})
+		w.Devices = append(w.Devices, &wirepb.Device{PeerId: d.PeerID, Addrs: d.Addrs, Key: d.Key, Signature: d.Signature})
 	}
 	for _, mb := range c.Mailboxes {
 		w.Mailboxes = append(w.Mailboxes, &wirepb.MailboxHost{PeerId: mb.PeerID, Addrs: mb.Addrs, MailboxId: mb.ID})
@@ -97,7 +101,9 @@ func (c *Card) toWire() *wirepb.ContactCard {
 	return w
 }
 
-func cardFromWire(w *wirepb.ContactCard) (*Card, error) {
+// cardFromWire converts a wire card; keepOld drops the devices of a card
+// from before device certificates instead of refusing it.
+func cardFromWire(w *wirepb.ContactCard, keepOld bool) (*Card, error) {
 	id, err := keys.ParsePublicIdentity(w.Identity)
 	if err != nil {
 		return nil, errorf(ErrBadCard, "identity: %v", err)
@@ -123,7 +129,14 @@ func cardFromWire(w *wirepb.ContactCard) (*Card, error) {
 		if d.PeerId == "" {
 			return nil, errorf(ErrBadCard, "device without peer id")
 		}
-		c.Devices = append(c.Devices, Device{PeerID: d.PeerId, Addrs: d.Addrs})
+		dev := Device{PeerID: d.PeerId, Addrs: d.Addrs, Key: d.Key, Signature: d.Signature}
+		if err := dev.verify(id); err != nil {
+			if keepOld && errors.Is(err, ErrOldCard) {
+				continue
+			}
+			return nil, err
+		}
+		c.Devices = append(c.Devices, dev)
 	}
 	if len(w.Mailboxes) > MaxMailboxHosts {
 		return nil, errorf(ErrBadCard, "too many mailbox hosts")
@@ -160,8 +173,17 @@ func SignCard(id *keys.Identity, c *Card) ([]byte, error) {
 }
 
 // ParseSignedCard decodes a signed card and verifies its signature against
-// the identity it names. It does not check expiry (see Card.Expired).
-func ParseSignedCard(b []byte) (*Card, error) {
+// the identity it names and every device's certificate. It does not check
+// expiry (see Card.Expired).
+func ParseSignedCard(b []byte) (*Card, error) { return parseSignedCard(b, false) }
+
+// ParseHistoricCard is ParseSignedCard for a card kept inside signed
+// history that may predate device certificates (the card in a group op):
+// such a card's uncertified devices are dropped, not the card refused.
+// Never use it for a card that tells where to reach someone now.
+func ParseHistoricCard(b []byte) (*Card, error) { return parseSignedCard(b, true) }
+
+func parseSignedCard(b []byte, keepOld bool) (*Card, error) {
 	s, err := wire.ParseSignedCard(b)
 	if err != nil {
 		return nil, errorf(ErrBadCard, "%v", err)
@@ -170,7 +192,7 @@ func ParseSignedCard(b []byte) (*Card, error) {
 	if err != nil {
 		return nil, errorf(ErrBadCard, "%v", err)
 	}
-	c, err := cardFromWire(w)
+	c, err := cardFromWire(w, keepOld)
 	if err != nil {
 		return nil, err
 	}

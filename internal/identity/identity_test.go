@@ -25,7 +25,7 @@ func newCard(t testing.TB) (*keys.Identity, *Card, []byte) {
 	now := time.Unix(1_800_000_000, 0)
 	c := &Card{
 		Identity: id.Public(), Name: "Алиса", Bundle: pk.Bundle(false),
-		Devices:  []Device{{PeerID: "12D3KooWExample", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}}},
+		Devices:  []Device{newDevice(t, id.Public())},
 		IssuedAt: now, ExpiresAt: now.Add(DefaultCardLifetime), Serial: 7,
 	}
 	signed, err := SignCard(id, c)

@@ -72,7 +72,7 @@ func ParseInvite(link string) (*Invite, error) {
 	}
 	card, err := ParseSignedCard(w.SignedCard)
 	if err != nil {
-		return nil, errorf(ErrBadInvite, "%v", err)
+		return nil, errorf(ErrBadInvite, "%w", err) // ErrOldCard, ErrBadDevice stay visible
 	}
 	if card.AccountID() != strings.ToLower(acct) {
 		return nil, errorf(ErrBadInvite, "the card belongs to another account than the link names")

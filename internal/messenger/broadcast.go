@@ -57,6 +57,8 @@ type broadcast struct {
 	// altered history.
 	drop   func(item []byte) bool
 	tamper func(item []byte) []byte
+
+	rate peerRate // of history requests, per peer
 }
 
 // joined is one topic this node is subscribed to.
@@ -287,6 +289,7 @@ func (m *Messenger) fetchHistory(ctx context.Context, p seedPeer, req *wirepb.Hi
 		return nil, err
 	}
 	var items [][]byte
+	size := 0
 	for len(items) < int(req.Limit) {
 		b, err := wire.ReadFrame(s)
 		if errors.Is(err, io.EOF) {
@@ -295,6 +298,10 @@ func (m *Messenger) fetchHistory(ctx context.Context, p seedPeer, req *wirepb.Hi
 		if err != nil {
 			_ = s.Reset()
 			return items, err
+		}
+		if size += len(b); size > historyMaxBytes {
+			_ = s.Reset()
+			return items, errHistoryTooLarge
 		}
 		items = append(items, b)
 	}
@@ -315,6 +322,11 @@ func (m *Messenger) handleHistory(s p2p.Stream) {
 	req, err := wire.ParseHistoryRequest(b)
 	if err != nil {
 		m.log.Info("historyRequestRejected", "peer", shortPeer(s.RemotePeer()), "err", err)
+		_ = s.Reset()
+		return
+	}
+	if !m.bc().rate.allow(s.RemotePeer()) {
+		m.log.Debug("historyRequestLimited", "peer", shortPeer(s.RemotePeer()))
 		_ = s.Reset()
 		return
 	}
@@ -346,9 +358,13 @@ func (m *Messenger) handleHistory(s p2p.Stream) {
 		})
 	}
 	tamper := m.bc().tamper
+	size := 0
 	for _, it := range items {
 		if tamper != nil {
 			it = tamper(it)
+		}
+		if size += len(it); size > historyMaxBytes {
+			return // what the asker would not read
 		}
 		if err := wire.WriteFrame(s, it); err != nil {
 			_ = s.Reset()

@@ -2,10 +2,12 @@ package messenger
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -98,11 +100,15 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 	m.prekeyMu.Lock()
 	bundle := m.prekeys.Bundle(false)
 	m.prekeyMu.Unlock()
+	dev, err := m.device(peerID, addrs)
+	if err != nil {
+		return nil, err
+	}
 	now := m.now()
 	card := &identity.Card{
 		Identity:  m.id.Public(),
 		Name:      m.name,
-		Devices:   []identity.Device{{PeerID: peerID, Addrs: addrs}},
+		Devices:   []identity.Device{dev},
 		Mailboxes: m.cardMailboxes(),
 		Bundle:    bundle,
 		// The mesh files our mail under our mailbox id too.
@@ -118,6 +124,27 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 	m.ownCard, m.cardAddr, m.cardIssued, m.cardSerial = signed, key, now, card.Serial
 	m.cardChangedNotify()
 	return signed, nil
+}
+
+// deviceSigner is what a transport offers to certify this device in our
+// card (*p2p.Node has it).
+type deviceSigner interface {
+	DeviceKey() ed25519.PublicKey
+	SignDevice(msg []byte) ([]byte, error)
+}
+
+// device returns this device's card entry, certified by its transport key
+// (the transport's, or Config.DeviceKey offline).
+func (m *Messenger) device(peerID string, addrs []string) (identity.Device, error) {
+	if ds, ok := m.tr.(deviceSigner); ok {
+		return identity.NewDevice(m.id.Public(), ds.DeviceKey(), addrs, ds.SignDevice)
+	}
+	if k := m.cfg.DeviceKey; k != nil {
+		return identity.NewDevice(m.id.Public(), k.Public().(ed25519.PublicKey), addrs, func(msg []byte) ([]byte, error) {
+			return ed25519.Sign(k, msg), nil
+		})
+	}
+	return identity.Device{}, fmt.Errorf("%w: no device key to certify this device (peer %s)", identity.ErrBadCard, peerID)
 }
 
 // currentCard returns our last signed card and its serial (nil before the
@@ -198,7 +225,19 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 		if len(inv.Card.Devices) > 0 {
 			other, err := tx.ContactByPeer(inv.Card.Devices[0].PeerID)
 			if err == nil && other.AccountID != inv.AccountID {
-				return fmt.Errorf("%w: the invite names a device of another contact (%s)", identity.ErrBadInvite, other.Name)
+				// The invite's card proves the device (its key certified it
+				// for this account). A contact whose own card does not
+				// prove it made a false claim (a card from before device
+				// certificates): the device is taken from it rather than
+				// the real owner refused.
+				if provesDevice(other.Card, other.PeerID) {
+					return fmt.Errorf("%w: the invite names a device of another contact (%s)", identity.ErrBadInvite, other.Name)
+				}
+				m.log.Warn("deviceClaimReleased", "contact", identity.Short(other.AccountID), "owner", identity.Short(inv.AccountID))
+				other.PeerID, other.Addrs = "", nil
+				if err := tx.UpdateContact(other); err != nil {
+					return err
+				}
 			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
@@ -242,6 +281,15 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 	m.claimSoon(out.ID) // one-time prekeys for our first session (prekeys.go)
 	m.wake()
 	return m.contactInfo(out), nil
+}
+
+// provesDevice reports whether a signed card certifies device peer.
+func provesDevice(signed []byte, peer string) bool {
+	card, err := identity.ParseSignedCard(signed)
+	if err != nil {
+		return false
+	}
+	return slices.Contains(card.PeerIDs(), peer)
 }
 
 func validName(name string) error {

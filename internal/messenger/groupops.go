@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -20,15 +21,32 @@ import (
 // chain and of operation-based CRDTs: each op names as parents the hashes
 // of the ops its author had applied (the heads) and carries its depth
 // (1 + the parents' greatest depth). Every member keeps every op it has
-// seen and computes the membership by replaying the complete ones (whose
-// ancestors are all present) in one deterministic order, (depth, hash),
-// checking at each step that the op is allowed (its author an admin, or
-// the leaver itself). Two members holding the same set of ops therefore
-// compute the same membership, whatever order the ops reached them in;
-// a replayed op is a duplicate of a stored one (same hash) and changes
-// nothing; an op whose author was removed before it in that order is
-// skipped. Concurrent conflicting ops (two admins removing each other)
-// are settled by the order: the first wins, the second's author is gone.
+// seen and computes the membership from the complete ones (whose
+// ancestors are all present) as a pure function of that set, so two
+// members holding the same ops compute the same membership whatever order
+// the ops reached them in, and a replayed op (same hash) changes nothing.
+//
+// The rule (docs/ARCHITECTURE.md, "Group authority"):
+//  1. Ops are replayed in (depth, hash) order; an op applies only if its
+//     author may make it in the state so far (an admin, or the leaver).
+//  2. Admins are ranked by seniority: the creator first, then in the
+//     (depth, hash) order of the ops that made them admin. An admin may
+//     remove members and admins junior to it, never a senior one.
+//  3. Removal wins: an op is void if a removal (or departure) of its
+//     author that applies is concurrent with it (neither is an ancestor of
+//     the other). A removed member cannot tell a real concurrent op from
+//     one it signs later on parents from before its removal (a backdated
+//     op), so both are void: a removed member can neither keep the group
+//     nor remove, add, promote or rename anything once the removal is
+//     known, whatever order the ops arrive in. Of two admins removing each
+//     other at once the senior one stays (2), so "remove the remover"
+//     signed after the fact never applies.
+// Rule 3 depends on which removals apply, which depends on rule 3, so the
+// state is computed as a fixed point: replay, void the ops concurrent with
+// the removals that applied, replay again until the void set is stable.
+// Voiding can only follow seniority upwards (an op is voided by a more
+// senior admin's removal), so this settles in a few rounds; a bound keeps
+// a contrived set deterministic too.
 //
 // We chose this over version vectors: ops are self-certifying (signed,
 // hash-linked), so any member can forward or serve them, and a member
@@ -127,11 +145,11 @@ func parseOp(raw, gid []byte) (*groupOp, error) {
 			return nil, fmt.Errorf("%w: create op by someone else than the creator", errBadOp)
 		}
 		g.card = op.MemberCard
-		if card, err := identity.ParseSignedCard(op.MemberCard); err == nil && card.AccountID() == g.author {
+		if card, err := identity.ParseHistoricCard(op.MemberCard); err == nil && card.AccountID() == g.author {
 			g.name = card.Name
 		}
 	case wirepb.GroupOp_KIND_ADD:
-		card, err := identity.ParseSignedCard(op.MemberCard)
+		card, err := identity.ParseHistoricCard(op.MemberCard)
 		if err != nil {
 			return nil, fmt.Errorf("%w: member card: %w", errBadOp, err)
 		}
@@ -153,7 +171,23 @@ type groupMember struct {
 	card  []byte
 	name  string // from their card
 	admin bool
+	rank  opRank // admin: seniority (lower is more senior)
 }
+
+// opRank orders ops as the replay does: by depth, then hash.
+type opRank struct {
+	depth uint64
+	hash  [32]byte
+}
+
+func (r opRank) less(o opRank) bool {
+	if r.depth != o.depth {
+		return r.depth < o.depth
+	}
+	return bytes.Compare(r.hash[:], o.hash[:]) < 0
+}
+
+func rankOf(o *groupOp) opRank { return opRank{o.op.Depth, o.hash} }
 
 // groupState is the membership computed from a group's ops.
 type groupState struct {
@@ -168,6 +202,14 @@ type groupState struct {
 	depth uint64   // greatest depth applied
 	// applied are the hashes of the ops applied, in order.
 	applied [][32]byte
+	// removals are the applied removals and departures: the op and whom
+	// it removed.
+	removals []removal
+}
+
+type removal struct {
+	op     *groupOp
+	member string
 }
 
 func (s *groupState) isMember(acct string) bool { _, ok := s.members[acct]; return ok }
@@ -175,6 +217,16 @@ func (s *groupState) isMember(acct string) bool { _, ok := s.members[acct]; retu
 func (s *groupState) isAdmin(acct string) bool {
 	mb, ok := s.members[acct]
 	return ok && mb.admin
+}
+
+// canRemove reports whether author may remove member: an admin removes a
+// member who is not an admin, or an admin junior to it.
+func (s *groupState) canRemove(author, member string) bool {
+	a, t := s.members[author], s.members[member]
+	if a == nil || t == nil || !a.admin || author == member {
+		return false
+	}
+	return !t.admin || a.rank.less(t.rank)
 }
 
 // memberIDs returns the members' account ids, sorted.
@@ -187,8 +239,11 @@ func (s *groupState) memberIDs() []string {
 	return out
 }
 
-// computeState replays ops (in any order, duplicates allowed) into the
-// group's membership; see the comment at the top of this file.
+// maxVoidRounds bounds the fixed-point iteration of computeState.
+const maxVoidRounds = 16
+
+// computeState computes a group's membership from ops (in any order,
+// duplicates allowed); see the comment at the top of this file.
 func computeState(ops []*groupOp) *groupState {
 	byHash := make(map[[32]byte]*groupOp, len(ops))
 	for _, o := range ops {
@@ -228,18 +283,41 @@ func computeState(ops []*groupOp) *groupState {
 		}
 	}
 	slices.SortFunc(order, func(a, b *groupOp) int {
-		if a.op.Depth != b.op.Depth {
-			if a.op.Depth < b.op.Depth {
-				return -1
-			}
+		switch ra, rb := rankOf(a), rankOf(b); {
+		case ra.less(rb):
+			return -1
+		case rb.less(ra):
 			return 1
 		}
-		return bytes.Compare(a.hash[:], b.hash[:])
+		return 0
 	})
+	dag := newOpDAG(order)
+	void := map[[32]byte]bool{}
+	var st *groupState
+	for round := 0; ; round++ {
+		st = replay(order, void)
+		next := dag.voided(order, st.removals)
+		if maps.Equal(next, void) {
+			break
+		}
+		if round == maxVoidRounds {
+			// Not settled (a contrived set): void everything any round
+			// voided, deterministically.
+			maps.Copy(void, next)
+			st = replay(order, void)
+			break
+		}
+		void = next
+	}
+	return st
+}
+
+// replay applies the ops in order, skipping the void ones.
+func replay(order []*groupOp, void map[[32]byte]bool) *groupState {
 	st := &groupState{members: map[string]*groupMember{}, removed: map[string]bool{}}
 	isParent := map[[32]byte]bool{}
 	for _, o := range order {
-		if !st.apply(o) {
+		if void[o.hash] || !st.apply(o) {
 			continue
 		}
 		st.applied = append(st.applied, o.hash)
@@ -258,6 +336,63 @@ func computeState(ops []*groupOp) *groupState {
 	return st
 }
 
+// opDAG answers which ops are concurrent with a removal.
+type opDAG struct {
+	index    map[[32]byte]int
+	parents  [][]int
+	children [][]int
+}
+
+func newOpDAG(order []*groupOp) *opDAG {
+	n := len(order)
+	d := &opDAG{index: make(map[[32]byte]int, n), parents: make([][]int, n), children: make([][]int, n)}
+	for i, o := range order {
+		d.index[o.hash] = i
+	}
+	for i, o := range order {
+		for _, p := range o.op.Parents {
+			var h [32]byte
+			copy(h[:], p)
+			j := d.index[h]
+			d.parents[i] = append(d.parents[i], j)
+			d.children[j] = append(d.children[j], i)
+		}
+	}
+	return d
+}
+
+// reach marks every op reachable from op i along next (i itself too).
+func reach(next [][]int, i int, seen []bool) {
+	stack := []int{i}
+	for len(stack) > 0 {
+		j := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if !seen[j] {
+			seen[j] = true
+			stack = append(stack, next[j]...)
+		}
+	}
+}
+
+// voided returns the ops made void by the removals (rule 3): every op by a
+// removed member that is concurrent with its removal.
+func (d *opDAG) voided(order []*groupOp, removals []removal) map[[32]byte]bool {
+	void := map[[32]byte]bool{}
+	related := make([]bool, len(order))
+	for _, r := range removals {
+		clear(related)
+		ri := d.index[r.op.hash]
+		reach(d.parents, ri, related)  // r and its ancestors
+		reach(d.children, ri, related) // and its descendants
+		for i, o := range order {
+			if o.author == r.member && !related[i] {
+				void[o.hash] = true
+			}
+		}
+	}
+	return void
+}
+
 // apply applies one op if it is allowed at this point.
 func (s *groupState) apply(o *groupOp) bool {
 	op := o.op
@@ -266,7 +401,7 @@ func (s *groupState) apply(o *groupOp) bool {
 			return false
 		}
 		s.created, s.name = true, op.Name
-		s.members[o.author] = &groupMember{card: o.card, name: o.name, admin: true}
+		s.members[o.author] = &groupMember{card: o.card, name: o.name, admin: true, rank: rankOf(o)}
 		return true
 	}
 	if !s.created || !s.isMember(o.author) {
@@ -280,26 +415,29 @@ func (s *groupState) apply(o *groupOp) bool {
 		s.members[o.member] = &groupMember{card: o.card, name: o.name}
 		delete(s.removed, o.member)
 	case wirepb.GroupOp_KIND_REMOVE:
-		if !s.isAdmin(o.author) || !s.isMember(o.member) || o.member == o.author {
+		if !s.canRemove(o.author, o.member) {
 			return false
 		}
 		delete(s.members, o.member)
 		s.removed[o.member] = true
 		s.epoch++
+		s.removals = append(s.removals, removal{o, o.member})
 	case wirepb.GroupOp_KIND_LEAVE:
 		delete(s.members, o.author)
 		s.removed[o.author] = true
 		s.epoch++
+		s.removals = append(s.removals, removal{o, o.author})
 	case wirepb.GroupOp_KIND_RENAME:
 		if !s.isAdmin(o.author) {
 			return false
 		}
 		s.name = op.Name
 	case wirepb.GroupOp_KIND_ADMIN:
-		if !s.isAdmin(o.author) || !s.isMember(o.member) {
+		if !s.isAdmin(o.author) || !s.isMember(o.member) || s.isAdmin(o.member) {
 			return false
 		}
 		s.members[o.member].admin = true
+		s.members[o.member].rank = rankOf(o)
 	default:
 		return false
 	}

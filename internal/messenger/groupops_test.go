@@ -52,7 +52,7 @@ func (u opUser) sign(t *testing.T, gid []byte, op *wirepb.GroupOp, parents ...*g
 
 // TestGroupOpsConverge: the same ops in any order (and replayed) give the
 // same membership; unauthorised ops are skipped; of two admins removing
-// each other at once exactly one stays.
+// each other at once exactly one stays: the senior one.
 func TestGroupOpsConverge(t *testing.T) {
 	admin, bob, carol, dave := newOpUser(t, "admin"), newOpUser(t, "bob"), newOpUser(t, "carol"), newOpUser(t, "dave")
 	salt := hex.EncodeToString([]byte("0123456789abcdef"))
@@ -76,6 +76,9 @@ func TestGroupOpsConverge(t *testing.T) {
 	}
 	if want.isMember(admin.acct) == want.isMember(bob.acct) {
 		t.Fatal("both or neither of the admins survived their mutual removal")
+	}
+	if !want.isMember(admin.acct) {
+		t.Fatal("the junior admin removed the senior one")
 	}
 	if !want.removed[admin.acct] && !want.removed[bob.acct] {
 		t.Fatal("the removed admin is not marked removed")

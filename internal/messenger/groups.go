@@ -418,6 +418,9 @@ func (m *Messenger) GroupRemove(ctx context.Context, ref, memberRefStr string) (
 		if a == m.acct {
 			return nil, errors.New("to remove yourself, leave the group")
 		}
+		if !st.canRemove(m.acct, a) {
+			return nil, fmt.Errorf("%w: %s became an admin before you", ErrNotAdmin, identity.Short(a))
+		}
 		return &groupChange{op: &wirepb.GroupOp{Kind: wirepb.GroupOp_KIND_REMOVE, Member: a}, notify: a}, nil
 	})
 }

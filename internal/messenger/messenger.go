@@ -100,9 +100,13 @@ type Config struct {
 	// PeerID is this device's transport id, used in the contact card when
 	// Transport is nil.
 	PeerID string
-	Logger *slog.Logger     // nil: discard
-	Rand   io.Reader        // nil: crypto/rand
-	Now    func() time.Time // nil: time.Now
+	// DeviceKey is this device's transport key (Ed25519; PeerID derives
+	// from it), which certifies the device in our card when Transport is
+	// nil or cannot sign (p2p.Ed25519Key reads it from a profile).
+	DeviceKey ed25519.PrivateKey
+	Logger    *slog.Logger     // nil: discard
+	Rand      io.Reader        // nil: crypto/rand
+	Now       func() time.Time // nil: time.Now
 	// RetryMin and RetryMax bound the exponential backoff between delivery
 	// attempts (defaults 1 s and 5 min).
 	RetryMin, RetryMax time.Duration

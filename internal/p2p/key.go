@@ -1,10 +1,12 @@
 package p2p
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	crypto_pb "github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -48,4 +50,38 @@ func unmarshalKey(priv []byte) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadKey, err)
 	}
 	return sk, nil
+}
+
+// Ed25519Key returns the Ed25519 key inside a marshalled libp2p private
+// key (the device key): identity.NewDevice certifies the device with it.
+func Ed25519Key(priv []byte) (ed25519.PrivateKey, error) {
+	sk, err := unmarshalKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := sk.Raw()
+	if err != nil || sk.Type() != crypto_pb.KeyType_Ed25519 || len(raw) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("%w: not an Ed25519 key", ErrBadKey)
+	}
+	return ed25519.PrivateKey(raw), nil
+}
+
+// DeviceKey returns the node's Ed25519 transport public key (its peer id
+// derives from it).
+func (n *Node) DeviceKey() ed25519.PublicKey {
+	raw, err := n.host.Peerstore().PubKey(n.host.ID()).Raw()
+	if err != nil {
+		return nil
+	}
+	return ed25519.PublicKey(raw)
+}
+
+// SignDevice signs msg with the node's transport key (a device
+// certificate, identity.DeviceCertMessage).
+func (n *Node) SignDevice(msg []byte) ([]byte, error) {
+	sk := n.host.Peerstore().PrivKey(n.host.ID())
+	if sk == nil {
+		return nil, fmt.Errorf("%w: no private key", ErrBadKey)
+	}
+	return sk.Sign(msg)
 }

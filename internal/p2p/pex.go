@@ -62,19 +62,41 @@ func (n *Node) startPEX() {
 		if err != nil {
 			return
 		}
-		n.mu.Lock()
-		if n.pexAsked == nil {
-			n.pexAsked = map[peer.ID]time.Time{}
+		if n.pexShouldAsk(pid, time.Now()) {
+			n.askPEX(pid)
 		}
-		last, asked := n.pexAsked[pid]
-		if asked && time.Since(last) < pexInterval {
-			n.mu.Unlock()
-			return
-		}
-		n.pexAsked[pid] = time.Now()
-		n.mu.Unlock()
-		n.askPEX(pid)
 	})
+}
+
+// pexAskedMax bounds the peers whose last ask is remembered: every peer
+// that ever connected would otherwise stay in the map (peer ids are free).
+const pexAskedMax = 4096
+
+// pexShouldAsk reports whether to ask pid now (not asked within
+// pexInterval) and records the ask. When the map is full, asks older than
+// pexInterval are forgotten; if it is still full, pid is not asked.
+func (n *Node) pexShouldAsk(pid peer.ID, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.pexAsked == nil {
+		n.pexAsked = map[peer.ID]time.Time{}
+	}
+	last, asked := n.pexAsked[pid]
+	if asked && now.Sub(last) < pexInterval {
+		return false
+	}
+	if !asked && len(n.pexAsked) >= pexAskedMax {
+		for p, t := range n.pexAsked {
+			if now.Sub(t) >= pexInterval {
+				delete(n.pexAsked, p)
+			}
+		}
+		if len(n.pexAsked) >= pexAskedMax {
+			return false
+		}
+	}
+	n.pexAsked[pid] = now
+	return true
 }
 
 // dhtPeer reports whether p speaks our DHT protocol.

@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/samizdat-im/samizdat/internal/app"
 )
 
 // TestBrowserTwoNodes drives the web app of two real nodes on loopback in
@@ -16,19 +14,20 @@ import (
 // profile), an invalid then a valid invite pasted, a message sent from A,
 // shown in B and its tick in A turning to delivered; the node of B
 // restarted under its open page; languages switched to Russian and
-// Persian (right to left); a page without its token and a foreign page
-// refused.
+// Persian (right to left); after a restart the old page is told to reopen
+// (the token is fresh per run); a page without a login code, a used or
+// made-up code, and a foreign page refused.
 func TestBrowserTwoNodes(t *testing.T) {
 	b := browser(t)
 	urlA, nodeA := waitingNode(t)
 	nb := startNode(t, "Bob")
-	urlB := app.WebURL(nb.APIAddr, nb.Token)
+	urlB := nb.LoginURL()
 
 	// Onboarding in page A.
 	pa := tab(t, b)
 	do(t, pa, chromedp.Navigate(urlA), chromedp.WaitVisible(chromedp.CSS("#ob-name")))
 	if h := eval[string](t, pa, `location.hash`); h != "" {
-		t.Errorf("the token stayed in the address bar: %q", h)
+		t.Errorf("the login code stayed in the address bar: %q", h)
 	}
 	screenshot(t, pa, "onboarding")
 	do(t, pa, chromedp.Click(chromedp.CSS("#ob-create")))
@@ -133,17 +132,19 @@ func TestBrowserTwoNodes(t *testing.T) {
 	waitJS(t, pa, "the conversation again", `getComputedStyle(document.querySelector(".side")).display === "none"`)
 	do(t, pa, chromedp.EmulateViewport(1000, 700))
 
-	// Node B restarts under its open page: the page reconnects (same
-	// address and token) and shows what arrived meanwhile.
+	// Node B restarts under its open page: same address, a fresh token, so
+	// the page asks to be opened again; the new address shows what arrived
+	// meanwhile.
 	dirB := nb.Dir
 	nb.Close()
 	waitJS(t, pb, "the reconnecting banner", `!document.querySelector("#banner").hidden`)
 	do(t, pa, chromedp.SendKeys(chromedp.CSS("#text"), "sent while you restarted\r"))
 	nb2 := start(t, dirB)
-	if nb2.APIAddr != nb.APIAddr || nb2.Token != nb.Token {
-		t.Errorf("the restarted node moved: %s → %s (token kept: %v)", nb.APIAddr, nb2.APIAddr, nb2.Token == nb.Token)
+	if nb2.APIAddr != nb.APIAddr || nb2.Token == nb.Token {
+		t.Errorf("the restarted node: %s → %s, token kept: %v", nb.APIAddr, nb2.APIAddr, nb2.Token == nb.Token)
 	}
-	waitJS(t, pb, "the banner gone after the restart", `document.querySelector("#banner").hidden`)
+	waitJS(t, pb, "the page told to reopen", `document.querySelector("#fatal")?.textContent.includes("samizdat restarted")`)
+	do(t, pb, chromedp.Navigate("about:blank"), chromedp.Navigate(nb2.LoginURL()), chromedp.WaitVisible(chromedp.CSS(`.chat[data-name="Alice"]`)), chromedp.Click(chromedp.CSS(`.chat[data-name="Alice"]`)))
 	waitJS(t, pb, "the message sent during the restart", `[...document.querySelectorAll(".msg.in .body")].some(e => e.textContent === "sent while you restarted")`)
 
 	// Languages: Russian, then Persian laid out right to left.
@@ -163,15 +164,18 @@ func TestBrowserTwoNodes(t *testing.T) {
 	screenshot(t, pa, "persian-rtl")
 	setLang(t, pa, "en")
 
-	// A page without the token, and one with a wrong token.
-	host := strings.TrimSuffix(strings.TrimPrefix(urlA, "http://"), "/#token="+na.Token)
+	// A page without a login code, one with a code already used, one
+	// with a made-up code.
+	host := na.APIAddr
 	pc := tab(t, b)
 	do(t, pc, chromedp.Navigate("http://"+host+"/"), chromedp.WaitVisible(chromedp.CSS("#fatal")))
 	if s := eval[string](t, pc, `document.querySelector("#fatal").textContent`); !strings.Contains(s, "samizdat open") {
 		t.Errorf("no-token page says %q", s)
 	}
-	do(t, pc, chromedp.Navigate("about:blank"), chromedp.Navigate("http://"+host+"/#token="+strings.Repeat("0", 64)))
-	waitJS(t, pc, "the wrong-token message", `document.querySelector("#fatal")?.textContent.includes("did not accept")`)
+	for _, u := range []string{urlA, "http://" + host + "/#login=" + strings.Repeat("0", 32)} {
+		do(t, pc, chromedp.Navigate("about:blank"), chromedp.Navigate(u))
+		waitJS(t, pc, "the used-code message", `document.querySelector("#fatal")?.textContent.includes("already used")`)
+	}
 
 	// Page B (another origin) cannot use A's API, even holding its token.
 	res := eval[string](t, pb, `fetch("http://`+host+`/api/v1/status", {headers: {Authorization: "Bearer `+na.Token+`"}}).then(r => "status " + r.status, e => "refused")`)

@@ -8,7 +8,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/samizdat-im/samizdat/internal/apiclient"
-	"github.com/samizdat-im/samizdat/internal/app"
 )
 
 // TestBrowserGroupsAndChannels drives the groups and channels screens of
@@ -34,8 +33,8 @@ func TestBrowserGroupsAndChannels(t *testing.T) {
 		t.Fatal(err)
 	}
 	pa, pb := tab(t, b), tab(t, b)
-	do(t, pa, chromedp.Navigate(app.WebURL(na.APIAddr, na.Token)), chromedp.WaitVisible(chromedp.CSS("#new-group-btn")))
-	do(t, pb, chromedp.Navigate(app.WebURL(nb.APIAddr, nb.Token)), chromedp.WaitVisible(chromedp.CSS("#new-group-btn")))
+	do(t, pa, chromedp.Navigate(na.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#new-group-btn")))
+	do(t, pb, chromedp.Navigate(nb.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#new-group-btn")))
 
 	// A creates a group and invites Bob.
 	do(t, pa, chromedp.Click(chromedp.CSS("#new-group-btn")), chromedp.WaitVisible(chromedp.CSS("#ng-name")))

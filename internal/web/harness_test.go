@@ -229,8 +229,8 @@ func waitingNodeIn(t *testing.T, dir string) (url string, node func() *app.Node)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer close(done)
-		n, _ = app.StartOrWait(ctx, options(dir), func(addr, token, _ string) {
-			urls <- app.WebURL(addr, token)
+		n, _ = app.StartOrWait(ctx, options(dir), func(_, loginURL, _ string) {
+			urls <- loginURL
 		})
 	}()
 	t.Cleanup(func() {

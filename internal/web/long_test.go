@@ -44,7 +44,7 @@ func TestBrowserLongConversation(t *testing.T) {
 	t.Logf("stored %d messages in %v", longConversation, time.Since(t0))
 
 	p := tab(t, b)
-	do(t, p, chromedp.Navigate(app.WebURL(na.APIAddr, na.Token)), chromedp.WaitVisible(chromedp.CSS(`.chat[data-name="Bob"]`)))
+	do(t, p, chromedp.Navigate(na.LoginURL()), chromedp.WaitVisible(chromedp.CSS(`.chat[data-name="Bob"]`)))
 	fcp := eval[float64](t, p, `(performance.getEntriesByName("first-contentful-paint")[0] || {}).startTime || -1`)
 	listShown := eval[float64](t, p, `performance.now()`)
 	// Again in the same tab, as when the app is reopened (the token is in

@@ -53,7 +53,7 @@ func TestBrowserShortInvite(t *testing.T) {
 	closeCarol.Do(func() { nc.Close() })
 
 	pa := tab(t, b)
-	do(t, pa, chromedp.Navigate(app.WebURL(na.APIAddr, na.Token)), chromedp.WaitVisible(chromedp.CSS("#invite-btn")),
+	do(t, pa, chromedp.Navigate(na.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#invite-btn")),
 		chromedp.Click(chromedp.CSS("#invite-btn")))
 	waitJS(t, pa, "the invite QR image", `document.querySelector("#invite-qr")?.naturalWidth > 100`)
 	short := eval[string](t, pa, `document.querySelector("#invite-link").value`)

@@ -1,8 +1,9 @@
 // Package web is samizdat's web app: static HTML, CSS and plain JavaScript
 // modules embedded in the binary (no build step, nothing fetched from
 // other sites), served by the local API at / on 127.0.0.1. The app holds
-// no secret: it asks the API for everything with the token it was opened
-// with (http://127.0.0.1:PORT/#token=…, kept in the tab's sessionStorage).
+// no secret: it asks the API for everything with the token it trades the
+// one-time login code it was opened with for (http://127.0.0.1:PORT/#login=…;
+// the token is kept in the tab's sessionStorage).
 // It must never load code, fonts or images from anywhere but the daemon.
 package web
 

@@ -1,15 +1,24 @@
-// The local API (docs/API.md): every call carries the token the page was
-// opened with. The token comes from the address fragment (#token=…),
-// which browsers never send to a server, and is kept in this tab's
-// sessionStorage; the fragment is then removed from the address bar.
+// The local API (docs/API.md): every call carries the token of this run of
+// the node. The page is opened with a one-time login code in the address
+// fragment (#login=…, which browsers never send to a server), exchanges it
+// once for the token (POST /api/v1/login) and keeps the token in this
+// tab's sessionStorage; the fragment is then removed from the address bar.
+// The token itself never appears in an address, so it is on no command
+// line; it changes with every start of the node.
 
 const KEY = "samizdat.token";
 
-export function takeToken() {
-  const m = /(?:^#|&)token=([0-9a-f]{64})(?:&|$)/.exec(location.hash);
+export async function takeToken() {
+  const m = /(?:^#|&)login=([0-9a-f]{32})(?:&|$)/.exec(location.hash);
   if (m) {
-    sessionStorage.setItem(KEY, m[1]);
     history.replaceState(null, "", location.pathname + location.search);
+    const r = await fetch("/api/v1/login", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ code: m[1] }), cache: "no-store" });
+    if (r.ok) sessionStorage.setItem(KEY, (await r.json()).token);
+    else if (!sessionStorage.getItem(KEY)) {
+      const e = await r.json().catch(() => ({}));
+      throw new APIError(r.status, e.code || "unauthorized", e.message || "");
+    }
   }
   return sessionStorage.getItem(KEY) || "";
 }

@@ -123,9 +123,18 @@ export function initials(name) {
 
 // ---------- start
 
+// A new login address pasted into this tab changes only the fragment,
+// which loads nothing: start over with it.
+window.addEventListener("hashchange", () => { if (/(?:^#|&)login=/.test(location.hash)) location.reload(); });
+
 async function main() {
   setLang(localStorage.getItem("samizdat.lang") || pick(navigator.languages));
-  const token = takeToken();
+  let token;
+  try {
+    token = await takeToken();
+  } catch (e) {
+    return fatal(t("usedLogin"));
+  }
   if (!token) return fatal(t("noToken"));
   S.api = new API(token);
   let st;
@@ -269,11 +278,14 @@ function startMain() {
   renderShell();
   if (started) return;
   started = true;
-  S.api.events(onEvent, onReconnect, (wasUp) => {
+  S.stopEvents = S.api.events(onEvent, onReconnect, (wasUp) => {
     S.wsUp = false;
+    if (!$("#banner")) return; // the page shows a fatal message
     // A node restarted on a passphrase profile waits to be unlocked and
     // serves no events: ask it what it needs.
-    S.api.status().then((st) => { if (st.setup && !$("#unlock")) { S.me = st; renderUnlock(); } }, () => {});
+    // A restarted node has a new token: this page's is refused.
+    S.api.status().then((st) => { if (st.setup && !$("#unlock")) { S.me = st; renderUnlock(); } },
+      (e) => { if (e instanceof APIError && e.code === "unauthorized") { S.stopEvents(); fatal(t("restarted")); } });
     if (wasUp || !$("#banner").hidden) showBanner(true);
     else setTimeout(() => { if (!S.wsUp) showBanner(true); }, 1500);
   });

@@ -699,9 +699,14 @@ func (x *MailboxHost) GetMailboxId() []byte {
 }
 
 type Device struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PeerId        string                 `protobuf:"bytes,1,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
-	Addrs         []string               `protobuf:"bytes,2,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	PeerId string                 `protobuf:"bytes,1,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
+	Addrs  []string               `protobuf:"bytes,2,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	// The device's Ed25519 transport public key (its peer id is derived from
+	// it) and its signature over the account identity and the peer id: the
+	// device certificate (identity.DeviceDomain). Required since issue 14.
+	Key           []byte `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Signature     []byte `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -746,6 +751,20 @@ func (x *Device) GetPeerId() string {
 func (x *Device) GetAddrs() []string {
 	if x != nil {
 		return x.Addrs
+	}
+	return nil
+}
+
+func (x *Device) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *Device) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
 	}
 	return nil
 }
@@ -1039,10 +1058,12 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x1d\n" +
 	"\n" +
-	"mailbox_id\x18\x03 \x01(\fR\tmailboxId\"7\n" +
+	"mailbox_id\x18\x03 \x01(\fR\tmailboxId\"g\n" +
 	"\x06Device\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12\x14\n" +
-	"\x05addrs\x18\x02 \x03(\tR\x05addrs\">\n" +
+	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\">\n" +
 	"\n" +
 	"SignedCard\x12\x12\n" +
 	"\x04card\x18\x01 \x01(\fR\x04card\x12\x1c\n" +
