@@ -275,9 +275,8 @@ func (m *Messenger) depositToMailboxes(ctx context.Context, c *store.Contact, qu
 		}
 		var id mailbox.ID
 		copy(id[:], h.ID)
-		m.tr.AddAddrs(h.PeerID, h.Addrs)
 		dctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
-		n, err := mailbox.DepositBatch(dctx, m.tr, h.PeerID, id, envs)
+		n, err := mailbox.DepositBatch(dctx, m.opener(MailboxHost{PeerID: h.PeerID, Addrs: h.Addrs}), h.PeerID, id, envs)
 		cancel()
 		for j := 0; j < n; j++ {
 			accepted[j], any = true, true
@@ -407,7 +406,6 @@ func (m *Messenger) fetchLoop(ctx context.Context) {
 // (the current one first), after deleting there the boxes already taken
 // this round (done); it returns done with what it took added.
 func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost, done []mailbox.Hash) []mailbox.Hash {
-	m.tr.AddAddrs(h.PeerID, h.Addrs)
 	total := 0
 	var firstErr error
 	for _, key := range m.mailboxKeys() {
@@ -439,7 +437,9 @@ var errHostUnreachable = errors.New("mailbox host unreachable")
 func (m *Messenger) fetchWith(ctx context.Context, h MailboxHost, key ed25519.PrivateKey, round []mailbox.Hash) (fetched int, _ []mailbox.Hash, err error) {
 	sctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
 	defer cancel()
-	s, err := mailbox.OpenSession(sctx, m.tr, h.PeerID, key)
+	// A session per mailbox key, each over its own throwaway identity: the
+	// host cannot tell that two of our ids belong together.
+	s, err := mailbox.OpenSession(sctx, m.opener(h), h.PeerID, key)
 	if err != nil {
 		m.log.Debug("mailboxUnreachable", "host", shortPeer(h.PeerID), "err", err)
 		return 0, round, fmt.Errorf("%w: %w", errHostUnreachable, err)

@@ -163,6 +163,7 @@ type Messenger struct {
 	deposited map[string]bool          // depositKey → left with the hosts
 	meshBoxes map[string][]byte        // depositKey → sealed box offered to the mesh
 	seen      map[mailbox.Hash]bool    // envelopes fetched and processed
+	health    hostHealth               // measured health of mailbox hosts (hostchoice.go)
 
 	cardMu     sync.Mutex
 	ownCard    []byte
