@@ -18,16 +18,16 @@ import (
 
 // Defaults for the zero values of ServerConfig.
 const (
-	DefaultMailboxQuota  = 64 << 20 // envelope bytes per mailbox
-	DefaultTotalQuota    = 1 << 30  // envelope bytes in all
-	DefaultTTL           = 30 * 24 * time.Hour
-	DefaultRate          = 50 // deposits and challenges per second per peer
-	DefaultBurst         = 200
+	DefaultMailboxQuota = 64 << 20 // envelope bytes per mailbox
+	DefaultTotalQuota   = 1 << 30  // envelope bytes in all
+	DefaultTTL          = 30 * 24 * time.Hour
+	DefaultRate         = 50 // deposits and challenges per second per peer
+	DefaultBurst        = 200
 	// DefaultMailboxRate and DefaultMailboxBurst limit the deposits into
 	// one mailbox, whoever makes them: peer ids are free (and honest
 	// senders use a fresh one per deposit stream), mailbox ids are not.
-	DefaultMailboxRate  = 100
-	DefaultMailboxBurst = 2000
+	DefaultMailboxRate   = 100
+	DefaultMailboxBurst  = 2000
 	DefaultStreamTimeout = 30 * time.Second
 	DefaultSweepInterval = 10 * time.Minute
 )
