@@ -137,6 +137,12 @@ type RelayOptions struct {
 	EnableDHT bool
 	// Bootstrap peers to join the DHT through.
 	Bootstrap []string
+	// Via are other relays (full multiaddrs ending in /p2p/<id>) on which
+	// this relay keeps a circuit slot at all times, listing the relayed
+	// addresses among its own: users who name this host by such an
+	// address reach its mailbox service through the other relay, so this
+	// host never sees their addresses (issue 14).
+	Via []string
 	// Transports: a relay inside reach of censored users serves secure
 	// WebSocket on 443 and pluggable transports (transports.go).
 	Transports TransportOptions
@@ -203,6 +209,11 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 		BootstrapPeers:     o.Bootstrap,
 		LoopbackOnly:       o.LoopbackOnly,
 		Logger:             log.With("component", "p2p"),
+		// Slots on the Via relays are kept even when this relay is
+		// publicly reachable: they are for its users' privacy, not its
+		// own reachability.
+		StaticRelays: o.Via,
+		ForcePrivate: len(o.Via) > 0,
 	}
 	if err := o.Transports.apply(&pc, o.Dir); err != nil {
 		return nil, err
@@ -242,7 +253,7 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 			announceMailbox(bctx, r.P2P, log.With("component", "dht"))
 		}()
 	}
-	log.Info("relayStarted", "peer", r.P2P.PeerID()[:16], "addrs", len(r.P2P.Addrs()))
+	log.Info("relayStarted", "peer", r.P2P.PeerID()[:16], "addrs", len(r.P2P.Addrs()), "via", len(o.Via))
 	return r, nil
 }
 

@@ -226,7 +226,17 @@ func (m *Messenger) cardMailboxes() []identity.MailboxHost {
 	id := mailbox.KeyID(key)
 	var out []identity.MailboxHost
 	for _, h := range m.mailboxHosts() {
-		out = append(out, identity.MailboxHost{PeerID: h.PeerID, Addrs: transportAddrs(h.Addrs), ID: id[:]})
+		out = append(out, identity.MailboxHost{PeerID: h.PeerID, Addrs: hostAddrs(h), ID: id[:]})
+	}
+	return out
+}
+
+// hostAddrs are a host's addresses without a trailing /p2p/<its id>; a
+// circuit address (…/p2p/<relay>/p2p-circuit) keeps its relay.
+func hostAddrs(h MailboxHost) []string {
+	out := make([]string, 0, len(h.Addrs))
+	for _, a := range h.Addrs {
+		out = append(out, strings.TrimSuffix(a, "/p2p/"+h.PeerID))
 	}
 	return out
 }
