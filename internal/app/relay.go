@@ -257,6 +257,32 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 	return r, nil
 }
 
+// WaitVia waits (at most d, or until ctx ends) for the relay's slots on
+// its Via relays and returns its relayed addresses (…/p2p/<other
+// relay>/p2p-circuit/p2p/<this relay>): what users give as --mailbox-host
+// to reach it without it seeing their addresses.
+func (r *Relay) WaitVia(ctx context.Context, d time.Duration) []string {
+	deadline := time.Now().Add(d)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var out []string
+		for _, a := range r.Addrs() {
+			if strings.Contains(a, "/p2p-circuit/") {
+				out = append(out, a)
+			}
+		}
+		if len(out) > 0 || time.Now().After(deadline) {
+			return out
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
 // PeerID is the relay's (stable) peer id.
 func (r *Relay) PeerID() string { return r.P2P.PeerID() }
 

@@ -136,6 +136,11 @@ func relayCmd(g *globals) *cobra.Command {
 			for _, b := range r.Bridges() {
 				fmt.Fprintf(g.stdout, "bridge: %s\n", b)
 			}
+			if len(via) > 0 {
+				for _, a := range r.WaitVia(ctx, time.Minute) {
+					fmt.Fprintf(g.stdout, "via: %s\n", a)
+				}
+			}
 			<-ctx.Done()
 			fmt.Fprintln(g.stdout, "shutting down")
 			return errors.Join(r.Close(), mf.closeTrace())
