@@ -313,6 +313,16 @@ func (r *Relay) Close() error {
 	return errors.Join(errs...)
 }
 
+// anonOpener opens each stream over a throwaway transport identity, to the
+// addresses the node knows for the peer (p2p.Node.OpenEphemeral): the mesh
+// hands carried envelopes to mailbox hosts with it, so a host does not
+// learn which device carried what (issue 14).
+type anonOpener struct{ n *p2p.Node }
+
+func (a anonOpener) OpenStream(ctx context.Context, peerID, protocol string) (p2p.Stream, error) {
+	return a.n.OpenEphemeral(ctx, peerID, nil, protocol)
+}
+
 // relayKey loads the relay's libp2p key from path, creating it on first
 // run.
 func relayKey(path string) ([]byte, error) {
