@@ -533,6 +533,10 @@ func TestTrace(t *testing.T) {
 	if n := bytes.Count(tr.Bytes(), env); n != 2 {
 		t.Fatalf("after the fetch the envelope is traced %d times, want 2", n)
 	}
+	// Each stream is introduced by who it came from: what the host learns.
+	if n := bytes.Count(tr.Bytes(), []byte("\n#stream peer="+c.PeerID()+" addr=/ip4/127.0.0.1/")); n != 2 {
+		t.Fatalf("%d stream lines naming the client, want 2 (deposit, fetch)", n)
+	}
 
 	// A broken trace does not break the service.
 	r2 := startRelay(t, nil, "", ServerConfig{Trace: failWriter{}})
