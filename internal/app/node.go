@@ -394,6 +394,9 @@ func (n *Node) staticRelays(hosts []messenger.MailboxHost) []string {
 	out := slices.Clone(n.relays)
 	for _, h := range hosts {
 		for _, a := range h.Addrs {
+			if strings.Contains(a, "/p2p-circuit") {
+				continue // a host reached through another relay: no slot through a circuit
+			}
 			if !strings.Contains(a, "/p2p/") {
 				a += "/p2p/" + h.PeerID
 			}
