@@ -24,6 +24,9 @@ import (
 // maxHealthHosts bounds the hosts whose health is remembered.
 const maxHealthHosts = 1024
 
+// maxProbes bounds the candidates ChooseMailboxHosts probes.
+const maxProbes = 12
+
 // hostHealth is what we measured of each mailbox host, by peer id.
 type hostHealth struct {
 	mu sync.Mutex
@@ -149,6 +152,9 @@ func (m *Messenger) ChooseMailboxHosts(ctx context.Context, vouched, found []Mai
 			cands = append(cands, cand{h: h, vouched: i == 0})
 		}
 	}
+	// Probing costs a throwaway host and up to a stream timeout each: the
+	// first maxProbes candidates (vouched ones first) are enough.
+	cands = cands[:min(len(cands), max(want*4, maxProbes))]
 	var ok []cand
 	for _, c := range cands {
 		if ctx.Err() != nil {
