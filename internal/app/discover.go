@@ -13,8 +13,9 @@ import (
 
 // Mailbox hosts from the DHT (DESIGN §6-7): relays announce the mailbox
 // service as a provider record in our DHT; a user who configured no host
-// takes the first WantMailboxHosts it finds, remembers them in the profile
-// and lists them in its card.
+// takes the best WantMailboxHosts of those it finds and those its contacts
+// and relays vouch for (measured, see discoverMailboxHosts), remembers them
+// in the profile and lists them in its card.
 
 const (
 	// MailboxServiceName is the DHT service name of mailbox hosts.
@@ -66,25 +67,37 @@ func announceMailbox(ctx context.Context, n *p2p.Node, log *slog.Logger) {
 	})
 }
 
-// discoverMailboxHosts looks for mailbox hosts in the DHT until it has
+// discoverMailboxHosts looks for mailbox hosts until it has
 // WantMailboxHosts, handing each better set to the messenger and saving
-// it in the profile (the next start uses it without a lookup).
+// it in the profile (the next start uses it without a lookup). Not the
+// first to announce themselves in the DHT (anyone can): the candidates are
+// the hosts our contacts' cards list and our configured relays (vouched
+// for), then those the DHT names; each is probed over a throwaway
+// identity and the messenger ranks them vouched first, then by measured
+// success and latency (messenger.ChooseMailboxHosts, issue 14).
 func (n *Node) discoverMailboxHosts(ctx context.Context) {
 	have := 0
 	retryLoop(ctx, maxDiscoveryRetry, func() (bool, bool) {
 		fctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		found, err := n.P2P.FindProviders(fctx, MailboxServiceName, WantMailboxHosts)
+		vouched, err := n.Messenger.VouchedHosts(fctx)
+		if err != nil {
+			n.log.Debug("vouchedHostsFailed", "err", err)
+		}
+		if relays, err := ParseMailboxHosts(n.relays); err == nil {
+			vouched = append(vouched, relays...)
+		}
+		var dhtFound []messenger.MailboxHost
+		found, err := n.P2P.FindProviders(fctx, MailboxServiceName, 3*WantMailboxHosts)
 		if err != nil {
 			n.log.Debug("mailboxDiscoveryFailed", "err", err)
+		}
+		for _, p := range found {
+			dhtFound = append(dhtFound, messenger.MailboxHost{PeerID: p.PeerID, Addrs: p.Addrs})
+		}
+		hosts := n.Messenger.ChooseMailboxHosts(fctx, vouched, dhtFound, WantMailboxHosts)
+		if len(hosts) <= have {
 			return false, ctx.Err() != nil
-		}
-		if len(found) <= have {
-			return false, false
-		}
-		hosts := make([]messenger.MailboxHost, len(found))
-		for i, p := range found {
-			hosts[i] = messenger.MailboxHost{PeerID: p.PeerID, Addrs: p.Addrs}
 		}
 		b, _ := json.Marshal(hosts)
 		if err := n.Store.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobMailboxHosts, b) }); err != nil {
@@ -99,7 +112,7 @@ func (n *Node) discoverMailboxHosts(ctx context.Context) {
 			n.log.Warn("setStaticRelaysFailed", "err", err)
 		}
 		have = len(hosts)
-		n.log.Info("mailboxHostsFound", "hosts", have)
+		n.log.Info("mailboxHostsFound", "hosts", have, "found", len(found), "vouched", len(vouched))
 		return true, have >= WantMailboxHosts
 	})
 }

@@ -148,14 +148,21 @@ func TestBehindNATThroughRelay(t *testing.T) {
 	}
 }
 
+// TestStaticRelaysFromHosts: the configured relays, or with none the
+// mailbox hosts (a slot shows the host the device: issue 14), never a
+// host's circuit address.
 func TestStaticRelaysFromHosts(t *testing.T) {
-	n := &Node{relays: []string{"/ip4/127.0.0.1/tcp/9/p2p/R1"}}
-	got := n.staticRelays([]messenger.MailboxHost{
+	hosts := []messenger.MailboxHost{
 		{PeerID: "H1", Addrs: []string{"/ip4/127.0.0.1/tcp/7"}},
 		{PeerID: "R1", Addrs: []string{"/ip4/127.0.0.1/tcp/9/p2p/R1"}},
-	})
-	want := []string{"/ip4/127.0.0.1/tcp/9/p2p/R1", "/ip4/127.0.0.1/tcp/7/p2p/H1"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("staticRelays = %v, want %v", got, want)
+		{PeerID: "H2", Addrs: []string{"/ip4/127.0.0.4/tcp/8/p2p/V/p2p-circuit"}},
+	}
+	n := &Node{relays: []string{"/ip4/127.0.0.1/tcp/9/p2p/R1"}}
+	if got, want := n.staticRelays(hosts), []string{"/ip4/127.0.0.1/tcp/9/p2p/R1"}; !slices.Equal(got, want) {
+		t.Fatalf("with --relay: staticRelays = %v, want %v", got, want)
+	}
+	n = &Node{}
+	if got, want := n.staticRelays(hosts), []string{"/ip4/127.0.0.1/tcp/7/p2p/H1", "/ip4/127.0.0.1/tcp/9/p2p/R1"}; !slices.Equal(got, want) {
+		t.Fatalf("without: staticRelays = %v, want %v", got, want)
 	}
 }

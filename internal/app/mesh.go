@@ -37,7 +37,7 @@ func loopbackMultiaddr(a string) bool {
 
 func (n *Node) startMesh(o Options, log *slog.Logger) error {
 	cfg := o.MeshConfig
-	cfg.Transport, cfg.Depositor, cfg.Store, cfg.Logger = n.P2P, n.P2P, n.Store, log.With("component", "mesh")
+	cfg.Transport, cfg.Depositor, cfg.Store, cfg.Logger = n.P2P, anonOpener{n.P2P}, n.Store, log.With("component", "mesh")
 	m, err := mesh.New(cfg)
 	if err != nil {
 		return err

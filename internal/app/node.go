@@ -407,12 +407,20 @@ func (o *Offline) Close() error {
 }
 
 // staticRelays are the relays the node books slots on when it is not
-// publicly reachable: the configured ones, then the mailbox hosts (a
-// `samizdat relay` is both; a host that is no relay just refuses).
+// publicly reachable: the configured ones or, with none, the mailbox hosts
+// (a `samizdat relay` is both; a host that is no relay just refuses). A
+// slot is booked with the device's identity: a node given --relay keeps
+// its mailbox hosts from seeing its device (issue 14).
 func (n *Node) staticRelays(hosts []messenger.MailboxHost) []string {
 	out := slices.Clone(n.relays)
+	if len(out) > 0 {
+		return out
+	}
 	for _, h := range hosts {
 		for _, a := range h.Addrs {
+			if strings.Contains(a, "/p2p-circuit") {
+				continue // a host reached through another relay: no slot through a circuit
+			}
 			if !strings.Contains(a, "/p2p/") {
 				a += "/p2p/" + h.PeerID
 			}

@@ -137,6 +137,12 @@ type RelayOptions struct {
 	EnableDHT bool
 	// Bootstrap peers to join the DHT through.
 	Bootstrap []string
+	// Via are other relays (full multiaddrs ending in /p2p/<id>) on which
+	// this relay keeps a circuit slot at all times, listing the relayed
+	// addresses among its own: users who name this host by such an
+	// address reach its mailbox service through the other relay, so this
+	// host never sees their addresses (issue 14).
+	Via []string
 	// Transports: a relay inside reach of censored users serves secure
 	// WebSocket on 443 and pluggable transports (transports.go).
 	Transports TransportOptions
@@ -203,6 +209,11 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 		BootstrapPeers:     o.Bootstrap,
 		LoopbackOnly:       o.LoopbackOnly,
 		Logger:             log.With("component", "p2p"),
+		// Slots on the Via relays are kept even when this relay is
+		// publicly reachable: they are for its users' privacy, not its
+		// own reachability.
+		StaticRelays: o.Via,
+		ForcePrivate: len(o.Via) > 0,
 	}
 	if err := o.Transports.apply(&pc, o.Dir); err != nil {
 		return nil, err
@@ -242,8 +253,34 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 			announceMailbox(bctx, r.P2P, log.With("component", "dht"))
 		}()
 	}
-	log.Info("relayStarted", "peer", r.P2P.PeerID()[:16], "addrs", len(r.P2P.Addrs()))
+	log.Info("relayStarted", "peer", r.P2P.PeerID()[:16], "addrs", len(r.P2P.Addrs()), "via", len(o.Via))
 	return r, nil
+}
+
+// WaitVia waits (at most d, or until ctx ends) for the relay's slots on
+// its Via relays and returns its relayed addresses (…/p2p/<other
+// relay>/p2p-circuit/p2p/<this relay>): what users give as --mailbox-host
+// to reach it without it seeing their addresses.
+func (r *Relay) WaitVia(ctx context.Context, d time.Duration) []string {
+	deadline := time.Now().Add(d)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var out []string
+		for _, a := range r.Addrs() {
+			if strings.Contains(a, "/p2p-circuit/") {
+				out = append(out, a)
+			}
+		}
+		if len(out) > 0 || time.Now().After(deadline) {
+			return out
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // PeerID is the relay's (stable) peer id.
@@ -274,6 +311,16 @@ func (r *Relay) Close() error {
 		r.unlock = nil
 	}
 	return errors.Join(errs...)
+}
+
+// anonOpener opens each stream over a throwaway transport identity, to the
+// addresses the node knows for the peer (p2p.Node.OpenEphemeral): the mesh
+// hands carried envelopes to mailbox hosts with it, so a host does not
+// learn which device carried what (issue 14).
+type anonOpener struct{ n *p2p.Node }
+
+func (a anonOpener) OpenStream(ctx context.Context, peerID, protocol string) (p2p.Stream, error) {
+	return a.n.OpenEphemeral(ctx, peerID, nil, protocol)
 }
 
 // relayKey loads the relay's libp2p key from path, creating it on first

@@ -110,7 +110,7 @@ func upCmd(g *globals) *cobra.Command {
 	addMeshFlags(c, &mf)
 	c.Flags().StringArrayVar(&mailboxHosts, "mailbox-host", nil, "a relay or mailbox host keeping your mail while you are offline, as /ip4/.../p2p/ID (repeatable; listed in your invite)")
 	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat Kademlia DHT (reached through --bootstrap peers and contacts; never the public IPFS one)")
-	c.Flags().StringArrayVar(&relays, "relay", nil, "a circuit relay to be reached through while not publicly reachable, as /ip4/.../p2p/ID (repeatable; mailbox hosts are tried too)")
+	c.Flags().StringArrayVar(&relays, "relay", nil, "a circuit relay to be reached through while not publicly reachable, as /ip4/.../p2p/ID (repeatable; without any, the mailbox hosts are used, and then see this device)")
 	c.Flags().BoolVar(&noReceipts, "no-read-receipts", false, "do not tell contacts which of their messages you have read")
 	c.Flags().BoolVar(&behindNAT, "behind-nat", false, "assume this node cannot be dialled directly: book relay slots at once instead of waiting for AutoNAT")
 	addTransportFlags(c, &tf)

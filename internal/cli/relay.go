@@ -97,13 +97,13 @@ func (f *serveMailboxFlags) close(n *app.Node) error {
 }
 
 func relayCmd(g *globals) *cobra.Command {
-	var listen, bootstrap []string
+	var listen, bootstrap, via []string
 	var logLevel string
 	var dht bool
 	var mf mailboxFlags
 	var tf transportFlags
 	c := &cobra.Command{
-		Use:   "relay [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--dht=false] [--quota SIZE] [--mailbox-quota SIZE] [--ttl DURATION] [--trace-file FILE]",
+		Use:   "relay [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--via MULTIADDR]... [--dht=false] [--quota SIZE] [--mailbox-quota SIZE] [--ttl DURATION] [--trace-file FILE]",
 		Short: "Run a volunteer relay: circuit relay and mailboxes for others (Ctrl-C stops it)",
 		Long: "Run an always-on node that relays connections (circuit relay v2) for peers that cannot be\n" +
 			"dialled directly and keeps encrypted envelopes for offline recipients. The profile\n" +
@@ -125,7 +125,7 @@ func relayCmd(g *globals) *cobra.Command {
 			if err := tf.apply(&no); err != nil {
 				return err
 			}
-			r, err := app.StartRelay(ctx, app.RelayOptions{Dir: g.profile, Listen: listen, Mailbox: mo, Logger: log, EnableDHT: dht, Bootstrap: bootstrap, Transports: no.Transports})
+			r, err := app.StartRelay(ctx, app.RelayOptions{Dir: g.profile, Listen: listen, Mailbox: mo, Logger: log, EnableDHT: dht, Bootstrap: bootstrap, Via: via, Transports: no.Transports})
 			if err != nil {
 				return err
 			}
@@ -136,6 +136,11 @@ func relayCmd(g *globals) *cobra.Command {
 			for _, b := range r.Bridges() {
 				fmt.Fprintf(g.stdout, "bridge: %s\n", b)
 			}
+			if len(via) > 0 {
+				for _, a := range r.WaitVia(ctx, time.Minute) {
+					fmt.Fprintf(g.stdout, "via: %s\n", a)
+				}
+			}
 			<-ctx.Done()
 			fmt.Fprintln(g.stdout, "shutting down")
 			return errors.Join(r.Close(), mf.closeTrace())
@@ -145,6 +150,7 @@ func relayCmd(g *globals) *cobra.Command {
 	addServeTransportFlags(c, &tf)
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	c.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "a peer to join the network through, as a full multiaddr (repeatable)")
+	c.Flags().StringArrayVar(&via, "via", nil, "another relay, as a full multiaddr, on which this one keeps a circuit slot: users who name this host by the relayed address reach its mailboxes without it seeing their addresses (repeatable)")
 	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat DHT and announce the mailbox service in it, so users without configured hosts find this relay")
 	mf.add(c)
 	return c

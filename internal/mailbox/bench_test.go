@@ -19,7 +19,7 @@ func BenchmarkDepositFetch(b *testing.B) {
 			name = "DepositBatch"
 		}
 		b.Run(fmt.Sprintf("%s/n=%d", name, n), func(b *testing.B) {
-			r := startRelay(b, nil, "", ServerConfig{RateLimit: RateLimit{PerSecond: -1}})
+			r := startRelay(b, nil, "", ServerConfig{RateLimit: RateLimit{PerSecond: -1}, MailboxRateLimit: RateLimit{PerSecond: -1}})
 			sender, owner := r.client(b), r.client(b)
 			server := r.node.PeerID()
 			key := mustKey(b)

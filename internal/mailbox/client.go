@@ -316,3 +316,22 @@ func Delete(ctx context.Context, o Opener, server string, key ed25519.PrivateKey
 	defer s.Close()
 	return s.Delete(ctx, hashes)
 }
+
+// Probe checks that server answers the mailbox protocol: it asks for a
+// fetch challenge (which costs the host a nonce and tells it nothing) and
+// hangs up.
+func Probe(ctx context.Context, o Opener, server string) error {
+	c, err := dial(ctx, o, server)
+	if err != nil {
+		return err
+	}
+	resp, err := c.call(ctx, &wirepb.MailboxRequest{Op: &wirepb.MailboxRequest_Challenge{Challenge: &wirepb.MailboxChallengeRequest{}}}, nil)
+	if err != nil {
+		return err
+	}
+	if _, ok := resp.Body.(*wirepb.MailboxResponse_Challenge); !ok {
+		_ = c.st.Reset()
+		return fmt.Errorf("%w: no challenge in answer", ErrMalformed)
+	}
+	return c.close()
+}

@@ -13,7 +13,8 @@
 //
 // The Server keeps envelopes durably in a store.MailboxStore (accepted means
 // committed), dedupes them by SHA-256 per mailbox, enforces quotas per
-// mailbox and in total, a TTL and a per-peer deposit rate. The client
+// mailbox and in total, a TTL and deposit rates per peer and per mailbox
+// (peer ids are free: clients use a throwaway one per stream). The client
 // functions (Deposit, DepositBatch, OpenSession, Fetch, Delete) speak to a
 // host through any Opener, normally a *p2p.Node.
 //

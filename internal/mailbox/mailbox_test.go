@@ -321,6 +321,31 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestMailboxRateLimit: peer ids are free, so deposits into one mailbox
+// are limited whoever makes them; other mailboxes are not affected.
+func TestMailboxRateLimit(t *testing.T) {
+	clock := newClock()
+	r := startRelay(t, nil, "", ServerConfig{RateLimit: RateLimit{PerSecond: -1}, MailboxRateLimit: RateLimit{PerSecond: 1, Burst: 3}, Now: clock.Now})
+	server := r.node.PeerID()
+	id, other := KeyID(mustKey(t)), KeyID(mustKey(t))
+	for i := range 3 {
+		// A fresh peer for every deposit: the per-peer bucket never runs dry.
+		if err := Deposit(testCtx(t), r.client(t), server, id, envelope(fmt.Sprint("m", i), 100)); err != nil {
+			t.Fatalf("deposit %d: %v", i, err)
+		}
+	}
+	if err := Deposit(testCtx(t), r.client(t), server, id, envelope("m3", 100)); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("fourth deposit into one mailbox from a fourth peer: %v, want ErrRateLimited", err)
+	}
+	if err := Deposit(testCtx(t), r.client(t), server, other, envelope("o0", 100)); err != nil {
+		t.Fatalf("another mailbox: %v", err)
+	}
+	clock.Add(time.Second) // one token back
+	if err := Deposit(testCtx(t), r.client(t), server, id, envelope("m4", 100)); err != nil {
+		t.Fatalf("after refill: %v", err)
+	}
+}
+
 func TestTTLExpiry(t *testing.T) {
 	clock := newClock()
 	r := startRelay(t, nil, "", ServerConfig{TTL: time.Hour, Now: clock.Now})
@@ -507,6 +532,10 @@ func TestTrace(t *testing.T) {
 	}
 	if n := bytes.Count(tr.Bytes(), env); n != 2 {
 		t.Fatalf("after the fetch the envelope is traced %d times, want 2", n)
+	}
+	// Each stream is introduced by who it came from: what the host learns.
+	if n := bytes.Count(tr.Bytes(), []byte("\n#stream peer="+c.PeerID()+" addr=/ip4/127.0.0.1/")); n != 2 {
+		t.Fatalf("%d stream lines naming the client, want 2 (deposit, fetch)", n)
 	}
 
 	// A broken trace does not break the service.

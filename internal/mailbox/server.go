@@ -18,11 +18,16 @@ import (
 
 // Defaults for the zero values of ServerConfig.
 const (
-	DefaultMailboxQuota  = 64 << 20 // envelope bytes per mailbox
-	DefaultTotalQuota    = 1 << 30  // envelope bytes in all
-	DefaultTTL           = 30 * 24 * time.Hour
-	DefaultRate          = 50 // deposits and challenges per second per peer
-	DefaultBurst         = 200
+	DefaultMailboxQuota = 64 << 20 // envelope bytes per mailbox
+	DefaultTotalQuota   = 1 << 30  // envelope bytes in all
+	DefaultTTL          = 30 * 24 * time.Hour
+	DefaultRate         = 50 // deposits and challenges per second per peer
+	DefaultBurst        = 200
+	// DefaultMailboxRate and DefaultMailboxBurst limit the deposits into
+	// one mailbox, whoever makes them: peer ids are free (and honest
+	// senders use a fresh one per deposit stream), mailbox ids are not.
+	DefaultMailboxRate   = 100
+	DefaultMailboxBurst  = 2000
 	DefaultStreamTimeout = 30 * time.Second
 	DefaultSweepInterval = 10 * time.Minute
 )
@@ -61,6 +66,10 @@ type ServerConfig struct {
 	TTL time.Duration
 	// RateLimit limits each peer's requests; see RateLimit for zero values.
 	RateLimit RateLimit
+	// MailboxRateLimit limits the deposits into each mailbox. Zero fields
+	// mean DefaultMailboxRate and DefaultMailboxBurst; a negative
+	// PerSecond means no limit.
+	MailboxRateLimit RateLimit
 	// MaxEnvelopeSize is the largest envelope accepted. Zero (or more than
 	// wire.MaxEnvelopeSize) means wire.MaxEnvelopeSize.
 	MaxEnvelopeSize int
@@ -76,10 +85,13 @@ type ServerConfig struct {
 	// Logger receives the server's logs. Nil discards them.
 	Logger *slog.Logger
 	// Trace, if set, receives every byte the server reads from and writes
-	// to its streams, after transport decryption: exactly what this host
+	// to its streams, after transport decryption, each stream preceded by
+	// a line "\n#stream peer=<peer id> addr=<multiaddr>\n" naming the
+	// transport identity and address it came from: exactly what this host
 	// learns (`samizdat relay --trace-file`, for audits and the tests
-	// that check a host sees no plaintext and no account). Writes from
-	// concurrent streams are serialized; each is one frame or less.
+	// that check a host sees no plaintext, no account and no device).
+	// Writes from concurrent streams are serialized; each is one frame or
+	// less.
 	Trace io.Writer
 }
 
@@ -88,7 +100,8 @@ type Server struct {
 	cfg     ServerConfig
 	quota   store.MailboxQuota
 	maxEnv  int
-	limiter *limiter
+	limiter *limiter // per peer
+	mbLimit *limiter // deposits per mailbox
 	log     *slog.Logger
 	trace   io.Writer // serialized cfg.Trace, or nil
 	ctx     context.Context
@@ -132,6 +145,13 @@ func NewServer(cfg ServerConfig) *Server {
 	if burst <= 0 {
 		burst = DefaultBurst
 	}
+	mrate, mburst := cfg.MailboxRateLimit.PerSecond, cfg.MailboxRateLimit.Burst
+	if mrate == 0 {
+		mrate = DefaultMailboxRate
+	}
+	if mburst <= 0 {
+		mburst = DefaultMailboxBurst
+	}
 	maxEnv := cfg.MaxEnvelopeSize
 	if maxEnv <= 0 || maxEnv > wire.MaxEnvelopeSize {
 		maxEnv = wire.MaxEnvelopeSize
@@ -140,6 +160,7 @@ func NewServer(cfg ServerConfig) *Server {
 	s := &Server{
 		cfg: cfg, quota: q, maxEnv: maxEnv,
 		limiter: newLimiter(rate, burst, cfg.Now),
+		mbLimit: newLimiter(mrate, mburst, cfg.Now),
 		log:     cfg.Logger,
 		ctx:     ctx, cancel: cancel,
 		streams: map[uint64]p2p.Stream{},
@@ -247,6 +268,11 @@ func (s *Server) handle(self string, st p2p.Stream) {
 
 	c := &serverConn{s: s, self: self, peer: st.RemotePeer(), st: st, rd: st, w: bufio.NewWriterSize(st, 64<<10)}
 	if s.trace != nil {
+		addr := ""
+		if a, ok := st.(interface{ RemoteAddr() string }); ok {
+			addr = a.RemoteAddr()
+		}
+		_, _ = io.WriteString(s.trace, "\n#stream peer="+c.peer+" addr="+addr+"\n")
 		c.rd = io.TeeReader(st, s.trace)
 		c.w = bufio.NewWriterSize(io.MultiWriter(s.trace, st), 64<<10) // traced before the peer can see it
 	}
@@ -352,6 +378,10 @@ func (c *serverConn) deposit(d *wirepb.MailboxDeposit) error {
 	}
 	if !c.s.limiter.allow(c.peer) {
 		c.s.log.Debug("mailboxRateLimited", "peer", shortPeer(c.peer))
+		return c.reply(status(wirepb.MailboxResponse_STATUS_RATE_LIMITED), nil, nil)
+	}
+	if !c.s.mbLimit.allow(string(id[:])) {
+		c.s.log.Debug("mailboxRateLimited", "mailbox", id.Short())
 		return c.reply(status(wirepb.MailboxResponse_STATUS_RATE_LIMITED), nil, nil)
 	}
 	h := HashEnvelope(env)

@@ -33,30 +33,36 @@ type batch struct {
 	// memoise the contacts to try (reset when a contact is added).
 	sealedFrom []byte
 	contacts   []store.Contact
-	byHint     map[string]int
+	byHint     map[string][]int
 	// after runs once the transaction committed (joining group topics).
 	after []func()
 }
 
-// sealedCandidates returns every contact, for trying a sealed envelope,
-// and the one its sender hint names (nil if none).
-func (b *batch) sealedCandidates(tx *store.Tx, hint []byte) (*store.Contact, []store.Contact, error) {
+// sealedCandidates returns the contacts a sealed envelope's sender hint
+// names (almost always one; none for a hint no contact has). The table is
+// built once per batch: one read of the contacts, then O(1) per envelope.
+func (b *batch) sealedCandidates(tx *store.Tx, hint []byte) ([]*store.Contact, error) {
 	if b.contacts == nil {
 		cs, err := tx.Contacts()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		b.contacts, b.byHint = cs, make(map[string]int, len(cs))
+		b.contacts, b.byHint = cs, make(map[string][]int, len(cs))
 		for i, c := range cs {
 			if key, err := identity.ParseAccountID(c.AccountID); err == nil {
-				b.byHint[string(sealedHint(key))] = i
+				h := string(sealedHint(key))
+				b.byHint[h] = append(b.byHint[h], i)
 			}
 		}
 	}
-	if i, ok := b.byHint[string(hint)]; ok && len(hint) > 0 {
-		return &b.contacts[i], b.contacts, nil
+	if len(hint) == 0 {
+		return nil, nil
 	}
-	return nil, b.contacts, nil
+	var out []*store.Contact
+	for _, i := range b.byHint[string(hint)] {
+		out = append(out, &b.contacts[i])
+	}
+	return out, nil
 }
 
 // contactAdded forgets memoised contact lists.

@@ -226,7 +226,17 @@ func (m *Messenger) cardMailboxes() []identity.MailboxHost {
 	id := mailbox.KeyID(key)
 	var out []identity.MailboxHost
 	for _, h := range m.mailboxHosts() {
-		out = append(out, identity.MailboxHost{PeerID: h.PeerID, Addrs: transportAddrs(h.Addrs), ID: id[:]})
+		out = append(out, identity.MailboxHost{PeerID: h.PeerID, Addrs: hostAddrs(h), ID: id[:]})
+	}
+	return out
+}
+
+// hostAddrs are a host's addresses without a trailing /p2p/<its id>; a
+// circuit address (…/p2p/<relay>/p2p-circuit) keeps its relay.
+func hostAddrs(h MailboxHost) []string {
+	out := make([]string, 0, len(h.Addrs))
+	for _, a := range h.Addrs {
+		out = append(out, strings.TrimSuffix(a, "/p2p/"+h.PeerID))
 	}
 	return out
 }
@@ -275,9 +285,8 @@ func (m *Messenger) depositToMailboxes(ctx context.Context, c *store.Contact, qu
 		}
 		var id mailbox.ID
 		copy(id[:], h.ID)
-		m.tr.AddAddrs(h.PeerID, h.Addrs)
 		dctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
-		n, err := mailbox.DepositBatch(dctx, m.tr, h.PeerID, id, envs)
+		n, err := mailbox.DepositBatch(dctx, m.opener(MailboxHost{PeerID: h.PeerID, Addrs: h.Addrs}), h.PeerID, id, envs)
 		cancel()
 		for j := 0; j < n; j++ {
 			accepted[j], any = true, true
@@ -407,7 +416,6 @@ func (m *Messenger) fetchLoop(ctx context.Context) {
 // (the current one first), after deleting there the boxes already taken
 // this round (done); it returns done with what it took added.
 func (m *Messenger) fetchFrom(ctx context.Context, h MailboxHost, done []mailbox.Hash) []mailbox.Hash {
-	m.tr.AddAddrs(h.PeerID, h.Addrs)
 	total := 0
 	var firstErr error
 	for _, key := range m.mailboxKeys() {
@@ -439,7 +447,9 @@ var errHostUnreachable = errors.New("mailbox host unreachable")
 func (m *Messenger) fetchWith(ctx context.Context, h MailboxHost, key ed25519.PrivateKey, round []mailbox.Hash) (fetched int, _ []mailbox.Hash, err error) {
 	sctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
 	defer cancel()
-	s, err := mailbox.OpenSession(sctx, m.tr, h.PeerID, key)
+	// A session per mailbox key, each over its own throwaway identity: the
+	// host cannot tell that two of our ids belong together.
+	s, err := mailbox.OpenSession(sctx, m.opener(h), h.PeerID, key)
 	if err != nil {
 		m.log.Debug("mailboxUnreachable", "host", shortPeer(h.PeerID), "err", err)
 		return 0, round, fmt.Errorf("%w: %w", errHostUnreachable, err)
@@ -458,38 +468,7 @@ func (m *Messenger) fetchWith(ctx context.Context, h MailboxHost, key ed25519.Pr
 			return fetched, round, err
 		}
 		fetched += len(items)
-		var done []mailbox.Hash
-		var envs []*wirepb.Envelope
-		var hints [][]byte
-		var hashes []mailbox.Hash
-		// Opening a box costs an X25519 operation: open the page's boxes
-		// on every core, then process them in order.
-		opened := m.unsealAll(items)
-		for i, it := range items {
-			switch o := opened[i]; {
-			case o.seen:
-				done = append(done, it.Hash) // the same envelope, from another host
-			case o.err != nil:
-				done = append(done, it.Hash) // garbage, or not for us: nothing to keep
-			default:
-				envs = append(envs, o.env)
-				hints = append(hints, o.from)
-				hashes = append(hashes, it.Hash)
-			}
-		}
-		if len(envs) > 0 {
-			resps, err := m.receiveSealed(ctx, "", envs, hints)
-			if err != nil {
-				m.log.Info("mailboxEnvelopesNotAccepted", "host", shortPeer(h.PeerID), "err", err)
-			}
-			for i, r := range resps {
-				if r.Status != wirepb.Response_STATUS_RETRY {
-					done = append(done, hashes[i])
-					m.markEnvelope(hashes[i])
-				}
-			}
-			m.wake() // acks to deliver
-		}
+		done := m.takeItems(ctx, h, items)
 		if len(done) > 0 {
 			if _, err = s.Delete(sctx, done); err != nil {
 				return fetched, round, err
@@ -504,45 +483,76 @@ func (m *Messenger) fetchWith(ctx context.Context, h MailboxHost, key ed25519.Pr
 	}
 }
 
+// takeItems opens and processes a page of fetched boxes and returns the
+// hashes to delete at the host: those processed (stored, or refused for
+// good); what failed for a passing reason stays for the next fetch.
+func (m *Messenger) takeItems(ctx context.Context, h MailboxHost, items []mailbox.Item) []mailbox.Hash {
+	var done []mailbox.Hash
+	var envs []*wirepb.Envelope
+	var hints [][]byte
+	var hashes []mailbox.Hash
+	// Opening a box costs an X25519 operation: open the page's boxes
+	// on every core, then process them in order.
+	opened := m.unsealAll(items)
+	for i, it := range items {
+		switch o := opened[i]; {
+		case o.seen:
+			done = append(done, it.Hash) // the same envelope, from another host
+		case o.err != nil:
+			done = append(done, it.Hash) // garbage, or not for us: nothing to keep
+		default:
+			envs = append(envs, o.env)
+			hints = append(hints, o.from)
+			hashes = append(hashes, it.Hash)
+		}
+	}
+	if len(envs) == 0 {
+		return done
+	}
+	resps, err := m.receiveSealed(ctx, "", envs, hints)
+	if err != nil {
+		m.log.Info("mailboxEnvelopesNotAccepted", "host", shortPeer(h.PeerID), "err", err)
+	}
+	stored := false
+	for i, r := range resps {
+		if r.Status != wirepb.Response_STATUS_RETRY {
+			done = append(done, hashes[i])
+			m.markEnvelope(hashes[i])
+		}
+		stored = stored || r.Status == wirepb.Response_STATUS_OK
+	}
+	if stored {
+		m.wake() // acks to deliver
+	}
+	return done
+}
+
 // trialDecrypt finds the sender of a sealed envelope (no initiation, no
-// stream peer) by trying our sessions: first with the contact the sealed
-// box's hint names, then with every other contact. A match decrypts.
+// stream peer): the contact its sender hint names, whose sessions are
+// tried. A hint that names no contact is refused without any decryption:
+// junk sealed to our public identity key costs O(1), never a trial against
+// every contact (issue 14). A match decrypts.
 func (m *Messenger) trialDecrypt(tx *store.Tx, rx *batch, env *wirepb.Envelope) (*store.Contact, *wirepb.SessionRecord, []byte, error) {
-	first, cs, err := rx.sealedCandidates(tx, rx.sealedFrom)
+	cs, err := rx.sealedCandidates(tx, rx.sealedFrom)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	var lastErr error = ErrUnknownSender
-	try := func(c *store.Contact) (*wirepb.SessionRecord, []byte, error) {
+	for _, c := range cs {
 		rec, err := rx.record(tx, c.ID)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if len(rec.Sessions) == 0 {
-			return nil, nil, nil
+			continue
 		}
+		m.sealedTrials.Add(1)
 		plain, _, err := m.decrypt(rec, nil, nil, env)
 		if err != nil {
 			lastErr = err
-			return nil, nil, nil
-		}
-		return rec, plain, nil
-	}
-	if first != nil {
-		rec, plain, err := try(first)
-		if err != nil || plain != nil {
-			return first, rec, plain, err
-		}
-	}
-	for i := range cs {
-		c := &cs[i]
-		if c == first {
 			continue
 		}
-		rec, plain, err := try(c)
-		if err != nil || plain != nil {
-			return c, rec, plain, err
-		}
+		return c, rec, plain, nil
 	}
 	return nil, nil, nil, permanent(lastErr)
 }

@@ -171,6 +171,10 @@ type Messenger struct {
 	deposited map[string]bool          // depositKey → left with the hosts
 	meshBoxes map[string][]byte        // depositKey → sealed box offered to the mesh
 	seen      map[mailbox.Hash]bool    // envelopes fetched and processed
+	health    hostHealth               // measured health of mailbox hosts (hostchoice.go)
+	// sealedTrials counts contacts whose sessions were tried on a sealed
+	// envelope (tests check junk costs O(1) of them).
+	sealedTrials atomic.Int64
 
 	cardMu     sync.Mutex
 	ownCard    []byte

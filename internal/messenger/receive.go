@@ -143,6 +143,13 @@ func (m *Messenger) receiveSealed(ctx context.Context, peer string, envs []*wire
 			pre[i] = m.precheckInitiation(ctx, peer, env)
 		}
 	}
+	if peer == "" && len(hints) > 0 {
+		m.precheckSealed(ctx, envs, hints, pre)
+		if allFailed(pre) {
+			// Junk only: answered without the write transaction.
+			return m.refuseAll(envs, pre)
+		}
+	}
 	var rx *batch
 	var firstErr error
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
@@ -161,22 +168,10 @@ func (m *Messenger) receiveSealed(ctx context.Context, peer string, envs []*wire
 			if err == nil {
 				continue
 			}
-			if errors.Is(err, errRateLimited) {
-				r.Status, r.Error = wirepb.Response_STATUS_RETRY, "too many new sessions: try later"
-				continue
-			}
-			if !isPermanent(err) {
+			if !errors.Is(err, errRateLimited) && !isPermanent(err) {
 				return err
 			}
-			r.Status, r.Ack = wirepb.Response_STATUS_REJECTED, nil
-			r.Error = "cannot decrypt or parse"
-			switch {
-			case errors.Is(err, ratchet.ErrReplay):
-				r.Error = "replayed message"
-			case errors.Is(err, ErrUnknownSender):
-				r.Error = "unknown sender"
-			}
-			if firstErr == nil {
+			if refuse(r, err) && firstErr == nil {
 				firstErr = err
 			}
 		}
@@ -197,6 +192,38 @@ func (m *Messenger) receiveSealed(ctx context.Context, peer string, envs []*wire
 	}
 	for _, f := range rx.after {
 		f()
+	}
+	return resps, firstErr
+}
+
+// refuse fills r for an envelope refused with err (permanent, or
+// errRateLimited) and reports whether it is refused for good.
+func refuse(r *wirepb.Response, err error) bool {
+	if errors.Is(err, errRateLimited) {
+		r.Status, r.Error = wirepb.Response_STATUS_RETRY, "too many new sessions: try later"
+		return false
+	}
+	r.Status, r.Ack = wirepb.Response_STATUS_REJECTED, nil
+	r.Error = "cannot decrypt or parse"
+	switch {
+	case errors.Is(err, ratchet.ErrReplay):
+		r.Error = "replayed message"
+	case errors.Is(err, ErrUnknownSender):
+		r.Error = "unknown sender"
+	}
+	return true
+}
+
+// refuseAll answers a batch whose every envelope was refused before the
+// write transaction (pre[i] != nil for all i).
+func (m *Messenger) refuseAll(envs []*wirepb.Envelope, pre []error) ([]*wirepb.Response, error) {
+	resps := make([]*wirepb.Response, len(envs))
+	var firstErr error
+	for i, env := range envs {
+		resps[i] = &wirepb.Response{Version: wire.Version, MessageId: env.MessageId}
+		if refuse(resps[i], pre[i]) && firstErr == nil {
+			firstErr = pre[i]
+		}
 	}
 	return resps, firstErr
 }

@@ -33,3 +33,21 @@ func (n *Node) ConnKind(peerID string) string {
 	}
 	return kind
 }
+
+// PeerAddrs returns the addresses this node knows for a peer (given to it,
+// or told by the peer itself through identify): what it could record of
+// where that peer is.
+func (n *Node) PeerAddrs(peerID string) []string {
+	id, err := peer.Decode(peerID)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range n.host.Peerstore().Addrs(id) {
+		out = append(out, a.String())
+	}
+	for _, c := range n.host.Network().ConnsToPeer(id) {
+		out = append(out, c.RemoteMultiaddr().String())
+	}
+	return out
+}

@@ -61,8 +61,9 @@ type Node struct {
 	slots         map[string]RelayReservation // by relay address (keepRelaySlots; guarded by mu)
 	relays        []string                    // static relays (guarded by mu)
 	relaysChanged chan struct{}
-	pexAsked      map[peer.ID]time.Time // last peer-exchange ask per peer
-	learned       map[peer.ID]time.Time // peers learnt through peer exchange
+	pexAsked      map[peer.ID]time.Time  // last peer-exchange ask per peer
+	learned       map[peer.ID]time.Time  // peers learnt through peer exchange
+	ephemeral     map[host.Host]struct{} // live throwaway hosts (ephemeral.go)
 
 	lan *lanDiscovery // nil unless Config.EnableMDNS
 
@@ -498,6 +499,7 @@ func (n *Node) IsConnected(peerID string) bool {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
+		n.closeEphemeral()
 		var errs []error
 		if n.lan != nil {
 			errs = append(errs, n.lan.close())

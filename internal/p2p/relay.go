@@ -18,9 +18,17 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 )
 
+// CircuitDataLimit is what one relayed connection may carry each way
+// through our relay service before the relay resets it (libp2p's default
+// is 128 KiB): mailbox deposits and fetches go through circuits so that a
+// host sees the relay's address instead of its user's (issue 14), and one
+// fetch page may hold up to 4 MiB. Circuits still last at most 2 minutes.
+const CircuitDataLimit = 8 << 20
+
 // startRelayService makes h a circuit relay v2 with libp2p's default
-// resources (limited circuits: 2 minutes and 128 KiB each way, enough for
-// messages and hole punching, not for bulk transfer through a volunteer).
+// resources but CircuitDataLimit (limited circuits: 2 minutes and 8 MiB
+// each way, enough for messages, mailbox pages and hole punching, not for
+// bulk transfer through a volunteer).
 // libp2p's own EnableRelayService starts the relay only once AutoNAT has
 // found the host publicly reachable, which a relay on a private network (or
 // loopback) never is; an operator who asks for the service gets it now.
@@ -29,7 +37,9 @@ func startRelayService(h host.Host, loopbackOnly bool) (*relayv2.Relay, error) {
 	if loopbackOnly {
 		filter = isLoopback
 	}
-	r, err := relayv2.New(h, relayv2.WithReservationAddressFilter(filter))
+	limit := relayv2.DefaultLimit()
+	limit.Data = CircuitDataLimit
+	r, err := relayv2.New(h, relayv2.WithReservationAddressFilter(filter), relayv2.WithLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start relay service: %w", err)
 	}
