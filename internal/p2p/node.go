@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -93,6 +94,14 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		if sk, err = unmarshalKey(cfg.PrivateKey); err != nil {
 			return nil, err
 		}
+	} else {
+		var err error
+		if sk, _, err = crypto.GenerateEd25519Key(rand.Reader); err != nil {
+			return nil, fmt.Errorf("p2p: generate key: %w", err)
+		}
+	}
+	if err := cfg.resolveTLS(); err != nil {
+		return nil, err
 	}
 	listen := make([]ma.Multiaddr, 0, len(cfg.ListenAddrs))
 	for _, s := range cfg.ListenAddrs {
@@ -229,7 +238,11 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 // transports, security, muxer, resource and connection managers, metrics and
 // DNS resolution are all set explicitly.
 func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *transportMemory) ([]libp2p.Option, error) {
-	topts, err := transportOptions(cfg, pts)
+	self, err := peer.IDFromPrivateKey(sk)
+	if err != nil {
+		return nil, err
+	}
+	topts, err := transportOptions(cfg, self, pts)
 	if err != nil {
 		return nil, err
 	}
@@ -257,9 +270,7 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *
 		libp2p.DisableMetrics(),
 		libp2p.WithDialTimeout(dialTimeout),
 	)
-	if sk != nil {
-		opts = append(opts, libp2p.Identity(sk))
-	}
+	opts = append(opts, libp2p.Identity(sk))
 	// Listening happens after construction (see listen): libp2p leaks its
 	// goroutines when a listen address fails inside libp2p.New.
 	// NoListenAddrs would also switch off the circuit relay transport, which
@@ -275,7 +286,7 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *
 	if cfg.EnableHolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
 	}
-	name := cfg.tlsName()
+	name := cfg.TLSName
 	opts = append(opts, libp2p.AddrsFactory(func(addrs []ma.Multiaddr) []ma.Multiaddr {
 		if cfg.LoopbackOnly {
 			addrs = loopbackAddrs(addrs)
@@ -320,7 +331,7 @@ func (n *Node) Addrs() []string {
 	if n.cfg.LoopbackOnly {
 		addrs = loopbackAddrs(addrs)
 	}
-	addrs = withSNI(n.cfg.tlsName(), addrs)
+	addrs = withSNI(n.cfg.TLSName, addrs)
 	// The relay transport's implicit "/p2p-circuit" listener is no address
 	// anyone can dial (ReserveRelay returns the ones that are)...
 	addrs = slices.DeleteFunc(addrs, isCircuit)

@@ -1,0 +1,190 @@
+package p2p
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The certificate looks like a Let's Encrypt one and names no software.
+func TestTLSIdentityShape(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	id, err := NewTLSIdentity("www.example.org", nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(bytes.ToLower(id), []byte("samizdat")) {
+		t.Fatal("identity PEM names the software")
+	}
+	p, err := parseTLSIdentity(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := p.leaf
+	if leaf.Subject.String() != "CN=www.example.org" || !slices.Equal(leaf.DNSNames, []string{"www.example.org"}) {
+		t.Fatalf("subject %q names %v", leaf.Subject, leaf.DNSNames)
+	}
+	if iss := leaf.Issuer; len(iss.Organization) != 1 || iss.Organization[0] != "Let's Encrypt" || iss.Country[0] != "US" || !slices.Contains(leIssuers, iss.CommonName) {
+		t.Fatalf("issuer %q", leaf.Issuer)
+	}
+	if d := leaf.NotAfter.Sub(leaf.NotBefore); d != certLifetime {
+		t.Fatalf("validity %v", d)
+	}
+	if leaf.NotBefore.After(now) || leaf.NotAfter.Sub(now) <= CertRenewBefore {
+		t.Fatalf("validity %v – %v at %v: not current or due for renewal at once", leaf.NotBefore, leaf.NotAfter, now)
+	}
+	if b := leaf.SerialNumber.Bytes(); len(b) != 18 || (b[0] != 3 && b[0] != 4) {
+		t.Fatalf("serial %x", b)
+	}
+	if len(p.cert.Certificate) != 2 {
+		t.Fatalf("chain of %d certificates, want leaf + intermediate", len(p.cert.Certificate))
+	}
+	name, _, seed, err := TLSIdentityInfo(id)
+	if err != nil || name != "www.example.org" {
+		t.Fatalf("info: %q %v", name, err)
+	}
+	// A renewal keeps the site.
+	id2, err := NewTLSIdentity("www.example.org", seed, now.Add(70*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, seed2, _ := TLSIdentityInfo(id2)
+	if !bytes.Equal(seed, seed2) || siteDigest(siteFS(name, seed)) != siteDigest(siteFS(name, seed2)) {
+		t.Fatal("renewal changed the site")
+	}
+	// Two nodes serve different bytes.
+	other, _ := NewTLSIdentity("www.example.org", nil, now)
+	_, _, seed3, _ := TLSIdentityInfo(other)
+	if siteDigest(siteFS(name, seed)) == siteDigest(siteFS(name, seed3)) {
+		// Four templates × four styles × two robots: a clash is possible
+		// but the pages also differ in nothing else; draw seeds until one differs.
+		for i := 0; i < 20 && siteDigest(siteFS(name, seed)) == siteDigest(siteFS(name, seed3)); i++ {
+			other, _ = NewTLSIdentity("www.example.org", nil, now)
+			_, _, seed3, _ = TLSIdentityInfo(other)
+		}
+		if siteDigest(siteFS(name, seed)) == siteDigest(siteFS(name, seed3)) {
+			t.Fatal("every node serves the same page")
+		}
+	}
+}
+
+// probe sends one raw HTTP/1.1 request over TLS to addr and returns the
+// response with the Date header removed (the only field that may differ
+// between two servers answering the same request), and the negotiated ALPN.
+func probe(t *testing.T, addr, name, req string) (string, string) {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+		&tls.Config{InsecureSkipVerify: true, ServerName: name, NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatalf("tls to %s: %v", addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return "error: " + err.Error(), c.ConnectionState().NegotiatedProtocol
+	}
+	resp.Header.Del("Date")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s\n", resp.Proto, resp.Status)
+	_ = resp.Header.Write(&b)
+	b.Write(body)
+	return b.String(), c.ConnectionState().NegotiatedProtocol
+}
+
+// ProbeRequests are what an active prober asks a suspected node: the usual
+// paths, and WebSocket upgrades as a samizdat client would send them but
+// with the wrong key (path).
+func probeRequests(host string) map[string]string {
+	upgrade := func(path string) string {
+		return "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	}
+	get := func(method, path string) string {
+		return method + " " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: Mozilla/5.0\r\nConnection: close\r\n\r\n"
+	}
+	return map[string]string{
+		"GET /":             get("GET", "/"),
+		"HEAD /":            get("HEAD", "/"),
+		"GET /index.html":   get("GET", "/index.html"),
+		"GET /favicon.ico":  get("GET", "/favicon.ico"),
+		"GET /robots.txt":   get("GET", "/robots.txt"),
+		"GET /wp-login.php": get("GET", "/wp-login.php"),
+		"OPTIONS *":         get("OPTIONS", "*"),
+		"POST /":            "POST / HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+		"upgrade /":         upgrade("/"),
+		"upgrade /ws":       upgrade("/ws"),
+		"upgrade wrong key": upgrade(wsPath("12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN")),
+		"garbage":           "\x00\x01samizdat\r\n\r\n",
+	}
+}
+
+// referenceServer is a plain static web server: Go's file server over TLS
+// (HTTP/1.1), serving the same files with a certificate of the same shape.
+func referenceServer(t *testing.T, name string, identity []byte) string {
+	t.Helper()
+	id, err := parseTLSIdentity(identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	protos := new(http.Protocols)
+	protos.SetHTTP1(true)
+	srv := &http.Server{Handler: http.FileServerFS(siteFS(name, id.seed)), Protocols: protos, ErrorLog: discardLog,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{id.cert}}}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// An active prober gets from a node's HTTPS port exactly what a static web
+// server gives, for the usual paths and for WebSocket upgrades with a wrong
+// key; only the node's own path upgrades.
+func TestActiveProbeLooksLikeStaticServer(t *testing.T) {
+	const name = "www.example.org"
+	identity, err := NewTLSIdentity(name, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNode(t, Config{ListenAddrs: []string{wssAddr}, TLSName: name, TLSIdentity: identity})
+	var nodeAddr string
+	for _, a := range n.Addrs() {
+		if strings.Contains(a, "/tls/sni/") {
+			f := strings.Split(a, "/")
+			nodeAddr = f[2] + ":" + f[4]
+		}
+	}
+	ref := referenceServer(t, name, identity)
+	for what, req := range probeRequests(name) {
+		got, gotALPN := probe(t, nodeAddr, name, req)
+		want, wantALPN := probe(t, ref, name, req)
+		if got != want || gotALPN != wantALPN {
+			t.Errorf("%s: node answers\n%s\n(ALPN %q), a static server\n%s\n(ALPN %q)", what, got, gotALPN, want, wantALPN)
+		}
+		if strings.Contains(strings.ToLower(got), "samizdat") {
+			t.Errorf("%s: the answer names the software: %s", what, got)
+		}
+	}
+	// The control: the node's own path does upgrade (the probes above
+	// would have caught nothing if no path did).
+	host := name
+	req := "GET " + wsPath(n.host.ID()) + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if got, _ := probe(t, nodeAddr, name, req); !strings.HasPrefix(got, "HTTP/1.1 101") {
+		t.Fatalf("the node's own upgrade path: %s", got)
+	}
+}
