@@ -26,6 +26,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	ma "github.com/multiformats/go-multiaddr"
@@ -261,6 +262,7 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *
 
 	opts := append(topts,
 		libp2p.DialRanker(tmem.rank),
+		libp2p.SwarmOpts(swarm.WithMetricsTracer(dialTracer{tmem.paths})),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(rm),
