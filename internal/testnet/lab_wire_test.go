@@ -1,0 +1,384 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// What the censor sees on the wire (issue 15): packet captures with tshark
+// on the censor's inside bridge, scanned for anything naming the software,
+// and the ClientHello fingerprints (JA3, JA4) of ours and of common clients.
+
+// capture is tshark running in the censor namespace, writing a pcap.
+type capture struct {
+	proc *Proc
+	file string
+}
+
+func needTshark(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Skip("lab test: needs tshark (apt-get install tshark)")
+	}
+}
+
+// startCapture captures what crosses the censor's inside bridge (every
+// flow between inside and outside), with a capture filter.
+func startCapture(t *testing.T, l *Lab, filter string) *capture {
+	t.Helper()
+	needTshark(t)
+	c := &capture{file: filepath.Join(t.TempDir(), "cap.pcapng")}
+	// tshark drops to its own user for capturing unless told otherwise; the
+	// file lives in the test's temp dir, so write as root.
+	if err := os.Chmod(filepath.Dir(c.file), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-i", "brin", "-w", c.file, "-q"}
+	if filter != "" {
+		args = append(args, "-f", filter)
+	}
+	c.proc = l.Censor.Start(nil, "tshark", args...)
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(c.proc.Stderr.String(), "Capturing on") {
+		select {
+		case <-c.proc.Done():
+			t.Fatalf("tshark exited: %v %s", c.proc.Err(), c.proc.Stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tshark did not start: %s", c.proc.Stderr)
+		}
+	}
+	return c
+}
+
+// stop ends the capture and returns the pcap's path.
+func (c *capture) stop(t *testing.T) string {
+	t.Helper()
+	c.proc.Stop(10 * time.Second)
+	if _, err := os.Stat(c.file); err != nil {
+		t.Fatalf("no capture: %v %s", err, c.proc.Stderr)
+	}
+	return c.file
+}
+
+// tsharkFields reads fields of the packets matching a display filter, one
+// line per packet, fields separated by tabs. Plain WebSocket on 80 and QUIC
+// on 4001 are decoded as such.
+func tsharkFields(t *testing.T, file, filter string, fields ...string) [][]string {
+	t.Helper()
+	args := []string{"-r", file, "-d", "udp.port==4001,quic", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"}
+	if filter != "" {
+		args = append(args, "-Y", filter)
+	}
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	out, err := exec.Command("tshark", args...).Output()
+	if err != nil {
+		t.Fatalf("tshark -r: %v", err)
+	}
+	var rows [][]string
+	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		if l != "" {
+			rows = append(rows, strings.Split(l, "\t"))
+		}
+	}
+	return rows
+}
+
+// flows returns the payload bytes each flow (tcp or udp stream, in each
+// direction: "tcp 3 →" / "tcp 3 ←", the arrow pointing away from the side
+// that spoke first) carried in the capture.
+func flows(t *testing.T, file string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	first := map[string]string{}
+	for _, r := range tsharkFields(t, file, "tcp.len > 0 || udp", "tcp.stream", "udp.stream", "ip.src", "tcp.payload", "udp.payload") {
+		for len(r) < 5 {
+			r = append(r, "")
+		}
+		key, payload := "tcp "+r[0], r[3]
+		if r[0] == "" {
+			key, payload = "udp "+r[1], r[4]
+		}
+		b, err := hex.DecodeString(strings.ReplaceAll(payload, ":", ""))
+		if err != nil {
+			continue
+		}
+		if _, ok := first[key]; !ok {
+			first[key] = r[2]
+		}
+		dir := " →"
+		if first[key] != r[2] {
+			dir = " ←"
+		}
+		out[key+dir] = append(out[key+dir], b...)
+	}
+	return out
+}
+
+// hello is one ClientHello as tshark decodes it (TLS over TCP, or inside a
+// QUIC Initial).
+type hello struct {
+	SNI, ALPN, JA3, JA3Full, JA4 string
+}
+
+func clientHellos(t *testing.T, file string) []hello {
+	t.Helper()
+	var out []hello
+	rows := tsharkFields(t, file, "tls.handshake.type == 1",
+		"tls.handshake.extensions_server_name", "tls.handshake.extensions_alpn_str", "tls.handshake.ja3", "tls.handshake.ja3_full",
+		"tls.handshake.ciphersuite", "tls.handshake.extension.type", "tls.handshake.sig_hash_alg", "tls.handshake.extensions.supported_version", "quic.version")
+	for _, r := range rows {
+		for len(r) < 9 {
+			r = append(r, "")
+		}
+		h := hello{SNI: r[0], ALPN: r[1], JA3: r[2], JA3Full: r[3]}
+		h.JA4 = ja4(r[8] != "", r[0] != "", r[1], r[4], r[5], r[6], r[7])
+		out = append(out, h)
+	}
+	return out
+}
+
+// ja4 computes the JA4 fingerprint (FoxIO's spec) from tshark's fields:
+// protocol, TLS version, SNI or not, counts of ciphers and extensions, ALPN
+// first and last characters; then the truncated SHA-256 of the sorted
+// ciphers, and of the sorted extensions (less SNI and ALPN) with the
+// signature algorithms in their order. GREASE values are left out.
+func ja4(quic, sni bool, alpn, ciphers, exts, sigs, versions string) string {
+	list := func(s string) []string {
+		var out []string
+		for _, v := range strings.Split(s, ",") {
+			v = strings.TrimSpace(v)
+			if v == "" {
+				continue
+			}
+			n, err := strconv.ParseUint(strings.TrimPrefix(v, "0x"), map[bool]int{true: 16, false: 10}[strings.HasPrefix(v, "0x")], 32)
+			if err != nil || n&0x0f0f == 0x0a0a && n>>8 == n&0xff { // GREASE
+				continue
+			}
+			out = append(out, fmt.Sprintf("%04x", n))
+		}
+		return out
+	}
+	cs, es, ss, vs := list(ciphers), list(exts), list(sigs), list(versions)
+	proto := "t"
+	if quic {
+		proto = "q"
+	}
+	ver := "12"
+	if slices.Contains(vs, "0304") {
+		ver = "13"
+	}
+	d := "i"
+	if sni {
+		d = "d"
+	}
+	a := "00"
+	if first, _, _ := strings.Cut(alpn, ","); first != "" {
+		a = first[:1] + first[len(first)-1:]
+	}
+	h12 := func(s string) string {
+		if s == "" {
+			return "000000000000"
+		}
+		h := sha256.Sum256([]byte(s))
+		return hex.EncodeToString(h[:])[:12]
+	}
+	sc := slices.Sorted(slices.Values(cs))
+	var se []string
+	for _, e := range es {
+		if e != "0000" && e != "0010" {
+			se = append(se, e)
+		}
+	}
+	slices.Sort(se)
+	extPart := strings.Join(se, ",")
+	if len(ss) > 0 {
+		extPart += "_" + strings.Join(ss, ",")
+	}
+	return fmt.Sprintf("%s%s%s%02d%02d%s_%s_%s", proto, ver, d, min(len(cs), 99), min(len(es), 99), a, h12(strings.Join(sc, ",")), h12(extPart))
+}
+
+// Strings that must never appear in plaintext: the software's name and its
+// protocol ids. libp2p's own negotiation strings are known fingerprints of
+// plain TCP, QUIC and WebSocket (DESIGN §6), listed, not failed on.
+var (
+	forbiddenPlain = []string{"samizdat"}
+	libp2pStrings  = []string{"/multistream/1.0.0", "/noise", "/yamux/1.0.0", "libp2p", "/tls/1.0.0"}
+)
+
+// Every transport's traffic, as the censor sees it crossing the border
+// while alice reaches carol and delivers a message, names neither the
+// software nor its protocols: not in the SNI, the ALPN, HTTP headers, the
+// WebSocket path, a certificate, or any other plaintext byte.
+func TestLabFirstFlightNamesNothing(t *testing.T) {
+	RequireRoot(t, "nft", "iptables", "tc")
+	needTshark(t)
+	obfs4proxy(t)
+	for _, tr := range []labTransport{tTCP, tQUIC, tWS, tWSS, tObfs4, tSOCKS} {
+		t.Run(tr.Name, func(t *testing.T) {
+			t.Parallel()
+			p := newPair(t, tr)
+			capt := startCapture(t, p.lab, "")
+			if r := p.run(t, 0, 30*time.Second); !r.Delivered {
+				t.Fatalf("not delivered over %s\n%s", tr.Name, p.a.Log())
+			}
+			file := capt.stop(t)
+			fl := flows(t, file)
+			if len(fl) == 0 {
+				t.Fatal("captured nothing: the test would prove nothing")
+			}
+			var known []string
+			for key, b := range fl {
+				low := bytes.ToLower(b)
+				for _, s := range forbiddenPlain {
+					if i := bytes.Index(low, []byte(s)); i >= 0 {
+						t.Errorf("%s: %q in plaintext at byte %d: …%q…", key, s, i, b[max(0, i-40):min(len(b), i+40)])
+					}
+				}
+				for _, s := range libp2pStrings {
+					if bytes.Contains(b, []byte(s)) && !slices.Contains(known, s) {
+						known = append(known, s)
+					}
+				}
+			}
+			for _, h := range clientHellos(t, file) {
+				for _, s := range forbiddenPlain {
+					if strings.Contains(strings.ToLower(h.SNI+" "+h.ALPN), s) {
+						t.Errorf("ClientHello SNI %q ALPN %q names the software", h.SNI, h.ALPN)
+					}
+				}
+				t.Logf("ClientHello: SNI %q ALPN %q JA3 %s JA4 %s", h.SNI, h.ALPN, h.JA3, h.JA4)
+			}
+			slices.Sort(known)
+			t.Logf("%s: %d flows; known libp2p fingerprints in plaintext: %v", tr.Name, len(fl), known)
+		})
+	}
+}
+
+// The helper modes that make ClientHellos of common clients from inside a
+// namespace: Go's net/http client, and Go's crypto/tls configured as
+// samizdat was before issue 15 (ALPN "http/1.1" only, its old SNI).
+func helloClient(mode, addr, name string) error {
+	switch mode {
+	case "nethttp":
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		tr.Proxy = nil
+		_, port, _ := net.SplitHostPort(addr)
+		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}
+		cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		resp, err := cl.Get("https://" + net.JoinHostPort(name, port) + "/")
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	case "oldsamizdat":
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+			&tls.Config{InsecureSkipVerify: true, ServerName: name, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	return fmt.Errorf("unknown hello mode %q", mode)
+}
+
+// runHelper runs the test binary in ns in a helper mode and returns its
+// stdout.
+func runHelper(t *testing.T, ns *Netns, env ...string) (string, error) {
+	t.Helper()
+	cmd := ns.Command(t.Context(), os.Args[0])
+	cmd.Env = append(os.Environ(), env...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%w: %s", err, errb.String())
+	}
+	return string(out), nil
+}
+
+// The ClientHello of our secure WebSocket is that of Go's net/http client
+// (the most common fingerprint the standard library can make: every Go
+// program's HTTPS), not the one samizdat sent before issue 15; Debian's
+// Chromium is measured for the table in docs/CENSORSHIP.md.
+func TestLabClientHelloFingerprints(t *testing.T) {
+	RequireRoot(t, "nft", "iptables", "tc")
+	needTshark(t)
+	p := newPair(t, tWSS)
+	const name = "static.cdn-example.net" // carol's --tls-name (newPair)
+	target := p.ch.IP + ":443"
+	measure := func(label string, run func() error) hello {
+		t.Helper()
+		c := startCapture(t, p.lab, "tcp port 443")
+		if err := run(); err != nil {
+			t.Fatalf("%s: %v", label, err)
+		}
+		hs := clientHellos(t, c.stop(t))
+		if len(hs) == 0 {
+			t.Fatalf("%s: no ClientHello captured", label)
+		}
+		h := hs[0]
+		t.Logf("| %s | %s | %s | %s | %s |", label, h.JA4, h.JA3, h.ALPN, h.SNI)
+		t.Logf("%s JA3 string: %s", label, h.JA3Full)
+		return h
+	}
+	ours := measure("samizdat (secure WebSocket)", func() error {
+		if r := p.run(t, 0, 30*time.Second); !r.Delivered {
+			return fmt.Errorf("not delivered\n%s", p.a.Log())
+		}
+		return nil
+	})
+	hello := func(mode string) func() error {
+		return func() error {
+			_, err := runHelper(t, p.ah.Netns, "SZ_NETNS_HELPER=hello", "SZ_MODE="+mode, "SZ_ADDR="+target, "SZ_NAME="+name)
+			return err
+		}
+	}
+	goHTTP := measure("Go net/http client", hello("nethttp"))
+	old := measure("samizdat before issue 15", hello("oldsamizdat"))
+	if bin, err := exec.LookPath("chromium"); err == nil {
+		measure("Debian Chromium (headless)", func() error {
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			cmd := p.ah.Command(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+				"--no-first-run", "--user-data-dir="+t.TempDir(), "--ignore-certificate-errors",
+				"--host-resolver-rules=MAP "+name+" "+p.ch.IP, "--dump-dom", "https://"+name+"/")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%w: %s", err, out)
+			}
+			return nil
+		})
+	} else {
+		t.Log("chromium not installed: its row is not measured (apt-get install chromium)")
+	}
+	if ours.JA4 != goHTTP.JA4 || ours.JA3 != goHTTP.JA3 {
+		t.Errorf("our ClientHello is not Go net/http's:\nours   %s %s\nnethttp %s %s", ours.JA4, ours.JA3Full, goHTTP.JA4, goHTTP.JA3Full)
+	}
+	if old.JA4 == ours.JA4 {
+		t.Errorf("the old fingerprint %s is still ours", old.JA4)
+	}
+}
