@@ -243,7 +243,7 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *
 	if err != nil {
 		return nil, err
 	}
-	topts, err := transportOptions(cfg, self, pts)
+	topts, err := transportOptions(cfg, self, g, pts)
 	if err != nil {
 		return nil, err
 	}

@@ -180,6 +180,14 @@ func TestActiveProbeLooksLikeStaticServer(t *testing.T) {
 			t.Errorf("%s: the answer names the software: %s", what, got)
 		}
 	}
+	// Many connections from one address are all answered: a static server
+	// does not cut a client off (libp2p's per-IP connection limits and
+	// rate limits apply only to connections that upgrade).
+	for i := range 40 {
+		if got, _ := probe(t, nodeAddr, name, probeRequests(name)["GET /"]); !strings.HasPrefix(got, "HTTP/1.1 200") {
+			t.Fatalf("connection %d: %s", i, got)
+		}
+	}
 	// The control: the node's own path does upgrade (the probes above
 	// would have caught nothing if no path did).
 	host := name

@@ -26,7 +26,7 @@ import (
 // UDP would bypass the proxy), and WebSocket with TLS (wss.go), whose
 // listeners answer as self's static site to all but its own upgrade path.
 // cfg.TLSName and cfg.TLSIdentity are set (New resolves them).
-func transportOptions(cfg Config, self peer.ID, pts *ptClients) ([]libp2p.Option, error) {
+func transportOptions(cfg Config, self peer.ID, g *gater, pts *ptClients) ([]libp2p.Option, error) {
 	id, err := parseTLSIdentity(cfg.TLSIdentity)
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func transportOptions(cfg Config, self peer.ID, pts *ptClients) ([]libp2p.Option
 	}
 	opts := []libp2p.Option{
 		libp2p.Transport(tcp.NewTCPTransport, tcpOpts...),
-		libp2p.Transport(newWSTransport(self, srv, cli, site)),
+		libp2p.Transport(newWSTransport(self, g, srv, cli, site)),
 	}
 	if cfg.SOCKS5 == "" {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))

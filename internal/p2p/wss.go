@@ -65,6 +65,7 @@ func wsPath(id peer.ID) string {
 type wsTransport struct {
 	up    transport.Upgrader
 	rcmgr network.ResourceManager
+	gater *gater
 	self  peer.ID
 	srv   *tls.Config // listeners' TLS
 	cli   *tls.Config // dialers' TLS (ServerName from the address's /sni)
@@ -74,12 +75,12 @@ type wsTransport struct {
 var _ transport.Transport = (*wsTransport)(nil)
 
 // newWSTransport returns the constructor libp2p.Transport takes.
-func newWSTransport(self peer.ID, srv, cli *tls.Config, site http.Handler) func(transport.Upgrader, network.ResourceManager) (*wsTransport, error) {
+func newWSTransport(self peer.ID, g *gater, srv, cli *tls.Config, site http.Handler) func(transport.Upgrader, network.ResourceManager) (*wsTransport, error) {
 	return func(u transport.Upgrader, rm network.ResourceManager) (*wsTransport, error) {
 		if rm == nil {
 			rm = &network.NullResourceManager{}
 		}
-		return &wsTransport{up: u, rcmgr: rm, self: self, srv: srv, cli: cli, site: site}, nil
+		return &wsTransport{up: u, rcmgr: rm, gater: g, self: self, srv: srv, cli: cli, site: site}, nil
 	}
 }
 
@@ -202,14 +203,19 @@ func (t *wsTransport) Listen(a ma.Multiaddr) (transport.Listener, error) {
 	if wa.secure && t.srv == nil {
 		return nil, fmt.Errorf("p2p: cannot listen on %s without TLS", a)
 	}
+	// The raw TCP listener, not libp2p's gated one: the resource manager
+	// limits and rate-limits inbound connections per IP, and a prober
+	// opening many connections would see it cut them off, which no static
+	// web server does. A connection enters libp2p's accounting (and the
+	// gater) only once it upgrades on the node's own path.
 	mal, err := manet.Listen(wa.rest)
 	if err != nil {
 		return nil, err
 	}
-	gmal := t.up.GateMaListener(mal)
-	wa.rest = gmal.Multiaddr()
+	wa.rest = mal.Multiaddr()
 	l := &wsListener{
-		gated:    gmal,
+		t:        t,
+		raw:      mal,
 		laddr:    wa.multiaddr(),
 		secure:   wa.secure,
 		path:     wsPath(t.self),
@@ -225,7 +231,6 @@ func (t *wsTransport) Listen(a ma.Multiaddr) (transport.Listener, error) {
 	protos.SetHTTP1(true)
 	l.server = &http.Server{
 		Handler:           l,
-		ConnContext:       l.connContext,
 		ReadHeaderTimeout: wsReadHeader,
 		IdleTimeout:       wsIdle,
 		Protocols:         protos,
@@ -239,7 +244,8 @@ func (t *wsTransport) Listen(a ma.Multiaddr) (transport.Listener, error) {
 }
 
 type wsListener struct {
-	gated    transport.GatedMaListener
+	t        *wsTransport
+	raw      manet.Listener
 	laddr    ma.Multiaddr
 	secure   bool
 	path     string
@@ -257,7 +263,7 @@ var _ transport.GatedMaListener = (*wsListener)(nil)
 
 func (l *wsListener) serve() {
 	defer close(l.closed)
-	nl := &wsNetListener{l.gated}
+	nl := manet.NetListener(l.raw)
 	if l.secure {
 		_ = l.server.ServeTLS(nl, "", "")
 	} else {
@@ -265,32 +271,26 @@ func (l *wsListener) serve() {
 	}
 }
 
-type wsConnKey struct{}
-
-func (l *wsListener) connContext(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	return context.WithValue(ctx, wsConnKey{}, c)
-}
-
 func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != l.path || !ws.IsWebSocketUpgrade(r) {
 		l.site.ServeHTTP(w, r)
-		return
-	}
-	sc, ok := r.Context().Value(wsConnKey{}).(scopedConn)
-	if !ok {
-		http.NotFound(w, r)
 		return
 	}
 	raw, err := l.up.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered
 	}
-	c, err := newWSConn(raw, l.secure, sc.scope)
+	c, err := newWSConn(raw, l.secure, nil)
 	if err != nil {
 		raw.Close()
+		return
+	}
+	if l.t.gater != nil && !l.t.gater.InterceptAccept(c) {
+		c.Close()
+		return
+	}
+	if c.scope, err = l.t.rcmgr.OpenConnection(network.DirInbound, true, c.raddr); err != nil {
+		c.Close()
 		return
 	}
 	select {
@@ -309,42 +309,17 @@ func (l *wsListener) Accept() (manet.Conn, network.ConnManagementScope, error) {
 	}
 }
 
-func (l *wsListener) Addr() net.Addr          { return l.gated.Addr() }
+func (l *wsListener) Addr() net.Addr          { return l.raw.Addr() }
 func (l *wsListener) Multiaddr() ma.Multiaddr { return l.laddr }
 
 func (l *wsListener) Close() error {
 	l.closeOnce.Do(func() {
-		err1 := l.gated.Close()
+		err1 := l.raw.Close()
 		err2 := l.server.Close()
 		<-l.closed
 		l.closeErr = errors.Join(err1, err2)
 	})
 	return l.closeErr
-}
-
-// wsNetListener hands the HTTP server the gated TCP connections, each with
-// its resource scope, released when the connection closes.
-type wsNetListener struct{ transport.GatedMaListener }
-
-func (l *wsNetListener) Accept() (net.Conn, error) {
-	c, scope, err := l.GatedMaListener.Accept()
-	if err != nil {
-		if scope != nil {
-			scope.Done()
-		}
-		return nil, err
-	}
-	return scopedConn{Conn: c, scope: scope}, nil
-}
-
-type scopedConn struct {
-	net.Conn
-	scope network.ConnManagementScope
-}
-
-func (c scopedConn) Close() error {
-	c.scope.Done()
-	return c.Conn.Close()
 }
 
 type wsTransportListener struct{ transport.Listener }
@@ -401,7 +376,11 @@ func newWSConn(raw *ws.Conn, secure bool, scope network.ConnManagementScope) (*w
 	c.closeOnceFunc = sync.OnceValue(func() error {
 		err0 := raw.SetReadDeadline(time.Now())
 		err1 := raw.WriteControl(ws.CloseMessage, ws.FormatCloseMessage(ws.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
-		return errors.Join(err0, err1, raw.Close())
+		err := errors.Join(err0, err1, raw.Close())
+		if c.scope != nil {
+			c.scope.Done() // idempotent; the upgrader may have ended it
+		}
+		return err
 	})
 	return c, nil
 }

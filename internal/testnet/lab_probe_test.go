@@ -84,8 +84,8 @@ func probeServer(addr, name, replayFile, insider string) probeReport {
 
 	// Mirror the site into a reference static server.
 	files := fstest.MapFS{}
-	for _, f := range []string{"index.html", "robots.txt"} {
-		resp, body, err := fetch(dialNode, name, "/"+f)
+	for f, path := range map[string]string{"index.html": "/", "robots.txt": "/robots.txt"} {
+		resp, body, err := fetch(dialNode, name, path)
 		if err != nil || resp.StatusCode != 200 {
 			continue
 		}

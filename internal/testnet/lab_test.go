@@ -312,7 +312,7 @@ func TestLabCensorModels(t *testing.T) {
 		// The censor watches a first conversation, then probes carol's
 		// port: the usual requests, upgrades with a wrong key, and a
 		// replay of alice's captured connection.
-		capt := startCapture(t, p.lab, "tcp port 443")
+		capt := startCapture(t, p.lab, "tcp port 443", p.ah.IP+":443")
 		if r := p.run(t, 0, 30*time.Second); !r.Delivered {
 			t.Fatalf("not delivered over wss\n%s", p.a.Log())
 		}

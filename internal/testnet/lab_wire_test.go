@@ -26,8 +26,10 @@ import (
 
 // capture is tshark running in the censor namespace, writing a pcap.
 type capture struct {
-	proc *Proc
-	file string
+	proc   *Proc
+	file   string
+	lab    *Lab
+	canary string
 }
 
 func needTshark(t *testing.T) {
@@ -38,39 +40,54 @@ func needTshark(t *testing.T) {
 }
 
 // startCapture captures what crosses the censor's inside bridge (every
-// flow between inside and outside), with a capture filter.
-func startCapture(t *testing.T, l *Lab, filter string) *capture {
+// flow between inside and outside), with a capture filter, and returns
+// once the capture runs: the censor pokes canary (an inside host's
+// IP:port matching the filter) until tshark reports a packet.
+func startCapture(t *testing.T, l *Lab, filter, canary string) *capture {
 	t.Helper()
 	needTshark(t)
-	c := &capture{file: filepath.Join(t.TempDir(), "cap.pcapng")}
-	// tshark drops to its own user for capturing unless told otherwise; the
-	// file lives in the test's temp dir, so write as root.
-	if err := os.Chmod(filepath.Dir(c.file), 0o777); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"-i", "brin", "-w", c.file, "-q"}
+	c := &capture{file: filepath.Join(t.TempDir(), "cap.pcapng"), lab: l, canary: canary}
+	args := []string{"-i", "brin", "-w", c.file, "-P", "-l"}
 	if filter != "" {
 		args = append(args, "-f", filter)
 	}
 	c.proc = l.Censor.Start(nil, "tshark", args...)
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(c.proc.Stderr.String(), "Capturing on") {
+	c.sync(t)
+	return c
+}
+
+// sync pokes the canary until tshark has reported a packet of it: then
+// every packet before it has been captured too.
+func (c *capture) sync(t *testing.T) {
+	t.Helper()
+	lines := strings.Count(c.proc.Stdout.String(), "\n")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, _ = runHelper(t, c.lab.Censor, "SZ_NETNS_HELPER=dial", "SZ_ADDR="+c.canary) // refused: only its SYN matters
+		for wait := time.Now().Add(200 * time.Millisecond); time.Now().Before(wait); time.Sleep(10 * time.Millisecond) {
+			if strings.Count(c.proc.Stdout.String(), "\n") > lines && strings.Contains(c.proc.Stdout.String()[len(c.proc.Stdout.String())/2:], "198.18.1.1 ") {
+				return
+			}
+		}
 		select {
 		case <-c.proc.Done():
 			t.Fatalf("tshark exited: %v %s", c.proc.Err(), c.proc.Stderr)
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("tshark did not start: %s", c.proc.Stderr)
+			t.Fatalf("tshark captured no canary: %s", c.proc.Stderr)
 		}
 	}
-	return c
 }
 
 // stop ends the capture and returns the pcap's path.
 func (c *capture) stop(t *testing.T) string {
 	t.Helper()
+	c.sync(t)
 	c.proc.Stop(10 * time.Second)
+	if st, err := os.Stat(c.file); err == nil && st.Size() == 0 {
+		t.Fatalf("empty capture: %s", c.proc.Stderr)
+	}
 	if _, err := os.Stat(c.file); err != nil {
 		t.Fatalf("no capture: %v %s", err, c.proc.Stderr)
 	}
@@ -236,7 +253,7 @@ func TestLabFirstFlightNamesNothing(t *testing.T) {
 		t.Run(tr.Name, func(t *testing.T) {
 			t.Parallel()
 			p := newPair(t, tr)
-			capt := startCapture(t, p.lab, "")
+			capt := startCapture(t, p.lab, "", p.ah.IP+":9")
 			if r := p.run(t, 0, 30*time.Second); !r.Delivered {
 				t.Fatalf("not delivered over %s\n%s", tr.Name, p.a.Log())
 			}
@@ -332,13 +349,15 @@ func TestLabClientHelloFingerprints(t *testing.T) {
 	target := p.ch.IP + ":443"
 	measure := func(label string, run func() error) hello {
 		t.Helper()
-		c := startCapture(t, p.lab, "tcp port 443")
+		c := startCapture(t, p.lab, "tcp port 443", p.ah.IP+":443")
 		if err := run(); err != nil {
 			t.Fatalf("%s: %v", label, err)
 		}
-		hs := clientHellos(t, c.stop(t))
+		file := c.stop(t)
+		hs := clientHellos(t, file)
 		if len(hs) == 0 {
-			t.Fatalf("%s: no ClientHello captured", label)
+			out, _ := exec.Command("tshark", "-r", file).CombinedOutput()
+			t.Fatalf("%s: no ClientHello captured:\n%s\ndumpcap: %s", label, tail(string(out), 30), c.proc.Stderr)
 		}
 		h := hs[0]
 		t.Logf("| %s | %s | %s | %s | %s |", label, h.JA4, h.JA3, h.ALPN, h.SNI)
