@@ -26,7 +26,8 @@ type labTransport struct {
 	Name   string
 	listen func(ip string) []string
 	obfs4  bool
-	socks5 bool // alice dials through a SOCKS5 proxy on an outside host
+	socks5 bool     // alice dials through a SOCKS5 proxy on an outside host
+	extra  []string // more flags for carol's `samizdat up`
 }
 
 var (
@@ -70,6 +71,7 @@ func newPair(t *testing.T, tr labTransport) *pair {
 		cArgs = append(cArgs, "--listen", a)
 	}
 	cArgs = append(cArgs, "--tls-name", "static.cdn-example.net", "--retry-max", labRetryMax)
+	cArgs = append(cArgs, tr.extra...)
 	p.aArgs = []string{"--listen", "/ip4/" + p.ah.IP + "/tcp/4001", "--retry-max", labRetryMax}
 	if tr.obfs4 {
 		bin := obfs4proxy(t)
