@@ -18,8 +18,34 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/samizdat-im/samizdat/internal/p2p/tlsface"
+	"github.com/samizdat-im/samizdat/internal/p2p/wss"
 	"golang.org/x/net/proxy"
 )
+
+// The TLS face (package tlsface), for the app.
+var (
+	// TLSNames are the names a node picks from when given none.
+	TLSNames = tlsface.Names
+	// ErrTLSIdentity is returned for a malformed TLS identity.
+	ErrTLSIdentity = tlsface.ErrIdentity
+)
+
+// CertRenewBefore is how long before expiry a node renews its certificate.
+const CertRenewBefore = tlsface.RenewBefore
+
+// PickTLSName returns a random name of TLSNames.
+func PickTLSName() string { return tlsface.PickName() }
+
+// NewTLSIdentity makes a TLS identity for name (tlsface.New).
+func NewTLSIdentity(name string, seed []byte, now time.Time) ([]byte, error) {
+	return tlsface.New(name, seed, now)
+}
+
+// TLSIdentityInfo reads an identity's name, expiry and site seed.
+func TLSIdentityInfo(identity []byte) (name string, notAfter time.Time, seed []byte, err error) {
+	return tlsface.Info(identity)
+}
 
 // transportOptions returns the libp2p transport options for cfg: TCP (with
 // SOCKS5 or bridge dialers when configured), QUIC (unless SOCKS5 is set:
@@ -27,18 +53,18 @@ import (
 // listeners answer as self's static site to all but its own upgrade path.
 // cfg.TLSName and cfg.TLSIdentity are set (New resolves them).
 func transportOptions(cfg Config, self peer.ID, g *gater, pts *ptClients) ([]libp2p.Option, error) {
-	id, err := parseTLSIdentity(cfg.TLSIdentity)
+	id, err := tlsface.Parse(cfg.TLSIdentity)
 	if err != nil {
 		return nil, err
 	}
-	srv := &tls.Config{Certificates: []tls.Certificate{id.cert}}
+	srv := &tls.Config{Certificates: []tls.Certificate{id.Cert}}
 	// The peer is authenticated by the Noise handshake inside the TLS
 	// tunnel; the certificate is camouflage, so it is not checked. ALPN as
 	// Go's net/http client offers it, so that our ClientHello is that of
 	// every Go HTTPS client (docs/CENSORSHIP.md); the server speaks only
 	// HTTP/1.1 and picks it.
 	cli := &tls.Config{InsecureSkipVerify: true, ServerName: cfg.TLSName, NextProtos: []string{"h2", "http/1.1"}}
-	site := siteHandler(siteFS(cfg.TLSName, id.seed))
+	site := tlsface.Handler(tlsface.SiteFS(cfg.TLSName, id.Seed))
 	d := &dialers{socks: cfg.SOCKS5, pts: pts}
 	var tcpOpts []any
 	if d.active() {
@@ -46,7 +72,7 @@ func transportOptions(cfg Config, self peer.ID, g *gater, pts *ptClients) ([]lib
 	}
 	opts := []libp2p.Option{
 		libp2p.Transport(tcp.NewTCPTransport, tcpOpts...),
-		libp2p.Transport(newWSTransport(self, g, srv, cli, site)),
+		libp2p.Transport(wss.New(self, g, srv, cli, site)),
 	}
 	if cfg.SOCKS5 == "" {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))

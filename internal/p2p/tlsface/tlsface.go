@@ -1,11 +1,11 @@
-package p2p
-
-// The face a node's HTTPS port shows (issue 15): nothing on the wire may be
-// constant across samizdat nodes or name the software. Each node picks a
-// server name from a list of common names (or the operator's own), keeps a
-// certificate shaped like a Let's Encrypt one (subject, issuer, validity,
-// serial, extensions) across restarts, renews it as certbot would, and
-// serves a small static site of its own.
+// Package tlsface is the face a node's HTTPS port shows (issue 15):
+// nothing on the wire may be constant across samizdat nodes or name the
+// software. Each node picks a server name from a list of common names (or
+// the operator's own), keeps a certificate shaped like a Let's Encrypt one
+// (subject, issuer, validity, serial, extensions) across restarts, renews
+// it as certbot would, and serves a small static site of its own. It does
+// no I/O and imports nothing of ours.
+package tlsface
 
 import (
 	"bytes"
@@ -32,11 +32,11 @@ import (
 	"time"
 )
 
-// TLSNames are the server names a node picks from (once, then kept) when
+// Names are the server names a node picks from (once, then kept) when
 // the operator gives none: names of large sites whose blocking would cost a
 // censor dearly. They are never looked up. An operator's own domain
 // (--tls-name) is better still: it matches the IP it is served from.
-var TLSNames = []string{
+var Names = []string{
 	"www.microsoft.com", "update.microsoft.com", "learn.microsoft.com", "www.office.com",
 	"www.apple.com", "swdist.apple.com", "gateway.icloud.com", "www.samsung.com",
 	"dl.google.com", "www.gstatic.com", "fonts.gstatic.com", "www.googletagmanager.com",
@@ -51,31 +51,31 @@ var TLSNames = []string{
 	"www.zoom.us", "www.spotify.com", "www.booking.com", "www.adobe.com",
 }
 
-// PickTLSName returns a random name of TLSNames.
-func PickTLSName() string { return TLSNames[mrand.IntN(len(TLSNames))] }
+// PickName returns a random name of Names.
+func PickName() string { return Names[mrand.IntN(len(Names))] }
 
 // Certificate shape: Let's Encrypt's, as of 2025-2026.
 const (
 	certLifetime = 90*24*time.Hour - time.Second
-	// CertRenewBefore is when a node makes a new certificate: 30 days
+	// RenewBefore is when a node makes a new certificate: 30 days
 	// before expiry, as certbot does.
-	CertRenewBefore = 30 * 24 * time.Hour
-	siteSeedSize    = 16
+	RenewBefore  = 30 * 24 * time.Hour
+	siteSeedSize = 16
 )
 
-// ErrTLSIdentity is returned for a malformed TLS identity.
-var ErrTLSIdentity = errors.New("p2p: tls identity")
+// ErrIdentity is returned for a malformed TLS identity.
+var ErrIdentity = errors.New("p2p: tls identity")
 
 var leIssuers = []string{"E5", "E6", "E7", "E8"}
 
-// NewTLSIdentity makes a TLS identity for name: a leaf certificate shaped
+// New makes a TLS identity for name: a leaf certificate shaped
 // like Let's Encrypt's (ECDSA P-256 key, issuer "C=US, O=Let's Encrypt,
 // CN=E…", 90 days, an 18-byte serial, its extensions), an intermediate of
 // that name, and the seed of the node's static site, all PEM-encoded.
 // seed may be nil (a new one is drawn); renewals pass the old one so the
 // site stays the same. The certificate chains to no trusted root: the peer
 // is authenticated by Noise inside the tunnel.
-func NewTLSIdentity(name string, seed []byte, now time.Time) ([]byte, error) {
+func New(name string, seed []byte, now time.Time) ([]byte, error) {
 	if len(seed) != siteSeedSize {
 		seed = make([]byte, siteSeedSize)
 		_, _ = rand.Read(seed)
@@ -110,7 +110,7 @@ func NewTLSIdentity(name string, seed []byte, now time.Time) ([]byte, error) {
 	}
 	interDER, err := x509.CreateCertificate(rand.Reader, inter, root, &interKey.PublicKey, rootKey)
 	if err != nil {
-		return nil, fmt.Errorf("%w: intermediate: %w", ErrTLSIdentity, err)
+		return nil, fmt.Errorf("%w: intermediate: %w", ErrIdentity, err)
 	}
 	inter, err = x509.ParseCertificate(interDER)
 	if err != nil {
@@ -131,7 +131,7 @@ func NewTLSIdentity(name string, seed []byte, now time.Time) ([]byte, error) {
 	}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, inter, &leafKey.PublicKey, interKey)
 	if err != nil {
-		return nil, fmt.Errorf("%w: leaf: %w", ErrTLSIdentity, err)
+		return nil, fmt.Errorf("%w: leaf: %w", ErrIdentity, err)
 	}
 	keyDER, err := x509.MarshalECPrivateKey(leafKey)
 	if err != nil {
@@ -145,24 +145,27 @@ func NewTLSIdentity(name string, seed []byte, now time.Time) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// TLSIdentityInfo reads what a node needs to know of its identity: the
+// Info reads what a node needs to know of its identity: the
 // name it serves, when it expires, and its site seed.
-func TLSIdentityInfo(identity []byte) (name string, notAfter time.Time, seed []byte, err error) {
-	id, err := parseTLSIdentity(identity)
+func Info(identity []byte) (name string, notAfter time.Time, seed []byte, err error) {
+	id, err := Parse(identity)
 	if err != nil {
 		return "", time.Time{}, nil, err
 	}
-	return id.leaf.Subject.CommonName, id.leaf.NotAfter, id.seed, nil
+	return id.Leaf.Subject.CommonName, id.Leaf.NotAfter, id.Seed, nil
 }
 
-type tlsIdentity struct {
-	cert tls.Certificate
-	leaf *x509.Certificate
-	seed []byte
+// Identity is a parsed identity: the certificate chain with its key, the
+// leaf, and the site seed.
+type Identity struct {
+	Cert tls.Certificate
+	Leaf *x509.Certificate
+	Seed []byte
 }
 
-func parseTLSIdentity(b []byte) (*tlsIdentity, error) {
-	var id tlsIdentity
+// Parse reads an identity made by New.
+func Parse(b []byte) (*Identity, error) {
+	var id Identity
 	var certPEM, keyPEM bytes.Buffer
 	for {
 		var blk *pem.Block
@@ -176,17 +179,17 @@ func parseTLSIdentity(b []byte) (*tlsIdentity, error) {
 		case "EC PRIVATE KEY":
 			_ = pem.Encode(&keyPEM, blk)
 		case "SITE SEED":
-			id.seed = blk.Bytes
+			id.Seed = blk.Bytes
 		}
 	}
 	c, err := tls.X509KeyPair(certPEM.Bytes(), keyPEM.Bytes())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrTLSIdentity, err)
+		return nil, fmt.Errorf("%w: %w", ErrIdentity, err)
 	}
-	if len(id.seed) != siteSeedSize {
-		return nil, fmt.Errorf("%w: no site seed", ErrTLSIdentity)
+	if len(id.Seed) != siteSeedSize {
+		return nil, fmt.Errorf("%w: no site seed", ErrIdentity)
 	}
-	id.cert, id.leaf = c, c.Leaf
+	id.Cert, id.Leaf = c, c.Leaf
 	return &id, nil
 }
 
@@ -238,8 +241,8 @@ var siteStyles = []string{
 	"html{background:#fff}body{width:35em;margin:0 auto;font-family:Tahoma,Verdana,Arial,sans-serif}",
 }
 
-// siteFS builds the node's static site for name from seed.
-func siteFS(name string, seed []byte) fs.FS {
+// SiteFS builds the node's static site for name from seed.
+func SiteFS(name string, seed []byte) fs.FS {
 	s := binary.BigEndian.Uint64(seed[:8])
 	r := mrand.New(mrand.NewPCG(s, binary.BigEndian.Uint64(seed[8:16])))
 	t := siteTemplates[r.IntN(len(siteTemplates))]
@@ -264,8 +267,8 @@ func siteFS(name string, seed []byte) fs.FS {
 	return memFS{"index.html": {[]byte(index), mod}, "robots.txt": {[]byte(robots), mod}}
 }
 
-// siteHandler serves fsys exactly as Go's static file server does.
-func siteHandler(fsys fs.FS) http.Handler { return http.FileServerFS(fsys) }
+// Handler serves fsys exactly as Go's static file server does.
+func Handler(fsys fs.FS) http.Handler { return http.FileServerFS(fsys) }
 
 // memFS is a read-only in-memory file system of flat files.
 type memFS map[string]memFile
@@ -354,8 +357,8 @@ func (i memInfo) Mode() fs.FileMode {
 	return 0o644
 }
 
-// siteDigest identifies a site's bytes (tests: no two nodes alike).
-func siteDigest(fsys fs.FS) [32]byte {
+// Digest identifies a site's bytes (tests: no two nodes alike).
+func Digest(fsys fs.FS) [32]byte {
 	b, _ := fs.ReadFile(fsys, "index.html")
 	return sha256.Sum256(b)
 }

@@ -1,13 +1,13 @@
-package p2p
-
-// The WebSocket transport (/ws and /tls/ws), adapted from go-libp2p's
+// Package wss is the WebSocket transport (/ws and /tls/ws) of samizdat
+// nodes, adapted from go-libp2p's
 // p2p/transport/websocket (MIT/Apache-2.0) so that a node's HTTPS port
 // resists active probing (issue 15): only an upgrade request for the
-// node's secret path (wsPath, derived from its peer id, which every
+// node's secret path (Path, derived from its peer id, which every
 // legitimate dialer knows) becomes a libp2p connection; every other request,
 // WebSocket upgrades included, gets the node's static site, exactly as a
 // static web server answers it. The stock transport upgrades any request,
 // so a prober who knows the protocol would see a libp2p handshake.
+package wss
 
 import (
 	"context"
@@ -42,9 +42,9 @@ const (
 	wsIdle             = 60 * time.Second
 )
 
-// discardLog silences the HTTP server: a prober's bad handshakes are no
+// DiscardLog silences the HTTP server: a prober's bad handshakes are no
 // business of the node's log.
-var discardLog = log.New(io.Discard, "", 0)
+var DiscardLog = log.New(io.Discard, "", 0)
 
 var wsDialMatcher = mafmt.And(
 	mafmt.Or(mafmt.IP, mafmt.DNS),
@@ -54,9 +54,15 @@ var wsDialMatcher = mafmt.And(
 		mafmt.And(mafmt.Or(mafmt.And(mafmt.Base(ma.P_TLS), mafmt.Base(ma.P_SNI)), mafmt.Base(ma.P_TLS)), mafmt.Base(ma.P_WS)),
 		mafmt.Base(ma.P_WSS)))
 
-// wsPath is the upgrade path of the node with peer id id: it looks like a
+// Gater is the part of libp2p's connection gater the transport consults
+// for a connection that upgrades.
+type Gater interface {
+	InterceptAccept(network.ConnMultiaddrs) bool
+}
+
+// Path is the upgrade path of the node with peer id id: it looks like a
 // hashed asset name and says nothing of the software.
-func wsPath(id peer.ID) string {
+func Path(id peer.ID) string {
 	h := sha256.Sum256(append([]byte("ws upgrade path v1\x00"), id...))
 	return "/" + hex.EncodeToString(h[:12])
 }
@@ -65,7 +71,7 @@ func wsPath(id peer.ID) string {
 type wsTransport struct {
 	up    transport.Upgrader
 	rcmgr network.ResourceManager
-	gater *gater
+	gater Gater
 	self  peer.ID
 	srv   *tls.Config // listeners' TLS
 	cli   *tls.Config // dialers' TLS (ServerName from the address's /sni)
@@ -74,8 +80,10 @@ type wsTransport struct {
 
 var _ transport.Transport = (*wsTransport)(nil)
 
-// newWSTransport returns the constructor libp2p.Transport takes.
-func newWSTransport(self peer.ID, g *gater, srv, cli *tls.Config, site http.Handler) func(transport.Upgrader, network.ResourceManager) (*wsTransport, error) {
+// New returns the constructor libp2p.Transport takes: self is the
+// node's peer id, g may be nil, srv is the listeners' TLS, cli the
+// dialers', site what every request but an upgrade on Path(self) gets.
+func New(self peer.ID, g Gater, srv, cli *tls.Config, site http.Handler) func(transport.Upgrader, network.ResourceManager) (*wsTransport, error) {
 	return func(u transport.Upgrader, rm network.ResourceManager) (*wsTransport, error) {
 		if rm == nil {
 			rm = &network.NullResourceManager{}
@@ -169,7 +177,7 @@ func (t *wsTransport) dial(ctx context.Context, raddr ma.Multiaddr, p peer.ID, s
 	if err != nil {
 		return nil, err
 	}
-	u := url.URL{Scheme: "ws", Host: hostport, Path: wsPath(p)}
+	u := url.URL{Scheme: "ws", Host: hostport, Path: Path(p)}
 	d := ws.Dialer{
 		HandshakeTimeout: wsHandshakeTimeout,
 		// Never a proxy from the environment: SOCKS5 is configured explicitly.
@@ -218,7 +226,7 @@ func (t *wsTransport) Listen(a ma.Multiaddr) (transport.Listener, error) {
 		raw:      mal,
 		laddr:    wa.multiaddr(),
 		secure:   wa.secure,
-		path:     wsPath(t.self),
+		path:     Path(t.self),
 		site:     t.site,
 		incoming: make(chan *wsConn),
 		closed:   make(chan struct{}),
@@ -234,7 +242,7 @@ func (t *wsTransport) Listen(a ma.Multiaddr) (transport.Listener, error) {
 		ReadHeaderTimeout: wsReadHeader,
 		IdleTimeout:       wsIdle,
 		Protocols:         protos,
-		ErrorLog:          discardLog,
+		ErrorLog:          DiscardLog,
 	}
 	if wa.secure {
 		l.server.TLSConfig = t.srv.Clone()

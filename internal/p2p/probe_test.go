@@ -2,79 +2,18 @@ package p2p
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
-)
 
-// The certificate looks like a Let's Encrypt one and names no software.
-func TestTLSIdentityShape(t *testing.T) {
-	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	id, err := NewTLSIdentity("www.example.org", nil, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(bytes.ToLower(id), []byte("samizdat")) {
-		t.Fatal("identity PEM names the software")
-	}
-	p, err := parseTLSIdentity(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := p.leaf
-	if leaf.Subject.String() != "CN=www.example.org" || !slices.Equal(leaf.DNSNames, []string{"www.example.org"}) {
-		t.Fatalf("subject %q names %v", leaf.Subject, leaf.DNSNames)
-	}
-	if iss := leaf.Issuer; len(iss.Organization) != 1 || iss.Organization[0] != "Let's Encrypt" || iss.Country[0] != "US" || !slices.Contains(leIssuers, iss.CommonName) {
-		t.Fatalf("issuer %q", leaf.Issuer)
-	}
-	if d := leaf.NotAfter.Sub(leaf.NotBefore); d != certLifetime {
-		t.Fatalf("validity %v", d)
-	}
-	if leaf.NotBefore.After(now) || leaf.NotAfter.Sub(now) <= CertRenewBefore {
-		t.Fatalf("validity %v – %v at %v: not current or due for renewal at once", leaf.NotBefore, leaf.NotAfter, now)
-	}
-	if b := leaf.SerialNumber.Bytes(); len(b) != 18 || (b[0] != 3 && b[0] != 4) {
-		t.Fatalf("serial %x", b)
-	}
-	if len(p.cert.Certificate) != 2 {
-		t.Fatalf("chain of %d certificates, want leaf + intermediate", len(p.cert.Certificate))
-	}
-	name, _, seed, err := TLSIdentityInfo(id)
-	if err != nil || name != "www.example.org" {
-		t.Fatalf("info: %q %v", name, err)
-	}
-	// A renewal keeps the site.
-	id2, err := NewTLSIdentity("www.example.org", seed, now.Add(70*24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, seed2, _ := TLSIdentityInfo(id2)
-	if !bytes.Equal(seed, seed2) || siteDigest(siteFS(name, seed)) != siteDigest(siteFS(name, seed2)) {
-		t.Fatal("renewal changed the site")
-	}
-	// Two nodes serve different bytes.
-	other, _ := NewTLSIdentity("www.example.org", nil, now)
-	_, _, seed3, _ := TLSIdentityInfo(other)
-	if siteDigest(siteFS(name, seed)) == siteDigest(siteFS(name, seed3)) {
-		// Four templates × four styles × two robots: a clash is possible
-		// but the pages also differ in nothing else; draw seeds until one differs.
-		for i := 0; i < 20 && siteDigest(siteFS(name, seed)) == siteDigest(siteFS(name, seed3)); i++ {
-			other, _ = NewTLSIdentity("www.example.org", nil, now)
-			_, _, seed3, _ = TLSIdentityInfo(other)
-		}
-		if siteDigest(siteFS(name, seed)) == siteDigest(siteFS(name, seed3)) {
-			t.Fatal("every node serves the same page")
-		}
-	}
-}
+	"github.com/samizdat-im/samizdat/internal/p2p/tlsface"
+	"github.com/samizdat-im/samizdat/internal/p2p/wss"
+)
 
 // probe sends one raw HTTP/1.1 request over TLS to addr and returns the
 // response with the Date header removed (the only field that may differ
@@ -126,7 +65,7 @@ func probeRequests(host string) map[string]string {
 		"POST /":            "POST / HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
 		"upgrade /":         upgrade("/"),
 		"upgrade /ws":       upgrade("/ws"),
-		"upgrade wrong key": upgrade(wsPath("12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN")),
+		"upgrade wrong key": upgrade(wss.Path("12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN")),
 		"garbage":           "\x00\x01samizdat\r\n\r\n",
 	}
 }
@@ -135,7 +74,7 @@ func probeRequests(host string) map[string]string {
 // (HTTP/1.1), serving the same files with a certificate of the same shape.
 func referenceServer(t *testing.T, name string, identity []byte) string {
 	t.Helper()
-	id, err := parseTLSIdentity(identity)
+	id, err := tlsface.Parse(identity)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,8 +84,8 @@ func referenceServer(t *testing.T, name string, identity []byte) string {
 	}
 	protos := new(http.Protocols)
 	protos.SetHTTP1(true)
-	srv := &http.Server{Handler: http.FileServerFS(siteFS(name, id.seed)), Protocols: protos, ErrorLog: discardLog,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{id.cert}}}
+	srv := &http.Server{Handler: http.FileServerFS(tlsface.SiteFS(name, id.Seed)), Protocols: protos, ErrorLog: wss.DiscardLog,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{id.Cert}}}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
@@ -191,7 +130,7 @@ func TestActiveProbeLooksLikeStaticServer(t *testing.T) {
 	// The control: the node's own path does upgrade (the probes above
 	// would have caught nothing if no path did).
 	host := name
-	req := "GET " + wsPath(n.host.ID()) + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	req := "GET " + wss.Path(n.host.ID()) + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 	if got, _ := probe(t, nodeAddr, name, req); !strings.HasPrefix(got, "HTTP/1.1 101") {
 		t.Fatalf("the node's own upgrade path: %s", got)
 	}
