@@ -218,6 +218,9 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 	if err := o.Transports.apply(&pc, o.Dir); err != nil {
 		return nil, err
 	}
+	if pc.TLSIdentity, err = fileTLSIdentity(o.Dir, o.Transports.TLSName, time.Now()); err != nil {
+		return nil, err
+	}
 	r.P2P, err = p2p.New(ctx, pc)
 	if err != nil && saved {
 		log.Info("savedPortsUnavailable", "err", err)

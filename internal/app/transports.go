@@ -8,6 +8,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -39,6 +40,7 @@ type TransportOptions struct {
 const (
 	blobPeerCache  = "p2p.peers"      // entry points, one multiaddr a line
 	blobTransports = "p2p.transports" // transports that worked, best first
+	blobTLS        = "p2p.tls"        // TLS identity: certificate, key, site seed (p2p.NewTLSIdentity)
 )
 
 // Network memory bounds: how often it is saved while the node runs, and how
@@ -53,11 +55,65 @@ func (n *Node) transportConfig(ctx context.Context, pc *p2p.Config, o TransportO
 	if err := o.apply(pc, n.Dir); err != nil {
 		return err
 	}
-	return n.Store.View(ctx, func(tx *store.Tx) error {
+	return n.Store.Update(ctx, func(tx *store.Tx) error {
 		pc.CachedPeers = blobLines(tx, blobPeerCache)
 		pc.PreferTransports = blobLines(tx, blobTransports)
+		id, err := tlsIdentity(tx, o.TLSName, time.Now())
+		if err != nil {
+			return err
+		}
+		pc.TLSIdentity = id
 		return nil
 	})
+}
+
+// tlsIdentity returns the node's kept TLS identity (its server name,
+// certificate and site: the same across restarts, so that a node does not
+// look like a name generator), making one for name (or, without one, for
+// a name drawn from p2p.TLSNames) the first time, when name changes, and
+// when the certificate is due for renewal, keeping the site.
+func tlsIdentity(tx *store.Tx, name string, now time.Time) ([]byte, error) {
+	old, _ := tx.Blob(blobTLS)
+	id, changed, err := renewTLSIdentity(old, name, now)
+	if err != nil || !changed {
+		return id, err
+	}
+	return id, tx.PutBlob(blobTLS, id)
+}
+
+// fileTLSIdentity is tlsIdentity for a relay, which has no profile store:
+// the identity lives in dir/tls.pem (0600).
+func fileTLSIdentity(dir, name string, now time.Time) ([]byte, error) {
+	p := filepath.Join(dir, "tls.pem")
+	old, _ := os.ReadFile(p)
+	id, changed, err := renewTLSIdentity(old, name, now)
+	if err != nil || !changed {
+		return id, err
+	}
+	return id, os.WriteFile(p, id, 0o600)
+}
+
+// renewTLSIdentity returns old, or a new identity when old is missing, for
+// another name, or due for renewal (keeping its site seed).
+func renewTLSIdentity(old []byte, name string, now time.Time) ([]byte, bool, error) {
+	var seed []byte
+	if len(old) > 0 {
+		oldName, notAfter, oldSeed, err := p2p.TLSIdentityInfo(old)
+		if err == nil {
+			seed = oldSeed
+			if name == "" {
+				name = oldName
+			}
+			if name == oldName && notAfter.Sub(now) > p2p.CertRenewBefore {
+				return old, false, nil
+			}
+		}
+	}
+	if name == "" {
+		name = p2p.PickTLSName()
+	}
+	id, err := p2p.NewTLSIdentity(name, seed, now)
+	return id, err == nil, err
 }
 
 func blobLines(tx *store.Tx, name string) []string {

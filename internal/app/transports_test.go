@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/apiclient"
+	"github.com/samizdat-im/samizdat/internal/p2p"
 )
 
 // A relay serves secure WebSocket with its TLS name and an obfs4 bridge; a
@@ -89,5 +90,67 @@ func TestRelayTransportsAndNetMemory(t *testing.T) {
 	}
 	if st, _ := n.Status(ctx); st.PeerCache < 1 || !slices.ContainsFunc(st.Transports, func(tr apiclient.Transport) bool { return tr.Name == "wss" && tr.Open > 0 }) {
 		t.Fatalf("status: peer cache %d, transports %+v", st.PeerCache, st.Transports)
+	}
+}
+
+// A node keeps its TLS name, certificate and site across restarts, makes
+// new ones when the name changes, and renews the certificate 30 days
+// before expiry keeping the name and the site.
+func TestTLSIdentityKeptAndRenewed(t *testing.T) {
+	now := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	id, changed, err := renewTLSIdentity(nil, "", now)
+	if err != nil || !changed {
+		t.Fatalf("first identity: %v %v", changed, err)
+	}
+	name, notAfter, seed, err := p2p.TLSIdentityInfo(id)
+	if err != nil || !slices.Contains(p2p.TLSNames, name) {
+		t.Fatalf("first identity's name %q (%v): not one of the list", name, err)
+	}
+	for _, give := range []string{"", name} {
+		again, changed, err := renewTLSIdentity(id, give, now.Add(24*time.Hour))
+		if err != nil || changed || string(again) != string(id) {
+			t.Fatalf("restart with --tls-name %q: changed %v %v", give, changed, err)
+		}
+	}
+	own, changed, err := renewTLSIdentity(id, "mail.example.org", now)
+	if n, _, s, _ := p2p.TLSIdentityInfo(own); err != nil || !changed || n != "mail.example.org" || string(s) != string(seed) {
+		t.Fatalf("--tls-name change: %q changed %v %v", n, changed, err)
+	}
+	due := notAfter.Add(-p2p.CertRenewBefore + time.Hour)
+	renewed, changed, err := renewTLSIdentity(id, "", due)
+	n, na, s, _ := p2p.TLSIdentityInfo(renewed)
+	if err != nil || !changed || n != name || string(s) != string(seed) || !na.After(notAfter) {
+		t.Fatalf("renewal: %q until %v (was %v), changed %v %v", n, na, notAfter, changed, err)
+	}
+	// A damaged identity is replaced, not fatal.
+	if _, changed, err := renewTLSIdentity([]byte("garbage"), "", now); err != nil || !changed {
+		t.Fatalf("damaged identity: %v %v", changed, err)
+	}
+}
+
+// A relay with no --tls-name shows the same name after a restart.
+func TestRelayKeepsItsTLSName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "relay")
+	sni := func() string {
+		r, err := StartRelay(relayCtx(t), RelayOptions{Dir: dir, LoopbackOnly: true, Listen: []string{"/ip4/127.0.0.1/tcp/0/tls/ws"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for _, a := range r.Addrs() {
+			if _, rest, ok := strings.Cut(a, "/tls/sni/"); ok {
+				name, _, _ := strings.Cut(rest, "/")
+				return name
+			}
+		}
+		t.Fatalf("no /tls/sni/ address: %v", r.Addrs())
+		return ""
+	}
+	first := sni()
+	if !slices.Contains(p2p.TLSNames, first) {
+		t.Fatalf("relay's name %q is not one of the list", first)
+	}
+	if again := sni(); again != first {
+		t.Fatalf("relay's name changed across a restart: %q, then %q", first, again)
 	}
 }

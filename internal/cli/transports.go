@@ -30,7 +30,7 @@ func addTransportFlags(c *cobra.Command, f *transportFlags) {
 
 // addServeTransportFlags adds the flags of what a node serves (relays too).
 func addServeTransportFlags(c *cobra.Command, f *transportFlags) {
-	c.Flags().StringVar(&f.tlsName, "tls-name", "", "server name shown on /tls/ws (HTTPS-looking) listeners and sent as SNI; never looked up (default "+`"www.samizdat.invalid"`+")")
+	c.Flags().StringVar(&f.tlsName, "tls-name", "", "server name shown on /tls/ws (HTTPS-looking) listeners and sent as SNI; never looked up (default: a common site name picked once and kept in the profile)")
 	c.Flags().StringArrayVar(&f.pt, "pt", nil, "a pluggable transport binary, as METHOD=PATH, e.g. obfs4=/usr/bin/obfs4proxy (repeatable)")
 	c.Flags().StringArrayVar(&f.servePT, "serve-pt", nil, "serve a pluggable transport as METHOD@IP:PORT, e.g. obfs4@0.0.0.0:8443 (needs --pt and a TCP --listen; prints the bridge line)")
 }

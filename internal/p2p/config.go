@@ -95,9 +95,16 @@ type Config struct {
 	Logger *slog.Logger
 
 	// TLSName is the server name of the node's secure WebSocket listeners
-	// (its self-signed certificate) and the SNI sent to peers whose
-	// addresses carry none. Zero: DefaultTLSName. Never resolved.
+	// (its certificate) and the SNI sent to peers whose addresses carry
+	// none. Zero: TLSIdentity's name, else one of TLSNames drawn at random
+	// (the app keeps the identity so that a node keeps its name). Never
+	// resolved.
 	TLSName string
+
+	// TLSIdentity is the certificate, key and site seed of the secure
+	// WebSocket listeners (NewTLSIdentity). Zero, or one made for another
+	// name than TLSName: a fresh one for this run.
+	TLSIdentity []byte
 
 	// SOCKS5 is a proxy (host:port; Tor, a VPN client, sing-box…) every
 	// TCP dial goes through. Only TCP addresses are dialled when it is set:

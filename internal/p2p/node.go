@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	ma "github.com/multiformats/go-multiaddr"
@@ -94,6 +96,14 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		if sk, err = unmarshalKey(cfg.PrivateKey); err != nil {
 			return nil, err
 		}
+	} else {
+		var err error
+		if sk, _, err = crypto.GenerateEd25519Key(rand.Reader); err != nil {
+			return nil, fmt.Errorf("p2p: generate key: %w", err)
+		}
+	}
+	if err := cfg.resolveTLS(); err != nil {
+		return nil, err
 	}
 	listen := make([]ma.Multiaddr, 0, len(cfg.ListenAddrs))
 	for _, s := range cfg.ListenAddrs {
@@ -230,7 +240,11 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 // transports, security, muxer, resource and connection managers, metrics and
 // DNS resolution are all set explicitly.
 func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *transportMemory) ([]libp2p.Option, error) {
-	topts, err := transportOptions(cfg, pts)
+	self, err := peer.IDFromPrivateKey(sk)
+	if err != nil {
+		return nil, err
+	}
+	topts, err := transportOptions(cfg, self, g, pts)
 	if err != nil {
 		return nil, err
 	}
@@ -249,6 +263,7 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *
 
 	opts := append(topts,
 		libp2p.DialRanker(tmem.rank),
+		libp2p.SwarmOpts(swarm.WithMetricsTracer(dialTracer{tmem.paths})),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(rm),
@@ -258,9 +273,7 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *
 		libp2p.DisableMetrics(),
 		libp2p.WithDialTimeout(dialTimeout),
 	)
-	if sk != nil {
-		opts = append(opts, libp2p.Identity(sk))
-	}
+	opts = append(opts, libp2p.Identity(sk))
 	// Listening happens after construction (see listen): libp2p leaks its
 	// goroutines when a listen address fails inside libp2p.New.
 	// NoListenAddrs would also switch off the circuit relay transport, which
@@ -276,7 +289,7 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *
 	if cfg.EnableHolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
 	}
-	name := cfg.tlsName()
+	name := cfg.TLSName
 	opts = append(opts, libp2p.AddrsFactory(func(addrs []ma.Multiaddr) []ma.Multiaddr {
 		if cfg.LoopbackOnly {
 			addrs = loopbackAddrs(addrs)
@@ -321,7 +334,7 @@ func (n *Node) Addrs() []string {
 	if n.cfg.LoopbackOnly {
 		addrs = loopbackAddrs(addrs)
 	}
-	addrs = withSNI(n.cfg.tlsName(), addrs)
+	addrs = withSNI(n.cfg.TLSName, addrs)
 	// The relay transport's implicit "/p2p-circuit" listener is no address
 	// anyone can dial (ReserveRelay returns the ones that are)...
 	addrs = slices.DeleteFunc(addrs, isCircuit)

@@ -25,13 +25,14 @@ const fallbackDelay = 700 * time.Millisecond
 
 type transportMemory struct {
 	pts    *ptClients
+	paths  *pathBackoff
 	mu     sync.Mutex
 	prefer []string             // from the last runs, best first
 	lastOK map[string]time.Time // this run's outbound successes
 }
 
 func newTransportMemory(prefer []string, pts *ptClients) *transportMemory {
-	return &transportMemory{pts: pts, prefer: slices.Clone(prefer), lastOK: map[string]time.Time{}}
+	return &transportMemory{pts: pts, paths: newPathBackoff(time.Now), prefer: slices.Clone(prefer), lastOK: map[string]time.Time{}}
 }
 
 // name is TransportName, with TCP to a bridge named by its PT method.
@@ -48,6 +49,7 @@ func (m *transportMemory) name(a ma.Multiaddr) string {
 }
 
 func (m *transportMemory) worked(a ma.Multiaddr) {
+	m.paths.succeeded(a)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lastOK[m.name(a)] = time.Now()
@@ -75,8 +77,10 @@ func (m *transportMemory) order() []string {
 // first, in that order, a few milliseconds apart; bridges are as good as
 // preferred (the user configured them for a reason); the rest follow after
 // fallbackDelay in libp2p's default order. Without memory or bridges it is
-// libp2p's default ranker.
+// libp2p's default ranker. Paths backing off (pathbackoff.go) are left out
+// while others remain.
 func (m *transportMemory) rank(addrs []ma.Multiaddr) []network.AddrDelay {
+	addrs = m.paths.filter(addrs)
 	order := m.order()
 	var first, rest []ma.Multiaddr
 	for _, a := range addrs {

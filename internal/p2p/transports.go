@@ -6,57 +6,65 @@ package p2p
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	"net"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
-	ws "github.com/libp2p/go-libp2p/p2p/transport/websocket"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/samizdat-im/samizdat/internal/p2p/tlsface"
+	"github.com/samizdat-im/samizdat/internal/p2p/wss"
 	"golang.org/x/net/proxy"
 )
 
-// DefaultTLSName is the server name a node presents on its secure
-// WebSocket listeners when Config.TLSName is empty, and the SNI it sends
-// to peers whose addresses carry none. It is a name, never looked up: no
-// DNS is needed to dial.
-const DefaultTLSName = "www.samizdat.invalid"
+// The TLS face (package tlsface), for the app.
+var (
+	// TLSNames are the names a node picks from when given none.
+	TLSNames = tlsface.Names
+	// ErrTLSIdentity is returned for a malformed TLS identity.
+	ErrTLSIdentity = tlsface.ErrIdentity
+)
 
-// webPage is what a browser opening a node's HTTPS port sees: an ordinary
-// page, so the port answers like any small web server.
-const webPage = `<!doctype html>
-<html><head><meta charset="utf-8"><title>Welcome</title></head>
-<body><h1>It works</h1><p>This server is up.</p></body></html>
-`
+// CertRenewBefore is how long before expiry a node renews its certificate.
+const CertRenewBefore = tlsface.RenewBefore
+
+// PickTLSName returns a random name of TLSNames.
+func PickTLSName() string { return tlsface.PickName() }
+
+// NewTLSIdentity makes a TLS identity for name (tlsface.New).
+func NewTLSIdentity(name string, seed []byte, now time.Time) ([]byte, error) {
+	return tlsface.New(name, seed, now)
+}
+
+// TLSIdentityInfo reads an identity's name, expiry and site seed.
+func TLSIdentityInfo(identity []byte) (name string, notAfter time.Time, seed []byte, err error) {
+	return tlsface.Info(identity)
+}
 
 // transportOptions returns the libp2p transport options for cfg: TCP (with
 // SOCKS5 or bridge dialers when configured), QUIC (unless SOCKS5 is set:
-// UDP would bypass the proxy), and WebSocket with TLS.
-func transportOptions(cfg Config, pts *ptClients) ([]libp2p.Option, error) {
-	name := cfg.tlsName()
-	srv, err := selfSignedTLS(name)
+// UDP would bypass the proxy), and WebSocket with TLS (wss.go), whose
+// listeners answer as self's static site to all but its own upgrade path.
+// cfg.TLSName and cfg.TLSIdentity are set (New resolves them).
+func transportOptions(cfg Config, self peer.ID, g *gater, pts *ptClients) ([]libp2p.Option, error) {
+	id, err := tlsface.Parse(cfg.TLSIdentity)
 	if err != nil {
 		return nil, err
 	}
+	srv := &tls.Config{Certificates: []tls.Certificate{id.Cert}}
 	// The peer is authenticated by the Noise handshake inside the TLS
-	// tunnel; the TLS certificate is only camouflage, so it is not checked.
-	cli := &tls.Config{InsecureSkipVerify: true, ServerName: name, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
-	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(webPage))
-	})
+	// tunnel; the certificate is camouflage, so it is not checked. ALPN as
+	// Go's net/http client offers it, so that our ClientHello is that of
+	// every Go HTTPS client (docs/CENSORSHIP.md); the server speaks only
+	// HTTP/1.1 and picks it.
+	cli := &tls.Config{InsecureSkipVerify: true, ServerName: cfg.TLSName, NextProtos: []string{"h2", "http/1.1"}}
+	site := tlsface.Handler(tlsface.SiteFS(cfg.TLSName, id.Seed))
 	d := &dialers{socks: cfg.SOCKS5, pts: pts}
 	var tcpOpts []any
 	if d.active() {
@@ -64,9 +72,7 @@ func transportOptions(cfg Config, pts *ptClients) ([]libp2p.Option, error) {
 	}
 	opts := []libp2p.Option{
 		libp2p.Transport(tcp.NewTCPTransport, tcpOpts...),
-		libp2p.Transport(ws.New,
-			ws.WithTLSConfig(srv), ws.WithTLSClientConfig(cli), ws.WithHTTPHandler(page),
-			ws.WithHTTPServerConfig(func(s *http.Server) { s.ReadHeaderTimeout = 10 * time.Second })),
+		libp2p.Transport(wss.New(self, g, srv, cli, site)),
 	}
 	if cfg.SOCKS5 == "" {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
@@ -74,11 +80,31 @@ func transportOptions(cfg Config, pts *ptClients) ([]libp2p.Option, error) {
 	return opts, nil
 }
 
-func (c Config) tlsName() string {
-	if c.TLSName != "" {
-		return c.TLSName
+// resolveTLS fills cfg.TLSName and cfg.TLSIdentity: the name given, else
+// the identity's, else one of TLSNames; a fresh identity when none is
+// given or the one given is for another name.
+func (c *Config) resolveTLS() error {
+	if len(c.TLSIdentity) > 0 {
+		name, _, _, err := TLSIdentityInfo(c.TLSIdentity)
+		if err != nil {
+			return err
+		}
+		if c.TLSName == "" {
+			c.TLSName = name
+		}
+		if name == c.TLSName {
+			return nil
+		}
 	}
-	return DefaultTLSName
+	if c.TLSName == "" {
+		c.TLSName = PickTLSName()
+	}
+	id, err := NewTLSIdentity(c.TLSName, nil, time.Now())
+	if err != nil {
+		return err
+	}
+	c.TLSIdentity = id
+	return nil
 }
 
 // withSNI adds the node's TLS name to its secure WebSocket addresses, so
@@ -95,36 +121,6 @@ func withSNI(name string, addrs []ma.Multiaddr) []ma.Multiaddr {
 		out = append(out, a)
 	}
 	return out
-}
-
-// selfSignedTLS makes a fresh self-signed certificate for name.
-func selfSignedTLS(name string) (*tls.Config, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("p2p: tls key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: name},
-		DNSNames:     []string{name},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, fmt.Errorf("p2p: tls certificate: %w", err)
-	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		MinVersion:   tls.VersionTLS12,
-	}, nil
 }
 
 // dialers picks how the TCP transport reaches an address: through a

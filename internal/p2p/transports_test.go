@@ -71,7 +71,7 @@ func TestSecureWebSocketWithSNIAndWebPage(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "It works") || seen != "cdn.example.test" {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "<title>") || seen != "cdn.example.test" {
 		t.Fatalf("https page: %d %q cert %q", resp.StatusCode, body, seen)
 	}
 }

@@ -30,6 +30,18 @@ const (
 // libp2p that the DPI model fingerprints.
 var DPIStrings = []string{"/multistream/1.0.0", "/noise", "/yamux"}
 
+// Blocklisted ClientHellos of the SNIBlocklist model: any flow carrying the
+// software's name (case-insensitive; the SNI of samizdat before issue 15
+// was www.samizdat.invalid), and any ClientHello with the fingerprint that
+// only samizdat sent: Go's crypto/tls offering ALPN "http/1.1" alone (JA4
+// t13d1312h1_…, docs/CENSORSHIP.md). An ALPN extension is type 0x0010, its
+// length, the list length, then each name with a length byte; only
+// samizdat's old one is exactly "http/1.1".
+var (
+	BlockedKeywords    = []string{"samizdat"}
+	BlockedFingerprint = "|0010000b000908|http/1.1"
+)
+
 // Lab is one censorship lab: the censor namespace and its two networks.
 type Lab struct {
 	Censor *Netns
@@ -139,6 +151,24 @@ var (
 			// ACK has no payload to inspect.
 			`tcp flags & psh == psh @ih,0,16 0x1603 ct mark set 2 accept`,
 			`tcp flags & psh == psh ct mark set 3 drop`)
+	}}
+	// SNIBlocklist drops every flow whose bytes name the software (an SNI,
+	// a certificate, an HTTP header…) or whose ClientHello carries the
+	// fingerprint seen only from samizdat (BlockedFingerprint), as a censor
+	// blocking by SNI keyword and TLS fingerprint does (Russia's TSPU).
+	SNIBlocklist = CensorModel{"sni-fp-blocklist", "flows naming the software, or with a ClientHello fingerprint only samizdat sent, dropped", func(l *Lab) error {
+		for _, k := range BlockedKeywords {
+			if _, err := l.Censor.Run("iptables", "-A", "FORWARD", "-m", "string", "--algo", "bm", "--icase", "--string", k,
+				"-j", "CONNMARK", "--set-mark", "0x1"); err != nil {
+				return err
+			}
+		}
+		if _, err := l.Censor.Run("iptables", "-A", "FORWARD", "-p", "tcp", "-m", "string", "--algo", "bm", "--hex-string", BlockedFingerprint,
+			"-j", "CONNMARK", "--set-mark", "0x1"); err != nil {
+			return err
+		}
+		_, err := l.Censor.Run("iptables", "-A", "FORWARD", "-m", "connmark", "--mark", "0x1", "-j", "DROP")
+		return err
 	}}
 	// Shutdown forwards nothing between inside and outside.
 	Shutdown = CensorModel{"shutdown", "nothing forwarded", func(l *Lab) error {

@@ -37,16 +37,25 @@ func TestCensorMatrix(t *testing.T) {
 	obfs4proxy(t)
 	type model struct {
 		name string
-		m    func(p *pair) CensorModel
+		m    func(t *testing.T, p *pair) CensorModel
 	}
 	models := []model{
 		{"none", nil},
-		{"dns-gone", func(*pair) CensorModel { return DNSGone }},
-		{"blocklist (contact's IP)", func(p *pair) CensorModel { return Blocklist(p.ch.IP) }},
-		{"dpi", func(*pair) CensorModel { return DPI }},
-		{"throttle", func(*pair) CensorModel { return Throttle }},
-		{"tls-443-only", func(*pair) CensorModel { return TLSOnly }},
-		{"shutdown", func(*pair) CensorModel { return Shutdown }},
+		{"dns-gone", func(*testing.T, *pair) CensorModel { return DNSGone }},
+		{"blocklist (contact's IP)", func(_ *testing.T, p *pair) CensorModel { return Blocklist(p.ch.IP) }},
+		{"dpi", func(*testing.T, *pair) CensorModel { return DPI }},
+		{"throttle", func(*testing.T, *pair) CensorModel { return Throttle }},
+		{"tls-443-only", func(*testing.T, *pair) CensorModel { return TLSOnly }},
+		{"sni-fp-blocklist", func(*testing.T, *pair) CensorModel { return SNIBlocklist }},
+		{"active-prober", func(t *testing.T, p *pair) CensorModel {
+			// The prober probes the servers alice's flows go to: carol's
+			// TCP services, or the SOCKS5 proxy alice goes through.
+			if p.px != nil {
+				return activeProber(t, p.px.IP, []string{"1080"}, "")
+			}
+			return activeProber(t, p.ch.IP, tcpPorts(p.tr, p.ch.IP), "static.cdn-example.net")
+		}},
+		{"shutdown", func(*testing.T, *pair) CensorModel { return Shutdown }},
 	}
 	transports := []labTransport{tTCP, tQUIC, tWS, tWSS, tObfs4, tSOCKS}
 	var rows bytes.Buffer
@@ -57,7 +66,7 @@ func TestCensorMatrix(t *testing.T) {
 			t.Run(m.name+"/"+tr.Name, func(t *testing.T) {
 				p := newPair(t, tr)
 				if m.m != nil {
-					p.lab.Apply(m.m(p))
+					p.lab.Apply(m.m(t, p))
 				}
 				r = p.run(t, matrixMessages, matrixTimeout)
 				t.Logf("%s × %s: %+v", m.name, tr.Name, r)

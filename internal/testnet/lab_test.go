@@ -1,9 +1,14 @@
 package testnet
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/big"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,7 +26,8 @@ type labTransport struct {
 	Name   string
 	listen func(ip string) []string
 	obfs4  bool
-	socks5 bool // alice dials through a SOCKS5 proxy on an outside host
+	socks5 bool     // alice dials through a SOCKS5 proxy on an outside host
+	extra  []string // more flags for carol's `samizdat up`
 }
 
 var (
@@ -45,6 +51,7 @@ const labRetryMax = "2s"
 type pair struct {
 	lab    *Lab
 	ah, ch *Host
+	px     *Host // the SOCKS5 proxy's host, for tSOCKS
 	a, c   *Daemon
 	tr     labTransport
 	aArgs  []string
@@ -64,6 +71,7 @@ func newPair(t *testing.T, tr labTransport) *pair {
 		cArgs = append(cArgs, "--listen", a)
 	}
 	cArgs = append(cArgs, "--tls-name", "static.cdn-example.net", "--retry-max", labRetryMax)
+	cArgs = append(cArgs, tr.extra...)
 	p.aArgs = []string{"--listen", "/ip4/" + p.ah.IP + "/tcp/4001", "--retry-max", labRetryMax}
 	if tr.obfs4 {
 		bin := obfs4proxy(t)
@@ -79,6 +87,7 @@ func newPair(t *testing.T, tr labTransport) *pair {
 	}
 	if tr.socks5 {
 		proxy := l.Outside("px")
+		p.px = proxy
 		startEcho(t, proxy.Netns, proxy.IP+":1080", "socks5")
 		p.aArgs = append(p.aArgs, "--socks5", proxy.IP+":1080")
 	}
@@ -274,6 +283,73 @@ func TestLabCensorModels(t *testing.T) {
 			t.Fatalf("open transports: %v, want only wss", got)
 		}
 	})
+	t.Run("sni-fp-blocklist", func(t *testing.T) {
+		t.Parallel()
+		p := newPair(t, tAll)
+		p.lab.Apply(SNIBlocklist)
+		if r := p.run(t, 0, 30*time.Second); !r.Delivered {
+			t.Fatalf("not delivered under the SNI and fingerprint blocklist\n%s", p.a.Log())
+		}
+		// The controls: the censor does drop the old SNI and the old
+		// ClientHello, and lets Go's net/http through.
+		target := p.ch.IP + ":443"
+		hello := func(mode, name string) error {
+			_, err := runHelper(t, p.ah.Netns, "SZ_NETNS_HELPER=hello", "SZ_MODE="+mode, "SZ_ADDR="+target, "SZ_NAME="+name)
+			return err
+		}
+		if err := hello("nethttp", "www.samizdat.invalid"); err == nil {
+			t.Error("a ClientHello naming www.samizdat.invalid got through")
+		}
+		if err := hello("oldsamizdat", "static.cdn-example.net"); err == nil {
+			t.Error("samizdat's old ClientHello got through")
+		}
+		if err := hello("nethttp", "static.cdn-example.net"); err != nil {
+			t.Errorf("Go net/http to carol's port was dropped: %v", err)
+		}
+	})
+	t.Run("active-prober", func(t *testing.T) {
+		t.Parallel()
+		needTshark(t)
+		p := newPair(t, tWSS)
+		// The censor watches a first conversation, then probes carol's
+		// port: the usual requests, upgrades with a wrong key, and a
+		// replay of alice's captured connection.
+		capt := startCapture(t, p.lab, "tcp port 443", p.ah.IP+":443")
+		if r := p.run(t, 0, 30*time.Second); !r.Delivered {
+			t.Fatalf("not delivered over wss\n%s", p.a.Log())
+		}
+		file := capt.stop(t)
+		// The first connection on 443 is alice's (carol dials alice on
+		// her TCP port, if at all).
+		replay := flows(t, file)["tcp 0 →"]
+		if len(replay) == 0 {
+			t.Fatal("no client flight captured to replay")
+		}
+		rf := filepath.Join(t.TempDir(), "replay.bin")
+		if err := os.WriteFile(rf, replay, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		const name = "static.cdn-example.net"
+		r := p.lab.probe(t, p.ch.IP+":443", name, rf, wsPathOf(t, p.c.Status().PeerID))
+		t.Logf("prober: %+v", r)
+		if r.Kind != "https" || !r.Static {
+			t.Fatalf("the prober tells carol from a static web server: %+v", r)
+		}
+		// The control: with the path only carol's contacts know, the
+		// same prober does see something else than a static server.
+		if !strings.HasPrefix(r.Insider, "HTTP/1.1 101") {
+			t.Fatalf("upgrade on carol's own path: %q, want 101 (else the probes prove nothing)", r.Insider)
+		}
+		if !strings.HasPrefix(r.Replay, "records [22 20 23") {
+			t.Fatalf("replay answered %q: not a TLS server's answer", r.Replay)
+		}
+		// Under the model (probe, block on suspicion), alice still gets through.
+		p.lab.Apply(activeProber(t, p.ch.IP, tcpPorts(tWSS, p.ch.IP), name))
+		id := p.a.Send("carol", "after the probe")
+		if _, ok := p.deliveredAt(id, 30*time.Second); !ok {
+			t.Fatalf("not delivered after the prober passed carol\n%s", p.a.Log())
+		}
+	})
 	t.Run("shutdown", func(t *testing.T) {
 		t.Parallel()
 		p := newPair(t, tAll)
@@ -376,4 +452,29 @@ func await(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// wsPathOf is the secret WebSocket upgrade path of the node with peer id
+// id (internal/p2p's wsPath, computed here: the lab imports nothing of
+// ours): the prober's control, knowledge only a node's contacts have.
+func wsPathOf(t *testing.T, id string) string {
+	t.Helper()
+	const alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+	n := new(big.Int)
+	for _, c := range id {
+		i := strings.IndexRune(alphabet, c)
+		if i < 0 {
+			t.Fatalf("peer id %q: not base58", id)
+		}
+		n.Mul(n, big.NewInt(58)).Add(n, big.NewInt(int64(i)))
+	}
+	raw := n.Bytes()
+	for _, c := range id {
+		if c != '1' {
+			break
+		}
+		raw = append([]byte{0}, raw...)
+	}
+	h := sha256.Sum256(append([]byte("ws upgrade path v1\x00"), raw...))
+	return "/" + hex.EncodeToString(h[:12])
 }

@@ -37,6 +37,14 @@ func TestMain(m *testing.M) {
 		}
 	case "socks5":
 		serveSOCKS5(os.Getenv("SZ_ADDR"))
+	case "hello":
+		if err := helloClient(os.Getenv("SZ_MODE"), os.Getenv("SZ_ADDR"), os.Getenv("SZ_NAME")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	case "probe":
+		os.Exit(runProbe(os.Getenv("SZ_ADDR"), os.Getenv("SZ_NAME"), os.Getenv("SZ_REPLAY"), os.Getenv("SZ_INSIDER")))
 	case "dial":
 		c, err := net.DialTimeout("tcp", os.Getenv("SZ_ADDR"), 3*time.Second)
 		if err != nil {
