@@ -97,7 +97,12 @@ func (n *Node) ephemeralHost() (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: throwaway key: %w", err)
 	}
-	topts, err := transportOptions(n.cfg, n.pts)
+	self, err := peer.IDFromPrivateKey(sk)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: throwaway key: %w", err)
+	}
+	g := &gater{loopbackOnly: n.cfg.LoopbackOnly, proxyOnly: n.cfg.SOCKS5 != ""}
+	topts, err := transportOptions(n.cfg, self, g, n.pts)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +112,7 @@ func (n *Node) ephemeralHost() (host.Host, error) {
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(&network.NullResourceManager{}),
-		libp2p.ConnectionGater(&gater{loopbackOnly: n.cfg.LoopbackOnly, proxyOnly: n.cfg.SOCKS5 != ""}),
+		libp2p.ConnectionGater(g),
 		libp2p.MultiaddrResolver(noDNS{}),
 		libp2p.DisableMetrics(),
 		libp2p.WithDialTimeout(dialTimeout),
