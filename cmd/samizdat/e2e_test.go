@@ -28,8 +28,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "samizdat")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build := exec.Command("go", buildArgs("-o", binary, ".")...)
+	build.Env = append(os.Environ(), buildEnv())
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build samizdat: %v\n%s", err, out)
 		os.Exit(1)
@@ -204,11 +204,11 @@ func (p *profile) waitState(contact, id, state string) {
 }
 
 // hashTree summarises every file under dir (name, size, SHA-256), except
-// the lock file, whose pid line a failed open may rewrite.
+// the lock files, whose pid lines a failed open may rewrite.
 func hashTree(t *testing.T, dir string) string {
 	var sb strings.Builder
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() == "lock" {
+		if err != nil || d.IsDir() || d.Name() == "lock" || d.Name() == "daemon.lock" {
 			return nil
 		}
 		b, err := os.ReadFile(path)

@@ -172,7 +172,7 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	unlock, err := lockProfile(o.Dir)
+	unlock, err := lockDaemon(ctx, o.Dir)
 	if err != nil {
 		return nil, err
 	}

@@ -25,8 +25,8 @@ var (
 	buildErr  error
 )
 
-// SamizdatBinary builds cmd/samizdat once per test process and returns its
-// path. Call RemoveSamizdatBinary from TestMain after m.Run.
+// SamizdatBinary builds cmd/samizdat once per test process (with -race
+// when the test binary has it) and returns its path. Call RemoveSamizdatBinary from TestMain after m.Run.
 func SamizdatBinary(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
@@ -35,8 +35,15 @@ func SamizdatBinary(tb testing.TB) string {
 			return
 		}
 		buildPath = filepath.Join(buildDir, "samizdat")
-		cmd := exec.Command("go", "build", "-o", buildPath, "github.com/samizdat-im/samizdat/cmd/samizdat")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		args := []string{"build"}
+		cgo := "CGO_ENABLED=0"
+		if raceBuild {
+			// The daemons run with the race detector when the test does
+			// (it needs cgo).
+			args, cgo = append(args, "-race"), "CGO_ENABLED=1"
+		}
+		cmd := exec.Command("go", append(args, "-o", buildPath, "github.com/samizdat-im/samizdat/cmd/samizdat")...)
+		cmd.Env = append(os.Environ(), cgo)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("build samizdat: %v\n%s", err, out)
 		}
