@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samizdat-im/samizdat/internal/app"
 	"github.com/samizdat-im/samizdat/internal/identity"
 )
 
@@ -109,7 +110,7 @@ func TestCLIThreeRelays(t *testing.T) {
 	for _, r := range relays {
 		r.stop()
 	}
-	scanned := 0
+	scanned, scannedPlain, envelopes := 0, 0, int64(0)
 	for i, dir := range dirs {
 		files := []string{}
 		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -141,8 +142,27 @@ func TestCLIThreeRelays(t *testing.T) {
 				t.Errorf("relay %d: %s found in its logs", i, what)
 			}
 		}
+		// What the operator reads: mailbox.db decrypted with the relay's
+		// own key (the files on disk are encrypted, so scanning them alone
+		// would prove nothing).
+		plain, held, err := app.MailboxPlaintext(dir)
+		if err != nil {
+			t.Fatalf("relay %d: open its mailbox.db with its key: %v", i, err)
+		}
+		scannedPlain += len(plain)
+		envelopes += held
+		for what, s := range secrets {
+			if bytes.Contains(plain, s) {
+				t.Errorf("relay %d: %s readable in its decrypted mailbox.db", i, what)
+			}
+		}
 	}
-	t.Logf("scanned %d bytes of relay files and traces", scanned)
+	// The killed relay still holds what alice deposited: the decrypted
+	// scan looked at real holdings.
+	if envelopes == 0 || scannedPlain == 0 {
+		t.Fatalf("the relays hold %d envelopes in %d decrypted bytes: nothing to scan", envelopes, scannedPlain)
+	}
+	t.Logf("scanned %d bytes of relay files and traces, and %d decrypted bytes of mailbox.db holding %d envelopes", scanned, scannedPlain, envelopes)
 }
 
 // waitAll waits until every message in ids has the given state.
