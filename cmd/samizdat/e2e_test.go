@@ -49,6 +49,14 @@ type profile struct {
 	log  *syncBuffer // the daemon's logs (stderr)
 	out  *syncBuffer // what it printed for the user (stdout)
 	done chan error
+	bin  string // the binary to run ("": the e2e binary)
+}
+
+func (p *profile) exe() string {
+	if p.bin != "" {
+		return p.bin
+	}
+	return binary
 }
 
 func newProfile(t *testing.T, name string, extraEnv ...string) *profile {
@@ -61,7 +69,7 @@ func (p *profile) run(args ...string) (string, string, int) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, append([]string{"--profile", p.dir}, args...)...)
+	cmd := exec.CommandContext(ctx, p.exe(), append([]string{"--profile", p.dir}, args...)...)
 	cmd.Env = append(append(os.Environ(), "SAMIZDAT_PROFILE=", "SAMIZDAT_PASSPHRASE="), p.env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

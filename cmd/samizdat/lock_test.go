@@ -25,6 +25,7 @@ func TestCLIUpRacesCommands(t *testing.T) {
 		t.Skip("starts samizdat up 50 times")
 	}
 	p := newProfile(t, "racer")
+	p.bin = plainBinary(t) // see plainBinary
 	p.must("init", "--name", "racer", "--no-passphrase")
 	const tries = 50
 	online := 0
@@ -86,7 +87,7 @@ func upRacingCommands(t *testing.T, p *profile, try int) int {
 	}()
 	<-loopStarted
 
-	cmd := exec.CommandContext(ctx, binary, "--profile", p.dir, "up", "--dht=false", "--listen", "/ip4/127.0.0.1/tcp/0")
+	cmd := exec.CommandContext(ctx, p.exe(), "--profile", p.dir, "up", "--dht=false", "--listen", "/ip4/127.0.0.1/tcp/0")
 	cmd.Env = append(os.Environ(), "SAMIZDAT_PROFILE=", "SAMIZDAT_PASSPHRASE=")
 	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

@@ -36,11 +36,17 @@ func (v soakVerdict) OK() bool {
 	return v.Lost == 0 && v.Duplicated == 0 && v.OutOfOrder == 0
 }
 
-// maxSoakProblems bounds the lines kept in a verdict.
-const maxSoakProblems = 50
+// maxSoakProblems bounds the lines kept in a verdict, and
+// maxStreamProblems those of one stream (so that every failing stream is
+// named).
+const (
+	maxSoakProblems   = 60
+	maxStreamProblems = 4
+)
 
-func (v *soakVerdict) problem(format string, args ...any) {
-	if len(v.Problems) < maxSoakProblems {
+func (v *soakVerdict) problem(inStream *int, format string, args ...any) {
+	*inStream++
+	if len(v.Problems) < maxSoakProblems && *inStream <= maxStreamProblems {
 		v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
 	}
 }
@@ -51,6 +57,7 @@ func (v *soakVerdict) problem(format string, args ...any) {
 func checkSoakStreams(streams []soakStream) soakVerdict {
 	var v soakVerdict
 	for _, s := range streams {
+		np := 0 // problems of this stream
 		sentAt := make(map[string]int, len(s.Sent))
 		for i, id := range s.Sent {
 			sentAt[id] = i
@@ -64,7 +71,7 @@ func checkSoakStreams(streams []soakStream) soakVerdict {
 			switch n := count[id]; {
 			case n == 0:
 				v.Lost++
-				v.problem("%s: message %s lost (sent #%d of %d)", s.Name, id, sentAt[id]+1, len(s.Sent))
+				v.problem(&np, "%s: message %s lost (sent #%d of %d)", s.Name, id, sentAt[id]+1, len(s.Sent))
 			case n > 1:
 				v.Received++
 			default:
@@ -81,7 +88,7 @@ func checkSoakStreams(streams []soakStream) soakVerdict {
 					}
 				}
 				v.Duplicated++
-				v.problem("%s: %s %s shown %d times", s.Name, what, id, count[id])
+				v.problem(&np, "%s: %s %s shown %d times", s.Name, what, id, count[id])
 				count[id] = 0 // report it once
 			}
 		}
@@ -97,7 +104,7 @@ func checkSoakStreams(streams []soakStream) soakVerdict {
 			seen[id] = true
 			if i < last {
 				v.OutOfOrder++
-				v.problem("%s: message %s (sent #%d) shown after %s (sent #%d)", s.Name, id, i+1, lastID, last+1)
+				v.problem(&np, "%s: message %s (sent #%d) shown after %s (sent #%d)", s.Name, id, i+1, lastID, last+1)
 				continue
 			}
 			last, lastID = i, id
