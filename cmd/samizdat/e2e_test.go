@@ -373,7 +373,7 @@ func TestCLIRecipientDownThenUp(t *testing.T) {
 	alice.start()
 	alice.must("contacts", "add", link)
 	id := strings.TrimSpace(alice.must("send", "bob", "sent while bob sleeps"))
-	time.Sleep(2 * time.Second) // several delivery attempts fail
+	waitLogCount(t, alice, "msg=deliveryDeferred", 2) // two delivery attempts failed
 	for _, m := range alice.messages("bob") {
 		if m.ID == id && m.State != "queued" {
 			t.Fatalf("state while bob is down: %q", m.State)
