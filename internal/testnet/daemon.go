@@ -155,6 +155,20 @@ func (d *Daemon) Log() string {
 	return d.proc.Stderr.String()
 }
 
+// WaitLogCount waits until the daemon's log holds at least n lines with
+// needle (e.g. n failed delivery attempts): a condition in the daemon
+// instead of a sleep guessed to be long enough.
+func (d *Daemon) WaitLogCount(needle string, n int, timeout time.Duration) {
+	d.tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for strings.Count(d.Log(), needle) < n {
+		if time.Now().After(deadline) {
+			d.tb.Fatalf("%s: %d of %d log lines with %q after %v\n%s", d.Name, strings.Count(d.Log(), needle), n, needle, timeout, d.Log())
+		}
+		time.Sleep(50 * time.Millisecond) // polling the log
+	}
+}
+
 // Stdout returns what the running node printed for the user.
 func (d *Daemon) Stdout() string {
 	if d.proc == nil {
