@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -195,28 +196,35 @@ func RunSoak(ctx context.Context, w io.Writer, o SoakOptions) (rep SoakReport, e
 	}
 
 	var msgs []soakMsg
-	chaosEnd := time.Now().Add(o.Duration)
-	nextKill := time.Now().Add(o.KillEvery)
-	for time.Now().Before(chaosEnd) {
-		if err := ctx.Err(); err != nil {
-			return rep, err
+	// The killer runs on its own clock, so that a kill lands whenever it is
+	// due: in the middle of a send or a post, of a deposit at a host, of a
+	// start. mu guards the processes' state between it and this loop.
+	var mu sync.Mutex
+	stopKiller, killerDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(killerDone)
+		if o.KillEvery <= 0 {
+			return
 		}
-		for _, p := range procs {
-			if err := p.tend(ctx, o.Exe, rng); err != nil {
-				return rep, err
+		krng := rand.New(rand.NewPCG(o.Seed, 0x6b))
+		tick := time.NewTicker(o.KillEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopKiller:
+				return
+			case <-tick.C:
 			}
-		}
-		if o.KillEvery > 0 && time.Now().After(nextKill) {
-			nextKill = time.Now().Add(o.KillEvery)
+			mu.Lock()
 			var running []*soakProc
 			for _, p := range procs {
-				if p.cmd != nil {
+				if p.cmd != nil && !p.killed {
 					running = append(running, p)
 				}
 			}
 			if len(running) > 0 {
-				v := running[rng.IntN(len(running))]
-				v.stop(true)
+				v := running[krng.IntN(len(running))]
+				v.kill()
 				if v.relay {
 					rep.RelayKills++
 				} else {
@@ -224,10 +232,33 @@ func RunSoak(ctx context.Context, w io.Writer, o SoakOptions) (rep SoakReport, e
 				}
 				log.Info("soakKill", "proc", v.name)
 			}
+			mu.Unlock()
+		}
+	}()
+	chaosEnd := time.Now().Add(o.Duration)
+	for time.Now().Before(chaosEnd) {
+		if err := ctx.Err(); err != nil {
+			close(stopKiller)
+			<-killerDone
+			return rep, err
+		}
+		mu.Lock()
+		var tendErr error
+		for _, p := range procs {
+			if tendErr = p.tend(ctx, o.Exe, rng); tendErr != nil {
+				break
+			}
 		}
 		from := rng.IntN(len(nodes))
 		s := nodes[from]
-		if s.api == nil {
+		api := s.api
+		mu.Unlock()
+		if tendErr != nil {
+			close(stopKiller)
+			<-killerDone
+			return rep, tendErr
+		}
+		if api == nil {
 			time.Sleep(20 * time.Millisecond) // pacing: the sender is down
 			continue
 		}
@@ -235,7 +266,7 @@ func RunSoak(ctx context.Context, w io.Writer, o SoakOptions) (rep SoakReport, e
 		rep.Attempted++
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if group != "" && rng.IntN(3) == 0 {
-			got, err := s.api.GroupSend(sctx, group, fmt.Sprintf("soak post %d from %s", len(msgs), s.name))
+			got, err := api.GroupSend(sctx, group, fmt.Sprintf("soak post %d from %s", len(msgs), s.name))
 			if err == nil {
 				m.id = got.ID
 			}
@@ -244,7 +275,7 @@ func RunSoak(ctx context.Context, w io.Writer, o SoakOptions) (rep SoakReport, e
 			if m.to >= from {
 				m.to++
 			}
-			got, err := s.api.Send(sctx, nodes[m.to].name, fmt.Sprintf("soak %d from %s to %s", len(msgs), s.name, nodes[m.to].name))
+			got, err := api.Send(sctx, nodes[m.to].name, fmt.Sprintf("soak %d from %s to %s", len(msgs), s.name, nodes[m.to].name))
 			if err == nil {
 				m.id = got.ID
 			}
@@ -253,9 +284,16 @@ func RunSoak(ctx context.Context, w io.Writer, o SoakOptions) (rep SoakReport, e
 		msgs = append(msgs, m)
 		time.Sleep(time.Duration(20+rng.IntN(80)) * time.Millisecond) // pacing
 	}
+	close(stopKiller)
+	<-killerDone
 	fmt.Fprintf(w, "chaos over after %d sends and %d + %d kills; every process comes back\n", rep.Attempted, rep.Kills, rep.RelayKills)
 	for _, p := range procs {
-		if p.cmd == nil || p.api == nil && !p.relay {
+		if p.cmd != nil {
+			if err := p.poll(ctx); err != nil {
+				return rep, err
+			}
+		}
+		if p.cmd == nil || !p.ready {
 			p.stop(false)
 			if err := p.startWait(ctx, o.Exe); err != nil {
 				return rep, err

@@ -73,6 +73,8 @@ func (p *soakProc) poll(ctx context.Context) error {
 			}
 			return fmt.Errorf("soak: %s exited %s (%v): %s", p.name, state, p.cmd.ProcessState, p.errb)
 		}
+		// Killed: down from now on.
+		p.cmd, p.api, p.ready, p.downAt = nil, nil, false, time.Now()
 		return nil
 	default:
 	}
@@ -140,6 +142,12 @@ func (p *soakProc) tend(ctx context.Context, exe string, rng *rand.Rand) error {
 		return nil
 	}
 	return p.launch(exe)
+}
+
+// kill sends SIGKILL without waiting: poll notices the exit.
+func (p *soakProc) kill() {
+	p.killed = true
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 }
 
 // stop kills the process: with SIGKILL (a crash) or SIGINT (a clean stop).
