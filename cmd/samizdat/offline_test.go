@@ -63,7 +63,11 @@ func TestCLIThreeRelays(t *testing.T) {
 	for i := range ids {
 		ids[i] = strings.TrimSpace(alice.must("send", "bob", body(i)))
 	}
-	waitAll(t, alice, "bob", ids, "sent") // deposited: bob is down
+	// Deposited: bob is down. A message queued while alice's attempts to
+	// reach bob back off waits for her next attempt (up to --retry-max, 5
+	// min) before it is deposited; under -race on a loaded machine the 100
+	// sends take minutes, so the wait covers one full backoff.
+	waitAllWithin(t, alice, "bob", ids, "sent", 6*time.Minute)
 	alice.stop()
 
 	relays[1].kill()
@@ -168,7 +172,13 @@ func TestCLIThreeRelays(t *testing.T) {
 // waitAll waits until every message in ids has the given state.
 func waitAll(t *testing.T, p *profile, contact string, ids []string, state string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	waitAllWithin(t, p, contact, ids, state, 60*time.Second)
+}
+
+// waitAllWithin is waitAll with a bound of one's own.
+func waitAllWithin(t *testing.T, p *profile, contact string, ids []string, state string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
