@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -221,7 +223,21 @@ func TestCLISoak(t *testing.T) {
 		t.Skip("starts and kills node processes for several seconds")
 	}
 	p := newProfile(t, "soak")
-	out, errOut, code := p.run("soak", "--nodes", "3", "--relays", "2", "--duration", "6s", "--kill-every", "1s", "--settle", "90s", "--dir", t.TempDir())
+	// Not p.run: its one-minute bound is shorter than the soak with its
+	// settling time.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "soak", "--nodes", "3", "--relays", "2", "--duration", "6s", "--kill-every", "1s", "--settle", "90s", "--dir", t.TempDir())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	code := 0
+	if err := cmd.Run(); err != nil {
+		code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+	}
+	out, errOut := stdout.String(), stderr.String()
 	if code != 0 {
 		t.Fatalf("soak: exit %d\n%s\n%s", code, out, errOut)
 	}

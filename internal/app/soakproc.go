@@ -47,6 +47,8 @@ func (p *soakProc) launch(exe string) error {
 	}
 	cmd := exec.Command(exe, append([]string{"--profile", p.dir}, p.args...)...)
 	cmd.Env = append(os.Environ(), "SAMIZDAT_PROFILE=", "SAMIZDAT_PASSPHRASE=")
+	// If the soak itself is killed, its processes die with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p.out, p.errb = &soakBuf{left: 64 << 10}, &soakBuf{left: 64 << 10, count: "already received or too old", n: &p.wedged}
 	cmd.Stdout, cmd.Stderr = p.out, p.errb
 	if p.logFile != nil {
