@@ -28,8 +28,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "samizdat")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build := exec.Command("go", buildArgs("-o", binary, ".")...)
+	build.Env = append(os.Environ(), buildEnv())
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build samizdat: %v\n%s", err, out)
 		os.Exit(1)
@@ -49,6 +49,14 @@ type profile struct {
 	log  *syncBuffer // the daemon's logs (stderr)
 	out  *syncBuffer // what it printed for the user (stdout)
 	done chan error
+	bin  string // the binary to run ("": the e2e binary)
+}
+
+func (p *profile) exe() string {
+	if p.bin != "" {
+		return p.bin
+	}
+	return binary
 }
 
 func newProfile(t *testing.T, name string, extraEnv ...string) *profile {
@@ -61,7 +69,7 @@ func (p *profile) run(args ...string) (string, string, int) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, append([]string{"--profile", p.dir}, args...)...)
+	cmd := exec.CommandContext(ctx, p.exe(), append([]string{"--profile", p.dir}, args...)...)
 	cmd.Env = append(append(os.Environ(), "SAMIZDAT_PROFILE=", "SAMIZDAT_PASSPHRASE="), p.env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -204,11 +212,11 @@ func (p *profile) waitState(contact, id, state string) {
 }
 
 // hashTree summarises every file under dir (name, size, SHA-256), except
-// the lock file, whose pid line a failed open may rewrite.
+// the lock files, whose pid lines a failed open may rewrite.
 func hashTree(t *testing.T, dir string) string {
 	var sb strings.Builder
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() == "lock" {
+		if err != nil || d.IsDir() || d.Name() == "lock" || d.Name() == "daemon.lock" {
 			return nil
 		}
 		b, err := os.ReadFile(path)
@@ -377,7 +385,7 @@ func TestCLIRecipientDownThenUp(t *testing.T) {
 	alice.start()
 	alice.must("contacts", "add", link)
 	id := strings.TrimSpace(alice.must("send", "bob", "sent while bob sleeps"))
-	time.Sleep(2 * time.Second) // several delivery attempts fail
+	waitLogCount(t, alice, "msg=deliveryDeferred", 2) // two delivery attempts failed
 	for _, m := range alice.messages("bob") {
 		if m.ID == id && m.State != "queued" {
 			t.Fatalf("state while bob is down: %q", m.State)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samizdat-im/samizdat/internal/app"
 	"github.com/samizdat-im/samizdat/internal/mailbox"
 	"github.com/samizdat-im/samizdat/internal/p2p"
 )
@@ -148,6 +149,11 @@ func TestCLIRelay(t *testing.T) {
 	}
 	if len(grepTree(t, dir, envA[:64])) != 0 {
 		t.Error("envelope bytes found in the clear in the relay's profile")
+	}
+	// ... and yet the relay holds it: its own key reads it back (so the
+	// scan above looked at the real holdings, encrypted).
+	if plain, held, err := app.MailboxPlaintext(dir); err != nil || held != 1 || !bytes.Contains(plain, envA) {
+		t.Fatalf("the relay's mailbox.db, decrypted with its key: %d envelopes, envelope found %v, err %v", held, bytes.Contains(plain, envA), err)
 	}
 
 	// Restarted: same peer id, the envelope is still there.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samizdat-im/samizdat/internal/api"
 	"github.com/samizdat-im/samizdat/internal/apiclient"
 	"github.com/samizdat-im/samizdat/internal/identity"
 )
@@ -136,7 +137,15 @@ func TestAPIClientFlow(t *testing.T) {
 	}
 	events := make(chan apiclient.Event, 16)
 	go ca.Events(ctx, func(e apiclient.Event) { events <- e })
-	time.Sleep(100 * time.Millisecond) // let the WebSocket subscribe
+	// The stream's first event says the subscription is in place.
+	select {
+	case e := <-events:
+		if e.Type != api.EventSubscribed {
+			t.Fatalf("first event %+v, want %q", e, api.EventSubscribed)
+		}
+	case <-ctx.Done():
+		t.Fatal("the events stream did not open")
+	}
 	m, err := ca.Send(ctx, "bob", "over the API")
 	if err != nil || m.State != "queued" || len(m.ID) != 32 {
 		t.Fatalf("send: %+v %v", m, err)

@@ -98,7 +98,8 @@ func TestGroupsAndChannelsAPI(t *testing.T) {
 		cs, err := a.Channels(ctx)
 		return err == nil && len(cs) == 1 && cs[0].Peers == 1
 	})
-	time.Sleep(1200 * time.Millisecond) // a gossipsub heartbeat
+	// No wait for a heartbeat: bob is among the topic's peers, and a post
+	// is flood-published to every one of them (gossipsub's default).
 	for _, p := range []apiclient.PostRequest{{Text: "bridge closed"}, {Text: "shelter now", Alert: true}} {
 		if _, err := a.Post(ctx, ch.ID, p.Text, p.Alert); err != nil {
 			t.Fatal(err)

@@ -135,7 +135,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if _, err := os.Stat(filepath.Join(o.Dir, ProfileFile)); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrNoProfile, o.Dir)
 	}
-	unlock, err := lockProfile(o.Dir)
+	unlock, err := lockDaemon(ctx, o.Dir)
 	if err != nil {
 		return nil, err
 	}

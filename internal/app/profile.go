@@ -3,8 +3,8 @@
 // cmd/samizdat, internal/cli and tests import it.
 //
 // A profile is a directory (0700) holding profile.json (how the store key
-// is derived), the encrypted database, a lock file held by the running
-// node, and api.json (0600: the local API address and token). With
+// is derived), the encrypted database, two lock files (see lockDaemon) and
+// api.json (0600: the local API address and token). With
 // --no-passphrase the random store key lives in a 0600 key file beside the
 // database, as DESIGN §8 allows for users who set no passphrase.
 package app
@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/samizdat-im/samizdat/internal/messenger"
 	"github.com/samizdat-im/samizdat/internal/p2p"
@@ -249,10 +250,81 @@ func openStore(dir string, ks KeySource) (*store.Store, error) {
 	return st, err
 }
 
-// lockProfile takes the profile's exclusive lock (flock), so that two
-// processes never write one store.
+// The profile has two locks (flock), so that a daemon can tell another
+// daemon from a short command:
+//
+//   - LockFile is held by whoever has the store open: a daemon for its
+//     whole run, a CLI command (init, or one run offline) only for its own
+//     duration. Two processes never write one store.
+//   - DaemonLockFile is held, on top, only by a daemon (`up`, `relay`) for
+//     its whole run. A second daemon fails on it at once.
+//
+// So a daemon that finds LockFile taken while it holds DaemonLockFile
+// knows the holder is a short command, and waits for it (lockWait)
+// instead of exiting: `samizdat up & samizdat status` must never kill the
+// daemon. A command that finds LockFile taken waits too, and uses the
+// daemon's API as soon as it answers (internal/cli).
+
+// DaemonLockFile is held by the daemon running on a profile (see above).
+const DaemonLockFile = "daemon.lock"
+
+// lockWait bounds how long a starting daemon waits for a short command to
+// release the profile.
+var lockWait = 15 * time.Second
+
+// lockPoll is how often a waiting lock is tried again.
+const lockPoll = 10 * time.Millisecond
+
+// onLockBusy, if set (tests), is called when a starting daemon finds the
+// store lock held by a short command and begins to wait.
+var onLockBusy func()
+
+// lockProfile takes the store lock for a short holder (a CLI command, or
+// init), failing at once with ErrLocked if anyone holds it.
 func lockProfile(dir string) (func(), error) {
-	path := filepath.Join(dir, LockFile)
+	return flockFile(filepath.Join(dir, LockFile), "")
+}
+
+// lockDaemon takes the daemon lock (failing at once with ErrLocked if a
+// daemon runs on the profile) and then the store lock, waiting up to
+// lockWait for a short command that holds it.
+func lockDaemon(ctx context.Context, dir string) (func(), error) {
+	unlockD, err := flockFile(filepath.Join(dir, DaemonLockFile), "a samizdat node already runs on it")
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(lockWait)
+	busy := false
+	for {
+		unlockS, err := flockFile(filepath.Join(dir, LockFile), "")
+		if err == nil {
+			return func() { unlockS(); unlockD() }, nil
+		}
+		if !errors.Is(err, ErrLocked) {
+			unlockD()
+			return nil, err
+		}
+		if !busy && onLockBusy != nil {
+			onLockBusy()
+		}
+		busy = true
+		if time.Now().After(deadline) {
+			unlockD()
+			return nil, fmt.Errorf("%w: a command still holds it after %v", err, lockWait)
+		}
+		select {
+		case <-ctx.Done():
+			unlockD()
+			return nil, ctx.Err()
+		case <-time.After(lockPoll):
+		}
+	}
+}
+
+// flockFile takes an exclusive flock on path without waiting and writes
+// the holder's pid into it, for the error another process gets (which
+// says why, if why is set).
+func flockFile(path, why string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
@@ -260,10 +332,17 @@ func lockProfile(dir string) (func(), error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		b, _ := os.ReadFile(path)
 		f.Close()
-		if pid := strings.TrimSpace(string(b)); pid != "" {
-			return nil, fmt.Errorf("%w (pid %s)", ErrLocked, pid)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		return nil, ErrLocked
+		err := ErrLocked
+		if why != "" {
+			err = fmt.Errorf("%w: %s", err, why)
+		}
+		if pid := strings.TrimSpace(string(b)); pid != "" {
+			return nil, fmt.Errorf("%w (pid %s)", err, pid)
+		}
+		return nil, err
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)

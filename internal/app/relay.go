@@ -178,7 +178,7 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	unlock, err := lockProfile(o.Dir)
+	unlock, err := lockDaemon(ctx, o.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -378,4 +378,36 @@ func loadOrCreateKey(path string, size int, mustExist bool) ([]byte, error) {
 		return nil, fmt.Errorf("%s is damaged", path)
 	}
 	return key, nil
+}
+
+// MailboxPlaintext returns what the operator of a mailbox host reads in
+// its mailbox.db with the host's own key (mailbox.key in dir): the
+// decrypted database and WAL, live rows and freed pages alike, and the
+// number of envelopes the host holds, opened as the host opens it. Tests
+// scan it for what must never reach a host (plaintext, account ids):
+// scanning the encrypted file would find nothing whatever it held. Run it
+// while no process serves from dir.
+func MailboxPlaintext(dir string) (plain []byte, envelopes int64, err error) {
+	key, err := loadOrCreateKey(filepath.Join(dir, MailboxKeyFile), store.KeySize, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	db := filepath.Join(dir, MailboxDBFile)
+	for _, f := range []string{db, db + "-wal"} {
+		b, err := store.DecryptFile(f, key)
+		if errors.Is(err, os.ErrNotExist) && f != db {
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		plain = append(plain, b...)
+	}
+	st, err := store.OpenMailboxStore(db, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer st.Close()
+	_, envelopes, err = st.TotalUsage(context.Background())
+	return plain, envelopes, err
 }

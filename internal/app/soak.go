@@ -8,30 +8,29 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
+	"sync"
 	"time"
-
-	"github.com/samizdat-im/samizdat/internal/apiclient"
 )
 
 // The chaos soak (DESIGN §10, `samizdat soak`): real `samizdat up`
-// processes on loopback and a volunteer relay keeping their mail; messages
-// are sent between random pairs while random nodes are killed with
-// SIGKILL and restarted. At the end every node comes back and the soak
-// counts, for each message a node accepted, whether it was delivered
-// (sender's state) and how many times the recipient stored it: the
-// promise is exactly once, none lost.
+// processes on loopback, with real `samizdat relay` processes as their
+// mailbox hosts; messages go between random pairs and into a group of all
+// nodes while random processes — nodes and mailbox hosts — are killed with
+// SIGKILL and restarted. At the end every process comes back and the soak
+// checks, from each node's own store, every message whose send returned an
+// id: shown exactly once by each receiver, in the order it was sent, and
+// (1:1) seen delivered by its sender. A failure names the message.
 
 // SoakOptions configure RunSoak.
 type SoakOptions struct {
 	Exe       string        // the samizdat binary to run nodes with
 	Dir       string        // where profiles go ("" = a temporary directory, removed after)
 	Nodes     int           // users (default 3)
+	Relays    int           // mailbox hosts, each a `samizdat relay` process (0: 2; negative: none)
+	NoGroup   bool          // only 1:1 messages (by default a third of the sends are posts to a group of all nodes)
 	Duration  time.Duration // of the chaos phase (default 60 s)
-	KillEvery time.Duration // a node is killed this often (default 5 s; negative: never)
+	KillEvery time.Duration // a process is killed this often (default 5 s; negative: never)
 	Settle    time.Duration // how long delivery may take after the chaos (default 2 min)
 	Seed      uint64        // 0: from the clock
 	Logger    *slog.Logger
@@ -39,43 +38,53 @@ type SoakOptions struct {
 
 // SoakReport is what the soak counted.
 type SoakReport struct {
-	Attempted  int // sends asked of a node
-	Accepted   int // sends a node confirmed (queued durably)
-	Unanswered int // sends whose answer was lost with a killed node
-	Delivered  int // accepted messages the sender sees delivered
-	Received   int // accepted messages the recipient has (once or more)
-	Duplicated int // accepted messages the recipient has more than once
-	Lost       int // accepted messages the recipient does not have
-	Kills      int
-	Elapsed    time.Duration
+	Attempted   int // sends asked of a node (1:1 and group)
+	Accepted    int // 1:1 sends that returned a message id
+	GroupPosts  int // group sends that returned a message id
+	Unanswered  int // sends whose answer was lost with a killed node
+	Delivered   int // accepted 1:1 messages the sender sees delivered
+	Direct      SoakCounts
+	Group       SoakCounts // copies: each post × the other members
+	Kills       int        // SIGKILLs of nodes
+	RelayKills  int        // SIGKILLs of mailbox hosts
+	WedgedLines int        // log lines of the nodes saying "already received or too old"
+	Elapsed     time.Duration
+	Problems    []string // the failures, each naming a message
 }
 
-// OK reports whether the soak kept its promise.
+// SoakCounts is what receivers showed of the confirmed messages.
+type SoakCounts struct {
+	Copies     int // what receivers must show
+	Received   int // copies shown at least once
+	Lost       int // copies not shown
+	Duplicated int // messages shown more than once
+	OutOfOrder int // copies shown before one their sender sent earlier
+}
+
+func (c SoakCounts) bad() bool { return c.Lost > 0 || c.Duplicated > 0 || c.OutOfOrder > 0 }
+
+func (c SoakCounts) String() string {
+	return fmt.Sprintf("%d copies: received %d, lost %d, duplicated %d, out of order %d", c.Copies, c.Received, c.Lost, c.Duplicated, c.OutOfOrder)
+}
+
+// OK reports whether the soak kept its promise: something was sent, and
+// every message is delivered, exactly once, in order.
 func (r SoakReport) OK() bool {
-	return r.Lost == 0 && r.Duplicated == 0 && r.Delivered == r.Accepted
+	return r.Accepted+r.GroupPosts > 0 && !r.Direct.bad() && !r.Group.bad() && r.Delivered == r.Accepted && len(r.Problems) == 0
 }
 
 func (r SoakReport) String() string {
-	return fmt.Sprintf("attempted %d, accepted %d (unanswered %d), delivered %d, received %d, duplicated %d, lost %d; %d kills; %v",
-		r.Attempted, r.Accepted, r.Unanswered, r.Delivered, r.Received, r.Duplicated, r.Lost, r.Kills, r.Elapsed.Round(time.Millisecond))
+	return fmt.Sprintf("attempted %d, unanswered %d; 1:1: accepted %d, delivered %d, %s; group: accepted %d posts, %s; %d node kills + %d mailbox-host kills; %d \"already received or too old\" log lines; %v",
+		r.Attempted, r.Unanswered, r.Accepted, r.Delivered, r.Direct, r.GroupPosts, r.Group, r.Kills, r.RelayKills, r.WedgedLines, r.Elapsed.Round(time.Millisecond))
 }
 
-// ErrSoakFailed is returned by RunSoak when a message was lost, duplicated
-// or not delivered in time.
-var ErrSoakFailed = errors.New("soak: messages lost, duplicated or undelivered")
+// ErrSoakFailed is returned by RunSoak when a message was lost, duplicated,
+// out of order or not delivered in time, or when nothing was accepted.
+var ErrSoakFailed = errors.New("soak: messages lost, duplicated, out of order or undelivered")
 
-type soakNode struct {
-	name   string
-	dir    string
-	cmd    *exec.Cmd
-	done   chan struct{}
-	api    *apiclient.Client
-	downAt time.Time
-}
-
+// soakMsg is one send of the chaos phase.
 type soakMsg struct {
-	from, to int
-	body     string
+	from, to int    // to < 0: a group post
 	id       string // "" when the answer was lost
 }
 
@@ -86,6 +95,9 @@ func RunSoak(ctx context.Context, w io.Writer, o SoakOptions) (rep SoakReport, e
 	}
 	if o.Nodes < 2 {
 		return rep, errors.New("soak: at least 2 nodes")
+	}
+	if o.Relays == 0 {
+		o.Relays = 2
 	}
 	if o.Duration == 0 {
 		o.Duration = time.Minute
@@ -103,245 +115,365 @@ func RunSoak(ctx context.Context, w io.Writer, o SoakOptions) (rep SoakReport, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	base := o.Dir
+	base, keepLogs := o.Dir, o.Dir != ""
 	if base == "" {
 		if base, err = os.MkdirTemp("", "samizdat-soak-"); err != nil {
 			return rep, err
 		}
 		defer os.RemoveAll(base)
+	} else if err := os.MkdirAll(base, 0o700); err != nil {
+		return rep, err
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x5a))
 	t0 := time.Now()
-	fmt.Fprintf(w, "soak: %d nodes and a relay on loopback, %v of chaos, seed %d\n", o.Nodes, o.Duration, o.Seed)
+	relays := max(o.Relays, 0)
+	fmt.Fprintf(w, "soak: %d nodes and %d mailbox hosts on loopback, group %v, %v of chaos, seed %d\n", o.Nodes, relays, !o.NoGroup, o.Duration, o.Seed)
 
-	relay, err := StartRelay(ctx, RelayOptions{Dir: filepath.Join(base, "relay"), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LoopbackOnly: true, Logger: log})
-	if err != nil {
-		return rep, err
-	}
-	defer relay.Close()
-
-	nodes := make([]*soakNode, o.Nodes)
+	var procs []*soakProc
 	defer func() {
-		for _, n := range nodes {
-			if n != nil {
-				n.stop(true)
+		for _, p := range procs {
+			p.stop(false)
+			if p.logFile != nil {
+				p.logFile.Close()
 			}
 		}
 	}()
-	args := []string{"--dht=false", "--log-level", "warn"}
-	for _, a := range relay.Addrs() {
-		args = append(args, "--mailbox-host", a)
+	// With --dir, each process's logs of all its runs go to DIR/NAME.log.
+	openLog := func(p *soakProc) error {
+		if !keepLogs {
+			return nil
+		}
+		f, err := os.OpenFile(filepath.Join(base, p.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		p.logFile = f
+		return err
 	}
+	// Mailbox hosts first: the nodes name them. A host restarted without
+	// --listen reuses its ports (relay.listen), so the nodes' addresses stay
+	// good.
+	var hosts []string
+	for i := range relays {
+		p := &soakProc{name: fmt.Sprintf("host%d", i), dir: filepath.Join(base, fmt.Sprintf("host%d", i)), relay: true,
+			args: []string{"relay", "--dht=false", "--log-level", "warn"}}
+		procs = append(procs, p)
+		if err := openLog(p); err != nil {
+			return rep, err
+		}
+		if err := p.startWait(ctx, o.Exe); err != nil {
+			return rep, err
+		}
+		hosts = append(hosts, p.addrs...)
+	}
+	// Nodes log at info: the soak counts "already received or too old" lines.
+	upArgs := []string{"up", "--dht=false", "--log-level", "info"}
+	for _, a := range hosts {
+		upArgs = append(upArgs, "--mailbox-host", a)
+	}
+	nodes := make([]*soakProc, o.Nodes)
 	for i := range nodes {
-		n := &soakNode{name: fmt.Sprintf("n%d", i), dir: filepath.Join(base, fmt.Sprintf("n%d", i))}
+		n := &soakProc{name: fmt.Sprintf("n%d", i), dir: filepath.Join(base, fmt.Sprintf("n%d", i)), args: upArgs}
 		nodes[i] = n
+		procs = append(procs, n)
+		if err := openLog(n); err != nil {
+			return rep, err
+		}
 		if _, err := Init(ctx, n.dir, n.name, KeySource{NoPassphrase: true}); err != nil {
 			return rep, err
 		}
-		if err := n.start(ctx, o.Exe, args); err != nil {
+		if err := n.startWait(ctx, o.Exe); err != nil {
 			return rep, err
 		}
 	}
-	// Everyone knows everyone.
-	for _, a := range nodes {
-		inv, err := a.api.Invite(ctx)
-		if err != nil {
+	accts, err := soakIntroduce(ctx, nodes)
+	if err != nil {
+		return rep, err
+	}
+	group := ""
+	if !o.NoGroup {
+		if group, err = soakGroup(ctx, nodes); err != nil {
 			return rep, err
 		}
-		for _, b := range nodes {
-			if a != b {
-				if _, err := b.api.AddContact(ctx, inv.Link, ""); err != nil {
-					return rep, fmt.Errorf("%s adds %s: %w", b.name, a.name, err)
-				}
-			}
-		}
+		fmt.Fprintf(w, "group %s: all %d nodes are members\n", group[:8], len(nodes))
 	}
 
 	var msgs []soakMsg
-	chaosEnd := time.Now().Add(o.Duration)
-	nextKill := time.Now().Add(o.KillEvery)
-	for time.Now().Before(chaosEnd) {
-		if err := ctx.Err(); err != nil {
-			return rep, err
+	// The killer runs on its own clock, so that a kill lands whenever it is
+	// due: in the middle of a send or a post, of a deposit at a host, of a
+	// start. mu guards the processes' state between it and this loop.
+	var mu sync.Mutex
+	stopKiller, killerDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(killerDone)
+		if o.KillEvery <= 0 {
+			return
 		}
-		// Restart nodes that have been down for a while.
-		for _, n := range nodes {
-			if n.cmd == nil && time.Since(n.downAt) > time.Second+time.Duration(rng.IntN(2000))*time.Millisecond {
-				if err := n.start(ctx, o.Exe, args); err != nil {
-					return rep, err
+		krng := rand.New(rand.NewPCG(o.Seed, 0x6b))
+		tick := time.NewTicker(o.KillEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopKiller:
+				return
+			case <-tick.C:
+			}
+			mu.Lock()
+			var running []*soakProc
+			for _, p := range procs {
+				if p.cmd != nil && !p.killed {
+					running = append(running, p)
 				}
 			}
+			if len(running) > 0 {
+				v := running[krng.IntN(len(running))]
+				v.kill()
+				if v.relay {
+					rep.RelayKills++
+				} else {
+					rep.Kills++
+				}
+				log.Info("soakKill", "proc", v.name)
+			}
+			mu.Unlock()
 		}
-		if o.KillEvery > 0 && time.Now().After(nextKill) {
-			nextKill = time.Now().Add(o.KillEvery)
-			if v := nodes[rng.IntN(len(nodes))]; v.cmd != nil {
-				v.stop(true)
-				rep.Kills++
-				log.Info("soakKill", "node", v.name)
+	}()
+	chaosEnd := time.Now().Add(o.Duration)
+	for time.Now().Before(chaosEnd) {
+		if err := ctx.Err(); err != nil {
+			close(stopKiller)
+			<-killerDone
+			return rep, err
+		}
+		mu.Lock()
+		var tendErr error
+		for _, p := range procs {
+			if tendErr = p.tend(ctx, o.Exe, rng); tendErr != nil {
+				break
 			}
 		}
-		from, to := rng.IntN(len(nodes)), rng.IntN(len(nodes)-1)
-		if to >= from {
-			to++
+		from := rng.IntN(len(nodes))
+		s := nodes[from]
+		api := s.api
+		mu.Unlock()
+		if tendErr != nil {
+			close(stopKiller)
+			<-killerDone
+			return rep, tendErr
 		}
-		if s := nodes[from]; s.cmd != nil {
-			m := soakMsg{from: from, to: to, body: fmt.Sprintf("soak %d from %s to %s", len(msgs), s.name, nodes[to].name)}
-			rep.Attempted++
-			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			got, err := s.api.Send(sctx, nodes[to].name, m.body)
-			cancel()
+		if api == nil {
+			time.Sleep(20 * time.Millisecond) // pacing: the sender is down
+			continue
+		}
+		m := soakMsg{from: from, to: -1}
+		rep.Attempted++
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if group != "" && rng.IntN(3) == 0 {
+			got, err := api.GroupSend(sctx, group, fmt.Sprintf("soak post %d from %s", len(msgs), s.name))
 			if err == nil {
 				m.id = got.ID
 			}
-			msgs = append(msgs, m)
+		} else {
+			m.to = rng.IntN(len(nodes) - 1)
+			if m.to >= from {
+				m.to++
+			}
+			got, err := api.Send(sctx, nodes[m.to].name, fmt.Sprintf("soak %d from %s to %s", len(msgs), s.name, nodes[m.to].name))
+			if err == nil {
+				m.id = got.ID
+			}
 		}
-		time.Sleep(time.Duration(20+rng.IntN(80)) * time.Millisecond)
+		cancel()
+		msgs = append(msgs, m)
+		time.Sleep(time.Duration(20+rng.IntN(80)) * time.Millisecond) // pacing
 	}
-	fmt.Fprintf(w, "chaos over after %d sends and %d kills; every node comes back\n", rep.Attempted, rep.Kills)
-	for _, n := range nodes {
-		if n.cmd == nil {
-			if err := n.start(ctx, o.Exe, args); err != nil {
+	close(stopKiller)
+	<-killerDone
+	fmt.Fprintf(w, "chaos over after %d sends and %d + %d kills; every process comes back\n", rep.Attempted, rep.Kills, rep.RelayKills)
+	for _, p := range procs {
+		if p.cmd != nil {
+			if err := p.poll(ctx); err != nil {
+				return rep, err
+			}
+		}
+		if p.cmd == nil || !p.ready {
+			p.stop(false)
+			if err := p.startWait(ctx, o.Exe); err != nil {
 				return rep, err
 			}
 		}
 	}
 
-	// Settle: wait until every message a node holds as sent is delivered.
+	// Settle: wait until every message is where it must be.
 	deadline := time.Now().Add(o.Settle)
 	for {
-		rep = tally(ctx, nodes, msgs, rep)
+		rep = soakTally(ctx, nodes, accts, group, msgs, rep)
 		if rep.OK() || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(time.Second) // the next look at the stores
+	}
+	for _, n := range nodes {
+		rep.WedgedLines += int(n.wedged.Load())
 	}
 	rep.Elapsed = time.Since(t0)
 	fmt.Fprintf(w, "soak: %s\n", rep)
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "  %s\n", p)
+	}
 	if !rep.OK() {
+		if rep.Accepted+rep.GroupPosts == 0 {
+			fmt.Fprintln(w, "  no send was accepted: the soak proved nothing")
+		}
 		return rep, ErrSoakFailed
 	}
 	return rep, nil
 }
 
-// tally counts, from the nodes' own stores, what became of each message.
-func tally(ctx context.Context, nodes []*soakNode, msgs []soakMsg, rep SoakReport) SoakReport {
-	type conv struct{ from, to int }
-	convs := map[conv][]apiclient.Message{}
-	get := func(at, with int) []apiclient.Message {
-		k := conv{at, with}
-		if ms, ok := convs[k]; ok {
-			return ms
-		}
-		c, err := nodes[at].api.Messages(ctx, nodes[with].name, 0)
+// soakIntroduce makes everyone everyone's contact and returns the nodes'
+// account ids.
+func soakIntroduce(ctx context.Context, nodes []*soakProc) ([]string, error) {
+	accts := make([]string, len(nodes))
+	for i, a := range nodes {
+		inv, err := a.api.Invite(ctx)
 		if err != nil {
-			return nil
+			return nil, err
 		}
-		convs[k] = c.Messages
-		return c.Messages
+		accts[i] = inv.AccountID
+		for _, b := range nodes {
+			if a != b {
+				if _, err := b.api.AddContact(ctx, inv.Link, ""); err != nil {
+					return nil, fmt.Errorf("%s adds %s: %w", b.name, a.name, err)
+				}
+			}
+		}
 	}
-	r := SoakReport{Attempted: rep.Attempted, Kills: rep.Kills}
-	for _, m := range msgs {
-		// Sent: the sender has it (an unanswered send may have been
-		// queued all the same, or not at all).
-		var sent *apiclient.Message
-		for _, x := range get(m.from, m.to) {
-			if x.Outgoing && x.Body == m.body {
-				sent = &x
+	return accts, nil
+}
+
+// soakGroup has n0 make a group of all nodes and waits until every node
+// is a member that sees all the others.
+func soakGroup(ctx context.Context, nodes []*soakProc) (string, error) {
+	g, err := nodes[0].api.CreateGroup(ctx, "soak")
+	if err != nil {
+		return "", err
+	}
+	for _, n := range nodes[1:] {
+		if _, err := nodes[0].api.GroupInvite(ctx, g.ID, n.name); err != nil {
+			return "", fmt.Errorf("n0 invites %s: %w", n.name, err)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for _, n := range nodes {
+		for {
+			gi, err := n.api.Group(ctx, g.ID)
+			if err == nil && len(gi.Members) == len(nodes) {
 				break
 			}
-		}
-		if m.id == "" {
-			r.Unanswered++
-		}
-		if sent == nil {
-			continue // never queued (its node died first)
-		}
-		r.Accepted++
-		if sent.State == "delivered" || sent.State == "read" {
-			r.Delivered++
-		}
-		n := 0
-		for _, x := range get(m.to, m.from) {
-			if !x.Outgoing && x.Body == m.body {
-				n++
+			if time.Now().After(deadline) {
+				return "", fmt.Errorf("soak: %s did not join the group within a minute: %v", n.name, err)
+			}
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(100 * time.Millisecond):
 			}
 		}
+	}
+	return g.ID, nil
+}
+
+// soakTally reads what each node shows and checks every stream.
+func soakTally(ctx context.Context, nodes []*soakProc, accts []string, group string, msgs []soakMsg, rep SoakReport) SoakReport {
+	r := SoakReport{Attempted: rep.Attempted, Kills: rep.Kills, RelayKills: rep.RelayKills}
+	who := map[string]int{}
+	for i, a := range accts {
+		who[a] = i
+	}
+	type pair struct{ from, to int }
+	sent := map[pair][]string{} // 1:1 ids by pair, in send order
+	posts := map[int][]string{} // group ids by sender
+	for _, m := range msgs {
 		switch {
-		case n == 0:
-			r.Lost++
-		case n > 1:
-			r.Duplicated++
-			r.Received++
+		case m.id == "":
+			r.Unanswered++
+		case m.to < 0:
+			r.GroupPosts++
+			posts[m.from] = append(posts[m.from], m.id)
 		default:
-			r.Received++
+			r.Accepted++
+			sent[pair{m.from, m.to}] = append(sent[pair{m.from, m.to}], m.id)
 		}
 	}
+	var streams, groupStreams []soakStream
+	var problems []string
+	for s := range nodes {
+		for t := range nodes {
+			if s == t {
+				continue
+			}
+			// What the receiver shows from the sender, and what the
+			// sender holds (its delivered states and unconfirmed sends).
+			in, errIn := nodes[t].api.Messages(ctx, nodes[s].name, 0)
+			out, errOut := nodes[s].api.Messages(ctx, nodes[t].name, 0)
+			if err := errors.Join(errIn, errOut); err != nil {
+				problems = append(problems, fmt.Sprintf("%s→%s: read the conversation: %v", nodes[s].name, nodes[t].name, err))
+			}
+			st := soakStream{Name: nodes[s].name + "→" + nodes[t].name, Sent: sent[pair{s, t}], Unconfirmed: map[string]bool{}}
+			for _, m := range in.Messages {
+				if !m.Outgoing {
+					st.Got = append(st.Got, m.ID)
+				}
+			}
+			state := map[string]string{}
+			for _, m := range out.Messages {
+				if m.Outgoing {
+					state[m.ID] = m.State
+					st.Unconfirmed[m.ID] = true
+				}
+			}
+			undelivered := 0
+			for _, id := range st.Sent {
+				delete(st.Unconfirmed, id)
+				if s := state[id]; s == "delivered" || s == "read" {
+					r.Delivered++
+				} else if undelivered++; undelivered <= maxStreamProblems {
+					problems = append(problems, fmt.Sprintf("%s: message %s is %q at its sender, not delivered", st.Name, id, s))
+				}
+			}
+			if undelivered > maxStreamProblems {
+				problems = append(problems, fmt.Sprintf("%s: … %d undelivered in all", st.Name, undelivered))
+			}
+			streams = append(streams, st)
+		}
+		if group == "" {
+			continue
+		}
+		gc, err := nodes[s].api.GroupMessages(ctx, group, 0)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: read the group: %v", nodes[s].name, err))
+		}
+		// nodes[s] as the receiver of every other member's posts.
+		got := map[int][]string{}
+		mine := map[string]bool{}
+		for _, m := range gc.Messages {
+			if m.Outgoing {
+				mine[m.ID] = true
+			} else if i, ok := who[m.Sender]; ok {
+				got[i] = append(got[i], m.ID)
+			}
+		}
+		for from := range nodes {
+			if from != s {
+				groupStreams = append(groupStreams, soakStream{Name: "group: " + nodes[from].name + "→" + nodes[s].name, Sent: posts[from], Got: got[from]})
+			}
+		}
+		for _, id := range posts[s] {
+			if !mine[id] && len(problems) < maxSoakProblems {
+				problems = append(problems, fmt.Sprintf("group: %s's own post %s is gone from its store", nodes[s].name, id))
+			}
+		}
+	}
+	vd, vg := checkSoakStreams(streams), checkSoakStreams(groupStreams)
+	r.Direct = SoakCounts{vd.Copies, vd.Received, vd.Lost, vd.Duplicated, vd.OutOfOrder}
+	r.Group = SoakCounts{vg.Copies, vg.Received, vg.Lost, vg.Duplicated, vg.OutOfOrder}
+	r.Problems = append(append(vd.Problems, vg.Problems...), problems...)
 	return r
-}
-
-func (n *soakNode) start(ctx context.Context, exe string, args []string) error {
-	api := filepath.Join(n.dir, APIFile)
-	_ = os.Remove(api)
-	cmd := exec.Command(exe, append([]string{"--profile", n.dir, "up"}, args...)...)
-	cmd.Env = append(os.Environ(), "SAMIZDAT_PROFILE=", "SAMIZDAT_PASSPHRASE=")
-	var errb strings.Builder
-	cmd.Stderr = &limitedWriter{w: &errb, left: 64 << 10}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if c, err := apiclient.Load(ctx, api); err == nil {
-			n.cmd, n.done, n.api = cmd, done, c
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("soak: %s exited at start: %s", n.name, errb.String())
-		case <-ctx.Done():
-			cmd.Process.Kill()
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			return fmt.Errorf("soak: %s did not come up", n.name)
-		}
-	}
-}
-
-// stop kills the node: with SIGKILL (a crash) or SIGINT (a clean stop).
-func (n *soakNode) stop(kill bool) {
-	if n.cmd == nil {
-		return
-	}
-	sig := syscall.SIGINT
-	if kill {
-		sig = syscall.SIGKILL
-	}
-	_ = n.cmd.Process.Signal(sig)
-	select {
-	case <-n.done:
-	case <-time.After(20 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.done
-	}
-	n.cmd, n.api, n.downAt = nil, nil, time.Now()
-}
-
-// limitedWriter keeps the first bytes written to it.
-type limitedWriter struct {
-	w    io.Writer
-	left int
-}
-
-func (l *limitedWriter) Write(b []byte) (int, error) {
-	if l.left > 0 {
-		k := min(len(b), l.left)
-		l.w.Write(b[:k])
-		l.left -= k
-	}
-	return len(b), nil
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -91,25 +92,43 @@ type backend interface {
 var _ backend = (*apiclient.Client)(nil)
 var _ backend = offline{}
 
+// busyWait bounds how long a command waits for a profile that another
+// process holds: a node starting up (until its API answers) or another
+// command (until it is done).
+const busyWait = 30 * time.Second
+
 // withBackend runs f against the profile's running node, or else against
-// the profile opened offline.
+// the profile opened offline. While another process holds the profile
+// (a node that is starting, or another command) it waits, trying both,
+// until one works.
 func (g *globals) withBackend(ctx context.Context, f func(b backend, online bool) error) error {
-	c, err := apiclient.Load(ctx, filepath.Join(g.profile, app.APIFile))
-	if err == nil {
-		return f(c, true)
+	apiFile := filepath.Join(g.profile, app.APIFile)
+	deadline := time.Now().Add(busyWait)
+	for {
+		c, err := apiclient.Load(ctx, apiFile)
+		if err == nil {
+			return f(c, true)
+		}
+		if !errors.Is(err, apiclient.ErrNoDaemon) {
+			return err
+		}
+		o, err := app.OpenOffline(ctx, g.profile, g.keys())
+		if err == nil {
+			defer o.Close()
+			return f(offline{o}, false)
+		}
+		if !errors.Is(err, app.ErrLocked) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w, and its local API did not answer within %v; is it stuck?", err, busyWait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	if !errors.Is(err, apiclient.ErrNoDaemon) {
-		return err
-	}
-	o, err := app.OpenOffline(ctx, g.profile, g.keys())
-	if errors.Is(err, app.ErrLocked) {
-		return fmt.Errorf("%w, but its local API does not answer; try again in a moment", err)
-	}
-	if err != nil {
-		return err
-	}
-	defer o.Close()
-	return f(offline{o}, false)
 }
 
 type offline struct{ o *app.Offline }

@@ -103,7 +103,7 @@ func TestRecipientOfflineThenBack(t *testing.T) {
 
 	bob.stop()
 	m := send(t, alice, "bob", "while you were away")
-	time.Sleep(500 * time.Millisecond) // several failed attempts
+	waitAttempts(t, alice, "bob", 2) // several failed attempts
 	if s := stateOf(t, alice, "bob", m.ID); s != StateQueued {
 		t.Fatalf("state while bob is down = %q, want queued", s)
 	}

@@ -329,7 +329,7 @@ func TestBootstrapRetry(t *testing.T) {
 	}
 
 	a := newTestNode(t, Config{BootstrapPeers: []string{addr}})
-	time.Sleep(1200 * time.Millisecond) // first attempt and one retry fail
+	eventually(t, 10*time.Second, "the first attempt and one retry fail", func() bool { return a.gater.peerDials.Load() >= 2 })
 
 	listen := strings.TrimSuffix(addr, "/p2p/"+id)
 	b2 := newTestNode(t, Config{PrivateKey: priv, ListenAddrs: []string{listen}})

@@ -25,8 +25,8 @@ var (
 	buildErr  error
 )
 
-// SamizdatBinary builds cmd/samizdat once per test process and returns its
-// path. Call RemoveSamizdatBinary from TestMain after m.Run.
+// SamizdatBinary builds cmd/samizdat once per test process (with -race
+// when the test binary has it) and returns its path. Call RemoveSamizdatBinary from TestMain after m.Run.
 func SamizdatBinary(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
@@ -35,8 +35,15 @@ func SamizdatBinary(tb testing.TB) string {
 			return
 		}
 		buildPath = filepath.Join(buildDir, "samizdat")
-		cmd := exec.Command("go", "build", "-o", buildPath, "github.com/samizdat-im/samizdat/cmd/samizdat")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		args := []string{"build"}
+		cgo := "CGO_ENABLED=0"
+		if raceBuild {
+			// The daemons run with the race detector when the test does
+			// (it needs cgo).
+			args, cgo = append(args, "-race"), "CGO_ENABLED=1"
+		}
+		cmd := exec.Command("go", append(args, "-o", buildPath, "github.com/samizdat-im/samizdat/cmd/samizdat")...)
+		cmd.Env = append(os.Environ(), cgo)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("build samizdat: %v\n%s", err, out)
 		}
@@ -146,6 +153,20 @@ func (d *Daemon) Log() string {
 		return ""
 	}
 	return d.proc.Stderr.String()
+}
+
+// WaitLogCount waits until the daemon's log holds at least n lines with
+// needle (e.g. n failed delivery attempts): a condition in the daemon
+// instead of a sleep guessed to be long enough.
+func (d *Daemon) WaitLogCount(needle string, n int, timeout time.Duration) {
+	d.tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for strings.Count(d.Log(), needle) < n {
+		if time.Now().After(deadline) {
+			d.tb.Fatalf("%s: %d of %d log lines with %q after %v\n%s", d.Name, strings.Count(d.Log(), needle), n, needle, timeout, d.Log())
+		}
+		time.Sleep(50 * time.Millisecond) // polling the log
+	}
 }
 
 // Stdout returns what the running node printed for the user.

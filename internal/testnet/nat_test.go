@@ -93,8 +93,9 @@ table ip filter {
 	if err := relay.Stop(10 * time.Second); err != nil {
 		t.Logf("relay exit: %v", err)
 	}
+	deferred := strings.Count(bob.Log(), "msg=deliveryDeferred")
 	second := bob.Send("alice", "the relay is gone")
-	time.Sleep(3 * time.Second)
+	bob.WaitLogCount("msg=deliveryDeferred", deferred+2, 30*time.Second) // two attempts failed
 	if st := bob.State("alice", second); st != "queued" {
 		t.Fatalf("with the relay gone the message is %q, want queued (no other path to alice)", st)
 	}

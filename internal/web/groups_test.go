@@ -108,7 +108,8 @@ func TestBrowserGroupsAndChannels(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(1200 * time.Millisecond) // a gossipsub heartbeat: B in A's mesh
+	// No wait for a heartbeat: B is among the topic's peers, and a post is
+	// flood-published to every one of them (gossipsub's default).
 	// Typed into the composer and sent with its button (headless Chromium
 	// sometimes drops key events to a tab whose dialog was just closed).
 	do(t, pa, chromedp.SetValue(chromedp.CSS("#text"), "Bridge closed"))

@@ -1,0 +1,6 @@
+//go:build !race
+
+package testnet
+
+// raceBuild: see race_on.go.
+const raceBuild = false
