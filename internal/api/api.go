@@ -315,5 +315,5 @@ func ToContact(c messenger.ContactInfo) apiclient.Contact {
 
 // ToMessage converts a stored message to its API form.
 func ToMessage(m store.Message) apiclient.Message {
-	return apiclient.Message{Seq: m.Seq, ID: m.ID, ContactID: m.ContactID, Outgoing: m.Outgoing, Body: m.Body, SentAt: m.SentAt.UTC(), At: m.At.UTC(), State: m.State}
+	return apiclient.Message{Seq: m.Seq, ID: m.ID, ContactID: m.ContactID, Outgoing: m.Outgoing, Body: m.Body, SentAt: m.SentAt.UTC(), At: m.At.UTC(), State: m.State, Ord: m.Ord}
 }

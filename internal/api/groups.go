@@ -240,7 +240,7 @@ func ToGroup(g messenger.GroupInfo) apiclient.Group {
 
 // ToGroupMessage converts a group message to its API form.
 func ToGroupMessage(m messenger.GroupMessage) apiclient.GroupMessage {
-	return apiclient.GroupMessage{Seq: m.Seq, ID: m.ID, Sender: m.Sender, SenderName: m.SenderName, Outgoing: m.Outgoing, Text: m.Text, SentAt: m.SentAt.UTC(), At: m.At.UTC()}
+	return apiclient.GroupMessage{Seq: m.Seq, ID: m.ID, Sender: m.Sender, SenderName: m.SenderName, Outgoing: m.Outgoing, Text: m.Text, SentAt: m.SentAt.UTC(), At: m.At.UTC(), Ord: m.Ord}
 }
 
 // ToChannel converts a channel to its API form.

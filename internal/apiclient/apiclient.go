@@ -130,6 +130,10 @@ type Message struct {
 	SentAt    time.Time `json:"sentAt"`
 	At        time.Time `json:"at"`
 	State     string    `json:"state"`
+	// Ord is the display key: a conversation is shown in ascending ord
+	// (it is seq, except for a received message placed before messages
+	// its sender wrote later; it never changes).
+	Ord float64 `json:"ord"`
 }
 
 // Conversation is GET /api/v1/messages.

@@ -36,6 +36,7 @@ type GroupMessage struct {
 	Text       string    `json:"text"`
 	SentAt     time.Time `json:"sentAt"`
 	At         time.Time `json:"at"`
+	Ord        float64   `json:"ord"` // display key, as Message.Ord
 }
 
 // GroupConversation is GET /api/v1/groups/{group}/messages.

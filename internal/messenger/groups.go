@@ -83,6 +83,7 @@ type GroupMessage struct {
 	Outgoing   bool      `json:"outgoing"`
 	Text       string    `json:"text"`
 	SentAt     time.Time `json:"sentAt"`
+	Ord        float64   `json:"ord"` // display key (store.GroupMessage.Ord)
 	At         time.Time `json:"at"`
 }
 
@@ -617,11 +618,15 @@ func (m *Messenger) GroupSend(ctx context.Context, ref, text string) (GroupMessa
 	if _, err := io.ReadFull(m.rand, id); err != nil {
 		return GroupMessage{}, err
 	}
-	now := m.now()
+	var now time.Time
 	var raw []byte
 	var topic string
-	gm := &store.GroupMessage{Sender: m.acct, Body: text, SentAt: now, At: now}
-	err := m.st.Update(ctx, func(tx *store.Tx) error {
+	gm := &store.GroupMessage{Sender: m.acct, Body: text}
+	err := m.st.Update(ctx, func(tx *store.Tx) (err error) {
+		if now, err = m.sent.next(tx, m.acct, m.now()); err != nil { // strictly increasing (order.go)
+			return err
+		}
+		gm.SentAt, gm.At = now, now
 		g, err := resolveGroup(tx, ref)
 		if err != nil {
 			return err
@@ -652,7 +657,7 @@ func (m *Messenger) GroupSend(ctx context.Context, ref, text string) (GroupMessa
 	}
 	m.publish(ctx, topic, raw)
 	m.emit(Event{Type: EventGroup, Group: hex.EncodeToString(gm.GroupID), MessageID: gm.ID})
-	return GroupMessage{Seq: gm.Seq, ID: gm.ID, Sender: m.acct, SenderName: m.name, Outgoing: true, Text: text, SentAt: now, At: now}, nil
+	return GroupMessage{Seq: gm.Seq, ID: gm.ID, Sender: m.acct, SenderName: m.name, Outgoing: true, Text: text, SentAt: now, At: now, Ord: gm.Ord}, nil
 }
 
 func groupMsgID(raw []byte) string {
@@ -690,7 +695,7 @@ func (m *Messenger) GroupMessages(ctx context.Context, ref string, afterSeq int6
 		if name == "" {
 			name = identity.Short(gm.Sender)
 		}
-		out = append(out, GroupMessage{Seq: gm.Seq, ID: gm.ID, Sender: gm.Sender, SenderName: name, Outgoing: gm.Sender == m.acct, Text: gm.Body, SentAt: gm.SentAt, At: gm.At})
+		out = append(out, GroupMessage{Seq: gm.Seq, ID: gm.ID, Sender: gm.Sender, SenderName: name, Outgoing: gm.Sender == m.acct, Text: gm.Body, SentAt: gm.SentAt, At: gm.At, Ord: gm.Ord})
 	}
 	return gi, out, nil
 }

@@ -144,6 +144,7 @@ type Messenger struct {
 	log  *slog.Logger
 	rand io.Reader
 	now  func() time.Time
+	sent sentClock // timestamps of what we write (order.go)
 	id   *keys.Identity
 	acct string
 	name string

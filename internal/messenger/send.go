@@ -139,7 +139,10 @@ func (m *Messenger) queueOne(tx *store.Tx, b *batch, r *sendReq, card []byte, ca
 	if _, err := io.ReadFull(m.rand, id); err != nil {
 		return err
 	}
-	now := m.now()
+	now, err := m.sent.next(tx, m.acct, m.now())
+	if err != nil {
+		return err
+	}
 	rec, err := b.record(tx, c.ID)
 	if err != nil {
 		return err

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // ChatSummary is one conversation as a chat list shows it: its last
@@ -57,8 +59,8 @@ func (tx *Tx) Chats() ([]ChatSummary, error) {
 }
 
 // MessagesBefore returns the newest limit messages of a contact with
-// Seq < beforeSeq (beforeSeq <= 0: the newest of all), in ascending Seq
-// order, and whether older ones remain. It is how a long conversation is
+// Seq < beforeSeq (beforeSeq <= 0: the newest of all), in display order
+// (ascending Ord), and whether older ones remain. It is how a long conversation is
 // read page by page from its end.
 func (tx *Tx) MessagesBefore(contactID int64, beforeSeq int64, limit int) (page []Message, more bool, err error) {
 	if beforeSeq <= 0 {
@@ -75,9 +77,8 @@ func (tx *Tx) MessagesBefore(contactID int64, beforeSeq int64, limit int) (page 
 	if len(ms) > limit {
 		ms, more = ms[:limit], true
 	}
-	for i, j := 0, len(ms)-1; i < j; i, j = i+1, j-1 {
-		ms[i], ms[j] = ms[j], ms[i]
-	}
+	// The page is cut by Seq and shown in display order (Message.Ord).
+	slices.SortStableFunc(ms, func(a, b Message) int { return cmp.Compare(a.Ord, b.Ord) })
 	return ms, more, nil
 }
 

@@ -28,6 +28,9 @@ type GroupMessage struct {
 	At      time.Time
 	Pending bool   // not decrypted yet (sender key missing)
 	Raw     []byte // the encrypted message as published
+	// Ord is the display key, as Message.Ord: Seq, except for a message
+	// that arrived after messages its sender wrote later (order.go).
+	Ord float64
 }
 
 const groupColumns = `id, secret, name, sender, gone, created`
@@ -166,7 +169,7 @@ func (tx *Tx) DeleteGroupKeys(groupID []byte, member string) error {
 	return nil
 }
 
-const groupMessageColumns = `seq, group_id, msg_id, sender, body, sent_at, at, pending, raw`
+const groupMessageColumns = `seq, group_id, msg_id, sender, body, sent_at, at, pending, raw, ord`
 
 // PutGroupMessage stores a message (setting m.Seq); it returns false and
 // changes nothing if one with the same id is stored.
@@ -186,28 +189,43 @@ func (tx *Tx) PutGroupMessage(m *GroupMessage) (bool, error) {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil
 	}
-	m.Seq, err = res.LastInsertId()
-	return err == nil, err
+	if m.Seq, err = res.LastInsertId(); err != nil {
+		return false, err
+	}
+	m.Ord = float64(m.Seq)
+	if !m.Pending {
+		if m.Ord, err = tx.place(placeGroupMessage, m.GroupID, m.Sender, m.Seq, toNanos(m.SentAt)); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // ResolveGroupMessage fills in a pending message once it is decrypted.
 func (tx *Tx) ResolveGroupMessage(groupID []byte, msgID, sender, body string, sentAt time.Time) error {
-	_, err := tx.exec(`UPDATE group_messages SET sender = ?, body = ?, sent_at = ?, pending = 0 WHERE group_id = ? AND msg_id = ?`,
-		sender, body, toNanos(sentAt), groupID, msgID)
+	var seq int64
+	err := tx.queryRow(`UPDATE group_messages SET sender = ?, body = ?, sent_at = ?, pending = 0
+		WHERE group_id = ? AND msg_id = ? RETURNING seq`,
+		sender, body, toNanos(sentAt), groupID, msgID).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("store: resolve group message: %w", err)
 	}
-	return nil
+	_, err = tx.place(placeGroupMessage, groupID, sender, seq, toNanos(sentAt))
+	return err
 }
 
 // GroupMessages returns up to limit (<= 0: all) readable messages after
-// afterSeq, oldest first.
+// afterSeq: the first limit by Seq (so that paging by Seq misses nothing),
+// in display order (ascending Ord).
 func (tx *Tx) GroupMessages(groupID []byte, afterSeq int64, limit int) ([]GroupMessage, error) {
 	if limit <= 0 {
 		limit = -1
 	}
-	return tx.groupMessages(`SELECT `+groupMessageColumns+` FROM group_messages
-		WHERE group_id = ? AND seq > ? AND pending = 0 ORDER BY seq LIMIT ?`, groupID, afterSeq, limit)
+	return tx.groupMessages(`SELECT * FROM (SELECT `+groupMessageColumns+` FROM group_messages
+		WHERE group_id = ? AND seq > ? AND pending = 0 ORDER BY seq LIMIT ?) ORDER BY coalesce(ord, seq)`, groupID, afterSeq, limit)
 }
 
 // PendingGroupMessages returns the messages not decrypted yet.
@@ -234,10 +252,14 @@ func (tx *Tx) groupMessages(q string, args ...any) ([]GroupMessage, error) {
 	for rows.Next() {
 		var m GroupMessage
 		var sent, at int64
-		if err := rows.Scan(&m.Seq, &m.GroupID, &m.ID, &m.Sender, &m.Body, &sent, &at, &m.Pending, &m.Raw); err != nil {
+		var ord sql.NullFloat64
+		if err := rows.Scan(&m.Seq, &m.GroupID, &m.ID, &m.Sender, &m.Body, &sent, &at, &m.Pending, &m.Raw, &ord); err != nil {
 			return nil, fmt.Errorf("store: group messages: %w", err)
 		}
-		m.SentAt, m.At = fromNanos(sent), fromNanos(at)
+		m.SentAt, m.At, m.Ord = fromNanos(sent), fromNanos(at), float64(m.Seq)
+		if ord.Valid {
+			m.Ord = ord.Float64
+		}
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {

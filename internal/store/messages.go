@@ -47,9 +47,14 @@ type Message struct {
 	SentAt    time.Time // sender's timestamp
 	At        time.Time // local time stored/received; InsertMessage sets now if zero
 	State     string    // see the State constants; InsertMessage defaults it to queued/received
+	// Ord is the display key: a conversation is shown in ascending Ord.
+	// It is Seq, except for a received message that arrived after
+	// messages its sender wrote later: it is shown before them (see
+	// order.go). It never changes once set.
+	Ord float64
 }
 
-const messageColumns = `seq, msg_id, contact_id, outgoing, body, sent_at, at, state`
+const messageColumns = `seq, msg_id, contact_id, outgoing, body, sent_at, at, state, ord`
 
 // InsertMessage stores m and indexes its body for Search, setting m.Seq (and
 // m.At and m.State if empty). If a message with the same (ContactID,
@@ -93,7 +98,12 @@ func (tx *Tx) InsertMessage(m *Message) (inserted bool, err error) {
 	case err != nil:
 		return false, fmt.Errorf("store: insert message: %w", err)
 	}
-	m.Seq, m.At, m.State = seq, fromNanos(toNanos(at)), state
+	m.Seq, m.At, m.State, m.Ord = seq, fromNanos(toNanos(at)), state, float64(seq)
+	if !m.Outgoing {
+		if m.Ord, err = tx.place(placeMessage, m.ContactID, nil, seq, toNanos(m.SentAt)); err != nil {
+			return false, err
+		}
+	}
 	return true, nil
 }
 
@@ -131,14 +141,15 @@ func (tx *Tx) SetMessageState(contactID int64, outgoing bool, id, state string) 
 	return nil
 }
 
-// Messages returns the messages of a contact with Seq > afterSeq in
-// ascending Seq order, at most limit of them (limit <= 0: all).
+// Messages returns the messages of a contact with Seq > afterSeq, at most
+// limit of them (limit <= 0: all): the first limit by Seq (so that paging
+// by Seq misses nothing), in display order (ascending Ord).
 func (tx *Tx) Messages(contactID int64, afterSeq int64, limit int) ([]Message, error) {
 	if limit <= 0 {
 		limit = -1
 	}
-	return tx.messages(`SELECT `+messageColumns+` FROM messages
-		WHERE contact_id = ? AND seq > ? ORDER BY seq LIMIT ?`, contactID, afterSeq, limit)
+	return tx.messages(`SELECT * FROM (SELECT `+messageColumns+` FROM messages
+		WHERE contact_id = ? AND seq > ? ORDER BY seq LIMIT ?) ORDER BY coalesce(ord, seq)`, contactID, afterSeq, limit)
 }
 
 // IndexPending adds up to limit stored but not yet indexed messages to the
@@ -250,11 +261,15 @@ func scanMessage(s scanner) (*Message, error) {
 	var (
 		m        Message
 		sent, at int64
+		ord      sql.NullFloat64
 	)
-	if err := s.Scan(&m.Seq, &m.ID, &m.ContactID, &m.Outgoing, &m.Body, &sent, &at, &m.State); err != nil {
+	if err := s.Scan(&m.Seq, &m.ID, &m.ContactID, &m.Outgoing, &m.Body, &sent, &at, &m.State, &ord); err != nil {
 		return nil, err
 	}
-	m.SentAt, m.At = fromNanos(sent), fromNanos(at)
+	m.SentAt, m.At, m.Ord = fromNanos(sent), fromNanos(at), float64(m.Seq)
+	if ord.Valid {
+		m.Ord = ord.Float64
+	}
 	return &m, nil
 }
 
