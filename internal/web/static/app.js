@@ -34,7 +34,7 @@ export const S = {
   me: null, // status
   chats: [],
   current: null, // contact of the open conversation
-  msgs: [], // its loaded messages, ascending seq
+  msgs: [], // its loaded messages in display order (ascending ord; paging is by seq: minSeq, maxSeq)
   els: new Map(), // message id → element
   more: false,
   loadingOlder: false,
@@ -558,6 +558,14 @@ function renderAllMsgs(toBottom) {
   if (toBottom) box.scrollTop = box.scrollHeight;
 }
 
+// Messages are shown in ascending ord (docs/API.md, "Display order"); pages
+// are cut by seq, so the loaded range is [minSeq, maxSeq] and a late
+// message (high seq, low ord) is inserted where its ord puts it.
+function minSeq() { return S.msgs.reduce((a, m) => Math.min(a, m.seq), Infinity); }
+function maxSeq() { return S.msgs.reduce((a, m) => Math.max(a, m.seq), 0); }
+function byOrd(a, b) { return a.ord - b.ord || a.seq - b.seq; }
+function inOrder(list) { return list.every((m, i) => i === 0 || byOrd(list[i - 1], m) <= 0); }
+
 function onScroll() {
   const box = $("#msgs");
   if (box.scrollTop < 600 && S.more && !S.loadingOlder) loadOlder(OLDER);
@@ -568,10 +576,18 @@ async function loadOlder(n) {
   S.loadingOlder = true;
   const contact = S.current;
   try {
-    const p = await S.api.page(contact.accountId, S.msgs.length ? S.msgs[0].seq : 0, n);
+    const p = await S.api.page(contact.accountId, S.msgs.length ? minSeq() : 0, n);
     if (S.current !== contact) return;
     const box = $("#msgs");
     const before = box.scrollHeight - box.scrollTop;
+    const all = p.messages.concat(S.msgs);
+    if (!inOrder(all)) { // a late message already shown belongs among these
+      S.msgs = all.sort(byOrd);
+      S.more = p.more;
+      renderAllMsgs(false);
+      box.scrollTop = box.scrollHeight - before;
+      return;
+    }
     const firstSep = box.querySelector(".day");
     const frag = build(p.messages, null);
     if (firstSep && p.messages.length && firstSep.dataset.day === dayKey(p.messages[p.messages.length - 1])) firstSep.remove();
@@ -596,7 +612,7 @@ async function fetchNew() {
   try {
     do {
       fetching.again = false;
-      const last = S.msgs.length ? S.msgs[S.msgs.length - 1].seq : 0;
+      const last = S.msgs.length ? maxSeq() : 0;
       const conv = await S.api.after(contact.accountId, last);
       if (S.current !== contact) return;
       addMessages(conv.messages);
@@ -624,11 +640,18 @@ function addMessages(list, fresh = true) {
       if (fresh && known.state !== m.state) { known.state = m.state; updateMsg(known); }
       continue;
     }
-    if (S.msgs.length && m.seq < S.msgs[S.msgs.length - 1].seq) continue;
+    if (S.msgs.length && m.seq < maxSeq()) continue;
     add.push(m);
   }
   if (!add.length) return;
   $("#nomsgs")?.remove();
+  if (!inOrder(S.msgs.concat(add))) { // a late message goes before newer ones of its sender
+    const before = box.scrollHeight - box.scrollTop;
+    S.msgs = S.msgs.concat(add).sort(byOrd);
+    renderAllMsgs(false);
+    box.scrollTop = atBottom ? box.scrollHeight : box.scrollHeight - before;
+    return;
+  }
   const prev = S.msgs[S.msgs.length - 1] || null;
   S.msgs.push(...add);
   box.append(build(add, prev));
@@ -651,7 +674,7 @@ async function refreshStates() {
 async function markRead() {
   if (!S.current || document.hidden) return;
   if (!S.msgs.some((m) => !m.outgoing && m.state === "received")) return;
-  const upTo = S.msgs[S.msgs.length - 1].seq;
+  const upTo = maxSeq();
   try {
     await S.api.markRead(S.current.accountId, upTo);
     for (const m of S.msgs) if (!m.outgoing && m.state === "received" && m.seq <= upTo) m.state = "read";

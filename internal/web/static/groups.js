@@ -247,10 +247,20 @@ export function renderRoom() {
 function addItems(list) {
   const box = $("#msgs");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
-  const last = S.items.length ? S.items[S.items.length - 1].seq : -1;
+  const last = S.items.length ? lastSeq() : -1;
   const add = list.filter((m) => m.seq > last);
   if (!add.length) return;
   $("#nomsgs")?.remove();
+  // Group messages are shown in ascending ord (docs/API.md, "Display
+  // order"): a post recovered late goes before its sender's newer ones.
+  const all = S.items.concat(add);
+  if (S.group && all.some((m, i) => i > 0 && all[i - 1].ord > m.ord)) {
+    const before = box.scrollHeight - box.scrollTop;
+    S.items = all.sort((a, b) => a.ord - b.ord || a.seq - b.seq);
+    box.replaceChildren(build(S.items, null));
+    box.scrollTop = atBottom ? box.scrollHeight : box.scrollHeight - before;
+    return;
+  }
   const prev = S.items[S.items.length - 1] || null;
   S.items.push(...add);
   box.append(build(add, prev));
@@ -277,7 +287,7 @@ async function fetchNew(read) {
     fetching = null;
   }
 }
-const lastSeq = () => (S.items.length ? S.items[S.items.length - 1].seq : 0);
+const lastSeq = () => S.items.reduce((a, m) => Math.max(a, m.seq), 0); // items may be in ord order
 const fetchGroupNew = () => fetchNew(async (g) => (await S.api.groupMessages(g.id, lastSeq())).messages);
 const fetchPostsNew = () => fetchNew(async (c) => (await S.api.posts(c.id, S.items.length ? lastSeq() + 1 : 0)).posts);
 
