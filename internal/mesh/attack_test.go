@@ -271,3 +271,24 @@ func TestOwnByteBudget(t *testing.T) {
 		t.Fatalf("%d bytes for us taken in one sync, budget 1000", most)
 	}
 }
+
+// TestSelectInArrivalOrder (issue 13): a carrier hands envelopes on in
+// the order they reached it (an author offers its queue oldest first), not
+// in map order, so one sender's messages reach their owner in order.
+func TestSelectInArrivalOrder(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	s := newItemStore(100, 1<<20, 100, func() time.Time { return now })
+	var want []string
+	for i := range 40 {
+		env := []byte(fmt.Sprintf("envelope %04d", i))
+		s.put(&item{id: mailbox.HashEnvelope(env), env: env, expires: now.Add(time.Hour), hops: 1, own: true})
+		want = append(want, string(env))
+	}
+	var got []string
+	for _, it := range s.selectItems(func(it *item) bool { return it.env != nil }) {
+		got = append(got, string(it.env))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("selected %q, want arrival order %q", got, want)
+	}
+}

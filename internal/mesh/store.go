@@ -1,6 +1,8 @@
 package mesh
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"time"
 
@@ -305,7 +307,11 @@ func (s *itemStore) sweep(now time.Time) int {
 	return n
 }
 
-// select returns the held items matching f.
+// selectItems returns the held items matching f, in the order they
+// reached us: an author offers its queue oldest first, so a carrier hands
+// one sender's envelopes on, and to their owner, in the order they were
+// written (the recipient still orders what comes by several ways: issue
+// 13, store/order.go).
 func (s *itemStore) selectItems(f func(*item) bool) []*item {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -315,6 +321,7 @@ func (s *itemStore) selectItems(f func(*item) bool) []*item {
 			out = append(out, it)
 		}
 	}
+	slices.SortFunc(out, func(a, b *item) int { return cmp.Compare(a.arrived, b.arrived) })
 	return out
 }
 
