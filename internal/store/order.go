@@ -33,13 +33,17 @@ var (
 	placeMessage = placeQuery{
 		later: `SELECT coalesce(ord, seq) AS k FROM messages
 			WHERE contact_id = ? AND outgoing = 0 AND sent_at > ? AND seq <> ? ORDER BY k LIMIT 1`,
-		below: `SELECT max(coalesce(ord, seq)) FROM messages WHERE contact_id = ? AND coalesce(ord, seq) < ?`,
+		below: `SELECT max(k) FROM (
+			SELECT max(seq) AS k FROM messages WHERE contact_id = ?1 AND seq < ?2 AND ord IS NULL
+			UNION ALL SELECT max(ord) FROM messages WHERE contact_id = ?1 AND ord < ?2 AND ord IS NOT NULL)`,
 		set:   `UPDATE messages SET ord = ? WHERE seq = ?`,
 	}
 	placeGroupMessage = placeQuery{
 		later: `SELECT coalesce(ord, seq) AS k FROM group_messages
 			WHERE group_id = ? AND sender = ? AND pending = 0 AND sent_at > ? AND seq <> ? ORDER BY k LIMIT 1`,
-		below: `SELECT max(coalesce(ord, seq)) FROM group_messages WHERE group_id = ? AND coalesce(ord, seq) < ?`,
+		below: `SELECT max(k) FROM (
+			SELECT max(seq) AS k FROM group_messages WHERE group_id = ?1 AND seq < ?2 AND ord IS NULL
+			UNION ALL SELECT max(ord) FROM group_messages WHERE group_id = ?1 AND ord < ?2 AND ord IS NOT NULL)`,
 		set:   `UPDATE group_messages SET ord = ? WHERE seq = ?`,
 	}
 )
