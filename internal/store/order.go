@@ -36,7 +36,7 @@ var (
 		below: `SELECT max(k) FROM (
 			SELECT max(seq) AS k FROM messages WHERE contact_id = ?1 AND seq < ?2 AND ord IS NULL
 			UNION ALL SELECT max(ord) FROM messages WHERE contact_id = ?1 AND ord < ?2 AND ord IS NOT NULL)`,
-		set:   `UPDATE messages SET ord = ? WHERE seq = ?`,
+		set: `UPDATE messages SET ord = ? WHERE seq = ?`,
 	}
 	placeGroupMessage = placeQuery{
 		later: `SELECT coalesce(ord, seq) AS k FROM group_messages
@@ -44,7 +44,7 @@ var (
 		below: `SELECT max(k) FROM (
 			SELECT max(seq) AS k FROM group_messages WHERE group_id = ?1 AND seq < ?2 AND ord IS NULL
 			UNION ALL SELECT max(ord) FROM group_messages WHERE group_id = ?1 AND ord < ?2 AND ord IS NOT NULL)`,
-		set:   `UPDATE group_messages SET ord = ? WHERE seq = ?`,
+		set: `UPDATE group_messages SET ord = ? WHERE seq = ?`,
 	}
 )
 
