@@ -666,7 +666,7 @@ func groupMsgID(raw []byte) string {
 }
 
 // GroupMessages returns a group's readable messages after afterSeq
-// (limit <= 0: all), oldest first.
+// (limit <= 0: all), in display order (store.GroupMessage.Ord).
 func (m *Messenger) GroupMessages(ctx context.Context, ref string, afterSeq int64, limit int) (GroupInfo, []GroupMessage, error) {
 	var g *store.Group
 	var ms []store.GroupMessage

@@ -242,7 +242,7 @@ func (m *Messenger) Retry(ctx context.Context, ref, msgID string) (store.Message
 }
 
 // Messages returns a conversation's messages after the given local
-// sequence number (0: from the start), oldest first.
+// sequence number (0: from the start), in display order (store.Message.Ord).
 func (m *Messenger) Messages(ctx context.Context, ref string, afterSeq int64, limit int) (ContactInfo, []store.Message, error) {
 	var ci ContactInfo
 	var out []store.Message
