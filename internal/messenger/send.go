@@ -407,16 +407,14 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		}
 		werr <- s.CloseWrite()
 	}()
-	// Each response names the envelope it answers: a message's id, or for
-	// an ack item the ack envelope's own id.
+	// Each response names the envelope it answers by the envelope's id:
+	// a message's id, but for an ack or a group control item not the
+	// outbox key (which carries a prefix). Comparing with the outbox key
+	// took every answer to a group control for a bad response: the stream
+	// was reset, the ack never read, and the item retried for ever.
 	want := make([]string, len(items))
 	for i, it := range items {
-		want[i] = it.MessageID
-		if isAckItem(it) {
-			if env, err := wire.ParseEnvelope(it.Payload); err == nil {
-				want[i] = hex.EncodeToString(env.MessageId)
-			}
-		}
+		want[i] = envelopeID(it)
 	}
 	// Responses that arrive together are applied in one transaction.
 	resps := make(chan *wirepb.Response, maxBatch)
@@ -436,6 +434,7 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		}
 	}()
 	done := 0
+	applied := map[string]bool{} // ack envelopes applied by earlier batches of this stream
 	for r := range resps {
 		batch := []*wirepb.Response{r}
 	more:
@@ -450,7 +449,7 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 				break more
 			}
 		}
-		if err := m.applyResponses(ctx, c, items[done:done+len(batch)], batch); err != nil {
+		if err := m.applyResponses(ctx, c, items[done:done+len(batch)], batch, applied); err != nil {
 			m.log.Warn("responseFailed", "peer", shortPeer(c.PeerID), "err", err)
 			break
 		}
@@ -468,11 +467,24 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 	return true
 }
 
+// envelopeID is the id of the envelope an outbox item carries, which is
+// what the peer's response names.
+func envelopeID(it store.OutboxItem) string {
+	if env, err := wire.ParseEnvelope(it.Payload); err == nil {
+		return hex.EncodeToString(env.MessageId)
+	}
+	return it.MessageID
+}
+
 // applyResponses records, in one transaction, what the peer said about
 // each envelope: an encrypted ack makes the message delivered; a missing or
 // unreadable ack leaves it sent and queued for a retry (which is acked
-// again); a rejection makes it failed; "retry" reschedules it.
-func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items []store.OutboxItem, rs []*wirepb.Response) error {
+// again); a rejection makes it failed; "retry" reschedules it. One ack
+// covers a whole batch of the peer's, and its copies may come in several of
+// our batches: applied holds those already applied (and committed) on this
+// stream, which are not decrypted again (their keys are gone: that read as
+// "already received" and rescheduled messages that were delivered).
+func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items []store.OutboxItem, rs []*wirepb.Response, applied map[string]bool) error {
 	var rx *batch
 	now := m.now()
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
@@ -490,7 +502,7 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 				if rx.delivered[it.MessageID] {
 					continue // one ack covers a whole batch: already applied
 				}
-				if env, err := wire.ParseEnvelope(r.Ack); err == nil && !rx.seenAcks[string(r.Ack)] {
+				if env, err := wire.ParseEnvelope(r.Ack); err == nil && !rx.seenAcks[string(r.Ack)] && !applied[string(r.Ack)] {
 					rx.seenAcks[string(r.Ack)] = true
 					var scratch wirepb.Response
 					rx.byPeer[c.PeerID] = c // the stream went to c's device
@@ -532,6 +544,9 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 	})
 	if err != nil {
 		return err
+	}
+	for a := range rx.seenAcks {
+		applied[a] = true
 	}
 	for _, e := range rx.events {
 		m.emit(e)
