@@ -30,12 +30,13 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 	switch {
 	case errors.Is(err, store.ErrNotFound) && len(gc.Secret) == 0:
 		if len(gc.SenderKey) == 0 {
-			m.log.Info("groupControlIgnored", "from", identity.Short(c.AccountID), "reason", "unknown group")
+			m.fault(FaultUnknownGroup, identity.Short(c.AccountID))
 			return nil
 		}
 		// A member's sender key can overtake the admin's invitation (they
 		// come from different people): keep it under a placeholder, a
 		// group row without a secret, until the invitation comes.
+		m.fault(FaultUnknownGroup, identity.Short(c.AccountID), "kept", true)
 		g = &store.Group{ID: gc.GroupId, Secret: []byte{}, Gone: true, Created: m.now()}
 		if err := tx.AddGroup(g); err != nil {
 			return err
@@ -179,7 +180,7 @@ func (m *Messenger) resolvePending(tx *store.Tx, g *store.Group, st *groupState,
 		}
 	}
 	if unreadable > 0 {
-		m.log.Info("groupMessagesUnreadable", "group", shortHex(g.ID), "count", unreadable)
+		m.fault(FaultStaleGroupMsg, shortHex(g.ID), "count", unreadable)
 	}
 	return nil
 }

@@ -427,7 +427,7 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 			}
 			r, err := wire.ParseResponse(b)
 			if err != nil || hex.EncodeToString(r.MessageId) != want[i] {
-				m.log.Warn("badResponse", "peer", shortPeer(c.PeerID))
+				m.fault(FaultBadResponse, shortPeer(c.PeerID))
 				return
 			}
 			resps <- r
@@ -508,6 +508,7 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 					rx.byPeer[c.PeerID] = c // the stream went to c's device
 					err := m.processEnvelope(tx, rx, c.PeerID, env, &scratch)
 					if err == nil {
+						m.noteAccepted(c.ID)
 						if rx.delivered[it.MessageID] {
 							continue
 						}
@@ -515,7 +516,7 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 					} else if !isPermanent(err) {
 						return err
 					} else {
-						m.log.Info("ackNotAccepted", "peer", shortPeer(c.PeerID), "err", err)
+						m.fault(FaultUnreadableAck, shortPeer(c.PeerID), "err", err)
 					}
 				}
 				if err := m.advance(tx, rx, c.ID, it.MessageID, StateSent); err != nil {
@@ -526,9 +527,18 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 					return err
 				}
 			case wirepb.Response_STATUS_REJECTED:
-				m.log.Warn("messageRejected", "peer", shortPeer(c.PeerID), "reason", r.Error)
+				m.fault(FaultRefused, shortPeer(c.PeerID), "reason", r.Error)
 				if err := tx.DeleteOutbox(c.ID, it.MessageID); err != nil {
 					return err
+				}
+				// A device that keeps refusing our envelopes as unreadable
+				// (or from a stranger) lost our session: start afresh. A
+				// refused copy of something it had ("replayed") says
+				// nothing about the session.
+				if r.Error != "replayed message" && m.noteRefusal(c.ID) {
+					if err := m.restartSession(tx, rx, c); err != nil {
+						return err
+					}
 				}
 				if err := m.advance(tx, rx, c.ID, it.MessageID, StateFailed); err != nil {
 					return err
