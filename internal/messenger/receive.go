@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -459,9 +460,15 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			if errors.Is(err, store.ErrNotFound) {
 				// Not a message: a group control item (groups.go), or
 				// not ours, or already forgotten.
-				if err := tx.DeleteOutbox(c.ID, groupItemPrefix+aid); errors.Is(err, store.ErrNotFound) {
-					m.fault(FaultUnknownAck, identity.Short(c.AccountID))
-				} else if err != nil {
+				queued, err := tx.Outbox(c.ID)
+				if err != nil {
+					return err
+				}
+				if !slices.ContainsFunc(queued, func(it store.OutboxItem) bool { return it.MessageID == groupItemPrefix+aid }) {
+					if !rx.delivered[groupItemPrefix+aid] {
+						m.fault(FaultUnknownAck, identity.Short(c.AccountID))
+					}
+				} else if err := tx.DeleteOutbox(c.ID, groupItemPrefix+aid); err != nil {
 					return err
 				}
 				rx.delivered[groupItemPrefix+aid] = true
