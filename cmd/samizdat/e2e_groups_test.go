@@ -126,18 +126,24 @@ func TestCLIGroupBurstStrangers(t *testing.T) {
 	}
 	deadline := start.Add(10 * time.Second)
 	var last map[string]map[string]int
+	progress := map[string]int{}
 	for {
+		polled := time.Now() // the counts are at least this recent
 		last = counts()
 		done := true
 		for _, n := range members {
+			if len(last[n]) != progress[n] {
+				progress[n] = len(last[n])
+				t.Logf("%v: %s has %d", polled.Sub(start).Round(time.Millisecond), n, progress[n])
+			}
 			if len(last[n]) != want {
 				done = false
 			}
 		}
-		if done {
+		if done && !polled.After(deadline) {
 			break
 		}
-		if time.Now().After(deadline) {
+		if polled.After(deadline) {
 			for _, n := range members {
 				from := map[string]int{}
 				for text := range last[n] {
