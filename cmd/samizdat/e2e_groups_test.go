@@ -134,7 +134,11 @@ func TestCLIGroupBurstStrangers(t *testing.T) {
 		for _, n := range members {
 			if len(last[n]) != progress[n] {
 				progress[n] = len(last[n])
-				t.Logf("%v: %s has %d", polled.Sub(start).Round(time.Millisecond), n, progress[n])
+				from := map[string]int{}
+				for text := range last[n] {
+					from[strings.Fields(text)[0]]++
+				}
+				t.Logf("%v: %s has %d %v", polled.Sub(start).Round(time.Millisecond), n, progress[n], from)
 			}
 			if len(last[n]) != want {
 				done = false
@@ -182,7 +186,8 @@ func dumpLogs(t *testing.T, ps map[string]*profile, names []string) {
 	t.Helper()
 	for _, n := range names {
 		for _, l := range strings.Split(ps[n].log.String(), "\n") {
-			if strings.Contains(l, "level=WARN") || strings.Contains(l, "NotAccepted") || strings.Contains(l, "Unreadable") || strings.Contains(l, "Rejected") || strings.Contains(l, "roup") {
+			if strings.Contains(l, "level=WARN") || strings.Contains(l, "roup") || strings.Contains(l, "deliveryDeferred") ||
+				strings.Contains(l, "msg=rejected") || strings.Contains(l, "msg=refused") || strings.Contains(l, "sessionReset") || strings.Contains(l, "Ack") || strings.Contains(l, "esponse") {
 				t.Logf("%s: %s", n, l)
 			}
 		}

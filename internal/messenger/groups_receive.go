@@ -320,8 +320,19 @@ func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, topic,
 		if g.Gone {
 			return nil
 		}
+		st := st
 		for _, raw := range items {
 			env, err := wire.ParseGroupEnvelope(raw)
+			if err == nil && !st.isMember(env.Sender) && !st.removed[env.Sender] {
+				// The membership was read before this transaction: the op
+				// adding the sender (and its key, whose arrival reads the
+				// waiting messages) may have been committed since. Kept
+				// pending on a stale view, the message would wait for
+				// nothing.
+				if st, err = m.loadState(tx, gid); err != nil {
+					return err
+				}
+			}
 			if err != nil || st.removed[env.Sender] || env.Sender == "" {
 				bad++
 				continue
@@ -354,6 +365,14 @@ func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, topic,
 				return err
 			}
 			if ok {
+				stored++
+			} else if !gm.Pending {
+				// Stored before, pending (its key or its sender's op came
+				// since): the key was just used on it, so it must be
+				// resolved now or never be readable again.
+				if err := tx.ResolveGroupMessage(gid, gm.ID, gm.Sender, gm.Body, gm.SentAt); err != nil {
+					return err
+				}
 				stored++
 			}
 		}
