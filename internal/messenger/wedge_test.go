@@ -437,3 +437,81 @@ func sealTo(t *testing.T, n *tnode, contact string, p *wirepb.Payload) *wirepb.E
 	}
 	return env
 }
+
+// TestPendingGroupMessageReadAgainIsResolved: a message kept pending (its
+// key or its sender's op still on the way) that comes again once the key
+// is there is resolved. It was decrypted (using up its key) and then not
+// stored, since a row with its id existed: left pending for ever, every
+// later attempt said "senderkey: message already received or too old".
+func TestPendingGroupMessageReadAgainIsResolved(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := newNode(t, "alice"), newNode(t, "bob"), newNode(t, "carol")
+	addContact(t, a, b)
+	addContact(t, a, c)
+	g, err := a.m.CreateGroup(ctx, "crew")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"bob", "carol"} {
+		if _, err := a.m.GroupAdd(ctx, g.ID, who); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.m.GroupSend(ctx, g.ID, "first"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "bob reads carol", func() bool { return groupHas(t, b, g.ID, "first") })
+	b.pinAddr()
+	b.stop()
+	if _, err := c.m.GroupSend(ctx, g.ID, "again"); err != nil {
+		t.Fatal(err)
+	}
+	var raw, gid []byte
+	var topic string
+	err = c.st.View(ctx, func(tx *store.Tx) error {
+		gr, err := resolveGroup(tx, g.ID)
+		if err != nil {
+			return err
+		}
+		gid, topic = gr.ID, groupTopic(gr.Secret)
+		ms, err := tx.GroupMessages(gr.ID, 0, 0)
+		for _, m := range ms {
+			if m.Body == "again" {
+				raw = m.Raw
+			}
+		}
+		return err
+	})
+	if err != nil || raw == nil {
+		t.Fatalf("carol's message: %v", err)
+	}
+	st, err := store.Open(filepath.Join(b.dir, "db"), b.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	off, err := New(ctx, Config{Store: st, PeerID: "offline"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	// Bob kept it pending earlier (as on a stale view of the membership).
+	err = st.Update(ctx, func(tx *store.Tx) error {
+		_, err := tx.PutGroupMessage(&store.GroupMessage{GroupID: gid, ID: groupMsgID(raw), Sender: c.m.AccountID(), At: time.Now(), Raw: raw, Pending: true})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off.receiveGroupMessages(ctx, gid, topic, "", [][]byte{raw}, false)
+	_, ms, err := off.GroupMessages(ctx, g.ID, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Text == "again" {
+			return
+		}
+	}
+	t.Fatal("the message read again is still pending")
+}
