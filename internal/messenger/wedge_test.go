@@ -457,6 +457,12 @@ func TestPendingGroupMessageReadAgainIsResolved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for _, n := range []*tnode{b, c} {
+		eventually(t, 20*time.Second, n.name+" joins", func() bool {
+			gi, err := n.m.Group(ctx, g.ID)
+			return err == nil && len(gi.Members) == 3 && !gi.Gone
+		})
+	}
 	if _, err := c.m.GroupSend(ctx, g.ID, "first"); err != nil {
 		t.Fatal(err)
 	}
