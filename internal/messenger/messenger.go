@@ -158,6 +158,8 @@ type Messenger struct {
 	sendq chan *sendReq
 
 	ratchets  ratchetCache
+	faults    faults      // bad input and refusals, counted (health.go)
+	receipts  ctlReceipts // acks of envelopes with no message row (receive.go)
 	initLimit initLimiter // new sessions per remote device
 	unindexed atomic.Bool // messages stored since the last IndexPending
 
