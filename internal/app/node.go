@@ -65,6 +65,8 @@ type Options struct {
 	// is on).
 	NoMailboxDiscovery bool
 	Transports         TransportOptions // censorship-resistant transports (transports.go)
+	// Hooks are the commands of `up --on-alert` / `--on-message` (hooks.go).
+	Hooks HookOptions
 
 	api *apiHandoff // set by StartOrWait: the API server already running
 }
@@ -122,6 +124,7 @@ type Node struct {
 	relays []string       // Options.Relays
 	done   chan struct{}
 	memWG  sync.WaitGroup // the network-memory saver
+	hooks  *hooks         // nil without Options.Hooks commands
 }
 
 // Start opens the profile (taking its lock), starts the libp2p node, the
@@ -215,6 +218,9 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	}
 	if n.Messenger, err = messenger.New(ctx, mc); err != nil {
 		return nil, err
+	}
+	if o.Hooks.OnAlert != nil || o.Hooks.OnMessage != nil {
+		n.hooks = startHooks(n.Messenger, o.Hooks, log.With("component", "hooks"))
 	}
 	n.Messenger.Start(ctx)
 	if len(mc.MailboxHosts) == 0 && o.EnableDHT && !o.NoMailboxDiscovery {
@@ -318,6 +324,9 @@ func (n *Node) Close() error {
 	// The mesh first: it hands carried mail to the messenger.
 	if n.Mesh != nil {
 		errs = append(errs, n.Mesh.Close())
+	}
+	if n.hooks != nil {
+		n.hooks.Close()
 	}
 	if n.Messenger != nil {
 		errs = append(errs, n.Messenger.Close())
