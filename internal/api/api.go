@@ -36,7 +36,9 @@ type Config struct {
 	Addr      string // host:port the API listens on, for the Origin and Host checks
 	// Connectivity answers GET /api/v1/connectivity (nil: not offered).
 	Connectivity func(context.Context) (apiclient.Connectivity, error)
-	Logger       *slog.Logger
+	// Settings answers /api/v1/settings (nil: not offered).
+	Settings SettingsBackend
+	Logger   *slog.Logger
 }
 
 type server struct {
@@ -71,6 +73,7 @@ func New(cfg Config) http.Handler {
 		writeErr(w, &apiclient.Error{Status: http.StatusConflict, Code: apiclient.CodeExists, Message: "this node already has a profile"})
 	})
 	s.groupRoutes(mux)
+	s.settingsRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: "no such API call: " + r.Method + " " + r.URL.Path})
 	})

@@ -125,6 +125,7 @@ type Node struct {
 	done   chan struct{}
 	memWG  sync.WaitGroup // the network-memory saver
 	hooks  *hooks         // nil without Options.Hooks commands
+	set    *settings      // the user's settings (settings.go)
 }
 
 // Start opens the profile (taking its lock), starts the libp2p node, the
@@ -219,7 +220,14 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if n.Messenger, err = messenger.New(ctx, mc); err != nil {
 		return nil, err
 	}
+	n.set = &settings{n: n}
+	if st, err := n.set.Settings(ctx); err == nil {
+		n.Messenger.SetReadReceipts(st.ReadReceipts)
+	}
 	if o.Hooks.OnAlert != nil || o.Hooks.OnMessage != nil {
+		if o.Hooks.Muted == nil {
+			o.Hooks.Muted = n.set.muted
+		}
 		n.hooks = startHooks(n.Messenger, o.Hooks, log.With("component", "hooks"))
 	}
 	n.Messenger.Start(ctx)
@@ -258,7 +266,7 @@ func (n *Node) startAPI(addr string, h *apiHandoff) error {
 	}
 	n.Token = h.token
 	n.APIAddr = h.ln.Addr().String()
-	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Token: n.Token, Addr: n.APIAddr, Logger: n.log.With("component", "api")}))
+	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Settings: n.set, Token: n.Token, Addr: n.APIAddr, Logger: n.log.With("component", "api")}))
 	n.srv = h.srv
 	info, _ := json.Marshal(apiclient.Info{Addr: n.APIAddr, Token: n.Token, PID: os.Getpid()})
 	return writeFileAtomic(filepath.Join(n.Dir, APIFile), info, 0o600)
