@@ -99,6 +99,9 @@ func TestBrowserNotifications(t *testing.T) {
 		t.Errorf("message notification: %v", note)
 	}
 	waitJS(t, pb, "the event handled", `window.samizdatNotify.handled > `+itoa(handled))
+	if n := eval[int](t, pb, `window.__notes.length`); n != 1 {
+		t.Errorf("one message made %d notifications", n)
+	}
 	waitJS(t, pb, "two unread in the title", `document.title === "(2) samizdat"`)
 
 	// A channel B follows; A posts an alert.
