@@ -138,6 +138,25 @@ func TestOnAlertHook(t *testing.T) {
 	}
 	poll(t, "the message hook", has("message|chat|alice|alice|1|hello $HOME `id`|msg-arg"))
 
+	g, err := a.CreateGroup(ctx, "Team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.GroupInvite(ctx, g.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "bob invited", func() bool {
+		gs, err := b.Groups(ctx)
+		return err == nil && len(gs) == 1 && len(gs[0].Members) == 2
+	})
+	if _, err := b.GroupJoin(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.GroupSend(ctx, g.ID, "standup at 10"); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the group message hook", has("message|group|Team|alice|1|standup at 10|msg-arg"))
+
 	ch, err := a.CreateChannel(ctx, "Town alerts", false)
 	if err != nil {
 		t.Fatal(err)
