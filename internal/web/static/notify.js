@@ -33,6 +33,10 @@ window.samizdatNotify = stats;
 export async function initNotify(render) {
   rerender = render;
   for (const ev of ["pointerdown", "keydown"]) document.addEventListener(ev, () => audio(), { once: true, capture: true });
+  // The header's language menu changes a language the node keeps too.
+  document.addEventListener("change", (ev) => {
+    if (ev.target.id === "lang" && settings.language && settings.language !== ev.target.value) save({ language: ev.target.value });
+  });
   try {
     settings = { ...DEFAULTS, ...(await S.api.settings()) };
   } catch (_) { return; }
