@@ -60,10 +60,12 @@ func setNotifications(origin string, setting cdpbrowser.PermissionSetting) chrom
 
 // TestBrowserNotifications: with B's page hidden, A's message makes
 // exactly one system notification on B, without the text when B's
-// settings say so, and the tab's title counts it; an alert post makes an
+// settings say so, and the tab's title counts it; a group message makes
+// one with the sender's name; an alert post makes an
 // urgent notification (requireInteraction) and starts the siren (the
 // page's AudioContext runs); clicking it opens the channel; a muted chat
-// makes no notification while alerts still do.
+// makes no notification while alerts still do; the language kept by the
+// node is the page's; then notificationsDenied.
 func TestBrowserNotifications(t *testing.T) {
 	b := browser(t)
 	na, nb := startNode(t, "Alice"), startNode(t, "Bob")
@@ -110,6 +112,24 @@ func TestBrowserNotifications(t *testing.T) {
 		t.Errorf("one message made %d notifications", n)
 	}
 	waitJS(t, pb, "two unread in the title", `document.title === "(2) samizdat"`)
+
+	// A group message, page still hidden: the sender's name, not the text.
+	g, err := ca.CreateGroup(ctx, "Team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.GroupInvite(ctx, g.ID, "Bob"); err != nil {
+		t.Fatal(err)
+	}
+	pollAPI(t, "B invited", func() bool { gs, err := cb.Groups(ctx); return err == nil && len(gs) == 1 && len(gs[0].Members) == 2 })
+	if _, err := cb.GroupJoin(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.GroupSend(ctx, g.ID, "group secret"); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, pb, "a notification of the group message",
+		`window.__notes.some(n => n.tag === "group:`+g.ID+`" && n.title === "Team" && n.body === "New message from Alice")`)
 
 	// A channel B follows; A posts an alert.
 	ch, err := ca.CreateChannel(ctx, "Town alerts", false)
@@ -172,6 +192,18 @@ func TestBrowserNotifications(t *testing.T) {
 	if n := eval[int](t, pb, `window.__notes.length`); n != notes+1 {
 		t.Errorf("notifications after muting Alice: %d new, want 1 (the alert)", n-notes)
 	}
+
+	// The language is kept by the node: set there, the page takes it.
+	cur, err = cb.Settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Language = "ru"
+	if _, err := cb.PutSettings(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	do(t, pb, chromedp.Reload())
+	waitJS(t, pb, "the page in the node's language", `document.querySelector("#settings-btn")?.title === "Настройки"`)
 
 	notificationsDenied(t, b)
 }
