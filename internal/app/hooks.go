@@ -188,6 +188,8 @@ func (h *hooks) handle(e messenger.Event) {
 	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
 	defer cancel()
 	switch {
+	case e.Type == messenger.EventContact:
+		delete(h.contacts, e.ContactID) // renamed: read again
 	case e.Type == messenger.EventMessage && e.State == messenger.StateReceived && h.o.OnMessage != nil:
 		h.chatMessage(ctx, e)
 	case e.Type == messenger.EventGroup && e.MessageID == "" && h.o.OnMessage != nil:
