@@ -64,7 +64,8 @@ func setNotifications(origin string, setting cdpbrowser.PermissionSetting) chrom
 // one with the sender's name; an alert post makes an
 // urgent notification (requireInteraction) and starts the siren (the
 // page's AudioContext runs); clicking it opens the channel; a muted chat
-// makes no notification while alerts still do; the language kept by the
+// makes no notification and no sound while alerts still notify (the siren
+// switched off: silently); the language kept by the
 // node is the page's; then notificationsDenied.
 func TestBrowserNotifications(t *testing.T) {
 	b := browser(t)
@@ -112,6 +113,8 @@ func TestBrowserNotifications(t *testing.T) {
 		t.Errorf("one message made %d notifications", n)
 	}
 	waitJS(t, pb, "two unread in the title", `document.title === "(2) samizdat"`)
+	waitJS(t, pb, "the count on the favicon and the message sound",
+		`document.querySelector("link[rel=icon]").href.startsWith("data:image/png") && window.samizdatSound.last === "message"`)
 
 	// A group message, page still hidden: the sender's name, not the text.
 	g, err := ca.CreateGroup(ctx, "Team")
@@ -175,10 +178,13 @@ func TestBrowserNotifications(t *testing.T) {
 	waitJS(t, pb, "the mute menu", `!!document.querySelector('#dlg[open] #mute-chat option[value="chat:`+acctA+`"]')`)
 	eval[bool](t, pb, `(() => { document.querySelector("#mute-chat").value = "chat:`+acctA+`"; document.querySelector("#mute-for").value = "1"; document.querySelector("#mute-btn").click(); return true })()`)
 	waitJS(t, pb, "Alice muted", `!!document.querySelector('[data-unmute="chat:`+acctA+`"]')`)
+	click(t, pb, "#set-soundAlerts") // and the siren off
+	pollAPI(t, "the siren off on the node", func() bool { s, err := cb.Settings(ctx); return err == nil && !s.SoundAlerts })
 	click(t, pb, "#dlg-close")
 	if s, err := cb.Settings(ctx); err != nil || len(s.Muted) != 1 || s.ShowText != cur.ShowText {
 		t.Fatalf("settings after muting: %+v %v", s, err)
 	}
+	plays := eval[int](t, pb, `window.samizdatSound.plays`)
 	notes := eval[int](t, pb, `window.__notes.length`)
 	handled = eval[int](t, pb, `window.samizdatNotify.handled`)
 	if _, err := ca.Send(ctx, "Bob", "muted message"); err != nil {
@@ -191,6 +197,9 @@ func TestBrowserNotifications(t *testing.T) {
 	waitJS(t, pb, "the second alert's notification", `window.__notes.some(n => n.body === "Second wave" && n.requireInteraction)`)
 	if n := eval[int](t, pb, `window.__notes.length`); n != notes+1 {
 		t.Errorf("notifications after muting Alice: %d new, want 1 (the alert)", n-notes)
+	}
+	if n := eval[int](t, pb, `window.samizdatSound.plays`); n != plays {
+		t.Errorf("%d sounds with the siren off and Alice muted", n-plays)
 	}
 
 	// The language is kept by the node: set there, the page takes it.
