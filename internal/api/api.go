@@ -41,6 +41,8 @@ type Config struct {
 	// Logins are the one-time codes POST /api/v1/login exchanges for
 	// Token (nil: none).
 	Logins *Logins
+	// Settings answers /api/v1/settings (nil: not offered).
+	Settings SettingsBackend
 }
 
 type server struct {
@@ -76,6 +78,7 @@ func New(cfg Config) http.Handler {
 		writeErr(w, &apiclient.Error{Status: http.StatusConflict, Code: apiclient.CodeExists, Message: "this node already has a profile"})
 	})
 	s.groupRoutes(mux)
+	s.settingsRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: "no such API call: " + r.Method + " " + r.URL.Path})
 	})

@@ -65,6 +65,8 @@ type Options struct {
 	// is on).
 	NoMailboxDiscovery bool
 	Transports         TransportOptions // censorship-resistant transports (transports.go)
+	// Hooks are the commands of `up --on-alert` / `--on-message` (hooks.go).
+	Hooks HookOptions
 
 	api *apiHandoff // set by StartOrWait: the API server already running
 }
@@ -123,6 +125,8 @@ type Node struct {
 	relays []string       // Options.Relays
 	done   chan struct{}
 	memWG  sync.WaitGroup // the network-memory saver
+	hooks  *hooks         // nil without Options.Hooks commands
+	set    *settings      // the user's settings (settings.go)
 }
 
 // Start opens the profile (taking its lock), starts the libp2p node, the
@@ -217,6 +221,16 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if n.Messenger, err = messenger.New(ctx, mc); err != nil {
 		return nil, err
 	}
+	n.set = &settings{n: n}
+	if st, err := n.set.Settings(ctx); err == nil {
+		n.Messenger.SetReadReceipts(st.ReadReceipts)
+	}
+	if o.Hooks.OnAlert != nil || o.Hooks.OnMessage != nil {
+		if o.Hooks.Muted == nil {
+			o.Hooks.Muted = n.set.muted
+		}
+		n.hooks = startHooks(n.Messenger, o.Hooks, log.With("component", "hooks"))
+	}
 	n.Messenger.Start(ctx)
 	if len(mc.MailboxHosts) == 0 && o.EnableDHT && !o.NoMailboxDiscovery {
 		n.bg.Add(1)
@@ -253,7 +267,7 @@ func (n *Node) startAPI(addr string, h *apiHandoff) error {
 	}
 	n.Token, n.logins = h.token, h.logins
 	n.APIAddr = h.ln.Addr().String()
-	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Token: n.Token, Addr: n.APIAddr, Logins: n.logins, Logger: n.log.With("component", "api")}))
+	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Settings: n.set, Token: n.Token, Addr: n.APIAddr, Logins: n.logins, Logger: n.log.With("component", "api")}))
 	n.srv = h.srv
 	info, _ := json.Marshal(apiclient.Info{Addr: n.APIAddr, Token: n.Token, PID: os.Getpid()})
 	return writeFileAtomic(filepath.Join(n.Dir, APIFile), info, 0o600)
@@ -328,6 +342,9 @@ func (n *Node) Close() error {
 	// The mesh first: it hands carried mail to the messenger.
 	if n.Mesh != nil {
 		errs = append(errs, n.Mesh.Close())
+	}
+	if n.hooks != nil {
+		n.hooks.Close()
 	}
 	if n.Messenger != nil {
 		errs = append(errs, n.Messenger.Close())

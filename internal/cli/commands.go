@@ -48,6 +48,7 @@ func upCmd(g *globals) *cobra.Command {
 	var listen, bootstrap, mailboxHosts, relays []string
 	var apiAddr, logLevel string
 	var dht, behindNAT, noReceipts bool
+	var hf hookFlags
 	var mb serveMailboxFlags
 	var tf transportFlags
 	var mf meshFlags
@@ -74,6 +75,9 @@ func upCmd(g *globals) *cobra.Command {
 			o.Messenger.MailboxHosts = hosts
 			o.Relays, o.BehindNAT = relays, behindNAT
 			o.Messenger.NoReadReceipts = noReceipts
+			if err := hf.apply(&o); err != nil {
+				return usageError{err}
+			}
 			if err := tf.apply(&o); err != nil {
 				return err
 			}
@@ -114,6 +118,7 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&noReceipts, "no-read-receipts", false, "do not tell contacts which of their messages you have read")
 	c.Flags().BoolVar(&behindNAT, "behind-nat", false, "assume this node cannot be dialled directly: book relay slots at once instead of waiting for AutoNAT")
 	addTransportFlags(c, &tf)
+	addHookFlags(c, &hf)
 	return c
 }
 

@@ -138,15 +138,18 @@ type Config struct {
 // Messenger is one account's conversation engine. It is safe for
 // concurrent use.
 type Messenger struct {
-	cfg  Config
-	st   *store.Store
-	tr   Transport
-	log  *slog.Logger
-	rand io.Reader
-	now  func() time.Time
-	id   *keys.Identity
-	acct string
-	name string
+	cfg Config
+	// receiptsOff turns read receipts off at run time (the user's
+	// setting); Config.NoReadReceipts wins over it.
+	receiptsOff atomic.Bool
+	st          *store.Store
+	tr          Transport
+	log         *slog.Logger
+	rand        io.Reader
+	now         func() time.Time
+	id          *keys.Identity
+	acct        string
+	name        string
 
 	prekeyMu sync.Mutex // guards prekeys and their persistence
 	prekeys  *handshake.Prekeys
