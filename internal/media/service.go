@@ -66,7 +66,10 @@ type Config struct {
 	Store       *store.Store // where transfer records live (required)
 	Transport   Transport    // nil: offline, nothing served or fetched
 	MaxFileSize int64        // 0: DefaultMaxFileSize
-	Logger      *slog.Logger // nil: discard
+	// RetryInterval is how often stopped incoming transfers are tried
+	// again (0: 30 s).
+	RetryInterval time.Duration
+	Logger        *slog.Logger // nil: discard
 }
 
 // Transfer is one file sent or received, as listed by Transfers.
@@ -117,6 +120,9 @@ type Service struct {
 func New(cfg Config) (*Service, error) {
 	if cfg.MaxFileSize <= 0 {
 		cfg.MaxFileSize = DefaultMaxFileSize
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = retryInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -306,7 +312,7 @@ func (s *Service) records(ctx context.Context) ([]record, error) {
 
 func (s *Service) loop(ctx context.Context) {
 	defer s.wg.Done()
-	t := time.NewTicker(retryInterval)
+	t := time.NewTicker(s.cfg.RetryInterval)
 	defer t.Stop()
 	for {
 		s.startFetches(ctx)
@@ -371,7 +377,6 @@ func (s *Service) fetch(ctx context.Context, r record) {
 		return
 	}
 	total := m.Chunks()
-	s.setProg(r.MessageID, progress{total: total, state: StateFetching})
 	err = Fetch(ctx, s.cfg.Transport, s.ch, m, r.Sources, func(done, total int) {
 		s.setProg(r.MessageID, progress{done: done, total: total, state: StateFetching})
 	})
