@@ -62,9 +62,9 @@ func (m *Messenger) Send(ctx context.Context, ref, text string) (store.Message, 
 type sendReq struct {
 	ref, text  string
 	attachment []byte // a media manifest (attachments.go), or nil
-	msg       store.Message
-	err       error
-	done      chan struct{}
+	msg        store.Message
+	err        error
+	done       chan struct{}
 }
 
 // commitLoop takes Send requests and commits those that are waiting
