@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -214,11 +215,18 @@ func contactsCmd(g *globals) *cobra.Command {
 
 func sendCmd(g *globals) *cobra.Command {
 	var asJSON bool
+	var file string
 	c := &cobra.Command{
-		Use:   "send CONTACT TEXT...",
-		Short: "Send a message (returns once it is queued durably)",
-		Args:  cobra.MinimumNArgs(2),
+		Use:   "send CONTACT TEXT... | send CONTACT --file PATH [TEXT...]",
+		Short: "Send a message or a file (returns once it is queued durably)",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if file != "" {
+				return g.sendFile(cmd, args, file, asJSON) // files.go
+			}
+			if len(args) < 2 {
+				return errors.New("send needs a text, or --file PATH")
+			}
 			text := strings.Join(args[1:], " ")
 			return g.withBackend(cmd.Context(), func(b backend, online bool) error {
 				m, err := b.Send(cmd.Context(), args[0], text)
@@ -237,6 +245,7 @@ func sendCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print the queued message as JSON")
+	c.Flags().StringVar(&file, "file", "", "send this file (TEXT is its caption); needs the running node")
 	return c
 }
 
