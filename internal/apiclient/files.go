@@ -9,14 +9,14 @@ import (
 // sending (ours, served to whoever asks), fetching, failed (retried
 // later; Error says why) or complete.
 type Transfer struct {
-	MessageID string `json:"message_id"`
-	ContactID int64  `json:"contact_id"`
+	MessageID string `json:"messageId"`
+	ContactID int64  `json:"contactId"`
 	Incoming  bool   `json:"incoming"`
 	Name      string `json:"name"`
 	MIME      string `json:"mime"`
 	Size      int64  `json:"size"`
-	Done      int    `json:"chunks_done"`
-	Total     int    `json:"chunks_total"`
+	Done      int    `json:"chunksDone"`
+	Total     int    `json:"chunksTotal"`
 	State     string `json:"state"`
 	Error     string `json:"error,omitempty"`
 }
@@ -32,7 +32,7 @@ type SendFileRequest struct {
 // SaveFileRequest is the body of POST /api/v1/files/save: the node writes
 // the file of MessageID to Path, which must not exist.
 type SaveFileRequest struct {
-	MessageID string `json:"message_id"`
+	MessageID string `json:"messageId"`
 	Path      string `json:"path"`
 }
 

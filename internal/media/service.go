@@ -74,14 +74,14 @@ type Config struct {
 
 // Transfer is one file sent or received, as listed by Transfers.
 type Transfer struct {
-	MessageID string `json:"message_id"`
-	ContactID int64  `json:"contact_id"`
+	MessageID string `json:"messageId"`
+	ContactID int64  `json:"contactId"`
 	Incoming  bool   `json:"incoming"`
 	Name      string `json:"name"`
 	MIME      string `json:"mime"`
 	Size      int64  `json:"size"`
-	Done      int    `json:"chunks_done"`
-	Total     int    `json:"chunks_total"`
+	Done      int    `json:"chunksDone"`
+	Total     int    `json:"chunksTotal"`
 	State     string `json:"state"`
 	Error     string `json:"error,omitempty"`
 }
