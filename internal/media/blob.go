@@ -64,12 +64,114 @@ func Serve(ch *Chunks, s p2p.Stream) {
 	}
 }
 
-// request asks s for chunk h and returns what came back, unchecked.
-func request(s p2p.Stream, r *bufio.Reader, h Hash) ([]byte, error) {
-	s.SetDeadline(time.Now().Add(requestTimeout))
-	if _, err := s.Write(h[:]); err != nil {
-		return nil, err
+// window is how many requests a fetcher keeps in flight on one stream, so
+// that a long round trip does not idle the link between chunks.
+const window = 8
+
+// fetchFrom takes chunks to fetch from the shared queue (pop) and asks
+// peer for them on one stream, window requests ahead of the answers. On
+// any failure every chunk in flight goes back to the queue (fail) and the
+// source is dropped.
+func fetchFrom(ctx context.Context, op Opener, ch *Chunks, peer string, pop func() (Hash, bool), fail func(string, *Hash, error), got func()) {
+	s, err := op.OpenStream(ctx, peer, Protocol)
+	if err != nil {
+		fail(peer, nil, err)
+		return
 	}
+	defer s.Close()
+	inflight := make(chan Hash, window)
+	stop := make(chan struct{})
+	var (
+		werr    error
+		wdone   = make(chan struct{})
+		pending *Hash // popped by the writer, not sent
+	)
+	go func() { // the writer
+		defer close(wdone)
+		defer close(inflight)
+		for {
+			h, ok := pop()
+			if !ok {
+				s.CloseWrite()
+				return
+			}
+			if ch.Has(h) {
+				got()
+				continue
+			}
+			select {
+			case inflight <- h:
+			case <-stop:
+				pending = &h
+				return
+			case <-ctx.Done():
+				pending = &h
+				return
+			}
+			s.SetDeadline(time.Now().Add(requestTimeout))
+			if _, err := s.Write(h[:]); err != nil {
+				werr = err
+				return
+			}
+		}
+	}()
+	r := bufio.NewReaderSize(s, 64<<10)
+	var rerr error
+	var failed *Hash
+	for h := range inflight {
+		if rerr = ctx.Err(); rerr != nil {
+			failed = &h
+			break
+		}
+		s.SetDeadline(time.Now().Add(requestTimeout))
+		b, err := readAnswer(r, h)
+		if err == nil {
+			err = ch.Put(h, b)
+		}
+		if err != nil {
+			rerr, failed = err, &h
+			break
+		}
+		got()
+	}
+	if rerr == nil && werr == nil && pending == nil {
+		return
+	}
+	// Give back everything not stored, then drop the source.
+	s.Reset()
+	close(stop)
+	<-wdone
+	var back []Hash
+	if failed != nil {
+		back = append(back, *failed)
+	}
+	if pending != nil {
+		back = append(back, *pending)
+	}
+	for h := range inflight {
+		back = append(back, h)
+	}
+	err = rerr
+	if err == nil {
+		err = werr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	for i := range back {
+		if i == 0 {
+			fail(peer, &back[i], err)
+		} else {
+			fail(peer, &back[i], nil)
+		}
+	}
+	if len(back) == 0 {
+		fail(peer, nil, err)
+	}
+}
+
+// readAnswer reads the answer to a request for chunk h, unchecked.
+func readAnswer(r *bufio.Reader, h Hash) ([]byte, error) {
 	st, err := r.ReadByte()
 	if err != nil {
 		return nil, err
@@ -124,7 +226,9 @@ func fetchSet(ctx context.Context, op Opener, ch *Chunks, want []Hash, sources [
 			queue = append(queue, *h)
 		}
 		dead[peer] = true
-		errs = append(errs, fmt.Errorf("source %s: %w", short(peer), err))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("source %s: %w", short(peer), err))
+		}
 	}
 	// A round ends when the queue is empty; a chunk given back by a
 	// failing source after the others left starts another round with the
@@ -159,38 +263,7 @@ func fetchRound(ctx context.Context, op Opener, ch *Chunks, sources []string,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := op.OpenStream(ctx, peer, Protocol)
-			if err != nil {
-				fail(peer, nil, err)
-				return
-			}
-			defer s.Close()
-			r := bufio.NewReaderSize(s, 64<<10)
-			for {
-				if ctx.Err() != nil {
-					s.Reset()
-					return
-				}
-				h, ok := pop()
-				if !ok {
-					s.CloseWrite()
-					return
-				}
-				if ch.Has(h) {
-					got()
-					continue
-				}
-				b, err := request(s, r, h)
-				if err == nil {
-					err = ch.Put(h, b)
-				}
-				if err != nil {
-					s.Reset()
-					fail(peer, &h, err)
-					return
-				}
-				got()
-			}
+			fetchFrom(ctx, op, ch, peer, pop, fail, got)
 		}()
 	}
 	wg.Wait()

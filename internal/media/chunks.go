@@ -43,7 +43,9 @@ func (c *Chunks) Has(h Hash) bool {
 	return err == nil
 }
 
-// Get returns chunk h, or ErrNoChunk.
+// Get returns chunk h, or ErrNoChunk. A chunk that no longer matches its
+// hash (torn by a crash: fetched chunks are not synced one by one) is
+// removed and reported missing, so that it is fetched again.
 func (c *Chunks) Get(h Hash) ([]byte, error) {
 	b, err := os.ReadFile(c.path(h))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -52,11 +54,20 @@ func (c *Chunks) Get(h Hash) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: read chunk: %w", err)
 	}
+	if sha256.Sum256(b) != h {
+		os.Remove(c.path(h))
+		return nil, fmt.Errorf("%w: %s was damaged", ErrNoChunk, h)
+	}
 	return b, nil
 }
 
-// Put checks that b hashes to h and keeps it.
-func (c *Chunks) Put(h Hash, b []byte) error {
+// Put checks that b hashes to h and keeps it. Only chunks sealed here are
+// synced to disk one by one (nobody else has them yet); a fetched chunk
+// that a crash damages is found by Get and fetched again, and syncing each
+// one would halve the transfer rate.
+func (c *Chunks) Put(h Hash, b []byte) error { return c.put(h, b, false) }
+
+func (c *Chunks) put(h Hash, b []byte, sync bool) error {
 	if sha256.Sum256(b) != h {
 		return ErrCorruptChunk
 	}
@@ -75,7 +86,7 @@ func (c *Chunks) Put(h Hash, b []byte) error {
 		return fmt.Errorf("media: write chunk: %w", err)
 	}
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -65,7 +65,7 @@ func Seal(ch *Chunks, r io.Reader, m *Manifest) error {
 		plain.Write(buf[:want])
 		sealed = aead.Seal(sealed[:0], nonce(domainData, i), buf[:want], nil)
 		h := Hash(sha256.Sum256(sealed))
-		if err := ch.Put(h, sealed); err != nil {
+		if err := ch.put(h, sealed, true); err != nil {
 			return err
 		}
 		hashes = append(hashes, h[:]...)
@@ -79,7 +79,7 @@ func Seal(ch *Chunks, r io.Reader, m *Manifest) error {
 		part := hashes[min(len(hashes), i*ChunkSize):min(len(hashes), (i+1)*ChunkSize)]
 		sealed = aead.Seal(sealed[:0], nonce(domainIndex, i), part, nil)
 		h := Hash(sha256.Sum256(sealed))
-		if err := ch.Put(h, sealed); err != nil {
+		if err := ch.put(h, sealed, true); err != nil {
 			return err
 		}
 		m.Index = append(m.Index, h)
@@ -175,7 +175,9 @@ func Save(ch *Chunks, m *Manifest, path string) error {
 	var buf []byte
 	for i, h := range hashes {
 		sealed, err := ch.Get(h)
-		if err != nil {
+		if errors.Is(err, ErrNoChunk) {
+			return fail(fmt.Errorf("%w: %w", ErrIncomplete, err))
+		} else if err != nil {
 			return fail(err)
 		}
 		if buf, err = aead.Open(buf[:0], nonce(domainData, i), sealed, nil); err != nil {

@@ -472,5 +472,19 @@ func (s *Service) Save(ctx context.Context, msgID, path string) error {
 	if err != nil {
 		return err
 	}
-	return Save(s.ch, m, path)
+	err = Save(s.ch, m, path)
+	if errors.Is(err, ErrIncomplete) {
+		// A chunk went missing since the fetch completed (damaged by a
+		// crash): fetch again.
+		s.mu.Lock()
+		if s.prog[msgID].state == StateComplete {
+			delete(s.prog, msgID)
+		}
+		s.mu.Unlock()
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	return err
 }
