@@ -16,8 +16,8 @@ import (
 
 	"github.com/samizdat-im/samizdat/internal/api"
 	"github.com/samizdat-im/samizdat/internal/apiclient"
-	"github.com/samizdat-im/samizdat/internal/mesh"
 	"github.com/samizdat-im/samizdat/internal/media"
+	"github.com/samizdat-im/samizdat/internal/mesh"
 	"github.com/samizdat-im/samizdat/internal/messenger"
 	"github.com/samizdat-im/samizdat/internal/p2p"
 	"github.com/samizdat-im/samizdat/internal/store"
