@@ -47,7 +47,7 @@ func initCmd(g *globals) *cobra.Command {
 
 func upCmd(g *globals) *cobra.Command {
 	var listen, bootstrap, mailboxHosts, relays []string
-	var apiAddr, logLevel string
+	var apiAddr, logLevel, maxFile string
 	var dht, behindNAT, noReceipts bool
 	var mb serveMailboxFlags
 	var tf transportFlags
@@ -75,6 +75,9 @@ func upCmd(g *globals) *cobra.Command {
 			o.Messenger.MailboxHosts = hosts
 			o.Relays, o.BehindNAT = relays, behindNAT
 			o.Messenger.NoReadReceipts = noReceipts
+			if o.MaxFileSize, err = parseSize(maxFile); err != nil || o.MaxFileSize <= 0 {
+				return usageError{fmt.Errorf("--max-file-size: %q is not a size such as 2GiB", maxFile)}
+			}
 			if err := tf.apply(&o); err != nil {
 				return err
 			}
@@ -113,6 +116,7 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat Kademlia DHT (reached through --bootstrap peers and contacts; never the public IPFS one)")
 	c.Flags().StringArrayVar(&relays, "relay", nil, "a circuit relay to be reached through while not publicly reachable, as /ip4/.../p2p/ID (repeatable; mailbox hosts are tried too)")
 	c.Flags().BoolVar(&noReceipts, "no-read-receipts", false, "do not tell contacts which of their messages you have read")
+	c.Flags().StringVar(&maxFile, "max-file-size", "2GiB", "largest file sent or fetched, e.g. 2GiB, 100MiB or bytes")
 	c.Flags().BoolVar(&behindNAT, "behind-nat", false, "assume this node cannot be dialled directly: book relay slots at once instead of waiting for AutoNAT")
 	addTransportFlags(c, &tf)
 	return c

@@ -310,3 +310,31 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+// TestReceiverServes: once it holds the file, a receiver serves it to a
+// third party as the sender did (any holder is a source).
+func TestReceiverServes(t *testing.T) {
+	data := make([]byte, 2*ChunkSize+3)
+	rand.Read(data)
+	src, m := seal(t, data)
+	net := newMemNet()
+	net.sources["alice"] = src
+	bob, _ := OpenChunks(t.TempDir())
+	if err := Fetch(context.Background(), net, bob, m, []string{"alice"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	delete(net.sources, "alice") // the sender goes offline
+	net.sources["bob"] = bob
+	carol, _ := OpenChunks(t.TempDir())
+	if err := Fetch(context.Background(), net, carol, m, []string{"alice", "bob"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	net.wg.Wait()
+	out := filepath.Join(t.TempDir(), "out")
+	if err := Save(carol, m, out); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("carol's copy differs")
+	}
+}

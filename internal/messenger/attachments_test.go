@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,9 +17,14 @@ import (
 // mediaNode is a test node that carries files, its chunks in dir (kept
 // across restarts).
 func mediaNode(t *testing.T, name string) (*tnode, string) {
+	return mediaNodeMax(t, name, 0)
+}
+
+func mediaNodeMax(t *testing.T, name string, maxSize int64) (*tnode, string) {
 	dir := t.TempDir()
 	tn := newNodeTuned(t, name, func(c *Config) {
-		svc, err := media.New(media.Config{Dir: dir, Store: c.Store, Transport: c.Transport.(media.Transport), RetryInterval: 100 * time.Millisecond})
+		svc, err := media.New(media.Config{Dir: dir, Store: c.Store, Transport: c.Transport.(media.Transport),
+			RetryInterval: 100 * time.Millisecond, MaxFileSize: maxSize})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,6 +137,24 @@ func TestSendFileTooLarge(t *testing.T) {
 	if ms := messages(t, alice, "bob"); len(ms) != 0 {
 		t.Fatalf("a refused file left %d messages", len(ms))
 	}
+}
+
+// TestReceiveFileTooLarge: a node does not fetch a file over its own
+// limit, and says so; the message itself arrives.
+func TestReceiveFileTooLarge(t *testing.T) {
+	alice, _ := mediaNode(t, "alice")
+	bob, _ := mediaNodeMax(t, "bob", 4000)
+	addContact(t, alice, bob)
+	path, _ := writeRandom(t, 5000)
+	msg, err := alice.m.SendFile(context.Background(), "bob", path, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, alice, "bob", msg.ID, StateDelivered)
+	eventually(t, 10*time.Second, "bob refuses the file", func() bool {
+		tr := transferOf(t, bob, msg.ID)
+		return tr.State == media.StateFailed && tr.Done == 0 && strings.Contains(tr.Error, "too large")
+	})
 }
 
 // TestSendFileResume: the sender holds only the first half of the chunks
