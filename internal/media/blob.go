@@ -203,6 +203,9 @@ func readAnswer(r *bufio.Reader, h Hash) ([]byte, error) {
 // dropped and its chunk is left to the others. got is called for every
 // chunk stored.
 func fetchSet(ctx context.Context, op Opener, ch *Chunks, want []Hash, sources []string, got func()) error {
+	if len(want) == 0 {
+		return nil // nothing to dial for
+	}
 	var (
 		mu    sync.Mutex
 		queue = append([]Hash(nil), want...)
