@@ -229,7 +229,7 @@ func sendCmd(g *globals) *cobra.Command {
 				return g.sendFile(cmd, args, file, asJSON) // files.go
 			}
 			if len(args) < 2 {
-				return errors.New("send needs a text, or --file PATH")
+				return usageError{errors.New("send needs a text, or --file PATH")}
 			}
 			text := strings.Join(args[1:], " ")
 			return g.withBackend(cmd.Context(), func(b backend, online bool) error {
