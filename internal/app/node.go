@@ -16,6 +16,7 @@ import (
 
 	"github.com/samizdat-im/samizdat/internal/api"
 	"github.com/samizdat-im/samizdat/internal/apiclient"
+	"github.com/samizdat-im/samizdat/internal/media"
 	"github.com/samizdat-im/samizdat/internal/mesh"
 	"github.com/samizdat-im/samizdat/internal/messenger"
 	"github.com/samizdat-im/samizdat/internal/p2p"
@@ -50,6 +51,9 @@ type Options struct {
 	MDNS       bool
 	Logger     *slog.Logger
 	Messenger  messenger.Config // tuning (Store and Transport are set by Start)
+	// MaxFileSize bounds the files sent and fetched (0:
+	// media.DefaultMaxFileSize, 2 GiB).
+	MaxFileSize int64
 	// Relays are circuit relays (full multiaddrs) the node books slots on
 	// while it is not publicly reachable; its mailbox hosts are used that
 	// way too. Their relayed addresses go in the card.
@@ -102,6 +106,10 @@ func ParseMailboxHosts(addrs []string) ([]messenger.MailboxHost, error) {
 	}
 	return out, nil
 }
+
+// MediaDir is the profile's folder of attachment chunks (sealed already:
+// they are ciphertext under keys kept in the encrypted store).
+const MediaDir = "media"
 
 // Node is a running samizdat node on one profile.
 type Node struct {
@@ -212,6 +220,10 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		_ = n.Store.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobListen, []byte(strings.Join(bound, "\n"))) })
 	}
 	mc.Store, mc.Transport, mc.Logger = n.Store, n.P2P, log.With("component", "messenger")
+	if mc.Media, err = media.New(media.Config{Dir: filepath.Join(o.Dir, MediaDir), Store: n.Store, Transport: n.P2P,
+		MaxFileSize: o.MaxFileSize, Logger: log.With("component", "media")}); err != nil {
+		return nil, err
+	}
 	if o.Mesh {
 		if err := n.startMesh(o, log); err != nil {
 			return nil, err

@@ -31,6 +31,7 @@ import (
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 	"github.com/samizdat-im/samizdat/internal/crypto/ratchet"
 	"github.com/samizdat-im/samizdat/internal/mailbox"
+	"github.com/samizdat-im/samizdat/internal/media"
 	"github.com/samizdat-im/samizdat/internal/p2p"
 	"github.com/samizdat-im/samizdat/internal/store"
 )
@@ -130,6 +131,9 @@ type Config struct {
 	// Mesh, if set, carries envelopes to contacts we cannot reach through
 	// nearby peers, and brings ours (mesh mode, see mesh.go).
 	Mesh Mesh
+	// Media, if set, carries attachments (attachments.go); the messenger
+	// starts it and closes it with itself. Nil: files cannot be sent.
+	Media *media.Service
 	// Prekeys is the prekey schedule (zero: handshake's defaults, weekly
 	// rotation and 30 days of grace; see prekeys.go).
 	Prekeys handshake.Policy
@@ -351,6 +355,7 @@ func (m *Messenger) Start(ctx context.Context) {
 		m.run(ctx)
 	}()
 	m.startBroadcast(ctx)
+	m.startMedia(ctx)
 }
 
 // Close stops the delivery loop and waits for in-flight deliveries.
@@ -370,6 +375,7 @@ func (m *Messenger) Close() error {
 	}
 	m.stopBroadcast()
 	m.wg.Wait()
+	m.stopMedia()
 	m.subsMu.Lock()
 	for ch := range m.subs {
 		close(ch)

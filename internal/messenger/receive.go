@@ -471,6 +471,9 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			rx.queueAck(c, env, resp, peer == "")
 			return nil
 		}
+		if err := m.receivedAttachment(tx, c, msgID, peer, t.Attachment); err != nil {
+			return err
+		}
 		rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateReceived})
 		rx.queueAck(c, env, resp, peer == "")
 		return nil

@@ -60,10 +60,11 @@ func (m *Messenger) Send(ctx context.Context, ref, text string) (store.Message, 
 
 // sendReq is one Send waiting for the committer.
 type sendReq struct {
-	ref, text string
-	msg       store.Message
-	err       error
-	done      chan struct{}
+	ref, text  string
+	attachment []byte // a media manifest (attachments.go), or nil
+	msg        store.Message
+	err        error
+	done       chan struct{}
 }
 
 // commitLoop takes Send requests and commits those that are waiting
@@ -148,6 +149,7 @@ func (m *Messenger) queueOne(tx *store.Tx, b *batch, r *sendReq, card []byte, ca
 	if err != nil {
 		return err
 	}
+	p.GetText().Attachment = r.attachment
 	s, err := m.encrypt(rec, c, id, p)
 	if err != nil {
 		return permanent(err)
