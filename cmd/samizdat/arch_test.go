@@ -18,6 +18,7 @@ var layers = []string{
 	"internal/apiclient",
 	"internal/web",
 	"internal/messenger",
+	"internal/media",
 	"internal/mesh",
 	"internal/mailbox",
 	"internal/p2p",

@@ -41,6 +41,8 @@ type Config struct {
 	// Logins are the one-time codes POST /api/v1/login exchanges for
 	// Token (nil: none).
 	Logins *Logins
+	// Settings answers /api/v1/settings (nil: not offered).
+	Settings SettingsBackend
 }
 
 type server struct {
@@ -72,10 +74,14 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v1/invite/qr", s.inviteQR)
 	mux.HandleFunc("GET /api/v1/connectivity", s.connectivity)
 	mux.HandleFunc("POST /api/v1/login/code", s.loginCode)
+	mux.HandleFunc("GET /api/v1/files", s.files)          // files.go
+	mux.HandleFunc("POST /api/v1/files", s.sendFile)      // files.go
+	mux.HandleFunc("POST /api/v1/files/save", s.saveFile) // files.go
 	mux.HandleFunc("POST /api/v1/init", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusConflict, Code: apiclient.CodeExists, Message: "this node already has a profile"})
 	})
 	s.groupRoutes(mux)
+	s.settingsRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: "no such API call: " + r.Method + " " + r.URL.Path})
 	})

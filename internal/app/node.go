@@ -16,6 +16,7 @@ import (
 
 	"github.com/samizdat-im/samizdat/internal/api"
 	"github.com/samizdat-im/samizdat/internal/apiclient"
+	"github.com/samizdat-im/samizdat/internal/media"
 	"github.com/samizdat-im/samizdat/internal/mesh"
 	"github.com/samizdat-im/samizdat/internal/messenger"
 	"github.com/samizdat-im/samizdat/internal/p2p"
@@ -50,6 +51,9 @@ type Options struct {
 	MDNS       bool
 	Logger     *slog.Logger
 	Messenger  messenger.Config // tuning (Store and Transport are set by Start)
+	// MaxFileSize bounds the files sent and fetched (0:
+	// media.DefaultMaxFileSize, 2 GiB).
+	MaxFileSize int64
 	// Relays are circuit relays (full multiaddrs) the node books slots on
 	// while it is not publicly reachable; its mailbox hosts are used that
 	// way too. Their relayed addresses go in the card.
@@ -65,6 +69,8 @@ type Options struct {
 	// is on).
 	NoMailboxDiscovery bool
 	Transports         TransportOptions // censorship-resistant transports (transports.go)
+	// Hooks are the commands of `up --on-alert` / `--on-message` (hooks.go).
+	Hooks HookOptions
 
 	api *apiHandoff // set by StartOrWait: the API server already running
 }
@@ -101,6 +107,10 @@ func ParseMailboxHosts(addrs []string) ([]messenger.MailboxHost, error) {
 	return out, nil
 }
 
+// MediaDir is the profile's folder of attachment chunks (sealed already:
+// they are ciphertext under keys kept in the encrypted store).
+const MediaDir = "media"
+
 // Node is a running samizdat node on one profile.
 type Node struct {
 	Dir       string
@@ -123,6 +133,8 @@ type Node struct {
 	relays []string       // Options.Relays
 	done   chan struct{}
 	memWG  sync.WaitGroup // the network-memory saver
+	hooks  *hooks         // nil without Options.Hooks commands
+	set    *settings      // the user's settings (settings.go)
 }
 
 // Start opens the profile (taking its lock), starts the libp2p node, the
@@ -208,6 +220,10 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		_ = n.Store.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobListen, []byte(strings.Join(bound, "\n"))) })
 	}
 	mc.Store, mc.Transport, mc.Logger = n.Store, n.P2P, log.With("component", "messenger")
+	if mc.Media, err = media.New(media.Config{Dir: filepath.Join(o.Dir, MediaDir), Store: n.Store, Transport: n.P2P,
+		MaxFileSize: o.MaxFileSize, Logger: log.With("component", "media")}); err != nil {
+		return nil, err
+	}
 	if o.Mesh {
 		if err := n.startMesh(o, log); err != nil {
 			return nil, err
@@ -216,6 +232,16 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	}
 	if n.Messenger, err = messenger.New(ctx, mc); err != nil {
 		return nil, err
+	}
+	n.set = &settings{n: n}
+	if st, err := n.set.Settings(ctx); err == nil {
+		n.Messenger.SetReadReceipts(st.ReadReceipts)
+	}
+	if o.Hooks.OnAlert != nil || o.Hooks.OnMessage != nil {
+		if o.Hooks.Muted == nil {
+			o.Hooks.Muted = n.set.muted
+		}
+		n.hooks = startHooks(n.Messenger, o.Hooks, log.With("component", "hooks"))
 	}
 	n.Messenger.Start(ctx)
 	if len(mc.MailboxHosts) == 0 && o.EnableDHT && !o.NoMailboxDiscovery {
@@ -253,7 +279,7 @@ func (n *Node) startAPI(addr string, h *apiHandoff) error {
 	}
 	n.Token, n.logins = h.token, h.logins
 	n.APIAddr = h.ln.Addr().String()
-	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Token: n.Token, Addr: n.APIAddr, Logins: n.logins, Logger: n.log.With("component", "api")}))
+	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Settings: n.set, Token: n.Token, Addr: n.APIAddr, Logins: n.logins, Logger: n.log.With("component", "api")}))
 	n.srv = h.srv
 	info, _ := json.Marshal(apiclient.Info{Addr: n.APIAddr, Token: n.Token, PID: os.Getpid()})
 	return writeFileAtomic(filepath.Join(n.Dir, APIFile), info, 0o600)
@@ -328,6 +354,9 @@ func (n *Node) Close() error {
 	// The mesh first: it hands carried mail to the messenger.
 	if n.Mesh != nil {
 		errs = append(errs, n.Mesh.Close())
+	}
+	if n.hooks != nil {
+		n.hooks.Close()
 	}
 	if n.Messenger != nil {
 		errs = append(errs, n.Messenger.Close())

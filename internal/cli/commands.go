@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -46,8 +47,9 @@ func initCmd(g *globals) *cobra.Command {
 
 func upCmd(g *globals) *cobra.Command {
 	var listen, bootstrap, mailboxHosts, relays []string
-	var apiAddr, logLevel string
+	var apiAddr, logLevel, maxFile string
 	var dht, behindNAT, noReceipts bool
+	var hf hookFlags
 	var mb serveMailboxFlags
 	var tf transportFlags
 	var mf meshFlags
@@ -74,6 +76,12 @@ func upCmd(g *globals) *cobra.Command {
 			o.Messenger.MailboxHosts = hosts
 			o.Relays, o.BehindNAT = relays, behindNAT
 			o.Messenger.NoReadReceipts = noReceipts
+			if err := hf.apply(&o); err != nil {
+				return usageError{err}
+			}
+			if o.MaxFileSize, err = parseSize(maxFile); err != nil || o.MaxFileSize <= 0 {
+				return usageError{fmt.Errorf("--max-file-size: %q is not a size such as 2GiB", maxFile)}
+			}
 			if err := tf.apply(&o); err != nil {
 				return err
 			}
@@ -112,8 +120,10 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat Kademlia DHT (reached through --bootstrap peers and contacts; never the public IPFS one)")
 	c.Flags().StringArrayVar(&relays, "relay", nil, "a circuit relay to be reached through while not publicly reachable, as /ip4/.../p2p/ID (repeatable; without any, the mailbox hosts are used, and then see this device)")
 	c.Flags().BoolVar(&noReceipts, "no-read-receipts", false, "do not tell contacts which of their messages you have read")
+	c.Flags().StringVar(&maxFile, "max-file-size", "2GiB", "largest file sent or fetched, e.g. 2GiB, 100MiB or bytes")
 	c.Flags().BoolVar(&behindNAT, "behind-nat", false, "assume this node cannot be dialled directly: book relay slots at once instead of waiting for AutoNAT")
 	addTransportFlags(c, &tf)
+	addHookFlags(c, &hf)
 	return c
 }
 
@@ -214,11 +224,18 @@ func contactsCmd(g *globals) *cobra.Command {
 
 func sendCmd(g *globals) *cobra.Command {
 	var asJSON bool
+	var file string
 	c := &cobra.Command{
-		Use:   "send CONTACT TEXT...",
-		Short: "Send a message (returns once it is queued durably)",
-		Args:  cobra.MinimumNArgs(2),
+		Use:   "send CONTACT TEXT... | send CONTACT --file PATH [TEXT...]",
+		Short: "Send a message or a file (returns once it is queued durably)",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if file != "" {
+				return g.sendFile(cmd, args, file, asJSON) // files.go
+			}
+			if len(args) < 2 {
+				return usageError{errors.New("send needs a text, or --file PATH")}
+			}
 			text := strings.Join(args[1:], " ")
 			return g.withBackend(cmd.Context(), func(b backend, online bool) error {
 				m, err := b.Send(cmd.Context(), args[0], text)
@@ -237,6 +254,7 @@ func sendCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print the queued message as JSON")
+	c.Flags().StringVar(&file, "file", "", "send this file (TEXT is its caption); needs the running node")
 	return c
 }
 

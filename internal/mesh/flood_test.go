@@ -154,7 +154,10 @@ func runFlood(t *testing.T, trs []Transport, link func(i, j int)) {
 		// reached it while on its way is one more). Measured
 		// (docs/BENCHMARKS.md): the most any node took was 0.83–0.94× the
 		// distinct items, with or without -race, and 0–17 items in a run
-		// reached a node that held or dropped them. Before the fixes of
+		// reached a node that held or dropped them (24 once, at load ~20:
+		// concurrent syncs race more when the machine is busy, so the
+		// duplicate bound is 10 % of the distinct items, not 2 %; the old
+		// behaviour sent ~5× the distinct items again). Before the fixes of
 		// issue 13 (owners sent what they held at every sync, two
 		// neighbours pushing a node the same items in concurrent syncs) a
 		// node took up to 1.75×: these bounds break on that.
@@ -168,7 +171,7 @@ func runFlood(t *testing.T, trs []Transport, link func(i, j int)) {
 		syncs += s.Syncs
 		maxSent = max(maxSent, s.BytesSent)
 	}
-	if dups > max(20, distinct/50) {
+	if dups > max(20, distinct/10) {
 		t.Errorf("%d items were sent to nodes that held or dropped them (%d distinct items)", dups, distinct)
 	}
 	t.Logf("most items received by one node: %d = %.2f× the distinct items; average %.2f×; %d duplicates in all",

@@ -280,10 +280,12 @@ func (s *itemStore) deleteLocked(id mailbox.Hash) {
 func (s *itemStore) takeJournal() map[mailbox.Hash]*item {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	j := s.journal
-	if len(j) > 0 {
-		s.journal = map[mailbox.Hash]*item{}
+	if len(s.journal) == 0 {
+		// Not the live map: the caller reads it without the lock.
+		return nil
 	}
+	j := s.journal
+	s.journal = map[mailbox.Hash]*item{}
 	return j
 }
 

@@ -217,6 +217,38 @@ func (m *Messenger) publish(ctx context.Context, name string, data []byte) {
 	}
 }
 
+// publishSoon publishes data on a joined topic; if the topic has no peers
+// yet (we just joined it: gossipsub has not heard who else is subscribed)
+// it waits for some, up to topicPeersWait, in the background. Published
+// into the void, the item would reach the others only through their next
+// history fetch: gossipsub never offers an item again to the peers it
+// later grafts.
+func (m *Messenger) publishSoon(name string, data []byte) {
+	j := m.joinedTopic(name)
+	if j == nil || j.topic == nil {
+		return
+	}
+	if len(j.topic.Peers()) > 0 {
+		m.publish(context.Background(), name, data)
+		return
+	}
+	b := m.bc()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ctx == nil {
+		return
+	}
+	ctx := b.ctx
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		m.topicPeers(ctx, name)
+		if ctx.Err() == nil {
+			m.publish(ctx, name, data)
+		}
+	}()
+}
+
 // historyPeers lists the peers to ask for a topic's history: the topic's
 // peers (shuffled), then the seeds (full multiaddrs) not among them.
 func (m *Messenger) historyPeers(name string, seeds []string) []seedPeer {

@@ -104,14 +104,14 @@ func (m *Messenger) MarkRead(ctx context.Context, ref string, upToSeq int64) (in
 			return err
 		}
 		n = len(ids)
-		if m.cfg.NoReadReceipts || n == 0 {
+		if m.noReceipts() || n == 0 {
 			return nil
 		}
 		return m.queueReadReceipts(tx, c, ids)
 	})
 	if err == nil && n > 0 {
 		m.emit(Event{Type: EventRead, ContactID: cid})
-		if !m.cfg.NoReadReceipts {
+		if !m.noReceipts() {
 			m.wake()
 		}
 	}
@@ -193,3 +193,9 @@ func (m *Messenger) SetVerified(ctx context.Context, ref string, verified bool) 
 	}
 	return out, err
 }
+
+// SetReadReceipts turns read receipts on or off from now on (the user's
+// setting; Config.NoReadReceipts keeps them off whatever it says).
+func (m *Messenger) SetReadReceipts(on bool) { m.receiptsOff.Store(!on) }
+
+func (m *Messenger) noReceipts() bool { return m.cfg.NoReadReceipts || m.receiptsOff.Load() }

@@ -621,6 +621,7 @@ func (m *Messenger) GroupSend(ctx context.Context, ref, text string) (GroupMessa
 	var now time.Time
 	var raw []byte
 	var topic string
+	var joinAs store.Group
 	gm := &store.GroupMessage{Sender: m.acct, Body: text}
 	err := m.st.Update(ctx, func(tx *store.Tx) (err error) {
 		if now, err = m.sent.next(tx, m.acct, m.now()); err != nil { // strictly increasing (order.go)
@@ -649,13 +650,18 @@ func (m *Messenger) GroupSend(ctx context.Context, ref, text string) (GroupMessa
 		}
 		raw = wire.Marshal(&wirepb.GroupEnvelope{Version: wire.Version, Sender: m.acct, Message: msg})
 		gm.GroupID, gm.ID, gm.Raw, topic = g.ID, groupMsgID(raw), raw, groupTopic(g.Secret)
+		joinAs = *g
 		_, err = tx.PutGroupMessage(gm)
 		return err
 	})
 	if err != nil {
 		return GroupMessage{}, err
 	}
-	m.publish(ctx, topic, raw)
+	// The invitation that made us a member is committed before its topic
+	// is joined (after the commit): a message sent in between must not
+	// be published to nothing.
+	m.joinGroup(&joinAs)
+	m.publishSoon(topic, raw)
 	m.emit(Event{Type: EventGroup, Group: hex.EncodeToString(gm.GroupID), MessageID: gm.ID})
 	return GroupMessage{Seq: gm.Seq, ID: gm.ID, Sender: m.acct, SenderName: m.name, Outgoing: true, Text: text, SentAt: now, At: now, Ord: gm.Ord}, nil
 }

@@ -30,12 +30,13 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 	switch {
 	case errors.Is(err, store.ErrNotFound) && len(gc.Secret) == 0:
 		if len(gc.SenderKey) == 0 {
-			m.log.Info("groupControlIgnored", "from", identity.Short(c.AccountID), "reason", "unknown group")
+			m.fault(FaultUnknownGroup, identity.Short(c.AccountID))
 			return nil
 		}
 		// A member's sender key can overtake the admin's invitation (they
 		// come from different people): keep it under a placeholder, a
 		// group row without a secret, until the invitation comes.
+		m.fault(FaultUnknownGroup, identity.Short(c.AccountID), "kept", true)
 		g = &store.Group{ID: gc.GroupId, Secret: []byte{}, Gone: true, Created: m.now()}
 		if err := tx.AddGroup(g); err != nil {
 			return err
@@ -117,6 +118,10 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 		if err := m.afterStateChange(tx, rx, g, old, st); err != nil {
 			return err
 		}
+		// New members' messages may have come before the ops that add them.
+		if err := m.resolvePending(tx, g, st, ""); err != nil {
+			return err
+		}
 	}
 	gid := g.ID
 	rx.after = append(rx.after, func() { m.groups.drop(gid) })
@@ -146,17 +151,36 @@ func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState,
 	if err := tx.PutGroupKey(g.ID, acct, d.Epoch, r.Marshal()); err != nil {
 		return err
 	}
+	if st == nil {
+		if st, err = m.loadState(tx, g.ID); err != nil {
+			return err
+		}
+	}
+	return m.resolvePending(tx, g, st, acct)
+}
+
+// resolvePending reads the waiting messages of members (of one member if
+// only is set) whose keys we hold: a message waits for its sender's key,
+// and one from a sender not known as a member waits for the op that adds
+// them. A message that predates the key we were given (sent before its
+// sender knew we were a member) can never be read: it stays stored, for
+// others' history, and is counted once per key, not retried in a loop.
+func (m *Messenger) resolvePending(tx *store.Tx, g *store.Group, st *groupState, only string) error {
 	pending, err := tx.PendingGroupMessages(g.ID)
 	if err != nil {
 		return err
 	}
+	unreadable := 0
 	for _, pm := range pending {
-		if pm.Sender != acct {
+		if (only != "" && pm.Sender != only) || !st.isMember(pm.Sender) {
 			continue
 		}
-		if _, _, err := m.openGroupMessage(tx, g, acct, pm.Raw, &pm); err != nil && !errors.Is(err, errNoKey) {
-			m.log.Info("groupMessageUnreadable", "group", shortHex(g.ID), "err", err)
+		if _, _, err := m.openGroupMessage(tx, g, pm.Sender, pm.Raw, &pm); err != nil && !errors.Is(err, errNoKey) {
+			unreadable++
 		}
+	}
+	if unreadable > 0 {
+		m.fault(FaultStaleGroupMsg, shortHex(g.ID), "count", unreadable)
 	}
 	return nil
 }
@@ -225,7 +249,11 @@ func (m *Messenger) joinGroup(g *store.Group) {
 					return p2p.Accept // others may judge it; we keep it pending
 				}
 				if errors.Is(err, errUnknownSender) {
-					return p2p.Ignore // not ours to judge yet: history brings it later
+					// Perhaps added by an op still on its way to us: kept
+					// pending until the op comes, not passed on (not ours
+					// to judge yet).
+					m.receiveGroupMessages(ctx, gid, topic, from, [][]byte{data}, false)
+					return p2p.Ignore
 				}
 				m.log.Warn("groupMessageRejected", "group", shortHex(gid), "peer", shortPeer(from), "err", err)
 				return p2p.Reject
@@ -292,9 +320,20 @@ func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, topic,
 		if g.Gone {
 			return nil
 		}
+		st := st
 		for _, raw := range items {
 			env, err := wire.ParseGroupEnvelope(raw)
-			if err != nil || !st.isMember(env.Sender) {
+			if err == nil && !st.isMember(env.Sender) && !st.removed[env.Sender] {
+				// The membership was read before this transaction: the op
+				// adding the sender (and its key, whose arrival reads the
+				// waiting messages) may have been committed since. Kept
+				// pending on a stale view, the message would wait for
+				// nothing.
+				if st, err = m.loadState(tx, gid); err != nil {
+					return err
+				}
+			}
+			if err != nil || st.removed[env.Sender] || env.Sender == "" {
 				bad++
 				continue
 			}
@@ -302,7 +341,13 @@ func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, topic,
 				continue
 			}
 			gm := &store.GroupMessage{GroupID: gid, ID: groupMsgID(raw), Sender: env.Sender, At: m.now(), Raw: raw}
-			t, skipped, err := m.openGroupMessage(tx, g, env.Sender, raw, nil)
+			var t *wirepb.GroupText
+			var skipped bool
+			if st.isMember(env.Sender) {
+				t, skipped, err = m.openGroupMessage(tx, g, env.Sender, raw, nil)
+			} else {
+				err = errNoKey // a sender added by an op still on its way: wait for it (resolvePending)
+			}
 			switch {
 			case err == nil:
 				gm.Body, gm.SentAt = t.Body, time.UnixMilli(t.SentAtUnixMs)
@@ -320,6 +365,14 @@ func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, topic,
 				return err
 			}
 			if ok {
+				stored++
+			} else if !gm.Pending {
+				// Stored before, pending (its key or its sender's op came
+				// since): the key was just used on it, so it must be
+				// resolved now or never be readable again.
+				if err := tx.ResolveGroupMessage(gid, gm.ID, gm.Sender, gm.Body, gm.SentAt); err != nil {
+					return err
+				}
 				stored++
 			}
 		}
@@ -355,7 +408,10 @@ func (m *Messenger) fillGroup(ctx context.Context, gid []byte, topic string) {
 		if err != nil {
 			return err
 		}
-		since = g.Created
+		// Not from when the invitation reached us: what members posted
+		// while it travelled would be left out (the asked peer compares
+		// its own receive times).
+		since = g.Created.Add(-groupHistoryWait)
 		ms, err := tx.RecentGroupMessages(gid, time.Time{}, 1)
 		if err != nil {
 			return err

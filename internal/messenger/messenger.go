@@ -31,6 +31,7 @@ import (
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 	"github.com/samizdat-im/samizdat/internal/crypto/ratchet"
 	"github.com/samizdat-im/samizdat/internal/mailbox"
+	"github.com/samizdat-im/samizdat/internal/media"
 	"github.com/samizdat-im/samizdat/internal/p2p"
 	"github.com/samizdat-im/samizdat/internal/store"
 )
@@ -130,6 +131,9 @@ type Config struct {
 	// Mesh, if set, carries envelopes to contacts we cannot reach through
 	// nearby peers, and brings ours (mesh mode, see mesh.go).
 	Mesh Mesh
+	// Media, if set, carries attachments (attachments.go); the messenger
+	// starts it and closes it with itself. Nil: files cannot be sent.
+	Media *media.Service
 	// Prekeys is the prekey schedule (zero: handshake's defaults, weekly
 	// rotation and 30 days of grace; see prekeys.go).
 	Prekeys handshake.Policy
@@ -138,16 +142,19 @@ type Config struct {
 // Messenger is one account's conversation engine. It is safe for
 // concurrent use.
 type Messenger struct {
-	cfg  Config
-	st   *store.Store
-	tr   Transport
-	log  *slog.Logger
-	rand io.Reader
-	now  func() time.Time
-	sent sentClock // timestamps of what we write (order.go)
-	id   *keys.Identity
-	acct string
-	name string
+	cfg Config
+	// receiptsOff turns read receipts off at run time (the user's
+	// setting); Config.NoReadReceipts wins over it.
+	receiptsOff atomic.Bool
+	st          *store.Store
+	tr          Transport
+	log         *slog.Logger
+	rand        io.Reader
+	now         func() time.Time
+	sent        sentClock // timestamps of what we write (order.go)
+	id          *keys.Identity
+	acct        string
+	name        string
 
 	prekeyMu sync.Mutex // guards prekeys and their persistence
 	prekeys  *handshake.Prekeys
@@ -159,6 +166,8 @@ type Messenger struct {
 	sendq chan *sendReq
 
 	ratchets  ratchetCache
+	faults    faults      // bad input and refusals, counted (health.go)
+	receipts  ctlReceipts // acks of envelopes with no message row (receive.go)
 	initLimit initLimiter // new sessions per remote device
 	unindexed atomic.Bool // messages stored since the last IndexPending
 
@@ -347,6 +356,7 @@ func (m *Messenger) Start(ctx context.Context) {
 		m.run(ctx)
 	}()
 	m.startBroadcast(ctx)
+	m.startMedia(ctx)
 }
 
 // Close stops the delivery loop and waits for in-flight deliveries.
@@ -366,6 +376,7 @@ func (m *Messenger) Close() error {
 	}
 	m.stopBroadcast()
 	m.wg.Wait()
+	m.stopMedia()
 	m.subsMu.Lock()
 	for ch := range m.subs {
 		close(ch)

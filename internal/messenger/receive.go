@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -97,7 +98,7 @@ func (m *Messenger) handleStream(s p2p.Stream) {
 		}
 		resps, err := m.receiveBatch(ctx, peer, batch)
 		if err != nil {
-			m.log.Info("envelopesNotAccepted", "peer", shortPeer(peer), "count", len(batch), "err", err)
+			m.fault(FaultRejected, shortPeer(peer), "count", len(batch), "err", err)
 		}
 		for _, r := range resps {
 			if err := wire.WriteFrame(s, wire.Marshal(r)); err != nil {
@@ -108,7 +109,7 @@ func (m *Messenger) handleStream(s p2p.Stream) {
 	}
 	select {
 	case err := <-readErr:
-		m.log.Info("streamReset", "peer", shortPeer(peer), "err", err)
+		m.fault(FaultBadFrame, shortPeer(peer), "err", err)
 		_ = s.Reset()
 	default:
 	}
@@ -374,6 +375,11 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			}
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
+		} else if ack := m.receipts.get(c.ID, env); ack != nil {
+			// A group control (or other envelope with no message row)
+			// again: its ack went missing. Same answer, same bytes.
+			resp.Status, resp.Ack = wirepb.Response_STATUS_OK, ack
+			return nil
 		}
 	}
 	var prekeys *handshake.Prekeys
@@ -465,6 +471,9 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			rx.queueAck(c, env, resp, peer == "")
 			return nil
 		}
+		if err := m.receivedAttachment(tx, c, msgID, peer, t.Attachment); err != nil {
+			return err
+		}
 		rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateReceived})
 		rx.queueAck(c, env, resp, peer == "")
 		return nil
@@ -481,7 +490,15 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			if errors.Is(err, store.ErrNotFound) {
 				// Not a message: a group control item (groups.go), or
 				// not ours, or already forgotten.
-				if err := tx.DeleteOutbox(c.ID, groupItemPrefix+aid); err != nil && !errors.Is(err, store.ErrNotFound) {
+				queued, err := tx.Outbox(c.ID)
+				if err != nil {
+					return err
+				}
+				if !slices.ContainsFunc(queued, func(it store.OutboxItem) bool { return it.MessageID == groupItemPrefix+aid }) {
+					if !rx.delivered[groupItemPrefix+aid] {
+						m.fault(FaultUnknownAck, identity.Short(c.AccountID))
+					}
+				} else if err := tx.DeleteOutbox(c.ID, groupItemPrefix+aid); err != nil {
 					return err
 				}
 				rx.delivered[groupItemPrefix+aid] = true
@@ -576,8 +593,13 @@ func (m *Messenger) flushAcks(tx *store.Tx, rx *batch) error {
 		rx.setRecord(cid, rec)
 		for i, resp := range pa.resps {
 			resp.Status, resp.Ack = wirepb.Response_STATUS_OK, sealed.bytes
-			// Group control items have no message row, hence no receipt.
-			if err := tx.PutReceipt(cid, hex.EncodeToString(pa.ids[i]), pa.hashes[i], sealed.bytes); err != nil && !errors.Is(err, store.ErrNotFound) {
+			// Group control items have no message row, hence no stored
+			// receipt: theirs are kept in memory, once committed.
+			err := tx.PutReceipt(cid, hex.EncodeToString(pa.ids[i]), pa.hashes[i], sealed.bytes)
+			if errors.Is(err, store.ErrNotFound) {
+				id, h, ack := hex.EncodeToString(pa.ids[i]), pa.hashes[i], sealed.bytes
+				rx.after = append(rx.after, func() { m.receipts.put(cid, id, h, ack) })
+			} else if err != nil {
 				return err
 			}
 		}
@@ -652,4 +674,47 @@ func (m *Messenger) refreshCard(tx *store.Tx, c *store.Contact, card *identity.C
 	if err := tx.UpdateContact(c); err == nil && m.tr != nil && c.PeerID != "" {
 		m.tr.AddAddrs(c.PeerID, c.Addrs)
 	}
+}
+
+// ctlReceipts keeps, in memory, the acks of received envelopes that have
+// no message row to hold a receipt (group controls): a copy of one (its
+// ack was lost, and the sender retried) is answered with the same ack
+// bytes instead of being refused as a replay, which the sender would
+// never stop retrying. Bounded; after a restart such a copy is refused
+// once (a group control is idempotent, so nothing is lost).
+type ctlReceipts struct {
+	mu sync.Mutex
+	m  map[string]ctlReceipt
+}
+
+type ctlReceipt struct{ hash, ack []byte }
+
+const maxCtlReceipts = 4096
+
+func ctlKey(cid int64, id string) string { return fmt.Sprint(cid, "/", id) }
+
+func (r *ctlReceipts) put(cid int64, id string, hash, ack []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]ctlReceipt{}
+	}
+	if len(r.m) >= maxCtlReceipts {
+		for k := range r.m { // evict one at random
+			delete(r.m, k)
+			break
+		}
+	}
+	r.m[ctlKey(cid, id)] = ctlReceipt{hash, ack}
+}
+
+// get returns the ack sent for this very envelope, or nil.
+func (r *ctlReceipts) get(cid int64, env *wirepb.Envelope) []byte {
+	r.mu.Lock()
+	rc, ok := r.m[ctlKey(cid, hex.EncodeToString(env.MessageId))]
+	r.mu.Unlock()
+	if !ok || !bytes.Equal(rc.hash, envelopeHash(env)) {
+		return nil
+	}
+	return rc.ack
 }

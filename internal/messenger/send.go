@@ -60,10 +60,11 @@ func (m *Messenger) Send(ctx context.Context, ref, text string) (store.Message, 
 
 // sendReq is one Send waiting for the committer.
 type sendReq struct {
-	ref, text string
-	msg       store.Message
-	err       error
-	done      chan struct{}
+	ref, text  string
+	attachment []byte // a media manifest (attachments.go), or nil
+	msg        store.Message
+	err        error
+	done       chan struct{}
 }
 
 // commitLoop takes Send requests and commits those that are waiting
@@ -151,6 +152,7 @@ func (m *Messenger) queueOne(tx *store.Tx, b *batch, r *sendReq, card []byte, ca
 	if err != nil {
 		return err
 	}
+	p.GetText().Attachment = r.attachment
 	s, err := m.encrypt(rec, c, id, p)
 	if err != nil {
 		return permanent(err)
@@ -411,16 +413,14 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		}
 		werr <- s.CloseWrite()
 	}()
-	// Each response names the envelope it answers: a message's id, or for
-	// an ack item the ack envelope's own id.
+	// Each response names the envelope it answers by the envelope's id:
+	// a message's id, but for an ack or a group control item not the
+	// outbox key (which carries a prefix). Comparing with the outbox key
+	// took every answer to a group control for a bad response: the stream
+	// was reset, the ack never read, and the item retried for ever.
 	want := make([]string, len(items))
 	for i, it := range items {
-		want[i] = it.MessageID
-		if isAckItem(it) {
-			if env, err := wire.ParseEnvelope(it.Payload); err == nil {
-				want[i] = hex.EncodeToString(env.MessageId)
-			}
-		}
+		want[i] = envelopeID(it)
 	}
 	// Responses that arrive together are applied in one transaction.
 	resps := make(chan *wirepb.Response, maxBatch)
@@ -433,13 +433,14 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 			}
 			r, err := wire.ParseResponse(b)
 			if err != nil || hex.EncodeToString(r.MessageId) != want[i] {
-				m.log.Warn("badResponse", "peer", shortPeer(c.PeerID))
+				m.fault(FaultBadResponse, shortPeer(c.PeerID))
 				return
 			}
 			resps <- r
 		}
 	}()
 	done := 0
+	applied := map[string]bool{} // ack envelopes applied by earlier batches of this stream
 	for r := range resps {
 		batch := []*wirepb.Response{r}
 	more:
@@ -454,7 +455,7 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 				break more
 			}
 		}
-		if err := m.applyResponses(ctx, c, items[done:done+len(batch)], batch); err != nil {
+		if err := m.applyResponses(ctx, c, items[done:done+len(batch)], batch, applied); err != nil {
 			m.log.Warn("responseFailed", "peer", shortPeer(c.PeerID), "err", err)
 			break
 		}
@@ -472,11 +473,24 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 	return true
 }
 
+// envelopeID is the id of the envelope an outbox item carries, which is
+// what the peer's response names.
+func envelopeID(it store.OutboxItem) string {
+	if env, err := wire.ParseEnvelope(it.Payload); err == nil {
+		return hex.EncodeToString(env.MessageId)
+	}
+	return it.MessageID
+}
+
 // applyResponses records, in one transaction, what the peer said about
 // each envelope: an encrypted ack makes the message delivered; a missing or
 // unreadable ack leaves it sent and queued for a retry (which is acked
-// again); a rejection makes it failed; "retry" reschedules it.
-func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items []store.OutboxItem, rs []*wirepb.Response) error {
+// again); a rejection makes it failed; "retry" reschedules it. One ack
+// covers a whole batch of the peer's, and its copies may come in several of
+// our batches: applied holds those already applied (and committed) on this
+// stream, which are not decrypted again (their keys are gone: that read as
+// "already received" and rescheduled messages that were delivered).
+func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items []store.OutboxItem, rs []*wirepb.Response, applied map[string]bool) error {
 	var rx *batch
 	now := m.now()
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
@@ -494,12 +508,13 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 				if rx.delivered[it.MessageID] {
 					continue // one ack covers a whole batch: already applied
 				}
-				if env, err := wire.ParseEnvelope(r.Ack); err == nil && !rx.seenAcks[string(r.Ack)] {
+				if env, err := wire.ParseEnvelope(r.Ack); err == nil && !rx.seenAcks[string(r.Ack)] && !applied[string(r.Ack)] {
 					rx.seenAcks[string(r.Ack)] = true
 					var scratch wirepb.Response
 					rx.byPeer[c.PeerID] = c // the stream went to c's device
 					err := m.processEnvelope(tx, rx, c.PeerID, env, &scratch)
 					if err == nil {
+						m.noteAccepted(c.ID)
 						if rx.delivered[it.MessageID] {
 							continue
 						}
@@ -507,7 +522,7 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 					} else if !isPermanent(err) {
 						return err
 					} else {
-						m.log.Info("ackNotAccepted", "peer", shortPeer(c.PeerID), "err", err)
+						m.fault(FaultUnreadableAck, shortPeer(c.PeerID), "err", err)
 					}
 				}
 				if err := m.advance(tx, rx, c.ID, it.MessageID, StateSent); err != nil {
@@ -518,9 +533,18 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 					return err
 				}
 			case wirepb.Response_STATUS_REJECTED:
-				m.log.Warn("messageRejected", "peer", shortPeer(c.PeerID), "reason", r.Error)
+				m.fault(FaultRefused, shortPeer(c.PeerID), "reason", r.Error)
 				if err := tx.DeleteOutbox(c.ID, it.MessageID); err != nil {
 					return err
+				}
+				// A device that keeps refusing our envelopes as unreadable
+				// (or from a stranger) lost our session: start afresh. A
+				// refused copy of something it had ("replayed") says
+				// nothing about the session.
+				if r.Error != "replayed message" && m.noteRefusal(c.ID) {
+					if err := m.restartSession(tx, rx, c); err != nil {
+						return err
+					}
 				}
 				if err := m.advance(tx, rx, c.ID, it.MessageID, StateFailed); err != nil {
 					return err
@@ -536,6 +560,9 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 	})
 	if err != nil {
 		return err
+	}
+	for a := range rx.seenAcks {
+		applied[a] = true
 	}
 	for _, e := range rx.events {
 		m.emit(e)

@@ -9,7 +9,6 @@ import (
 	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 	"github.com/samizdat-im/samizdat/internal/crypto/ratchet"
-	"github.com/samizdat-im/samizdat/internal/identity"
 	"github.com/samizdat-im/samizdat/internal/store"
 	"github.com/samizdat-im/samizdat/internal/wire"
 	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
@@ -102,20 +101,11 @@ type sealed struct {
 // contact's lock and saves rec.
 func (m *Messenger) encrypt(rec *wirepb.SessionRecord, c *store.Contact, msgID []byte, p *wirepb.Payload) (*sealed, error) {
 	if len(rec.Sessions) == 0 {
-		card, err := identity.ParseSignedCard(c.Card)
+		e, err := m.newSession(c)
 		if err != nil {
-			return nil, fmt.Errorf("contact card: %w", err)
+			return nil, err
 		}
-		if card.Bundle == nil {
-			return nil, ErrNoKeys
-		}
-		// One-time prekeys claimed from the contact's device, else the
-		// card's signed and last-resort prekeys (prekeys.go).
-		in, sess, err := handshake.Initiate(m.rand, m.id, m.sessionBundle(c.ID, card), m.cfg.Ratchet)
-		if err != nil {
-			return nil, fmt.Errorf("start session: %w", err)
-		}
-		rec.Sessions = []*wirepb.SessionEntry{{Ratchet: sess.Marshal(), Initiation: in.Marshal()}}
+		rec.Sessions = []*wirepb.SessionEntry{e}
 	}
 	active := rec.Sessions[0]
 	sess, err := m.ratchets.load(active.Ratchet, m.cfg.Ratchet)

@@ -60,6 +60,10 @@ type Topic struct {
 	close sync.Once
 }
 
+// psQueueSize bounds the RPCs queued for each peer and the messages
+// waiting for validation (gossipsub drops beyond it).
+const psQueueSize = 1024
+
 // pubSub returns the node's gossipsub router, starting it on first use.
 // Messages carry neither an author nor a libp2p signature (StrictNoSign):
 // the transport peer id of a poster is nobody's business, and the content
@@ -85,6 +89,12 @@ func (n *Node) pubSub() (*pubsub.PubSub, error) {
 		pubsub.WithMaxMessageSize(MaxPubSubMessage),
 		pubsub.WithPeerExchange(false),
 		pubsub.WithRawTracer(&n.psSent),
+		// The default of 32 RPCs queued per peer drops items of a burst
+		// (three members posting 20 messages at once, each forwarding the
+		// others'), and gossipsub never offers a dropped item again to a
+		// mesh peer: it arrived only with the next history fetch.
+		pubsub.WithPeerOutboundQueueSize(psQueueSize),
+		pubsub.WithValidateQueueSize(psQueueSize),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start gossipsub: %w", err)

@@ -102,6 +102,8 @@ func startBrowser() {
 		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("no-default-browser-check", true),
 		chromedp.Flag("lang", "en-US"),
+		// The alert siren is tested through the page's AudioContext.
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		chromedp.UserDataDir(dir),
 		chromedp.WindowSize(1000, 700),
 	}

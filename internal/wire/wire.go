@@ -29,7 +29,10 @@ const (
 	MaxCardSize     = 16 << 10  // largest signed contact card
 	MaxInviteSize   = 24 << 10  // largest decoded invite
 	MessageIDSize   = 16
-	FrameHeaderSize = 4 // big-endian uint32 length before each frame
+	// MaxAttachmentSize bounds a file's manifest inside a text message
+	// (internal/media checks it further).
+	MaxAttachmentSize = 48 << 10
+	FrameHeaderSize   = 4 // big-endian uint32 length before each frame
 )
 
 // Errors returned by the decoders and framing.
@@ -125,7 +128,8 @@ func ParsePayload(b []byte) (*wirepb.Payload, error) {
 	}
 	switch body := p.Body.(type) {
 	case *wirepb.Payload_Text:
-		if body.Text == nil || len(body.Text.MessageId) != MessageIDSize || len(body.Text.Body) > MaxTextSize {
+		if body.Text == nil || len(body.Text.MessageId) != MessageIDSize || len(body.Text.Body) > MaxTextSize ||
+			len(body.Text.Attachment) > MaxAttachmentSize {
 			return nil, ErrMalformed
 		}
 	case *wirepb.Payload_Ack:

@@ -87,6 +87,8 @@ export class API {
   retry(contact, id) { return this.call("POST", "/api/v1/messages/retry", { contact, id }); }
   markRead(contact, upTo) { return this.call("POST", "/api/v1/messages/read", { contact, upTo }); }
   search(q) { return this.call("GET", "/api/v1/search?" + new URLSearchParams({ q, limit: "50" })); }
+  settings() { return this.call("GET", "/api/v1/settings"); }
+  putSettings(patch) { return this.call("PUT", "/api/v1/settings", patch); }
   connectivity() { return this.call("GET", "/api/v1/connectivity"); }
 
   // Groups and channels; G and C are a group's or channel's id.

@@ -4,6 +4,7 @@
 // again, so that nothing is missed while the node restarted.
 import { API, APIError, takeToken } from "./api.js";
 import { t, setLang, lang, pick, languages, langName } from "./i18n.js";
+import { initNotify, notifyEvent, paintTitle, settingsButton, permissionBlock } from "./notify.js";
 import { roomActions, roomItems, roomHeader, roomEvent, refreshRooms, renderRoom, closeRoom, roomSubmit, roomOpen } from "./groups.js";
 
 const PAGE = 100; // messages of a conversation read when it opens
@@ -219,6 +220,7 @@ async function renderWelcome() {
     h("h1", {}, t("youAreReady")),
     h("p", {}, t("shareInvite")),
     await inviteBlock(),
+    permissionBlock(),
     h("button", { id: "ob-continue", class: "primary", onclick: () => startMain() }, t("continue")));
   $("#root").replaceChildren(box);
   $("#ob-continue").focus();
@@ -278,6 +280,7 @@ function startMain() {
   renderShell();
   if (started) return;
   started = true;
+  initNotify(renderShell);
   S.stopEvents = S.api.events(onEvent, onReconnect, (wasUp) => {
     S.wsUp = false;
     if (!$("#banner")) return; // the page shows a fatal message
@@ -320,6 +323,7 @@ const rank = { queued: 0, failed: 1, sent: 2, delivered: 3, read: 4 };
 const seenState = new Map();
 
 function onEvent(e) {
+  notifyEvent(e);
   if (e.type === "group" || e.type === "post") return roomEvent(e);
   if (e.type === "subscribed") roomEvent(e);
   if (e.type === "state" && e.messageId) {
@@ -350,6 +354,7 @@ function renderShell() {
           h("span", { class: "dot", id: "conn-dot", "aria-hidden": "true" })),
         h("button", { id: "invite-btn", class: "icon", "aria-label": t("myInvite"), title: t("myInvite"), onclick: showInvite }, "▦"),
         h("button", { id: "add-btn", class: "icon", "aria-label": t("addContact"), title: t("addContact"), onclick: showAddContact }, "+"),
+        settingsButton(),
         langPicker(() => { renderShell(); refreshConn(); })),
       h("div", { class: "search", role: "search" },
         h("label", { for: "q", class: "sr" }, t("searchLabel")),
@@ -393,6 +398,7 @@ async function refreshChats() {
 const refreshChatsSoon = debounce(refreshChats, 120);
 
 export function renderList() {
+  paintTitle();
   const ul = $("#chatlist");
   if (!ul) return;
   if (S.query) return renderSearch();
@@ -474,7 +480,7 @@ export function renderConvHeader() {
   $("#composer").hidden = false;
 }
 
-async function openChat(contact, focusSeq) {
+export async function openChat(contact, focusSeq) {
   closeRoom();
   S.current = contact;
   S.msgs = [];

@@ -4,6 +4,7 @@
 // once in a dialog that must be dismissed, also when they arrive live.
 import { S, h, $, MAX_BYTES, toast, errText, debounce, fmt, dayKey, dayLabel, initials, setView, renderList, renderConvHeader, openDialog, autosize } from "./app.js";
 import { t, lang } from "./i18n.js";
+import { notifyAlert, paintTitle } from "./notify.js";
 
 // count says "1 member", "2 members" (Russian and Persian phrase theirs
 // to suit every number).
@@ -119,6 +120,14 @@ export function roomEvent(e) {
 }
 
 // ---------- the open group or channel
+
+// openRoom opens a group or channel by id (a notification was clicked).
+export async function openRoom(kind, id) {
+  const find = () => (kind === "group" ? S.groups : S.channels).find((x) => x.id === id);
+  if (!find()) await refreshRooms();
+  const x = find();
+  if (x) kind === "group" ? openGroup(x) : openChannel(x);
+}
 
 function open(kind, x) {
   S.current = null;
@@ -536,6 +545,7 @@ async function checkAlerts(id) {
       if (seen === undefined && Date.now() - new Date(p.at) > DAY) continue;
       if (queue.some((q) => q.channel.id === id && q.post.seq === p.seq)) continue;
       queue.push({ channel: r.channel, post: p });
+      notifyAlert(r.channel, p);
     }
     showAlert();
   } catch (_) { /* checked again at the next event or reconnection */ } finally {
@@ -561,7 +571,7 @@ function showAlert() {
     seen[channel.id] = Math.max(seen[channel.id] ?? -1, post.seq);
     keep(ALERTS, seen);
     dlg.close();
-    document.title = "samizdat";
+    paintTitle();
     if (go) {
       const c = S.channels.find((x) => x.id === channel.id) || channel;
       openChannel(c);

@@ -73,7 +73,7 @@ func (x Response_Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Response_Status.Descriptor instead.
 func (Response_Status) EnumDescriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{5, 0}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{6, 0}
 }
 
 // Envelope is what travels between nodes on /samizdat/msg/1 (and later
@@ -287,10 +287,13 @@ func (*Payload_Group) isPayload_Body() {}
 func (*Payload_Read) isPayload_Body() {}
 
 type Text struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MessageId     []byte                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	Body          string                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
-	SentAtUnixMs  int64                  `protobuf:"varint,3,opt,name=sent_at_unix_ms,json=sentAtUnixMs,proto3" json:"sent_at_unix_ms,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	MessageId    []byte                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Body         string                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	SentAtUnixMs int64                  `protobuf:"varint,3,opt,name=sent_at_unix_ms,json=sentAtUnixMs,proto3" json:"sent_at_unix_ms,omitempty"`
+	// attachment, if set, is an Attachment encoding (internal/media): the
+	// message carries a file; body is its caption (possibly empty).
+	Attachment    []byte `protobuf:"bytes,4,opt,name=attachment,proto3" json:"attachment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -346,6 +349,142 @@ func (x *Text) GetSentAtUnixMs() int64 {
 	return 0
 }
 
+func (x *Text) GetAttachment() []byte {
+	if x != nil {
+		return x.Attachment
+	}
+	return nil
+}
+
+// Attachment is a file's manifest (internal/media): what a receiver needs
+// to fetch the file's encrypted chunks by hash from any holder over
+// /samizdat/blob/1, check each one and decrypt them.
+type Attachment struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Version   uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Key       []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`    // 32-byte per-file ChaCha20-Poly1305 key
+	Size      uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"` // plaintext size in bytes
+	Name      string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`  // file name (base name only)
+	Mime      string                 `protobuf:"bytes,5,opt,name=mime,proto3" json:"mime,omitempty"`
+	ChunkSize uint32                 `protobuf:"varint,6,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"` // plaintext bytes per chunk (the last is shorter)
+	// index lists the SHA-256 of each encrypted index chunk; the index, once
+	// fetched and decrypted, is the SHA-256 of each encrypted data chunk.
+	Index         [][]byte `protobuf:"bytes,7,rep,name=index,proto3" json:"index,omitempty"`
+	PlainSha256   []byte   `protobuf:"bytes,8,opt,name=plain_sha256,json=plainSha256,proto3" json:"plain_sha256,omitempty"` // SHA-256 of the whole plaintext
+	Thumbnail     []byte   `protobuf:"bytes,9,opt,name=thumbnail,proto3" json:"thumbnail,omitempty"`                        // small JPEG preview of an image, or empty
+	Width         uint32   `protobuf:"varint,10,opt,name=width,proto3" json:"width,omitempty"`                              // image dimensions, or 0
+	Height        uint32   `protobuf:"varint,11,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Attachment) Reset() {
+	*x = Attachment{}
+	mi := &file_wirepb_wire_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Attachment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Attachment) ProtoMessage() {}
+
+func (x *Attachment) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_wire_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Attachment.ProtoReflect.Descriptor instead.
+func (*Attachment) Descriptor() ([]byte, []int) {
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Attachment) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Attachment) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *Attachment) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Attachment) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Attachment) GetMime() string {
+	if x != nil {
+		return x.Mime
+	}
+	return ""
+}
+
+func (x *Attachment) GetChunkSize() uint32 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *Attachment) GetIndex() [][]byte {
+	if x != nil {
+		return x.Index
+	}
+	return nil
+}
+
+func (x *Attachment) GetPlainSha256() []byte {
+	if x != nil {
+		return x.PlainSha256
+	}
+	return nil
+}
+
+func (x *Attachment) GetThumbnail() []byte {
+	if x != nil {
+		return x.Thumbnail
+	}
+	return nil
+}
+
+func (x *Attachment) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *Attachment) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 // Ack is the end-to-end encrypted delivery receipt.
 // Read says the recipient has read these messages of ours (an optional
 // receipt: Config.NoReadReceipts). Like an ack it needs no answer.
@@ -358,7 +497,7 @@ type Read struct {
 
 func (x *Read) Reset() {
 	*x = Read{}
-	mi := &file_wirepb_wire_proto_msgTypes[3]
+	mi := &file_wirepb_wire_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +509,7 @@ func (x *Read) String() string {
 func (*Read) ProtoMessage() {}
 
 func (x *Read) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[3]
+	mi := &file_wirepb_wire_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +522,7 @@ func (x *Read) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Read.ProtoReflect.Descriptor instead.
 func (*Read) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{3}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Read) GetMessageIds() [][]byte {
@@ -402,7 +541,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_wirepb_wire_proto_msgTypes[4]
+	mi := &file_wirepb_wire_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +553,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[4]
+	mi := &file_wirepb_wire_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +566,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{4}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Ack) GetMessageIds() [][]byte {
@@ -452,7 +591,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_wirepb_wire_proto_msgTypes[5]
+	mi := &file_wirepb_wire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +603,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[5]
+	mi := &file_wirepb_wire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +616,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{5}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Response) GetVersion() uint32 {
@@ -539,7 +678,7 @@ type ContactCard struct {
 
 func (x *ContactCard) Reset() {
 	*x = ContactCard{}
-	mi := &file_wirepb_wire_proto_msgTypes[6]
+	mi := &file_wirepb_wire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +690,7 @@ func (x *ContactCard) String() string {
 func (*ContactCard) ProtoMessage() {}
 
 func (x *ContactCard) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[6]
+	mi := &file_wirepb_wire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +703,7 @@ func (x *ContactCard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContactCard.ProtoReflect.Descriptor instead.
 func (*ContactCard) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{6}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ContactCard) GetVersion() uint32 {
@@ -649,7 +788,7 @@ type MailboxHost struct {
 
 func (x *MailboxHost) Reset() {
 	*x = MailboxHost{}
-	mi := &file_wirepb_wire_proto_msgTypes[7]
+	mi := &file_wirepb_wire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +800,7 @@ func (x *MailboxHost) String() string {
 func (*MailboxHost) ProtoMessage() {}
 
 func (x *MailboxHost) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[7]
+	mi := &file_wirepb_wire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +813,7 @@ func (x *MailboxHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MailboxHost.ProtoReflect.Descriptor instead.
 func (*MailboxHost) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{7}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MailboxHost) GetPeerId() string {
@@ -713,7 +852,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_wirepb_wire_proto_msgTypes[8]
+	mi := &file_wirepb_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +864,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[8]
+	mi := &file_wirepb_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +877,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{8}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Device) GetPeerId() string {
@@ -779,7 +918,7 @@ type SignedCard struct {
 
 func (x *SignedCard) Reset() {
 	*x = SignedCard{}
-	mi := &file_wirepb_wire_proto_msgTypes[9]
+	mi := &file_wirepb_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +930,7 @@ func (x *SignedCard) String() string {
 func (*SignedCard) ProtoMessage() {}
 
 func (x *SignedCard) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[9]
+	mi := &file_wirepb_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +943,7 @@ func (x *SignedCard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedCard.ProtoReflect.Descriptor instead.
 func (*SignedCard) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{9}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SignedCard) GetCard() []byte {
@@ -833,7 +972,7 @@ type Invite struct {
 
 func (x *Invite) Reset() {
 	*x = Invite{}
-	mi := &file_wirepb_wire_proto_msgTypes[10]
+	mi := &file_wirepb_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +984,7 @@ func (x *Invite) String() string {
 func (*Invite) ProtoMessage() {}
 
 func (x *Invite) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[10]
+	mi := &file_wirepb_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +997,7 @@ func (x *Invite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invite.ProtoReflect.Descriptor instead.
 func (*Invite) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{10}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Invite) GetVersion() uint32 {
@@ -894,7 +1033,7 @@ type SessionRecord struct {
 
 func (x *SessionRecord) Reset() {
 	*x = SessionRecord{}
-	mi := &file_wirepb_wire_proto_msgTypes[11]
+	mi := &file_wirepb_wire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1045,7 @@ func (x *SessionRecord) String() string {
 func (*SessionRecord) ProtoMessage() {}
 
 func (x *SessionRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[11]
+	mi := &file_wirepb_wire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1058,7 @@ func (x *SessionRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRecord.ProtoReflect.Descriptor instead.
 func (*SessionRecord) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{11}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SessionRecord) GetVersion() uint32 {
@@ -947,7 +1086,7 @@ type SessionEntry struct {
 
 func (x *SessionEntry) Reset() {
 	*x = SessionEntry{}
-	mi := &file_wirepb_wire_proto_msgTypes[12]
+	mi := &file_wirepb_wire_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1098,7 @@ func (x *SessionEntry) String() string {
 func (*SessionEntry) ProtoMessage() {}
 
 func (x *SessionEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[12]
+	mi := &file_wirepb_wire_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1111,7 @@ func (x *SessionEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEntry.ProtoReflect.Descriptor instead.
 func (*SessionEntry) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{12}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SessionEntry) GetRatchet() []byte {
@@ -1019,12 +1158,30 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\x04read\x18\x06 \x01(\v2\x16.samizdat.wire.v1.ReadH\x00R\x04read\x12\x1f\n" +
 	"\vsender_card\x18\x04 \x01(\fR\n" +
 	"senderCardB\x06\n" +
-	"\x04body\"`\n" +
+	"\x04body\"\x80\x01\n" +
 	"\x04Text\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\tR\x04body\x12%\n" +
-	"\x0fsent_at_unix_ms\x18\x03 \x01(\x03R\fsentAtUnixMs\"'\n" +
+	"\x0fsent_at_unix_ms\x18\x03 \x01(\x03R\fsentAtUnixMs\x12\x1e\n" +
+	"\n" +
+	"attachment\x18\x04 \x01(\fR\n" +
+	"attachment\"\x98\x02\n" +
+	"\n" +
+	"Attachment\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x12\n" +
+	"\x04mime\x18\x05 \x01(\tR\x04mime\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\x06 \x01(\rR\tchunkSize\x12\x14\n" +
+	"\x05index\x18\a \x03(\fR\x05index\x12!\n" +
+	"\fplain_sha256\x18\b \x01(\fR\vplainSha256\x12\x1c\n" +
+	"\tthumbnail\x18\t \x01(\fR\tthumbnail\x12\x14\n" +
+	"\x05width\x18\n" +
+	" \x01(\rR\x05width\x12\x16\n" +
+	"\x06height\x18\v \x01(\rR\x06height\"'\n" +
 	"\x04Read\x12\x1f\n" +
 	"\vmessage_ids\x18\x01 \x03(\fR\n" +
 	"messageIds\"&\n" +
@@ -1096,33 +1253,34 @@ func file_wirepb_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wirepb_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_wirepb_wire_proto_goTypes = []any{
 	(Response_Status)(0),  // 0: samizdat.wire.v1.Response.Status
 	(*Envelope)(nil),      // 1: samizdat.wire.v1.Envelope
 	(*Payload)(nil),       // 2: samizdat.wire.v1.Payload
 	(*Text)(nil),          // 3: samizdat.wire.v1.Text
-	(*Read)(nil),          // 4: samizdat.wire.v1.Read
-	(*Ack)(nil),           // 5: samizdat.wire.v1.Ack
-	(*Response)(nil),      // 6: samizdat.wire.v1.Response
-	(*ContactCard)(nil),   // 7: samizdat.wire.v1.ContactCard
-	(*MailboxHost)(nil),   // 8: samizdat.wire.v1.MailboxHost
-	(*Device)(nil),        // 9: samizdat.wire.v1.Device
-	(*SignedCard)(nil),    // 10: samizdat.wire.v1.SignedCard
-	(*Invite)(nil),        // 11: samizdat.wire.v1.Invite
-	(*SessionRecord)(nil), // 12: samizdat.wire.v1.SessionRecord
-	(*SessionEntry)(nil),  // 13: samizdat.wire.v1.SessionEntry
-	(*GroupControl)(nil),  // 14: samizdat.wire.v1.GroupControl
+	(*Attachment)(nil),    // 4: samizdat.wire.v1.Attachment
+	(*Read)(nil),          // 5: samizdat.wire.v1.Read
+	(*Ack)(nil),           // 6: samizdat.wire.v1.Ack
+	(*Response)(nil),      // 7: samizdat.wire.v1.Response
+	(*ContactCard)(nil),   // 8: samizdat.wire.v1.ContactCard
+	(*MailboxHost)(nil),   // 9: samizdat.wire.v1.MailboxHost
+	(*Device)(nil),        // 10: samizdat.wire.v1.Device
+	(*SignedCard)(nil),    // 11: samizdat.wire.v1.SignedCard
+	(*Invite)(nil),        // 12: samizdat.wire.v1.Invite
+	(*SessionRecord)(nil), // 13: samizdat.wire.v1.SessionRecord
+	(*SessionEntry)(nil),  // 14: samizdat.wire.v1.SessionEntry
+	(*GroupControl)(nil),  // 15: samizdat.wire.v1.GroupControl
 }
 var file_wirepb_wire_proto_depIdxs = []int32{
 	3,  // 0: samizdat.wire.v1.Payload.text:type_name -> samizdat.wire.v1.Text
-	5,  // 1: samizdat.wire.v1.Payload.ack:type_name -> samizdat.wire.v1.Ack
-	14, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
-	4,  // 3: samizdat.wire.v1.Payload.read:type_name -> samizdat.wire.v1.Read
+	6,  // 1: samizdat.wire.v1.Payload.ack:type_name -> samizdat.wire.v1.Ack
+	15, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
+	5,  // 3: samizdat.wire.v1.Payload.read:type_name -> samizdat.wire.v1.Read
 	0,  // 4: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
-	9,  // 5: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
-	8,  // 6: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
-	13, // 7: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
+	10, // 5: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
+	9,  // 6: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
+	14, // 7: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
 	8,  // [8:8] is the sub-list for method output_type
 	8,  // [8:8] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
@@ -1148,7 +1306,7 @@ func file_wirepb_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wirepb_wire_proto_rawDesc), len(file_wirepb_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,71 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"net/http"
+
+	"github.com/samizdat-im/samizdat/internal/apiclient"
+	"github.com/samizdat-im/samizdat/internal/media"
+	"github.com/samizdat-im/samizdat/internal/messenger"
+)
+
+// failFile answers a files call that failed: the user's mistakes (no such
+// file, too large, not complete yet, target exists) as 4xx, others as
+// fail does.
+func (s *server) failFile(w http.ResponseWriter, err error) {
+	e := &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest, Message: err.Error()}
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, media.ErrTooLarge), errors.Is(err, media.ErrImageTooLarge),
+		errors.Is(err, media.ErrSizeChanged), errors.Is(err, messenger.ErrNoMedia):
+	case errors.Is(err, media.ErrNoTransfer):
+		e.Status, e.Code = http.StatusNotFound, apiclient.CodeNotFound
+	case errors.Is(err, media.ErrIncomplete), errors.Is(err, media.ErrExists):
+		e.Status, e.Code = http.StatusConflict, apiclient.CodeExists
+	default:
+		s.fail(w, err)
+		return
+	}
+	writeErr(w, e)
+}
+
+func (s *server) files(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.m.Transfers(r.Context())
+	if err != nil {
+		s.failFile(w, err)
+		return
+	}
+	out := make([]apiclient.Transfer, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, apiclient.Transfer(t))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) sendFile(w http.ResponseWriter, r *http.Request) {
+	var req apiclient.SendFileRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	msg, err := s.m.SendFile(r.Context(), req.Contact, req.Path, req.Text)
+	if err != nil {
+		s.failFile(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, ToMessage(msg))
+}
+
+func (s *server) saveFile(w http.ResponseWriter, r *http.Request) {
+	var req apiclient.SaveFileRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	if err := s.m.SaveFile(r.Context(), req.MessageID, req.Path); err != nil {
+		s.failFile(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, req)
+}

@@ -1,0 +1,54 @@
+package apiclient
+
+import (
+	"context"
+	"net/http"
+)
+
+// Transfer is a file sent or received (GET /api/v1/files). State is
+// sending (ours, served to whoever asks), fetching, failed (retried
+// later; Error says why) or complete.
+type Transfer struct {
+	MessageID string `json:"messageId"`
+	ContactID int64  `json:"contactId"`
+	Incoming  bool   `json:"incoming"`
+	Name      string `json:"name"`
+	MIME      string `json:"mime"`
+	Size      int64  `json:"size"`
+	Done      int    `json:"chunksDone"`
+	Total     int    `json:"chunksTotal"`
+	State     string `json:"state"`
+	Error     string `json:"error,omitempty"`
+}
+
+// SendFileRequest is the body of POST /api/v1/files: the node reads the
+// file at Path (on its own disk) and sends it with Text as the caption.
+type SendFileRequest struct {
+	Contact string `json:"contact"`
+	Path    string `json:"path"`
+	Text    string `json:"text,omitempty"`
+}
+
+// SaveFileRequest is the body of POST /api/v1/files/save: the node writes
+// the file of MessageID to Path, which must not exist.
+type SaveFileRequest struct {
+	MessageID string `json:"messageId"`
+	Path      string `json:"path"`
+}
+
+// SendFile sends the file at path (read by the node) to a contact.
+func (c *Client) SendFile(ctx context.Context, contact, path, text string) (Message, error) {
+	var out Message
+	return out, c.do(ctx, http.MethodPost, "/api/v1/files", SendFileRequest{Contact: contact, Path: path, Text: text}, &out)
+}
+
+// Files lists the transfers with their progress.
+func (c *Client) Files(ctx context.Context) ([]Transfer, error) {
+	var out []Transfer
+	return out, c.do(ctx, http.MethodGet, "/api/v1/files", nil, &out)
+}
+
+// SaveFile writes a received file to path.
+func (c *Client) SaveFile(ctx context.Context, msgID, path string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/files/save", SaveFileRequest{MessageID: msgID, Path: path}, nil)
+}

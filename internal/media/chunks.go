@@ -1,0 +1,103 @@
+package media
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// ErrCorruptChunk is returned when a chunk does not hash to its address.
+var ErrCorruptChunk = errors.New("media: chunk does not match its hash")
+
+// ErrNoChunk is returned by Chunks.Get for a chunk not held here.
+var ErrNoChunk = errors.New("media: chunk not held")
+
+// Chunks is a directory of sealed chunks, one file per chunk named by its
+// hash. A chunk file exists only once it is complete and checked (written
+// to a temporary name, synced, renamed), so what is there is verified.
+type Chunks struct {
+	dir string
+}
+
+// OpenChunks opens (creating) the chunk directory dir.
+func OpenChunks(dir string) (*Chunks, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("media: chunk directory: %w", err)
+	}
+	return &Chunks{dir: dir}, nil
+}
+
+func (c *Chunks) path(h Hash) string {
+	x := hex.EncodeToString(h[:])
+	return filepath.Join(c.dir, x[:2], x)
+}
+
+// Has reports whether chunk h is held.
+func (c *Chunks) Has(h Hash) bool {
+	_, err := os.Stat(c.path(h))
+	return err == nil
+}
+
+// Get returns chunk h, or ErrNoChunk. A chunk that no longer matches its
+// hash (torn by a crash: fetched chunks are not synced one by one) is
+// removed and reported missing, so that it is fetched again.
+func (c *Chunks) Get(h Hash) ([]byte, error) {
+	b, err := os.ReadFile(c.path(h))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoChunk, h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("media: read chunk: %w", err)
+	}
+	if sha256.Sum256(b) != h {
+		os.Remove(c.path(h))
+		return nil, fmt.Errorf("%w: %s was damaged", ErrNoChunk, h)
+	}
+	return b, nil
+}
+
+// Put checks that b hashes to h and keeps it. Only chunks sealed here are
+// synced to disk one by one (nobody else has them yet); a fetched chunk
+// that a crash damages is found by Get and fetched again, and syncing each
+// one would halve the transfer rate.
+func (c *Chunks) Put(h Hash, b []byte) error { return c.put(h, b, false) }
+
+func (c *Chunks) put(h Hash, b []byte, sync bool) error {
+	if sha256.Sum256(b) != h {
+		return ErrCorruptChunk
+	}
+	if c.Has(h) {
+		return nil
+	}
+	p := c.path(h)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("media: chunk directory: %w", err)
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := p + ".tmp" + hex.EncodeToString(rnd[:])
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("media: write chunk: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("media: write chunk: %w", err)
+	}
+	return nil
+}

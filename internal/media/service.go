@@ -1,0 +1,490 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/store"
+)
+
+// DefaultMaxFileSize is the largest file sent or fetched when
+// Config.MaxFileSize is zero (WhatsApp's limit).
+const DefaultMaxFileSize = 2 << 30
+
+// retryInterval is how often failed incoming transfers are tried again.
+const retryInterval = 30 * time.Second
+
+// Store blob names owned by this package: the list of transfers, and one
+// record per transfer (manifests hold file keys: they live only in the
+// encrypted store, never in the chunk directory).
+const (
+	blobList   = "media.transfers"
+	blobRecord = "media.t."
+)
+
+// Errors returned to users of the Service.
+var (
+	// ErrTooLarge is returned for a file over Config.MaxFileSize.
+	ErrTooLarge = errors.New("file is too large")
+	// ErrNoTransfer is returned for a message that carries no file.
+	ErrNoTransfer = errors.New("no file with this message")
+)
+
+// Transfer states.
+const (
+	StateSending  = "sending"  // ours: chunks served to whoever asks
+	StateFetching = "fetching" // theirs: chunks on their way
+	StateFailed   = "failed"   // theirs: stopped, retried later (Error says why)
+	StateComplete = "complete" // theirs: every chunk here and checked
+)
+
+// Transport is what the service needs from the network (internal/p2p).
+type Transport interface {
+	Opener
+	Handle(protocol string, h func(s p2p.Stream))
+	Unhandle(protocol string)
+}
+
+// Config configures a Service. Zero values are documented defaults.
+type Config struct {
+	Dir         string       // chunk directory (required)
+	Store       *store.Store // where transfer records live (required)
+	Transport   Transport    // nil: offline, nothing served or fetched
+	MaxFileSize int64        // 0: DefaultMaxFileSize
+	// RetryInterval is how often stopped incoming transfers are tried
+	// again (0: 30 s).
+	RetryInterval time.Duration
+	Logger        *slog.Logger // nil: discard
+}
+
+// Transfer is one file sent or received, as listed by Transfers.
+type Transfer struct {
+	MessageID string `json:"messageId"`
+	ContactID int64  `json:"contactId"`
+	Incoming  bool   `json:"incoming"`
+	Name      string `json:"name"`
+	MIME      string `json:"mime"`
+	Size      int64  `json:"size"`
+	Done      int    `json:"chunksDone"`
+	Total     int    `json:"chunksTotal"`
+	State     string `json:"state"`
+	Error     string `json:"error,omitempty"`
+}
+
+// record is what the store keeps of a transfer.
+type record struct {
+	MessageID string   `json:"id"`
+	ContactID int64    `json:"contact"`
+	Incoming  bool     `json:"in"`
+	Manifest  []byte   `json:"manifest"`
+	Sources   []string `json:"sources,omitempty"`
+}
+
+type progress struct {
+	done, total int
+	state, err  string
+}
+
+// Service keeps chunks, serves them on Protocol and fetches incoming files
+// in the background. It is safe for concurrent use.
+type Service struct {
+	cfg Config
+	ch  *Chunks
+	log *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]bool
+	prog    map[string]progress
+
+	kick   chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New opens the chunk directory and starts serving chunks.
+func New(cfg Config) (*Service, error) {
+	if cfg.MaxFileSize <= 0 {
+		cfg.MaxFileSize = DefaultMaxFileSize
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = retryInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ch, err := OpenChunks(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, ch: ch, log: cfg.Logger, running: map[string]bool{}, prog: map[string]progress{}, kick: make(chan struct{}, 1)}
+	if cfg.Transport != nil {
+		cfg.Transport.Handle(Protocol, func(st p2p.Stream) { Serve(ch, st) })
+	}
+	return s, nil
+}
+
+// Chunks is the service's chunk store.
+func (s *Service) Chunks() *Chunks { return s.ch }
+
+// MaxFileSize is the configured limit.
+func (s *Service) MaxFileSize() int64 { return s.cfg.MaxFileSize }
+
+// Start resumes unfinished incoming transfers and fetches new ones until
+// Close.
+func (s *Service) Start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.wg.Add(1)
+	go s.loop(ctx)
+}
+
+// Close stops serving and fetching; partial transfers resume on the next
+// Start.
+func (s *Service) Close() {
+	if s.cfg.Transport != nil {
+		s.cfg.Transport.Unhandle(Protocol)
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+}
+
+// Prepare reads the file at path, strips an image's metadata and makes its
+// preview, and seals it into the chunk store. The manifest it returns is
+// what the message carries.
+func (s *Service) Prepare(path string) (*Manifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Size() > s.cfg.MaxFileSize {
+		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrTooLarge, path, fi.Size(), s.cfg.MaxFileSize)
+	}
+	m := &Manifest{Name: CleanName(path), Size: fi.Size()}
+	if _, err := io.ReadFull(rand.Reader, m.Key[:]); err != nil {
+		return nil, err
+	}
+	var r io.Reader = f
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	m.MIME = mime.TypeByExtension(filepath.Ext(path))
+	if m.MIME == "" {
+		m.MIME = http.DetectContentType(head[:n])
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	if (m.MIME == "image/jpeg" || m.MIME == "image/png") && fi.Size() <= MaxImageBytes {
+		b, err := io.ReadAll(f)
+		if err != nil {
+			return nil, err
+		}
+		out, thumb, w, h, ok, err := PrepareImage(b, m.MIME)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			b = out
+			if len(thumb) <= MaxThumbnail {
+				m.Thumbnail = thumb
+			}
+			m.Width, m.Height = w, h
+		}
+		m.Size, r = int64(len(b)), bytes.NewReader(b)
+	}
+	if err := Seal(s.ch, r, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// AddOutgoing records a file we sent (for Transfers).
+func (s *Service) AddOutgoing(ctx context.Context, msgID string, contactID int64, m *Manifest) error {
+	return s.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+		return putRecord(tx, record{MessageID: msgID, ContactID: contactID, Manifest: m.Marshal()})
+	})
+}
+
+// AddIncoming records a file received with message msgID, inside the
+// transaction that stores the message, so that neither is kept without
+// the other; fetching from sources starts once it commits. A manifest
+// that does not parse or is over the limit is recorded as failed.
+func (s *Service) AddIncoming(tx *store.Tx, msgID string, contactID int64, manifest []byte, sources []string) error {
+	if err := putRecord(tx, record{MessageID: msgID, ContactID: contactID, Incoming: true, Manifest: manifest, Sources: sources}); err != nil {
+		return err
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func putRecord(tx *store.Tx, r record) error {
+	ids, err := listIDs(tx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(ids, r.MessageID) {
+		ids = append(ids, r.MessageID)
+		b, _ := json.Marshal(ids)
+		if err := tx.PutBlob(blobList, b); err != nil {
+			return err
+		}
+	}
+	b, _ := json.Marshal(r)
+	return tx.PutBlob(blobRecord+r.MessageID, b)
+}
+
+func listIDs(tx *store.Tx) ([]string, error) {
+	b, err := tx.Blob(blobList)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var ids []string
+	if err := json.Unmarshal(b, &ids); err != nil {
+		return nil, fmt.Errorf("media: transfer list: %w", err)
+	}
+	return ids, nil
+}
+
+func getRecord(tx *store.Tx, id string) (record, error) {
+	var r record
+	b, err := tx.Blob(blobRecord + id)
+	if errors.Is(err, store.ErrNotFound) {
+		return r, fmt.Errorf("%w: %s", ErrNoTransfer, id)
+	} else if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("media: transfer record: %w", err)
+	}
+	return r, nil
+}
+
+// records reads every record. It runs as a write transaction on purpose:
+// the store runs those one at a time, so a record added by a transaction
+// that kicked us is visible once that transaction has committed.
+func (s *Service) records(ctx context.Context) ([]record, error) {
+	var out []record
+	err := s.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+		out = out[:0]
+		ids, err := listIDs(tx)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			r, err := getRecord(tx, id)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Service) loop(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.RetryInterval)
+	defer t.Stop()
+	for {
+		s.startFetches(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) startFetches(ctx context.Context) {
+	if s.cfg.Transport == nil {
+		return
+	}
+	recs, err := s.records(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("media: reading transfers failed", "err", err)
+		}
+		return
+	}
+	for _, r := range recs {
+		if !r.Incoming {
+			continue
+		}
+		s.mu.Lock()
+		p := s.prog[r.MessageID]
+		skip := s.running[r.MessageID] || p.state == StateComplete
+		if !skip {
+			s.running[r.MessageID] = true
+		}
+		s.mu.Unlock()
+		if skip {
+			continue
+		}
+		s.wg.Add(1)
+		go s.fetch(ctx, r)
+	}
+}
+
+func (s *Service) setProg(id string, p progress) {
+	s.mu.Lock()
+	s.prog[id] = p
+	s.mu.Unlock()
+}
+
+func (s *Service) fetch(ctx context.Context, r record) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, r.MessageID)
+		s.mu.Unlock()
+	}()
+	m, err := ParseManifest(r.Manifest)
+	if err == nil && m.Size > s.cfg.MaxFileSize {
+		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, m.Size, s.cfg.MaxFileSize)
+	}
+	if err != nil {
+		s.setProg(r.MessageID, progress{state: StateFailed, err: err.Error()})
+		return
+	}
+	total := m.Chunks()
+	err = Fetch(ctx, s.cfg.Transport, s.ch, m, r.Sources, func(done, total int) {
+		s.setProg(r.MessageID, progress{done: done, total: total, state: StateFetching})
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Info("media: transfer stopped", "msg", r.MessageID[:8], "err", err)
+		s.mu.Lock()
+		p := s.prog[r.MessageID]
+		p.state, p.err = StateFailed, err.Error()
+		s.prog[r.MessageID] = p
+		s.mu.Unlock()
+		return
+	}
+	s.setProg(r.MessageID, progress{done: total, total: total, state: StateComplete})
+}
+
+// Transfers lists every file sent and received, with progress.
+func (s *Service) Transfers(ctx context.Context) ([]Transfer, error) {
+	var recs []record
+	err := s.cfg.Store.View(ctx, func(tx *store.Tx) error {
+		ids, err := listIDs(tx)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			r, err := getRecord(tx, id)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Transfer, 0, len(recs))
+	for _, r := range recs {
+		t := Transfer{MessageID: r.MessageID, ContactID: r.ContactID, Incoming: r.Incoming}
+		m, err := ParseManifest(r.Manifest)
+		if err != nil {
+			t.State, t.Error = StateFailed, err.Error()
+			out = append(out, t)
+			continue
+		}
+		t.Name, t.MIME, t.Size, t.Total = m.Name, m.MIME, m.Size, m.Chunks()
+		if !r.Incoming {
+			t.State, t.Done = StateSending, t.Total
+			out = append(out, t)
+			continue
+		}
+		s.mu.Lock()
+		p, ok := s.prog[r.MessageID]
+		s.mu.Unlock()
+		if ok && p.state != "" {
+			t.State, t.Done, t.Error = p.state, p.done, p.err
+		} else {
+			t.State = StateFetching
+			if _, missing, err := Missing(s.ch, m); err == nil {
+				t.Done = t.Total - len(missing)
+				if len(missing) == 0 {
+					t.State = StateComplete
+				}
+			}
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// Manifest returns the manifest of the file carried by message msgID.
+func (s *Service) Manifest(ctx context.Context, msgID string) (*Manifest, error) {
+	var r record
+	err := s.cfg.Store.View(ctx, func(tx *store.Tx) (err error) {
+		r, err = getRecord(tx, msgID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ParseManifest(r.Manifest)
+}
+
+// Save writes the file of message msgID to path (which must not exist),
+// once every chunk is here (ErrIncomplete before).
+func (s *Service) Save(ctx context.Context, msgID, path string) error {
+	if _, err := hex.DecodeString(msgID); err != nil {
+		return fmt.Errorf("%w: bad message id", ErrNoTransfer)
+	}
+	m, err := s.Manifest(ctx, msgID)
+	if err != nil {
+		return err
+	}
+	err = Save(s.ch, m, path)
+	if errors.Is(err, ErrIncomplete) {
+		// A chunk went missing since the fetch completed (damaged by a
+		// crash): fetch again.
+		s.mu.Lock()
+		if s.prog[msgID].state == StateComplete {
+			delete(s.prog, msgID)
+		}
+		s.mu.Unlock()
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
