@@ -13,21 +13,8 @@ func (m *MailboxStore) Dump(ctx context.Context) ([]byte, error) {
 	var out []byte
 	err := m.db.View(ctx, func(tx *Tx) error {
 		out = out[:0]
-		rows, err := tx.query(`SELECT name FROM sqlite_schema WHERE type = 'table'`)
+		tables, err := tx.tableNames()
 		if err != nil {
-			return err
-		}
-		var tables []string
-		for rows.Next() {
-			var name string
-			if err := rows.Scan(&name); err != nil {
-				rows.Close()
-				return err
-			}
-			tables = append(tables, name)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, t := range tables {

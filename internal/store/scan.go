@@ -18,21 +18,8 @@ func (s *Store) Find(ctx context.Context, needle []byte) ([]string, error) {
 	}
 	var found []string
 	err := s.View(ctx, func(tx *Tx) error {
-		rows, err := tx.tx.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table'`)
+		tables, err := tx.tableNames()
 		if err != nil {
-			return err
-		}
-		var tables []string
-		for rows.Next() {
-			var name string
-			if err := rows.Scan(&name); err != nil {
-				rows.Close()
-				return err
-			}
-			tables = append(tables, name)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, table := range tables {
@@ -86,4 +73,23 @@ func findIn(ctx context.Context, tx *Tx, table string, needle []byte) ([]string,
 		}
 	}
 	return out, rows.Err()
+}
+
+// tableNames lists the tables of the database (for the scans of what an
+// operator holding the key can read).
+func (tx *Tx) tableNames() ([]string, error) {
+	rows, err := tx.query(`SELECT name FROM sqlite_schema WHERE type = 'table'`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		tables = append(tables, name)
+	}
+	return tables, rows.Err()
 }
