@@ -292,22 +292,28 @@ func getRecord(tx *store.Tx, id string) (record, error) {
 // that kicked us is visible once that transaction has committed.
 func (s *Service) records(ctx context.Context) ([]record, error) {
 	var out []record
-	err := s.cfg.Store.Update(ctx, func(tx *store.Tx) error {
-		out = out[:0]
-		ids, err := listIDs(tx)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			r, err := getRecord(tx, id)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
+	err := s.cfg.Store.Update(ctx, func(tx *store.Tx) (err error) {
+		out, err = allRecords(tx)
+		return err
 	})
 	return out, err
+}
+
+// allRecords reads every transfer record in tx.
+func allRecords(tx *store.Tx) ([]record, error) {
+	ids, err := listIDs(tx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]record, 0, len(ids))
+	for _, id := range ids {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 func (s *Service) loop(ctx context.Context) {
@@ -398,19 +404,9 @@ func (s *Service) fetch(ctx context.Context, r record) {
 // Transfers lists every file sent and received, with progress.
 func (s *Service) Transfers(ctx context.Context) ([]Transfer, error) {
 	var recs []record
-	err := s.cfg.Store.View(ctx, func(tx *store.Tx) error {
-		ids, err := listIDs(tx)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			r, err := getRecord(tx, id)
-			if err != nil {
-				return err
-			}
-			recs = append(recs, r)
-		}
-		return nil
+	err := s.cfg.Store.View(ctx, func(tx *store.Tx) (err error) {
+		recs, err = allRecords(tx)
+		return err
 	})
 	if err != nil {
 		return nil, err
