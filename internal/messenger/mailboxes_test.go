@@ -380,3 +380,33 @@ func TestReadReceipts(t *testing.T) {
 	alice.start()
 	waitState(t, alice, "bob", m4.ID, StateRead)
 }
+
+// TestQueuedDuringBackoffDeposited: bob is unreachable and alice's queue
+// waits for its next attempt (an hour away here); a message she writes
+// meanwhile goes to bob's mailbox host at once instead of waiting for
+// the retry, and bob gets both, in order.
+func TestQueuedDuringBackoffDeposited(t *testing.T) {
+	host, ms, _ := startMailboxHost(t)
+	alice := newNodeTuned(t, "alice", func(c *Config) { c.RetryMin, c.RetryMax = time.Hour, time.Hour })
+	bob := newNode(t, "bob")
+	bob.pinAddr()
+	bob.restartWith(withMailbox(host))
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	bob.stop()
+
+	first := send(t, alice, "bob", "first, while you were away")
+	eventually(t, 20*time.Second, "the first message deposited", func() bool { return stateOf(t, alice, "bob", first.ID) == StateSent })
+	second := send(t, alice, "bob", "second, written during the backoff")
+	eventually(t, 20*time.Second, "the second message deposited without waiting for the retry", func() bool {
+		return stateOf(t, alice, "bob", second.ID) == StateSent
+	})
+	if _, n, err := ms.TotalUsage(context.Background()); err != nil || n != 2 {
+		t.Fatalf("the host holds %d envelopes (%v), want 2", n, err)
+	}
+	bob.start()
+	eventually(t, 20*time.Second, "bob has both, in order", func() bool {
+		got := messages(t, bob, "alice")
+		return len(got) == 2 && got[0].Body == first.Body && got[1].Body == second.Body
+	})
+}

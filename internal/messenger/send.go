@@ -366,7 +366,11 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		items, err = tx.Outbox(cid)
 		return err
 	})
-	if err != nil || len(items) == 0 || items[0].NextAttempt.After(now) {
+	if err != nil || len(items) == 0 {
+		return false
+	}
+	if items[0].NextAttempt.After(now) {
+		m.queuedDuringBackoff(ctx, c, items, now)
 		return false
 	}
 	queue := items
@@ -745,4 +749,36 @@ func shortPeer(p string) string {
 		return p[len(p)-8:]
 	}
 	return p
+}
+
+// queuedDuringBackoff handles messages written while the contact's queue
+// waits for its next attempt (the device was unreachable): they would
+// otherwise wait up to RetryMax before reaching a mailbox host. They go to
+// the contact's hosts and the mesh now, as the rest of the queue did when
+// it failed, and join the queue's retry time, so that the direct path is
+// tried again for all of them together and in order.
+func (m *Messenger) queuedDuringBackoff(ctx context.Context, c *store.Contact, items []store.OutboxItem, now time.Time) {
+	head := items[0]
+	var fresh []store.OutboxItem
+	for _, it := range items[1:] {
+		if !it.NextAttempt.After(now) {
+			fresh = append(fresh, it)
+		}
+	}
+	if len(fresh) == 0 || head.Attempts == 0 {
+		return
+	}
+	m.depositToMailboxes(ctx, c, items) // what was deposited already is remembered
+	m.offerToMesh(c, fresh)
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		for _, it := range fresh {
+			if err := tx.RescheduleOutbox(it.MessageID, c.ID, max(head.Attempts, it.Attempts), head.NextAttempt, head.LastError); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("rescheduleFailed", "err", err)
+	}
 }
