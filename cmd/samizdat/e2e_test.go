@@ -516,3 +516,12 @@ func TestCLIOfflineBothEnds(t *testing.T) {
 		t.Errorf("bad --mailbox-host: exit %d, %q", code, errOut)
 	}
 }
+
+// TestCLIUpStopWhileWaiting: Ctrl-C on `samizdat up` while it waits for a
+// profile to be created in the web app is a normal stop (exit 0, api.json
+// removed), not an error.
+func TestCLIUpStopWhileWaiting(t *testing.T) {
+	p := newProfile(t, "empty")
+	p.start()
+	p.stop()
+}

@@ -92,6 +92,11 @@ func upCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(g.stdout, waitingMessage(state))
 				fmt.Fprintf(g.stdout, "open: %s\n", loginURL)
 			})
+			if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				// Ctrl-C while waiting for the profile: a normal stop.
+				fmt.Fprintln(g.stdout, "shutting down")
+				return nil
+			}
 			if err != nil {
 				return err
 			}
