@@ -36,6 +36,16 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 		// A member's sender key can overtake the admin's invitation (they
 		// come from different people): keep it under a placeholder, a
 		// group row without a secret, until the invitation comes.
+		// Bounded per contact: a contact cannot make us keep keys for
+		// any number of made-up groups.
+		n, err := tx.PlaceholdersKeyedBy(c.AccountID)
+		if err != nil {
+			return err
+		}
+		if n >= maxPlaceholdersPerContact {
+			m.fault(FaultUnknownGroup, identity.Short(c.AccountID), "kept", false)
+			return nil
+		}
 		m.fault(FaultUnknownGroup, identity.Short(c.AccountID), "kept", true)
 		g = &store.Group{ID: gc.GroupId, Secret: []byte{}, Gone: true, Created: m.now()}
 		if err := tx.AddGroup(g); err != nil {
@@ -128,6 +138,17 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 	return nil
 }
 
+const (
+	// maxPlaceholdersPerContact bounds the groups we do not know yet for
+	// which one contact's sender keys are kept (waiting for an invitation
+	// that may come from someone else).
+	maxPlaceholdersPerContact = 32
+	// maxKeyEpochs bounds the sender-key epochs kept per member: a late
+	// message of an older epoch is still read, an endless series is not
+	// kept.
+	maxKeyEpochs = 8
+)
+
 // storeSenderKey keeps a member's sender key and reads the messages that
 // were waiting for it.
 func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState, acct string, b []byte) error {
@@ -149,6 +170,9 @@ func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState,
 		}
 	}
 	if err := tx.PutGroupKey(g.ID, acct, d.Epoch, r.Marshal()); err != nil {
+		return err
+	}
+	if err := tx.TrimGroupKeys(g.ID, acct, maxKeyEpochs); err != nil {
 		return err
 	}
 	if st == nil {

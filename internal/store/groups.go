@@ -161,6 +161,31 @@ func (tx *Tx) GroupKey(groupID []byte, member string, epoch uint32) ([]byte, err
 	return b, nil
 }
 
+// PlaceholdersKeyedBy counts the placeholder groups (no secret yet) that
+// hold a sender key of member: what one contact has made us keep for
+// groups we do not know.
+func (tx *Tx) PlaceholdersKeyedBy(member string) (int, error) {
+	var n int
+	err := tx.queryRow(`SELECT count(DISTINCT k.group_id) FROM group_keys k JOIN groups g ON g.id = k.group_id
+		WHERE k.member = ? AND length(g.secret) = 0`, member).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: placeholders keyed by: %w", err)
+	}
+	return n, nil
+}
+
+// TrimGroupKeys keeps a member's keep newest sender-key epochs in a group
+// and forgets older ones.
+func (tx *Tx) TrimGroupKeys(groupID []byte, member string, keep int) error {
+	_, err := tx.exec(`DELETE FROM group_keys WHERE group_id = ? AND member = ? AND epoch NOT IN
+		(SELECT epoch FROM group_keys WHERE group_id = ? AND member = ? ORDER BY epoch DESC LIMIT ?)`,
+		groupID, member, groupID, member, keep)
+	if err != nil {
+		return fmt.Errorf("store: trim group keys: %w", err)
+	}
+	return nil
+}
+
 // DeleteGroupKeys forgets a member's sender keys (the member was removed).
 func (tx *Tx) DeleteGroupKeys(groupID []byte, member string) error {
 	if _, err := tx.exec(`DELETE FROM group_keys WHERE group_id = ? AND member = ?`, groupID, member); err != nil {
