@@ -31,9 +31,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/transport"
 	ma "github.com/multiformats/go-multiaddr"
-	mh "github.com/multiformats/go-multihash"
 	mafmt "github.com/multiformats/go-multiaddr-fmt"
 	manet "github.com/multiformats/go-multiaddr/net"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // wsHandshakeTimeout bounds the WebSocket upgrade of a dial; the server
@@ -148,7 +148,7 @@ func (t *wsTransport) Proxy() bool                 { return false }
 type wsParts struct {
 	secure bool
 	sni    string
-	ech    []byte // ECHConfigList of an ECH address (ECHAddr)
+	ech    []byte       // ECHConfigList of an ECH address (ECHAddr)
 	rest   ma.Multiaddr // before /tls[/sni/X]/ws, /ws or /wss
 }
 
