@@ -25,6 +25,12 @@ import (
 type TransportOptions struct {
 	// TLSName is the server name of /tls/ws listeners and the SNI sent.
 	TLSName string
+	// ECH turns on Encrypted Client Hello for /tls/ws (p2p.Config.ECH):
+	// the key is made once and kept (blobECH, or DIR/ech.pem for a relay).
+	ECH bool
+	// ECHName is the cover (public) name of the ECH config. Zero: the
+	// kept key's, else one of p2p's defaults.
+	ECHName string
 	// SOCKS5 is a proxy (host:port) for every dial (TCP only then).
 	SOCKS5 string
 	// PT maps a pluggable-transport method to its binary, e.g.
@@ -41,6 +47,7 @@ const (
 	blobPeerCache  = "p2p.peers"      // entry points, one multiaddr a line
 	blobTransports = "p2p.transports" // transports that worked, best first
 	blobTLS        = "p2p.tls"        // TLS identity: certificate, key, site seed (p2p.NewTLSIdentity)
+	blobECH        = "p2p.ech"        // Encrypted Client Hello key and config (p2p.NewECH)
 )
 
 // Network memory bounds: how often it is saved while the node runs, and how
@@ -63,8 +70,43 @@ func (n *Node) transportConfig(ctx context.Context, pc *p2p.Config, o TransportO
 			return err
 		}
 		pc.TLSIdentity = id
-		return nil
+		if !o.ECH {
+			return nil
+		}
+		old, _ := tx.Blob(blobECH)
+		key, changed, err := keepECH(old, o.ECHName)
+		if err != nil || !changed {
+			pc.ECH = key
+			return err
+		}
+		pc.ECH = key
+		return tx.PutBlob(blobECH, key)
 	})
+}
+
+// keepECH returns old, or a new ECH key when old is missing, malformed or
+// for another cover name than name. The key is kept: its config travels
+// in the node's addresses (cards, invites, the DHT) and a new one makes
+// those peers hold stale ones until they see a fresh card.
+func keepECH(old []byte, name string) ([]byte, bool, error) {
+	if len(old) > 0 {
+		if pub, err := p2p.ECHPublicName(old); err == nil && (name == "" || name == pub) {
+			return old, false, nil
+		}
+	}
+	key, err := p2p.NewECH(name)
+	return key, err == nil, err
+}
+
+// fileECH is keepECH for a relay: the key lives in dir/ech.pem (0600).
+func fileECH(dir, name string) ([]byte, error) {
+	p := filepath.Join(dir, "ech.pem")
+	old, _ := os.ReadFile(p)
+	key, changed, err := keepECH(old, name)
+	if err != nil || !changed {
+		return key, err
+	}
+	return key, os.WriteFile(p, key, 0o600)
 }
 
 // tlsIdentity returns the node's kept TLS identity (its server name,

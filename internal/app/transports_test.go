@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"os/exec"
 	"path/filepath"
@@ -152,5 +153,31 @@ func TestRelayKeepsItsTLSName(t *testing.T) {
 	}
 	if again := sni(); again != first {
 		t.Fatalf("relay's name changed across a restart: %q, then %q", first, again)
+	}
+}
+
+// The ECH key is made once and kept (its config travels in the node's
+// addresses); only another cover name makes a new one.
+func TestKeepECH(t *testing.T) {
+	k1, changed, err := keepECH(nil, "")
+	if err != nil || !changed {
+		t.Fatalf("first key: %v %v", changed, err)
+	}
+	if k2, changed, err := keepECH(k1, ""); err != nil || changed || !bytes.Equal(k1, k2) {
+		t.Fatalf("kept key changed: %v %v", changed, err)
+	}
+	name, _ := p2p.ECHPublicName(k1)
+	if k2, changed, _ := keepECH(k1, name); changed || !bytes.Equal(k1, k2) {
+		t.Fatal("same cover name made a new key")
+	}
+	k3, changed, err := keepECH(k1, "cover.example.test")
+	if err != nil || !changed {
+		t.Fatalf("new cover name: %v %v", changed, err)
+	}
+	if n, _ := p2p.ECHPublicName(k3); n != "cover.example.test" {
+		t.Fatalf("cover name %q", n)
+	}
+	if _, changed, _ := keepECH([]byte("garbage"), ""); !changed {
+		t.Fatal("a malformed key was kept")
 	}
 }
