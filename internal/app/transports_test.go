@@ -181,3 +181,28 @@ func TestKeepECH(t *testing.T) {
 		t.Fatal("a malformed key was kept")
 	}
 }
+
+// ECH keys across runs: on, the current key is advertised and the one
+// before it accepted; off, both kept keys are accepted and none advertised.
+func TestECHKeys(t *testing.T) {
+	first, err := echKeys(nil, nil, true, "")
+	if err != nil || first.use == nil || !bytes.Equal(first.save, first.use) || len(first.accept) != 0 {
+		t.Fatalf("first run: %+v %v", first, err)
+	}
+	same, _ := echKeys(first.use, nil, true, "")
+	if !bytes.Equal(same.use, first.use) || same.save != nil {
+		t.Fatalf("second run changed the key: %+v", same)
+	}
+	renamed, _ := echKeys(first.use, nil, true, "cover.example.test")
+	if renamed.save == nil || bytes.Equal(renamed.use, first.use) || len(renamed.accept) != 1 || !bytes.Equal(renamed.accept[0], first.use) {
+		t.Fatalf("new cover name: the old key is not kept accepted: %+v", renamed)
+	}
+	off, _ := echKeys(renamed.use, first.use, false, "")
+	if off.use != nil || off.save != nil || len(off.accept) != 2 {
+		t.Fatalf("ECH off: %+v", off)
+	}
+	never, _ := echKeys(nil, nil, false, "")
+	if never.use != nil || never.accept != nil || never.save != nil {
+		t.Fatalf("never on: %+v", never)
+	}
+}

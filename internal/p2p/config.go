@@ -113,6 +113,12 @@ type Config struct {
 	// shows the config's public name, NAME travels encrypted. Zero: off.
 	ECH []byte
 
+	// ECHAccept are earlier ECH keys the listeners still accept but no
+	// address advertises: contacts hold the node's addresses for up to
+	// ContactAddrTTL, and one holding an old config must not be locked out
+	// when the key changes or ECH is turned off. Zero: none.
+	ECHAccept [][]byte
+
 	// SOCKS5 is a proxy (host:port; Tor, a VPN client, sing-box…) every
 	// TCP dial goes through. Only TCP addresses are dialled when it is set:
 	// QUIC (UDP) and WebSocket (which libp2p dials by itself) would bypass

@@ -137,6 +137,33 @@ func TestSecureWebSocketECH(t *testing.T) {
 	if err := d.Connect(testCtx(t, 10*time.Second), b.PeerID(), []string{stale.String()}); err == nil {
 		t.Fatal("connected with a stranger's ECH config")
 	}
+	// A node whose key changed (or that turned ECH off) still accepts
+	// its earlier key, which contacts' copies of its card carry.
+	next, _ := NewECH("cover.example.test")
+	e := newTestNode(t, Config{ListenAddrs: []string{wssAddr}, TLSName: "inner.example.test", ECH: next, ECHAccept: [][]byte{key}})
+	off := newTestNode(t, Config{ListenAddrs: []string{wssAddr}, TLSName: "inner.example.test", ECHAccept: [][]byte{key}})
+	for _, n := range []*Node{e, off} {
+		var plain string
+		for _, a := range n.Addrs() {
+			if strings.Contains(a, "/tls/sni/") && !strings.Contains(a, "/certhash/") {
+				plain = a
+			}
+		}
+		old, err := wss.ECHAddr(ma.StringCast(strings.Split(plain, "/p2p/")[0]), echConfigList(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := newTestNode(t, Config{})
+		if err := f.Connect(testCtx(t, 10*time.Second), n.PeerID(), []string{old.String()}); err != nil {
+			t.Fatalf("an earlier ECH key no longer accepted: %v", err)
+		}
+		echoed(t, f, n)
+	}
+	for _, a := range off.Addrs() {
+		if strings.Contains(a, "/certhash/") {
+			t.Fatalf("a node with ECH off advertises %s", a)
+		}
+	}
 }
 
 // The dial ranker leaves out a plain address that has an ECH twin, and

@@ -77,12 +77,16 @@ func transportOptions(cfg Config, self peer.ID, g *gater, pts *ptClients) ([]lib
 		return nil, err
 	}
 	srv := &tls.Config{Certificates: []tls.Certificate{id.Cert}}
-	if len(cfg.ECH) > 0 {
-		e, err := tlsface.ParseECH(cfg.ECH)
+	for i, k := range append([][]byte{cfg.ECH}, cfg.ECHAccept...) {
+		if len(k) == 0 {
+			continue
+		}
+		e, err := tlsface.ParseECH(k)
 		if err != nil {
 			return nil, err
 		}
-		srv.EncryptedClientHelloKeys = []tls.EncryptedClientHelloKey{e.Key}
+		e.Key.SendAsRetry = i == 0 // only the advertised key is offered to retry with
+		srv.EncryptedClientHelloKeys = append(srv.EncryptedClientHelloKeys, e.Key)
 	}
 	// The peer is authenticated by the Noise handshake inside the TLS
 	// tunnel; the certificate is camouflage, so it is not checked. ALPN as
