@@ -78,6 +78,10 @@ func TestCLIShortInvites(t *testing.T) {
 	}
 	dave := newProfile(t, "dave")
 	dave.must("init", "--name", "dave", "--no-passphrase")
+	// (Issue 15's other flag: a cover name without ECH is a usage error.)
+	if _, errOut, code := dave.run("up", "--ech-name", "cover.example.test"); code != 2 || !strings.Contains(errOut, "--ech-name needs --ech") {
+		t.Fatalf("up --ech-name without --ech: exit %d, %q", code, errOut)
+	}
 	dave.fails("the contact card of this invite: the node is not running", "contacts", "add", bobLink) // no node: no fetch
 	dave.start()
 	tampered := []byte(bobLink)
