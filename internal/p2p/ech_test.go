@@ -2,8 +2,11 @@ package p2p
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -194,6 +197,26 @@ func TestRankPrefersECHTwin(t *testing.T) {
 		if s == plain.String() {
 			t.Fatalf("plain twin dialled: %v", dialled)
 		}
+	}
+	// A twin that fails (a stale or made-up config, a network that drops
+	// ECH) lets the plain address back in; a race it lost does not count.
+	dt := dialTracer{m.paths}
+	dt.FailedDialing(twin, context.Canceled, nil)
+	if m.paths.waiting(twin) {
+		t.Fatal("a lost race counted as the twin's failure")
+	}
+	dt.FailedDialing(plain, errors.New("refused"), nil)
+	if m.paths.waiting(twin) {
+		t.Fatal("the plain address's failure made its twin back off")
+	}
+	m.paths.succeeded(plain)
+	dt.FailedDialing(twin, errors.New("ech rejected"), nil)
+	dialled = dialled[:0]
+	for _, ad := range m.rank([]ma.Multiaddr{plain, twin, other, tcp}) {
+		dialled = append(dialled, ad.Addr.String())
+	}
+	if !slices.Contains(dialled, plain.String()) || slices.Contains(dialled, twin.String()) {
+		t.Fatalf("rank with the twin backing off: %v, want the plain address instead", dialled)
 	}
 	if TransportName(twin.String()) != "wss" {
 		t.Fatalf("TransportName(%s) = %q", twin, TransportName(twin.String()))

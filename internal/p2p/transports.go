@@ -171,12 +171,23 @@ func echConfigList(key []byte) []byte {
 	return e.ConfigList
 }
 
+// isECHAddr reports whether a is the ECH twin of a secure WebSocket
+// address (wss.ECHAddr).
+func isECHAddr(a ma.Multiaddr) bool {
+	list, _ := wss.ECHConfigList(a)
+	return list != nil
+}
+
 // preferECH leaves out the plain /tls/sni/NAME/ws addresses that have an
-// ECH twin among addrs: dialing both would show NAME in the clear.
-func preferECH(addrs []ma.Multiaddr) []ma.Multiaddr {
+// ECH twin among addrs: dialing both would show NAME in the clear. A twin
+// whose path is backing off (failing stands for itself, see dialTracer)
+// does not: its config may be stale, or have been made up by whoever
+// told us the address (peer exchange is not signed), or the network may
+// drop ECH, and the node is still reachable without it.
+func preferECH(addrs []ma.Multiaddr, backingOff func(ma.Multiaddr) bool) []ma.Multiaddr {
 	var twins map[string]bool
 	for _, a := range addrs {
-		if list, plain := wss.ECHConfigList(a); list != nil {
+		if list, plain := wss.ECHConfigList(a); list != nil && !backingOff(a) {
 			if twins == nil {
 				twins = map[string]bool{}
 			}
