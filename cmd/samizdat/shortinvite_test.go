@@ -78,15 +78,28 @@ func TestCLIShortInvites(t *testing.T) {
 	}
 	dave := newProfile(t, "dave")
 	dave.must("init", "--name", "dave", "--no-passphrase")
+	// (Issue 15's other flag: a cover name without ECH is a usage error.)
+	if _, errOut, code := dave.run("up", "--ech-name", "cover.example.test"); code != 2 || !strings.Contains(errOut, "--ech-name needs --ech") {
+		t.Fatalf("up --ech-name without --ech: exit %d, %q", code, errOut)
+	}
 	dave.fails("the contact card of this invite: the node is not running", "contacts", "add", bobLink) // no node: no fetch
 	dave.start()
 	tampered := []byte(bobLink)
 	tampered[40] = map[bool]byte{true: 'b', false: 'a'}[tampered[40] == 'a']
-	dave.fails("invalid invite link: the link is damaged", "contacts", "add", bobLink[:len(bobLink)-12])
-	dave.fails("invalid invite link: the link is damaged", "contacts", "add", string(tampered))
-	dave.fails("belongs to another account", "contacts", "add", mismatch)
+	// Each fails alike with --json: exit 1, the message on stderr, nothing
+	// on stdout for a script to mistake for a contact.
+	fails := func(want, link string) {
+		t.Helper()
+		dave.fails(want, "contacts", "add", link)
+		if out, errOut, code := dave.run("contacts", "add", "--json", link); code != 1 || out != "" || !strings.Contains(errOut, want) {
+			t.Fatalf("contacts add --json: exit %d, stdout %q, stderr %q; want exit 1, nothing, %q", code, out, errOut, want)
+		}
+	}
+	fails("invalid invite link: the link is damaged", bobLink[:len(bobLink)-12])
+	fails("invalid invite link: the link is damaged", string(tampered))
+	fails("belongs to another account", mismatch)
 	carol.stop()
-	dave.fails("could not fetch the contact card of this invite: the inviter is not reachable", "contacts", "add", carolLink)
+	fails("could not fetch the contact card of this invite: the inviter is not reachable", carolLink)
 	if cs := dave.must("contacts", "--json"); strings.TrimSpace(cs) != "[]" {
 		t.Fatalf("dave stored contacts from bad links: %s", cs)
 	}

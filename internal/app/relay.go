@@ -221,6 +221,9 @@ func StartRelay(ctx context.Context, o RelayOptions) (_ *Relay, err error) {
 	if pc.TLSIdentity, err = fileTLSIdentity(o.Dir, o.Transports.TLSName, time.Now()); err != nil {
 		return nil, err
 	}
+	if err := fileECH(&pc, o.Dir, o.Transports.ECH, o.Transports.ECHName); err != nil {
+		return nil, err
+	}
 	r.P2P, err = p2p.New(ctx, pc)
 	if err != nil && saved {
 		log.Info("savedPortsUnavailable", "err", err)

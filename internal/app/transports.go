@@ -25,6 +25,13 @@ import (
 type TransportOptions struct {
 	// TLSName is the server name of /tls/ws listeners and the SNI sent.
 	TLSName string
+	// ECH turns on Encrypted Client Hello for /tls/ws (p2p.Config.ECH):
+	// the key is made once and kept (blobECH, or DIR/ech.pem for a relay);
+	// a key kept from an earlier run is still accepted when ECH is off.
+	ECH bool
+	// ECHName is the cover (public) name of the ECH config. Zero: the
+	// kept key's, else one of p2p's defaults.
+	ECHName string
 	// SOCKS5 is a proxy (host:port) for every dial (TCP only then).
 	SOCKS5 string
 	// PT maps a pluggable-transport method to its binary, e.g.
@@ -41,6 +48,8 @@ const (
 	blobPeerCache  = "p2p.peers"      // entry points, one multiaddr a line
 	blobTransports = "p2p.transports" // transports that worked, best first
 	blobTLS        = "p2p.tls"        // TLS identity: certificate, key, site seed (p2p.NewTLSIdentity)
+	blobECH        = "p2p.ech"        // Encrypted Client Hello key and config (p2p.NewECH)
+	blobECHPrev    = "p2p.ech.prev"   // the ECH key before it, still accepted
 )
 
 // Network memory bounds: how often it is saved while the node runs, and how
@@ -63,8 +72,98 @@ func (n *Node) transportConfig(ctx context.Context, pc *p2p.Config, o TransportO
 			return err
 		}
 		pc.TLSIdentity = id
-		return nil
+		cur, _ := tx.Blob(blobECH)
+		prev, _ := tx.Blob(blobECHPrev)
+		k, err := echKeys(cur, prev, o.ECH, o.ECHName)
+		if err != nil {
+			return err
+		}
+		pc.ECH, pc.ECHAccept = k.use, k.accept
+		if k.save == nil {
+			return nil
+		}
+		if len(cur) > 0 {
+			if err := tx.PutBlob(blobECHPrev, cur); err != nil {
+				return err
+			}
+		}
+		return tx.PutBlob(blobECH, k.save)
 	})
+}
+
+// echKeySet is what echKeys decides: the key to advertise (nil: ECH
+// off), those only accepted, and a new current key to keep (the current
+// one then becomes the previous), or nil.
+type echKeySet struct {
+	use, save []byte
+	accept    [][]byte
+}
+
+// echKeys chooses the ECH keys of a node from the kept current and
+// previous ones: with ECH on, the current key (a new one the first time or
+// for another cover name), and the previous one accepted; with ECH off,
+// none advertised but both kept ones accepted, since contacts hold our
+// addresses (and so an ECH config) for up to p2p.ContactAddrTTL.
+func echKeys(cur, prev []byte, on bool, name string) (echKeySet, error) {
+	var k echKeySet
+	valid := func(b []byte) bool { _, err := p2p.ECHPublicName(b); return len(b) > 0 && err == nil }
+	if !on {
+		for _, b := range [][]byte{cur, prev} {
+			if valid(b) {
+				k.accept = append(k.accept, b)
+			}
+		}
+		return k, nil
+	}
+	key, changed, err := keepECH(cur, name)
+	if err != nil {
+		return k, err
+	}
+	k.use = key
+	if changed {
+		k.save = key
+		prev = cur
+	}
+	if valid(prev) {
+		k.accept = [][]byte{prev}
+	}
+	return k, nil
+}
+
+// keepECH returns old, or a new ECH key when old is missing, malformed or
+// for another cover name than name. The key is kept: its config travels
+// in the node's addresses (cards, invites, the DHT) and a new one makes
+// those peers hold stale ones until they see a fresh card.
+func keepECH(old []byte, name string) ([]byte, bool, error) {
+	if len(old) > 0 {
+		if pub, err := p2p.ECHPublicName(old); err == nil && (name == "" || name == pub) {
+			return old, false, nil
+		}
+	}
+	key, err := p2p.NewECH(name)
+	return key, err == nil, err
+}
+
+// fileECH is echKeys for a relay: the keys live in dir/ech.pem and
+// dir/ech.prev.pem (0600).
+func fileECH(pc *p2p.Config, dir string, on bool, name string) error {
+	curP, prevP := filepath.Join(dir, "ech.pem"), filepath.Join(dir, "ech.prev.pem")
+	cur, _ := os.ReadFile(curP)
+	prev, _ := os.ReadFile(prevP)
+	k, err := echKeys(cur, prev, on, name)
+	if err != nil {
+		return err
+	}
+	pc.ECH, pc.ECHAccept = k.use, k.accept
+	if k.save == nil {
+		return nil
+	}
+	if len(cur) > 0 {
+		if err := os.WriteFile(prevP, cur, 0o600); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(curP, k.save, 0o600)
 }
 
 // tlsIdentity returns the node's kept TLS identity (its server name,

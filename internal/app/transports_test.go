@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"os/exec"
 	"path/filepath"
@@ -152,5 +153,56 @@ func TestRelayKeepsItsTLSName(t *testing.T) {
 	}
 	if again := sni(); again != first {
 		t.Fatalf("relay's name changed across a restart: %q, then %q", first, again)
+	}
+}
+
+// The ECH key is made once and kept (its config travels in the node's
+// addresses); only another cover name makes a new one.
+func TestKeepECH(t *testing.T) {
+	k1, changed, err := keepECH(nil, "")
+	if err != nil || !changed {
+		t.Fatalf("first key: %v %v", changed, err)
+	}
+	if k2, changed, err := keepECH(k1, ""); err != nil || changed || !bytes.Equal(k1, k2) {
+		t.Fatalf("kept key changed: %v %v", changed, err)
+	}
+	name, _ := p2p.ECHPublicName(k1)
+	if k2, changed, _ := keepECH(k1, name); changed || !bytes.Equal(k1, k2) {
+		t.Fatal("same cover name made a new key")
+	}
+	k3, changed, err := keepECH(k1, "cover.example.test")
+	if err != nil || !changed {
+		t.Fatalf("new cover name: %v %v", changed, err)
+	}
+	if n, _ := p2p.ECHPublicName(k3); n != "cover.example.test" {
+		t.Fatalf("cover name %q", n)
+	}
+	if _, changed, _ := keepECH([]byte("garbage"), ""); !changed {
+		t.Fatal("a malformed key was kept")
+	}
+}
+
+// ECH keys across runs: on, the current key is advertised and the one
+// before it accepted; off, both kept keys are accepted and none advertised.
+func TestECHKeys(t *testing.T) {
+	first, err := echKeys(nil, nil, true, "")
+	if err != nil || first.use == nil || !bytes.Equal(first.save, first.use) || len(first.accept) != 0 {
+		t.Fatalf("first run: %+v %v", first, err)
+	}
+	same, _ := echKeys(first.use, nil, true, "")
+	if !bytes.Equal(same.use, first.use) || same.save != nil {
+		t.Fatalf("second run changed the key: %+v", same)
+	}
+	renamed, _ := echKeys(first.use, nil, true, "cover.example.test")
+	if renamed.save == nil || bytes.Equal(renamed.use, first.use) || len(renamed.accept) != 1 || !bytes.Equal(renamed.accept[0], first.use) {
+		t.Fatalf("new cover name: the old key is not kept accepted: %+v", renamed)
+	}
+	off, _ := echKeys(renamed.use, first.use, false, "")
+	if off.use != nil || off.save != nil || len(off.accept) != 2 {
+		t.Fatalf("ECH off: %+v", off)
+	}
+	never, _ := echKeys(nil, nil, false, "")
+	if never.use != nil || never.accept != nil || never.save != nil {
+		t.Fatalf("never on: %+v", never)
 	}
 }

@@ -15,6 +15,8 @@ import (
 // transportFlags are the `samizdat up` flags for censored networks.
 type transportFlags struct {
 	tlsName, socks5 string
+	ech             bool
+	echName         string
 	pt              []string
 	bridges         []string
 	servePT         []string
@@ -31,13 +33,18 @@ func addTransportFlags(c *cobra.Command, f *transportFlags) {
 // addServeTransportFlags adds the flags of what a node serves (relays too).
 func addServeTransportFlags(c *cobra.Command, f *transportFlags) {
 	c.Flags().StringVar(&f.tlsName, "tls-name", "", "server name shown on /tls/ws (HTTPS-looking) listeners and sent as SNI; never looked up (default: a common site name picked once and kept in the profile)")
+	c.Flags().BoolVar(&f.ech, "ech", false, "accept Encrypted Client Hello on /tls/ws listeners and advertise its config: peers' ClientHellos then show only a cover name, the --tls-name travels encrypted (off by default)")
+	c.Flags().StringVar(&f.echName, "ech-name", "", "the cover name of --ech, shown in the clear (default: cloudflare-ech.com, the name every ECH connection to Cloudflare shows; kept in the profile)")
 	c.Flags().StringArrayVar(&f.pt, "pt", nil, "a pluggable transport binary, as METHOD=PATH, e.g. obfs4=/usr/bin/obfs4proxy (repeatable)")
 	c.Flags().StringArrayVar(&f.servePT, "serve-pt", nil, "serve a pluggable transport as METHOD@IP:PORT, e.g. obfs4@0.0.0.0:8443 (needs --pt and a TCP --listen; prints the bridge line)")
 }
 
 // apply puts the flags into the node options.
 func (f *transportFlags) apply(o *app.Options) error {
-	o.Transports = app.TransportOptions{TLSName: f.tlsName, SOCKS5: f.socks5, Bridges: f.bridges, ServePT: f.servePT}
+	o.Transports = app.TransportOptions{TLSName: f.tlsName, SOCKS5: f.socks5, Bridges: f.bridges, ServePT: f.servePT, ECH: f.ech, ECHName: f.echName}
+	if f.echName != "" && !f.ech {
+		return usageError{fmt.Errorf("--ech-name needs --ech")}
+	}
 	for _, p := range f.pt {
 		method, bin, ok := strings.Cut(p, "=")
 		if !ok || method == "" || bin == "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/mailbox"
 	"github.com/samizdat-im/samizdat/internal/p2p"
 	"github.com/samizdat-im/samizdat/internal/store"
 )
@@ -145,7 +146,9 @@ func TestShortInviteBadInput(t *testing.T) {
 }
 
 // TestShortInviteFromDirectory: bob is offline when alice uses his short
-// link; his card record in the DHT stands in for him.
+// link; his card record in the DHT stands in for him: alice gets his card,
+// checked against the account the link names, and her first message waits
+// in bob's mailbox until he comes back.
 func TestShortInviteFromDirectory(t *testing.T) {
 	ctx := context.Background()
 	boot, err := p2p.New(ctx, p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, LoopbackOnly: true, EnableDHT: true, DHTServer: true})
@@ -153,13 +156,15 @@ func TestShortInviteFromDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { boot.Close() })
+	host, ms, _ := startMailboxHost(t)
 	alice, bob := newNode(t, "alice"), newNode(t, "bob")
 	for _, n := range []*tnode{alice, bob} {
 		n.net = func(pc *p2p.Config) {
 			pc.EnableDHT, pc.DHTServer, pc.BootstrapPeers = true, true, boot.Addrs()
 		}
-		n.restartWith(nil)
 	}
+	alice.restartWith(nil)
+	bob.restartWith(withMailbox(host))
 	link, err := bob.m.ShortInvite(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +172,7 @@ func TestShortInviteFromDirectory(t *testing.T) {
 	eventually(t, 20*time.Second, "bob's card published", func() bool {
 		return bob.m.publishCard(ctx, bob.m.directory()) == nil
 	})
-	acct := bob.m.AccountID()
+	acct, mbID := bob.m.AccountID(), mailbox.KeyID(bob.m.mbKey)
 	bob.stop()
 	c, err := alice.m.AddContact(ctx, link, "")
 	if err != nil {
@@ -175,6 +180,17 @@ func TestShortInviteFromDirectory(t *testing.T) {
 	}
 	if c.AccountID != acct || c.Name != "bob" {
 		t.Fatalf("contact %+v", c)
+	}
+	m := send(t, alice, "bob", "while you were away")
+	waitState(t, alice, "bob", m.ID, StateSent)
+	if page, _, err := ms.List(ctx, mbID[:], store.MailboxQuery{Limit: 10, Now: time.Now()}); err != nil || len(page) == 0 {
+		t.Fatalf("bob's mailbox host holds %d envelopes (%v)", len(page), err)
+	}
+	bob.start()
+	waitState(t, alice, "bob", m.ID, StateDelivered)
+	got := messages(t, bob, "alice")
+	if len(got) != 1 || got[0].Body != "while you were away" {
+		t.Fatalf("bob's messages from alice: %+v", got)
 	}
 }
 

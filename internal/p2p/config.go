@@ -106,6 +106,19 @@ type Config struct {
 	// name than TLSName: a fresh one for this run.
 	TLSIdentity []byte
 
+	// ECH is the node's Encrypted Client Hello key (NewECH), kept by the
+	// app across restarts. With it, the secure WebSocket listeners accept
+	// ECH and every /tls/sni/NAME/ws address gets an ECH twin carrying the
+	// config (wss.ECHAddr), which new dialers prefer: their ClientHello
+	// shows the config's public name, NAME travels encrypted. Zero: off.
+	ECH []byte
+
+	// ECHAccept are earlier ECH keys the listeners still accept but no
+	// address advertises: contacts hold the node's addresses for up to
+	// ContactAddrTTL, and one holding an old config must not be locked out
+	// when the key changes or ECH is turned off. Zero: none.
+	ECHAccept [][]byte
+
 	// SOCKS5 is a proxy (host:port; Tor, a VPN client, sing-box…) every
 	// TCP dial goes through. Only TCP addresses are dialled when it is set:
 	// QUIC (UDP) and WebSocket (which libp2p dials by itself) would bypass

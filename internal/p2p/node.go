@@ -289,12 +289,12 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *
 	if cfg.EnableHolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
 	}
-	name := cfg.TLSName
+	name, echList := cfg.TLSName, echConfigList(cfg.ECH)
 	opts = append(opts, libp2p.AddrsFactory(func(addrs []ma.Multiaddr) []ma.Multiaddr {
 		if cfg.LoopbackOnly {
 			addrs = loopbackAddrs(addrs)
 		}
-		return withSNI(name, addrs)
+		return withSNI(name, echList, addrs)
 	}))
 	return opts, nil
 }
@@ -334,7 +334,7 @@ func (n *Node) Addrs() []string {
 	if n.cfg.LoopbackOnly {
 		addrs = loopbackAddrs(addrs)
 	}
-	addrs = withSNI(n.cfg.TLSName, addrs)
+	addrs = withSNI(n.cfg.TLSName, echConfigList(n.cfg.ECH), addrs)
 	// The relay transport's implicit "/p2p-circuit" listener is no address
 	// anyone can dial (ReserveRelay returns the ones that are)...
 	addrs = slices.DeleteFunc(addrs, isCircuit)

@@ -9,6 +9,8 @@ package p2p
 // to try, and the outbox's own retry schedule paces those attempts.
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +53,9 @@ func pathKey(a ma.Multiaddr) string {
 	f := strings.SplitN(s, "/", 6)
 	if len(f) < 5 {
 		return s
+	}
+	if isECHAddr(a) {
+		return strings.Join(f[:5], "/") + " " + TransportName(s) + " ech" // preferECH asks after it alone
 	}
 	return strings.Join(f[:5], "/") + " " + TransportName(s)
 }
@@ -118,7 +123,15 @@ type dialTracer struct{ b *pathBackoff }
 
 var _ swarm.MetricsTracer = dialTracer{}
 
-func (t dialTracer) FailedDialing(a ma.Multiaddr, _, _ error) { t.b.failed(a) }
+func (t dialTracer) FailedDialing(a ma.Multiaddr, err, cause error) {
+	// An ECH twin counts only its own failures, not a race lost to
+	// another path: its backing off lets the plain address (and the
+	// server name in the clear) back into the dials (preferECH).
+	if isECHAddr(a) && (errors.Is(err, context.Canceled) || errors.Is(cause, context.Canceled)) {
+		return
+	}
+	t.b.failed(a)
+}
 
 func (dialTracer) OpenedConnection(network.Direction, crypto.PubKey, network.ConnectionState, ma.Multiaddr) {
 }

@@ -77,10 +77,11 @@ func (m *transportMemory) order() []string {
 // first, in that order, a few milliseconds apart; bridges are as good as
 // preferred (the user configured them for a reason); the rest follow after
 // fallbackDelay in libp2p's default order. Without memory or bridges it is
-// libp2p's default ranker. Paths backing off (pathbackoff.go) are left out
+// libp2p's default ranker. A plain address with a working ECH twin is
+// left out (preferECH). Paths backing off (pathbackoff.go) are left out
 // while others remain.
 func (m *transportMemory) rank(addrs []ma.Multiaddr) []network.AddrDelay {
-	addrs = m.paths.filter(addrs)
+	addrs = m.paths.filter(preferECH(addrs, m.paths.waiting))
 	order := m.order()
 	var first, rest []ma.Multiaddr
 	for _, a := range addrs {

@@ -34,6 +34,25 @@ var (
 // CertRenewBefore is how long before expiry a node renews its certificate.
 const CertRenewBefore = tlsface.RenewBefore
 
+// NewECH makes an Encrypted Client Hello key whose ClientHellos show
+// publicName (tlsface.NewECH); empty: one of ECHPublicNames.
+func NewECH(publicName string) ([]byte, error) {
+	if publicName == "" {
+		publicName = tlsface.PickECHPublicName()
+	}
+	return tlsface.NewECH(publicName)
+}
+
+// ECHPublicName returns the public (cover) name of an ECH key, or an
+// error if it is malformed.
+func ECHPublicName(key []byte) (string, error) {
+	e, err := tlsface.ParseECH(key)
+	if err != nil {
+		return "", err
+	}
+	return e.PublicName, nil
+}
+
 // PickTLSName returns a random name of TLSNames.
 func PickTLSName() string { return tlsface.PickName() }
 
@@ -58,6 +77,17 @@ func transportOptions(cfg Config, self peer.ID, g *gater, pts *ptClients) ([]lib
 		return nil, err
 	}
 	srv := &tls.Config{Certificates: []tls.Certificate{id.Cert}}
+	for i, k := range append([][]byte{cfg.ECH}, cfg.ECHAccept...) {
+		if len(k) == 0 {
+			continue
+		}
+		e, err := tlsface.ParseECH(k)
+		if err != nil {
+			return nil, err
+		}
+		e.Key.SendAsRetry = i == 0 // only the advertised key is offered to retry with
+		srv.EncryptedClientHelloKeys = append(srv.EncryptedClientHelloKeys, e.Key)
+	}
 	// The peer is authenticated by the Noise handshake inside the TLS
 	// tunnel; the certificate is camouflage, so it is not checked. ALPN as
 	// Go's net/http client offers it, so that our ClientHello is that of
@@ -108,8 +138,9 @@ func (c *Config) resolveTLS() error {
 }
 
 // withSNI adds the node's TLS name to its secure WebSocket addresses, so
-// that peers dialing them send a plausible SNI instead of none.
-func withSNI(name string, addrs []ma.Multiaddr) []ma.Multiaddr {
+// that peers dialing them send a plausible SNI instead of none, and, with
+// an ECH config list, the ECH twin of each (wss.ECHAddr).
+func withSNI(name string, echList []byte, addrs []ma.Multiaddr) []ma.Multiaddr {
 	out := make([]ma.Multiaddr, 0, len(addrs))
 	for _, a := range addrs {
 		s := a.String()
@@ -119,6 +150,58 @@ func withSNI(name string, addrs []ma.Multiaddr) []ma.Multiaddr {
 			}
 		}
 		out = append(out, a)
+		if echList != nil && strings.HasSuffix(a.String(), "/tls/sni/"+name+"/ws") {
+			if m, err := wss.ECHAddr(a, echList); err == nil {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// echConfigList returns the config list of an ECH key, nil without one.
+func echConfigList(key []byte) []byte {
+	if len(key) == 0 {
+		return nil
+	}
+	e, err := tlsface.ParseECH(key)
+	if err != nil {
+		return nil
+	}
+	return e.ConfigList
+}
+
+// isECHAddr reports whether a is the ECH twin of a secure WebSocket
+// address (wss.ECHAddr).
+func isECHAddr(a ma.Multiaddr) bool {
+	list, _ := wss.ECHConfigList(a)
+	return list != nil
+}
+
+// preferECH leaves out the plain /tls/sni/NAME/ws addresses that have an
+// ECH twin among addrs: dialing both would show NAME in the clear. A twin
+// whose path is backing off (failing stands for itself, see dialTracer)
+// does not: its config may be stale, or have been made up by whoever
+// told us the address (peer exchange is not signed), or the network may
+// drop ECH, and the node is still reachable without it.
+func preferECH(addrs []ma.Multiaddr, backingOff func(ma.Multiaddr) bool) []ma.Multiaddr {
+	var twins map[string]bool
+	for _, a := range addrs {
+		if list, plain := wss.ECHConfigList(a); list != nil && !backingOff(a) {
+			if twins == nil {
+				twins = map[string]bool{}
+			}
+			twins[plain.String()] = true
+		}
+	}
+	if twins == nil {
+		return addrs
+	}
+	out := make([]ma.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		if !twins[a.String()] {
+			out = append(out, a)
+		}
 	}
 	return out
 }

@@ -55,9 +55,10 @@ func TestCensorMatrix(t *testing.T) {
 			}
 			return activeProber(t, p.ch.IP, tcpPorts(p.tr, p.ch.IP), "static.cdn-example.net")
 		}},
+		{"inner-name-blocklist", func(*testing.T, *pair) CensorModel { return InnerNameBlocklist(labTLSName) }},
 		{"shutdown", func(*testing.T, *pair) CensorModel { return Shutdown }},
 	}
-	transports := []labTransport{tTCP, tQUIC, tWS, tWSS, tObfs4, tSOCKS}
+	transports := []labTransport{tTCP, tQUIC, tWS, tWSS, tWSSECH, tObfs4, tSOCKS}
 	var rows bytes.Buffer
 	fmt.Fprintf(&rows, "| censor model | transport | delivered | time to first delivery | latency p50 | latency p95 |\n|---|---|---|---|---|---|\n")
 	for _, m := range models {

@@ -293,7 +293,7 @@ func TestLabFirstFlightNamesNothing(t *testing.T) {
 	// scan must find it.
 	oldSNI := tWSS
 	oldSNI.Name, oldSNI.extra = "control: wss with the old SNI", []string{"--tls-name", "www.samizdat.invalid"}
-	for _, tr := range []labTransport{tTCP, tQUIC, tWS, tWSS, tObfs4, tSOCKS, oldSNI} {
+	for _, tr := range []labTransport{tTCP, tQUIC, tWS, tWSS, tWSSECH, tObfs4, tSOCKS, oldSNI} {
 		t.Run(tr.Name, func(t *testing.T) {
 			t.Parallel()
 			p := newPair(t, tr)
@@ -305,7 +305,7 @@ func TestLabFirstFlightNamesNothing(t *testing.T) {
 			if n == 0 {
 				t.Fatal("captured nothing: the test would prove nothing")
 			}
-			if tr.extra != nil {
+			if tr.Name == oldSNI.Name {
 				if len(found) == 0 {
 					t.Fatal("the scan does not see the old SNI: it proves nothing")
 				}

@@ -15,7 +15,7 @@ import (
 
 // TestBrowserShortInvite: the invite dialog shows the short link and its
 // QR code (the full link folded away); a pasted short link is added once
-// its card is fetched; a damaged link, one whose inviter is offline and
+// its card is fetched; a cut-off or mistyped link, one whose inviter is offline and
 // one leading to another account's card each show their own error and
 // add nobody.
 func TestBrowserShortInvite(t *testing.T) {
@@ -68,8 +68,11 @@ func TestBrowserShortInvite(t *testing.T) {
 	do(t, pa, chromedp.Click(chromedp.CSS("#dlg-close")))
 
 	do(t, pa, chromedp.Click(chromedp.CSS("#add-btn")), chromedp.WaitVisible(chromedp.CSS("#add-link")))
+	typo := []byte(bobLink)
+	typo[40] = map[bool]byte{true: 'b', false: 'a'}[typo[40] == 'a']
 	for _, tc := range []struct{ what, link, says string }{
 		{"a cut-off link", bobLink[:len(bobLink)-9], "not a valid samizdat invite"},
+		{"a mistyped link", string(typo), "not a valid samizdat invite"},
 		{"an offline inviter", carolLink, "their device is not reachable"},
 		{"another account's card", mismatch, "belongs to someone else"},
 	} {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	mafmt "github.com/multiformats/go-multiaddr-fmt"
 	manet "github.com/multiformats/go-multiaddr/net"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // wsHandshakeTimeout bounds the WebSocket upgrade of a dial; the server
@@ -51,8 +53,54 @@ var wsDialMatcher = mafmt.And(
 	mafmt.Base(ma.P_TCP),
 	mafmt.Or(
 		mafmt.Base(ma.P_WS),
+		mafmt.And(mafmt.Base(ma.P_TLS), mafmt.Base(ma.P_SNI), mafmt.Base(ma.P_WS), mafmt.Base(ma.P_CERTHASH)),
 		mafmt.And(mafmt.Or(mafmt.And(mafmt.Base(ma.P_TLS), mafmt.Base(ma.P_SNI)), mafmt.Base(ma.P_TLS)), mafmt.Base(ma.P_WS)),
 		mafmt.Base(ma.P_WSS)))
+
+// ECH addresses. Multiaddr has no component for an Encrypted Client Hello
+// config, so a node with ECH (--ech) advertises a twin of each of its
+// /tls/sni/NAME/ws addresses with one more component,
+// /certhash/<identity multihash of its ECHConfigList> (an identity
+// multihash holds any bytes; a certhash after /ws means nothing to the
+// stock transports). Old nodes parse the twin but have no transport that
+// dials it, so they use the plain address; new ones prefer the twin
+// (p2p's dial ranker) and dial it with ECH: the ClientHello shows the
+// config's public name, NAME travels encrypted.
+
+// ECHAddr returns the ECH twin of a /tls/sni/NAME/ws address.
+func ECHAddr(a ma.Multiaddr, configList []byte) (ma.Multiaddr, error) {
+	h, err := mh.Encode(configList, mh.IDENTITY)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ma.NewComponent("certhash", multibase64url(h))
+	if err != nil {
+		return nil, err
+	}
+	return a.AppendComponent(c), nil
+}
+
+// ECHConfigList returns the ECHConfigList of an ECH twin address and the
+// plain address it is the twin of, or nil if a is no ECH address.
+func ECHConfigList(a ma.Multiaddr) (list []byte, plain ma.Multiaddr) {
+	rest, last := ma.SplitLast(a)
+	if last == nil || last.Protocol().Code != ma.P_CERTHASH {
+		return nil, a
+	}
+	d, err := mh.Decode(last.RawValue())
+	if err != nil || d.Code != mh.IDENTITY || len(d.Digest) == 0 {
+		return nil, a
+	}
+	return d.Digest, rest
+}
+
+// multibase64url is multibase's base64url form ("u" + unpadded base64url),
+// what the certhash component's string form is.
+func multibase64url(b []byte) string { return "u" + base64.RawURLEncoding.EncodeToString(b) }
+
+// errECHRejected is returned when a server refuses the ECH config of its
+// address.
+var errECHRejected = errors.New("p2p: the server rejected encrypted client hello")
 
 // Gater is the part of libp2p's connection gater the transport consults
 // for a connection that upgrades.
@@ -100,11 +148,15 @@ func (t *wsTransport) Proxy() bool                 { return false }
 type wsParts struct {
 	secure bool
 	sni    string
+	ech    []byte       // ECHConfigList of an ECH address (ECHAddr)
 	rest   ma.Multiaddr // before /tls[/sni/X]/ws, /ws or /wss
 }
 
 func parseWSAddr(a ma.Multiaddr) (wsParts, error) {
 	var out wsParts
+	if list, plain := ECHConfigList(a); list != nil {
+		out.ech, a = list, plain
+	}
 	s, ok := strings.CutSuffix(a.String(), "/wss")
 	if ok {
 		out.secure = true
@@ -193,6 +245,18 @@ func (t *wsTransport) dial(ctx context.Context, raddr ma.Multiaddr, p peer.ID, s
 			cfg.ServerName = wa.sni
 			_, port, _ := net.SplitHostPort(hostport)
 			u.Host = net.JoinHostPort(wa.sni, port)
+		}
+		if wa.ech != nil {
+			if wa.sni == "" {
+				return nil, errors.New("p2p: ech address without a server name")
+			}
+			cfg.EncryptedClientHelloConfigList = wa.ech
+			cfg.MinVersion = tls.VersionTLS13
+			// A server that rejects our ECH config (its key changed, or
+			// someone else answers) fails the dial: with the certificate
+			// being camouflage, there is nothing to verify, and no retry
+			// in the clear.
+			cfg.EncryptedClientHelloRejectionVerify = func(tls.ConnectionState) error { return errECHRejected }
 		}
 		d.TLSClientConfig = cfg
 	}
