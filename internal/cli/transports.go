@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ type transportFlags struct {
 	pt              []string
 	bridges         []string
 	servePT         []string
+	stun            []string
 	retryMax        time.Duration
 }
 
@@ -32,12 +34,18 @@ func addTransportFlags(c *cobra.Command, f *transportFlags) {
 func addServeTransportFlags(c *cobra.Command, f *transportFlags) {
 	c.Flags().StringVar(&f.tlsName, "tls-name", "", "server name shown on /tls/ws (HTTPS-looking) listeners and sent as SNI; never looked up (default: a common site name picked once and kept in the profile)")
 	c.Flags().StringArrayVar(&f.pt, "pt", nil, "a pluggable transport binary, as METHOD=PATH, e.g. obfs4=/usr/bin/obfs4proxy (repeatable)")
+	c.Flags().StringArrayVar(&f.stun, "stun", nil, "a STUN server for WebRTC (/udp/PORT/webrtc listeners and dials), as IP:PORT; never looked up (repeatable; default: none)")
 	c.Flags().StringArrayVar(&f.servePT, "serve-pt", nil, "serve a pluggable transport as METHOD@IP:PORT, e.g. obfs4@0.0.0.0:8443 (needs --pt and a TCP --listen; prints the bridge line)")
 }
 
 // apply puts the flags into the node options.
 func (f *transportFlags) apply(o *app.Options) error {
-	o.Transports = app.TransportOptions{TLSName: f.tlsName, SOCKS5: f.socks5, Bridges: f.bridges, ServePT: f.servePT}
+	o.Transports = app.TransportOptions{TLSName: f.tlsName, SOCKS5: f.socks5, Bridges: f.bridges, ServePT: f.servePT, STUN: f.stun}
+	for _, s := range f.stun {
+		if ap, err := netip.ParseAddrPort(s); err != nil || !ap.IsValid() {
+			return usageError{fmt.Errorf("--stun %q: give IP:PORT (a STUN server is never looked up by name)", s)}
+		}
+	}
 	for _, p := range f.pt {
 		method, bin, ok := strings.Cut(p, "=")
 		if !ok || method == "" || bin == "" {

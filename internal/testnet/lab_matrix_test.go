@@ -25,7 +25,10 @@ import (
 // alice's start to that delivery, and the latency (send → delivered, the
 // recipient's ack back) of matrixMessages more messages.
 
-var matrixOut = flag.String("matrix-out", "", "rewrite the matrix section of this markdown file")
+var (
+	matrixOut  = flag.String("matrix-out", "", "rewrite the matrix section of this markdown file")
+	matrixOnly = flag.String("matrix-only", "", "run only this transport's column (rows are then printed, not written)")
+)
 
 const (
 	matrixTimeout  = 20 * time.Second
@@ -44,6 +47,7 @@ func TestCensorMatrix(t *testing.T) {
 		{"dns-gone", func(*testing.T, *pair) CensorModel { return DNSGone }},
 		{"blocklist (contact's IP)", func(_ *testing.T, p *pair) CensorModel { return Blocklist(p.ch.IP) }},
 		{"dpi", func(*testing.T, *pair) CensorModel { return DPI }},
+		{"dpi-udp", func(*testing.T, *pair) CensorModel { return DPIUDP }},
 		{"throttle", func(*testing.T, *pair) CensorModel { return Throttle }},
 		{"tls-443-only", func(*testing.T, *pair) CensorModel { return TLSOnly }},
 		{"sni-fp-blocklist", func(*testing.T, *pair) CensorModel { return SNIBlocklist }},
@@ -53,11 +57,17 @@ func TestCensorMatrix(t *testing.T) {
 			if p.px != nil {
 				return activeProber(t, p.px.IP, []string{"1080"}, "")
 			}
+			if p.bh != nil { // WebRTC: alice's TCP flows go to the broker
+				return activeProber(t, p.bh.IP, []string{"443"}, "static.cdn-example.net")
+			}
 			return activeProber(t, p.ch.IP, tcpPorts(p.tr, p.ch.IP), "static.cdn-example.net")
 		}},
 		{"shutdown", func(*testing.T, *pair) CensorModel { return Shutdown }},
 	}
-	transports := []labTransport{tTCP, tQUIC, tWS, tWSS, tObfs4, tSOCKS}
+	transports := []labTransport{tTCP, tQUIC, tWS, tWSS, tObfs4, tSOCKS, tWebRTC}
+	if *matrixOnly != "" {
+		transports = slices.DeleteFunc(transports, func(tr labTransport) bool { return tr.Name != *matrixOnly })
+	}
 	var rows bytes.Buffer
 	fmt.Fprintf(&rows, "| censor model | transport | delivered | time to first delivery | latency p50 | latency p95 |\n|---|---|---|---|---|---|\n")
 	for _, m := range models {
@@ -75,7 +85,7 @@ func TestCensorMatrix(t *testing.T) {
 		}
 	}
 	t.Logf("\n%s", rows.String())
-	if *matrixOut == "" {
+	if *matrixOut == "" || *matrixOnly != "" {
 		return
 	}
 	host, _ := os.ReadFile("/proc/sys/kernel/osrelease")
