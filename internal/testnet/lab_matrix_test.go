@@ -27,7 +27,8 @@ import (
 
 var (
 	matrixOut  = flag.String("matrix-out", "", "rewrite the matrix section of this markdown file")
-	matrixOnly = flag.String("matrix-only", "", "run only this transport's column (rows are then printed, not written)")
+	matrixOnly  = flag.String("matrix-only", "", "run only this transport's column (rows are then printed, not written)")
+	matrixModel = flag.String("matrix-model", "", "run only this censor model's row (rows are then printed, not written)")
 )
 
 const (
@@ -68,6 +69,9 @@ func TestCensorMatrix(t *testing.T) {
 	if *matrixOnly != "" {
 		transports = slices.DeleteFunc(transports, func(tr labTransport) bool { return tr.Name != *matrixOnly })
 	}
+	if *matrixModel != "" {
+		models = slices.DeleteFunc(models, func(m model) bool { return m.name != *matrixModel })
+	}
 	var rows bytes.Buffer
 	fmt.Fprintf(&rows, "| censor model | transport | delivered | time to first delivery | latency p50 | latency p95 |\n|---|---|---|---|---|---|\n")
 	for _, m := range models {
@@ -85,7 +89,7 @@ func TestCensorMatrix(t *testing.T) {
 		}
 	}
 	t.Logf("\n%s", rows.String())
-	if *matrixOut == "" || *matrixOnly != "" {
+	if *matrixOut == "" || *matrixOnly != "" || *matrixModel != "" {
 		return
 	}
 	host, _ := os.ReadFile("/proc/sys/kernel/osrelease")
