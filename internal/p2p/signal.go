@@ -22,6 +22,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -41,8 +42,9 @@ const (
 	sigFailed  = 2 // the target could not answer (not listening on WebRTC…)
 
 	signalTimeout  = 10 * time.Second
-	signalBrokers  = 8  // connected peers asked to forward, at most
-	signalHandlers = 16 // signalling streams served at once
+	signalWait     = 5 * time.Second // for a first broker to connect
+	signalBrokers  = 8               // connected peers asked to forward, at most
+	signalHandlers = 16              // signalling streams served at once
 )
 
 var errNoRoute = errors.New("p2p: no signalling route to the peer")
@@ -126,30 +128,49 @@ func (n *Node) serveSignal(s network.Stream) {
 
 // signalOffer is the WebRTC transport's signaller: the offer goes to p
 // directly if connected, else through connected peers, one at a time.
+// Right after start no broker may be connected yet: then it waits (up to
+// signalWait) for peers to connect, and asks them.
 func (n *Node) signalOffer(ctx context.Context, p peer.ID, offer string) (string, error) {
-	var errs []error
-	if n.host.Network().Connectedness(p) != network.NotConnected {
-		a, err := n.signalVia(ctx, p, kindForMe, p, offer)
-		if err == nil {
-			return a, nil
-		}
-		errs = append(errs, err)
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return "", err
 	}
-	tried := 0
-	for _, b := range n.host.Network().Peers() {
-		if b == p || tried == signalBrokers {
-			continue
+	defer sub.Close()
+	wait := time.NewTimer(signalWait)
+	defer wait.Stop()
+	var errs []error
+	tried := map[peer.ID]bool{}
+	for {
+		if !tried[p] && n.host.Network().Connectedness(p) != network.NotConnected {
+			tried[p] = true
+			a, err := n.signalVia(ctx, p, kindForMe, p, offer)
+			if err == nil {
+				return a, nil
+			}
+			errs = append(errs, err)
 		}
-		if ctx.Err() != nil {
-			break
+		for _, b := range n.host.Network().Peers() {
+			if b == p || tried[b] || len(tried) > signalBrokers {
+				continue
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			tried[b] = true
+			a, err := n.signalVia(ctx, b, kindForward, p, offer)
+			if err == nil {
+				n.log.Debug("signalledVia", "broker", short(b.String()), "peer", short(p.String()))
+				return a, nil
+			}
+			errs = append(errs, err)
 		}
-		tried++
-		a, err := n.signalVia(ctx, b, kindForward, p, offer)
-		if err == nil {
-			n.log.Debug("signalledVia", "broker", short(b.String()), "peer", short(p.String()))
-			return a, nil
+		select {
+		case <-sub.Out():
+			continue // someone connected: ask them
+		case <-wait.C:
+		case <-ctx.Done():
 		}
-		errs = append(errs, err)
+		break
 	}
 	if len(errs) == 0 {
 		return "", errNoRoute

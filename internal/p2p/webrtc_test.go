@@ -39,12 +39,17 @@ func TestWebRTCSignalledThroughBroker(t *testing.T) {
 		t.Fatalf("connect with no broker: %v, want a signalling error", err)
 	}
 
-	for _, n := range []*Node{alice, carol} {
-		if err := n.Connect(testCtx(t, 10*time.Second), bob.PeerID(), bob.Addrs()); err != nil {
-			t.Fatal(err)
-		}
+	if err := carol.Connect(testCtx(t, 10*time.Second), bob.PeerID(), bob.Addrs()); err != nil {
+		t.Fatal(err)
 	}
-	if err := alice.Connect(testCtx(t, 30*time.Second), carol.PeerID(), []string{addr}); err != nil {
+	// Alice dials carol while she is not yet connected to bob (a node
+	// just started): the offer waits for a broker to connect.
+	dialed := make(chan error, 1)
+	go func() { dialed <- alice.Connect(testCtx(t, 30*time.Second), carol.PeerID(), []string{addr}) }()
+	if err := alice.Connect(testCtx(t, 10*time.Second), bob.PeerID(), bob.Addrs()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-dialed; err != nil {
 		t.Fatalf("connect over webrtc: %v", err)
 	}
 	echoed(t, alice, carol)
