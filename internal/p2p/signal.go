@@ -74,28 +74,7 @@ func (n *Node) serveSignal(s network.Stream) {
 	_ = s.SetDeadline(time.Now().Add(2 * signalTimeout))
 	ctx, cancel := context.WithTimeout(n.ctx, 2*signalTimeout)
 	defer cancel()
-	r := bufio.NewReader(s)
-	kind, err := r.ReadByte()
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	target := n.host.ID()
-	if kind == kindForward {
-		b, err := readChunk(r, 128)
-		if err != nil {
-			_ = s.Reset()
-			return
-		}
-		if target, err = peer.IDFromBytes(b); err != nil {
-			_ = s.Reset()
-			return
-		}
-	} else if kind != kindForMe {
-		_ = s.Reset()
-		return
-	}
-	offer, err := readChunk(r, webrtcpt.MaxSDP)
+	_, target, offer, err := readSignalRequest(bufio.NewReader(s), n.host.ID())
 	if err != nil {
 		_ = s.Reset()
 		return
@@ -220,6 +199,29 @@ func (n *Node) signalVia(ctx context.Context, via peer.ID, kind byte, target pee
 		return "", err
 	}
 	return string(a), nil
+}
+
+// readSignalRequest decodes a request; target is self for kindForMe.
+func readSignalRequest(r *bufio.Reader, self peer.ID) (kind byte, target peer.ID, offer []byte, err error) {
+	if kind, err = r.ReadByte(); err != nil {
+		return 0, "", nil, err
+	}
+	target = self
+	switch kind {
+	case kindForMe:
+	case kindForward:
+		b, err := readChunk(r, 128)
+		if err != nil {
+			return 0, "", nil, err
+		}
+		if target, err = peer.IDFromBytes(b); err != nil {
+			return 0, "", nil, err
+		}
+	default:
+		return 0, "", nil, fmt.Errorf("p2p: signalling request of kind %d", kind)
+	}
+	offer, err = readChunk(r, webrtcpt.MaxSDP)
+	return kind, target, offer, err
 }
 
 func chunk(b []byte) []byte {
