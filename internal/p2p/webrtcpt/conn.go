@@ -102,7 +102,11 @@ func (c *conn) Write(b []byte) (int, error) {
 
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
-		c.closeErr = errors.Join(c.rwc.Close(), c.pc.Close())
+		// A write blocked on a full association waits for room or its
+		// deadline, never for the close (pion's SCTP): end it first.
+		_ = c.rwc.SetWriteDeadline(time.Now())
+		_ = c.rwc.SetReadDeadline(time.Now())
+		c.closeErr = errors.Join(c.rwc.Close(), closePC(c.pc))
 		if c.scope != nil {
 			c.scope.Done() // idempotent; the upgrader may have ended it
 		}
@@ -119,4 +123,17 @@ func (c *conn) SetWriteDeadline(t time.Time) error { return c.rwc.SetWriteDeadli
 
 func (c *conn) SetDeadline(t time.Time) error {
 	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
+}
+
+// closePC closes a peer connection, its DTLS transport first: pion's
+// PeerConnection.Close aborts the SCTP association and waits for its read
+// loop, which may sit in a DTLS read forever (seen when both ends close at
+// once); a closed DTLS connection ends that read.
+func closePC(pc *webrtc.PeerConnection) error {
+	if s := pc.SCTP(); s != nil {
+		if d := s.Transport(); d != nil {
+			_ = d.Stop()
+		}
+	}
+	return pc.Close()
 }

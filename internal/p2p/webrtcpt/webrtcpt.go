@@ -184,7 +184,7 @@ func newPeerConnection(api *webrtc.API, cfg webrtc.Configuration) (*webrtc.PeerC
 	neg, id := true, uint16(0)
 	dc, err := pc.CreateDataChannel("", &webrtc.DataChannelInit{Negotiated: &neg, ID: &id})
 	if err != nil {
-		_ = pc.Close()
+		_ = closePC(pc)
 		return nil, nil, nil, err
 	}
 	opened := make(chan struct{})
@@ -243,7 +243,7 @@ func (t *Transport) dial(ctx context.Context, sig Signaller, p peer.ID) (*conn, 
 	ok := false
 	defer func() {
 		if !ok {
-			_ = pc.Close()
+			_ = closePC(pc)
 		}
 	}()
 	offer, err := pc.CreateOffer(nil)
@@ -375,7 +375,7 @@ func (t *Transport) answer(ctx context.Context, offer string) (string, error) {
 		return "", err
 	}
 	fail := func(err error) (string, error) {
-		_ = pc.Close()
+		_ = closePC(pc)
 		<-t.pending
 		return "", err
 	}
@@ -434,7 +434,7 @@ func (l *listener) await(pc *webrtc.PeerConnection, dc *webrtc.DataChannel, open
 	defer cancel()
 	c, err := awaitOpen(ctx, pc, dc, opened)
 	if err != nil {
-		_ = pc.Close()
+		_ = closePC(pc)
 		return
 	}
 	if g := l.t.cfg.Gater; g != nil && !g.InterceptAccept(c) {
