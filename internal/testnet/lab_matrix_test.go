@@ -26,7 +26,7 @@ import (
 // recipient's ack back) of matrixMessages more messages.
 
 var (
-	matrixOut  = flag.String("matrix-out", "", "rewrite the matrix section of this markdown file")
+	matrixOut   = flag.String("matrix-out", "", "rewrite the matrix section of this markdown file")
 	matrixOnly  = flag.String("matrix-only", "", "run only this transport's column (rows are then printed, not written)")
 	matrixModel = flag.String("matrix-model", "", "run only this censor model's row (rows are then printed, not written)")
 )
