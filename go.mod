@@ -20,6 +20,7 @@ require (
 	github.com/pion/datachannel v1.5.10
 	github.com/pion/ice/v4 v4.0.10
 	github.com/pion/logging v0.2.4
+	github.com/pion/stun/v3 v3.1.5
 	github.com/pion/webrtc/v4 v4.1.2
 	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e
 	github.com/spf13/cobra v1.10.2
@@ -96,7 +97,6 @@ require (
 	github.com/pion/sctp v1.8.39 // indirect
 	github.com/pion/sdp/v3 v3.0.18 // indirect
 	github.com/pion/srtp/v3 v3.0.6 // indirect
-	github.com/pion/stun/v3 v3.1.5 // indirect
 	github.com/pion/transport/v3 v3.0.7 // indirect
 	github.com/pion/transport/v4 v4.0.2 // indirect
 	github.com/pion/turn/v4 v4.0.2 // indirect
