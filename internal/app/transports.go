@@ -41,6 +41,8 @@ type TransportOptions struct {
 	Bridges []string
 	// ServePT are methods this node serves, as "METHOD@IP:PORT".
 	ServePT []string
+	// STUN are STUN servers (IP:PORT) for WebRTC; none by default.
+	STUN []string
 }
 
 // Store blobs of the network memory.
@@ -225,7 +227,7 @@ func blobLines(tx *store.Tx, name string) []string {
 
 // apply puts the options into a network config; PT state lives in dir/pt.
 func (o TransportOptions) apply(pc *p2p.Config, dir string) error {
-	pc.TLSName, pc.SOCKS5 = o.TLSName, o.SOCKS5
+	pc.TLSName, pc.SOCKS5, pc.STUN = o.TLSName, o.SOCKS5, o.STUN
 	pc.PT = p2p.PTConfig{Binary: o.PT, Serve: o.ServePT, StateDir: filepath.Join(dir, "pt")}
 	for _, l := range o.Bridges {
 		b, err := p2p.ParseBridge(l)

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ type transportFlags struct {
 	pt              []string
 	bridges         []string
 	servePT         []string
+	stun            []string
 	retryMax        time.Duration
 }
 
@@ -36,14 +38,20 @@ func addServeTransportFlags(c *cobra.Command, f *transportFlags) {
 	c.Flags().BoolVar(&f.ech, "ech", false, "accept Encrypted Client Hello on /tls/ws listeners and advertise its config: peers' ClientHellos then show only a cover name, the --tls-name travels encrypted (off by default)")
 	c.Flags().StringVar(&f.echName, "ech-name", "", "the cover name of --ech, shown in the clear (default: cloudflare-ech.com, the name every ECH connection to Cloudflare shows; kept in the profile)")
 	c.Flags().StringArrayVar(&f.pt, "pt", nil, "a pluggable transport binary, as METHOD=PATH, e.g. obfs4=/usr/bin/obfs4proxy (repeatable)")
+	c.Flags().StringArrayVar(&f.stun, "stun", nil, "a STUN server for WebRTC (/udp/PORT/webrtc listeners and dials), as IP:PORT; never looked up (repeatable; default: none)")
 	c.Flags().StringArrayVar(&f.servePT, "serve-pt", nil, "serve a pluggable transport as METHOD@IP:PORT, e.g. obfs4@0.0.0.0:8443 (needs --pt and a TCP --listen; prints the bridge line)")
 }
 
 // apply puts the flags into the node options.
 func (f *transportFlags) apply(o *app.Options) error {
-	o.Transports = app.TransportOptions{TLSName: f.tlsName, SOCKS5: f.socks5, Bridges: f.bridges, ServePT: f.servePT, ECH: f.ech, ECHName: f.echName}
+	o.Transports = app.TransportOptions{TLSName: f.tlsName, SOCKS5: f.socks5, Bridges: f.bridges, ServePT: f.servePT, ECH: f.ech, ECHName: f.echName, STUN: f.stun}
 	if f.echName != "" && !f.ech {
 		return usageError{fmt.Errorf("--ech-name needs --ech")}
+	}
+	for _, s := range f.stun {
+		if ap, err := netip.ParseAddrPort(s); err != nil || !ap.IsValid() {
+			return usageError{fmt.Errorf("--stun %q: give IP:PORT (a STUN server is never looked up by name)", s)}
+		}
 	}
 	for _, p := range f.pt {
 		method, bin, ok := strings.Cut(p, "=")

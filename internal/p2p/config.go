@@ -125,6 +125,11 @@ type Config struct {
 	// the proxy. Zero: dial directly.
 	SOCKS5 string
 
+	// STUN servers (HOST:PORT, IPs: never resolved) WebRTC asks for the
+	// node's address as seen from outside. Zero: none (host candidates
+	// only); no public server is ever used by default.
+	STUN []string
+
 	// PT configures pluggable transports (obfs4…) as managed children.
 	// Zero: none.
 	PT PTConfig

@@ -102,7 +102,7 @@ func (n *Node) ephemeralHost() (host.Host, error) {
 		return nil, fmt.Errorf("p2p: throwaway key: %w", err)
 	}
 	g := &gater{loopbackOnly: n.cfg.LoopbackOnly, proxyOnly: n.cfg.SOCKS5 != ""}
-	topts, err := transportOptions(n.cfg, self, g, n.pts)
+	topts, err := transportOptions(n.cfg, self, g, n.pts, nil)
 	if err != nil {
 		return nil, err
 	}

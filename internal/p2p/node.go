@@ -30,6 +30,7 @@ import (
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/samizdat-im/samizdat/internal/p2p/webrtcpt"
 )
 
 // Timeouts for work the node does on its own.
@@ -51,6 +52,7 @@ type Node struct {
 	pts   *ptClients  // nil without bridges
 	ptSrv []*ptServer // served pluggable transports
 	tmem  *transportMemory
+	wrtc  *webrtcpt.Holder // WebRTC's signalling ends (signal.go)
 	log   *slog.Logger
 
 	ctx    context.Context // cancelled by Close; parent of all background work
@@ -124,7 +126,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	tmem := newTransportMemory(cfg.PreferTransports, pts)
-	opts, err := hostOptions(cfg, sk, g, pts, tmem)
+	wrtc := webrtcpt.NewHolder(webrtcpt.Config{STUN: cfg.STUN, LoopbackOnly: cfg.LoopbackOnly, Gater: g})
+	opts, err := hostOptions(cfg, sk, g, pts, tmem, wrtc)
 	if err != nil {
 		pts.close()
 		return nil, err
@@ -141,7 +144,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 
 	nctx, cancel := context.WithCancel(context.Background())
 	n := &Node{host: h, gater: g, cfg: cfg, log: log, ctx: nctx, cancel: cancel, pts: pts, tmem: tmem,
-		relays: validRelays(cfg.StaticRelays, cfg.LoopbackOnly, log), relaysChanged: make(chan struct{}, 1)}
+		relays: validRelays(cfg.StaticRelays, cfg.LoopbackOnly, log), relaysChanged: make(chan struct{}, 1), wrtc: wrtc}
+	n.startSignalling()
 	if len(cfg.PT.Serve) > 0 {
 		if n.ptSrv, err = startPTServers(ctx, cfg.PT, n.orPort(), log); err != nil {
 			return nil, n.abort(err)
@@ -239,12 +243,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 // libp2p's defaults that reach out by themselves: listen addresses,
 // transports, security, muxer, resource and connection managers, metrics and
 // DNS resolution are all set explicitly.
-func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *transportMemory) ([]libp2p.Option, error) {
+func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *transportMemory, wrtc *webrtcpt.Holder) ([]libp2p.Option, error) {
 	self, err := peer.IDFromPrivateKey(sk)
 	if err != nil {
 		return nil, err
 	}
-	topts, err := transportOptions(cfg, self, g, pts)
+	topts, err := transportOptions(cfg, self, g, pts, wrtc)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/samizdat-im/samizdat/internal/p2p/tlsface"
+	"github.com/samizdat-im/samizdat/internal/p2p/webrtcpt"
 	"github.com/samizdat-im/samizdat/internal/p2p/wss"
 	"golang.org/x/net/proxy"
 )
@@ -71,7 +72,10 @@ func TLSIdentityInfo(identity []byte) (name string, notAfter time.Time, seed []b
 // UDP would bypass the proxy), and WebSocket with TLS (wss.go), whose
 // listeners answer as self's static site to all but its own upgrade path.
 // cfg.TLSName and cfg.TLSIdentity are set (New resolves them).
-func transportOptions(cfg Config, self peer.ID, g *gater, pts *ptClients) ([]libp2p.Option, error) {
+//
+// wrtc, when not nil, adds WebRTC (/udp/PORT/webrtc, package webrtcpt),
+// signalled through the node's connections (signal.go); not with SOCKS5.
+func transportOptions(cfg Config, self peer.ID, g *gater, pts *ptClients, wrtc *webrtcpt.Holder) ([]libp2p.Option, error) {
 	id, err := tlsface.Parse(cfg.TLSIdentity)
 	if err != nil {
 		return nil, err
@@ -106,6 +110,9 @@ func transportOptions(cfg Config, self peer.ID, g *gater, pts *ptClients) ([]lib
 	}
 	if cfg.SOCKS5 == "" {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
+		if wrtc != nil {
+			opts = append(opts, libp2p.Transport(wrtc.Constructor()))
+		}
 	}
 	return opts, nil
 }
@@ -268,7 +275,7 @@ type proxiedConn struct {
 func (p proxiedConn) RemoteAddr() net.Addr { return p.remote }
 
 // TransportName names the transport of a multiaddr as `samizdat status`
-// shows it: "quic", "tcp", "ws", "wss", "relay", or "obfs4"-style bridge
+// shows it: "quic", "tcp", "ws", "wss", "webrtc", "relay", or "obfs4"-style bridge
 // names for bridged TCP.
 func TransportName(addr string) string {
 	switch {
@@ -278,6 +285,8 @@ func TransportName(addr string) string {
 		return "wss"
 	case strings.Contains(addr, "/ws"):
 		return "ws"
+	case strings.Contains(addr, "/webrtc"):
+		return "webrtc"
 	case strings.Contains(addr, "/quic"):
 		return "quic"
 	case strings.Contains(addr, "/tcp/"):

@@ -126,6 +126,16 @@ var (
 		}
 		return l.nft(`meta l4proto udp drop`)
 	}}
+	// DPIUDP is the DPI censor of a network where calls work: the same
+	// libp2p strings fingerprinted, QUIC dropped (its long-header packets,
+	// version 1: no handshake completes), and every other UDP flow (video
+	// calls: STUN, DTLS, SRTP) let through.
+	DPIUDP = CensorModel{"dpi-udp", "flows carrying " + strings.Join(DPIStrings, ", ") + " dropped; QUIC dropped; other UDP (calls) passes", func(l *Lab) error {
+		if err := l.dpiStrings(); err != nil {
+			return err
+		}
+		return l.nft(`meta l4proto udp @th,64,8 & 0x80 == 0x80 @th,72,32 0x00000001 drop`)
+	}}
 	// Throttle shapes inside↔outside traffic to 20 % of ReferenceRate and
 	// drops ThrottleLoss % of packets.
 	Throttle = CensorModel{"throttle", "20 % bandwidth (" + ThrottledRate + " of " + ReferenceRate + ") and 5 % loss", func(l *Lab) error {

@@ -25,7 +25,11 @@ import (
 // alice's start to that delivery, and the latency (send → delivered, the
 // recipient's ack back) of matrixMessages more messages.
 
-var matrixOut = flag.String("matrix-out", "", "rewrite the matrix section of this markdown file")
+var (
+	matrixOut   = flag.String("matrix-out", "", "rewrite the matrix section of this markdown file")
+	matrixOnly  = flag.String("matrix-only", "", "run only this transport's column (rows are then printed, not written)")
+	matrixModel = flag.String("matrix-model", "", "run only this censor model's row (rows are then printed, not written)")
+)
 
 const (
 	matrixTimeout  = 20 * time.Second
@@ -44,6 +48,7 @@ func TestCensorMatrix(t *testing.T) {
 		{"dns-gone", func(*testing.T, *pair) CensorModel { return DNSGone }},
 		{"blocklist (contact's IP)", func(_ *testing.T, p *pair) CensorModel { return Blocklist(p.ch.IP) }},
 		{"dpi", func(*testing.T, *pair) CensorModel { return DPI }},
+		{"dpi-udp", func(*testing.T, *pair) CensorModel { return DPIUDP }},
 		{"throttle", func(*testing.T, *pair) CensorModel { return Throttle }},
 		{"tls-443-only", func(*testing.T, *pair) CensorModel { return TLSOnly }},
 		{"sni-fp-blocklist", func(*testing.T, *pair) CensorModel { return SNIBlocklist }},
@@ -53,12 +58,21 @@ func TestCensorMatrix(t *testing.T) {
 			if p.px != nil {
 				return activeProber(t, p.px.IP, []string{"1080"}, "")
 			}
+			if p.bh != nil { // WebRTC: alice's TCP flows go to the broker
+				return activeProber(t, p.bh.IP, []string{"443"}, "static.cdn-example.net")
+			}
 			return activeProber(t, p.ch.IP, tcpPorts(p.tr, p.ch.IP), "static.cdn-example.net")
 		}},
 		{"inner-name-blocklist", func(*testing.T, *pair) CensorModel { return InnerNameBlocklist(labTLSName) }},
 		{"shutdown", func(*testing.T, *pair) CensorModel { return Shutdown }},
 	}
-	transports := []labTransport{tTCP, tQUIC, tWS, tWSS, tWSSECH, tObfs4, tSOCKS}
+	transports := []labTransport{tTCP, tQUIC, tWS, tWSS, tWSSECH, tObfs4, tSOCKS, tWebRTC}
+	if *matrixOnly != "" {
+		transports = slices.DeleteFunc(transports, func(tr labTransport) bool { return tr.Name != *matrixOnly })
+	}
+	if *matrixModel != "" {
+		models = slices.DeleteFunc(models, func(m model) bool { return m.name != *matrixModel })
+	}
 	var rows bytes.Buffer
 	fmt.Fprintf(&rows, "| censor model | transport | delivered | time to first delivery | latency p50 | latency p95 |\n|---|---|---|---|---|---|\n")
 	for _, m := range models {
@@ -76,7 +90,7 @@ func TestCensorMatrix(t *testing.T) {
 		}
 	}
 	t.Logf("\n%s", rows.String())
-	if *matrixOut == "" {
+	if *matrixOut == "" || *matrixOnly != "" || *matrixModel != "" {
 		return
 	}
 	host, _ := os.ReadFile("/proc/sys/kernel/osrelease")

@@ -27,6 +27,7 @@ type labTransport struct {
 	listen func(ip string) []string
 	obfs4  bool
 	socks5 bool     // alice dials through a SOCKS5 proxy on an outside host
+	broker bool     // a third node outside (wss), both bootstrap to it; a STUN server beside it
 	extra  []string // more flags for carol's `samizdat up`
 }
 
@@ -52,6 +53,9 @@ type pair struct {
 	lab    *Lab
 	ah, ch *Host
 	px     *Host // the SOCKS5 proxy's host, for tSOCKS
+	bh     *Host // the broker's host (and STUN server's), for tWebRTC
+	b      *Daemon
+	stun   *Proc
 	a, c   *Daemon
 	tr     labTransport
 	aArgs  []string
@@ -73,6 +77,11 @@ func newPair(t *testing.T, tr labTransport) *pair {
 	cArgs = append(cArgs, "--tls-name", "static.cdn-example.net", "--retry-max", labRetryMax)
 	cArgs = append(cArgs, tr.extra...)
 	p.aArgs = []string{"--listen", "/ip4/" + p.ah.IP + "/tcp/4001", "--retry-max", labRetryMax}
+	if tr.broker {
+		extra := p.startBroker(t)
+		cArgs = append(cArgs, extra...)
+		p.aArgs = append(p.aArgs, extra...)
+	}
 	if tr.obfs4 {
 		bin := obfs4proxy(t)
 		cArgs = append(cArgs, "--pt", "obfs4="+bin, "--serve-pt", "obfs4@"+p.ch.IP+":8443")
@@ -84,6 +93,12 @@ func newPair(t *testing.T, tr labTransport) *pair {
 		p.aArgs = append(p.aArgs, "--pt", "obfs4="+bin, "--bridge", st.Bridges[0])
 	} else {
 		p.c.Up(cArgs...)
+	}
+	if tr.broker {
+		cID := p.c.Status().PeerID
+		await(t, 20*time.Second, "carol connected to the broker", func() bool {
+			return slices.Contains(p.b.Status().ConnectedPeers, cID)
+		})
 	}
 	if tr.socks5 {
 		proxy := l.Outside("px")
@@ -256,6 +271,7 @@ func TestLabCensorModels(t *testing.T) {
 			t.Fatalf("not delivered after the DPI was lifted\n%s", p.a.Log())
 		}
 	})
+	webrtcCensorModels(t)
 	t.Run("blocklist/socks5-delivers", func(t *testing.T) {
 		t.Parallel()
 		p := newPair(t, tSOCKS)

@@ -293,7 +293,7 @@ func TestLabFirstFlightNamesNothing(t *testing.T) {
 	// scan must find it.
 	oldSNI := tWSS
 	oldSNI.Name, oldSNI.extra = "control: wss with the old SNI", []string{"--tls-name", "www.samizdat.invalid"}
-	for _, tr := range []labTransport{tTCP, tQUIC, tWS, tWSS, tWSSECH, tObfs4, tSOCKS, oldSNI} {
+	for _, tr := range []labTransport{tTCP, tQUIC, tWS, tWSS, tWSSECH, tObfs4, tSOCKS, tWebRTC, oldSNI} {
 		t.Run(tr.Name, func(t *testing.T) {
 			t.Parallel()
 			p := newPair(t, tr)
@@ -301,7 +301,8 @@ func TestLabFirstFlightNamesNothing(t *testing.T) {
 			if r := p.run(t, 0, 30*time.Second); !r.Delivered {
 				t.Fatalf("not delivered over %s\n%s", tr.Name, p.a.Log())
 			}
-			found, known, n := scanCapture(t, capt.stop(t))
+			file := capt.stop(t)
+			found, known, n := scanCapture(t, file)
 			if n == 0 {
 				t.Fatal("captured nothing: the test would prove nothing")
 			}
@@ -314,6 +315,11 @@ func TestLabFirstFlightNamesNothing(t *testing.T) {
 			}
 			for _, f := range found {
 				t.Error(f)
+			}
+			if tr.broker {
+				// Alice reaches the broker over wss: WebRTC's own flows are
+				// the UDP ones (STUN, then DTLS).
+				checkWebRTCFlight(t, file, knownInUDP(t, file))
 			}
 			t.Logf("%s: %d flows; known libp2p fingerprints in plaintext: %v", tr.Name, n, known)
 		})

@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 		}
 	case "socks5":
 		serveSOCKS5(os.Getenv("SZ_ADDR"))
+	case "stun":
+		serveSTUN(os.Getenv("SZ_ADDR"))
 	case "hello":
 		if err := helloClient(os.Getenv("SZ_MODE"), os.Getenv("SZ_ADDR"), os.Getenv("SZ_NAME")); err != nil {
 			fmt.Fprintln(os.Stderr, err)
