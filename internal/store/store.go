@@ -60,6 +60,7 @@ type Store struct {
 	r      *sql.DB   // query_only connections for View
 	ws, rs stmtCache // prepared statements of w and r
 	ck     *sql.DB   // checkpoints only; nil: none
+	group  group     // UpdateShared's queue
 }
 
 // Open opens (creating it if needed) the encrypted database at path with a
