@@ -314,3 +314,7 @@ func (m *MailboxStore) Sweep(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 }
+
+// GroupStats returns how many shared transactions the mailbox store has
+// committed for deposits and deletes, and how many calls they carried.
+func (m *MailboxStore) GroupStats() (txs, calls int64) { return m.db.GroupStats() }
