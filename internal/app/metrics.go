@@ -45,12 +45,8 @@ func (m *MetricsServer) Close() error {
 // ServeMetrics serves the relay's metrics at http://addr/metrics. addr
 // must be a loopback host and port (ErrMetricsAddr).
 func (r *Relay) ServeMetrics(addr string) (*MetricsServer, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMetricsAddr, err)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("%w (got %q)", ErrMetricsAddr, addr)
+	if err := CheckMetricsAddr(addr); err != nil {
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -71,6 +67,19 @@ func (r *Relay) ServeMetrics(addr string) (*MetricsServer, error) {
 		_ = m.srv.Serve(ln)
 	}()
 	return m, nil
+}
+
+// CheckMetricsAddr returns ErrMetricsAddr unless addr is a loopback IP
+// address and port (a name is not resolved).
+func CheckMetricsAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMetricsAddr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() || port == "" {
+		return fmt.Errorf("%w (got %q)", ErrMetricsAddr, addr)
+	}
+	return nil
 }
 
 // relayCollector reads the relay's counters at each scrape.

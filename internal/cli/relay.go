@@ -118,6 +118,11 @@ func relayCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if metrics != "" {
+				if err := app.CheckMetricsAddr(metrics); err != nil {
+					return usageError{fmt.Errorf("--metrics: %w", err)}
+				}
+			}
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -139,7 +144,7 @@ func relayCmd(g *globals) *cobra.Command {
 			var ms *app.MetricsServer
 			if metrics != "" {
 				if ms, err = r.ServeMetrics(metrics); err != nil {
-					return errors.Join(usageError{fmt.Errorf("--metrics: %w", err)}, r.Close(), mf.closeTrace())
+					return errors.Join(fmt.Errorf("--metrics: %w", err), r.Close(), mf.closeTrace())
 				}
 				fmt.Fprintf(g.stdout, "metrics: http://%s/metrics\n", ms.Addr())
 			}
