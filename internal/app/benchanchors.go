@@ -243,10 +243,10 @@ func anchorGossip(ctx context.Context, env *SuiteEnv) (SuiteFigure, error) {
 			}
 		}()
 	}
-	payload := make([]byte, 100)
 	// send publishes message i and returns when every other host has it
 	// (arrivals of other messages, late warm-ups, are skipped).
 	send := func(i uint32, wait time.Duration) (time.Duration, int, error) {
+		payload := make([]byte, 100) // pubsub keeps it: one each
 		binary.BigEndian.PutUint32(payload, i)
 		t0 := time.Now()
 		if err := topics[0].Publish(ctx, payload); err != nil {
