@@ -170,12 +170,14 @@ func anchorCommit(ctx context.Context, env *SuiteEnv) (SuiteFigure, error) {
 	key := make([]byte, store.KeySize)
 	_, _ = rand.Read(key)
 	n := suiteSize(env, 20, 3000)
-	t0 := time.Now()
 	ds, err := store.MeasureCommits(ctx, filepath.Join(dir, "bench.db"), key, n)
 	if err != nil {
 		return SuiteFigure{}, err
 	}
-	d := time.Since(t0)
+	var d time.Duration // the commits alone, not opening the file
+	for _, c := range ds {
+		d += c
+	}
 	return SuiteFigure{Value: float64(n) / d.Seconds(), Unit: "commits/s", Measured: true,
 		Note: fmt.Sprintf("p50 %.0f µs", float64(Percentile(ds, .5))/1e3)}, nil
 }
