@@ -8,6 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,7 +159,7 @@ func TestCLIRelay(t *testing.T) {
 	}
 
 	// Restarted: same peer id, the envelope is still there.
-	r2 := startRelayProc(t, dir, "--listen", "/ip4/127.0.0.1/tcp/0")
+	r2 := startRelayProc(t, dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--metrics", "127.0.0.1:0")
 	if r2.peer != r.peer {
 		t.Fatalf("peer id changed across restart: %s → %s", r.peer, r2.peer)
 	}
@@ -166,6 +168,16 @@ func TestCLIRelay(t *testing.T) {
 	items, err = mailbox.Fetch(e2eCtx(t), c2, r2.peer, key, 0)
 	if err != nil || len(items) != 1 || !bytes.Equal(items[0].Envelope, envA) {
 		t.Fatalf("Fetch after restart = %d items, %v", len(items), err)
+	}
+	// --metrics: the operator's scraper sees the fetch and the holdings.
+	metrics := scrapeRelay(t, r2)
+	for _, want := range []string{"samizdat_relay_fetched_envelopes_total 1\n", "samizdat_relay_stored_envelopes 1\n", "samizdat_relay_quota_bytes 1.073741824e+09\n"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
+	if strings.Contains(metrics, r2.peer) || strings.Contains(metrics, c2.PeerID()) {
+		t.Error("the metrics name a peer")
 	}
 	r2.stop()
 	if !strings.Contains(r2.out.String(), "shutting down") {
@@ -181,6 +193,8 @@ func TestCLIRelayBadFlags(t *testing.T) {
 		{[]string{"relay", "--quota", "0"}},
 		{[]string{"relay", "--mailbox-quota", "12XB"}},
 		{[]string{"relay", "--ttl", "0s"}},
+		{[]string{"relay", "--metrics", "0.0.0.0:9464"}},
+		{[]string{"relay", "--metrics", "localhost:9464"}},
 	} {
 		_, errOut, code := p.run(tc.args...)
 		if code != 2 || !strings.HasPrefix(errOut, "samizdat: --") {
@@ -223,4 +237,35 @@ func TestCLIUpServeMailbox(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(p.dir, "mailbox.db")); err != nil {
 		t.Fatalf("no mailbox.db in the profile: %v", err)
 	}
+}
+
+// scrapeRelay reads the metrics of a relay started with --metrics, at the
+// address it printed.
+func scrapeRelay(t *testing.T, r *relayProc) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var url string
+	for url == "" {
+		for _, line := range strings.Split(r.out.String(), "\n") {
+			if u, ok := strings.CutPrefix(line, "metrics: "); ok {
+				url = u
+			}
+		}
+		if url == "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("no metrics line in %q", r.out)
+			}
+			time.Sleep(20 * time.Millisecond) // polling the output
+		}
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d, %v", url, resp.StatusCode, err)
+	}
+	return string(b)
 }

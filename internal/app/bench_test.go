@@ -87,3 +87,15 @@ func BenchmarkSendOnly(b *testing.B) {
 	}
 	_ = time.Second
 }
+
+// BenchmarkRelay runs `samizdat bench --relay` with b.N deposits from 20
+// users × 4 depositors into 200 mailboxes (catch-up of 1,000).
+func BenchmarkRelay(b *testing.B) {
+	res, err := RunRelayBench(context.Background(), RelayBenchOptions{Users: 20, PerUser: 4, Deposits: max(b.N, 100), Mailboxes: 200, CatchUp: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(res.DepositsPerSec, "deposits/s")
+	b.ReportMetric(float64(res.CPUPerDeposit.Microseconds()), "cpu-µs/deposit")
+	b.ReportMetric(res.DepositsPerCommit, "deposits/commit")
+}

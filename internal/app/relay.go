@@ -59,6 +59,9 @@ type MailboxOptions struct {
 	Quotas    mailbox.Quotas    // zero fields: defaults; negative: no limit
 	TTL       time.Duration     // zero: mailbox.DefaultTTL
 	RateLimit mailbox.RateLimit // zero: mailbox defaults
+	// MailboxRateLimit limits deposits into each mailbox (zero: mailbox
+	// defaults; `samizdat bench --relay` turns it off).
+	MailboxRateLimit mailbox.RateLimit
 	// Trace, if set, receives every byte the service exchanges (see
 	// mailbox.ServerConfig.Trace).
 	Trace io.Writer
@@ -100,12 +103,13 @@ func serveMailbox(dir string, node *p2p.Node, o MailboxOptions, log *slog.Logger
 		return nil, fmt.Errorf("open mailbox store: %w", err)
 	}
 	srv := mailbox.NewServer(mailbox.ServerConfig{
-		Store:     st,
-		Quotas:    o.Quotas,
-		TTL:       o.TTL,
-		RateLimit: o.RateLimit,
-		Logger:    log,
-		Trace:     o.Trace,
+		Store:            st,
+		Quotas:           o.Quotas,
+		TTL:              o.TTL,
+		RateLimit:        o.RateLimit,
+		MailboxRateLimit: o.MailboxRateLimit,
+		Logger:           log,
+		Trace:            o.Trace,
 	})
 	srv.Register(node)
 	return &MailboxService{srv: srv, st: st}, nil

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/spf13/cobra"
@@ -29,14 +30,54 @@ func demoCmd(g *globals) *cobra.Command {
 
 func benchCmd(g *globals) *cobra.Command {
 	var n int
+	var relay, suite, small bool
+	var out string
+	var ro app.RelayBenchOptions
 	c := &cobra.Command{
-		Use:   "bench [--messages N]",
-		Short: "Measure end-to-end messages/s and latency between two local nodes",
-		Args:  cobra.NoArgs,
+		Use:   "bench [--messages N] | --relay [--users N] [--deposits N] [--mailboxes N] [--catch-up N] | --suite [--out FILE] [--small]",
+		Short: "Measure end-to-end messages/s and latency between two local nodes, a relay's capacity, or the whole suite",
+		Long: "Without flags: two local nodes, messages/s and latency beside the bare libp2p round trip.\n" +
+			"--relay: one relay on loopback driven by many simulated users (deposits/s, catch-up, cost per mailbox).\n" +
+			"--suite: every figure of the performance targets beside its anchor measured in the same run, as a\n" +
+			"Markdown table, and as JSON with --out. Everything runs on loopback.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case relay && suite:
+				return usageError{fmt.Errorf("--relay and --suite are separate runs: give one")}
+			case suite:
+				rep, err := app.RunSuite(cmd.Context(), app.SuiteOptions{Small: small}, g.stderr)
+				if err != nil {
+					return err
+				}
+				rep.Print(g.stdout)
+				if out != "" {
+					if err := rep.WriteJSON(out); err != nil {
+						return err
+					}
+					fmt.Fprintf(g.stdout, "\nwritten: %s\n", out)
+				}
+				return nil
+			case relay:
+				res, err := app.RunRelayBench(cmd.Context(), ro)
+				if err != nil {
+					return err
+				}
+				app.PrintRelayBench(g.stdout, ro, res)
+				return nil
+			}
 			return app.RunBench(cmd.Context(), g.stdout, app.BenchOptions{Messages: n})
 		},
 	}
 	c.Flags().IntVar(&n, "messages", 5000, "messages to send for the throughput figure")
+	c.Flags().BoolVar(&relay, "relay", false, "measure one relay driven by many simulated users instead")
+	c.Flags().IntVar(&ro.Users, "users", 50, "--relay: simulated users (libp2p hosts)")
+	c.Flags().IntVar(&ro.PerUser, "depositors-per-user", 4, "--relay: concurrent depositors per user")
+	c.Flags().IntVar(&ro.Deposits, "deposits", 20000, "--relay: deposits timed")
+	c.Flags().IntVar(&ro.Mailboxes, "mailboxes", 1000, "--relay: mailboxes they go to")
+	c.Flags().IntVar(&ro.CatchUp, "catch-up", 10000, "--relay: envelopes waiting in one mailbox for the catch-up figure")
+	c.Flags().BoolVar(&suite, "suite", false, "run every figure of the performance targets beside its anchor")
+	c.Flags().StringVar(&out, "out", "", "--suite: also write the report as JSON to FILE")
+	c.Flags().BoolVar(&small, "small", false, "--suite: smoke sizes (checks that every figure is produced; says nothing about speed)")
 	return c
 }

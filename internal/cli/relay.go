@@ -98,12 +98,12 @@ func (f *serveMailboxFlags) close(n *app.Node) error {
 
 func relayCmd(g *globals) *cobra.Command {
 	var listen, bootstrap, via []string
-	var logLevel string
+	var logLevel, metrics string
 	var dht bool
 	var mf mailboxFlags
 	var tf transportFlags
 	c := &cobra.Command{
-		Use:   "relay [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--via MULTIADDR]... [--dht=false] [--quota SIZE] [--mailbox-quota SIZE] [--ttl DURATION] [--trace-file FILE]",
+		Use:   "relay [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--via MULTIADDR]... [--dht=false] [--quota SIZE] [--mailbox-quota SIZE] [--ttl DURATION] [--trace-file FILE] [--metrics 127.0.0.1:PORT]",
 		Short: "Run a volunteer relay: circuit relay and mailboxes for others (Ctrl-C stops it)",
 		Long: "Run an always-on node that relays connections (circuit relay v2) for peers that cannot be\n" +
 			"dialled directly and keeps encrypted envelopes for offline recipients. The profile\n" +
@@ -117,6 +117,11 @@ func relayCmd(g *globals) *cobra.Command {
 			mo, err := mf.options()
 			if err != nil {
 				return err
+			}
+			if metrics != "" {
+				if err := app.CheckMetricsAddr(metrics); err != nil {
+					return usageError{fmt.Errorf("--metrics: %w", err)}
+				}
 			}
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -136,6 +141,13 @@ func relayCmd(g *globals) *cobra.Command {
 			for _, b := range r.Bridges() {
 				fmt.Fprintf(g.stdout, "bridge: %s\n", b)
 			}
+			var ms *app.MetricsServer
+			if metrics != "" {
+				if ms, err = r.ServeMetrics(metrics); err != nil {
+					return errors.Join(fmt.Errorf("--metrics: %w", err), r.Close(), mf.closeTrace())
+				}
+				fmt.Fprintf(g.stdout, "metrics: http://%s/metrics\n", ms.Addr())
+			}
 			if len(via) > 0 {
 				for _, a := range r.WaitVia(ctx, time.Minute) {
 					fmt.Fprintf(g.stdout, "via: %s\n", a)
@@ -143,7 +155,11 @@ func relayCmd(g *globals) *cobra.Command {
 			}
 			<-ctx.Done()
 			fmt.Fprintln(g.stdout, "shutting down")
-			return errors.Join(r.Close(), mf.closeTrace())
+			var merr error
+			if ms != nil {
+				merr = ms.Close() // before the relay it reads
+			}
+			return errors.Join(merr, r.Close(), mf.closeTrace())
 		},
 	}
 	c.Flags().StringArrayVar(&listen, "listen", nil, "multiaddr to listen on (repeatable; default: loopback TCP and QUIC, the ports of the last run)")
@@ -151,6 +167,7 @@ func relayCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	c.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "a peer to join the network through, as a full multiaddr (repeatable)")
 	c.Flags().StringArrayVar(&via, "via", nil, "another relay, as a full multiaddr, on which this one keeps a circuit slot: users who name this host by the relayed address reach its mailboxes without it seeing their addresses (repeatable)")
+	c.Flags().StringVar(&metrics, "metrics", "", "serve Prometheus metrics (counts only, no ids) at http://ADDR/metrics; ADDR must be a loopback host:port, e.g. 127.0.0.1:9464")
 	c.Flags().BoolVar(&dht, "dht", true, "run the samizdat DHT and announce the mailbox service in it, so users without configured hosts find this relay")
 	mf.add(c)
 	return c

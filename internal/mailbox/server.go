@@ -107,6 +107,8 @@ type Server struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
+	stats stats
+
 	mu      sync.Mutex
 	closed  bool
 	hosts   []Host
@@ -266,15 +268,19 @@ func (s *Server) handle(self string, st p2p.Stream) {
 		s.wg.Done()
 	}()
 
-	c := &serverConn{s: s, self: self, peer: st.RemotePeer(), st: st, rd: st, w: bufio.NewWriterSize(st, 64<<10)}
+	s.stats.streams.Add(1)
+	defer s.stats.streams.Add(-1)
+	var in io.Reader = countingReader{st, &s.stats.bytesIn}
+	var out io.Writer = countingWriter{st, &s.stats.bytesOut}
+	c := &serverConn{s: s, self: self, peer: st.RemotePeer(), st: st, rd: in, w: bufio.NewWriterSize(out, 64<<10)}
 	if s.trace != nil {
 		addr := ""
 		if a, ok := st.(interface{ RemoteAddr() string }); ok {
 			addr = a.RemoteAddr()
 		}
 		_, _ = io.WriteString(s.trace, "\n#stream peer="+c.peer+" addr="+addr+"\n")
-		c.rd = io.TeeReader(st, s.trace)
-		c.w = bufio.NewWriterSize(io.MultiWriter(s.trace, st), 64<<10) // traced before the peer can see it
+		c.rd = io.TeeReader(in, s.trace)
+		c.w = bufio.NewWriterSize(io.MultiWriter(s.trace, out), 64<<10) // traced before the peer can see it
 	}
 	if err := c.serve(); err != nil && !errors.Is(err, errHangUp) {
 		s.log.Debug("mailboxStreamReset", "peer", shortPeer(c.peer), "err", err)
@@ -373,19 +379,30 @@ func (c *serverConn) deposit(d *wirepb.MailboxDeposit) error {
 	}
 	id := ID(d.MailboxId)
 	if len(env) > c.s.maxEnv {
+		c.s.stats.refused.Add(1)
 		c.s.log.Debug("mailboxDepositTooLarge", "mailbox", id.Short(), "size", len(env))
 		return c.reply(status(wirepb.MailboxResponse_STATUS_TOO_LARGE), nil, nil)
 	}
 	if !c.s.limiter.allow(c.peer) {
+		c.s.stats.refused.Add(1)
 		c.s.log.Debug("mailboxRateLimited", "peer", shortPeer(c.peer))
 		return c.reply(status(wirepb.MailboxResponse_STATUS_RATE_LIMITED), nil, nil)
 	}
 	if !c.s.mbLimit.allow(string(id[:])) {
+		c.s.stats.refused.Add(1)
 		c.s.log.Debug("mailboxRateLimited", "mailbox", id.Short())
 		return c.reply(status(wirepb.MailboxResponse_STATUS_RATE_LIMITED), nil, nil)
 	}
 	h := HashEnvelope(env)
 	stored, err := c.s.cfg.Store.Deposit(c.s.ctx, id[:], h[:], env, c.s.cfg.Now().Add(c.s.cfg.TTL), c.s.quota)
+	switch {
+	case err != nil:
+		c.s.stats.refused.Add(1)
+	case stored:
+		c.s.stats.deposits.Add(1)
+	default:
+		c.s.stats.duplicates.Add(1)
+	}
 	switch {
 	case errors.Is(err, store.ErrMailboxFull):
 		c.s.log.Info("mailboxFull", "mailbox", id.Short())
@@ -448,6 +465,8 @@ func (c *serverConn) list(l *wirepb.MailboxList) error {
 		c.s.log.Warn("mailboxStoreFailed", "op", "list", "err", err)
 		return c.reply(status(wirepb.MailboxResponse_STATUS_UNAVAILABLE), nil, nil)
 	}
+	c.s.stats.fetches.Add(1)
+	c.s.stats.fetched.Add(int64(len(page)))
 	p := &wirepb.MailboxPage{Next: l.After, More: more}
 	envs := make([][]byte, len(page))
 	for i, e := range page {
@@ -472,6 +491,7 @@ func (c *serverConn) delete(d *wirepb.MailboxDelete) error {
 		c.s.log.Warn("mailboxStoreFailed", "op", "delete", "err", err)
 		return c.reply(status(wirepb.MailboxResponse_STATUS_UNAVAILABLE), nil, nil)
 	}
+	c.s.stats.deleted.Add(int64(n))
 	c.s.log.Debug("mailboxDelete", "mailbox", c.authed.Short(), "deleted", n)
 	return c.reply(&wirepb.MailboxResponse{
 		Status: wirepb.MailboxResponse_STATUS_OK,

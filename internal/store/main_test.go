@@ -1,6 +1,7 @@
 package store
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -9,5 +10,8 @@ import (
 // TestMain fails the package if a test leaves goroutines behind (a Store
 // not closed, a connection opener still running).
 func TestMain(m *testing.M) {
+	if path := os.Getenv(walChildEnv); path != "" {
+		os.Exit(walChild(path))
+	}
 	goleak.VerifyTestMain(m)
 }

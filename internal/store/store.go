@@ -19,6 +19,7 @@ import (
 	"github.com/ncruces/go-sqlite3/driver"
 	"github.com/ncruces/go-sqlite3/ext/fts5"
 	_ "github.com/ncruces/go-sqlite3/vfs/adiantum" // registers the "adiantum" VFS
+	_ "github.com/ncruces/go-sqlite3/vfs/xts"      // registers the "xts" VFS (measured against adiantum)
 	"lukechampine.com/adiantum"
 )
 
@@ -42,8 +43,13 @@ const (
 	// when the node is idle, bursts of up to a few hundred messages see no
 	// stall, and a sustained flood one of ~4× that every ~4× as long.
 	autoCheckpointPages = 4000
-	// encryptedVFS is the VFS every production Store uses.
-	encryptedVFS = "adiantum"
+	// encryptedVFS is the VFS every production Store uses: adiantum,
+	// with the WAL laid out in whole cipher blocks (walvfs.go).
+	encryptedVFS = alignedVFSName
+	// encryptedBaseVFS is adiantum itself: the same encryption of the
+	// database file, SQLite's own WAL layout. Only recoverLegacyWAL uses
+	// it directly.
+	encryptedBaseVFS = "adiantum"
 )
 
 // Store is an open samizdat database. It is safe for concurrent use.
@@ -54,6 +60,7 @@ type Store struct {
 	r      *sql.DB   // query_only connections for View
 	ws, rs stmtCache // prepared statements of w and r
 	ck     *sql.DB   // checkpoints only; nil: none
+	group  group     // UpdateShared's queue
 }
 
 // Open opens (creating it if needed) the encrypted database at path with a
@@ -88,6 +95,11 @@ func openSchema(path string, key []byte, vfsName string, sc schema) (_ *Store, e
 	}
 	if err := precheck(abs, vfsName, key); err != nil {
 		return nil, err
+	}
+	if vfsName == encryptedVFS {
+		if err := recoverLegacyWAL(abs, key); err != nil {
+			return nil, err
+		}
 	}
 
 	u := url.URL{Scheme: "file", OmitHost: true, Path: abs}
@@ -195,7 +207,7 @@ func precheck(path, vfsName string, key []byte) error {
 	if fi.Size()%pageSize != 0 {
 		return fmt.Errorf("%w: %s has a partial page", ErrNotDatabase, path)
 	}
-	if vfsName != encryptedVFS {
+	if vfsName != encryptedVFS && vfsName != encryptedBaseVFS {
 		return nil
 	}
 	page := make([]byte, pageSize)
@@ -220,7 +232,7 @@ var sqliteMagic = []byte("SQLite format 3\x00")
 // anything reads the file; the first read then tells a wrong key apart
 // before any statement could write.
 func initConn(c *sqlite3.Conn, hexKey, vfsName string, writer bool) error {
-	if vfsName == encryptedVFS {
+	if vfsName != "os" {
 		if err := c.Exec(`PRAGMA hexkey='` + hexKey + `'`); err != nil {
 			return err
 		}
