@@ -120,6 +120,7 @@ func (s *server) page(w http.ResponseWriter, r *http.Request) {
 	for _, m := range msgs {
 		out.Messages = append(out.Messages, ToMessage(m))
 	}
+	s.withFiles(r.Context(), out.Messages)
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -134,6 +134,8 @@ type Message struct {
 	// (it is seq, except for a received message placed before messages
 	// its sender wrote later; it never changes).
 	Ord float64 `json:"ord"`
+	// File is the file the message carries (its text is the caption).
+	File *FileInfo `json:"file,omitempty"`
 }
 
 // Conversation is GET /api/v1/messages.

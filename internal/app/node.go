@@ -236,6 +236,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	n.set = &settings{n: n}
 	if st, err := n.set.Settings(ctx); err == nil {
 		n.Messenger.SetReadReceipts(st.ReadReceipts)
+		applyAutoDownload(n, st)
 	}
 	if o.Hooks.OnAlert != nil || o.Hooks.OnMessage != nil {
 		if o.Hooks.Muted == nil {
