@@ -143,6 +143,28 @@ func (s *server) fetchFile(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, req)
 }
 
+// withFileLabels fills in File for the chats' last messages that carry
+// one, without the preview and waveform: the chat list names the file.
+func (s *server) withFileLabels(ctx context.Context, chats []apiclient.Chat) {
+	var last []apiclient.Message
+	for _, c := range chats {
+		if c.Last != nil {
+			last = append(last, *c.Last)
+		}
+	}
+	s.withFiles(ctx, last)
+	i := 0
+	for _, c := range chats {
+		if c.Last != nil {
+			if f := last[i].File; f != nil {
+				f.Thumbnail, f.Waveform = nil, nil
+				c.Last.File = f
+			}
+			i++
+		}
+	}
+}
+
 // withFiles fills in File for the messages that carry one. A node without
 // files, or a failed lookup, leaves them as they are: the text still shows.
 func (s *server) withFiles(ctx context.Context, msgs []apiclient.Message) {

@@ -92,6 +92,7 @@ func (s *server) chats(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, ch)
 	}
+	s.withFileLabels(r.Context(), out)
 	writeJSON(w, http.StatusOK, out)
 }
 
