@@ -15,6 +15,7 @@ import (
 
 	"github.com/samizdat-im/samizdat/internal/apiclient"
 	"github.com/samizdat-im/samizdat/internal/media"
+	"github.com/samizdat-im/samizdat/internal/messenger"
 )
 
 // TestWebUploadsAndAutoDownload exercises the calls behind the web app's
@@ -41,6 +42,9 @@ func TestWebUploadsAndAutoDownload(t *testing.T) {
 	if _, err := cb.PutSettings(ctx, apiclient.Settings{AutoDownloadMB: -1}); apiStatus(err) != http.StatusBadRequest {
 		t.Fatalf("negative limit: %v", err)
 	}
+
+	events, stop := b.Messenger.Subscribe()
+	defer stop()
 
 	img := image.NewRGBA(image.Rect(0, 0, 300, 200))
 	for y := range 200 {
@@ -149,5 +153,17 @@ func TestWebUploadsAndAutoDownload(t *testing.T) {
 	})
 	if got, _, err := cb.FileContent(ctx, bigMsg.ID); err != nil || !bytes.Equal(got, big) {
 		t.Errorf("large file content: %d bytes, %v", len(got), err)
+	}
+	// Each completed file was announced on the event stream.
+	want := map[string]bool{photo.ID: true, note.ID: true, bigMsg.ID: true, htmlMsg.ID: true}
+	for len(want) > 0 {
+		select {
+		case e := <-events:
+			if e.Type == messenger.EventFile && e.State == media.StateComplete && e.ContactID > 0 {
+				delete(want, e.MessageID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no file event for %d completed files", len(want))
+		}
 	}
 }

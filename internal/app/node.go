@@ -221,7 +221,10 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	}
 	mc.Store, mc.Transport, mc.Logger = n.Store, n.P2P, log.With("component", "messenger")
 	if mc.Media, err = media.New(media.Config{Dir: filepath.Join(o.Dir, MediaDir), Store: n.Store, Transport: n.P2P,
-		MaxFileSize: o.MaxFileSize, Logger: log.With("component", "media")}); err != nil {
+		MaxFileSize: o.MaxFileSize, Logger: log.With("component", "media"),
+		// Set before the messenger starts, the only time fetches begin.
+		OnChange: func(id string, contact int64, state string) { n.Messenger.FileChanged(id, contact, state) },
+	}); err != nil {
 		return nil, err
 	}
 	if o.Mesh {

@@ -64,6 +64,10 @@ type Config struct {
 	// again (0: 30 s).
 	RetryInterval time.Duration
 	Logger        *slog.Logger // nil: discard
+	// OnChange, if set, is called when an incoming file completes or its
+	// transfer stops (state StateComplete or StateFailed), from the
+	// fetching goroutine: it must not block.
+	OnChange func(msgID string, contactID int64, state string)
 }
 
 // Transfer is one file sent or received, as listed by Transfers.
@@ -344,6 +348,7 @@ func (s *Service) fetch(ctx context.Context, r record) {
 	}
 	if err != nil {
 		s.setProg(r.MessageID, progress{state: StateFailed, err: err.Error()})
+		s.changed(r, StateFailed)
 		return
 	}
 	total := m.Chunks()
@@ -360,9 +365,11 @@ func (s *Service) fetch(ctx context.Context, r record) {
 		p.state, p.err = StateFailed, err.Error()
 		s.prog[r.MessageID] = p
 		s.mu.Unlock()
+		s.changed(r, StateFailed)
 		return
 	}
 	s.setProg(r.MessageID, progress{done: total, total: total, state: StateComplete})
+	s.changed(r, StateComplete)
 }
 
 // Transfers lists every file sent and received, with progress.

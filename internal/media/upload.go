@@ -192,6 +192,12 @@ func (s *Service) Request(ctx context.Context, msgID string) error {
 	return nil
 }
 
+func (s *Service) changed(r record, state string) {
+	if s.cfg.OnChange != nil {
+		s.cfg.OnChange(r.MessageID, r.ContactID, state)
+	}
+}
+
 func (s *Service) kickLoop() {
 	select {
 	case s.kick <- struct{}{}:

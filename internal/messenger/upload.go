@@ -12,6 +12,16 @@ import (
 	"github.com/samizdat-im/samizdat/internal/wire"
 )
 
+// EventFile says an incoming file's transfer completed or stopped
+// (MessageID, ContactID, State: media.StateComplete or StateFailed).
+const EventFile = "file"
+
+// FileChanged announces a transfer's new state to subscribers (the media
+// service's Config.OnChange).
+func (m *Messenger) FileChanged(msgID string, contactID int64, state string) {
+	m.emit(Event{Type: EventFile, ContactID: contactID, MessageID: msgID, State: state})
+}
+
 // FileMeta is what the uploader says about a file beyond its bytes: a
 // voice note's length and waveform summary (display only).
 type FileMeta struct {

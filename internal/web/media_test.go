@@ -55,6 +55,7 @@ func TestBrowserPhotoAndVoiceNote(t *testing.T) {
 	waitJS(t, pa, "the attach and record buttons", `!document.querySelector("#attach-btn").hidden && !document.querySelector("#record-btn").hidden`)
 
 	// A attaches the photo; its own page shows it at once.
+	t0 := eval[float64](t, pa, `Date.now()`)
 	do(t, pa, chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{photo}))
 	waitJS(t, pa, "the photo in A's chat", `!!document.querySelector(".msg.out .file-img")`)
 
@@ -62,6 +63,7 @@ func TestBrowserPhotoAndVoiceNote(t *testing.T) {
 	waitJS(t, pb, "the photo's preview in B", `!!document.querySelector(".msg.in .file-img")`)
 	waitJS(t, pb, "the full photo in B",
 		`(() => { const i = document.querySelector(".msg.in .file-img.full"); return i && i.complete && i.naturalWidth > 0 })()`)
+	t.Logf("photo: attached in A → full image shown in B: %.0f ms", eval[float64](t, pb, `Date.now()`)-t0)
 	if w, h := eval[int](t, pb, `document.querySelector(".msg.in .file-img.full").naturalWidth`),
 		eval[int](t, pb, `document.querySelector(".msg.in .file-img.full").naturalHeight`); w != 240 || h != 400 {
 		t.Errorf("B's photo is %dx%d, want 240x400 (upright)", w, h)
@@ -74,11 +76,13 @@ func TestBrowserPhotoAndVoiceNote(t *testing.T) {
 	// A records a voice note of two seconds or more.
 	click(t, pa, "#record-btn")
 	waitJS(t, pa, "the recording running two seconds", `/^0:0[2-9]/.test(document.querySelector("#rec-time")?.textContent || "")`)
+	t0 = eval[float64](t, pa, `Date.now()`)
 	click(t, pa, "#rec-stop")
 	waitJS(t, pa, "the voice note in A's chat", `!!document.querySelector(".msg.out .voice")`)
 
 	// B gets a player with the duration and the waveform, and it plays.
 	waitJS(t, pb, "the voice note's player in B", `!!document.querySelector(".msg.in .voice audio")?.src.startsWith("blob:")`)
+	t.Logf("voice note: Stop clicked in A → playable in B: %.0f ms", eval[float64](t, pb, `Date.now()`)-t0)
 	dur := eval[string](t, pb, `document.querySelector(".msg.in .voice .dur").textContent`)
 	if len(dur) < 4 || dur[:2] != "0:" || dur == "0:00" {
 		t.Errorf("B's voice note shows duration %q", dur)
@@ -108,10 +112,28 @@ func TestBrowserPhotoAndVoiceNote(t *testing.T) {
 	click(t, pb, ".msg.in .voice .play")
 	waitJS(t, pb, "the voice note playing in B", `document.querySelector(".msg.in .voice audio").currentTime > 0`)
 
-	// A file over B's automatic limit waits for a click.
-	if _, err := cb.PutSettings(ctx, apiclient.Settings{AutoDownloadMB: 1, Muted: map[string]time.Time{}}); err != nil {
-		t.Fatal(err)
+	// B sets the automatic download limit in Settings.
+	click(t, pb, "#settings-btn")
+	waitJS(t, pb, "the download limit in Settings", `!!document.querySelector("#set-autoDownloadMB")`)
+	eval[bool](t, pb, `(() => { const i = document.querySelector("#set-autoDownloadMB"); i.value = "1"; i.dispatchEvent(new Event("change")); return true })()`)
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if st, err := cb.Settings(ctx); err == nil && st.AutoDownloadMB == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("B's download limit was not saved")
+		}
+		time.Sleep(20 * time.Millisecond) // polling the node for the condition
 	}
+	do(t, pb, chromedp.Click(chromedp.CSS("#dlg-close")))
+
+	// A file over it waits for a click in B; both pages show progress
+	// bars (A's upload, B's transfer).
+	observe := `window.seen = {}; new MutationObserver(() => {
+		for (const s of [".uploading progress", ".file-progress", ".fetch-file"]) if (document.querySelector(s)) window.seen[s] = true;
+	}).observe(document.body, { childList: true, subtree: true, attributes: true }); true`
+	eval[bool](t, pa, observe)
+	eval[bool](t, pb, observe)
 	big := filepath.Join(dir, "notes.bin")
 	data := make([]byte, 3<<19)
 	rand.Read(data)
@@ -122,6 +144,26 @@ func TestBrowserPhotoAndVoiceNote(t *testing.T) {
 	waitJS(t, pb, "the Download button of the large file", `!!document.querySelector(".msg.in .fetch-file")`)
 	click(t, pb, ".msg.in .fetch-file")
 	waitJS(t, pb, "the large file received, with Save", `!!document.querySelector(".msg.in .save-file")`)
+	if !eval[bool](t, pa, `!!window.seen[".uploading progress"]`) || !eval[bool](t, pb, `!!window.seen[".file-progress"]`) {
+		t.Errorf("progress bars: A's upload %v, B's transfer %v", eval[bool](t, pa, `!!window.seen[".uploading progress"]`), eval[bool](t, pb, `!!window.seen[".file-progress"]`))
+	}
+
+	// A pastes an image into the composer and drops a file on the chat.
+	eval[bool](t, pa, `(async () => {
+		const c = document.createElement("canvas"); c.width = 120; c.height = 80;
+		const g = c.getContext("2d"); g.fillStyle = "#c33"; g.fillRect(0, 0, 120, 80);
+		const png = await new Promise((r) => c.toBlob(r, "image/png"));
+		const dt = new DataTransfer(); dt.items.add(new File([png], "image.png", { type: "image/png" }));
+		document.querySelector("#text").dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+		const dd = new DataTransfer(); dd.items.add(new File(["shopping list: bread, tea"], "list.txt", { type: "text/plain" }));
+		document.querySelector("#msgs").dispatchEvent(new DragEvent("drop", { dataTransfer: dd, bubbles: true, cancelable: true }));
+		return true })()`)
+	waitJS(t, pb, "the pasted image in B", `[...document.querySelectorAll(".msg.in .file-img")].some((i) => i.alt.startsWith("pasted-") && i.alt.endsWith(".png"))`)
+	waitJS(t, pb, "the dropped file's card in B", `[...document.querySelectorAll(".msg.in .file-name")].some((e) => e.textContent === "list.txt")`)
+
+	// The buttons speak Persian too.
+	setLang(t, pb, "fa")
+	waitJS(t, pb, "the attach button in Persian", `document.querySelector("#attach-btn")?.getAttribute("aria-label") === "پیوست فایل"`)
 }
 
 func slicesMax(v []int) int {

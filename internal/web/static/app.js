@@ -6,7 +6,7 @@ import { API, APIError, takeToken } from "./api.js";
 import { t, setLang, lang, pick, languages, langName } from "./i18n.js";
 import { initNotify, notifyEvent, paintTitle, settingsButton, permissionBlock } from "./notify.js";
 import { roomActions, roomItems, roomHeader, roomEvent, refreshRooms, renderRoom, closeRoom, roomSubmit, roomOpen } from "./groups.js";
-import { fileView, fileLabel, mediaButtons, mediaShow } from "./media.js";
+import { fileView, fileLabel, fileEvent, mediaButtons, mediaShow } from "./media.js";
 
 const PAGE = 100; // messages of a conversation read when it opens
 const OLDER = 250; // messages read each time it is scrolled to the top
@@ -326,6 +326,7 @@ const seenState = new Map();
 function onEvent(e) {
   notifyEvent(e);
   if (e.type === "group" || e.type === "post") return roomEvent(e);
+  if (e.type === "file") return fileEvent(e);
   if (e.type === "subscribed") roomEvent(e);
   if (e.type === "state" && e.messageId) {
     const prev = seenState.get(e.messageId);

@@ -42,7 +42,7 @@ addStrings({
 });
 
 const WAVE_BARS = 64; // levels in a voice note's waveform summary (the API takes up to 256)
-const POLL_BUSY = 700; // ms between reads of the transfer list while a file is on its way
+const POLL_BUSY = 500; // ms between reads of the transfer list while a file is on its way
 const POLL_IDLE = 3000; // … while one waits for a retry
 
 // Per message id: the transfer as last read, and the object URL of the
@@ -418,6 +418,15 @@ async function saveFile(m) {
 }
 
 // ---------- progress: the transfer list, read while files are on their way
+
+// fileEvent: an incoming file completed or stopped (event "file").
+export function fileEvent(e) {
+  const old = transfers.get(e.messageId);
+  transfers.set(e.messageId, { ...old, messageId: e.messageId, incoming: true, state: e.state,
+    chunksDone: e.state === "complete" ? old?.chunksTotal : old?.chunksDone });
+  repaint(e.messageId);
+  pollSoon();
+}
 
 let pollTimer = null;
 function pollSoon(ms = 50) {
