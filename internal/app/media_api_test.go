@@ -82,6 +82,20 @@ func TestWebUploadsAndAutoDownload(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A WebP leaves without its EXIF (location); an image that does not
+	// decode is refused.
+	webp := []byte("RIFF\x2a\x00\x00\x00WEBPVP8L\x04\x00\x00\x00abcdEXIF\x12\x00\x00\x00GPS 55.7558N 37.61")
+	wm, err := ca.Upload(ctx, apiclient.UploadRequest{Contact: "Bob", Name: "a.webp", MIME: "image/webp"}, bytes.NewReader(webp), int64(len(webp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := ca.FileContent(ctx, wm.ID); err != nil || bytes.Contains(got, []byte("GPS")) || !bytes.HasSuffix(got, []byte("VP8L\x04\x00\x00\x00abcd")) {
+		t.Errorf("WebP as sent: %q %v", got, err)
+	}
+	if _, err := ca.Upload(ctx, apiclient.UploadRequest{Contact: "Bob", Name: "b.jpg"}, strings.NewReader("not a jpeg"), 10); apiStatus(err) != http.StatusBadRequest {
+		t.Errorf("broken JPEG: %v", err)
+	}
+
 	// Bad uploads.
 	if _, err := ca.Upload(ctx, apiclient.UploadRequest{Contact: "Mallory", Name: "a"}, strings.NewReader("x"), 1); !isCode(err, apiclient.CodeUnknownContact) {
 		t.Errorf("unknown contact: %v", err)

@@ -28,7 +28,8 @@ const StateWaiting = "waiting"
 // what the uploader says it is ("" to guess from the name and the first
 // bytes). JPEG and PNG images are decoded and encoded again (turned
 // upright by their EXIF orientation, all metadata dropped) and get a
-// preview; other files are sealed as they stream in.
+// preview; WebP images lose their EXIF and XMP chunks; other files are
+// sealed as they stream in.
 func (s *Service) PrepareReader(r io.Reader, name string, size int64, mimeType string) (*Manifest, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("%w: unknown size", ErrSizeChanged)
@@ -51,12 +52,9 @@ func (s *Service) PrepareReader(r io.Reader, name string, size int64, mimeType s
 	m.MIME = cleanMIME(m.MIME)
 	var in io.Reader = br
 	if (m.MIME == "image/jpeg" || m.MIME == "image/png") && size <= MaxImageBytes {
-		b := make([]byte, size)
-		if _, err := io.ReadFull(br, b); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSizeChanged, err)
-		}
-		if k, _ := br.Read(make([]byte, 1)); k > 0 {
-			return nil, ErrSizeChanged
+		b, err := readExact(br, size)
+		if err != nil {
+			return nil, err
 		}
 		out, thumb, w, h, ok, err := PrepareImage(b, m.MIME)
 		if err != nil {
@@ -71,10 +69,32 @@ func (s *Service) PrepareReader(r io.Reader, name string, size int64, mimeType s
 		}
 		m.Size, in = int64(len(b)), bytes.NewReader(b)
 	}
+	if strings.HasPrefix(m.MIME, "image/webp") && size <= MaxImageBytes {
+		b, err := readExact(br, size)
+		if err == nil {
+			b, err = stripWebP(b)
+		}
+		if err != nil {
+			return nil, err
+		}
+		m.Size, in = int64(len(b)), bytes.NewReader(b)
+	}
 	if err := Seal(s.ch, in, m); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// readExact reads all of r, which must be size bytes long.
+func readExact(r io.Reader, size int64) ([]byte, error) {
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSizeChanged, err)
+	}
+	if k, _ := r.Read(make([]byte, 1)); k > 0 {
+		return nil, ErrSizeChanged
+	}
+	return b, nil
 }
 
 // cleanMIME keeps a media type ("type/subtype", parameters such as
