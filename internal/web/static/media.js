@@ -256,7 +256,7 @@ async function finishRecording() {
   const type = r.mr.mimeType || r.chunks[0].type || "audio/webm";
   const blob = new Blob(r.chunks, { type });
   const { durationMs, waveform } = await summarise(blob, r.elapsed);
-  const ext = type.includes("ogg") ? "ogg" : "webm";
+  const ext = type.includes("ogg") ? "ogg" : type.includes("mp4") ? "m4a" : "webm";
   await sendFiles([new File([blob], "voice-" + stamp() + "." + ext, { type })], { durationMs, waveform });
 }
 
@@ -299,11 +299,21 @@ export function fileLabel(m) {
 export function fileView(m) {
   const f = m.file;
   if (!f) return null;
+  forgetOnSwitch();
   if (!m.outgoing && !transfers.has(m.id)) pollSoon();
   if (m.outgoing && !transfers.has(m.id)) transfers.set(m.id, { state: "sending" });
   const box = h("div", { class: "file", "data-file": m.id });
   paintFile(box, m);
   return box;
+}
+
+// The loaded files of a chat are let go when another chat opens.
+let shownChat = null;
+function forgetOnSwitch() {
+  if (S.current?.id === shownChat) return;
+  shownChat = S.current?.id;
+  for (const u of urls.values()) URL.revokeObjectURL(u);
+  urls.clear();
 }
 
 function isImage(f) { return /^image\/(jpeg|png|gif|webp)$/.test(f.mime.split(";")[0]); }
