@@ -70,6 +70,9 @@ type Status struct {
 	Mesh *MeshStatus `json:"mesh,omitempty"`
 	// Prekeys is the state of the account's prekeys; nil if unreadable.
 	Prekeys *PrekeyStatus `json:"prekeys,omitempty"`
+	// MaxFileSize is the largest file this node sends or fetches, in
+	// bytes (`up --max-file-size`); 0 when it carries no files.
+	MaxFileSize int64 `json:"maxFileSize,omitempty"`
 }
 
 // PrekeyStatus is the state of the account's prekeys: the signed prekey

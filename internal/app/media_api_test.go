@@ -43,6 +43,9 @@ func TestWebUploadsAndAutoDownload(t *testing.T) {
 		t.Fatalf("negative limit: %v", err)
 	}
 
+	if st, err := ca.Status(ctx); err != nil || st.MaxFileSize != media.DefaultMaxFileSize {
+		t.Fatalf("status: maxFileSize %d, %v", st.MaxFileSize, err)
+	}
 	events, stop := b.Messenger.Subscribe()
 	defer stop()
 

@@ -306,6 +306,9 @@ func (n *Node) Status(ctx context.Context) (apiclient.Status, error) {
 		Running:   true,
 		Outbox:    map[string]int{},
 	}
+	if svc := n.Messenger.Media(); svc != nil {
+		st.MaxFileSize = svc.MaxFileSize()
+	}
 	if n.P2P != nil {
 		st.PeerID = n.P2P.PeerID()
 		st.Addrs = n.P2P.Addrs()

@@ -19,7 +19,7 @@ addStrings({
     sendFailed: "Could not send {name}: {msg}", waiting: "Not downloaded automatically", receiving: "Receiving… {pct} %",
     transferFailed: "Transfer stopped ({msg}); it is retried.", openImage: "Open the image", dropHere: "Drop to send to {name}",
     mediaSettings: "Files and photos", autoDownload: "Download received files automatically up to this size (MB, 0: every file)",
-    kb: "{n} KB", mb: "{n} MB", photo: "Photo", fileNotReady: "The file is not here yet.",
+    kb: "{n} KB", mb: "{n} MB", photo: "Photo", tooBig: "it is larger than {max}, the largest file this node sends", fileNotReady: "The file is not here yet.",
   },
   ru: {
     attach: "Прикрепить файл", record: "Записать голосовое сообщение", stopRecording: "Остановить и отправить", cancelRecording: "Отмена",
@@ -28,7 +28,7 @@ addStrings({
     sendFailed: "Не удалось отправить {name}: {msg}", waiting: "Не скачано автоматически", receiving: "Получение… {pct} %",
     transferFailed: "Передача остановлена ({msg}); будет повторена.", openImage: "Открыть изображение", dropHere: "Отпустите, чтобы отправить: {name}",
     mediaSettings: "Файлы и фото", autoDownload: "Скачивать полученные файлы автоматически до этого размера (МБ, 0: все файлы)",
-    kb: "{n} КБ", mb: "{n} МБ", photo: "Фото", fileNotReady: "Файл ещё не получен.",
+    kb: "{n} КБ", mb: "{n} МБ", photo: "Фото", tooBig: "он больше {max} — самого большого файла, который отправляет этот узел", fileNotReady: "Файл ещё не получен.",
   },
   fa: {
     attach: "پیوست فایل", record: "ضبط پیام صوتی", stopRecording: "توقف و ارسال", cancelRecording: "لغو",
@@ -37,7 +37,7 @@ addStrings({
     sendFailed: "ارسال {name} ممکن نشد: {msg}", waiting: "به‌طور خودکار دریافت نشد", receiving: "در حال دریافت… {pct}٪",
     transferFailed: "انتقال متوقف شد ({msg})؛ دوباره تلاش می‌شود.", openImage: "باز کردن تصویر", dropHere: "رها کنید تا برای {name} فرستاده شود",
     mediaSettings: "فایل‌ها و عکس‌ها", autoDownload: "دریافت خودکار فایل‌ها تا این اندازه (مگابایت، ۰: همه فایل‌ها)",
-    kb: "{n} کیلوبایت", mb: "{n} مگابایت", photo: "عکس", fileNotReady: "فایل هنوز نرسیده است.",
+    kb: "{n} کیلوبایت", mb: "{n} مگابایت", photo: "عکس", tooBig: "از {max} بزرگ‌تر است، بزرگ‌ترین فایلی که این گره می‌فرستد fileNotReady: "فایل هنوز نرسیده است.",
   },
 });
 
@@ -124,6 +124,10 @@ export async function sendFiles(files, extra = {}) {
   const c = S.current;
   if (!c) return;
   for (const f of files) {
+    if (S.me?.maxFileSize && f.size > S.me.maxFileSize) {
+      toast(t("sendFailed", { name: f.name, msg: t("tooBig", { max: fmtSize(S.me.maxFileSize) }) }));
+      continue;
+    }
     const bar = h("progress", { max: "1", value: "0" });
     const card = h("div", { class: "msg out uploading" },
       h("div", { class: "bubble file-card" }, h("span", { class: "file-name", dir: "auto" }, t("sending", { name: f.name })), bar));
