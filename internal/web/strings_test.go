@@ -1,7 +1,9 @@
 package web_test
 
 import (
+	"bytes"
 	"io/fs"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -47,5 +49,33 @@ func TestMediaStringsInAllLanguages(t *testing.T) {
 		if !slices.Equal(keys[l], keys["en"]) {
 			t.Errorf("%s strings %v\ndiffer from en %v", l, keys[l], keys["en"])
 		}
+	}
+}
+
+// TestJSSyntax parses every module of the app with Node.js, when it is
+// installed, so that a syntax error fails here rather than as a blank
+// page in the browser tests.
+func TestJSSyntax(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed (apt-get install nodejs): the syntax check needs it")
+	}
+	err = fs.WalkDir(web.Files(), ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".js") {
+			return err
+		}
+		b, err := fs.ReadFile(web.Files(), path)
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(node, "--input-type=module", "--check")
+		cmd.Stdin = bytes.NewReader(b)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", path, err, out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
