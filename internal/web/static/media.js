@@ -118,10 +118,9 @@ function b64url(bytes) {
 
 // ---------- sending
 
-// sendFiles uploads each file to the open chat, showing a card with its
-// upload progress until the node answers with the message.
-export async function sendFiles(files, extra = {}) {
-  const c = S.current;
+// sendFiles uploads each file to chat c (the open one), showing a card
+// with its upload progress until the node answers with the message.
+export async function sendFiles(files, extra = {}, c = S.current) {
   if (!c) return;
   for (const f of files) {
     if (S.me?.maxFileSize && f.size > S.me.maxFileSize) {
@@ -131,7 +130,7 @@ export async function sendFiles(files, extra = {}) {
     const bar = h("progress", { max: "1", value: "0" });
     const card = h("div", { class: "msg out uploading" },
       h("div", { class: "bubble file-card" }, h("span", { class: "file-name", dir: "auto" }, t("sending", { name: f.name })), bar));
-    $("#msgs")?.append(card);
+    if (S.current === c) $("#msgs")?.append(card);
     card.scrollIntoView({ block: "end" });
     try {
       const m = await upload(c.accountId, f, extra, (p) => { bar.value = p; });
@@ -165,6 +164,7 @@ export function mediaButtons() {
 // channels (which send text only from the web app for now).
 export function mediaShow(on) {
   for (const id of ["#attach-btn", "#record-btn"]) { const b = $(id); if (b) b.hidden = !on; }
+  if (on) showRecBar(); // a recording running while the composer was redrawn
 }
 
 // Pasted images and dropped files go to the open chat.
@@ -176,10 +176,13 @@ document.addEventListener("paste", (ev) => {
   sendFiles(fs.map((f, i) => f.name && f.name !== "image.png" ? f
     : new File([f], "pasted-" + stamp() + (i ? "-" + i : "") + "." + (f.type.split("/")[1] || "bin"), { type: f.type })));
 });
-const hasFiles = (ev) => S.current && [...(ev.dataTransfer?.types || [])].includes("Files");
+// A file dropped anywhere never replaces the app (the browser's default);
+// it is sent only with a chat open.
+const hasFiles = (ev) => [...(ev.dataTransfer?.types || [])].includes("Files");
 document.addEventListener("dragover", (ev) => {
   if (!hasFiles(ev)) return;
   ev.preventDefault();
+  if (!S.current) { ev.dataTransfer.dropEffect = "none"; return; }
   const conv = $("#conv");
   if (conv && !conv.classList.contains("dropping")) {
     conv.classList.add("dropping");
@@ -192,7 +195,7 @@ document.addEventListener("drop", (ev) => {
   endDrag();
   if (!hasFiles(ev)) return;
   ev.preventDefault();
-  sendFiles([...ev.dataTransfer.files]);
+  if (S.current) sendFiles([...ev.dataTransfer.files]);
 });
 
 function stamp() {
@@ -223,13 +226,22 @@ async function startRecording() {
   }
   const type = recType();
   const mr = new MediaRecorder(stream, type ? { mimeType: type } : undefined);
-  rec = { mr, stream, chunks: [], start: performance.now(), cancelled: false };
+  // The note goes to the chat it was recorded in, whatever is open when it stops.
+  rec = { mr, stream, chunks: [], start: performance.now(), cancelled: false, chat: S.current };
   mr.ondataavailable = (e) => { if (e.data.size) rec.chunks.push(e.data); };
   mr.onstop = finishRecording;
   mr.start(250);
-  const clock = h("span", { id: "rec-time", class: "rec-time" }, fmtDuration(0));
-  rec.timer = setInterval(() => { clock.textContent = fmtDuration(performance.now() - rec.start); }, 250);
+  rec.timer = setInterval(() => { const c = $("#rec-time"); if (c) c.textContent = fmtDuration(performance.now() - rec.start); }, 250);
+  showRecBar();
+  $("#rec-stop").focus();
+}
+
+// showRecBar shows the running recording's clock, Cancel and Stop in the
+// composer (again after the composer is redrawn, e.g. a language change).
+function showRecBar() {
   const bar = $("#rec-bar");
+  if (!rec || !bar) return;
+  const clock = h("span", { id: "rec-time", class: "rec-time" }, fmtDuration(performance.now() - rec.start));
   bar.replaceChildren(h("span", { class: "rec-dot", "aria-hidden": "true" }), h("span", { class: "sr" }, t("recording")), clock,
     h("button", { type: "button", id: "rec-cancel", class: "icon", "aria-label": t("cancelRecording"), title: t("cancelRecording"),
       onclick: () => stopRecording(true) }, "✕"),
@@ -237,7 +249,6 @@ async function startRecording() {
       onclick: () => stopRecording(false) }, "■"));
   bar.hidden = false;
   $("#record-btn").hidden = true;
-  $("#rec-stop").focus();
 }
 
 function stopRecording(cancel) {
@@ -261,7 +272,7 @@ async function finishRecording() {
   const blob = new Blob(r.chunks, { type });
   const { durationMs, waveform } = await summarise(blob, r.elapsed);
   const ext = type.includes("ogg") ? "ogg" : type.includes("mp4") ? "m4a" : "webm";
-  await sendFiles([new File([blob], "voice-" + stamp() + "." + ext, { type })], { durationMs, waveform });
+  await sendFiles([new File([blob], "voice-" + stamp() + "." + ext, { type })], { durationMs, waveform }, r.chat);
 }
 
 // summarise decodes the recording and returns its length and WAVE_BARS
