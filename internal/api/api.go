@@ -77,6 +77,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v1/files", s.files)          // files.go
 	mux.HandleFunc("POST /api/v1/files", s.sendFile)      // files.go
 	mux.HandleFunc("POST /api/v1/files/save", s.saveFile) // files.go
+	s.mediaRoutes(mux)                                    // media.go
 	mux.HandleFunc("POST /api/v1/init", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusConflict, Code: apiclient.CodeExists, Message: "this node already has a profile"})
 	})
@@ -103,7 +104,7 @@ func (s *server) guard(next http.Handler) http.Handler {
 			writeErr(w, &apiclient.Error{Status: http.StatusUnauthorized, Code: apiclient.CodeUnauthorized, Message: "missing or wrong API token (see api.json in the profile)"})
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, s.bodyLimit(r))
 		next.ServeHTTP(w, r)
 	})
 }
@@ -274,6 +275,7 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 	for _, m := range msgs {
 		out.Messages = append(out.Messages, ToMessage(m))
 	}
+	s.withFiles(r.Context(), out.Messages)
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -92,6 +92,7 @@ func (s *server) chats(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, ch)
 	}
+	s.withFileLabels(r.Context(), out)
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -120,6 +121,7 @@ func (s *server) page(w http.ResponseWriter, r *http.Request) {
 	for _, m := range msgs {
 		out.Messages = append(out.Messages, ToMessage(m))
 	}
+	s.withFiles(r.Context(), out.Messages)
 	writeJSON(w, http.StatusOK, out)
 }
 

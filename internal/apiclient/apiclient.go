@@ -70,6 +70,9 @@ type Status struct {
 	Mesh *MeshStatus `json:"mesh,omitempty"`
 	// Prekeys is the state of the account's prekeys; nil if unreadable.
 	Prekeys *PrekeyStatus `json:"prekeys,omitempty"`
+	// MaxFileSize is the largest file this node sends or fetches, in
+	// bytes (`up --max-file-size`); 0 when it carries no files.
+	MaxFileSize int64 `json:"maxFileSize,omitempty"`
 }
 
 // PrekeyStatus is the state of the account's prekeys: the signed prekey
@@ -134,6 +137,8 @@ type Message struct {
 	// (it is seq, except for a received message placed before messages
 	// its sender wrote later; it never changes).
 	Ord float64 `json:"ord"`
+	// File is the file the message carries (its text is the caption).
+	File *FileInfo `json:"file,omitempty"`
 }
 
 // Conversation is GET /api/v1/messages.

@@ -29,6 +29,10 @@ type Settings struct {
 	// "group:<group id hex>". Channels cannot be muted: their alerts
 	// always notify while the channel is followed.
 	Muted map[string]time.Time `json:"muted"`
+	// AutoDownloadMB: received files up to this many MiB are fetched as
+	// they arrive, larger ones when asked for (POST /api/v1/files/fetch,
+	// or saving them); 0 fetches every file as it arrives.
+	AutoDownloadMB int `json:"autoDownloadMB"`
 }
 
 // DefaultSettings are the settings of a node that never saved any.
@@ -39,6 +43,10 @@ func DefaultSettings() Settings {
 
 // Languages are the web app's languages (Settings.Language).
 var Languages = []string{"", "en", "ru", "fa"}
+
+// MaxAutoDownloadMB bounds Settings.AutoDownloadMB (2 GiB, the default
+// largest file).
+const MaxAutoDownloadMB = 2048
 
 // MaxMuted bounds Settings.Muted.
 const MaxMuted = 4096
@@ -51,6 +59,9 @@ func (s *Settings) Normalize(now time.Time) error {
 	}
 	if !ok {
 		return fmt.Errorf("language %q: use one of en, ru, fa, or empty for the browser's", s.Language)
+	}
+	if s.AutoDownloadMB < 0 || s.AutoDownloadMB > MaxAutoDownloadMB {
+		return fmt.Errorf("autoDownloadMB %d: use 0 (every file) to %d", s.AutoDownloadMB, MaxAutoDownloadMB)
 	}
 	if s.Muted == nil {
 		s.Muted = map[string]time.Time{}

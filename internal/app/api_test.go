@@ -228,7 +228,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	if strings.Count(out.String(), "delivered") < 7 || !strings.Contains(out.String(), "demo finished") ||
-		strings.Count(out.String(), "read by all") != 3 || !strings.Contains(out.String(), "ALERT post") || !strings.Contains(out.String(), "raised an alert event") {
+		strings.Count(out.String(), "read by all") != 3 || !strings.Contains(out.String(), "ALERT post") || !strings.Contains(out.String(), "raised an alert event") ||
+		!strings.Contains(out.String(), "bob has alice's photo") {
 		t.Fatalf("demo output:\n%s", out.String())
 	}
 }

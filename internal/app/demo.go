@@ -163,6 +163,9 @@ func RunDemo(ctx context.Context, w io.Writer, o DemoOptions) (err error) {
 			return err
 		}
 	}
+	if err := demoPhoto(ctx, w, alice, bob); err != nil {
+		return err
+	}
 
 	fmt.Fprintln(w, "carol's node goes offline; alice writes to her anyway")
 	if err := carol.node.Close(); err != nil {

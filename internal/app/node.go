@@ -221,7 +221,10 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	}
 	mc.Store, mc.Transport, mc.Logger = n.Store, n.P2P, log.With("component", "messenger")
 	if mc.Media, err = media.New(media.Config{Dir: filepath.Join(o.Dir, MediaDir), Store: n.Store, Transport: n.P2P,
-		MaxFileSize: o.MaxFileSize, Logger: log.With("component", "media")}); err != nil {
+		MaxFileSize: o.MaxFileSize, Logger: log.With("component", "media"),
+		// Set before the messenger starts, the only time fetches begin.
+		OnChange: func(id string, contact int64, state string) { n.Messenger.FileChanged(id, contact, state) },
+	}); err != nil {
 		return nil, err
 	}
 	if o.Mesh {
@@ -236,6 +239,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	n.set = &settings{n: n}
 	if st, err := n.set.Settings(ctx); err == nil {
 		n.Messenger.SetReadReceipts(st.ReadReceipts)
+		applyAutoDownload(n, st)
 	}
 	if o.Hooks.OnAlert != nil || o.Hooks.OnMessage != nil {
 		if o.Hooks.Muted == nil {
@@ -301,6 +305,9 @@ func (n *Node) Status(ctx context.Context) (apiclient.Status, error) {
 		Name:      n.Messenger.Name(),
 		Running:   true,
 		Outbox:    map[string]int{},
+	}
+	if svc := n.Messenger.Media(); svc != nil {
+		st.MaxFileSize = svc.MaxFileSize()
 	}
 	if n.P2P != nil {
 		st.PeerID = n.P2P.PeerID()

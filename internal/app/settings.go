@@ -63,7 +63,16 @@ func (s *settings) SaveSettings(ctx context.Context, st apiclient.Settings) erro
 	c := clone(st)
 	s.cur = &c
 	s.n.Messenger.SetReadReceipts(st.ReadReceipts)
+	applyAutoDownload(s.n, st)
 	return nil
+}
+
+// applyAutoDownload sets the media service's automatic download limit
+// from the settings (0: every file).
+func applyAutoDownload(n *Node, st apiclient.Settings) {
+	if svc := n.Messenger.Media(); svc != nil {
+		svc.SetAutoFetch(int64(st.AutoDownloadMB) << 20)
+	}
 }
 
 // muted answers HookOptions.Muted.

@@ -24,23 +24,32 @@ const (
 // dimensions exceed MaxImagePixels.
 var ErrImageTooLarge = errors.New("media: image dimensions too large")
 
+// ErrBadImage is returned for an image that does not decode (or a WebP
+// whose metadata cannot be stripped): it is not sent.
+var ErrBadImage = errors.New("media: not a readable image")
+
 // PrepareImage decodes a JPEG or PNG and encodes it again, which drops
 // every metadata block (EXIF location, camera, comments), and makes the
-// inline preview. Other types are returned as they are, ok false.
+// inline preview. A JPEG's EXIF orientation is applied to the pixels
+// first, so the picture stays upright without the tag; w and h are the
+// upright dimensions. Other types are returned as they are, ok false.
 func PrepareImage(b []byte, mime string) (out, thumb []byte, w, h int, ok bool, err error) {
 	if mime != "image/jpeg" && mime != "image/png" {
 		return b, nil, 0, 0, false, nil
 	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
-		return nil, nil, 0, 0, false, fmt.Errorf("media: not a readable %s image: %w", mime, err)
+		return nil, nil, 0, 0, false, fmt.Errorf("%w (%s): %v", ErrBadImage, mime, err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxImagePixels {
 		return nil, nil, 0, 0, false, fmt.Errorf("%w: %dx%d", ErrImageTooLarge, cfg.Width, cfg.Height)
 	}
 	img, _, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
-		return nil, nil, 0, 0, false, fmt.Errorf("media: decode image: %w", err)
+		return nil, nil, 0, 0, false, fmt.Errorf("%w (%s): %v", ErrBadImage, mime, err)
+	}
+	if format == "jpeg" {
+		img = orient(img, jpegOrientation(b))
 	}
 	var buf bytes.Buffer
 	switch format {
@@ -56,7 +65,7 @@ func PrepareImage(b []byte, mime string) (out, thumb []byte, w, h int, ok bool, 
 	if err := jpeg.Encode(&tb, Thumbnail(img, ThumbSide), &jpeg.Options{Quality: thumbQuality}); err != nil {
 		return nil, nil, 0, 0, false, fmt.Errorf("media: encode preview: %w", err)
 	}
-	return buf.Bytes(), tb.Bytes(), cfg.Width, cfg.Height, true, nil
+	return buf.Bytes(), tb.Bytes(), img.Bounds().Dx(), img.Bounds().Dy(), true, nil
 }
 
 // Thumbnail scales img down so that its longer side is at most side, each

@@ -26,6 +26,9 @@ const (
 	MaxThumbnail    = 32 << 10                  // largest inline preview
 	MaxNameLen      = 255
 	MaxMIMELen      = 127
+	MaxWaveform     = 256 // levels in a voice note's waveform summary
+	// MaxDuration bounds an audio file's stated length (24 hours).
+	MaxDuration = 24 * 3600 * 1000
 	// hashesPerIndexChunk is how many chunk hashes one index chunk holds.
 	hashesPerIndexChunk = ChunkSize / HashSize
 	// MaxIndexChunks bounds the index, hence the file: 1024 index chunks
@@ -53,6 +56,12 @@ type Manifest struct {
 	Thumbnail   []byte // small JPEG, images only
 	Width       int
 	Height      int
+	// DurationMS is the length of a voice note (or other audio) in
+	// milliseconds, 0 if unknown; Waveform its peak levels (0-255) over
+	// equal slices, for display. Both are what the sender says: display
+	// only, never trusted for anything else.
+	DurationMS int
+	Waveform   []byte
 }
 
 // Chunks is the number of data chunks of the file.
@@ -70,7 +79,7 @@ func (m *Manifest) Marshal() []byte {
 	a := &wirepb.Attachment{
 		Version: wire.Version, Key: m.Key[:], Size: uint64(m.Size), Name: m.Name, Mime: m.MIME,
 		ChunkSize: ChunkSize, PlainSha256: m.PlainSHA256[:], Thumbnail: m.Thumbnail,
-		Width: uint32(m.Width), Height: uint32(m.Height),
+		Width: uint32(m.Width), Height: uint32(m.Height), DurationMs: uint32(m.DurationMS), Waveform: m.Waveform,
 	}
 	for _, h := range m.Index {
 		a.Index = append(a.Index, h[:])
@@ -95,11 +104,13 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	if a.Size > uint64(MaxIndexChunks)*hashesPerIndexChunk*ChunkSize {
 		return nil, fmt.Errorf("%w: size %d", ErrBadManifest, a.Size)
 	}
-	m := &Manifest{Size: int64(a.Size), Name: a.Name, MIME: a.Mime, Thumbnail: a.Thumbnail, Width: int(a.Width), Height: int(a.Height)}
+	m := &Manifest{Size: int64(a.Size), Name: a.Name, MIME: a.Mime, Thumbnail: a.Thumbnail, Width: int(a.Width), Height: int(a.Height),
+		DurationMS: int(a.DurationMs), Waveform: a.Waveform}
 	if len(a.Index) != indexChunks(m.Chunks()) {
 		return nil, fmt.Errorf("%w: index of %d chunks for %d bytes", ErrBadManifest, len(a.Index), a.Size)
 	}
-	if !safeName(a.Name) || len(a.Mime) > MaxMIMELen || !utf8.ValidString(a.Mime) || len(a.Thumbnail) > MaxThumbnail {
+	if !safeName(a.Name) || len(a.Mime) > MaxMIMELen || !utf8.ValidString(a.Mime) || len(a.Thumbnail) > MaxThumbnail ||
+		len(a.Waveform) > MaxWaveform || a.DurationMs > MaxDuration {
 		return nil, ErrBadManifest
 	}
 	copy(m.Key[:], a.Key)
@@ -112,6 +123,9 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	}
 	if len(m.Thumbnail) == 0 {
 		m.Thumbnail = nil
+	}
+	if len(m.Waveform) == 0 {
+		m.Waveform = nil
 	}
 	return m, nil
 }

@@ -1,19 +1,13 @@
 package media
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
-	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -70,6 +64,10 @@ type Config struct {
 	// again (0: 30 s).
 	RetryInterval time.Duration
 	Logger        *slog.Logger // nil: discard
+	// OnChange, if set, is called when an incoming file completes or its
+	// transfer stops (state StateComplete or StateFailed), from the
+	// fetching goroutine: it must not block.
+	OnChange func(msgID string, contactID int64, state string)
 }
 
 // Transfer is one file sent or received, as listed by Transfers.
@@ -93,6 +91,9 @@ type record struct {
 	Incoming  bool     `json:"in"`
 	Manifest  []byte   `json:"manifest"`
 	Sources   []string `json:"sources,omitempty"`
+	// Wanted: the user asked for this file (Request), so it is fetched
+	// whatever the automatic limit.
+	Wanted bool `json:"want,omitempty"`
 }
 
 type progress struct {
@@ -110,6 +111,8 @@ type Service struct {
 	mu      sync.Mutex
 	running map[string]bool
 	prog    map[string]progress
+	// autoLimit: larger incoming files wait for Request (0: none wait).
+	autoLimit int64
 
 	kick   chan struct{}
 	cancel context.CancelFunc
@@ -183,42 +186,7 @@ func (s *Service) Prepare(path string) (*Manifest, error) {
 	if fi.Size() > s.cfg.MaxFileSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrTooLarge, path, fi.Size(), s.cfg.MaxFileSize)
 	}
-	m := &Manifest{Name: CleanName(path), Size: fi.Size()}
-	if _, err := io.ReadFull(rand.Reader, m.Key[:]); err != nil {
-		return nil, err
-	}
-	var r io.Reader = f
-	head := make([]byte, 512)
-	n, _ := io.ReadFull(f, head)
-	m.MIME = mime.TypeByExtension(filepath.Ext(path))
-	if m.MIME == "" {
-		m.MIME = http.DetectContentType(head[:n])
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	if (m.MIME == "image/jpeg" || m.MIME == "image/png") && fi.Size() <= MaxImageBytes {
-		b, err := io.ReadAll(f)
-		if err != nil {
-			return nil, err
-		}
-		out, thumb, w, h, ok, err := PrepareImage(b, m.MIME)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			b = out
-			if len(thumb) <= MaxThumbnail {
-				m.Thumbnail = thumb
-			}
-			m.Width, m.Height = w, h
-		}
-		m.Size, r = int64(len(b)), bytes.NewReader(b)
-	}
-	if err := Seal(s.ch, r, m); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return s.PrepareReader(f, CleanName(path), fi.Size(), "")
 }
 
 // AddOutgoing records a file we sent (for Transfers).
@@ -343,7 +311,7 @@ func (s *Service) startFetches(ctx context.Context) {
 		return
 	}
 	for _, r := range recs {
-		if !r.Incoming {
+		if !r.Incoming || s.waits(r) {
 			continue
 		}
 		s.mu.Lock()
@@ -380,6 +348,7 @@ func (s *Service) fetch(ctx context.Context, r record) {
 	}
 	if err != nil {
 		s.setProg(r.MessageID, progress{state: StateFailed, err: err.Error()})
+		s.changed(r, StateFailed)
 		return
 	}
 	total := m.Chunks()
@@ -396,9 +365,11 @@ func (s *Service) fetch(ctx context.Context, r record) {
 		p.state, p.err = StateFailed, err.Error()
 		s.prog[r.MessageID] = p
 		s.mu.Unlock()
+		s.changed(r, StateFailed)
 		return
 	}
 	s.setProg(r.MessageID, progress{done: total, total: total, state: StateComplete})
+	s.changed(r, StateComplete)
 }
 
 // Transfers lists every file sent and received, with progress.
@@ -477,9 +448,10 @@ func (s *Service) Save(ctx context.Context, msgID, path string) error {
 			delete(s.prog, msgID)
 		}
 		s.mu.Unlock()
-		select {
-		case s.kick <- struct{}{}:
-		default:
+		// Saving asks for the file: one over the automatic limit is
+		// fetched now (Request kicks the fetch loop).
+		if rerr := s.Request(ctx, msgID); rerr != nil {
+			s.kickLoop()
 		}
 	}
 	return err

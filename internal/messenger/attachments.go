@@ -50,6 +50,13 @@ func (m *Messenger) SendFile(ctx context.Context, ref, path, text string) (store
 	if err != nil {
 		return store.Message{}, err
 	}
+	return m.sendManifest(ctx, ref, text, man)
+}
+
+// sendManifest sends a message carrying the manifest of a file already
+// sealed into the chunk store.
+func (m *Messenger) sendManifest(ctx context.Context, ref, text string, man *media.Manifest) (store.Message, error) {
+	svc := m.cfg.Media
 	enc := man.Marshal()
 	if len(enc) > wire.MaxAttachmentSize {
 		return store.Message{}, fmt.Errorf("file manifest of %d bytes is too large", len(enc))

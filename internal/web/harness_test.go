@@ -104,6 +104,10 @@ func startBrowser() {
 		chromedp.Flag("lang", "en-US"),
 		// The alert siren is tested through the page's AudioContext.
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		// Voice notes record from a fake microphone (a beeping tone), with
+		// no permission prompt.
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
 		chromedp.UserDataDir(dir),
 		chromedp.WindowSize(1000, 700),
 	}

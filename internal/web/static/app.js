@@ -6,6 +6,7 @@ import { API, APIError, takeToken } from "./api.js";
 import { t, setLang, lang, pick, languages, langName } from "./i18n.js";
 import { initNotify, notifyEvent, paintTitle, settingsButton, permissionBlock } from "./notify.js";
 import { roomActions, roomItems, roomHeader, roomEvent, refreshRooms, renderRoom, closeRoom, roomSubmit, roomOpen } from "./groups.js";
+import { fileView, fileLabel, fileEvent, mediaButtons, mediaShow } from "./media.js";
 
 const PAGE = 100; // messages of a conversation read when it opens
 const OLDER = 250; // messages read each time it is scrolled to the top
@@ -325,6 +326,7 @@ const seenState = new Map();
 function onEvent(e) {
   notifyEvent(e);
   if (e.type === "group" || e.type === "post") return roomEvent(e);
+  if (e.type === "file") return fileEvent(e);
   if (e.type === "subscribed") roomEvent(e);
   if (e.type === "state" && e.messageId) {
     const prev = seenState.get(e.messageId);
@@ -365,6 +367,7 @@ function renderShell() {
       h("header", { class: "bar", id: "conv-bar" }),
       h("div", { id: "msgs", class: "msgs", role: "log", "aria-live": "polite", "aria-relevant": "additions", tabindex: "0", onscroll: onScroll }),
       h("form", { id: "composer", class: "composer", hidden: true, onsubmit: (ev) => { ev.preventDefault(); submit(); } },
+        mediaButtons(),
         h("label", { for: "text", class: "sr" }, t("composer")),
         h("textarea", { id: "text", rows: "1", placeholder: t("composerPlaceholder"), onkeydown: composerKey, oninput: autosize }),
         h("label", { class: "alert-toggle", id: "alert-toggle", hidden: true },
@@ -410,7 +413,7 @@ export function renderList() {
   ul.replaceChildren(...S.chats.map((c) => {
     const last = c.last;
     const sel = S.current && S.current.id === c.contact.id;
-    const preview = last ? (last.outgoing ? t("you") + ": " : "") + last.body : "";
+    const preview = last ? (last.outgoing ? t("you") + ": " : "") + (last.body || fileLabel(last)) : "";
     return h("li", {},
       h("button", { class: "chat", "data-account": c.contact.accountId, "data-name": c.contact.name, "aria-current": sel ? "true" : undefined,
         onclick: () => openChat(c.contact) },
@@ -463,6 +466,7 @@ export function renderConvHeader() {
   const bar = $("#conv-bar");
   if (!bar) return;
   const c = S.current;
+  mediaShow(!!c);
   if (!c && roomOpen()) return roomHeader(bar);
   $("#alert-toggle").hidden = true;
   if (!c) {
@@ -521,7 +525,7 @@ function msgNode(m) {
   const tick = m.outgoing ? h("span", { class: "tick", "data-state": m.state, role: "img", "aria-label": t("state_" + m.state), title: t("state_" + m.state) }, ticks[m.state] || "") : null;
   const retry = m.outgoing && m.state === "failed" ? h("button", { class: "retry", onclick: () => retryMsg(m) }, t("retry")) : null;
   const el = h("div", { class: "msg " + (m.outgoing ? "out" : "in"), "data-id": m.id, "data-seq": m.seq, tabindex: "-1" },
-    h("div", { class: "bubble" },
+    h("div", { class: "bubble" }, fileView(m),
       h("p", { class: "body", dir: "auto" }, m.body),
       h("span", { class: "meta" },
         h("span", { class: "sr" }, m.outgoing ? t("you") : S.current.name),
@@ -634,7 +638,7 @@ async function fetchNew() {
 // addMessages shows new messages; fresh says list was read after every
 // event seen so far, so its states are newer than those shown (a send's
 // answer is not: the message may have been delivered before it arrived).
-function addMessages(list, fresh = true) {
+export function addMessages(list, fresh = true) {
   const box = $("#msgs");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
   const add = [];

@@ -592,3 +592,9 @@ export function t(key, params) {
 }
 
 export function langName(l) { return dict[l].langName; }
+
+// addStrings merges the strings of a module that keeps its own (media.js)
+// into the dictionaries; every language it gives must be one of ours.
+export function addStrings(more) {
+  for (const [l, d] of Object.entries(more)) Object.assign(dict[l], d);
+}

@@ -10,6 +10,7 @@
 import { S, h, $, toast, errText, openDialog, openChat } from "./app.js";
 import { t, setLang, lang, languages, langName } from "./i18n.js";
 import { openRoom } from "./groups.js";
+import { mediaSettings } from "./media.js";
 
 const DEFAULTS = { notifyMessages: true, notifyGroups: true, notifyAlerts: true, showText: true,
   soundMessages: true, soundAlerts: true, readReceipts: true, language: "", muted: {} };
@@ -326,6 +327,7 @@ export async function showSettings() {
           await save({ muted: { ...settings.muted, [target.value]: until } });
           paintMutes();
         } }, t("mute"))),
+      ...mediaSettings(settings, save),
       h("h3", {}, t("privacy")),
       check("readReceipts", t("setReadReceipts")),
       h("h3", {}, t("language")),

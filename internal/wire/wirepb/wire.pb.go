@@ -369,11 +369,15 @@ type Attachment struct {
 	ChunkSize uint32                 `protobuf:"varint,6,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"` // plaintext bytes per chunk (the last is shorter)
 	// index lists the SHA-256 of each encrypted index chunk; the index, once
 	// fetched and decrypted, is the SHA-256 of each encrypted data chunk.
-	Index         [][]byte `protobuf:"bytes,7,rep,name=index,proto3" json:"index,omitempty"`
-	PlainSha256   []byte   `protobuf:"bytes,8,opt,name=plain_sha256,json=plainSha256,proto3" json:"plain_sha256,omitempty"` // SHA-256 of the whole plaintext
-	Thumbnail     []byte   `protobuf:"bytes,9,opt,name=thumbnail,proto3" json:"thumbnail,omitempty"`                        // small JPEG preview of an image, or empty
-	Width         uint32   `protobuf:"varint,10,opt,name=width,proto3" json:"width,omitempty"`                              // image dimensions, or 0
-	Height        uint32   `protobuf:"varint,11,opt,name=height,proto3" json:"height,omitempty"`
+	Index       [][]byte `protobuf:"bytes,7,rep,name=index,proto3" json:"index,omitempty"`
+	PlainSha256 []byte   `protobuf:"bytes,8,opt,name=plain_sha256,json=plainSha256,proto3" json:"plain_sha256,omitempty"` // SHA-256 of the whole plaintext
+	Thumbnail   []byte   `protobuf:"bytes,9,opt,name=thumbnail,proto3" json:"thumbnail,omitempty"`                        // small JPEG preview of an image, or empty
+	Width       uint32   `protobuf:"varint,10,opt,name=width,proto3" json:"width,omitempty"`                              // image dimensions, or 0
+	Height      uint32   `protobuf:"varint,11,opt,name=height,proto3" json:"height,omitempty"`
+	DurationMs  uint32   `protobuf:"varint,12,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"` // length of a voice note or other audio, or 0
+	// waveform summarises a voice note for display: one peak level (0-255)
+	// per equal slice of the recording, at most 256 of them; empty otherwise.
+	Waveform      []byte `protobuf:"bytes,13,opt,name=waveform,proto3" json:"waveform,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -483,6 +487,20 @@ func (x *Attachment) GetHeight() uint32 {
 		return x.Height
 	}
 	return 0
+}
+
+func (x *Attachment) GetDurationMs() uint32 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *Attachment) GetWaveform() []byte {
+	if x != nil {
+		return x.Waveform
+	}
+	return nil
 }
 
 // Ack is the end-to-end encrypted delivery receipt.
@@ -1166,7 +1184,7 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\x0fsent_at_unix_ms\x18\x03 \x01(\x03R\fsentAtUnixMs\x12\x1e\n" +
 	"\n" +
 	"attachment\x18\x04 \x01(\fR\n" +
-	"attachment\"\x98\x02\n" +
+	"attachment\"\xd5\x02\n" +
 	"\n" +
 	"Attachment\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x10\n" +
@@ -1181,7 +1199,10 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\tthumbnail\x18\t \x01(\fR\tthumbnail\x12\x14\n" +
 	"\x05width\x18\n" +
 	" \x01(\rR\x05width\x12\x16\n" +
-	"\x06height\x18\v \x01(\rR\x06height\"'\n" +
+	"\x06height\x18\v \x01(\rR\x06height\x12\x1f\n" +
+	"\vduration_ms\x18\f \x01(\rR\n" +
+	"durationMs\x12\x1a\n" +
+	"\bwaveform\x18\r \x01(\fR\bwaveform\"'\n" +
 	"\x04Read\x12\x1f\n" +
 	"\vmessage_ids\x18\x01 \x03(\fR\n" +
 	"messageIds\"&\n" +
