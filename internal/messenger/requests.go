@@ -417,9 +417,11 @@ func (m *Messenger) AcceptRequest(ctx context.Context, ref, name string) (Contac
 }
 
 // DeclineRequest deletes a pending request (by id or account id) with its
-// messages and refuses its account's messages for DeclineBlock.
-func (m *Messenger) DeclineRequest(ctx context.Context, ref string) error {
+// messages and refuses its account's messages for DeclineBlock, until the
+// time it returns.
+func (m *Messenger) DeclineRequest(ctx context.Context, ref string) (time.Time, error) {
 	var id int64
+	until := m.now().Add(DeclineBlock)
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
 		c, err := requestByRef(tx, ref)
 		if err != nil {
@@ -429,11 +431,11 @@ func (m *Messenger) DeclineRequest(ctx context.Context, ref string) error {
 		if err := m.deleteRequest(tx, c.ID); err != nil {
 			return err
 		}
-		return tx.Block(c.AccountID, m.now().Add(DeclineBlock), m.now())
+		return tx.Block(c.AccountID, until, m.now())
 	})
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	m.emit(Event{Type: EventRequest, ContactID: id, State: RequestDeclined})
-	return nil
+	return until, nil
 }

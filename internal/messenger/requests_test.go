@@ -163,13 +163,13 @@ func TestStrangerLandsInRequests(t *testing.T) {
 	}
 
 	// Declining deletes mallory's request and refuses her from then on.
-	if err := bob.m.DeclineRequest(ctx, mallory.m.AccountID()); err != nil {
+	if _, err := bob.m.DeclineRequest(ctx, mallory.m.AccountID()); err != nil {
 		t.Fatal(err)
 	}
 	if rs := requestsOf(t, bob); len(rs) != 0 {
 		t.Fatalf("requests after declining: %+v", rs)
 	}
-	if err := bob.m.DeclineRequest(ctx, mallory.m.AccountID()); !errors.Is(err, ErrUnknownRequest) {
+	if _, err := bob.m.DeclineRequest(ctx, mallory.m.AccountID()); !errors.Is(err, ErrUnknownRequest) {
 		t.Fatalf("declining twice: %v", err)
 	}
 	m2 := send(t, mallory, "bob", "why no answer")
@@ -191,7 +191,7 @@ func TestDeclinedStrangerBlocked(t *testing.T) {
 	strangerAdds(t, mallory, bob)
 	m := send(t, mallory, "bob", "first")
 	waitState(t, mallory, "bob", m.ID, StateDelivered)
-	if err := bob.m.DeclineRequest(ctx, fmt.Sprint(requestsOf(t, bob)[0].ID)); err != nil {
+	if _, err := bob.m.DeclineRequest(ctx, fmt.Sprint(requestsOf(t, bob)[0].ID)); err != nil {
 		t.Fatal(err)
 	}
 	// A fresh initiation of mallory's (as after she reset her session).
