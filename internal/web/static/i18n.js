@@ -592,3 +592,8 @@ export function t(key, params) {
 }
 
 export function langName(l) { return dict[l].langName; }
+
+// extend adds a module's strings ({lang: {key: text}}; requests.js).
+export function extend(more) {
+  for (const [l, d] of Object.entries(more)) if (dict[l]) Object.assign(dict[l], d);
+}
