@@ -44,15 +44,18 @@ func (m *Messenger) contactInfo(c *store.Contact) ContactInfo {
 }
 
 // Invite returns a samizdat: link carrying a fresh signed contact card and
-// a new one-time secret (remembered for ShortInviteLifetime): whoever adds
-// us from it proves the secret in its first message and becomes a contact
-// at once, not a stranger's request (requests.go).
+// a one-time secret (remembered for ShortInviteLifetime): whoever adds us
+// from it proves the secret in its first message and becomes a contact at
+// once, not a stranger's request (requests.go). The secret is kept while
+// the card stays the same, so the link does too (as it did before it had
+// one); a new card (new addresses, half its lifetime gone) gets a new one.
 func (m *Messenger) Invite(ctx context.Context) (string, error) {
 	card, err := m.card(ctx)
 	if err != nil {
 		return "", err
 	}
-	secret, err := m.newInviteSecret(ctx)
+	_, serial := m.currentCard()
+	secret, err := m.longInviteSecret(ctx, serial)
 	if err != nil {
 		return "", err
 	}

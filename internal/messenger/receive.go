@@ -464,33 +464,9 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	}
 	// A stranger, or a pending request: a contact only with a reason
 	// (an invite of ours, a group we share), else a request (requests.go).
-	asRequest, later := false, false
-	if c == nil || !c.Request.IsZero() {
-		var from string
-		if c == nil {
-			from = card.AccountID()
-		} else {
-			from = c.AccountID
-		}
-		ok, err := m.firstContact(tx, from, p)
-		if err != nil {
-			return err
-		}
-		asRequest = !ok
-		if asRequest {
-			switch body := p.Body.(type) {
-			case *wirepb.Payload_Text:
-				if err := requestRoom(tx, c, len(body.Text.Body)+len(body.Text.Attachment)); err != nil {
-					return err
-				}
-			case *wirepb.Payload_Group:
-				later = true // filed as a request, taken once accepted
-			default:
-				if c == nil {
-					return permanent(fmt.Errorf("%w: a first message that is no text", ErrUnknownSender))
-				}
-			}
-		}
+	asRequest, later, err := m.classify(tx, c, card, p)
+	if err != nil {
+		return err
 	}
 	// All checks passed: from here on, write.
 	if c == nil {

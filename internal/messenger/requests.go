@@ -150,6 +150,37 @@ func (m *Messenger) firstContact(tx *store.Tx, from string, p *wirepb.Payload) (
 	return m.groupVouches(tx, from, p)
 }
 
+// classify decides what a message of a stranger (c == nil: card is the
+// one it carried) or of a pending request makes: a request (asRequest), or
+// a contact. later: a group control of a group we do not share, which
+// waits (errRequestLater) until the request is accepted. For a contact's
+// message it returns false, false.
+func (m *Messenger) classify(tx *store.Tx, c *store.Contact, card *identity.Card, p *wirepb.Payload) (asRequest, later bool, err error) {
+	if c != nil && c.Request.IsZero() {
+		return false, false, nil
+	}
+	var from string
+	if c != nil {
+		from = c.AccountID
+	} else {
+		from = card.AccountID() // checked by the caller: a stranger's first message has one
+	}
+	ok, err := m.firstContact(tx, from, p)
+	if err != nil || ok {
+		return false, false, err
+	}
+	switch body := p.Body.(type) {
+	case *wirepb.Payload_Text:
+		return true, false, requestRoom(tx, c, len(body.Text.Body)+len(body.Text.Attachment))
+	case *wirepb.Payload_Group:
+		return true, true, nil // filed as a request, taken once accepted
+	}
+	if c == nil {
+		return false, false, permanent(fmt.Errorf("%w: a first message that is no text", ErrUnknownSender))
+	}
+	return true, false, nil
+}
+
 // requestRoom checks that request c (nil: a new one) can take one more
 // message of n bytes; errRequestLater if not.
 func requestRoom(tx *store.Tx, c *store.Contact, n int) error {

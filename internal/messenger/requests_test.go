@@ -224,6 +224,16 @@ func TestDeclinedStrangerBlocked(t *testing.T) {
 func TestInviteHolderIsContact(t *testing.T) {
 	ctx := context.Background()
 	bob, alice, carol := newNode(t, "bob"), newNode(t, "alice"), newNode(t, "carol")
+	l1, err := bob.m.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l2, _ := bob.m.Invite(ctx); l2 != l1 {
+		t.Fatal("the long link changed with the same card")
+	}
+	if inv, _ := identity.ParseInvite(l1); len(inv.Secret) != identity.ShortSecretSize {
+		t.Fatalf("the long link carries a secret of %d bytes", len(inv.Secret))
+	}
 	addContact(t, alice, bob) // the long invite
 	short, err := bob.m.ShortInvite(ctx)
 	if err != nil {

@@ -116,6 +116,50 @@ func (m *Messenger) newInviteSecret(ctx context.Context) ([]byte, error) {
 	return secret, nil
 }
 
+// blobLongInvite holds the secret of our long invite link and the serial
+// of the card it was made with.
+const blobLongInvite = "invite.long"
+
+// longInviteSecret returns the secret of the long link for card serial:
+// the one made for it while it is live, else a new one.
+func (m *Messenger) longInviteSecret(ctx context.Context, serial uint64) ([]byte, error) {
+	var secret []byte
+	err := m.st.View(ctx, func(tx *store.Tx) error {
+		secret = nil
+		b, err := tx.Blob(blobLongInvite)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if len(b) != identity.ShortSecretSize+8 || binary.BigEndian.Uint64(b[identity.ShortSecretSize:]) != serial {
+			return nil
+		}
+		all, err := tx.Blob(blobShortSecrets)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		for _, r := range liveSecrets(all, m.now().Add(ShortInviteLifetime/2)) { // half its life left at least
+			if hmac.Equal(r[:identity.ShortSecretSize], b[:identity.ShortSecretSize]) {
+				secret = b[:identity.ShortSecretSize]
+			}
+		}
+		return nil
+	})
+	if err != nil || secret != nil {
+		return secret, err
+	}
+	if secret, err = m.newInviteSecret(ctx); err != nil {
+		return nil, err
+	}
+	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		return tx.PutBlob(blobLongInvite, binary.BigEndian.AppendUint64(append([]byte(nil), secret...), serial))
+	})
+	return secret, err
+}
+
 // keepInviteProof remembers, for contact cid added from inv, the proof of
 // the invite's secret that our first messages to it carry.
 func (m *Messenger) keepInviteProof(tx *store.Tx, cid int64, inv *identity.Invite) error {
