@@ -6,6 +6,8 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
 	"github.com/samizdat-im/samizdat/internal/crypto/ratchet"
 	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/media"
 	"github.com/samizdat-im/samizdat/internal/store"
 	"github.com/samizdat-im/samizdat/internal/wire"
 	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
@@ -451,4 +454,43 @@ func TestRequestBounds(t *testing.T) {
 			t.Fatalf("after accepting: %d messages, want %d", len(got), MaxRequestMessages+1)
 		}
 	})
+}
+
+// TestRequestFileWaitsForAccept: a stranger's file is not fetched while
+// its request waits (no traffic to a stranger's device); its manifest is
+// kept, and once accepted the file arrives whole.
+func TestRequestFileWaitsForAccept(t *testing.T) {
+	ctx := context.Background()
+	alice, _ := mediaNode(t, "alice")
+	bob, _ := mediaNode(t, "bob")
+	strangerAdds(t, alice, bob)
+	path, data := writeRandom(t, 300<<10)
+	msg, err := alice.m.SendFile(ctx, "bob", path, "a file from a stranger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, alice, "bob", msg.ID, StateDelivered)
+	rs := requestsOf(t, bob)
+	if len(rs) != 1 || len(rs[0].Messages) != 1 || rs[0].Messages[0].Body != "a file from a stranger" {
+		t.Fatalf("bob's requests: %+v", rs)
+	}
+	if tr := transferOf(t, bob, msg.ID); tr.MessageID != "" {
+		t.Fatalf("bob fetches a stranger's file: %+v", tr)
+	}
+	if _, err := bob.m.AcceptRequest(ctx, fmt.Sprint(rs[0].ID), ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "bob has the file once he accepted", func() bool {
+		return transferOf(t, bob, msg.ID).State == media.StateComplete
+	})
+	out := filepath.Join(t.TempDir(), "saved")
+	if err := bob.m.SaveFile(ctx, msg.ID, out); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the saved file differs (%v)", err)
+	}
+	if rs := requestsOf(t, bob); len(rs) != 0 {
+		t.Fatalf("requests after accepting: %+v", rs)
+	}
 }
