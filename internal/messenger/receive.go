@@ -499,6 +499,9 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	}
 	if later {
 		// Nothing of the session is kept: the sender tries again.
+		if err := m.trimRequests(tx, rx, c.ID); err != nil {
+			return err
+		}
 		return errRequestLater
 	}
 	rx.setRecord(c.ID, rec)

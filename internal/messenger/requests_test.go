@@ -494,3 +494,32 @@ func TestRequestFileWaitsForAccept(t *testing.T) {
 		t.Fatalf("requests after accepting: %+v", rs)
 	}
 }
+
+// TestStrangerGroupInvitationWaits: a stranger's group invitation makes a
+// request (no message), not a group; it is told to retry, and arrives once
+// the request is accepted.
+func TestStrangerGroupInvitationWaits(t *testing.T) {
+	ctx := context.Background()
+	bob, mallory := newNode(t, "bob"), newNode(t, "mallory")
+	strangerAdds(t, mallory, bob)
+	g, err := mallory.m.CreateGroup(ctx, "Free money")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mallory.m.GroupAdd(ctx, g.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "mallory's request", func() bool { return len(requestsOf(t, bob)) == 1 })
+	waitAttempts(t, mallory, "bob", 2) // told to retry, more than once
+	if gs, err := bob.m.Groups(ctx); err != nil || len(gs) != 0 {
+		t.Fatalf("bob is in groups %+v (%v) before accepting", gs, err)
+	}
+	noContactOrChat(t, bob, mallory.m.AccountID(), "money")
+	if _, err := bob.m.AcceptRequest(ctx, mallory.m.AccountID(), ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the invitation once accepted", func() bool {
+		gi, err := bob.m.Group(ctx, g.ID)
+		return err == nil && len(gi.Members) == 2
+	})
+}
