@@ -74,10 +74,13 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v1/invite/qr", s.inviteQR)
 	mux.HandleFunc("GET /api/v1/connectivity", s.connectivity)
 	mux.HandleFunc("POST /api/v1/login/code", s.loginCode)
-	mux.HandleFunc("GET /api/v1/files", s.files)          // files.go
-	mux.HandleFunc("POST /api/v1/files", s.sendFile)      // files.go
-	mux.HandleFunc("POST /api/v1/files/save", s.saveFile) // files.go
-	s.mediaRoutes(mux)                                    // media.go
+	mux.HandleFunc("GET /api/v1/files", s.files)                      // files.go
+	mux.HandleFunc("POST /api/v1/files", s.sendFile)                  // files.go
+	mux.HandleFunc("POST /api/v1/files/save", s.saveFile)             // files.go
+	s.mediaRoutes(mux)                                                // media.go
+	mux.HandleFunc("GET /api/v1/requests", s.requests)                // requests.go
+	mux.HandleFunc("POST /api/v1/requests/accept", s.acceptRequest)   // requests.go
+	mux.HandleFunc("POST /api/v1/requests/decline", s.declineRequest) // requests.go
 	mux.HandleFunc("POST /api/v1/init", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusConflict, Code: apiclient.CodeExists, Message: "this node already has a profile"})
 	})

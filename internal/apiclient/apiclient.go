@@ -215,6 +215,9 @@ const (
 	CodeExists         = "exists"
 	CodeBadInvite      = "bad_invite"
 	CodeUnknownContact = "unknown_contact"
+	// CodeUnknownRequest: the id or account id names no pending contact
+	// request.
+	CodeUnknownRequest = "unknown_request"
 	// CodeInviteUnreachable: the card of a short invite could be fetched
 	// neither from the inviter nor from the DHT.
 	CodeInviteUnreachable = "invite_unreachable"

@@ -1,6 +1,8 @@
 package identity
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -78,4 +80,23 @@ func ParseInvite(link string) (*Invite, error) {
 		return nil, errorf(ErrBadInvite, "the card belongs to another account than the link names")
 	}
 	return &Invite{AccountID: card.AccountID(), Card: card, SignedCard: w.SignedCard, Secret: w.Secret}, nil
+}
+
+// inviteProofLabel separates InviteProof from every other use of a secret.
+const inviteProofLabel = "samizdat/invite-proof/v1"
+
+// InviteProof is what the holder of an invite (long or short) puts in the
+// first messages it sends the inviter: an HMAC under the invite's one-time
+// secret, bound to both account ids, so that the inviter adds it as a
+// contact at once instead of filing it as a stranger's request. It travels
+// inside the end-to-end encrypted payload; bound to the sender's account,
+// it cannot be lifted into another account's message.
+func InviteProof(secret []byte, fromAccount, toAccount string) []byte {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(inviteProofLabel))
+	mac.Write([]byte{0})
+	mac.Write([]byte(fromAccount))
+	mac.Write([]byte{0})
+	mac.Write([]byte(toAccount))
+	return mac.Sum(nil)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"github.com/samizdat-im/samizdat/internal/identity"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -47,6 +48,11 @@ func (b *batch) sealedCandidates(tx *store.Tx, hint []byte) ([]*store.Contact, e
 		if err != nil {
 			return nil, err
 		}
+		rs, err := tx.Requests() // a request's later messages come sealed too
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, rs...)
 		b.contacts, b.byHint = cs, make(map[string][]int, len(cs))
 		for i, c := range cs {
 			if key, err := identity.ParseAccountID(c.AccountID); err == nil {
@@ -63,6 +69,27 @@ func (b *batch) sealedCandidates(tx *store.Tx, hint []byte) ([]*store.Contact, e
 		out = append(out, &b.contacts[i])
 	}
 	return out, nil
+}
+
+// forget drops everything of contact cid (deleted in this transaction).
+func (b *batch) forget(cid int64) {
+	b.contactAdded()
+	for p, c := range b.byPeer {
+		if c.ID == cid {
+			delete(b.byPeer, p)
+		}
+	}
+	for r, c := range b.byRef {
+		if c.ID == cid {
+			delete(b.byRef, r)
+		}
+	}
+	delete(b.records, cid)
+	delete(b.dirty, cid)
+	if _, ok := b.acks[cid]; ok {
+		delete(b.acks, cid)
+		b.ackOrder = slices.DeleteFunc(b.ackOrder, func(id int64) bool { return id == cid })
+	}
 }
 
 // contactAdded forgets memoised contact lists.

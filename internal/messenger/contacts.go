@@ -43,13 +43,23 @@ func (m *Messenger) contactInfo(c *store.Contact) ContactInfo {
 	return ci
 }
 
-// Invite returns a samizdat: link carrying a fresh signed contact card.
+// Invite returns a samizdat: link carrying a fresh signed contact card and
+// a one-time secret (remembered for ShortInviteLifetime): whoever adds us
+// from it proves the secret in its first message and becomes a contact at
+// once, not a stranger's request (requests.go). The secret is kept while
+// the card stays the same, so the link does too (as it did before it had
+// one); a new card (new addresses, half its lifetime gone) gets a new one.
 func (m *Messenger) Invite(ctx context.Context) (string, error) {
 	card, err := m.card(ctx)
 	if err != nil {
 		return "", err
 	}
-	return identity.EncodeInvite(card, nil)
+	_, serial := m.currentCard()
+	secret, err := m.longInviteSecret(ctx, serial)
+	if err != nil {
+		return "", err
+	}
+	return identity.EncodeInvite(card, secret)
 }
 
 // card returns this account's signed contact card, re-signed when the
@@ -221,7 +231,9 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 		return ContactInfo{}, err
 	}
 	var out *store.Contact
+	var events []Event
 	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		events = nil
 		if len(inv.Card.Devices) > 0 {
 			other, err := tx.ContactByPeer(inv.Card.Devices[0].PeerID)
 			if err == nil && other.AccountID != inv.AccountID {
@@ -243,6 +255,15 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 			}
 		}
 		c, err := tx.ContactByAccount(inv.AccountID)
+		if err == nil && !c.Request.IsZero() {
+			// Their request is pending: adding them accepts it.
+			applyCard(c, inv.Card, inv.SignedCard)
+			if events, err = m.promote(tx, c, name); err != nil {
+				return err
+			}
+			out = c
+			return m.keepInviteProof(tx, c.ID, inv)
+		}
 		switch {
 		case err == nil:
 			applyCard(c, inv.Card, inv.SignedCard)
@@ -253,6 +274,9 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 				c.Name = name
 			}
 			out = c
+			if err := m.keepInviteProof(tx, c.ID, inv); err != nil {
+				return err
+			}
 			return tx.UpdateContact(c)
 		case errors.Is(err, store.ErrNotFound):
 			c = &store.Contact{AccountID: inv.AccountID, Created: m.now()}
@@ -266,7 +290,10 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 				return err
 			}
 			out = c
-			return tx.AddContact(c)
+			if err := tx.AddContact(c); err != nil {
+				return err
+			}
+			return m.keepInviteProof(tx, c.ID, inv)
 		default:
 			return err
 		}
@@ -277,7 +304,12 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 	if m.tr != nil && out.PeerID != "" {
 		m.tr.AddAddrs(out.PeerID, out.Addrs)
 	}
-	m.emit(Event{Type: EventContact, ContactID: out.ID})
+	for _, e := range events {
+		m.emit(e)
+	}
+	if len(events) == 0 {
+		m.emit(Event{Type: EventContact, ContactID: out.ID})
+	}
 	m.claimSoon(out.ID) // one-time prekeys for our first session (prekeys.go)
 	m.wake()
 	return m.contactInfo(out), nil
@@ -349,13 +381,14 @@ func resolve(tx *store.Tx, ref string) (*store.Contact, error) {
 	ref = strings.TrimSpace(ref)
 	if _, err := identity.ParseAccountID(ref); err == nil {
 		c, err := tx.ContactByAccount(strings.ToLower(ref))
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !c.Request.IsZero()) {
+			// A pending request is no contact (see samizdat requests).
 			return nil, fmt.Errorf("%w: %s", ErrUnknownContact, identity.Short(ref))
 		}
 		return c, err
 	}
 	c, err := tx.ContactByName(ref)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !c.Request.IsZero()) {
 		return nil, fmt.Errorf("%w named %q (see samizdat contacts)", ErrUnknownContact, ref)
 	}
 	return c, err

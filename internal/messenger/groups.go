@@ -518,6 +518,9 @@ func (m *Messenger) queueGroupControl(tx *store.Tx, rx *batch, st, old *groupSta
 		if p.SenderCard, err = m.cardInTx(tx); err != nil {
 			return err
 		}
+		if err := attachInviteProof(tx, c.ID, p); err != nil {
+			return err
+		}
 	}
 	s, err := m.encrypt(rec, c, id, p)
 	if err != nil {

@@ -169,7 +169,7 @@ func (m *Messenger) receiveSealed(ctx context.Context, peer string, envs []*wire
 			if err == nil {
 				continue
 			}
-			if !errors.Is(err, errRateLimited) && !isPermanent(err) {
+			if !errors.Is(err, errRateLimited) && !errors.Is(err, errRequestLater) && !isPermanent(err) {
 				return err
 			}
 			if refuse(r, err) && firstErr == nil {
@@ -204,6 +204,10 @@ func refuse(r *wirepb.Response, err error) bool {
 		r.Status, r.Error = wirepb.Response_STATUS_RETRY, "too many new sessions: try later"
 		return false
 	}
+	if errors.Is(err, errRequestLater) {
+		r.Status, r.Error = wirepb.Response_STATUS_RETRY, "contact request pending: try later"
+		return false
+	}
 	r.Status, r.Ack = wirepb.Response_STATUS_REJECTED, nil
 	r.Error = "cannot decrypt or parse"
 	switch {
@@ -232,8 +236,11 @@ func (m *Messenger) refuseAll(envs []*wirepb.Envelope, pre []error) ([]*wirepb.R
 // errRateLimited is returned for an initiation over its device's limit.
 var errRateLimited = errors.New("too many new sessions from this device")
 
-// Limits of new sessions (PQXDH responses) per device: a burst, then one
-// every initRefill.
+// Limits of new sessions (PQXDH responses): a burst, then one every
+// initRefill, per bucket. A contact's bucket is its own (by account); a
+// stranger's is its device's (strangers from a mailbox, with no device to
+// tell them apart, share one), so that a flood of strangers' initiations
+// never spends a contact's (requests.go).
 const (
 	initBurst     = 16
 	initRefill    = 2 * time.Second
@@ -282,13 +289,19 @@ func (m *Messenger) precheckInitiation(ctx context.Context, peer string, env *wi
 	}
 	var rec *wirepb.SessionRecord
 	var prekeys *handshake.Prekeys
+	acct := identity.AccountID(sender)
+	known, blocked := false, false
 	err = m.st.View(ctx, func(tx *store.Tx) error {
 		rec = &wirepb.SessionRecord{Version: wire.Version}
-		if c, err := tx.ContactByAccount(identity.AccountID(sender)); err == nil {
+		known, blocked = false, false
+		if c, err := tx.ContactByAccount(acct); err == nil {
+			known = c.Request.IsZero()
 			if rec, err = loadRecord(tx, c.ID); err != nil {
 				return err
 			}
 		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		} else if blocked, err = tx.Blocked(acct, m.now()); err != nil {
 			return err
 		}
 		b, err := tx.Blob(blobPrekeys)
@@ -301,14 +314,22 @@ func (m *Messenger) precheckInitiation(ctx context.Context, peer string, env *wi
 	if err != nil {
 		return nil // let the write transaction report it
 	}
+	if blocked {
+		return permanent(fmt.Errorf("%w: declined", ErrUnknownSender))
+	}
 	for _, e := range rec.Sessions {
 		if bytes.Equal(e.PeerBaseKey, in.Ephemeral[:]) {
 			return nil
 		}
 	}
-	// A new session costs a full PQXDH response: each device may ask for
-	// a few at a time, no more (a flood of forged ones would burn CPU).
-	if !m.initLimit.allow(peer, m.now()) {
+	// A new session costs a full PQXDH response: each contact, and each
+	// stranger's device, may ask for a few at a time, no more (a flood of
+	// forged ones would burn CPU).
+	bucket := "stranger/" + peer
+	if known {
+		bucket = "contact/" + acct
+	}
+	if !m.initLimit.allow(bucket, m.now()) {
 		return errRateLimited
 	}
 	if _, _, err := m.decrypt(rec, in, prekeys, env); err != nil {
@@ -430,22 +451,58 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		if err := m.checkCardDevice(tx, card, peer, 0); err != nil {
 			return err
 		}
+		if blocked, err := tx.Blocked(card.AccountID(), m.now()); err != nil {
+			return err
+		} else if blocked {
+			return permanent(fmt.Errorf("%w: declined", ErrUnknownSender))
+		}
 	} else if card != nil && m.checkCardDevice(tx, card, peer, c.ID) != nil {
 		card = nil // a card naming someone else's device: keep the old one
 	}
 	if t, ok := p.Body.(*wirepb.Payload_Text); ok && hex.EncodeToString(t.Text.MessageId) != msgID {
 		return permanent(fmt.Errorf("%w: message id mismatch", ErrBadMessage))
 	}
+	// A stranger, or a pending request: a contact only with a reason
+	// (an invite of ours, a group we share), else a request (requests.go).
+	asRequest, later, err := m.classify(tx, c, card, p)
+	if err != nil {
+		return err
+	}
 	// All checks passed: from here on, write.
 	if c == nil {
-		if c, err = m.contactFromCard(tx, card, p.SenderCard); err != nil {
+		if asRequest {
+			c, err = m.newRequest(tx, card, p.SenderCard)
+		} else {
+			c, err = m.contactFromCard(tx, card, p.SenderCard)
+		}
+		if err != nil {
 			return err
 		}
-		rx.events = append(rx.events, Event{Type: EventContact, ContactID: c.ID})
+		if asRequest {
+			rx.events = append(rx.events, Event{Type: EventRequest, ContactID: c.ID, State: RequestNew})
+		} else {
+			rx.events = append(rx.events, Event{Type: EventContact, ContactID: c.ID})
+		}
 		rx.contactAdded()
 		rx.byPeer[c.PeerID] = c
-	} else if card != nil {
-		m.refreshCard(tx, c, card, p.SenderCard)
+	} else {
+		if card != nil {
+			m.refreshCard(tx, c, card, p.SenderCard)
+		}
+		if !c.Request.IsZero() && !asRequest {
+			evs, err := m.promote(tx, c, "")
+			if err != nil {
+				return err
+			}
+			rx.events = append(rx.events, evs...)
+		}
+	}
+	if later {
+		// Nothing of the session is kept: the sender tries again.
+		if err := m.trimRequests(tx, rx, c.ID); err != nil {
+			return err
+		}
+		return errRequestLater
 	}
 	rx.setRecord(c.ID, rec)
 	if consumed {
@@ -469,6 +526,20 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 				return nil
 			}
 			rx.queueAck(c, env, resp, peer == "")
+			return nil
+		}
+		if !c.Request.IsZero() {
+			// A stranger's: kept in its request, its file not fetched, its
+			// ack not sent from a mailbox (no traffic to a stranger's
+			// device) until the request is accepted.
+			if err := keepRequestAttachment(tx, c.ID, msgID, t.Attachment); err != nil {
+				return err
+			}
+			if err := m.trimRequests(tx, rx, c.ID); err != nil {
+				return err
+			}
+			rx.events = append(rx.events, Event{Type: EventRequest, ContactID: c.ID, MessageID: msgID, State: RequestMessage})
+			rx.queueAck(c, env, resp, false)
 			return nil
 		}
 		if err := m.receivedAttachment(tx, c, msgID, peer, t.Attachment); err != nil {
@@ -583,8 +654,10 @@ func (m *Messenger) flushAcks(tx *store.Tx, rx *batch) error {
 			return err
 		}
 		p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Ack{Ack: &wirepb.Ack{MessageIds: pa.ids}}}
-		if err := m.attachCard(tx, cid, p); err != nil {
-			return err
+		if pa.contact.Request.IsZero() { // a stranger gets no newer card of ours
+			if err := m.attachCard(tx, cid, p); err != nil {
+				return err
+			}
 		}
 		sealed, err := m.encrypt(rec, pa.contact, ackID, p)
 		if err != nil {

@@ -177,6 +177,9 @@ func (m *Messenger) textPayload(tx *store.Tx, rec *wirepb.SessionRecord, cid int
 			return nil, cardErr
 		}
 		p.SenderCard = card
+		if err := attachInviteProof(tx, cid, p); err != nil {
+			return nil, err
+		}
 	}
 	return p, m.attachCard(tx, cid, p)
 }

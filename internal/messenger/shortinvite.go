@@ -14,6 +14,7 @@ import (
 	"github.com/samizdat-im/samizdat/internal/p2p"
 	"github.com/samizdat-im/samizdat/internal/store"
 	"github.com/samizdat-im/samizdat/internal/wire"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
 )
 
 // Short invites (issue 15, identity.ShortInvite): a link that carries no
@@ -47,7 +48,7 @@ const (
 	shortSecretRecord = identity.ShortSecretSize + 8 // secret | expiry (unix seconds)
 	// ShortInviteLifetime is how long a short invite's secret is honoured.
 	ShortInviteLifetime = identity.DefaultCardLifetime
-	maxShortSecrets     = 256 // the oldest are forgotten first
+	maxShortSecrets     = 1024 // the oldest are forgotten first
 	cardFetchTimeout    = 15 * time.Second
 )
 
@@ -80,16 +81,24 @@ func (m *Messenger) ShortInvite(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	secret := make([]byte, identity.ShortSecretSize)
-	if _, err := io.ReadFull(m.rand, secret); err != nil {
-		return "", err
-	}
-	si := &identity.ShortInvite{AccountKey: m.id.Public().SigningKey(), Secret: secret, DeviceKey: devKey}
-	link, err := fitAddrs(si, dev.Addrs)
+	secret, err := m.newInviteSecret(ctx)
 	if err != nil {
 		return "", err
 	}
-	err = m.st.Update(ctx, func(tx *store.Tx) error {
+	si := &identity.ShortInvite{AccountKey: m.id.Public().SigningKey(), Secret: secret, DeviceKey: devKey}
+	return fitAddrs(si, dev.Addrs)
+}
+
+// newInviteSecret makes and remembers (for ShortInviteLifetime) a new
+// one-time secret for an invite, long or short: it serves our card to a
+// short invite's holder (/samizdat/card/1) and makes the holder's first
+// message a contact's, not a stranger's request (InviteProof).
+func (m *Messenger) newInviteSecret(ctx context.Context) ([]byte, error) {
+	secret := make([]byte, identity.ShortSecretSize)
+	if _, err := io.ReadFull(m.rand, secret); err != nil {
+		return nil, err
+	}
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
 		old, err := tx.Blob(blobShortSecrets)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -102,9 +111,75 @@ func (m *Messenger) ShortInvite(ctx context.Context) (string, error) {
 		return tx.PutBlob(blobShortSecrets, joinRecords(recs))
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return link, nil
+	return secret, nil
+}
+
+// blobLongInvite holds the secret of our long invite link and the serial
+// of the card it was made with.
+const blobLongInvite = "invite.long"
+
+// longInviteSecret returns the secret of the long link for card serial:
+// the one made for it while it is live, else a new one.
+func (m *Messenger) longInviteSecret(ctx context.Context, serial uint64) ([]byte, error) {
+	var secret []byte
+	err := m.st.View(ctx, func(tx *store.Tx) error {
+		secret = nil
+		b, err := tx.Blob(blobLongInvite)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if len(b) != identity.ShortSecretSize+8 || binary.BigEndian.Uint64(b[identity.ShortSecretSize:]) != serial {
+			return nil
+		}
+		all, err := tx.Blob(blobShortSecrets)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		for _, r := range liveSecrets(all, m.now().Add(ShortInviteLifetime/2)) { // half its life left at least
+			if hmac.Equal(r[:identity.ShortSecretSize], b[:identity.ShortSecretSize]) {
+				secret = b[:identity.ShortSecretSize]
+			}
+		}
+		return nil
+	})
+	if err != nil || secret != nil {
+		return secret, err
+	}
+	if secret, err = m.newInviteSecret(ctx); err != nil {
+		return nil, err
+	}
+	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		return tx.PutBlob(blobLongInvite, binary.BigEndian.AppendUint64(append([]byte(nil), secret...), serial))
+	})
+	return secret, err
+}
+
+// keepInviteProof remembers, for contact cid added from inv, the proof of
+// the invite's secret that our first messages to it carry.
+func (m *Messenger) keepInviteProof(tx *store.Tx, cid int64, inv *identity.Invite) error {
+	if len(inv.Secret) == 0 {
+		return nil
+	}
+	return tx.PutBlob(blobInviteProof(cid), identity.InviteProof(inv.Secret, m.acct, inv.AccountID))
+}
+
+// attachInviteProof puts in p (a first message of a session to contact
+// cid, carrying our card) the invite proof kept for cid, if any.
+func attachInviteProof(tx *store.Tx, cid int64, p *wirepb.Payload) error {
+	b, err := tx.Blob(blobInviteProof(cid))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	p.InviteProof = b
+	return nil
 }
 
 // fitAddrs puts as many of addrs in si as fit a short link, best first

@@ -19,9 +19,12 @@ type Contact struct {
 	Addrs     []string // multiaddrs
 	Verified  bool
 	Created   time.Time // set to now by AddContact if zero
+	// Request, when set, is when this account's first message arrived: a
+	// stranger's pending contact request (requests.go), not a contact yet.
+	Request time.Time
 }
 
-const contactColumns = `id, account_id, name, card, peer_id, addrs, verified, created`
+const contactColumns = `id, account_id, name, card, peer_id, addrs, verified, created, request`
 
 func (c *Contact) check() error {
 	if c.AccountID == "" {
@@ -53,10 +56,10 @@ func (tx *Tx) AddContact(c *Contact) error {
 	}
 	var id int64
 	err := tx.queryRow(`INSERT INTO contacts
-		(account_id, name, name_key, card, peer_id, addrs, verified, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		(account_id, name, name_key, card, peer_id, addrs, verified, created, request)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		c.AccountID, c.Name, nameKey(c.Name), nonNil(c.Card), c.PeerID, encodeAddrs(c.Addrs),
-		c.Verified, toNanos(created)).Scan(&id)
+		c.Verified, toNanos(created), toNanos(c.Request)).Scan(&id)
 	if isUnique(err) {
 		return fmt.Errorf("contact: %w", ErrExists)
 	}
@@ -76,9 +79,9 @@ func (tx *Tx) UpdateContact(c *Contact) error {
 		return err
 	}
 	res, err := tx.exec(`UPDATE contacts SET account_id = ?, name = ?, name_key = ?, card = ?,
-		peer_id = ?, addrs = ?, verified = ?, created = ? WHERE id = ?`,
+		peer_id = ?, addrs = ?, verified = ?, created = ?, request = ? WHERE id = ?`,
 		c.AccountID, c.Name, nameKey(c.Name), nonNil(c.Card), c.PeerID, encodeAddrs(c.Addrs),
-		c.Verified, toNanos(c.Created), c.ID)
+		c.Verified, toNanos(c.Created), toNanos(c.Request), c.ID)
 	if isUnique(err) {
 		return fmt.Errorf("contact %d: %w", c.ID, ErrExists)
 	}
@@ -130,9 +133,15 @@ func (tx *Tx) contactWhere(where string, arg any) (*Contact, error) {
 	return c, nil
 }
 
-// Contacts returns every contact ordered by name (case-insensitively).
+// Contacts returns every contact ordered by name (case-insensitively);
+// pending requests (Contact.Request set) are not contacts yet and are left
+// out (see Requests).
 func (tx *Tx) Contacts() ([]Contact, error) {
-	rows, err := tx.query(`SELECT ` + contactColumns + ` FROM contacts ORDER BY name_key, id`)
+	return tx.contacts(`SELECT ` + contactColumns + ` FROM contacts WHERE request = 0 ORDER BY name_key, id`)
+}
+
+func (tx *Tx) contacts(q string, args ...any) ([]Contact, error) {
+	rows, err := tx.query(q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: contacts: %w", err)
 	}
@@ -158,8 +167,9 @@ func scanContact(s scanner) (*Contact, error) {
 		c       Contact
 		addrs   string
 		created int64
+		request int64
 	)
-	if err := s.Scan(&c.ID, &c.AccountID, &c.Name, &c.Card, &c.PeerID, &addrs, &c.Verified, &created); err != nil {
+	if err := s.Scan(&c.ID, &c.AccountID, &c.Name, &c.Card, &c.PeerID, &addrs, &c.Verified, &created, &request); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(addrs), &c.Addrs); err != nil {
@@ -172,5 +182,6 @@ func scanContact(s scanner) (*Contact, error) {
 		c.Card = nil
 	}
 	c.Created = fromNanos(created)
+	c.Request = fromNanos(request)
 	return &c, nil
 }

@@ -200,7 +200,7 @@ func (s *Store) Search(ctx context.Context, query string, limit int) ([]Message,
 // first, at most limit (limit <= 0: all). query is plain user text: FTS5
 // syntax in it (quotes, *, NEAR, AND, column filters) is searched for
 // literally, never interpreted. A query without letters or digits matches
-// nothing.
+// nothing. Messages of pending requests (Contact.Request) are not found.
 func (tx *Tx) Search(query string, limit int) ([]Message, error) {
 	match := ftsQuery(query)
 	if match == "" {
@@ -211,7 +211,8 @@ func (tx *Tx) Search(query string, limit int) ([]Message, error) {
 	}
 	return tx.messages(`SELECT `+prefixed("m.", messageColumns)+`
 		FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid
-		WHERE messages_fts MATCH ? ORDER BY m.seq DESC LIMIT ?`, match, limit)
+		JOIN contacts c ON c.id = m.contact_id
+		WHERE messages_fts MATCH ? AND c.request = 0 ORDER BY m.seq DESC LIMIT ?`, match, limit)
 }
 
 // ftsQuery turns user text into an FTS5 query that cannot be a syntax

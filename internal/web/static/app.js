@@ -7,6 +7,7 @@ import { t, setLang, lang, pick, languages, langName } from "./i18n.js";
 import { initNotify, notifyEvent, paintTitle, settingsButton, permissionBlock } from "./notify.js";
 import { roomActions, roomItems, roomHeader, roomEvent, refreshRooms, renderRoom, closeRoom, roomSubmit, roomOpen } from "./groups.js";
 import { fileView, fileLabel, fileEvent, mediaButtons, mediaShow } from "./media.js";
+import { requestItems, requestEvent, refreshRequests } from "./requests.js";
 
 const PAGE = 100; // messages of a conversation read when it opens
 const OLDER = 250; // messages read each time it is scrolled to the top
@@ -309,7 +310,7 @@ async function onReconnect() {
     S.me = await S.api.status();
     if (S.me.setup) return main();
   } catch (_) { /* shown by the calls below */ }
-  await Promise.all([refreshChats(), refreshRooms(true)]);
+  await Promise.all([refreshChats(), refreshRooms(true), refreshRequests()]);
   refreshConn();
   if (S.current) {
     await fetchNew();
@@ -326,6 +327,7 @@ const seenState = new Map();
 function onEvent(e) {
   notifyEvent(e);
   if (e.type === "group" || e.type === "post") return roomEvent(e);
+  if (e.type === "request") requestEvent(e);
   if (e.type === "file") return fileEvent(e);
   if (e.type === "subscribed") roomEvent(e);
   if (e.type === "state" && e.messageId) {
@@ -405,12 +407,12 @@ export function renderList() {
   const ul = $("#chatlist");
   if (!ul) return;
   if (S.query) return renderSearch();
-  const rooms = roomItems();
-  if (S.chats.length === 0 && rooms.length === 0) {
+  const rooms = roomItems(), reqs = requestItems();
+  if (S.chats.length === 0 && rooms.length === 0 && reqs.length === 0) {
     ul.replaceChildren(h("li", { class: "empty" }, t("noChats")));
     return;
   }
-  ul.replaceChildren(...S.chats.map((c) => {
+  ul.replaceChildren(...reqs, ...S.chats.map((c) => {
     const last = c.last;
     const sel = S.current && S.current.id === c.contact.id;
     const preview = last ? (last.outgoing ? t("you") + ": " : "") + (last.body || fileLabel(last)) : "";

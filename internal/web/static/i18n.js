@@ -598,3 +598,6 @@ export function langName(l) { return dict[l].langName; }
 export function addStrings(more) {
   for (const [l, d] of Object.entries(more)) Object.assign(dict[l], d);
 }
+
+// extend is addStrings under the name requests.js uses.
+export const extend = addStrings;

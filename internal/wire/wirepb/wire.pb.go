@@ -166,7 +166,12 @@ type Payload struct {
 	Body isPayload_Body `protobuf_oneof:"body"`
 	// sender_card is the sender's signed contact card, sent with the first
 	// messages of a session so that the receiver can add the sender.
-	SenderCard    []byte `protobuf:"bytes,4,opt,name=sender_card,json=senderCard,proto3" json:"sender_card,omitempty"`
+	SenderCard []byte `protobuf:"bytes,4,opt,name=sender_card,json=senderCard,proto3" json:"sender_card,omitempty"`
+	// invite_proof (identity.InviteProof) rides with sender_card when the
+	// sender holds an invite of the receiver: it proves the invite's
+	// one-time secret, so the receiver adds the sender as a contact at once
+	// instead of filing a stranger's request.
+	InviteProof   []byte `protobuf:"bytes,7,opt,name=invite_proof,json=inviteProof,proto3" json:"invite_proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -254,6 +259,13 @@ func (x *Payload) GetRead() *Read {
 func (x *Payload) GetSenderCard() []byte {
 	if x != nil {
 		return x.SenderCard
+	}
+	return nil
+}
+
+func (x *Payload) GetInviteProof() []byte {
+	if x != nil {
+		return x.InviteProof
 	}
 	return nil
 }
@@ -1167,7 +1179,7 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"initiation\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
-	"ciphertext\"\x8b\x02\n" +
+	"ciphertext\"\xae\x02\n" +
 	"\aPayload\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextH\x00R\x04text\x12)\n" +
@@ -1175,7 +1187,8 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\x05group\x18\x05 \x01(\v2\x1e.samizdat.wire.v1.GroupControlH\x00R\x05group\x12,\n" +
 	"\x04read\x18\x06 \x01(\v2\x16.samizdat.wire.v1.ReadH\x00R\x04read\x12\x1f\n" +
 	"\vsender_card\x18\x04 \x01(\fR\n" +
-	"senderCardB\x06\n" +
+	"senderCard\x12!\n" +
+	"\finvite_proof\x18\a \x01(\fR\vinviteProofB\x06\n" +
 	"\x04body\"\x80\x01\n" +
 	"\x04Text\x12\x1d\n" +
 	"\n" +

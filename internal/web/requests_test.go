@@ -1,0 +1,80 @@
+package web_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/samizdat-im/samizdat/internal/app"
+	"github.com/samizdat-im/samizdat/internal/identity"
+)
+
+// strangerWrites has from write to to from to's card alone (forwarded, no
+// invite secret): a contact request on to's side.
+func strangerWrites(t *testing.T, from, to *app.Node, text string) {
+	t.Helper()
+	ctx := context.Background()
+	link, err := to.Messenger.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := identity.ParseInvite(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := identity.EncodeInvite(inv.SignedCard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := from.Messenger.AddContact(ctx, fwd, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := from.Messenger.Send(ctx, c.Name, text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBrowserRequests: strangers' messages show as requests at the top of
+// the chat list, not as chats; accepting one makes its chat (with the
+// message), declining one removes it. The strings exist in every language.
+func TestBrowserRequests(t *testing.T) {
+	b := browser(t)
+	na, nb, nc := startNode(t, "Alice"), startNode(t, "Bob"), startNode(t, "Carol")
+	pa := tab(t, b)
+	do(t, pa, chromedp.Navigate(na.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#invite-btn")))
+
+	strangerWrites(t, nb, na, "hello from a stranger")
+	waitJS(t, pa, "Bob's request", `document.querySelector('.chat.request[data-name="Bob"]') !== null`)
+	if eval[bool](t, pa, `document.querySelector('.chat:not(.request)[data-name="Bob"]') !== null`) {
+		t.Fatal("the stranger shows as a chat")
+	}
+	waitJS(t, pa, "the requests heading", `document.querySelector("#requests-head")?.textContent === "Requests (1)"`)
+	setLang(t, pa, "ru")
+	waitJS(t, pa, "Russian heading", `document.querySelector("#requests-head")?.textContent === "Запросы (1)"`)
+	setLang(t, pa, "fa")
+	waitJS(t, pa, "Persian heading", `document.querySelector("#requests-head")?.textContent === "درخواست‌ها (1)"`)
+	setLang(t, pa, "en")
+
+	do(t, pa, chromedp.Click(chromedp.CSS(`.chat.request[data-name="Bob"]`)), chromedp.WaitVisible(chromedp.CSS("#request-accept")))
+	waitJS(t, pa, "the request's message", `document.querySelector("#request-msgs")?.textContent.includes("hello from a stranger")`)
+	screenshot(t, pa, "request")
+	do(t, pa, chromedp.Click(chromedp.CSS("#request-accept")))
+	waitJS(t, pa, "Bob's chat", `document.querySelector('.chat:not(.request)[data-name="Bob"]') !== null && document.querySelector(".chat.request") === null`)
+	do(t, pa, chromedp.Click(chromedp.CSS(`.chat[data-name="Bob"]`)))
+	waitJS(t, pa, "the accepted message in the chat", `[...document.querySelectorAll(".msg.in .body")].some(e => e.textContent === "hello from a stranger")`)
+
+	strangerWrites(t, nc, na, "spam")
+	waitJS(t, pa, "Carol's request", `document.querySelector('.chat.request[data-name="Carol"]') !== null`)
+	do(t, pa, chromedp.Click(chromedp.CSS(`.chat.request[data-name="Carol"]`)), chromedp.WaitVisible(chromedp.CSS("#request-decline")),
+		chromedp.Click(chromedp.CSS("#request-decline")))
+	waitJS(t, pa, "Carol's request gone", `document.querySelector(".chat.request") === null && document.querySelector("#requests-head") === null`)
+	if eval[bool](t, pa, `document.querySelector('.chat[data-name="Carol"]') !== null`) {
+		t.Fatal("the declined stranger shows as a chat")
+	}
+	rs, err := na.Messenger.Requests(context.Background())
+	if err != nil || len(rs) != 0 {
+		t.Fatalf("requests left: %+v, %v", rs, err)
+	}
+}
