@@ -29,14 +29,19 @@ func demoCmd(g *globals) *cobra.Command {
 
 func benchCmd(g *globals) *cobra.Command {
 	var n int
+	var scale func(*cobra.Command) (bool, error)
 	c := &cobra.Command{
 		Use:   "bench [--messages N]",
 		Short: "Measure end-to-end messages/s and latency between two local nodes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ran, err := scale(cmd); ran {
+				return err
+			}
 			return app.RunBench(cmd.Context(), g.stdout, app.BenchOptions{Messages: n})
 		},
 	}
+	scale = scaleBenchFlags(c, g)
 	c.Flags().IntVar(&n, "messages", 5000, "messages to send for the throughput figure")
 	return c
 }
