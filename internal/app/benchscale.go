@@ -430,6 +430,11 @@ func RunScaleBench(ctx context.Context, w io.Writer, name string, size int, verb
 			return err
 		}
 		defer os.RemoveAll(dir)
+		// The idle runs start the node under a user id of its own, which
+		// must reach its profile in here.
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return err
+		}
 		var log io.Writer
 		if verbose {
 			log = w

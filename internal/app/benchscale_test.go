@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,4 +103,24 @@ func worldDir(t *testing.T) string {
 		}
 	}
 	return dir
+}
+
+// BenchmarkGroupScale runs the group scale bench once per b.N with
+// $SAMIZDAT_GROUP_MEMBERS members (default 100), for profiles:
+//
+//	go test -run '^$' -bench GroupScale -benchtime 1x -cpuprofile cpu.out ./internal/app
+func BenchmarkGroupScale(b *testing.B) {
+	n := 100
+	if s := os.Getenv("SAMIZDAT_GROUP_MEMBERS"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	for range b.N {
+		r, err := RunGroupScale(context.Background(), b.TempDir(), GroupScaleOptions{Members: n, Messages: 5})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, f := range r.Figures() {
+			b.Log(f)
+		}
+	}
 }
