@@ -41,7 +41,7 @@ type IdleOptions struct {
 	// The idle node's world (RunIdleNode): contacts, groups of itself and
 	// PerGroup contacts, channels followed. Zero: 50, 10, 5, 5.
 	Contacts, Groups, PerGroup, Channels int
-	Log io.Writer
+	Log                                  io.Writer
 }
 
 // IdleResult holds an idle run's figures, extrapolated to an hour.

@@ -17,7 +17,7 @@ func TestScaleChannelSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.To99) != 3 || r.BytesPerSub <= 0 || r.PostBytes <= 100 {
+	if len(r.To99) != 3 || r.Reached[0] != 20 || r.BytesPerSub <= 0 || r.PostBytes <= 100 {
 		t.Fatalf("figures missing: %+v", r)
 	}
 	for i, d := range r.To100 {
