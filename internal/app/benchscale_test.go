@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/samizdat-im/samizdat/internal/p2p"
 )
 
 // TestScaleChannelSmoke runs the channel scale bench at a small size: every
@@ -118,6 +120,32 @@ func BenchmarkGroupScale(b *testing.B) {
 	}
 	for range b.N {
 		r, err := RunGroupScale(context.Background(), b.TempDir(), GroupScaleOptions{Members: n, Messages: 5})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, f := range r.Figures() {
+			b.Log(f)
+		}
+	}
+}
+
+// BenchmarkChannelScale runs the channel scale bench with
+// $SAMIZDAT_CHANNEL_SUBS subscribers (default 100) and, to compare
+// gossipsub parameters, $SAMIZDAT_GOSSIP_D as D (Dlo D−1, Dhi 2D):
+//
+//	SAMIZDAT_GOSSIP_D=4 go test -run '^$' -bench ChannelScale -benchtime 1x ./internal/app
+func BenchmarkChannelScale(b *testing.B) {
+	n, d := 100, 0
+	if s := os.Getenv("SAMIZDAT_CHANNEL_SUBS"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	var gp p2p.GossipParams
+	if s := os.Getenv("SAMIZDAT_GOSSIP_D"); s != "" {
+		fmt.Sscan(s, &d)
+		gp = p2p.GossipParams{D: d, Dlo: d - 1, Dhi: 2 * d}
+	}
+	for range b.N {
+		r, err := RunChannelScale(context.Background(), b.TempDir(), ChannelScaleOptions{Subscribers: n, Gossip: gp})
 		if err != nil {
 			b.Fatal(err)
 		}

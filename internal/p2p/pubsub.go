@@ -99,7 +99,7 @@ func (p GossipParams) gossipSubParams() pubsub.GossipSubParams {
 	gp := pubsub.DefaultGossipSubParams()
 	gp.D, gp.Dlo, gp.Dhi, gp.Dlazy = pick(p.D, d.D), pick(p.Dlo, d.Dlo), pick(p.Dhi, d.Dhi), pick(p.Dlazy, d.Dlazy)
 	gp.Dscore = min(gp.Dscore, gp.D)
-	gp.Dout = min(gp.Dout, gp.Dlo-1, gp.D/2)
+	gp.Dout = max(0, min(gp.Dout, gp.Dlo-1, gp.D/2-1)) // pubsub wants Dout < Dlo and Dout < D/2
 	gp.HeartbeatInterval = d.Heartbeat
 	if p.Heartbeat > 0 {
 		gp.HeartbeatInterval = p.Heartbeat
