@@ -72,7 +72,8 @@ type Options struct {
 	// Hooks are the commands of `up --on-alert` / `--on-message` (hooks.go).
 	Hooks HookOptions
 
-	api *apiHandoff // set by StartOrWait: the API server already running
+	api    *apiHandoff      // set by StartOrWait: the API server already running
+	gossip p2p.GossipParams // the scale benchmarks' gossipsub tuning (benchscale.go)
 }
 
 // mailboxHosts returns the mailbox hosts to use: the given ones, which are
@@ -194,6 +195,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		LoopbackOnly:       o.LoopbackOnly,
 		EnableMDNS:         mdnsWanted(o, listen),
 		Logger:             log.With("component", "p2p"),
+		Gossip:             o.gossip,
 	}
 	if err := n.transportConfig(ctx, &pc, o.Transports); err != nil {
 		return nil, err

@@ -33,6 +33,7 @@ func benchCmd(g *globals) *cobra.Command {
 	var relay, suite, small bool
 	var out string
 	var ro app.RelayBenchOptions
+	var scale func(*cobra.Command) (bool, error)
 	c := &cobra.Command{
 		Use:   "bench [--messages N] | --relay [--users N] [--deposits N] [--mailboxes N] [--catch-up N] | --suite [--out FILE] [--small]",
 		Short: "Measure end-to-end messages/s and latency between two local nodes, a relay's capacity, or the whole suite",
@@ -42,6 +43,9 @@ func benchCmd(g *globals) *cobra.Command {
 			"Markdown table, and as JSON with --out. Everything runs on loopback.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ran, err := scale(cmd); ran {
+				return err
+			}
 			switch {
 			case relay && suite:
 				return usageError{fmt.Errorf("--relay and --suite are separate runs: give one")}
@@ -69,6 +73,7 @@ func benchCmd(g *globals) *cobra.Command {
 			return app.RunBench(cmd.Context(), g.stdout, app.BenchOptions{Messages: n})
 		},
 	}
+	scale = scaleBenchFlags(c, g)
 	c.Flags().IntVar(&n, "messages", 5000, "messages to send for the throughput figure")
 	c.Flags().BoolVar(&relay, "relay", false, "measure one relay driven by many simulated users instead")
 	c.Flags().IntVar(&ro.Users, "users", 50, "--relay: simulated users (libp2p hosts)")

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/p2p"
@@ -23,13 +24,18 @@ const ProtocolHistory = "/samizdat/history/1"
 
 // Limits of the broadcast machinery.
 const (
-	historyTimeout   = 10 * time.Second
-	historyPageSize  = 500
-	historyPeersTry  = 8 // peers asked per round before backing off
-	fillRetryMin     = 500 * time.Millisecond
-	fillRetryMax     = 30 * time.Second
-	fillRetries      = 8
-	tailFetchEvery   = 10 * time.Second
+	historyTimeout  = 10 * time.Second
+	historyPageSize = 500
+	historyPeersTry = 8 // peers asked per round before backing off
+	fillRetryMin    = 500 * time.Millisecond
+	fillRetryMax    = 30 * time.Second
+	fillRetries     = 8
+	tailFetchEvery  = 10 * time.Second
+	// tailFetchIdle is the longest wait between routine history checks of
+	// a quiet topic: the wait doubles from tailFetchEvery after each check
+	// while nothing arrives live, and is back at tailFetchEvery with the
+	// next message (an idle node's cost, docs/BENCHMARKS.md "Idle cost").
+	tailFetchIdle    = 2 * time.Minute
 	followHistoryAge = 30 * 24 * time.Hour
 	topicPeersWait   = 2 * time.Second
 )
@@ -67,6 +73,13 @@ type joined struct {
 	channel []byte     // channel id, or
 	group   []byte     // group id
 	kick    chan struct{}
+	// live is set by the reader on every message from the network: the
+	// topic is not quiet, so the routine history checks stay frequent.
+	live atomic.Bool
+	// checked is when a group's last history round that reached a peer
+	// began (unix ms): the next asks for what arrived since, less
+	// groupHistoryWait.
+	checked atomic.Int64
 }
 
 func (m *Messenger) bc() *broadcast {
@@ -154,6 +167,7 @@ func (m *Messenger) join(name string, j *joined, validate p2p.Validator, handle 
 					return
 				}
 				if !msg.Local {
+					j.live.Store(true)
 					handle(ctx, msg.From, msg.Data)
 				}
 			}
@@ -165,7 +179,8 @@ func (m *Messenger) join(name string, j *joined, validate p2p.Validator, handle 
 		// A first round at once: catch up on what was posted while we
 		// were away; then on every kick (a gap seen) and now and then.
 		kickJoined(j)
-		t := time.NewTicker(tailFetchEvery)
+		every := tailFetchEvery
+		t := time.NewTimer(every)
 		defer t.Stop()
 		for {
 			select {
@@ -173,6 +188,12 @@ func (m *Messenger) join(name string, j *joined, validate p2p.Validator, handle 
 				return
 			case <-j.kick:
 			case <-t.C:
+				if j.live.Swap(false) {
+					every = tailFetchEvery
+				} else {
+					every = min(2*every, tailFetchIdle)
+				}
+				t.Reset(every)
 			}
 			fill(ctx)
 		}

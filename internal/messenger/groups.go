@@ -528,7 +528,17 @@ func (m *Messenger) queueGroupControl(tx *store.Tx, rx *batch, st, old *groupSta
 		return nil
 	}
 	rx.setRecord(c.ID, rec)
-	return tx.Enqueue(store.OutboxItem{MessageID: groupItemPrefix + hex.EncodeToString(id), ContactID: c.ID, Payload: s.bytes, NextAttempt: m.now()})
+	// The member's queue goes in order once its oldest item is due: queued
+	// behind one waiting out its backoff, the control is not due before
+	// it either (else every member's queue would be polled on every wake,
+	// for every control queued: quadratic in a large group).
+	next := m.now()
+	if due, ok, err := tx.OutboxHeadDue(c.ID); err != nil {
+		return err
+	} else if ok && due.After(next) {
+		next = due
+	}
+	return tx.Enqueue(store.OutboxItem{MessageID: groupItemPrefix + hex.EncodeToString(id), ContactID: c.ID, Payload: s.bytes, NextAttempt: next})
 }
 
 // cardInTx returns our card without opening a transaction (card reads the

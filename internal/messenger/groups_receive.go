@@ -443,6 +443,14 @@ func (m *Messenger) fillGroup(ctx context.Context, gid []byte, topic string) {
 		if len(ms) > 0 {
 			since = ms[0].At.Add(-groupHistoryWait)
 		}
+		// A routine check asks only for what arrived since the last
+		// one: a quiet group's last messages are not fetched again and
+		// again (the idle cost).
+		if j := m.joinedTopic(topic); j != nil {
+			if c := j.checked.Load(); c > 0 {
+				since = maxTime(since, time.UnixMilli(c).Add(-groupHistoryWait))
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -470,6 +478,7 @@ func (m *Messenger) fillGroup(ctx context.Context, gid []byte, topic string) {
 		peers = m.historyPeers(topic, seeds)
 	}
 	req := &wirepb.HistoryRequest{Topic: topic, Limit: historyPageSize, SinceUnixMs: since.UnixMilli()}
+	began := m.now()
 	for i, p := range peers {
 		if i >= 2 || ctx.Err() != nil {
 			break
@@ -477,9 +486,18 @@ func (m *Messenger) fillGroup(ctx context.Context, gid []byte, topic string) {
 		items, err := m.fetchHistory(ctx, p, req)
 		if err != nil {
 			m.log.Debug("historyFetchFailed", "peer", shortPeer(p.id), "err", err)
+		} else if j := m.joinedTopic(topic); j != nil && len(items) < historyPageSize {
+			j.checked.Store(began.UnixMilli())
 		}
 		if len(items) > 0 {
 			m.receiveGroupMessages(ctx, gid, topic, p.id, items, false)
 		}
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

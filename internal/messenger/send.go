@@ -365,7 +365,19 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		}
 		// The whole queue, oldest first, once the oldest is due: a
 		// conversation is delivered in order, whatever the retry times of
-		// single messages.
+		// single messages. Not loaded while the oldest waits out its
+		// backoff (store.OutboxHeadDue).
+		due, ok, err := tx.OutboxHeadDue(cid)
+		if err != nil || !ok {
+			return err
+		}
+		if due.After(now) {
+			// Only something written during the backoff makes us look:
+			// it goes to the mailbox hosts now (queuedDuringBackoff).
+			if fresh, err := tx.DueOutboxFor(cid, now, 1); err != nil || len(fresh) == 0 {
+				return err
+			}
+		}
 		items, err = tx.Outbox(cid)
 		return err
 	})
@@ -676,16 +688,7 @@ func (m *Messenger) reschedule(ctx context.Context, c *store.Contact, items []st
 	n := items[0].Attempts + 1
 	next := now.Add(m.backoff(n))
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
-		all, err := tx.Outbox(c.ID)
-		if err != nil {
-			return err
-		}
-		for _, it := range all {
-			if err := tx.RescheduleOutbox(it.MessageID, c.ID, max(n, it.Attempts), next, cause.Error()); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
-		}
-		return nil
+		return tx.RescheduleQueue(c.ID, n, next, cause.Error())
 	})
 	if err != nil && ctx.Err() == nil {
 		m.log.Warn("rescheduleFailed", "err", err)

@@ -139,6 +139,9 @@ type Config struct {
 	// stale entry is skipped, not an error. Zero: none.
 	CachedPeers []string
 
+	// Gossip tunes gossipsub (pubsub.go). Zero: DefaultGossipParams.
+	Gossip GossipParams
+
 	// PreferTransports are transport names (see TransportName) that worked
 	// before, best first: addresses of those transports are dialled first,
 	// the others after a short delay. Zero: libp2p's default ranking.

@@ -64,6 +64,49 @@ type Topic struct {
 // waiting for validation (gossipsub drops beyond it).
 const psQueueSize = 1024
 
+// GossipParams tune gossipsub's mesh. The zero value of each field means
+// the value chosen for samizdat (DefaultGossipParams); tests and the scale
+// benchmarks (internal/app/benchscale.go) change them to compare.
+type GossipParams struct {
+	// D is the mesh degree a node aims for per topic; it grafts peers
+	// below Dlo and prunes above Dhi. Dlazy is how many non-mesh peers
+	// it tells of recent message ids (IHAVE) each heartbeat.
+	D, Dlo, Dhi, Dlazy int
+	// Heartbeat is the mesh maintenance interval (grafts, prunes, IHAVE
+	// gossip, fanout expiry). An idle node's pubsub does nothing else.
+	Heartbeat time.Duration
+	// NoFloodPublish makes a node publish its own messages to its mesh
+	// peers only instead of to every peer on the topic.
+	NoFloodPublish bool
+}
+
+// DefaultGossipParams are gossipsub's parameters as samizdat runs it. They
+// are go-libp2p-pubsub's defaults (D 6, Dlo 5, Dhi 12, Dlazy 6, heartbeat
+// 1 s, flood publish on), measured for channels of 1,000 subscribers and
+// groups of 1,000 members in docs/BENCHMARKS.md ("Scale"): a post reaches
+// 1,000 nodes in ~4 hops, each node receiving it about D times.
+var DefaultGossipParams = GossipParams{D: 6, Dlo: 5, Dhi: 12, Dlazy: 6, Heartbeat: time.Second}
+
+// gossipSubParams fills the zero fields of p from DefaultGossipParams.
+func (p GossipParams) gossipSubParams() pubsub.GossipSubParams {
+	d := DefaultGossipParams
+	pick := func(v, def int) int {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	gp := pubsub.DefaultGossipSubParams()
+	gp.D, gp.Dlo, gp.Dhi, gp.Dlazy = pick(p.D, d.D), pick(p.Dlo, d.Dlo), pick(p.Dhi, d.Dhi), pick(p.Dlazy, d.Dlazy)
+	gp.Dscore = min(gp.Dscore, gp.D)
+	gp.Dout = max(0, min(gp.Dout, gp.Dlo-1, gp.D/2-1)) // pubsub wants Dout < Dlo and Dout < D/2
+	gp.HeartbeatInterval = d.Heartbeat
+	if p.Heartbeat > 0 {
+		gp.HeartbeatInterval = p.Heartbeat
+	}
+	return gp
+}
+
 // pubSub returns the node's gossipsub router, starting it on first use.
 // Messages carry neither an author nor a libp2p signature (StrictNoSign):
 // the transport peer id of a poster is nobody's business, and the content
@@ -95,6 +138,8 @@ func (n *Node) pubSub() (*pubsub.PubSub, error) {
 		// mesh peer: it arrived only with the next history fetch.
 		pubsub.WithPeerOutboundQueueSize(psQueueSize),
 		pubsub.WithValidateQueueSize(psQueueSize),
+		pubsub.WithGossipSubParams(n.cfg.Gossip.gossipSubParams()),
+		pubsub.WithFloodPublish(!n.cfg.Gossip.NoFloodPublish && !DefaultGossipParams.NoFloodPublish),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start gossipsub: %w", err)

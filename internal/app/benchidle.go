@@ -1,0 +1,429 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/mailbox"
+	"github.com/samizdat-im/samizdat/internal/messenger"
+	"github.com/samizdat-im/samizdat/internal/p2p"
+)
+
+// Idle cost (issue 18): the CPU time and the bytes an idle node sends in
+// an hour, which on a phone are battery and data. The node runs as its
+// own process (the real `samizdat up` or `samizdat relay`), so that its
+// CPU time is its own (/proc/PID/stat); it runs under a user id of its
+// own, so that an iptables rule (OUTPUT, -m owner --uid-owner) counts
+// every byte its sockets send, TCP/IP headers included — what the phone's
+// radio would send. Everything it talks to (its contacts, mailbox hosts,
+// channel owners) runs in this process on loopback.
+
+// IdleOptions configure RunIdleNode and RunIdleRelay.
+type IdleOptions struct {
+	// Window is how long the idle process is measured (default 5 min),
+	// after Settle (default 30 s, at most Window) for its start-up.
+	Window, Settle time.Duration
+	// Exe is the samizdat binary to run (default: this executable).
+	Exe string
+	// The idle node's world (RunIdleNode): contacts, groups of itself and
+	// PerGroup contacts, channels followed. Zero: 50, 10, 5, 5.
+	Contacts, Groups, PerGroup, Channels int
+	Log                                  io.Writer
+}
+
+// IdleResult holds an idle run's figures, extrapolated to an hour.
+type IdleResult struct {
+	What          string // "node (50 contacts, 10 groups, 5 channels)"
+	Window        time.Duration
+	CPU           time.Duration // in the window
+	BytesSent     int64         // in the window (IP packets' bytes)
+	CPUPerHour    time.Duration
+	BytesPerHour  float64
+	PacketsPerMin float64 // packets sent per minute: radio wake-ups
+}
+
+// Figures returns the result as suite figures.
+func (r IdleResult) Figures() []ScaleFigure {
+	if r.Window == 0 {
+		return nil
+	}
+	return []ScaleFigure{
+		targetMax("idle "+r.What+": CPU per hour", r.CPUPerHour.Seconds(), "s", 30, "< 30 CPU-s"),
+		targetMax("idle "+r.What+": bytes sent per hour", r.BytesPerHour/1e6, "MB", 1, "< 1 MB"),
+		figure("idle "+r.What+": packets sent per minute", r.PacketsPerMin, "/min"),
+	}
+}
+
+func (o *IdleOptions) defaults() error {
+	if o.Window <= 0 {
+		o.Window = 5 * time.Minute
+	}
+	if o.Settle <= 0 {
+		o.Settle = 30 * time.Second
+	}
+	o.Settle = min(o.Settle, o.Window)
+	if o.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		o.Exe = exe
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("the idle benchmarks count bytes with iptables and run the node under its own user id: run them as root")
+	}
+	return nil
+}
+
+// RunIdleNode measures an idle `samizdat up` with 50 contacts (all
+// online, sessions set up), 10 groups of 6 (itself and 5 contacts, a
+// message in each) and 5 channels it follows (a post in each), with 3 of
+// its contacts as its mailbox hosts (sizes: IdleOptions).
+func RunIdleNode(ctx context.Context, dir string, o IdleOptions) (IdleResult, error) {
+	if err := o.defaults(); err != nil {
+		return IdleResult{}, err
+	}
+	pick := func(v, def int) int {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	contacts, groups, perGroup, channels := pick(o.Contacts, 50), pick(o.Groups, 10), pick(o.PerGroup, 5), pick(o.Channels, 5)
+	hosts := min(3, contacts)
+	r := IdleResult{What: fmt.Sprintf("node (%d contacts, %d groups, %d channels)", contacts, groups, channels)}
+	benchLogf(o.Log, "starting %d contacts", contacts)
+	var world []*Node
+	defer func() {
+		for _, n := range world {
+			n.Close()
+		}
+	}()
+	var hostAddrs []messenger.MailboxHost
+	for i := range contacts {
+		d := filepath.Join(dir, fmt.Sprintf("c%02d", i))
+		if _, err := Init(ctx, d, fmt.Sprintf("contact%02d", i), KeySource{NoPassphrase: true}); err != nil {
+			return r, err
+		}
+		opts := Options{Dir: d, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, APIAddr: "-", LoopbackOnly: true, EnableDHT: true}
+		if i < hosts {
+			opts.ServeMailbox = &MailboxOptions{}
+		}
+		n, err := Start(ctx, opts)
+		if err != nil {
+			return r, err
+		}
+		world = append(world, n)
+		if i < hosts {
+			hs, err := ParseMailboxHosts([]string{n.P2P.Addrs()[0]})
+			if err != nil {
+				return r, err
+			}
+			hostAddrs = append(hostAddrs, hs...)
+		}
+	}
+	idleDir := filepath.Join(dir, "idle")
+	if _, err := Init(ctx, idleDir, "idle", KeySource{NoPassphrase: true}); err != nil {
+		return r, err
+	}
+	me, err := Start(ctx, Options{Dir: idleDir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, APIAddr: "-", LoopbackOnly: true, EnableDHT: true,
+		Messenger: messenger.Config{MailboxHosts: hostAddrs}})
+	if err != nil {
+		return r, err
+	}
+	listen := me.P2P.Addrs()[0]
+	listen = listen[:strings.Index(listen, "/p2p/")]
+	closeMe := func() {
+		if me != nil {
+			me.Close()
+			me = nil
+		}
+	}
+	defer closeMe()
+	benchLogf(o.Log, "adding contacts, groups and channels")
+	var names []string
+	for _, n := range world {
+		link, err := n.Messenger.Invite(ctx)
+		if err != nil {
+			return r, err
+		}
+		c, err := me.Messenger.AddContact(ctx, link, "")
+		if err != nil {
+			return r, err
+		}
+		names = append(names, c.Name)
+		back, err := me.Messenger.Invite(ctx)
+		if err != nil {
+			return r, err
+		}
+		if _, err := n.Messenger.AddContact(ctx, back, ""); err != nil {
+			return r, err
+		}
+	}
+	// A message each way with every contact: sessions are set up (the
+	// idle node has nothing left to say).
+	for i, n := range world {
+		if _, err := me.Messenger.Send(ctx, names[i], "hello"); err != nil {
+			return r, err
+		}
+		if _, err := n.Messenger.Send(ctx, "idle", "hello back"); err != nil {
+			return r, err
+		}
+	}
+	for g := range groups {
+		gi, err := me.Messenger.CreateGroup(ctx, fmt.Sprintf("group %d", g))
+		if err != nil {
+			return r, err
+		}
+		for k := range perGroup {
+			if _, err := me.Messenger.GroupAdd(ctx, gi.ID, names[(g*perGroup+k)%contacts]); err != nil {
+				return r, err
+			}
+		}
+		if _, err := me.Messenger.GroupSend(ctx, gi.ID, "the group's first message"); err != nil {
+			return r, err
+		}
+	}
+	for c := range channels {
+		owner := world[contacts-1-c]
+		ci, err := owner.Messenger.CreateChannel(ctx, fmt.Sprintf("channel %d", c), false)
+		if err != nil {
+			return r, err
+		}
+		if _, err := owner.Messenger.Post(ctx, ci.ID, "the channel's first post", false); err != nil {
+			return r, err
+		}
+		link, err := owner.Messenger.ChannelInvite(ctx, ci.ID)
+		if err != nil {
+			return r, err
+		}
+		if _, err := me.Messenger.FollowChannel(ctx, link); err != nil {
+			return r, err
+		}
+	}
+	// Everything sent is delivered before the node goes idle.
+	if err := waitQuiet(ctx, append([]*Node{me}, world...), 2*time.Minute); err != nil {
+		return r, err
+	}
+	closeMe()
+	args := []string{"--profile", idleDir, "up", "--listen", listen, "--api", "127.0.0.1:0", "--mesh=false", "--mdns=false", "--log-level", "warn"}
+	return measureIdle(ctx, r, o, idleDir, args)
+}
+
+// waitQuiet waits until no node has anything left in its outbox.
+func waitQuiet(ctx context.Context, nodes []*Node, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		busy := 0
+		for _, n := range nodes {
+			q, err := n.Messenger.QueuedCount(ctx)
+			if err != nil {
+				return err
+			}
+			busy += q
+		}
+		if busy == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d messages still queued after %v", busy, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond): // polling a condition
+		}
+	}
+}
+
+// RunIdleRelay measures an idle `samizdat relay` keeping 1,000 mailboxes
+// (one envelope waiting in each; nobody fetching).
+func RunIdleRelay(ctx context.Context, dir string, o IdleOptions) (IdleResult, error) {
+	r := IdleResult{What: "relay (1,000 mailboxes)"}
+	if err := o.defaults(); err != nil {
+		return r, err
+	}
+	relayDir := filepath.Join(dir, "relay")
+	// Filled by one depositor here; the relay measured runs with the
+	// default limits.
+	fill := MailboxOptions{RateLimit: mailbox.RateLimit{PerSecond: 1e6, Burst: 1e6}}
+	rl, err := StartRelay(ctx, RelayOptions{Dir: relayDir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LoopbackOnly: true, Mailbox: fill})
+	if err != nil {
+		return r, err
+	}
+	listen := rl.Addrs()[0]
+	listen = listen[:strings.Index(listen, "/p2p/")]
+	dep, err := p2p.New(ctx, p2p.Config{LoopbackOnly: true})
+	if err != nil {
+		rl.Close()
+		return r, err
+	}
+	dep.AddAddrs(rl.PeerID(), rl.Addrs())
+	benchLogf(o.Log, "depositing into 1,000 mailboxes")
+	env := make([]byte, 1024)
+	for i := range 1000 {
+		k, err := mailbox.NewKey()
+		if err == nil {
+			_, _ = rand.Read(env)
+			err = mailbox.Deposit(ctx, dep, rl.PeerID(), mailbox.KeyID(k), env)
+		}
+		if err != nil {
+			dep.Close()
+			rl.Close()
+			return r, fmt.Errorf("deposit %d: %w", i, err)
+		}
+	}
+	dep.Close()
+	if err := rl.Close(); err != nil {
+		return r, err
+	}
+	args := []string{"--profile", relayDir, "relay", "--listen", listen, "--log-level", "warn"}
+	return measureIdle(ctx, r, o, relayDir, args)
+}
+
+// measureIdle runs exe args under a fresh user id owning dir, lets it
+// settle, then measures its CPU time and the bytes its sockets send over
+// the window.
+func measureIdle(ctx context.Context, r IdleResult, o IdleOptions, dir string, args []string) (IdleResult, error) {
+	nb, err := rand.Int(rand.Reader, big.NewInt(20000))
+	if err != nil {
+		return r, err
+	}
+	uid := 40000 + int(nb.Int64())
+	if err := chownTree(dir, uid); err != nil {
+		return r, err
+	}
+	rule := []string{"OUTPUT", "-m", "owner", "--uid-owner", strconv.Itoa(uid), "-m", "comment", "--comment", fmt.Sprintf("samizdat-idle-bench-%d", uid)}
+	if out, err := exec.Command("iptables", append([]string{"-I"}, rule...)...).CombinedOutput(); err != nil {
+		return r, fmt.Errorf("iptables: %v: %s", err, out)
+	}
+	defer exec.Command("iptables", append([]string{"-D"}, rule...)...).Run()
+
+	cmd := exec.CommandContext(ctx, o.Exe, args...)
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	if err := cmd.Start(); err != nil {
+		return r, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	pause := func(d time.Duration) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-exited:
+			return fmt.Errorf("%s exited: %v\n%s", filepath.Base(o.Exe), err, stderr.String())
+		case <-time.After(d):
+			return nil
+		}
+	}
+	benchLogf(o.Log, "idle process %d up; settling %v, then measuring %v", cmd.Process.Pid, o.Settle, o.Window)
+	if err := pause(o.Settle); err != nil {
+		return r, err
+	}
+	cpu0, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return r, err
+	}
+	pk0, by0, err := ruleCounters(uid)
+	if err != nil {
+		return r, err
+	}
+	t0 := time.Now()
+	if err := pause(o.Window); err != nil {
+		return r, err
+	}
+	cpu1, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return r, err
+	}
+	pk1, by1, err := ruleCounters(uid)
+	if err != nil {
+		return r, err
+	}
+	r.Window = time.Since(t0)
+	r.CPU, r.BytesSent = cpu1-cpu0, by1-by0
+	scale := float64(time.Hour) / float64(r.Window)
+	r.CPUPerHour = time.Duration(float64(r.CPU) * scale)
+	r.BytesPerHour = float64(r.BytesSent) * scale
+	r.PacketsPerMin = float64(pk1-pk0) * float64(time.Minute) / float64(r.Window)
+	return r, nil
+}
+
+// chownTree gives dir and everything in it to uid.
+func chownTree(dir string, uid int) error {
+	return filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, uid)
+	})
+}
+
+// procCPU reads a process's user + system time from /proc/PID/stat.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: fields after its ")".
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks, nil
+}
+
+// ruleCounters reads the packets and bytes of our OUTPUT rule.
+func ruleCounters(uid int) (packets, sent int64, err error) {
+	out, err := exec.Command("iptables", "-L", "OUTPUT", "-v", "-x", "-n").Output()
+	if err != nil {
+		return 0, 0, err
+	}
+	tag := fmt.Sprintf("samizdat-idle-bench-%d", uid)
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if !strings.Contains(sc.Text(), tag) {
+			continue
+		}
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			break
+		}
+		packets, err1 := strconv.ParseInt(f[0], 10, 64)
+		sent, err2 := strconv.ParseInt(f[1], 10, 64)
+		return packets, sent, errors.Join(err1, err2)
+	}
+	return 0, 0, errors.New("iptables counting rule not found")
+}
