@@ -1,0 +1,73 @@
+package media
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// TestSwarmSenderUploadsOnce: a file sent to a group of members fetching
+// at once from its sender and from each other. The sender serves each
+// chunk about once (its budget), the members trade the rest, and every
+// member ends with the whole file.
+func TestSwarmSenderUploadsOnce(t *testing.T) {
+	members, chunks := 12, 24
+	if testing.Short() {
+		members = 6
+	}
+	data := make([]byte, chunks*ChunkSize-100)
+	rand.Read(data)
+	src, m := seal(t, data)
+	hashes, err := LoadIndex(src, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := newSeedBudget()
+	budget.add(hashes)
+	net := newMemNet()
+	net.sources["sender"] = src
+	net.gate = map[string]func(Hash, string) bool{"sender": budget.allow}
+	ids := make([]string, members)
+	dsts := make([]*Chunks, members)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("m%02d", i)
+		dsts[i], _ = OpenChunks(t.TempDir())
+		net.sources[ids[i]] = dsts[i]
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, members)
+	for i := range ids {
+		var peers []string
+		for k, id := range ids {
+			if k != i {
+				peers = append(peers, id)
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = FetchSwarm(context.Background(), net.as(ids[i]), dsts[i], m, []string{"sender"}, peers, nil)
+		}()
+	}
+	wg.Wait()
+	net.wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s: %v", ids[i], err)
+		}
+		if _, missing, err := Missing(dsts[i], m); err != nil || len(missing) > 0 {
+			t.Fatalf("%s: %d missing, %v", ids[i], len(missing), err)
+		}
+	}
+	var total int64
+	for _, id := range ids {
+		total += net.bytes[id]
+	}
+	t.Logf("sender sent %d chunks (%d bytes, %.2f× the file); members sent %d bytes", net.served["sender"], net.bytes["sender"],
+		float64(net.bytes["sender"])/float64(len(data)), total)
+	if net.bytes["sender"] > 2*int64(len(data)) {
+		t.Fatalf("the sender uploaded %d bytes for a file of %d to %d members", net.bytes["sender"], len(data), members)
+	}
+}
