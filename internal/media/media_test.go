@@ -41,12 +41,12 @@ var _ p2p.Stream = (*pipeStream)(nil)
 type memNet struct {
 	mu      sync.Mutex
 	sources map[string]*Chunks
-	tamper  map[string]bool // flips a byte of every chunk served
+	tamper  map[string]bool  // flips a byte of every chunk served
 	served  map[string]int   // chunks sent, by source
 	bytes   map[string]int64 // bytes of chunks sent, by source
 	// gate, if set, gates what a source sends (ServeWith).
 	gate map[string]func(h Hash, peer string) bool
-	wg    sync.WaitGroup
+	wg   sync.WaitGroup
 }
 
 func newMemNet() *memNet {
