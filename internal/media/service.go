@@ -114,7 +114,7 @@ type Service struct {
 	ch  *Chunks
 	log *slog.Logger
 
-	budget *seedBudget   // what we serve of the files we sent to groups
+	budget *seedBudget  // what we serve of the files we sent to groups
 	served atomic.Int64 // bytes of chunks served
 
 	mu      sync.Mutex

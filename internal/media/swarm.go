@@ -25,7 +25,7 @@ const (
 	// Have queries to a peer with nothing new to offer back off from
 	// pollMin to pollMax.
 	pollMin = 25 * time.Millisecond
-	pollMax = time.Second
+	pollMax = 250 * time.Millisecond
 	// stallTimeout ends a fetch in which no source has brought anything
 	// for that long (the service tries again later).
 	stallTimeout = 2 * requestTimeout

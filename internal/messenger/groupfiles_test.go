@@ -57,14 +57,27 @@ func groupFileRun(tb testing.TB, n, size int) (time.Duration, int64) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, x := range nodes {
-		if x == sender {
-			continue
+	var seenAt, firstAt, gotAt time.Duration
+	have := map[*tnode]bool{sender: true}
+	eventually(tb, 300*time.Second, "every member has the file", func() bool {
+		for _, x := range nodes {
+			if have[x] {
+				continue
+			}
+			tr := transferOf(tb, x, gm.ID)
+			if tr.State != "" && seenAt == 0 {
+				seenAt = time.Since(start)
+			}
+			if tr.State == media.StateComplete {
+				have[x] = true
+				if gotAt = time.Since(start); firstAt == 0 {
+					firstAt = gotAt
+				}
+			}
 		}
-		eventually(tb, 300*time.Second, x.name+" has the file", func() bool {
-			return transferOf(tb, x, gm.ID).State == media.StateComplete
-		})
-	}
+		return len(have) == n
+	})
+	tb.Logf("the message reached a member after %v; the first member had the file after %v, the last after %v", seenAt, firstAt, gotAt)
 	took := time.Since(start)
 	served := sender.m.cfg.Media.BytesServed() - served0
 	for _, x := range []*tnode{nodes[0], nodes[n-1]} {
