@@ -42,6 +42,7 @@ type source struct {
 	// source for before the time given.
 	have  map[Hash]bool
 	lacks map[Hash]time.Time
+	gone  map[Hash]bool // a seed said it does not hold these
 	dead  bool
 	poll  time.Duration // peers: wait before the next have query
 	last  time.Time     // peers: when the last have query went out
@@ -88,7 +89,7 @@ func fetchSet(ctx context.Context, op Opener, ch *Chunks, want []Hash, seeds, pe
 		return nil // nothing to dial for
 	}
 	for _, id := range seeds {
-		s.srcs = append(s.srcs, &source{id: id, seed: true, lacks: map[Hash]time.Time{}})
+		s.srcs = append(s.srcs, &source{id: id, seed: true, lacks: map[Hash]time.Time{}, gone: map[Hash]bool{}})
 	}
 	for _, id := range peers {
 		s.srcs = append(s.srcs, &source{id: id, have: map[Hash]bool{}, lacks: map[Hash]time.Time{}})
@@ -125,7 +126,7 @@ func (s *sched) pick(src *source, now time.Time) (Hash, bool) {
 		s.order = s.order[1:]
 	}
 	for _, h := range s.order {
-		if !s.wanted[h] || s.inflight[h] || src.lacks[h].After(now) {
+		if !s.wanted[h] || s.inflight[h] || src.lacks[h].After(now) || src.gone[h] {
 			continue
 		}
 		if !src.seed {
@@ -174,6 +175,11 @@ func (s *sched) next(src *source, stop <-chan struct{}) (request, bool) {
 			s.mu.Unlock()
 			return request{hash: h}, true
 		}
+		if src.seed && len(src.gone) > 0 && s.lacksAll(src) {
+			s.kill(src, fmt.Errorf("%w: %d chunks", ErrNoChunk, len(src.gone)))
+			s.mu.Unlock()
+			return request{}, false
+		}
 		wake := now.Add(pollMax)
 		if !src.seed {
 			if src.poll == 0 || now.Sub(src.last) >= src.poll {
@@ -213,6 +219,17 @@ func (s *sched) next(src *source, stop <-chan struct{}) (request, bool) {
 			}
 		}
 	}
+}
+
+// lacksAll reports whether seed src said it lacks every chunk still
+// wanted. Called with mu held.
+func (s *sched) lacksAll(src *source) bool {
+	for h := range s.wanted {
+		if !src.gone[h] {
+			return false
+		}
+	}
+	return true
 }
 
 // giveBack returns a request that got no answer. Called with mu held.
@@ -271,7 +288,10 @@ func (s *sched) answered(src *source, r request, b []byte, haves []bool, err err
 	case errors.Is(err, errBusy):
 		src.lacks[r.hash] = time.Now().Add(busyWait)
 		return nil
-	case errors.Is(err, ErrNoChunk) && !src.seed:
+	case errors.Is(err, ErrNoChunk) && src.seed:
+		src.gone[r.hash] = true // the others may have it
+		return nil
+	case errors.Is(err, ErrNoChunk):
 		delete(src.have, r.hash) // it said it had it: lost since
 		return nil
 	}
@@ -360,8 +380,6 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 				if errors.Is(aerr, ErrCorruptChunk) {
 					fatal = true
 				}
-			} else if errors.Is(aerr, ErrNoChunk) && src.seed {
-				fatal = true
 			}
 		}
 		if aerr == nil || errors.Is(aerr, errBusy) || errors.Is(aerr, ErrNoChunk) {
