@@ -149,7 +149,9 @@ func TestCLIGroupSendFile(t *testing.T) {
 			return strings.Contains(p.must("group", "messages", g.ID), "photos coming")
 		})
 	}
-	bob.fails("group send needs a text, or --file PATH", "group", "send", g.ID)
+	if _, errOut, code := bob.run("group", "send", g.ID); code != 2 || !strings.Contains(errOut, "group send needs a text, or --file PATH") {
+		t.Fatalf("group send without a text: exit %d, %q", code, errOut)
+	}
 	bob.fails("cannot read", "group", "send", g.ID, "--file", filepath.Join(t.TempDir(), "missing.jpg"))
 	content := make([]byte, 3<<20)
 	rand.Read(content)
