@@ -61,6 +61,7 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 	r := bufio.NewReaderSize(s, 4<<10)
 	w := bufio.NewWriterSize(s, 64<<10)
 	var zero Hash
+	var buf []byte
 	for {
 		s.SetDeadline(time.Now().Add(requestTimeout))
 		var h Hash
@@ -88,7 +89,7 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 			}
 			continue
 		}
-		b, err := ch.Get(h)
+		b, err := ch.read(h, buf)
 		if err != nil {
 			if err := w.WriteByte(statusMissing); err != nil {
 				return
@@ -106,6 +107,7 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 		if sent != nil {
 			sent(len(b))
 		}
+		buf = b
 	}
 }
 

@@ -29,6 +29,9 @@ const (
 	// stallTimeout ends a fetch in which no source has brought anything
 	// for that long (the service tries again later).
 	stallTimeout = 2 * requestTimeout
+	// storeDepth is how many fetched chunks wait to be checked and
+	// written behind a stream's reader.
+	storeDepth = 4
 	// sessionRetries is how often a source whose stream broke after it
 	// sent something is given a new stream.
 	sessionRetries = 3
@@ -253,7 +256,7 @@ func (s *sched) kill(src *source, err error) {
 
 // answered applies the answer to r from src; a non-nil return is fatal
 // for the stream.
-func (s *sched) answered(src *source, r request, b []byte, haves []bool, err error) error {
+func (s *sched) answered(src *source, r request, haves []bool, err error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r.have != nil {
@@ -330,6 +333,7 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 	defer st.Close()
 	inflight := make(chan request, window)
 	stop := make(chan struct{})
+	halt := sync.OnceFunc(func() { close(stop) })
 	var (
 		werr    error
 		wdone   = make(chan struct{})
@@ -363,31 +367,84 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 		}
 	}()
 	rd := bufio.NewReaderSize(st, 64<<10)
-	buf := make([]byte, MaxSealedChunk)
+	// Chunks are checked and written by a storer behind the reader, so
+	// that hashing and the file system do not stall the stream.
+	type job struct {
+		r request
+		b []byte
+	}
+	free := make(chan []byte, storeDepth)
+	for range storeDepth {
+		free <- make([]byte, MaxSealedChunk)
+	}
+	jobs := make(chan job, storeDepth)
+	var (
+		smu     sync.Mutex
+		serr    error
+		sfailed []request
+		sdone   = make(chan struct{})
+	)
+	go func() { // the storer
+		defer close(sdone)
+		for j := range jobs {
+			smu.Lock()
+			failedBefore := serr != nil
+			smu.Unlock()
+			if failedBefore {
+				smu.Lock()
+				sfailed = append(sfailed, j.r)
+				smu.Unlock()
+				free <- j.b[:cap(j.b)]
+				continue
+			}
+			err := s.ch.Put(j.r.hash, j.b)
+			free <- j.b[:cap(j.b)]
+			if err == nil {
+				err = s.answered(src, j.r, nil, nil)
+			}
+			if err != nil {
+				smu.Lock()
+				serr = err
+				sfailed = append(sfailed, j.r)
+				smu.Unlock()
+				st.Reset() // stops the reader
+				halt()     // and the writer
+			}
+		}
+	}()
 	var failed *request
 	var rerr error
 	for r := range inflight {
 		st.SetDeadline(time.Now().Add(requestTimeout))
-		var b []byte
 		var haves []bool
 		var aerr error
 		if r.have != nil {
 			haves, aerr = readHave(rd, len(r.have))
 		} else {
+			var b []byte
+			buf := <-free
 			b, aerr = readAnswer(rd, r.hash, buf)
 			if aerr == nil {
-				aerr = s.ch.Put(r.hash, b)
-				if errors.Is(aerr, ErrCorruptChunk) {
-					fatal = true
-				}
+				progressed = true
+				jobs <- job{r, b}
+				continue
 			}
+			free <- buf
 		}
 		if aerr == nil || errors.Is(aerr, errBusy) || errors.Is(aerr, ErrNoChunk) {
 			progressed = true
 		}
-		if err := s.answered(src, r, b, haves, aerr); err != nil {
+		if err := s.answered(src, r, haves, aerr); err != nil {
 			rerr, failed = err, &r
 			break
+		}
+	}
+	close(jobs)
+	<-sdone
+	if serr != nil {
+		rerr = serr
+		if errors.Is(serr, ErrCorruptChunk) {
+			fatal = true
 		}
 	}
 	if rerr == nil && werr == nil && pending == nil && s.ctx.Err() == nil {
@@ -395,11 +452,14 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 	}
 	// Give back everything not answered, then end the stream.
 	st.Reset()
-	close(stop)
+	halt()
 	<-wdone
 	s.mu.Lock()
 	if failed != nil {
 		s.giveBack(*failed)
+	}
+	for _, r := range sfailed {
+		s.giveBack(r)
 	}
 	if pending != nil {
 		s.giveBack(*pending)
