@@ -119,6 +119,10 @@ type Service struct {
 
 	mu      sync.Mutex
 	running map[string]bool
+	// lanes: one fetch at a time from each sender (keyed by its first
+	// source), so that the files of an album share the link in turn and
+	// their chunks in flight stay few (pacer).
+	lanes map[string]chan struct{}
 	prog    map[string]progress
 
 	kick   chan struct{}
@@ -141,7 +145,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, ch: ch, log: cfg.Logger, budget: newSeedBudget(), running: map[string]bool{}, prog: map[string]progress{}, kick: make(chan struct{}, 1)}
+	s := &Service{cfg: cfg, ch: ch, log: cfg.Logger, budget: newSeedBudget(), running: map[string]bool{}, lanes: map[string]chan struct{}{}, prog: map[string]progress{}, kick: make(chan struct{}, 1)}
 	if err := s.loadBudget(); err != nil {
 		return nil, err
 	}
@@ -449,6 +453,23 @@ func (s *Service) fetch(ctx context.Context, r record) {
 		delete(s.running, r.MessageID)
 		s.mu.Unlock()
 	}()
+	lane := ""
+	if len(r.Sources) > 0 {
+		lane = r.Sources[0]
+	}
+	s.mu.Lock()
+	l := s.lanes[lane]
+	if l == nil {
+		l = make(chan struct{}, 1)
+		s.lanes[lane] = l
+	}
+	s.mu.Unlock()
+	select {
+	case l <- struct{}{}:
+		defer func() { <-l }()
+	case <-ctx.Done():
+		return
+	}
 	m, err := ParseManifest(r.Manifest)
 	if err == nil && m.Size > s.cfg.MaxFileSize {
 		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, m.Size, s.cfg.MaxFileSize)

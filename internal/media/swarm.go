@@ -332,6 +332,7 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 	}
 	defer st.Close()
 	inflight := make(chan request, window)
+	pc := newPacer()
 	stop := make(chan struct{})
 	halt := sync.OnceFunc(func() { close(stop) })
 	var (
@@ -350,6 +351,7 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 			}
 			select {
 			case inflight <- r:
+				pc.sent()
 			case <-stop:
 				pending = &r
 				return
@@ -361,6 +363,9 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 			}
 			if _, err := st.Write(b); err != nil {
 				werr = err
+				return
+			}
+			if !pc.wait(stop) {
 				return
 			}
 			r, ok = s.next(src, stop)
@@ -420,10 +425,12 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 		var aerr error
 		if r.have != nil {
 			haves, aerr = readHave(rd, len(r.have))
+			pc.answered(0)
 		} else {
 			var b []byte
 			buf := <-free
 			b, aerr = readAnswer(rd, r.hash, buf)
+			pc.answered(len(b))
 			if aerr == nil {
 				progressed = true
 				jobs <- job{r, b}
@@ -477,4 +484,77 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 		err = s.ctx.Err()
 	}
 	return progressed, fatal, err
+}
+
+// queueTarget is how long a stream's answers in flight should take to
+// arrive at the rate measured: on a slow link, a stream keeps few chunks
+// in flight, so that a text message on the same connection does not wait
+// behind megabytes of file queued in the buffers ahead of it.
+const queueTarget = 250 * time.Millisecond
+
+// pacer sizes a stream's requests in flight to its rate: one chunk on a
+// slow link, up to window on a fast one.
+type pacer struct {
+	mu   sync.Mutex
+	n    int     // requests in flight
+	rate float64 // bytes/s, smoothed
+	last time.Time
+	room chan struct{}
+}
+
+func newPacer() *pacer { return &pacer{room: make(chan struct{}, 1), last: time.Now()} }
+
+// allowed is how many requests may be in flight. Called with mu held.
+func (p *pacer) allowed() int {
+	if p.rate == 0 {
+		return 2 // no measure yet
+	}
+	return max(1, min(window, 1+int(p.rate*queueTarget.Seconds()/ChunkSize)))
+}
+
+func (p *pacer) sent() {
+	p.mu.Lock()
+	p.n++
+	p.mu.Unlock()
+}
+
+// wait blocks until another request may go out; false if stop closed.
+func (p *pacer) wait(stop <-chan struct{}) bool {
+	for {
+		p.mu.Lock()
+		ok := p.n < p.allowed()
+		p.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-p.room:
+		case <-stop:
+			return false
+		}
+	}
+}
+
+// answered counts an answer of n bytes read.
+func (p *pacer) answered(n int) {
+	p.mu.Lock()
+	p.n--
+	if n > 0 {
+		now := time.Now()
+		dt := now.Sub(p.last).Seconds()
+		p.last = now
+		if dt > 0 {
+			r := float64(n) / dt
+			if p.rate == 0 {
+				p.rate = r
+			} else {
+				p.rate = 0.7*p.rate + 0.3*r
+			}
+		}
+	}
+	p.mu.Unlock()
+	select {
+	case p.room <- struct{}{}:
+	default:
+	}
 }
