@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -32,6 +33,7 @@ func OpenChunks(dir string) (*Chunks, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("media: chunk directory: %w", err)
 	}
+	removePartial(dir)
 	return &Chunks{dir: dir}, nil
 }
 
@@ -130,4 +132,27 @@ func (c *Chunks) put(h Hash, b []byte, sync bool) error {
 		return fmt.Errorf("media: write chunk: %w", err)
 	}
 	return nil
+}
+
+// removePartial deletes the temporary files of chunk writes that a crash
+// interrupted (a chunk file appears only by rename, once complete).
+func removePartial(dir string) {
+	subs, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, sub := range subs {
+		if !sub.IsDir() || len(sub.Name()) != 2 {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(dir, sub.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			if strings.Contains(f.Name(), ".tmp") {
+				os.Remove(filepath.Join(dir, sub.Name(), f.Name()))
+			}
+		}
+	}
 }

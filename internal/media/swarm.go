@@ -420,6 +420,10 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 	var failed *request
 	var rerr error
 	for r := range inflight {
+		if err := s.ctx.Err(); err != nil {
+			rerr, failed = err, &r
+			break
+		}
 		st.SetDeadline(time.Now().Add(requestTimeout))
 		var haves []bool
 		var aerr error

@@ -1,9 +1,13 @@
 package media
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sync"
 	"testing"
 )
@@ -69,5 +73,36 @@ func TestSwarmSenderUploadsOnce(t *testing.T) {
 		float64(net.bytes["sender"])/float64(len(data)), total)
 	if net.bytes["sender"] > 2*int64(len(data)) {
 		t.Fatalf("the sender uploaded %d bytes for a file of %d to %d members", net.bytes["sender"], len(data), members)
+	}
+}
+
+// TestPartialWritesRemoved: the temporary file of a chunk write cut by a
+// crash is removed when the chunk directory is opened again; complete
+// chunks stay.
+func TestPartialWritesRemoved(t *testing.T) {
+	data := make([]byte, 2*ChunkSize)
+	rand.Read(data)
+	dir := t.TempDir()
+	ch, err := OpenChunks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Manifest{Name: "x", Size: int64(len(data))}
+	rand.Read(m.Key[:])
+	if err := Seal(ch, bytes.NewReader(data), m); err != nil {
+		t.Fatal(err)
+	}
+	torn := ch.path(m.Index[0]) + ".tmp0123456789abcdef"
+	if err := os.WriteFile(torn, data[:100], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err = OpenChunks(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(torn); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the torn write is still there: %v", err)
+	}
+	if _, missing, err := Missing(ch, m); err != nil || len(missing) != 0 {
+		t.Fatalf("complete chunks lost: %d missing, %v", len(missing), err)
 	}
 }
