@@ -123,7 +123,7 @@ type Service struct {
 	// source), so that the files of an album share the link in turn and
 	// their chunks in flight stay few (pacer).
 	lanes map[string]chan struct{}
-	prog    map[string]progress
+	prog  map[string]progress
 
 	kick   chan struct{}
 	cancel context.CancelFunc
