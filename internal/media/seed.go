@@ -11,11 +11,13 @@ import (
 // take it from those who have it (FetchSwarm prefers them anyway; this
 // bounds the sender's upload whatever the fetchers do). A member asking
 // again for a chunk it was given is served (it lost it: a crash mid-
-// write), and after seedRefill without serving a chunk the sender gives
-// it to one more member (the first ones may have gone offline).
+// write). A member refused a chunk for seedRefill gets it too: it found
+// no one else to take it from (the first ones went offline). The refill
+// is per member that waited, not per chunk and clock: on a slow machine
+// or link, a swarm taking minutes must not make the sender upload more.
 const (
 	seedCopies = 1
-	seedRefill = 30 * time.Second
+	seedRefill = 2 * time.Minute
 )
 
 // seedBudget gates what a sender serves of its swarm files.
@@ -26,8 +28,8 @@ type seedBudget struct {
 }
 
 type seedChunk struct {
-	peers []string // served to
-	last  time.Time
+	peers   []string             // served to
+	refused map[string]time.Time // first refusal, by member
 }
 
 func newSeedBudget() *seedBudget {
@@ -53,14 +55,21 @@ func (b *seedBudget) allow(h Hash, peer string) bool {
 	if c == nil {
 		return true // not a swarm chunk
 	}
-	now := b.now()
-	switch {
-	case slices.Contains(c.peers, peer):
-	case len(c.peers) < seedCopies || now.Sub(c.last) >= seedRefill:
-		c.peers = append(c.peers, peer)
-	default:
-		return false
+	if slices.Contains(c.peers, peer) {
+		return true
 	}
-	c.last = now
-	return true
+	now := b.now()
+	first, waited := c.refused[peer]
+	if len(c.peers) < seedCopies || waited && now.Sub(first) >= seedRefill {
+		c.peers = append(c.peers, peer)
+		delete(c.refused, peer)
+		return true
+	}
+	if !waited {
+		if c.refused == nil {
+			c.refused = map[string]time.Time{}
+		}
+		c.refused[peer] = now
+	}
+	return false
 }

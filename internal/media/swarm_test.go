@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestSwarmSenderUploadsOnce: a file sent to a group of members fetching
@@ -104,5 +105,33 @@ func TestPartialWritesRemoved(t *testing.T) {
 	}
 	if _, missing, err := Missing(ch, m); err != nil || len(missing) != 0 {
 		t.Fatalf("complete chunks lost: %d missing, %v", len(missing), err)
+	}
+}
+
+// TestSeedBudget: one member gets each chunk; the same member again; a
+// member refused for seedRefill gets it too, one refused for less not.
+func TestSeedBudget(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	b := newSeedBudget()
+	b.now = func() time.Time { return now }
+	var h, other Hash
+	h[0], other[0] = 1, 2
+	b.add([]Hash{h})
+	steps := []struct {
+		peer  string
+		after time.Duration
+		want  bool
+	}{
+		{"x", 0, true}, {"y", 0, false}, {"x", 0, true}, {"z", time.Minute, false},
+		{"y", seedRefill - time.Minute, true}, {"y", 0, true}, {"z", 0, false}, {"z", time.Minute, true},
+	}
+	for i, s := range steps {
+		now = now.Add(s.after)
+		if got := b.allow(h, s.peer); got != s.want {
+			t.Fatalf("step %d: %s allowed %v, want %v", i, s.peer, got, s.want)
+		}
+	}
+	if !b.allow(other, "y") {
+		t.Fatal("a chunk of no swarm file was refused")
 	}
 }
