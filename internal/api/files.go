@@ -69,3 +69,20 @@ func (s *server) saveFile(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, req)
 }
+
+func (s *server) groupSendFile(w http.ResponseWriter, r *http.Request) {
+	var req apiclient.GroupFileRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	m, err := s.m.GroupSendFile(r.Context(), r.PathValue("group"), req.Path, req.Text)
+	switch {
+	case errors.Is(err, messenger.ErrUnknownGroup), errors.Is(err, messenger.ErrNotMember):
+		s.failGroup(w, err)
+		return
+	case err != nil:
+		s.failFile(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, ToGroupMessage(m))
+}

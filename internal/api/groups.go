@@ -22,6 +22,7 @@ func (s *server) groupRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/groups/{group}/rename", s.groupRename)
 	mux.HandleFunc("GET /api/v1/groups/{group}/messages", s.groupMessages)
 	mux.HandleFunc("POST /api/v1/groups/{group}/messages", s.groupSend)
+	mux.HandleFunc("POST /api/v1/groups/{group}/files", s.groupSendFile) // files.go
 	mux.HandleFunc("GET /api/v1/channels", s.channels)
 	mux.HandleFunc("POST /api/v1/channels", s.createChannel)
 	mux.HandleFunc("POST /api/v1/channels/follow", s.followChannel)

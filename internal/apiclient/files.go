@@ -11,6 +11,7 @@ import (
 type Transfer struct {
 	MessageID string `json:"messageId"`
 	ContactID int64  `json:"contactId"`
+	Group     string `json:"group,omitempty"` // hex group id: a file sent to a group
 	Incoming  bool   `json:"incoming"`
 	Name      string `json:"name"`
 	MIME      string `json:"mime"`
@@ -27,6 +28,14 @@ type SendFileRequest struct {
 	Contact string `json:"contact"`
 	Path    string `json:"path"`
 	Text    string `json:"text,omitempty"`
+}
+
+// GroupFileRequest is the body of POST /api/v1/groups/{group}/files: the
+// node reads the file at Path and sends it to the group with Text as the
+// caption.
+type GroupFileRequest struct {
+	Path string `json:"path"`
+	Text string `json:"text,omitempty"`
 }
 
 // SaveFileRequest is the body of POST /api/v1/files/save: the node writes
@@ -51,4 +60,11 @@ func (c *Client) Files(ctx context.Context) ([]Transfer, error) {
 // SaveFile writes a received file to path.
 func (c *Client) SaveFile(ctx context.Context, msgID, path string) error {
 	return c.do(ctx, http.MethodPost, "/api/v1/files/save", SaveFileRequest{MessageID: msgID, Path: path}, nil)
+}
+
+// GroupSendFile sends the file at path (read by the node) to a group: it
+// is uploaded once, the members fetch it from each other.
+func (c *Client) GroupSendFile(ctx context.Context, ref, path, text string) (GroupMessage, error) {
+	var out GroupMessage
+	return out, c.do(ctx, http.MethodPost, groupPath(ref, "files"), GroupFileRequest{Path: path, Text: text}, &out)
 }

@@ -70,7 +70,11 @@ func filesCmd(g *globals) *cobra.Command {
 					if t.Total > 0 {
 						pct = 100 * t.Done / t.Total
 					}
-					line := fmt.Sprintf("%s  %s contact %d  %-9s %3d%%  %10d  %s", t.MessageID, dir, t.ContactID, t.State, pct, t.Size, safe(t.Name))
+					who := fmt.Sprintf("contact %d", t.ContactID)
+					if t.Group != "" {
+						who = "group " + t.Group[:min(12, len(t.Group))]
+					}
+					line := fmt.Sprintf("%s  %s %s  %-9s %3d%%  %10d  %s", t.MessageID, dir, who, t.State, pct, t.Size, safe(t.Name))
 					if t.Error != "" {
 						line += "  (" + safe(t.Error) + ")"
 					}

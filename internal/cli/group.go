@@ -92,10 +92,22 @@ func groupCmd(g *globals) *cobra.Command {
 		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
 			return c.GroupRename(ctx, a[0], strings.Join(a[1:], " "))
 		}, printGroup)
-	send := g.nodeCmd("send GROUP TEXT...", "Send a message to a group (encrypted once, whatever its size)", cobra.MinimumNArgs(2),
+	var file string
+	send := g.nodeCmd("send GROUP TEXT... | send GROUP --file PATH [TEXT...]", "Send a message or a file to a group (encrypted and uploaded once, whatever its size)", cobra.MinimumNArgs(1),
 		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
+			if file != "" {
+				abs, err := filepath.Abs(file) // the node runs elsewhere
+				if err != nil {
+					return nil, err
+				}
+				return c.GroupSendFile(ctx, a[0], abs, strings.Join(a[1:], " "))
+			}
+			if len(a) < 2 {
+				return nil, usageError{errors.New("group send needs a text, or --file PATH")}
+			}
 			return c.GroupSend(ctx, a[0], strings.Join(a[1:], " "))
 		}, func(v any) { fmt.Fprintln(g.stdout, v.(apiclient.GroupMessage).ID) })
+	send.Flags().StringVar(&file, "file", "", "send this file (TEXT is its caption); the members fetch it from each other")
 	messages := g.nodeCmd("messages GROUP [--json]", "Show a group's messages", cobra.ExactArgs(1),
 		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
 			return c.GroupMessages(ctx, a[0], 0)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/samizdat-im/samizdat/internal/p2p"
 )
@@ -34,6 +36,80 @@ func benchNodes(b *testing.B) (a, c *p2p.Node) {
 }
 
 const benchSize = 64 << 20
+
+// BenchmarkFetchVsCopyLoopback alternates, in each iteration, a bare
+// stream copy of 100 MiB and a fetch of a 100 MiB file over
+// /samizdat/blob/1 between the same two nodes, so that both see the
+// same load on a shared machine; it reports both rates, their ratio
+// (the target: >= 0.7) and the most heap in use while fetching.
+func BenchmarkFetchVsCopyLoopback(b *testing.B) {
+	const size = 100 << 20
+	a, c := benchNodes(b)
+	src, _ := OpenChunks(b.TempDir())
+	m := &Manifest{Name: "x", Size: size}
+	rand.Read(m.Key[:])
+	if err := Seal(src, io.LimitReader(rand.Reader, size), m); err != nil {
+		b.Fatal(err)
+	}
+	a.Handle(Protocol, func(s p2p.Stream) { Serve(src, s) })
+	buf := make([]byte, ChunkSize)
+	a.Handle("/bench/copy/1", func(s p2p.Stream) {
+		defer s.Close()
+		for sent := 0; sent < size; sent += len(buf) {
+			if _, err := s.Write(buf); err != nil {
+				return
+			}
+		}
+	})
+	var tCopy, tFetch time.Duration
+	var peak uint64
+	for range b.N {
+		t0 := time.Now()
+		s, err := c.OpenStream(context.Background(), a.PeerID(), "/bench/copy/1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, s)
+		s.Close()
+		if n != size {
+			b.Fatalf("copied %d", n)
+		}
+		tCopy += time.Since(t0)
+
+		dst, _ := OpenChunks(b.TempDir())
+		runtime.GC()
+		stop := make(chan struct{})
+		sampled := make(chan uint64)
+		go func() {
+			var ms runtime.MemStats
+			var top uint64
+			t := time.NewTicker(20 * time.Millisecond)
+			defer t.Stop()
+			for {
+				runtime.ReadMemStats(&ms)
+				top = max(top, ms.HeapInuse)
+				select {
+				case <-stop:
+					sampled <- top
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		t0 = time.Now()
+		if err := Fetch(context.Background(), c, dst, m, []string{a.PeerID()}, nil); err != nil {
+			b.Fatal(err)
+		}
+		tFetch += time.Since(t0)
+		close(stop)
+		peak = max(peak, <-sampled)
+	}
+	mbs := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / 1e6 }
+	b.ReportMetric(mbs(tCopy), "copy-MB/s")
+	b.ReportMetric(mbs(tFetch), "fetch-MB/s")
+	b.ReportMetric(tCopy.Seconds()/tFetch.Seconds(), "ratio")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}
 
 // BenchmarkFetchLoopback fetches a 64 MiB file over /samizdat/blob/1
 // between two nodes on loopback; compare with BenchmarkStreamCopyLoopback.

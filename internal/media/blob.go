@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -15,22 +16,34 @@ import (
 
 // Protocol is the stream protocol that serves chunks by hash. A request is
 // the 32-byte hash of a chunk; the answer is a status byte, then for
-// statusOK a 4-byte big-endian length and the sealed chunk. A stream
-// carries any number of requests, one after the other; the client closes
-// its side when done. It runs on its own streams, so a file never holds
-// up the text messages of /samizdat/msg/1.
+// statusOK a 4-byte big-endian length and the sealed chunk. A request of
+// 32 zero bytes is a have query instead: a 2-byte big-endian count n (at
+// most MaxHaveQuery) and n hashes, answered by statusHave and a bitmap of
+// ceil(n/8) bytes (bit i, most significant first: the i-th hash is held).
+// A stream carries any number of requests, one after the other, answered
+// in order; the client closes its side when done. It runs on its own
+// streams, so a file never holds up the text messages of /samizdat/msg/1.
 const Protocol = "/samizdat/blob/1"
 
 const (
 	statusOK      = 0
 	statusMissing = 1
+	// statusBusy: held, but the source will not send it now (a sender
+	// that already uploaded it to the swarm): ask another holder.
+	statusBusy = 2
+	statusHave = 3
 	// requestTimeout bounds one request and its answer.
 	requestTimeout = 30 * time.Second
+	// MaxHaveQuery is the most hashes one have query names.
+	MaxHaveQuery = 1024
 )
 
 // ErrNoSource is returned by Fetch when no source could provide some
 // chunk; it wraps what each source said.
 var ErrNoSource = errors.New("media: no source could provide the file")
+
+// errBusy is a source's answer that it will not send a chunk now.
+var errBusy = errors.New("media: source busy")
 
 // Opener opens streams to peers (internal/p2p.Node).
 type Opener interface {
@@ -38,148 +51,135 @@ type Opener interface {
 }
 
 // Serve answers chunk requests on s from ch until the client is done.
-func Serve(ch *Chunks, s p2p.Stream) {
+func Serve(ch *Chunks, s p2p.Stream) { ServeWith(ch, s, nil, nil) }
+
+// ServeWith is Serve with a gate: allow (nil: everything) says whether a
+// held chunk is sent to the peer asking now, and sent (nil: nothing)
+// counts the bytes of the chunks sent.
+func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, sent func(n int)) {
 	defer s.Close()
-	r := bufio.NewReader(s)
+	r := bufio.NewReaderSize(s, 4<<10)
+	w := bufio.NewWriterSize(s, 64<<10)
+	var zero Hash
+	var buf []byte
 	for {
 		s.SetDeadline(time.Now().Add(requestTimeout))
 		var h Hash
+		if r.Buffered() == 0 {
+			// The client waits for what is buffered: send it before
+			// blocking on the next request.
+			if err := w.Flush(); err != nil {
+				return
+			}
+		}
 		if _, err := io.ReadFull(r, h[:]); err != nil {
+			w.Flush()
 			return
 		}
-		b, err := ch.Get(h)
-		if err != nil {
-			if _, err := s.Write([]byte{statusMissing}); err != nil {
+		if h == zero {
+			if err := answerHave(ch, r, w); err != nil {
+				s.Reset()
 				return
 			}
 			continue
 		}
-		hdr := make([]byte, 5, 5+len(b))
+		if allow != nil && ch.Has(h) && !allow(h, s.RemotePeer()) {
+			if err := w.WriteByte(statusBusy); err != nil {
+				return
+			}
+			continue
+		}
+		b, err := ch.read(h, buf)
+		if err != nil {
+			if err := w.WriteByte(statusMissing); err != nil {
+				return
+			}
+			continue
+		}
+		var hdr [5]byte
 		hdr[0] = statusOK
 		binary.BigEndian.PutUint32(hdr[1:], uint32(len(b)))
-		if _, err := s.Write(append(hdr, b...)); err != nil {
+		w.Write(hdr[:])
+		if _, err := w.Write(b); err != nil {
 			s.Reset()
 			return
 		}
+		if sent != nil {
+			sent(len(b))
+		}
+		buf = b
 	}
 }
 
-// window is how many requests a fetcher keeps in flight on one stream, so
-// that a long round trip does not idle the link between chunks.
-const window = 8
-
-// fetchFrom takes chunks to fetch from the shared queue (pop) and asks
-// peer for them on one stream, window requests ahead of the answers. On
-// any failure every chunk in flight goes back to the queue (fail) and the
-// source is dropped.
-func fetchFrom(ctx context.Context, op Opener, ch *Chunks, peer string, pop func() (Hash, bool), fail func(string, *Hash, error), got func()) {
-	s, err := op.OpenStream(ctx, peer, Protocol)
-	if err != nil {
-		fail(peer, nil, err)
-		return
+// answerHave answers a have query (after its zero hash).
+func answerHave(ch *Chunks, r *bufio.Reader, w *bufio.Writer) error {
+	var nb [2]byte
+	if _, err := io.ReadFull(r, nb[:]); err != nil {
+		return err
 	}
-	defer s.Close()
-	inflight := make(chan Hash, window)
-	stop := make(chan struct{})
-	var (
-		werr    error
-		wdone   = make(chan struct{})
-		pending *Hash // popped by the writer, not sent
-	)
-	go func() { // the writer
-		defer close(wdone)
-		defer close(inflight)
-		for {
-			h, ok := pop()
-			if !ok {
-				s.CloseWrite()
-				return
-			}
-			if ch.Has(h) {
-				got()
-				continue
-			}
-			select {
-			case inflight <- h:
-			case <-stop:
-				pending = &h
-				return
-			case <-ctx.Done():
-				pending = &h
-				return
-			}
-			s.SetDeadline(time.Now().Add(requestTimeout))
-			if _, err := s.Write(h[:]); err != nil {
-				werr = err
-				return
-			}
+	n := int(binary.BigEndian.Uint16(nb[:]))
+	if n > MaxHaveQuery {
+		return fmt.Errorf("media: have query of %d hashes", n)
+	}
+	bits := make([]byte, 1+(n+7)/8)
+	bits[0] = statusHave
+	for i := range n {
+		var h Hash
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return err
 		}
-	}()
-	r := bufio.NewReaderSize(s, 64<<10)
-	var rerr error
-	var failed *Hash
-	for h := range inflight {
-		if rerr = ctx.Err(); rerr != nil {
-			failed = &h
-			break
-		}
-		s.SetDeadline(time.Now().Add(requestTimeout))
-		b, err := readAnswer(r, h)
-		if err == nil {
-			err = ch.Put(h, b)
-		}
-		if err != nil {
-			rerr, failed = err, &h
-			break
-		}
-		got()
-	}
-	if rerr == nil && werr == nil && pending == nil {
-		return
-	}
-	// Give back everything not stored, then drop the source.
-	s.Reset()
-	close(stop)
-	<-wdone
-	var back []Hash
-	if failed != nil {
-		back = append(back, *failed)
-	}
-	if pending != nil {
-		back = append(back, *pending)
-	}
-	for h := range inflight {
-		back = append(back, h)
-	}
-	err = rerr
-	if err == nil {
-		err = werr
-	}
-	if err == nil {
-		err = ctx.Err()
-	}
-	for i := range back {
-		if i == 0 {
-			fail(peer, &back[i], err)
-		} else {
-			fail(peer, &back[i], nil)
+		if ch.Has(h) {
+			bits[1+i/8] |= 0x80 >> (i % 8)
 		}
 	}
-	if len(back) == 0 {
-		fail(peer, nil, err)
-	}
+	_, err := w.Write(bits)
+	return err
 }
 
-// readAnswer reads the answer to a request for chunk h, unchecked.
-func readAnswer(r *bufio.Reader, h Hash) ([]byte, error) {
+// haveQuery encodes a have query for hs.
+func haveQuery(hs []Hash) []byte {
+	b := make([]byte, HashSize+2, HashSize+2+len(hs)*HashSize)
+	binary.BigEndian.PutUint16(b[HashSize:], uint16(len(hs)))
+	for _, h := range hs {
+		b = append(b, h[:]...)
+	}
+	return b
+}
+
+// readHave reads the answer to a have query of n hashes.
+func readHave(r *bufio.Reader, n int) ([]bool, error) {
 	st, err := r.ReadByte()
 	if err != nil {
 		return nil, err
 	}
-	if st == statusMissing {
-		return nil, fmt.Errorf("%w: %s", ErrNoChunk, h)
+	if st != statusHave {
+		return nil, fmt.Errorf("media: bad answer status %d to a have query", st)
 	}
-	if st != statusOK {
+	bits := make([]byte, (n+7)/8)
+	if _, err := io.ReadFull(r, bits); err != nil {
+		return nil, err
+	}
+	out := make([]bool, n)
+	for i := range out {
+		out[i] = bits[i/8]&(0x80>>(i%8)) != 0
+	}
+	return out, nil
+}
+
+// readAnswer reads the answer to a request for chunk h, unchecked, into
+// buf if it is large enough.
+func readAnswer(r *bufio.Reader, h Hash, buf []byte) ([]byte, error) {
+	st, err := r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	switch st {
+	case statusOK:
+	case statusMissing:
+		return nil, fmt.Errorf("%w: %s", ErrNoChunk, h)
+	case statusBusy:
+		return nil, errBusy
+	default:
 		return nil, fmt.Errorf("media: bad answer status %d", st)
 	}
 	var l [4]byte
@@ -190,96 +190,34 @@ func readAnswer(r *bufio.Reader, h Hash) ([]byte, error) {
 	if n > MaxSealedChunk {
 		return nil, fmt.Errorf("media: chunk of %d bytes announced", n)
 	}
-	b := make([]byte, n)
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	b := buf[:n]
 	if _, err := io.ReadFull(r, b); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
-// fetchSet fetches the chunks want from sources into ch, one stream per
-// source, all sources at once, each taking the next chunk still wanted.
-// A source that fails (offline, lacks a chunk, sends a corrupt one) is
-// dropped and its chunk is left to the others. got is called for every
-// chunk stored.
-func fetchSet(ctx context.Context, op Opener, ch *Chunks, want []Hash, sources []string, got func()) error {
-	if len(want) == 0 {
-		return nil // nothing to dial for
-	}
-	var (
-		mu    sync.Mutex
-		queue = append([]Hash(nil), want...)
-		errs  []error
-		dead  = map[string]bool{}
-	)
-	pop := func() (Hash, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(queue) == 0 {
-			return Hash{}, false
-		}
-		h := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		return h, true
-	}
-	fail := func(peer string, h *Hash, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if h != nil {
-			queue = append(queue, *h)
-		}
-		dead[peer] = true
-		if err != nil {
-			errs = append(errs, fmt.Errorf("source %s: %w", short(peer), err))
-		}
-	}
-	// A round ends when the queue is empty; a chunk given back by a
-	// failing source after the others left starts another round with the
-	// sources still standing.
-	for {
-		if err := fetchRound(ctx, op, ch, sources, pop, fail, got); err != nil {
-			return err
-		}
-		if len(queue) == 0 {
-			return nil
-		}
-		var alive []string
-		for _, p := range sources {
-			if !dead[p] {
-				alive = append(alive, p)
-			}
-		}
-		if len(alive) == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return fmt.Errorf("%w (%d chunks missing): %w", ErrNoSource, len(queue), errors.Join(errs...))
-		}
-		sources = alive
-	}
-}
-
-func fetchRound(ctx context.Context, op Opener, ch *Chunks, sources []string,
-	pop func() (Hash, bool), fail func(string, *Hash, error), got func()) error {
-	var wg sync.WaitGroup
-	for _, peer := range sources {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fetchFrom(ctx, op, ch, peer, pop, fail, got)
-		}()
-	}
-	wg.Wait()
-	return ctx.Err()
-}
-
-// Fetch brings every chunk of m that ch lacks from sources (peer ids),
-// checking each against its hash: first the index, then the data. It
-// resumes from what ch holds, so calling it again after a failure or a
-// restart fetches only what is missing. progress, if not nil, is called
-// with the data chunks held and their total.
+// Fetch brings every chunk of m that ch lacks from sources (peer ids that
+// hold the whole file), checking each against its hash: first the index,
+// then the data. It resumes from what ch holds, so calling it again after
+// a failure or a restart fetches only what is missing. progress, if not
+// nil, is called with the data chunks held and their total.
 func Fetch(ctx context.Context, op Opener, ch *Chunks, m *Manifest, sources []string, progress func(done, total int)) error {
-	if len(sources) == 0 {
+	return FetchSwarm(ctx, op, ch, m, sources, nil, progress)
+}
+
+// FetchSwarm is Fetch from a swarm: seeds hold the whole file (its
+// sender's devices), peers are fetching it too (the other members of a
+// group) and serve the chunks they have checked. Each peer is asked which
+// chunks it holds; a chunk a peer offers is taken from it rather than
+// from a seed, so the seeds upload little more than one copy however
+// many fetch. Chunks are asked for in a random order, so that fetchers
+// starting together hold different chunks to trade.
+func FetchSwarm(ctx context.Context, op Opener, ch *Chunks, m *Manifest, seeds, peers []string, progress func(done, total int)) error {
+	if len(seeds)+len(peers) == 0 {
 		return fmt.Errorf("%w: no sources", ErrNoSource)
 	}
 	var idx []Hash
@@ -288,7 +226,7 @@ func Fetch(ctx context.Context, op Opener, ch *Chunks, m *Manifest, sources []st
 			idx = append(idx, h)
 		}
 	}
-	if err := fetchSet(ctx, op, ch, idx, sources, func() {}); err != nil {
+	if err := fetchSet(ctx, op, ch, idx, seeds, peers, func() {}); err != nil {
 		return err
 	}
 	hashes, missing, err := Missing(ch, m)
@@ -303,9 +241,12 @@ func Fetch(ctx context.Context, op Opener, ch *Chunks, m *Manifest, sources []st
 	}
 	want := make([]Hash, len(missing))
 	for i, n := range missing {
-		want[len(missing)-1-i] = hashes[n] // popped from the end: in order
+		want[i] = hashes[n]
 	}
-	return fetchSet(ctx, op, ch, want, sources, func() {
+	if len(peers) > 0 {
+		mrand.Shuffle(len(want), func(i, k int) { want[i], want[k] = want[k], want[i] })
+	}
+	return fetchSet(ctx, op, ch, want, seeds, peers, func() {
 		mu.Lock()
 		done++
 		d := done

@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 )
 
 // ErrCorruptChunk is returned when a chunk does not hash to its address.
@@ -21,7 +24,8 @@ var ErrNoChunk = errors.New("media: chunk not held")
 // hash. A chunk file exists only once it is complete and checked (written
 // to a temporary name, synced, renamed), so what is there is verified.
 type Chunks struct {
-	dir string
+	dir  string
+	dirs sync.Map // subdirectories known to exist
 }
 
 // OpenChunks opens (creating) the chunk directory dir.
@@ -29,6 +33,7 @@ func OpenChunks(dir string) (*Chunks, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("media: chunk directory: %w", err)
 	}
+	removePartial(dir)
 	return &Chunks{dir: dir}, nil
 }
 
@@ -61,6 +66,30 @@ func (c *Chunks) Get(h Hash) ([]byte, error) {
 	return b, nil
 }
 
+// read reads chunk h into buf (grown if needed) without checking it: for
+// serving, as the receiver checks every chunk anyway.
+func (c *Chunks) read(h Hash, buf []byte) ([]byte, error) {
+	f, err := os.Open(c.path(h))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoChunk, h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("media: read chunk: %w", err)
+	}
+	defer f.Close()
+	if cap(buf) < MaxSealedChunk+1 {
+		buf = make([]byte, MaxSealedChunk+1)
+	}
+	n, err := io.ReadFull(f, buf[:MaxSealedChunk+1])
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = nil
+	}
+	if err != nil || n > MaxSealedChunk {
+		return nil, fmt.Errorf("media: read chunk %s: %v", h, err)
+	}
+	return buf[:n], nil
+}
+
 // Put checks that b hashes to h and keeps it. Only chunks sealed here are
 // synced to disk one by one (nobody else has them yet); a fetched chunk
 // that a crash damages is found by Get and fetched again, and syncing each
@@ -75,8 +104,11 @@ func (c *Chunks) put(h Hash, b []byte, sync bool) error {
 		return nil
 	}
 	p := c.path(h)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return fmt.Errorf("media: chunk directory: %w", err)
+	if _, ok := c.dirs.Load(p[:len(p)-2*HashSize-1]); !ok {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return fmt.Errorf("media: chunk directory: %w", err)
+		}
+		c.dirs.Store(p[:len(p)-2*HashSize-1], true)
 	}
 	var rnd [8]byte
 	rand.Read(rnd[:])
@@ -100,4 +132,27 @@ func (c *Chunks) put(h Hash, b []byte, sync bool) error {
 		return fmt.Errorf("media: write chunk: %w", err)
 	}
 	return nil
+}
+
+// removePartial deletes the temporary files of chunk writes that a crash
+// interrupted (a chunk file appears only by rename, once complete).
+func removePartial(dir string) {
+	subs, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, sub := range subs {
+		if !sub.IsDir() || len(sub.Name()) != 2 {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(dir, sub.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			if strings.Contains(f.Name(), ".tmp") {
+				os.Remove(filepath.Join(dir, sub.Name(), f.Name()))
+			}
+		}
+	}
 }

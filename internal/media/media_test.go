@@ -41,19 +41,39 @@ var _ p2p.Stream = (*pipeStream)(nil)
 type memNet struct {
 	mu      sync.Mutex
 	sources map[string]*Chunks
-	tamper  map[string]bool // flips a byte of every chunk served
-	served  map[string]int
-	wg      sync.WaitGroup
+	tamper  map[string]bool  // flips a byte of every chunk served
+	served  map[string]int   // chunks sent, by source
+	bytes   map[string]int64 // bytes of chunks sent, by source
+	// gate, if set, gates what a source sends (ServeWith).
+	gate map[string]func(h Hash, peer string) bool
+	wg   sync.WaitGroup
 }
 
 func newMemNet() *memNet {
-	return &memNet{sources: map[string]*Chunks{}, tamper: map[string]bool{}, served: map[string]int{}}
+	return &memNet{sources: map[string]*Chunks{}, tamper: map[string]bool{}, served: map[string]int{}, bytes: map[string]int64{}}
 }
 
 func (n *memNet) OpenStream(ctx context.Context, peer, proto string) (p2p.Stream, error) {
+	return n.open("client", peer, proto)
+}
+
+// as is the network seen by fetcher id (the id its sources see).
+func (n *memNet) as(id string) Opener { return memOpener{n, id} }
+
+type memOpener struct {
+	n  *memNet
+	id string
+}
+
+func (o memOpener) OpenStream(ctx context.Context, peer, proto string) (p2p.Stream, error) {
+	return o.n.open(o.id, peer, proto)
+}
+
+func (n *memNet) open(who, peer, proto string) (p2p.Stream, error) {
 	n.mu.Lock()
 	ch, ok := n.sources[peer]
 	bad := n.tamper[peer]
+	gate := n.gate[peer]
 	n.mu.Unlock()
 	if !ok || proto != Protocol {
 		return nil, fmt.Errorf("peer %s unreachable", peer)
@@ -61,32 +81,31 @@ func (n *memNet) OpenStream(ctx context.Context, peer, proto string) (p2p.Stream
 	cr, sw := io.Pipe()
 	sr, cw := io.Pipe()
 	client := &pipeStream{r: cr, w: cw, peer: peer}
-	server := &pipeStream{r: sr, w: sw, peer: "client"}
+	server := &pipeStream{r: sr, w: sw, peer: who}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		Serve(ch, &countingStream{pipeStream: server, n: n, peer: peer, tamper: bad})
+		ServeWith(ch, &countingStream{pipeStream: server, tamper: bad}, gate, func(b int) {
+			n.mu.Lock()
+			n.served[peer]++
+			n.bytes[peer] += int64(b)
+			n.mu.Unlock()
+		})
 	}()
 	return client, nil
 }
 
-// countingStream counts answers written by a source.
+// countingStream is a source's end of a stream, tampering with what it
+// writes if asked to.
 type countingStream struct {
 	*pipeStream
-	n      *memNet
-	peer   string
 	tamper bool // flip a byte of every chunk sent
 }
 
 func (c *countingStream) Write(b []byte) (int, error) {
-	if len(b) > 5 {
-		c.n.mu.Lock()
-		c.n.served[c.peer]++
-		c.n.mu.Unlock()
-		if c.tamper {
-			b = append([]byte(nil), b...)
-			b[len(b)/2] ^= 1
-		}
+	if len(b) > 5 && c.tamper {
+		b = append([]byte(nil), b...)
+		b[len(b)/2] ^= 1
 	}
 	return c.pipeStream.Write(b)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/p2p"
@@ -74,6 +75,7 @@ type Config struct {
 type Transfer struct {
 	MessageID string `json:"messageId"`
 	ContactID int64  `json:"contactId"`
+	Group     string `json:"group,omitempty"` // hex group id: sent to a group
 	Incoming  bool   `json:"incoming"`
 	Name      string `json:"name"`
 	MIME      string `json:"mime"`
@@ -94,6 +96,11 @@ type record struct {
 	// Wanted: the user asked for this file (Request), so it is fetched
 	// whatever the automatic limit.
 	Wanted bool `json:"want,omitempty"`
+	// Group files: the group (hex id), and how many of Sources are the
+	// sender's devices (seeds); the others are members (peers). Zero:
+	// every source holds the whole file.
+	Group string `json:"group,omitempty"`
+	Seeds int    `json:"seeds,omitempty"`
 }
 
 type progress struct {
@@ -108,11 +115,18 @@ type Service struct {
 	ch  *Chunks
 	log *slog.Logger
 
+	budget *seedBudget  // what we serve of the files we sent to groups
+	served atomic.Int64 // bytes of chunks served
+
 	mu      sync.Mutex
 	running map[string]bool
-	prog    map[string]progress
 	// autoLimit: larger incoming files wait for Request (0: none wait).
 	autoLimit int64
+	// lanes: one fetch at a time from each sender (keyed by its first
+	// source), so that the files of an album share the link in turn and
+	// their chunks in flight stay few (pacer).
+	lanes map[string]chan struct{}
+	prog  map[string]progress
 
 	kick   chan struct{}
 	cancel context.CancelFunc
@@ -134,12 +148,44 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, ch: ch, log: cfg.Logger, running: map[string]bool{}, prog: map[string]progress{}, kick: make(chan struct{}, 1)}
+	s := &Service{cfg: cfg, ch: ch, log: cfg.Logger, budget: newSeedBudget(), running: map[string]bool{}, lanes: map[string]chan struct{}{}, prog: map[string]progress{}, kick: make(chan struct{}, 1)}
+	if err := s.loadBudget(); err != nil {
+		return nil, err
+	}
 	if cfg.Transport != nil {
-		cfg.Transport.Handle(Protocol, func(st p2p.Stream) { Serve(ch, st) })
+		cfg.Transport.Handle(Protocol, func(st p2p.Stream) {
+			ServeWith(ch, st, s.budget.allow, func(n int) { s.served.Add(int64(n)) })
+		})
 	}
 	return s, nil
 }
+
+// loadBudget puts the files we sent to groups under the seed budget.
+func (s *Service) loadBudget() error {
+	var recs []record
+	err := s.cfg.Store.View(context.Background(), func(tx *store.Tx) (err error) {
+		recs, err = allRecords(tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Incoming || r.Group == "" {
+			continue
+		}
+		if m, err := ParseManifest(r.Manifest); err == nil {
+			if hs, err := LoadIndex(s.ch, m); err == nil {
+				s.budget.add(hs)
+			}
+		}
+	}
+	return nil
+}
+
+// BytesServed is how many bytes of chunks this node has sent to others
+// since it started.
+func (s *Service) BytesServed() int64 { return s.served.Load() }
 
 // Chunks is the service's chunk store.
 func (s *Service) Chunks() *Chunks { return s.ch }
@@ -194,6 +240,39 @@ func (s *Service) AddOutgoing(ctx context.Context, msgID string, contactID int64
 	return s.cfg.Store.Update(ctx, func(tx *store.Tx) error {
 		return putRecord(tx, record{MessageID: msgID, ContactID: contactID, Manifest: m.Marshal()})
 	})
+}
+
+// AddOutgoingGroup records a file we sent to group (hex id). Its members
+// fetch it from each other: we give each chunk to about one of them
+// (seedBudget).
+func (s *Service) AddOutgoingGroup(ctx context.Context, msgID, group string, m *Manifest) error {
+	hs, err := LoadIndex(s.ch, m)
+	if err != nil {
+		return err
+	}
+	s.budget.add(hs)
+	return s.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+		return putRecord(tx, record{MessageID: msgID, Group: group, Manifest: m.Marshal()})
+	})
+}
+
+// AddIncomingGroup is AddIncoming for a file sent to group (hex id):
+// seeds are the sender's devices, peers the other members' (fetching it
+// too, and serving what they have).
+func (s *Service) AddIncomingGroup(tx *store.Tx, msgID, group string, manifest []byte, seeds, peers []string) error {
+	r := record{MessageID: msgID, Incoming: true, Manifest: manifest, Group: group, Seeds: len(seeds),
+		Sources: append(append([]string(nil), seeds...), peers...)}
+	if len(seeds) == 0 {
+		r.Seeds = -1 // no seed known: peers only
+	}
+	if err := putRecord(tx, r); err != nil {
+		return err
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // AddIncoming records a file received with message msgID, inside the
@@ -342,6 +421,23 @@ func (s *Service) fetch(ctx context.Context, r record) {
 		delete(s.running, r.MessageID)
 		s.mu.Unlock()
 	}()
+	lane := ""
+	if len(r.Sources) > 0 {
+		lane = r.Sources[0]
+	}
+	s.mu.Lock()
+	l := s.lanes[lane]
+	if l == nil {
+		l = make(chan struct{}, 1)
+		s.lanes[lane] = l
+	}
+	s.mu.Unlock()
+	select {
+	case l <- struct{}{}:
+		defer func() { <-l }()
+	case <-ctx.Done():
+		return
+	}
 	m, err := ParseManifest(r.Manifest)
 	if err == nil && m.Size > s.cfg.MaxFileSize {
 		err = fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, m.Size, s.cfg.MaxFileSize)
@@ -352,7 +448,12 @@ func (s *Service) fetch(ctx context.Context, r record) {
 		return
 	}
 	total := m.Chunks()
-	err = Fetch(ctx, s.cfg.Transport, s.ch, m, r.Sources, func(done, total int) {
+	seeds, peers := r.Sources, []string(nil)
+	if r.Seeds != 0 {
+		n := max(0, min(r.Seeds, len(r.Sources)))
+		seeds, peers = r.Sources[:n], r.Sources[n:]
+	}
+	err = FetchSwarm(ctx, s.cfg.Transport, s.ch, m, seeds, peers, func(done, total int) {
 		s.setProg(r.MessageID, progress{done: done, total: total, state: StateFetching})
 	})
 	if err != nil {
@@ -384,7 +485,7 @@ func (s *Service) Transfers(ctx context.Context) ([]Transfer, error) {
 	}
 	out := make([]Transfer, 0, len(recs))
 	for _, r := range recs {
-		t := Transfer{MessageID: r.MessageID, ContactID: r.ContactID, Incoming: r.Incoming}
+		t := Transfer{MessageID: r.MessageID, ContactID: r.ContactID, Group: r.Group, Incoming: r.Incoming}
 		m, err := ParseManifest(r.Manifest)
 		if err != nil {
 			t.State, t.Error = StateFailed, err.Error()

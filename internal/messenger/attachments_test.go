@@ -16,11 +16,11 @@ import (
 
 // mediaNode is a test node that carries files, its chunks in dir (kept
 // across restarts).
-func mediaNode(t *testing.T, name string) (*tnode, string) {
+func mediaNode(t testing.TB, name string) (*tnode, string) {
 	return mediaNodeMax(t, name, 0)
 }
 
-func mediaNodeMax(t *testing.T, name string, maxSize int64) (*tnode, string) {
+func mediaNodeMax(t testing.TB, name string, maxSize int64) (*tnode, string) {
 	dir := t.TempDir()
 	tn := newNodeTuned(t, name, func(c *Config) {
 		svc, err := media.New(media.Config{Dir: dir, Store: c.Store, Transport: c.Transport.(media.Transport),
@@ -33,7 +33,7 @@ func mediaNodeMax(t *testing.T, name string, maxSize int64) (*tnode, string) {
 	return tn, dir
 }
 
-func transferOf(t *testing.T, n *tnode, msgID string) media.Transfer {
+func transferOf(t testing.TB, n *tnode, msgID string) media.Transfer {
 	t.Helper()
 	ts, err := n.m.Transfers(context.Background())
 	if err != nil {
@@ -47,7 +47,7 @@ func transferOf(t *testing.T, n *tnode, msgID string) media.Transfer {
 	return media.Transfer{}
 }
 
-func writeRandom(t *testing.T, size int) (string, []byte) {
+func writeRandom(t testing.TB, size int) (string, []byte) {
 	b := make([]byte, size)
 	rand.Read(b)
 	p := filepath.Join(t.TempDir(), "photo album.bin")

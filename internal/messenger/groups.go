@@ -621,6 +621,11 @@ func (m *Messenger) GroupSend(ctx context.Context, ref, text string) (GroupMessa
 	if strings.TrimSpace(text) == "" {
 		return GroupMessage{}, ErrEmptyMessage
 	}
+	return m.groupSend(ctx, ref, text, nil)
+}
+
+// groupSend sends text and, if not nil, a file's manifest (groupfiles.go).
+func (m *Messenger) groupSend(ctx context.Context, ref, text string, attachment []byte) (GroupMessage, error) {
 	if len(text) > wire.MaxTextSize {
 		return GroupMessage{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMessageTooLong, len(text), wire.MaxTextSize)
 	}
@@ -652,7 +657,7 @@ func (m *Messenger) GroupSend(ctx context.Context, ref, text string) (GroupMessa
 		if err != nil {
 			return err
 		}
-		pt := wire.Pad(wire.Marshal(&wirepb.GroupText{Version: wire.Version, MessageId: id, Body: text, SentAtUnixMs: now.UnixMilli()}))
+		pt := wire.Pad(wire.Marshal(&wirepb.GroupText{Version: wire.Version, MessageId: id, Body: text, SentAtUnixMs: now.UnixMilli(), Attachment: attachment}))
 		msg, err := sender.Encrypt(pt)
 		if err != nil {
 			return err

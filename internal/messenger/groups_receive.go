@@ -254,6 +254,9 @@ func (m *Messenger) openGroupMessage(tx *store.Tx, g *store.Group, sender string
 	if err := tx.PutGroupKey(g.ID, sender, epoch, r.Marshal()); err != nil {
 		return nil, false, err
 	}
+	if err := m.receivedGroupFile(tx, g, sender, groupMsgID(raw), t.Attachment); err != nil {
+		return nil, false, err
+	}
 	if pm != nil {
 		if err := tx.ResolveGroupMessage(g.ID, pm.ID, sender, t.Body, time.UnixMilli(t.SentAtUnixMs)); err != nil {
 			return nil, false, err

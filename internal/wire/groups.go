@@ -14,8 +14,9 @@ const (
 	// MaxHistoryResponse bounds a history response's size (it is read in
 	// one piece from one stream).
 	MaxHistoryResponse = 8 << 20
-	// MaxTopicMessage bounds a channel post or group envelope on a topic.
-	MaxTopicMessage = MaxTextSize + 4<<10
+	// MaxTopicMessage bounds a channel post or group envelope on a topic:
+	// a text and a file's manifest.
+	MaxTopicMessage = MaxTextSize + MaxAttachmentSize + 4<<10
 	// MaxGroupName bounds a group or channel name.
 	MaxGroupName = 200
 )
@@ -100,7 +101,7 @@ func ParseGroupText(b []byte) (*wirepb.GroupText, error) {
 	if err := checkVersion(t.Version); err != nil {
 		return nil, err
 	}
-	if len(t.MessageId) != MessageIDSize || len(t.Body) > MaxTextSize {
+	if len(t.MessageId) != MessageIDSize || len(t.Body) > MaxTextSize || len(t.Attachment) > MaxAttachmentSize {
 		return nil, ErrMalformed
 	}
 	return &t, nil

@@ -360,11 +360,15 @@ func (x *GroupEnvelope) GetMessage() []byte {
 
 // GroupText is the plaintext of a group message.
 type GroupText struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	MessageId     []byte                 `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	Body          string                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
-	SentAtUnixMs  int64                  `protobuf:"varint,4,opt,name=sent_at_unix_ms,json=sentAtUnixMs,proto3" json:"sent_at_unix_ms,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Version      uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	MessageId    []byte                 `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Body         string                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	SentAtUnixMs int64                  `protobuf:"varint,4,opt,name=sent_at_unix_ms,json=sentAtUnixMs,proto3" json:"sent_at_unix_ms,omitempty"`
+	// attachment, if set, is an Attachment encoding (internal/media): the
+	// message carries a file, fetched from the sender and the other members
+	// (a swarm); body is its caption (possibly empty).
+	Attachment    []byte `protobuf:"bytes,5,opt,name=attachment,proto3" json:"attachment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -425,6 +429,13 @@ func (x *GroupText) GetSentAtUnixMs() int64 {
 		return x.SentAtUnixMs
 	}
 	return 0
+}
+
+func (x *GroupText) GetAttachment() []byte {
+	if x != nil {
+		return x.Attachment
+	}
+	return nil
 }
 
 // GroupOp is one membership change, signed by its author's account key
@@ -699,13 +710,16 @@ const file_wirepb_groups_proto_rawDesc = "" +
 	"\rGroupEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\fR\amessage\"\x7f\n" +
+	"\amessage\x18\x03 \x01(\fR\amessage\"\x9f\x01\n" +
 	"\tGroupText\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x02 \x01(\fR\tmessageId\x12\x12\n" +
 	"\x04body\x18\x03 \x01(\tR\x04body\x12%\n" +
-	"\x0fsent_at_unix_ms\x18\x04 \x01(\x03R\fsentAtUnixMs\"\xa4\x03\n" +
+	"\x0fsent_at_unix_ms\x18\x04 \x01(\x03R\fsentAtUnixMs\x12\x1e\n" +
+	"\n" +
+	"attachment\x18\x05 \x01(\fR\n" +
+	"attachment\"\xa4\x03\n" +
 	"\aGroupOp\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x19\n" +
 	"\bgroup_id\x18\x02 \x01(\fR\agroupId\x122\n" +

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// chunkFiles lists the chunk files in a profile's media directory, data
+// chunks (full size) apart from the small index chunks.
+func chunkFiles(t *testing.T, p *profile) (data, index []string) {
+	t.Helper()
+	err := filepath.WalkDir(filepath.Join(p.dir, "media"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.Contains(d.Name(), ".tmp") {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(filepath.Join(p.dir, "media"), path)
+		if fi.Size() == 256<<10+16 {
+			data = append(data, rel)
+		} else {
+			index = append(index, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, index
+}
+
+func moveChunk(t *testing.T, from, to, rel string) {
+	t.Helper()
+	os.MkdirAll(filepath.Dir(filepath.Join(to, rel)), 0o700)
+	if err := os.Rename(filepath.Join(from, rel), filepath.Join(to, rel)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *profile) transfer(id string) transfer {
+	for _, tr := range p.files() {
+		if tr.MessageID == id {
+			return tr
+		}
+	}
+	return transfer{}
+}
+
+// TestCLIFileResumeAfterKill: the receiving daemon holds half of a file
+// when it is SIGKILLed; restarted, it fetches the other half only. To
+// prove it, the sender then holds only that other half: asking it for a
+// chunk the receiver had already checked would fail the transfer.
+func TestCLIFileResumeAfterKill(t *testing.T) {
+	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
+	alice.must("init", "--name", "alice", "--no-passphrase")
+	bob.must("init", "--name", "bob", "--no-passphrase")
+	alice.start()
+	bob.start()
+	alice.must("contacts", "add", strings.TrimSpace(bob.must("invite")), "--name", "bob")
+	bob.stop() // offline while alice sends
+
+	const chunks = 16
+	content := make([]byte, chunks*256<<10)
+	rand.Read(content)
+	path := filepath.Join(t.TempDir(), "archive.bin")
+	os.WriteFile(path, content, 0o600)
+	id := strings.TrimSpace(alice.must("send", "bob", "--file", path))
+
+	// Alice keeps half of the data chunks only (a sender gone half away),
+	// so bob stops at about half.
+	amedia, hidden := filepath.Join(alice.dir, "media"), t.TempDir()
+	data, _ := chunkFiles(t, alice)
+	if len(data) != chunks {
+		t.Fatalf("alice holds %d data chunks", len(data))
+	}
+	for _, rel := range data[:chunks/2] {
+		moveChunk(t, amedia, hidden, rel)
+	}
+	bob.start()
+	eventuallyCLI(t, "bob fetches what alice has, and stops", func() bool {
+		tr := bob.transfer(id)
+		return tr.State == "failed" && tr.Done > 0
+	})
+	before := bob.transfer(id).Done
+	bob.kill()
+	held, _ := chunkFiles(t, bob)
+	if len(held) != before || before >= chunks {
+		t.Fatalf("bob held %d chunks on disk, %d by files, of %d", len(held), before, chunks)
+	}
+	t.Logf("bob was SIGKILLed holding %d of %d chunks", before, chunks)
+
+	// Now alice holds exactly the chunks bob lacks (and the index).
+	for _, rel := range data[:chunks/2] {
+		moveChunk(t, hidden, amedia, rel)
+	}
+	for _, rel := range held {
+		moveChunk(t, amedia, hidden, rel)
+	}
+	bob.start()
+	eventuallyCLI(t, "bob completes the file after the restart", func() bool {
+		return bob.transfer(id).State == "complete"
+	})
+	out := filepath.Join(t.TempDir(), "saved.bin")
+	bob.must("save", id, out)
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("bob's copy differs (%v)", err)
+	}
+}
+
+// TestCLIGroupSendFile: a member that is not the admin sends a file to a
+// group of three with `group send --file`; the others get it.
+func TestCLIGroupSendFile(t *testing.T) {
+	ps := map[string]*profile{}
+	for _, n := range []string{"alice", "bob", "carol"} {
+		ps[n] = newProfile(t, n)
+		ps[n].must("init", "--name", n, "--no-passphrase")
+		ps[n].start()
+	}
+	alice, bob, carol := ps["alice"], ps["bob"], ps["carol"]
+	for _, n := range []string{"bob", "carol"} {
+		alice.must("contacts", "add", strings.TrimSpace(ps[n].must("invite")), "--name", n)
+	}
+	var g struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal([]byte(alice.must("group", "create", "Family", "--json")), &g)
+	alice.must("group", "invite", g.ID, "bob")
+	alice.must("group", "invite", g.ID, "carol")
+	for _, p := range []*profile{bob, carol} {
+		eventuallyCLI(t, p.name+" joins", func() bool {
+			var gs []struct {
+				Members []any `json:"members"`
+			}
+			json.Unmarshal([]byte(p.must("group", "list", "--json")), &gs)
+			return len(gs) == 1 && len(gs[0].Members) == 3
+		})
+	}
+	// Sender keys first: a text from bob, read by both.
+	bob.must("group", "send", g.ID, "photos", "coming")
+	for _, p := range []*profile{alice, carol} {
+		eventuallyCLI(t, p.name+" reads bob", func() bool {
+			return strings.Contains(p.must("group", "messages", g.ID), "photos coming")
+		})
+	}
+	if _, errOut, code := bob.run("group", "send", g.ID); code != 2 || !strings.Contains(errOut, "group send needs a text, or --file PATH") {
+		t.Fatalf("group send without a text: exit %d, %q", code, errOut)
+	}
+	bob.fails("cannot read", "group", "send", g.ID, "--file", filepath.Join(t.TempDir(), "missing.jpg"))
+	content := make([]byte, 3<<20)
+	rand.Read(content)
+	path := filepath.Join(t.TempDir(), "album.bin")
+	os.WriteFile(path, content, 0o600)
+	var gm struct {
+		ID   string `json:"id"`
+		Text string `json:"text"`
+	}
+	json.Unmarshal([]byte(bob.must("group", "send", g.ID, "--file", path, "the", "album", "--json")), &gm)
+	if len(gm.ID) != 32 || gm.Text != "the album" {
+		t.Fatalf("group send --file --json: %+v", gm)
+	}
+	for _, p := range []*profile{alice, carol} {
+		eventuallyCLI(t, p.name+" has the album", func() bool { return p.transfer(gm.ID).State == "complete" })
+		out := filepath.Join(t.TempDir(), p.name+".bin")
+		p.must("save", gm.ID, out)
+		if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("%s's copy differs (%v)", p.name, err)
+		}
+		if !strings.Contains(p.must("files"), "from group "+g.ID[:12]) {
+			t.Fatalf("%s's files: %s", p.name, p.must("files"))
+		}
+	}
+}
