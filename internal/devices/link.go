@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
@@ -66,6 +67,9 @@ type PendingLink struct {
 // NewLink makes a link code for a new device with transport key devKey,
 // listening on addrs, valid for ttl from now.
 func NewLink(rnd io.Reader, devKey ed25519.PublicKey, addrs []string, now time.Time, ttl time.Duration) (*PendingLink, error) {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
 	if len(devKey) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("devices: device key of %d bytes", len(devKey))
 	}
@@ -130,4 +134,11 @@ func ParseLink(s string, now time.Time) (*Link, error) {
 		return nil, ErrLinkExpired
 	}
 	return l, nil
+}
+
+// Burnt reports whether the link code can no longer be used.
+func (p *PendingLink) Burnt() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.used || p.bad >= maxBadAttempts
 }

@@ -461,6 +461,120 @@ func (x *LinkDone) GetDevices() []*Device {
 	return nil
 }
 
+// LinkSync is the state a newly linked device starts from.
+type LinkSync struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Contacts      []*SyncContact         `protobuf:"bytes,2,rep,name=contacts,proto3" json:"contacts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkSync) Reset() {
+	*x = LinkSync{}
+	mi := &file_wirepb_link_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkSync) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkSync) ProtoMessage() {}
+
+func (x *LinkSync) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_link_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkSync.ProtoReflect.Descriptor instead.
+func (*LinkSync) Descriptor() ([]byte, []int) {
+	return file_wirepb_link_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *LinkSync) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *LinkSync) GetContacts() []*SyncContact {
+	if x != nil {
+		return x.Contacts
+	}
+	return nil
+}
+
+// SyncContact is one contact: its signed card and what we call it.
+type SyncContact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Card          []byte                 `protobuf:"bytes,1,opt,name=card,proto3" json:"card,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Verified      bool                   `protobuf:"varint,3,opt,name=verified,proto3" json:"verified,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncContact) Reset() {
+	*x = SyncContact{}
+	mi := &file_wirepb_link_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncContact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncContact) ProtoMessage() {}
+
+func (x *SyncContact) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_link_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncContact.ProtoReflect.Descriptor instead.
+func (*SyncContact) Descriptor() ([]byte, []int) {
+	return file_wirepb_link_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SyncContact) GetCard() []byte {
+	if x != nil {
+		return x.Card
+	}
+	return nil
+}
+
+func (x *SyncContact) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SyncContact) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
 var File_wirepb_link_proto protoreflect.FileDescriptor
 
 const file_wirepb_link_proto_rawDesc = "" +
@@ -498,7 +612,14 @@ const file_wirepb_link_proto_rawDesc = "" +
 	"\bLinkDone\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12%\n" +
 	"\x0edevice_version\x18\x02 \x01(\x04R\rdeviceVersion\x122\n" +
-	"\adevices\x18\x03 \x03(\v2\x18.samizdat.wire.v1.DeviceR\adevicesB6Z4github.com/samizdat-im/samizdat/internal/wire/wirepbb\x06proto3"
+	"\adevices\x18\x03 \x03(\v2\x18.samizdat.wire.v1.DeviceR\adevices\"_\n" +
+	"\bLinkSync\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x129\n" +
+	"\bcontacts\x18\x02 \x03(\v2\x1d.samizdat.wire.v1.SyncContactR\bcontacts\"Q\n" +
+	"\vSyncContact\x12\x12\n" +
+	"\x04card\x18\x01 \x01(\fR\x04card\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bverified\x18\x03 \x01(\bR\bverifiedB6Z4github.com/samizdat-im/samizdat/internal/wire/wirepbb\x06proto3"
 
 var (
 	file_wirepb_link_proto_rawDescOnce sync.Once
@@ -512,7 +633,7 @@ func file_wirepb_link_proto_rawDescGZIP() []byte {
 	return file_wirepb_link_proto_rawDescData
 }
 
-var file_wirepb_link_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_wirepb_link_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_wirepb_link_proto_goTypes = []any{
 	(*LinkCode)(nil),      // 0: samizdat.wire.v1.LinkCode
 	(*LinkHello)(nil),     // 1: samizdat.wire.v1.LinkHello
@@ -521,16 +642,19 @@ var file_wirepb_link_proto_goTypes = []any{
 	(*LinkProvision)(nil), // 4: samizdat.wire.v1.LinkProvision
 	(*LinkAccept)(nil),    // 5: samizdat.wire.v1.LinkAccept
 	(*LinkDone)(nil),      // 6: samizdat.wire.v1.LinkDone
-	(*Device)(nil),        // 7: samizdat.wire.v1.Device
+	(*LinkSync)(nil),      // 7: samizdat.wire.v1.LinkSync
+	(*SyncContact)(nil),   // 8: samizdat.wire.v1.SyncContact
+	(*Device)(nil),        // 9: samizdat.wire.v1.Device
 }
 var file_wirepb_link_proto_depIdxs = []int32{
-	7, // 0: samizdat.wire.v1.LinkAccept.device:type_name -> samizdat.wire.v1.Device
-	7, // 1: samizdat.wire.v1.LinkDone.devices:type_name -> samizdat.wire.v1.Device
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	9, // 0: samizdat.wire.v1.LinkAccept.device:type_name -> samizdat.wire.v1.Device
+	9, // 1: samizdat.wire.v1.LinkDone.devices:type_name -> samizdat.wire.v1.Device
+	8, // 2: samizdat.wire.v1.LinkSync.contacts:type_name -> samizdat.wire.v1.SyncContact
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_link_proto_init() }
@@ -545,7 +669,7 @@ func file_wirepb_link_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wirepb_link_proto_rawDesc), len(file_wirepb_link_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
