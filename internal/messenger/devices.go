@@ -154,7 +154,12 @@ type deviceIndex struct {
 	built bool
 	peers map[string]string // peer id → account id
 	byAcc map[string][]string
+	// dropped are devices a newer card of their account no longer lists
+	// (revoked), so that what they send is refused as such (bounded).
+	dropped map[string]string
 }
+
+const maxDropped = 1024
 
 // note records the devices of an account's card.
 func (d *deviceIndex) note(account string, card *identity.Card) {
@@ -169,10 +174,17 @@ func (d *deviceIndex) note(account string, card *identity.Card) {
 func (d *deviceIndex) noteLocked(account string, card *identity.Card) {
 	for _, p := range d.byAcc[account] {
 		delete(d.peers, p)
+		if !card.HasDevice(p) {
+			if d.dropped == nil || len(d.dropped) >= maxDropped {
+				d.dropped = map[string]string{}
+			}
+			d.dropped[p] = account
+		}
 	}
 	d.byAcc[account] = card.PeerIDs()
 	for _, p := range d.byAcc[account] {
 		d.peers[p] = account
+		delete(d.dropped, p)
 	}
 }
 
@@ -194,7 +206,12 @@ func (m *Messenger) contactByDevice(tx *store.Tx, peer string) (*store.Contact, 
 		}
 	}
 	acct, ok := d.peers[peer]
+	gone, dropped := d.dropped[peer]
 	d.mu.Unlock()
+	if !ok && dropped {
+		m.log.Info("revokedDeviceRefused", "contact", identity.Short(gone), "device", shortPeer(peer))
+		return nil, permanent(ErrRevokedDevice)
+	}
 	if !ok {
 		return nil, fmt.Errorf("device %s: %w", shortPeer(peer), store.ErrNotFound)
 	}
