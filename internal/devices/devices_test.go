@@ -212,3 +212,17 @@ func TestList(t *testing.T) {
 		t.Fatalf("adopt newer: %+v", other)
 	}
 }
+
+// BenchmarkLinkExchange is one whole link exchange over an in-memory pipe:
+// both key agreements, the sealed provision and the certificate.
+func BenchmarkLinkExchange(b *testing.B) {
+	t := &testing.T{}
+	account, _ := keys.GenerateIdentity(rand.Reader)
+	existing, newDev := newTestDevice(t), newTestDevice(t)
+	for b.Loop() {
+		p, _ := NewLink(rand.Reader, newDev.pub, nil, now, DefaultLinkTTL)
+		if _, _, errNew, errOld := linkOnce(t, p, p.String(), account, existing, newDev); errNew != nil || errOld != nil {
+			b.Fatal(errNew, errOld)
+		}
+	}
+}

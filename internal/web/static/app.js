@@ -5,6 +5,7 @@
 import { API, APIError, takeToken } from "./api.js";
 import { t, setLang, lang, pick, languages, langName } from "./i18n.js";
 import { initNotify, notifyEvent, paintTitle, settingsButton, permissionBlock } from "./notify.js";
+import { devicesButton } from "./devices.js";
 import { roomActions, roomItems, roomHeader, roomEvent, refreshRooms, renderRoom, closeRoom, roomSubmit, roomOpen } from "./groups.js";
 
 const PAGE = 100; // messages of a conversation read when it opens
@@ -355,6 +356,7 @@ function renderShell() {
         h("button", { id: "invite-btn", class: "icon", "aria-label": t("myInvite"), title: t("myInvite"), onclick: showInvite }, "▦"),
         h("button", { id: "add-btn", class: "icon", "aria-label": t("addContact"), title: t("addContact"), onclick: showAddContact }, "+"),
         settingsButton(),
+        devicesButton(),
         langPicker(() => { renderShell(); refreshConn(); })),
       h("div", { class: "search", role: "search" },
         h("label", { for: "q", class: "sr" }, t("searchLabel")),
