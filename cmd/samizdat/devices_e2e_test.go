@@ -98,6 +98,20 @@ func TestCLILinkedDevice(t *testing.T) {
 	id := strings.TrimSpace(alice.must("send", "bob", "hello from the laptop"))
 	alice.waitState("bob", id, "delivered")
 
+	// A group of alice and bob, from before the linking; alice has bob's
+	// sender key.
+	ctx := context.Background()
+	g, err := alice.api().CreateGroup(ctx, "crew")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.must("group", "invite", g.ID, "bob")
+	waitGroupText(t, bob, g.ID, "") // bob sees the group
+	if _, err := bob.api().GroupSend(ctx, g.ID, "before the phone"); err != nil {
+		t.Fatal(err)
+	}
+	waitGroupText(t, alice, g.ID, "before the phone")
+
 	if l := alice.devices(); l.Version != 0 || len(l.Devices) != 1 || !l.Devices[0].This {
 		t.Fatalf("devices before linking: %+v", l)
 	}
@@ -135,6 +149,15 @@ func TestCLILinkedDevice(t *testing.T) {
 		t.Fatalf("phone's messages: %+v", got)
 	}
 
+	// A group message reaches both of alice's devices; the phone reads
+	// the group but cannot post yet (no sender key of its own).
+	if _, err := bob.api().GroupSend(ctx, g.ID, "to both devices"); err != nil {
+		t.Fatal(err)
+	}
+	waitGroupText(t, alice, g.ID, "to both devices")
+	waitGroupText(t, phone, g.ID, "to both devices")
+	phone.fails("it can read it", "group", "send", g.ID, "from the phone")
+
 	// Alice revokes the phone from the laptop; her next message carries the
 	// new card to bob.
 	alice.must("devices", "revoke", phoneID[len(phoneID)-8:])
@@ -163,5 +186,29 @@ func TestCLILinkedDevice(t *testing.T) {
 		if m.Body == "after the revocation" {
 			t.Fatal("the revoked phone got a message sent after its revocation")
 		}
+	}
+}
+
+// waitGroupText waits until p has a group message with text in group gid
+// (text "": until p knows the group).
+func waitGroupText(t *testing.T, p *profile, gid, text string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		conv, err := p.api().GroupMessages(context.Background(), gid, 0)
+		if err == nil {
+			if text == "" {
+				return
+			}
+			for _, m := range conv.Messages {
+				if m.Text == text {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no group message %q: %+v %v\n%s", p.name, text, conv, err, p.log)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the node
 	}
 }

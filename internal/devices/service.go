@@ -351,12 +351,14 @@ func (n *NewDevice) serve(st p2p.Stream) (*Linked, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The code is shown at once, while the existing device's user
+	// compares it too; what that device then sends is read after.
+	if !n.Confirm(sess.Code()) {
+		return nil, ErrLinkRefused
+	}
 	id, prov, err := sess.Receive()
 	if err != nil {
 		return nil, err
-	}
-	if !n.Confirm(sess.Code()) {
-		return nil, ErrLinkRefused
 	}
 	dev, err := identity.NewDevice(id.Public(), n.DeviceKey, n.Addrs, n.Sign)
 	if err != nil {

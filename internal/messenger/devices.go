@@ -3,10 +3,12 @@ package messenger
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
@@ -75,10 +77,36 @@ func (m *Messenger) LinkProvision(ctx context.Context) (*wirepb.LinkProvision, e
 	sync := &wirepb.LinkSync{Version: wire.Version}
 	err := m.st.View(ctx, func(tx *store.Tx) error {
 		cs, err := tx.Contacts()
+		if err != nil {
+			return err
+		}
 		for _, c := range cs {
 			sync.Contacts = append(sync.Contacts, &wirepb.SyncContact{Card: c.Card, Name: c.Name, Verified: c.Verified})
 		}
-		return err
+		gs, err := tx.Groups()
+		if err != nil {
+			return err
+		}
+		for _, g := range gs {
+			if g.Gone {
+				continue
+			}
+			sg := &wirepb.SyncGroup{Id: g.ID, Secret: g.Secret, Name: g.Name, CreatedUnixMs: g.Created.UnixMilli()}
+			if sg.Ops, err = tx.GroupOps(g.ID); err != nil {
+				return err
+			}
+			keys, err := tx.GroupKeys(g.ID)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if k.Member != m.acct {
+					sg.Keys = append(sg.Keys, &wirepb.SyncGroupKey{Member: k.Member, Epoch: k.Epoch, State: k.State})
+				}
+			}
+			sync.Groups = append(sync.Groups, sg)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -136,6 +164,11 @@ func InstallLinked(ctx context.Context, st *store.Store, id *keys.Identity, p *w
 				return err
 			}
 			if err := tx.AddContact(c); err != nil {
+				return err
+			}
+		}
+		for _, sg := range sync.Groups {
+			if err := installGroup(tx, sg); err != nil {
 				return err
 			}
 		}
@@ -257,3 +290,35 @@ func (m *Messenger) followDevice(tx *store.Tx, c *store.Contact, peer string) er
 	}
 	return nil
 }
+
+// installGroup stores a group handed over at linking, for reading: with
+// no sender key of ours (GroupSend refuses, ErrGroupReadOnly), and the
+// members' keys as the linking device held them.
+func installGroup(tx *store.Tx, sg *wirepb.SyncGroup) error {
+	if len(sg.Id) == 0 || len(sg.Secret) == 0 || len(sg.Name) > 200 {
+		return nil
+	}
+	g := &store.Group{ID: sg.Id, Secret: sg.Secret, Name: sg.Name, Created: time.UnixMilli(sg.CreatedUnixMs)}
+	if err := tx.AddGroup(g); errors.Is(err, store.ErrExists) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	for _, op := range sg.Ops {
+		h := sha256.Sum256(op)
+		if _, err := tx.PutGroupOp(g.ID, h[:], op); err != nil {
+			return err
+		}
+	}
+	for _, k := range sg.Keys {
+		if err := tx.PutGroupKey(g.ID, k.Member, k.Epoch, k.State); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrGroupReadOnly is returned by GroupSend on a device linked after the
+// group was joined: it reads the group but has no sender key of its own
+// (sender keys per device are not built yet, issue 17).
+var ErrGroupReadOnly = errors.New("this device was linked after you joined the group: it can read it, but post from the device that joined (sender keys per device are not built yet)")

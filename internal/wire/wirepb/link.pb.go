@@ -466,6 +466,7 @@ type LinkSync struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	Contacts      []*SyncContact         `protobuf:"bytes,2,rep,name=contacts,proto3" json:"contacts,omitempty"`
+	Groups        []*SyncGroup           `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -510,6 +511,13 @@ func (x *LinkSync) GetVersion() uint32 {
 func (x *LinkSync) GetContacts() []*SyncContact {
 	if x != nil {
 		return x.Contacts
+	}
+	return nil
+}
+
+func (x *LinkSync) GetGroups() []*SyncGroup {
+	if x != nil {
+		return x.Groups
 	}
 	return nil
 }
@@ -575,6 +583,153 @@ func (x *SyncContact) GetVerified() bool {
 	return false
 }
 
+// SyncGroup is one group, for reading on the new device: its secret (the
+// topic), its signed ops and the members' sender keys held. Our own sender
+// key is not handed over: two devices on one chain would collide.
+type SyncGroup struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	CreatedUnixMs int64                  `protobuf:"varint,4,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	Ops           [][]byte               `protobuf:"bytes,5,rep,name=ops,proto3" json:"ops,omitempty"`
+	Keys          []*SyncGroupKey        `protobuf:"bytes,6,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncGroup) Reset() {
+	*x = SyncGroup{}
+	mi := &file_wirepb_link_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncGroup) ProtoMessage() {}
+
+func (x *SyncGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_link_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncGroup.ProtoReflect.Descriptor instead.
+func (*SyncGroup) Descriptor() ([]byte, []int) {
+	return file_wirepb_link_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SyncGroup) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *SyncGroup) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *SyncGroup) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SyncGroup) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *SyncGroup) GetOps() [][]byte {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+func (x *SyncGroup) GetKeys() []*SyncGroupKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type SyncGroupKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Member        string                 `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	Epoch         uint32                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	State         []byte                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncGroupKey) Reset() {
+	*x = SyncGroupKey{}
+	mi := &file_wirepb_link_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncGroupKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncGroupKey) ProtoMessage() {}
+
+func (x *SyncGroupKey) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_link_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncGroupKey.ProtoReflect.Descriptor instead.
+func (*SyncGroupKey) Descriptor() ([]byte, []int) {
+	return file_wirepb_link_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SyncGroupKey) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *SyncGroupKey) GetEpoch() uint32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *SyncGroupKey) GetState() []byte {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
 var File_wirepb_link_proto protoreflect.FileDescriptor
 
 const file_wirepb_link_proto_rawDesc = "" +
@@ -612,14 +767,26 @@ const file_wirepb_link_proto_rawDesc = "" +
 	"\bLinkDone\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12%\n" +
 	"\x0edevice_version\x18\x02 \x01(\x04R\rdeviceVersion\x122\n" +
-	"\adevices\x18\x03 \x03(\v2\x18.samizdat.wire.v1.DeviceR\adevices\"_\n" +
+	"\adevices\x18\x03 \x03(\v2\x18.samizdat.wire.v1.DeviceR\adevices\"\x94\x01\n" +
 	"\bLinkSync\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x129\n" +
-	"\bcontacts\x18\x02 \x03(\v2\x1d.samizdat.wire.v1.SyncContactR\bcontacts\"Q\n" +
+	"\bcontacts\x18\x02 \x03(\v2\x1d.samizdat.wire.v1.SyncContactR\bcontacts\x123\n" +
+	"\x06groups\x18\x03 \x03(\v2\x1b.samizdat.wire.v1.SyncGroupR\x06groups\"Q\n" +
 	"\vSyncContact\x12\x12\n" +
 	"\x04card\x18\x01 \x01(\fR\x04card\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
-	"\bverified\x18\x03 \x01(\bR\bverifiedB6Z4github.com/samizdat-im/samizdat/internal/wire/wirepbb\x06proto3"
+	"\bverified\x18\x03 \x01(\bR\bverified\"\xb5\x01\n" +
+	"\tSyncGroup\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12&\n" +
+	"\x0fcreated_unix_ms\x18\x04 \x01(\x03R\rcreatedUnixMs\x12\x10\n" +
+	"\x03ops\x18\x05 \x03(\fR\x03ops\x122\n" +
+	"\x04keys\x18\x06 \x03(\v2\x1e.samizdat.wire.v1.SyncGroupKeyR\x04keys\"R\n" +
+	"\fSyncGroupKey\x12\x16\n" +
+	"\x06member\x18\x01 \x01(\tR\x06member\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\rR\x05epoch\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\fR\x05stateB6Z4github.com/samizdat-im/samizdat/internal/wire/wirepbb\x06proto3"
 
 var (
 	file_wirepb_link_proto_rawDescOnce sync.Once
@@ -633,7 +800,7 @@ func file_wirepb_link_proto_rawDescGZIP() []byte {
 	return file_wirepb_link_proto_rawDescData
 }
 
-var file_wirepb_link_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_wirepb_link_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_wirepb_link_proto_goTypes = []any{
 	(*LinkCode)(nil),      // 0: samizdat.wire.v1.LinkCode
 	(*LinkHello)(nil),     // 1: samizdat.wire.v1.LinkHello
@@ -644,17 +811,21 @@ var file_wirepb_link_proto_goTypes = []any{
 	(*LinkDone)(nil),      // 6: samizdat.wire.v1.LinkDone
 	(*LinkSync)(nil),      // 7: samizdat.wire.v1.LinkSync
 	(*SyncContact)(nil),   // 8: samizdat.wire.v1.SyncContact
-	(*Device)(nil),        // 9: samizdat.wire.v1.Device
+	(*SyncGroup)(nil),     // 9: samizdat.wire.v1.SyncGroup
+	(*SyncGroupKey)(nil),  // 10: samizdat.wire.v1.SyncGroupKey
+	(*Device)(nil),        // 11: samizdat.wire.v1.Device
 }
 var file_wirepb_link_proto_depIdxs = []int32{
-	9, // 0: samizdat.wire.v1.LinkAccept.device:type_name -> samizdat.wire.v1.Device
-	9, // 1: samizdat.wire.v1.LinkDone.devices:type_name -> samizdat.wire.v1.Device
-	8, // 2: samizdat.wire.v1.LinkSync.contacts:type_name -> samizdat.wire.v1.SyncContact
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	11, // 0: samizdat.wire.v1.LinkAccept.device:type_name -> samizdat.wire.v1.Device
+	11, // 1: samizdat.wire.v1.LinkDone.devices:type_name -> samizdat.wire.v1.Device
+	8,  // 2: samizdat.wire.v1.LinkSync.contacts:type_name -> samizdat.wire.v1.SyncContact
+	9,  // 3: samizdat.wire.v1.LinkSync.groups:type_name -> samizdat.wire.v1.SyncGroup
+	10, // 4: samizdat.wire.v1.SyncGroup.keys:type_name -> samizdat.wire.v1.SyncGroupKey
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_link_proto_init() }
@@ -669,7 +840,7 @@ func file_wirepb_link_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wirepb_link_proto_rawDesc), len(file_wirepb_link_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
