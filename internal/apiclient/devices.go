@@ -61,3 +61,33 @@ func (c *Client) RevokeDevice(ctx context.Context, id string) (Device, error) {
 	err := c.do(ctx, http.MethodPost, "/api/v1/devices/revoke", map[string]string{"id": id}, &out)
 	return out, err
 }
+
+// Linking this device from the web app while it has no profile yet (the
+// node waits in setup mode): POST /api/v1/setup/link starts it,
+// GET /api/v1/setup/link says where it is, POST /api/v1/setup/link/confirm
+// answers the code comparison.
+
+// SetupLinkRequest is POST /api/v1/setup/link.
+type SetupLinkRequest struct {
+	DeviceName   string `json:"deviceName"`
+	Passphrase   string `json:"passphrase,omitempty"`
+	NoPassphrase bool   `json:"noPassphrase,omitempty"`
+}
+
+// States of SetupLink.
+const (
+	LinkWaiting = "waiting" // showing the code: accept it on a device of the account
+	LinkCompare = "compare" // both devices show Code: compare, then confirm
+	LinkLinking = "linking" // confirmed, receiving the account
+	LinkDone    = "done"    // linked: the node starts (the page reloads)
+	LinkFailed  = "failed"  // see Error; start again
+)
+
+// SetupLink is where linking this device is.
+type SetupLink struct {
+	State string `json:"state"`
+	Link  string `json:"link,omitempty"` // the link code (samizdat-link:…)
+	QR    string `json:"qr,omitempty"`   // the link code as a PNG data: URL
+	Code  string `json:"code,omitempty"` // once the existing device connected
+	Error string `json:"error,omitempty"`
+}

@@ -2,15 +2,18 @@ package app
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/apiclient"
 	"github.com/samizdat-im/samizdat/internal/devices"
+	"github.com/samizdat-im/samizdat/internal/identity"
 	"github.com/samizdat-im/samizdat/internal/messenger"
 	"github.com/samizdat-im/samizdat/internal/p2p"
 	"github.com/samizdat-im/samizdat/internal/store"
@@ -143,4 +146,106 @@ func LinkDevice(ctx context.Context, o LinkOptions) (string, error) {
 	}
 	defer m.Close()
 	return m.AccountID(), nil
+}
+
+// setupLinker runs LinkDevice for the web app of a node waiting without a
+// profile (api.SetupLinker): the page shows the link code and its QR
+// image, then the short code to compare; once linked the node starts.
+type setupLinker struct {
+	o       Options
+	claim   func() bool                               // takes the profile for linking (not while init runs)
+	release func()                                    // gives it back after a failure
+	start   func(KeySource) (apiclient.Status, error) // starts the node on the linked profile
+	mu      sync.Mutex
+	st      apiclient.SetupLink
+	running bool
+	confirm chan bool
+}
+
+func (l *setupLinker) State() apiclient.SetupLink {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.st
+}
+
+func (l *setupLinker) set(f func(st *apiclient.SetupLink)) {
+	l.mu.Lock()
+	f(&l.st)
+	l.mu.Unlock()
+}
+
+func (l *setupLinker) Start(ctx context.Context, req apiclient.SetupLinkRequest) (apiclient.SetupLink, error) {
+	if (req.Passphrase != "") == req.NoPassphrase {
+		return apiclient.SetupLink{}, errors.New("choose either a passphrase or no passphrase")
+	}
+	l.mu.Lock()
+	if l.running {
+		st := l.st
+		l.mu.Unlock()
+		return st, nil
+	}
+	if !l.claim() {
+		l.mu.Unlock()
+		return apiclient.SetupLink{}, ErrProfileExists
+	}
+	l.running, l.st, l.confirm = true, apiclient.SetupLink{State: apiclient.LinkWaiting}, make(chan bool, 1)
+	confirm := l.confirm
+	l.mu.Unlock()
+	shown, failed := make(chan struct{}), make(chan struct{})
+	ks := KeySource{Passphrase: req.Passphrase, NoPassphrase: req.NoPassphrase}
+	go func() {
+		_, err := LinkDevice(context.Background(), LinkOptions{
+			Dir: l.o.Dir, Keys: ks, DeviceName: req.DeviceName, Listen: l.o.Listen, LoopbackOnly: l.o.LoopbackOnly, Logger: l.o.Logger,
+			Show: func(link string) {
+				qr := ""
+				if png, err := identity.QRPNG(strings.ToUpper(link), 320); err == nil {
+					qr = "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
+				}
+				l.set(func(st *apiclient.SetupLink) { st.Link, st.QR = link, qr })
+				close(shown)
+			},
+			Confirm: func(code string) bool {
+				l.set(func(st *apiclient.SetupLink) { st.State, st.Code = apiclient.LinkCompare, code })
+				ok := <-confirm
+				if ok {
+					l.set(func(st *apiclient.SetupLink) { st.State = apiclient.LinkLinking })
+				}
+				return ok
+			},
+		})
+		if err == nil {
+			_, err = l.start(KeySource{Passphrase: req.Passphrase})
+		}
+		l.mu.Lock()
+		if err != nil {
+			l.st = apiclient.SetupLink{State: apiclient.LinkFailed, Error: err.Error()}
+			l.release()
+		} else {
+			l.st.State = apiclient.LinkDone
+		}
+		l.running = false
+		l.mu.Unlock()
+		close(failed)
+	}()
+	select {
+	case <-shown:
+	case <-failed:
+	case <-ctx.Done():
+	}
+	return l.State(), nil
+}
+
+func (l *setupLinker) Confirm(_ context.Context, accept bool) (apiclient.SetupLink, error) {
+	l.mu.Lock()
+	if l.st.State != apiclient.LinkCompare {
+		st := l.st
+		l.mu.Unlock()
+		return st, errors.New("no code to compare yet")
+	}
+	select {
+	case l.confirm <- accept:
+	default:
+	}
+	l.mu.Unlock()
+	return l.State(), nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/samizdat-im/samizdat/internal/apiclient"
 	"github.com/samizdat-im/samizdat/internal/app"
 )
 
@@ -70,4 +71,66 @@ func TestBrowserLinkDevice(t *testing.T) {
 	// The code again: refused, with a message.
 	do(t, pa, chromedp.SetValue(chromedp.CSS("#link-code"), link), chromedp.Click(chromedp.CSS("#link-submit")))
 	waitJS(t, pa, "the refusal", `document.querySelector("#link-error").textContent.length > 0`)
+}
+
+// TestBrowserLinkThisDevice: a new device's web app (no profile yet)
+// shows a link code and its QR image; alice's node accepts the code, both
+// show the same short code, the page confirms, and the node starts as
+// alice's account with her contacts.
+func TestBrowserLinkThisDevice(t *testing.T) {
+	b := browser(t)
+	na, nb := startNode(t, "Alice"), startNode(t, "Bob")
+	ctx := context.Background()
+	bobLink, err := nb.Messenger.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := na.Messenger.AddContact(ctx, bobLink, ""); err != nil {
+		t.Fatal(err)
+	}
+	url, node := waitingNode(t)
+	pn := tab(t, b)
+	do(t, pn, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#ob-link")), chromedp.Click(chromedp.CSS("#ob-link")),
+		chromedp.WaitVisible(chromedp.CSS("#lt-name")), chromedp.SetValue(chromedp.CSS("#lt-name"), "phone"),
+		chromedp.Click(chromedp.CSS("#lt-nopass")), chromedp.Click(chromedp.CSS("#lt-start")))
+	waitJS(t, pn, "the link code's QR image", `document.querySelector("#lt-qr")?.naturalWidth > 100`)
+	link := eval[string](t, pn, `document.querySelector("#lt-link").value`)
+	screenshot(t, pn, "link-this-device")
+
+	alice := apiclient.New(na.APIAddr, na.Token)
+	st, err := alice.StartLink(ctx, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, pn, "the short code", `document.querySelector("#lt-code")?.textContent.length === 7`)
+	if shown := eval[string](t, pn, `document.querySelector("#lt-code").textContent`); shown != st.Code {
+		t.Fatalf("the page shows %q, alice's node %q", shown, st.Code)
+	}
+	do(t, pn, chromedp.Click(chromedp.CSS("#lt-yes")))
+	d, err := alice.ConfirmLink(ctx, st.ID, true)
+	if err != nil || d.Name != "phone" {
+		t.Fatalf("confirm: %+v %v", d, err)
+	}
+	n := node()
+	if n.Messenger.AccountID() != na.Messenger.AccountID() {
+		t.Fatal("the linked node is another account")
+	}
+	if cs, err := n.Messenger.Contacts(ctx); err != nil || len(cs) != 1 || cs[0].AccountID != nb.Messenger.AccountID() {
+		t.Fatalf("the linked node's contacts: %+v %v", cs, err)
+	}
+	// The page reloads and starts over as alice (evaluations fail while
+	// it navigates: tried again).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, cancel := context.WithTimeout(pn, time.Second)
+		ok, err := chromedp.Run(c, chromedp.Evaluate[bool](`!!document.querySelector("#devices-btn")`))
+		cancel()
+		if err == nil && ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page did not start as alice: %v\npage: %s", err, pageText(pn))
+		}
+		time.Sleep(100 * time.Millisecond) // polling the page across its reload
+	}
 }

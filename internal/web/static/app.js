@@ -5,7 +5,7 @@
 import { API, APIError, takeToken } from "./api.js";
 import { t, setLang, lang, pick, languages, langName } from "./i18n.js";
 import { initNotify, notifyEvent, paintTitle, settingsButton, permissionBlock } from "./notify.js";
-import { devicesButton } from "./devices.js";
+import { devicesButton, linkThisButton } from "./devices.js";
 import { roomActions, roomItems, roomHeader, roomEvent, refreshRooms, renderRoom, closeRoom, roomSubmit, roomOpen } from "./groups.js";
 
 const PAGE = 100; // messages of a conversation read when it opens
@@ -211,7 +211,8 @@ function renderOnboarding(err) {
     h("label", { class: "radio" }, h("input", { type: "radio", name: "prot", id: "ob-nopass", onchange: () => { passRow.hidden = true; } }), t("noPass"))),
   passRow,
   errEl,
-  h("button", { id: "ob-create", type: "submit", class: "primary" }, t("create")));
+  h("button", { id: "ob-create", type: "submit", class: "primary" }, t("create")),
+  linkThisButton(() => renderOnboarding()));
   root.replaceChildren(form);
   $("#ob-name").focus();
 }
