@@ -19,6 +19,7 @@ var layers = []string{
 	"internal/web",
 	"internal/messenger",
 	"internal/media",
+	"internal/devices",
 	"internal/mesh",
 	"internal/mailbox",
 	"internal/p2p",

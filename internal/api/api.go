@@ -43,6 +43,8 @@ type Config struct {
 	Logins *Logins
 	// Settings answers /api/v1/settings (nil: not offered).
 	Settings SettingsBackend
+	// Devices answers /api/v1/devices... (nil: not offered).
+	Devices DevicesBackend
 }
 
 type server struct {
@@ -86,6 +88,7 @@ func New(cfg Config) http.Handler {
 	})
 	s.groupRoutes(mux)
 	s.settingsRoutes(mux)
+	s.deviceRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: "no such API call: " + r.Method + " " + r.URL.Path})
 	})

@@ -247,6 +247,9 @@ type SetupConfig struct {
 	Unlock func(ctx context.Context, passphrase string) (apiclient.Status, error)
 	// Fail maps Init and Unlock errors to API errors (nil: bad_request).
 	Fail func(error) *apiclient.Error
+	// Link links this node as a new device of an account (nil: not
+	// offered): /api/v1/setup/link (setuplink.go).
+	Link SetupLinker
 }
 
 // NewSetup returns the handler of a node without an open profile: the web
@@ -291,6 +294,7 @@ func NewSetup(cfg SetupConfig) http.Handler {
 		st, err := cfg.Unlock(r.Context(), req.Passphrase)
 		answer(w, st, err)
 	})
+	setupLinkRoutes(mux, cfg.Link, func(w http.ResponseWriter, err error) { answer(w, apiclient.Status{}, err) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiclient.Error{Status: http.StatusServiceUnavailable, Code: apiclient.CodeNotReady,
 			Message: "the profile is not open yet: finish setting it up in the web app (samizdat open) or run samizdat init"})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/samizdat-im/samizdat/internal/api"
 	"github.com/samizdat-im/samizdat/internal/apiclient"
+	"github.com/samizdat-im/samizdat/internal/devices"
 	"github.com/samizdat-im/samizdat/internal/media"
 	"github.com/samizdat-im/samizdat/internal/mesh"
 	"github.com/samizdat-im/samizdat/internal/messenger"
@@ -126,16 +127,17 @@ type Node struct {
 	// without).
 	MailboxService *MailboxService
 
-	log    *slog.Logger
-	srv    *http.Server
-	unlock func()
-	cancel context.CancelFunc
-	bg     sync.WaitGroup // background work (mailbox discovery)
-	relays []string       // Options.Relays
-	done   chan struct{}
-	memWG  sync.WaitGroup // the network-memory saver
-	hooks  *hooks         // nil without Options.Hooks commands
-	set    *settings      // the user's settings (settings.go)
+	log     *slog.Logger
+	srv     *http.Server
+	unlock  func()
+	cancel  context.CancelFunc
+	bg      sync.WaitGroup // background work (mailbox discovery)
+	relays  []string       // Options.Relays
+	done    chan struct{}
+	memWG   sync.WaitGroup   // the network-memory saver
+	hooks   *hooks           // nil without Options.Hooks commands
+	set     *settings        // the user's settings (settings.go)
+	devices *devices.Service // linked devices (devices.go)
 }
 
 // Start opens the profile (taking its lock), starts the libp2p node, the
@@ -239,6 +241,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.set = &settings{n: n}
+	n.devices = devices.New(devices.Config{Store: n.Store, Transport: n.P2P, Account: n.Messenger, Logger: log.With("component", "devices")})
 	if st, err := n.set.Settings(ctx); err == nil {
 		n.Messenger.SetReadReceipts(st.ReadReceipts)
 		applyAutoDownload(n, st)
@@ -285,7 +288,7 @@ func (n *Node) startAPI(addr string, h *apiHandoff) error {
 	}
 	n.Token, n.logins = h.token, h.logins
 	n.APIAddr = h.ln.Addr().String()
-	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Settings: n.set, Token: n.Token, Addr: n.APIAddr, Logins: n.logins, Logger: n.log.With("component", "api")}))
+	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Settings: n.set, Devices: devicesAPI{n.devices}, Token: n.Token, Addr: n.APIAddr, Logins: n.logins, Logger: n.log.With("component", "api")}))
 	n.srv = h.srv
 	info, _ := json.Marshal(apiclient.Info{Addr: n.APIAddr, Token: n.Token, PID: os.Getpid()})
 	return writeFileAtomic(filepath.Join(n.Dir, APIFile), info, 0o600)

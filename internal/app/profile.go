@@ -125,58 +125,11 @@ func Init(ctx context.Context, dir, name string, ks KeySource) (string, error) {
 	if len(name) > 100 || strings.ContainsAny(name, "\n\r\t") {
 		return "", errors.New("the name must be one line of at most 100 bytes")
 	}
-	pass, havePass, err := ks.passphrase()
-	if err != nil {
-		return "", err
-	}
-	if havePass == ks.NoPassphrase {
-		return "", errors.New("choose either a passphrase (--passphrase-file or " + EnvPassphrase + ") or --no-passphrase")
-	}
-	if _, err := os.Stat(filepath.Join(dir, ProfileFile)); err == nil {
-		return "", fmt.Errorf("%w: %s", ErrProfileExists, dir)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	if err := secureDir(dir); err != nil {
-		return "", err
-	}
-	unlock, err := lockProfile(dir)
+	st, meta, unlock, err := createStore(dir, ks)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	// profile.json is written last: without it, what is here is the rest of
-	// an init that failed half-way (no identity anyone knows yet), and it
-	// is cleared so that init can be run again.
-	for _, f := range []string{DBFile, DBFile + "-wal", DBFile + "-shm", KeyFile, ProfileFile + ".tmp", KeyFile + ".tmp"} {
-		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return "", err
-		}
-	}
-	meta := profileMeta{Version: 1}
-	var key []byte
-	if havePass {
-		salt, err := store.NewSalt()
-		if err != nil {
-			return "", err
-		}
-		meta.KDF, meta.Salt = "argon2id", hex.EncodeToString(salt)
-		key = store.DeriveKey([]byte(pass), salt)
-	} else {
-		key = make([]byte, store.KeySize)
-		if _, err := rand.Read(key); err != nil {
-			return "", err
-		}
-		meta.KDF = "keyfile"
-		if err := writeFileAtomic(filepath.Join(dir, KeyFile), []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-			return "", err
-		}
-	}
-	st, err := store.Open(filepath.Join(dir, DBFile), key)
-	if err != nil {
-		return "", err
-	}
 	defer st.Close()
 	if err := messenger.InitProfile(ctx, st, name, nil); err != nil {
 		return "", err
@@ -188,9 +141,8 @@ func Init(ctx context.Context, dir, name string, ks KeySource) (string, error) {
 	if err := st.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobP2PKey, priv) }); err != nil {
 		return "", err
 	}
-	mb, _ := json.MarshalIndent(meta, "", "  ")
 	// profile.json last: its presence means the profile is complete.
-	if err := writeFileAtomic(filepath.Join(dir, ProfileFile), append(mb, '\n'), 0o600); err != nil {
+	if err := writeProfileMeta(dir, meta); err != nil {
 		return "", err
 	}
 	m, err := messenger.New(ctx, messenger.Config{Store: st})
@@ -199,6 +151,79 @@ func Init(ctx context.Context, dir, name string, ks KeySource) (string, error) {
 	}
 	defer m.Close()
 	return m.AccountID(), nil
+}
+
+// createStore makes a profile's directory, store key and empty store,
+// holding the profile lock (released by unlock). profile.json is not
+// written: the caller writes it last (writeProfileMeta), once the profile
+// is complete.
+func createStore(dir string, ks KeySource) (_ *store.Store, _ profileMeta, unlock func(), _ error) {
+	pass, havePass, err := ks.passphrase()
+	if err != nil {
+		return nil, profileMeta{}, nil, err
+	}
+	if havePass == ks.NoPassphrase {
+		return nil, profileMeta{}, nil, errors.New("choose either a passphrase (--passphrase-file or " + EnvPassphrase + ") or --no-passphrase")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ProfileFile)); err == nil {
+		return nil, profileMeta{}, nil, fmt.Errorf("%w: %s", ErrProfileExists, dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, profileMeta{}, nil, err
+	}
+	if err := secureDir(dir); err != nil {
+		return nil, profileMeta{}, nil, err
+	}
+	unlock, err = lockProfile(dir)
+	if err != nil {
+		return nil, profileMeta{}, nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unlock()
+		}
+	}()
+	// profile.json is written last: without it, what is here is the rest of
+	// an init that failed half-way (no identity anyone knows yet), and it
+	// is cleared so that init can be run again.
+	for _, f := range []string{DBFile, DBFile + "-wal", DBFile + "-shm", KeyFile, ProfileFile + ".tmp", KeyFile + ".tmp"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, profileMeta{}, nil, err
+		}
+	}
+	meta := profileMeta{Version: 1}
+	var key []byte
+	if havePass {
+		salt, err := store.NewSalt()
+		if err != nil {
+			return nil, profileMeta{}, nil, err
+		}
+		meta.KDF, meta.Salt = "argon2id", hex.EncodeToString(salt)
+		key = store.DeriveKey([]byte(pass), salt)
+	} else {
+		key = make([]byte, store.KeySize)
+		if _, err := rand.Read(key); err != nil {
+			return nil, profileMeta{}, nil, err
+		}
+		meta.KDF = "keyfile"
+		if err := writeFileAtomic(filepath.Join(dir, KeyFile), []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+			return nil, profileMeta{}, nil, err
+		}
+	}
+	st, err := store.Open(filepath.Join(dir, DBFile), key)
+	if err != nil {
+		return nil, profileMeta{}, nil, err
+	}
+	ok = true
+	return st, meta, unlock, nil
+}
+
+// writeProfileMeta writes profile.json: its presence means the profile is
+// complete.
+func writeProfileMeta(dir string, meta profileMeta) error {
+	mb, _ := json.MarshalIndent(meta, "", "  ")
+	return writeFileAtomic(filepath.Join(dir, ProfileFile), append(mb, '\n'), 0o600)
 }
 
 // openStore opens a profile's store with the key from ks.

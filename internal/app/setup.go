@@ -172,6 +172,18 @@ func StartOrWait(ctx context.Context, o Options, waiting func(addr, loginURL, st
 			}
 			return start(KeySource{Passphrase: pass})
 		},
+		Link: &setupLinker{o: o, start: start,
+			claim: func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				if stateV.Load() != apiclient.SetupNew {
+					return false
+				}
+				stateV.Store("linking")
+				return true
+			},
+			release: func() { stateV.Store(apiclient.SetupNew) },
+		},
 		Fail: func(err error) *apiclient.Error {
 			switch {
 			case errors.Is(err, ErrWrongPassphrase):

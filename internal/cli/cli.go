@@ -44,7 +44,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	root.PersistentFlags().StringVar(&g.profile, "profile", app.DefaultProfileDir(), "profile directory (env "+app.EnvProfile+")")
 	root.PersistentFlags().StringVar(&g.passphraseFile, "passphrase-file", "", "file holding the profile passphrase (or set "+app.EnvPassphrase+")")
-	root.AddCommand(initCmd(g), upCmd(g), inviteCmd(g), contactsCmd(g), sendCmd(g), retryCmd(g), messagesCmd(g), mailboxesCmd(g), statusCmd(g), demoCmd(g), benchCmd(g), relayCmd(g), soakCmd(g), openCmd(g), groupCmd(g), channelCmd(g), filesCmd(g), saveCmd(g), requestsCmd(g), acceptCmd(g), declineCmd(g))
+	root.AddCommand(initCmd(g), upCmd(g), inviteCmd(g), contactsCmd(g), sendCmd(g), retryCmd(g), messagesCmd(g), mailboxesCmd(g), statusCmd(g), demoCmd(g), benchCmd(g), relayCmd(g), soakCmd(g), openCmd(g), groupCmd(g), channelCmd(g), filesCmd(g), saveCmd(g), requestsCmd(g), acceptCmd(g), declineCmd(g), linkCmd(g), devicesCmd(g))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

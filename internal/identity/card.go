@@ -32,6 +32,7 @@ type Device struct {
 	Addrs     []string
 	Key       []byte // Ed25519 transport public key; PeerID derives from it
 	Signature []byte // by Key over DeviceCertMessage(account, PeerID)
+	Name      string // what the owner calls the device (not signed by it)
 }
 
 // MailboxHost is a node that keeps mail for the card's owner, under a
@@ -62,6 +63,10 @@ type Card struct {
 	IssuedAt    time.Time
 	ExpiresAt   time.Time
 	Serial      uint64
+	// DeviceVersion numbers the device list: linking or revoking a device
+	// raises it; a contact refuses a card with a lower one than it holds
+	// (CheckDeviceVersion).
+	DeviceVersion uint64
 }
 
 // AccountID returns the id of the card's account.
@@ -88,12 +93,13 @@ func (c *Card) toWire() *wirepb.ContactCard {
 		ExpiresAtUnix: c.ExpiresAt.Unix(),
 		Serial:        c.Serial,
 		MeshMailboxId: c.MeshMailbox,
+		DeviceVersion: c.DeviceVersion,
 	}
 	if c.Bundle != nil {
 		w.PrekeyBundle = c.Bundle.Marshal()
 	}
 	for _, d := range c.Devices {
-		w.Devices = append(w.Devices, &wirepb.Device{PeerId: d.PeerID, Addrs: d.Addrs, Key: d.Key, Signature: d.Signature})
+		w.Devices = append(w.Devices, DeviceToWire(d))
 	}
 	for _, mb := range c.Mailboxes {
 		w.Mailboxes = append(w.Mailboxes, &wirepb.MailboxHost{PeerId: mb.PeerID, Addrs: mb.Addrs, MailboxId: mb.ID})
@@ -114,6 +120,8 @@ func cardFromWire(w *wirepb.ContactCard, keepOld bool) (*Card, error) {
 		IssuedAt:  time.Unix(w.IssuedAtUnix, 0),
 		ExpiresAt: time.Unix(w.ExpiresAtUnix, 0),
 		Serial:    w.Serial,
+
+		DeviceVersion: w.DeviceVersion,
 	}
 	if len(w.PrekeyBundle) > 0 {
 		b, err := handshake.ParseBundle(w.PrekeyBundle)
@@ -125,12 +133,12 @@ func cardFromWire(w *wirepb.ContactCard, keepOld bool) (*Card, error) {
 		}
 		c.Bundle = b
 	}
+	if len(w.Devices) > MaxDevices {
+		return nil, errorf(ErrBadCard, "too many devices")
+	}
 	for _, d := range w.Devices {
-		if d.PeerId == "" {
-			return nil, errorf(ErrBadCard, "device without peer id")
-		}
-		dev := Device{PeerID: d.PeerId, Addrs: d.Addrs, Key: d.Key, Signature: d.Signature}
-		if err := dev.verify(id); err != nil {
+		dev, err := DeviceFromWire(id, d)
+		if err != nil {
 			if keepOld && errors.Is(err, ErrOldCard) {
 				continue
 			}

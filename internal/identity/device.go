@@ -3,10 +3,12 @@ package identity
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 
 	"github.com/mr-tron/base58"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
 )
 
 // A device certificate binds a device's transport key (the libp2p Ed25519
@@ -28,7 +30,57 @@ var (
 	// ErrBadDevice is returned when a card names a device whose key did
 	// not certify it for the card's account.
 	ErrBadDevice = errors.New("contact card names a device that did not certify it")
+	// ErrCardRollback is returned by CheckDeviceVersion for a card whose
+	// device list is older than the one already held: an old card replayed
+	// (perhaps one that still lists a revoked device) is refused.
+	ErrCardRollback = errors.New("contact card has an older device list than the one held (replayed or stale card)")
 )
+
+// MaxDevices bounds the devices of one account.
+const MaxDevices = 16
+
+// DeviceToWire is the wire form of a device entry.
+func DeviceToWire(d Device) *wirepb.Device {
+	return &wirepb.Device{PeerId: d.PeerID, Addrs: d.Addrs, Key: d.Key, Signature: d.Signature, Name: d.Name}
+}
+
+// DeviceFromWire converts a device entry of account and checks its
+// certificate.
+func DeviceFromWire(account keys.PublicIdentity, w *wirepb.Device) (Device, error) {
+	if w == nil || w.PeerId == "" {
+		return Device{}, errorf(ErrBadCard, "device without peer id")
+	}
+	if len(w.Name) > 100 {
+		return Device{}, errorf(ErrBadCard, "device name too long")
+	}
+	d := Device{PeerID: w.PeerId, Addrs: w.Addrs, Key: w.Key, Signature: w.Signature, Name: w.Name}
+	return d, d.verify(account)
+}
+
+// CheckDeviceVersion checks that next may replace held as an account's
+// card: same account, and a device list at least as new.
+func CheckDeviceVersion(held, next *Card) error {
+	if !held.Identity.Equal(next.Identity) {
+		return errorf(ErrBadCard, "card of another account")
+	}
+	if next.DeviceVersion < held.DeviceVersion {
+		return fmt.Errorf("%w (version %d, held %d)", ErrCardRollback, next.DeviceVersion, held.DeviceVersion)
+	}
+	return nil
+}
+
+// HasDevice reports whether the card lists device peer.
+func (c *Card) HasDevice(peer string) bool {
+	for _, d := range c.Devices {
+		if d.PeerID == peer {
+			return true
+		}
+	}
+	return false
+}
+
+// Verify checks d's certificate for account (exported for linking).
+func (d Device) Verify(account keys.PublicIdentity) error { return d.verify(account) }
 
 // DevicePeerID returns the libp2p peer id of an Ed25519 device key: the
 // base58 identity multihash of the key's libp2p protobuf encoding (type

@@ -85,3 +85,36 @@ func TestCardDeviceCertificate(t *testing.T) {
 		t.Fatalf("historic card with alice's device: %v, want ErrBadDevice", err)
 	}
 }
+
+func TestCardDeviceVersion(t *testing.T) {
+	id, _ := keys.GenerateIdentity(rand.Reader)
+	other, _ := keys.GenerateIdentity(rand.Reader)
+	held := &Card{Identity: id.Public(), DeviceVersion: 3}
+	if err := CheckDeviceVersion(held, &Card{Identity: id.Public(), DeviceVersion: 3}); err != nil {
+		t.Errorf("same version: %v", err)
+	}
+	if err := CheckDeviceVersion(held, &Card{Identity: id.Public(), DeviceVersion: 4}); err != nil {
+		t.Errorf("newer: %v", err)
+	}
+	if err := CheckDeviceVersion(held, &Card{Identity: id.Public(), DeviceVersion: 2}); !errors.Is(err, ErrCardRollback) {
+		t.Errorf("older: %v", err)
+	}
+	if err := CheckDeviceVersion(held, &Card{Identity: other.Public(), DeviceVersion: 9}); !errors.Is(err, ErrBadCard) {
+		t.Errorf("other account: %v", err)
+	}
+	// The version and device names survive signing and parsing.
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	dev, err := NewDevice(id.Public(), pub, nil, func(m []byte) ([]byte, error) { return ed25519.Sign(priv, m), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev.Name = "phone"
+	signed, err := SignCard(id, &Card{Identity: id.Public(), Devices: []Device{dev}, DeviceVersion: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseSignedCard(signed)
+	if err != nil || c.DeviceVersion != 7 || c.Devices[0].Name != "phone" || !c.HasDevice(dev.PeerID) {
+		t.Fatalf("round trip: %v %+v", err, c)
+	}
+}

@@ -105,20 +105,21 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	m.meshOwnKeys() // carriers may bring mail for the new id at once
+	dev, err := m.device(peerID, addrs)
+	if err != nil {
+		return nil, err
+	}
+	devs, devVersion := m.cardDevices(ctx, dev) // read before cardMu, which transactions take
 	m.cardMu.Lock()
 	defer m.cardMu.Unlock()
 	m.prekeyMu.Lock()
 	bundle := m.prekeys.Bundle(false)
 	m.prekeyMu.Unlock()
-	dev, err := m.device(peerID, addrs)
-	if err != nil {
-		return nil, err
-	}
 	now := m.now()
 	card := &identity.Card{
 		Identity:  m.id.Public(),
 		Name:      m.name,
-		Devices:   []identity.Device{dev},
+		Devices:   devs,
 		Mailboxes: m.cardMailboxes(),
 		Bundle:    bundle,
 		// The mesh files our mail under our mailbox id too.
@@ -126,6 +127,8 @@ func (m *Messenger) card(ctx context.Context) ([]byte, error) {
 		IssuedAt:    now,
 		ExpiresAt:   now.Add(identity.DefaultCardLifetime),
 		Serial:      uint64(now.UnixNano()),
+
+		DeviceVersion: devVersion,
 	}
 	signed, err := identity.SignCard(m.id, card)
 	if err != nil {
@@ -266,6 +269,11 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 		}
 		switch {
 		case err == nil:
+			if held, err := identity.ParseSignedCard(c.Card); err == nil {
+				if err := identity.CheckDeviceVersion(held, inv.Card); err != nil {
+					return fmt.Errorf("%w: %w", identity.ErrBadInvite, err)
+				}
+			}
 			applyCard(c, inv.Card, inv.SignedCard)
 			if name != "" && name != c.Name {
 				if other, err := tx.ContactByName(name); err == nil && other.ID != c.ID {
@@ -304,6 +312,7 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 	if m.tr != nil && out.PeerID != "" {
 		m.tr.AddAddrs(out.PeerID, out.Addrs)
 	}
+	m.devIdx.note(out.AccountID, inv.Card)
 	for _, e := range events {
 		m.emit(e)
 	}

@@ -579,6 +579,12 @@ func (m *Messenger) afterStateChange(tx *store.Tx, rx *batch, g *store.Group, ol
 	if st.name != "" {
 		g.Name = st.name
 	}
+	if len(g.Sender) == 0 && wasMember {
+		// A device linked after we joined (devices.go): it reads, and must
+		// not hand out a sender key of the account that would replace the
+		// joining device's at every member.
+		return tx.UpdateGroup(g)
+	}
 	sender, err := senderkey.UnmarshalSender(g.Sender)
 	rotate := err != nil || !wasMember || sender.Epoch() != st.epoch
 	var to []string
@@ -652,6 +658,9 @@ func (m *Messenger) groupSend(ctx context.Context, ref, text string, attachment 
 		}
 		if g.Gone {
 			return ErrNotMember
+		}
+		if len(g.Sender) == 0 {
+			return ErrGroupReadOnly // a linked device (devices.go)
 		}
 		sender, err := senderkey.UnmarshalSender(g.Sender)
 		if err != nil {

@@ -166,6 +166,7 @@ type Messenger struct {
 	sendq chan *sendReq
 
 	ratchets  ratchetCache
+	devIdx    deviceIndex // contacts' linked devices (devices.go)
 	faults    faults      // bad input and refusals, counted (health.go)
 	receipts  ctlReceipts // acks of envelopes with no message row (receive.go)
 	initLimit initLimiter // new sessions per remote device

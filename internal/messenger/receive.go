@@ -361,7 +361,9 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	case in != nil:
 		c, err = tx.ContactByAccount(identity.AccountID(sender))
 	default:
-		c, err = rx.contactByPeer(tx, peer)
+		if c, err = rx.contactByPeer(tx, peer); errors.Is(err, store.ErrNotFound) {
+			c, err = m.contactByDevice(tx, peer) // another linked device of a contact
+		}
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		if in == nil {
@@ -459,6 +461,11 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	} else if card != nil && m.checkCardDevice(tx, card, peer, c.ID) != nil {
 		card = nil // a card naming someone else's device: keep the old one
 	}
+	if c != nil && !sealed && peer != "" {
+		if err := m.checkSenderDevice(tx, c, card, peer); err != nil {
+			return err
+		}
+	}
 	if t, ok := p.Body.(*wirepb.Payload_Text); ok && hex.EncodeToString(t.Text.MessageId) != msgID {
 		return permanent(fmt.Errorf("%w: message id mismatch", ErrBadMessage))
 	}
@@ -503,6 +510,11 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			return err
 		}
 		return errRequestLater
+	}
+	if !sealed {
+		if err := m.followDevice(tx, c, peer); err != nil {
+			return err
+		}
 	}
 	rx.setRecord(c.ID, rec)
 	if consumed {
@@ -698,7 +710,7 @@ func (m *Messenger) checkCardDevice(tx *store.Tx, card *identity.Card, peer stri
 	if peer == "" && len(card.Devices) > 0 {
 		peer = card.Devices[0].PeerID // from a mailbox: no transport to check it against
 	}
-	if len(card.Devices) == 0 || card.Devices[0].PeerID != peer {
+	if !card.HasDevice(peer) {
 		return permanent(fmt.Errorf("%w: card names another device than the sender's", ErrUnknownSender))
 	}
 	other, err := tx.ContactByPeer(peer)
@@ -729,6 +741,7 @@ func (m *Messenger) contactFromCard(tx *store.Tx, card *identity.Card, signed []
 	if err := tx.AddContact(c); err != nil {
 		return nil, err
 	}
+	m.devIdx.note(c.AccountID, card)
 	if m.tr != nil && c.PeerID != "" {
 		m.tr.AddAddrs(c.PeerID, c.Addrs)
 	}
@@ -742,8 +755,12 @@ func (m *Messenger) refreshCard(tx *store.Tx, c *store.Contact, card *identity.C
 	}
 	if old, err := identity.ParseSignedCard(c.Card); err == nil && old.Serial >= card.Serial {
 		return
+	} else if err == nil && identity.CheckDeviceVersion(old, card) != nil {
+		m.log.Info("cardRollbackRefused", "contact", identity.Short(c.AccountID))
+		return
 	}
 	applyCard(c, card, signed)
+	m.devIdx.note(c.AccountID, card)
 	if err := tx.UpdateContact(c); err == nil && m.tr != nil && c.PeerID != "" {
 		m.tr.AddAddrs(c.PeerID, c.Addrs)
 	}

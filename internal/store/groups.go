@@ -292,3 +292,31 @@ func (tx *Tx) groupMessages(q string, args ...any) ([]GroupMessage, error) {
 	}
 	return out, nil
 }
+
+// GroupKeyRow is one member's stored sender key for an epoch.
+type GroupKeyRow struct {
+	Member string
+	Epoch  uint32
+	State  []byte
+}
+
+// GroupKeys returns every sender key stored for a group (what a newly
+// linked device of ours is given, issue 17).
+func (tx *Tx) GroupKeys(groupID []byte) ([]GroupKeyRow, error) {
+	rows, err := tx.query(`SELECT member, epoch, state FROM group_keys WHERE group_id = ? ORDER BY member, epoch`, groupID)
+	if err != nil {
+		return nil, fmt.Errorf("store: group keys: %w", err)
+	}
+	defer rows.Close()
+	var out []GroupKeyRow
+	for rows.Next() {
+		var k GroupKeyRow
+		var epoch int64
+		if err := rows.Scan(&k.Member, &epoch, &k.State); err != nil {
+			return nil, fmt.Errorf("store: group keys: %w", err)
+		}
+		k.Epoch = uint32(epoch)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}

@@ -5,6 +5,7 @@
 import { API, APIError, takeToken } from "./api.js";
 import { t, setLang, lang, pick, languages, langName } from "./i18n.js";
 import { initNotify, notifyEvent, paintTitle, settingsButton, permissionBlock } from "./notify.js";
+import { devicesButton, linkThisButton } from "./devices.js";
 import { roomActions, roomItems, roomHeader, roomEvent, refreshRooms, renderRoom, closeRoom, roomSubmit, roomOpen } from "./groups.js";
 import { fileView, fileLabel, fileEvent, mediaButtons, mediaShow } from "./media.js";
 import { requestItems, requestEvent, refreshRequests } from "./requests.js";
@@ -212,7 +213,8 @@ function renderOnboarding(err) {
     h("label", { class: "radio" }, h("input", { type: "radio", name: "prot", id: "ob-nopass", onchange: () => { passRow.hidden = true; } }), t("noPass"))),
   passRow,
   errEl,
-  h("button", { id: "ob-create", type: "submit", class: "primary" }, t("create")));
+  h("button", { id: "ob-create", type: "submit", class: "primary" }, t("create")),
+  linkThisButton(() => renderOnboarding()));
   root.replaceChildren(form);
   $("#ob-name").focus();
 }
@@ -359,6 +361,7 @@ function renderShell() {
         h("button", { id: "invite-btn", class: "icon", "aria-label": t("myInvite"), title: t("myInvite"), onclick: showInvite }, "▦"),
         h("button", { id: "add-btn", class: "icon", "aria-label": t("addContact"), title: t("addContact"), onclick: showAddContact }, "+"),
         settingsButton(),
+        devicesButton(),
         langPicker(() => { renderShell(); refreshConn(); })),
       h("div", { class: "search", role: "search" },
         h("label", { for: "q", class: "sr" }, t("searchLabel")),

@@ -702,6 +702,10 @@ type ContactCard struct {
 	// envelopes for this account in mesh mode (internal/mesh), whether or not
 	// it has mailbox hosts. Empty: none.
 	MeshMailboxId []byte `protobuf:"bytes,15,opt,name=mesh_mailbox_id,json=meshMailboxId,proto3" json:"mesh_mailbox_id,omitempty"`
+	// device_version numbers the account's device list (issue 17): it grows
+	// by one each time a device is linked or revoked, and a contact refuses
+	// a card whose device list is older than one it holds.
+	DeviceVersion uint64 `protobuf:"varint,16,opt,name=device_version,json=deviceVersion,proto3" json:"device_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -806,6 +810,13 @@ func (x *ContactCard) GetMeshMailboxId() []byte {
 	return nil
 }
 
+func (x *ContactCard) GetDeviceVersion() uint64 {
+	if x != nil {
+		return x.DeviceVersion
+	}
+	return 0
+}
+
 // MailboxHost is a node keeping mail for the card's owner under mailbox_id.
 type MailboxHost struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -874,8 +885,10 @@ type Device struct {
 	// The device's Ed25519 transport public key (its peer id is derived from
 	// it) and its signature over the account identity and the peer id: the
 	// device certificate (identity.DeviceDomain). Required since issue 14.
-	Key           []byte `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
-	Signature     []byte `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	Key       []byte `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Signature []byte `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	// name is what the account's owner calls this device ("laptop").
+	Name          string `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -936,6 +949,13 @@ func (x *Device) GetSignature() []byte {
 		return x.Signature
 	}
 	return nil
+}
+
+func (x *Device) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type SignedCard struct {
@@ -1233,7 +1253,7 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tSTATUS_OK\x10\x01\x12\x13\n" +
 	"\x0fSTATUS_REJECTED\x10\x02\x12\x10\n" +
-	"\fSTATUS_RETRY\x10\x03\"\xfb\x02\n" +
+	"\fSTATUS_RETRY\x10\x03\"\xa2\x03\n" +
 	"\vContactCard\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1a\n" +
 	"\bidentity\x18\x02 \x01(\fR\bidentity\x12\x12\n" +
@@ -1244,17 +1264,19 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\x0fexpires_at_unix\x18\a \x01(\x03R\rexpiresAtUnix\x12\x16\n" +
 	"\x06serial\x18\b \x01(\x04R\x06serial\x12;\n" +
 	"\tmailboxes\x18\t \x03(\v2\x1d.samizdat.wire.v1.MailboxHostR\tmailboxes\x12&\n" +
-	"\x0fmesh_mailbox_id\x18\x0f \x01(\fR\rmeshMailboxId\"[\n" +
+	"\x0fmesh_mailbox_id\x18\x0f \x01(\fR\rmeshMailboxId\x12%\n" +
+	"\x0edevice_version\x18\x10 \x01(\x04R\rdeviceVersion\"[\n" +
 	"\vMailboxHost\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x1d\n" +
 	"\n" +
-	"mailbox_id\x18\x03 \x01(\fR\tmailboxId\"g\n" +
+	"mailbox_id\x18\x03 \x01(\fR\tmailboxId\"{\n" +
 	"\x06Device\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\fR\x03key\x12\x1c\n" +
-	"\tsignature\x18\x04 \x01(\fR\tsignature\">\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\">\n" +
 	"\n" +
 	"SignedCard\x12\x12\n" +
 	"\x04card\x18\x01 \x01(\fR\x04card\x12\x1c\n" +

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+type deviceList struct {
+	Version uint64 `json:"version"`
+	Devices []struct {
+		ID      string `json:"id"`
+		Name    string `json:"name"`
+		This    bool   `json:"this"`
+		Revoked bool   `json:"revoked"`
+	} `json:"devices"`
+}
+
+func (p *profile) devices() deviceList {
+	p.t.Helper()
+	var l deviceList
+	if err := json.Unmarshal([]byte(p.must("devices", "--json")), &l); err != nil {
+		p.t.Fatal(err)
+	}
+	return l
+}
+
+// linkNew runs `samizdat link` on a new profile p and has existing accept
+// the code it shows; it returns the new device's id and the codes both
+// sides showed.
+func linkNew(t *testing.T, p, existing *profile, deviceName string) (id, codeNew, codeOld string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "--profile", p.dir, "link", "--yes", "--no-passphrase", "--device-name", deviceName)
+	cmd.Env = append(append(os.Environ(), "SAMIZDAT_PROFILE=", "SAMIZDAT_PASSPHRASE="), p.env...)
+	out, errb := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var link string
+	for link == "" {
+		for _, l := range strings.Split(out.String(), "\n") {
+			if s, ok := strings.CutPrefix(l, "link: "); ok {
+				link = s
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("samizdat link exited before showing a code: %v\n%s\n%s", err, out, errb)
+		case <-time.After(20 * time.Millisecond): // polling the output
+		}
+	}
+	var dev struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	o, e, code := existing.run("link", "accept", link, "--yes", "--json")
+	if code != 0 {
+		t.Fatalf("link accept: exit %d\n%s\n%s", code, o, e)
+	}
+	if err := json.Unmarshal([]byte(o), &dev); err != nil || dev.Name != deviceName {
+		t.Fatalf("link accept printed %q (%v)", o, err)
+	}
+	codeOld = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(e), "code:"))
+	if err := <-done; err != nil {
+		t.Fatalf("samizdat link: %v\n%s\n%s", err, out, errb)
+	}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if s, ok := strings.CutPrefix(l, "code: "); ok {
+			codeNew = s
+		}
+	}
+	// The code is used: accepting it again fails.
+	existing.fails("", "link", "accept", link, "--yes")
+	return dev.ID, codeNew, codeOld
+}
+
+// TestCLILinkedDevice: alice links a second device (the codes match), the
+// device list has a new version, the new device starts as alice with her
+// contacts, bob sees one alice whichever device writes, and after alice
+// revokes the second device bob refuses what it sends and sends it
+// nothing more.
+func TestCLILinkedDevice(t *testing.T) {
+	alice, bob, phone := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "phone")
+	alice.must("init", "--name", "alice", "--no-passphrase")
+	bob.must("init", "--name", "bob", "--no-passphrase")
+	alice.start()
+	bob.start()
+	alice.must("contacts", "add", strings.TrimSpace(bob.must("invite")))
+	id := strings.TrimSpace(alice.must("send", "bob", "hello from the laptop"))
+	alice.waitState("bob", id, "delivered")
+
+	// A group of alice and bob, from before the linking; alice has bob's
+	// sender key.
+	ctx := context.Background()
+	g, err := alice.api().CreateGroup(ctx, "crew")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.must("group", "invite", g.ID, "bob")
+	waitGroupText(t, bob, g.ID, "") // bob sees the group
+	if _, err := bob.api().GroupSend(ctx, g.ID, "before the phone"); err != nil {
+		t.Fatal(err)
+	}
+	waitGroupText(t, alice, g.ID, "before the phone")
+
+	if l := alice.devices(); l.Version != 0 || len(l.Devices) != 1 || !l.Devices[0].This {
+		t.Fatalf("devices before linking: %+v", l)
+	}
+	phoneID, codeNew, codeOld := linkNew(t, phone, alice, "phone")
+	if codeNew == "" || codeNew != codeOld {
+		t.Fatalf("codes: new device %q, existing %q", codeNew, codeOld)
+	}
+	if l := alice.devices(); l.Version != 1 || len(l.Devices) != 2 || l.Devices[1].ID != phoneID {
+		t.Fatalf("devices after linking: %+v", l)
+	}
+	phone.fails("already exists", "link", "--yes", "--no-passphrase")
+
+	phone.start()
+	if mustAccount(t, phone) != mustAccount(t, alice) {
+		t.Fatal("the linked device is another account")
+	}
+	if l := phone.devices(); l.Version != 1 || len(l.Devices) != 2 {
+		t.Fatalf("phone's devices: %+v", l)
+	}
+	// The phone writes to bob (a contact it got at linking): bob sees one
+	// alice, and his answer goes to the device that wrote.
+	id = strings.TrimSpace(phone.must("send", "bob", "hello from the phone"))
+	phone.waitState("bob", id, "delivered")
+	var contacts []struct{ Name string }
+	json.Unmarshal([]byte(bob.must("contacts", "--json")), &contacts)
+	if len(contacts) != 1 {
+		t.Fatalf("bob's contacts: %+v", contacts)
+	}
+	if got := bob.messages("alice"); len(got) != 2 || got[1].Body != "hello from the phone" {
+		t.Fatalf("bob's messages: %+v", got)
+	}
+	id = strings.TrimSpace(bob.must("send", "alice", "hi phone"))
+	bob.waitState("alice", id, "delivered")
+	if got := phone.messages("bob"); got[len(got)-1].Body != "hi phone" {
+		t.Fatalf("phone's messages: %+v", got)
+	}
+
+	// A group message reaches both of alice's devices; the phone reads
+	// the group but cannot post yet (no sender key of its own).
+	if _, err := bob.api().GroupSend(ctx, g.ID, "to both devices"); err != nil {
+		t.Fatal(err)
+	}
+	waitGroupText(t, alice, g.ID, "to both devices")
+	waitGroupText(t, phone, g.ID, "to both devices")
+	phone.fails("it can read it", "group", "send", g.ID, "from the phone")
+
+	// Alice revokes the phone from the laptop; her next message carries the
+	// new card to bob.
+	alice.must("devices", "revoke", phoneID[len(phoneID)-8:])
+	if l := alice.devices(); l.Version != 2 || !l.Devices[1].Revoked {
+		t.Fatalf("devices after revoking: %+v", l)
+	}
+	alice.fails("cannot revoke itself", "devices", "revoke", alice.devices().Devices[0].ID)
+	id = strings.TrimSpace(alice.must("send", "bob", "the phone is gone"))
+	alice.waitState("bob", id, "delivered")
+	// The revoked phone still holds a session with bob: bob refuses it.
+	id = strings.TrimSpace(phone.must("send", "bob", "written on the revoked phone"))
+	phone.waitState("bob", id, "failed")
+	waitLogCount(t, bob, "msg=revokedDeviceRefused", 1)
+	for _, m := range bob.messages("alice") {
+		if strings.Contains(m.Body, "revoked phone") {
+			t.Fatal("bob stored a message from the revoked device")
+		}
+	}
+	// Bob's next message goes to the laptop, never to the phone.
+	id = strings.TrimSpace(bob.must("send", "alice", "after the revocation"))
+	bob.waitState("alice", id, "delivered")
+	if got := alice.messages("bob"); got[len(got)-1].Body != "after the revocation" {
+		t.Fatalf("alice's messages: %+v", got)
+	}
+	for _, m := range phone.messages("bob") {
+		if m.Body == "after the revocation" {
+			t.Fatal("the revoked phone got a message sent after its revocation")
+		}
+	}
+}
+
+// waitGroupText waits until p has a group message with text in group gid
+// (text "": until p knows the group).
+func waitGroupText(t *testing.T, p *profile, gid, text string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		conv, err := p.api().GroupMessages(context.Background(), gid, 0)
+		if err == nil {
+			if text == "" {
+				return
+			}
+			for _, m := range conv.Messages {
+				if m.Text == text {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no group message %q: %+v %v\n%s", p.name, text, conv, err, p.log)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the node
+	}
+}

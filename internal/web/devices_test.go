@@ -1,0 +1,136 @@
+package web_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/samizdat-im/samizdat/internal/apiclient"
+	"github.com/samizdat-im/samizdat/internal/app"
+)
+
+// TestBrowserLinkDevice: in the devices dialog, alice pastes the link code
+// a new device shows; the page shows the same short code as the new
+// device, and once confirmed the new device is in the list (version 1) and
+// holds alice's account. A second use of the same code is refused with a
+// message.
+func TestBrowserLinkDevice(t *testing.T) {
+	b := browser(t)
+	na := startNode(t, "Alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	links, codes := make(chan string, 1), make(chan string, 1)
+	type result struct {
+		acct string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		acct, err := app.LinkDevice(ctx, app.LinkOptions{
+			Dir: filepath.Join(t.TempDir(), "phone"), Keys: app.KeySource{NoPassphrase: true}, DeviceName: "phone",
+			Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LoopbackOnly: true,
+			Show:    func(l string) { links <- l },
+			Confirm: func(code string) bool { codes <- code; return true },
+		})
+		done <- result{acct, err}
+	}()
+	var link string
+	select {
+	case link = <-links:
+	case r := <-done:
+		t.Fatalf("link ended before showing a code: %v", r.err)
+	}
+
+	pa := tab(t, b)
+	do(t, pa, chromedp.Navigate(na.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#devices-btn")),
+		chromedp.Click(chromedp.CSS("#devices-btn")), chromedp.WaitVisible(chromedp.CSS("#link-code")))
+	waitJS(t, pa, "this device in the list", `document.querySelectorAll("#device-list li[data-device]").length === 1`)
+	do(t, pa, chromedp.SetValue(chromedp.CSS("#link-code"), link), chromedp.Click(chromedp.CSS("#link-submit")))
+	waitJS(t, pa, "the short code", `document.querySelector("#link-sas")?.textContent.length === 7`)
+	shown := eval[string](t, pa, `document.querySelector("#link-sas").textContent`)
+	var newCode string
+	select {
+	case newCode = <-codes:
+	case <-ctx.Done():
+		t.Fatal("the new device showed no code")
+	}
+	if shown != newCode {
+		t.Fatalf("the page shows %q, the new device %q", shown, newCode)
+	}
+	screenshot(t, pa, "link-device")
+	do(t, pa, chromedp.Click(chromedp.CSS("#link-yes")))
+	r := <-done
+	if r.err != nil || r.acct != na.Messenger.AccountID() {
+		t.Fatalf("new device: account %q, %v", r.acct, r.err)
+	}
+	waitJS(t, pa, "the new device in the list", `document.querySelector("#device-list").dataset.version === "1" &&
+		[...document.querySelectorAll("#device-list li")].some((li) => li.textContent.includes("phone"))`)
+	// The code again: refused, with a message.
+	do(t, pa, chromedp.SetValue(chromedp.CSS("#link-code"), link), chromedp.Click(chromedp.CSS("#link-submit")))
+	waitJS(t, pa, "the refusal", `document.querySelector("#link-error").textContent.length > 0`)
+}
+
+// TestBrowserLinkThisDevice: a new device's web app (no profile yet)
+// shows a link code and its QR image; alice's node accepts the code, both
+// show the same short code, the page confirms, and the node starts as
+// alice's account with her contacts.
+func TestBrowserLinkThisDevice(t *testing.T) {
+	b := browser(t)
+	na, nb := startNode(t, "Alice"), startNode(t, "Bob")
+	ctx := context.Background()
+	bobLink, err := nb.Messenger.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := na.Messenger.AddContact(ctx, bobLink, ""); err != nil {
+		t.Fatal(err)
+	}
+	url, node := waitingNode(t)
+	pn := tab(t, b)
+	do(t, pn, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#ob-link")), chromedp.Click(chromedp.CSS("#ob-link")),
+		chromedp.WaitVisible(chromedp.CSS("#lt-name")), chromedp.SetValue(chromedp.CSS("#lt-name"), "phone"),
+		chromedp.Click(chromedp.CSS("#lt-nopass")), chromedp.Click(chromedp.CSS("#lt-start")))
+	waitJS(t, pn, "the link code's QR image", `document.querySelector("#lt-qr")?.naturalWidth > 100`)
+	link := eval[string](t, pn, `document.querySelector("#lt-link").value`)
+	screenshot(t, pn, "link-this-device")
+
+	alice := apiclient.New(na.APIAddr, na.Token)
+	st, err := alice.StartLink(ctx, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, pn, "the short code", `document.querySelector("#lt-code")?.textContent.length === 7`)
+	if shown := eval[string](t, pn, `document.querySelector("#lt-code").textContent`); shown != st.Code {
+		t.Fatalf("the page shows %q, alice's node %q", shown, st.Code)
+	}
+	do(t, pn, chromedp.Click(chromedp.CSS("#lt-yes")))
+	d, err := alice.ConfirmLink(ctx, st.ID, true)
+	if err != nil || d.Name != "phone" {
+		t.Fatalf("confirm: %+v %v", d, err)
+	}
+	n := node()
+	if n.Messenger.AccountID() != na.Messenger.AccountID() {
+		t.Fatal("the linked node is another account")
+	}
+	if cs, err := n.Messenger.Contacts(ctx); err != nil || len(cs) != 1 || cs[0].AccountID != nb.Messenger.AccountID() {
+		t.Fatalf("the linked node's contacts: %+v %v", cs, err)
+	}
+	// The page reloads and starts over as alice (evaluations fail while
+	// it navigates: tried again).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, cancel := context.WithTimeout(pn, time.Second)
+		ok, err := chromedp.Run(c, chromedp.Evaluate[bool](`!!document.querySelector("#devices-btn")`))
+		cancel()
+		if err == nil && ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page did not start as alice: %v\npage: %s", err, pageText(pn))
+		}
+		time.Sleep(100 * time.Millisecond) // polling the page across its reload
+	}
+}
