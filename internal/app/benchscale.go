@@ -468,4 +468,3 @@ func RunScaleBench(ctx context.Context, w io.Writer, name string, size int, verb
 	}
 	return errors.New("no such scale bench: " + name)
 }
-
