@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -76,5 +77,36 @@ func TestBrowserRequests(t *testing.T) {
 	rs, err := na.Messenger.Requests(context.Background())
 	if err != nil || len(rs) != 0 {
 		t.Fatalf("requests left: %+v, %v", rs, err)
+	}
+}
+
+// TestBrowserRequestNotification: with the page away, a stranger's first
+// message makes one system notification that says a contact request came,
+// without the stranger's text or name (nobody vouched for them); with the
+// page in view it makes none (the request list shows it).
+func TestBrowserRequestNotification(t *testing.T) {
+	b := browser(t)
+	na, nb, nc := startNode(t, "Alice"), startNode(t, "Mallory"), startNode(t, "Trudy")
+	pa := tab(t, b)
+	do(t, pa, grantNotifications("http://"+na.APIAddr), chromedp.Navigate(na.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#invite-btn")))
+
+	strangerWrites(t, nc, na, "seen in the list")
+	waitJS(t, pa, "Trudy's request", `document.querySelector('.chat.request[data-name="Trudy"]') !== null`)
+
+	eval[bool](t, pa, `(() => { window.__hidden = true; return true })()`)
+	strangerWrites(t, nb, na, "buy cheap pills")
+	waitJS(t, pa, "the request's notification", `window.__notes.some(n => n.tag && n.tag.startsWith("request:"))`)
+	notes := eval[[]map[string]any](t, pa, `window.__notes.map(n => ({title: n.title, body: n.body, tag: n.tag}))`)
+	if len(notes) != 1 {
+		t.Fatalf("notifications %v, want exactly one (none while the page was in view)", notes)
+	}
+	n := notes[0]
+	if n["title"] != "New contact request" {
+		t.Errorf("title %q", n["title"])
+	}
+	for _, leak := range []string{"pills", "Mallory", "seen in the list"} {
+		if strings.Contains(n["title"].(string)+" "+n["body"].(string), leak) {
+			t.Errorf("the notification shows %q: %v", leak, n)
+		}
 	}
 }

@@ -62,6 +62,17 @@ export function notifyEvent(e) {
   const done = () => { stats.handled++; };
   if (e.type === "message" && e.state === "received") onMessage(e).catch(() => {}).finally(done);
   else if (e.type === "group" && e.group && !e.messageId) onGroup(e.group).catch(() => {}).finally(done);
+  else if (e.type === "request" && e.state === "new") { onRequest(e); done(); }
+}
+
+// onRequest: a stranger's first message (a contact request) notifies
+// while the page is away, with the message sound; never with the
+// stranger's text or name, which nobody vouched for.
+function onRequest(e) {
+  if (!away()) return; // the request list at the top of the chats shows it
+  play("message");
+  if (!settings.notifyMessages) return;
+  show(t("requestNote"), { body: t("requestNoteBody"), tag: "request:" + e.contactId }, () => {});
 }
 
 async function onMessage(e) {

@@ -9,6 +9,8 @@ import { t, extend } from "./i18n.js";
 extend({
   en: {
     requests: "Requests",
+    requestNote: "New contact request",
+    requestNoteBody: "Someone who is not in your contacts wrote to you",
     requestFrom: "Request from {name}",
     requestExplain: "Someone who is not in your contacts wrote to you. Nothing is shown in your chats until you accept. Declining deletes this and refuses their messages for 30 days.",
     requestNoMessages: "No message yet.",
@@ -23,6 +25,8 @@ extend({
   },
   ru: {
     requests: "Запросы",
+    requestNote: "Новый запрос на контакт",
+    requestNoteBody: "Вам написал человек не из ваших контактов",
     requestFrom: "Запрос от {name}",
     requestExplain: "Вам написал человек не из ваших контактов. В чатах ничего не появится, пока вы не примете запрос. Отклонение удалит его и будет отвергать сообщения этого аккаунта 30 дней.",
     requestNoMessages: "Сообщений пока нет.",
@@ -37,6 +41,8 @@ extend({
   },
   fa: {
     requests: "درخواست‌ها",
+    requestNote: "درخواست تماس جدید",
+    requestNoteBody: "کسی که در مخاطبان شما نیست برایتان نوشت",
     requestFrom: "درخواست از {name}",
     requestExplain: "کسی که در مخاطبان شما نیست به شما پیام داده است. تا نپذیرید چیزی در گفتگوهایتان نشان داده نمی‌شود. رد کردن، این را پاک می‌کند و پیام‌های او را تا ۳۰ روز نمی‌پذیرد.",
     requestNoMessages: "هنوز پیامی نیست.",
