@@ -86,6 +86,7 @@ func TestBrowserRequests(t *testing.T) {
 // page in view it makes none (the request list shows it).
 func TestBrowserRequestNotification(t *testing.T) {
 	b := browser(t)
+	notifyAlone(t)
 	na, nb, nc := startNode(t, "Alice"), startNode(t, "Mallory"), startNode(t, "Trudy")
 	pa := tab(t, b)
 	do(t, pa, grantNotifications("http://"+na.APIAddr), chromedp.Navigate(na.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#invite-btn")))
