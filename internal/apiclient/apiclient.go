@@ -230,16 +230,35 @@ const (
 // ErrNoDaemon is returned by Load when no node runs on the profile.
 var ErrNoDaemon = errors.New("no samizdat node is running on this profile")
 
+// CallTimeout bounds an ordinary API call whose context has no deadline of
+// its own. Calls that move a file (SendFile, GroupSendFile, SaveFile,
+// Upload, FileContent) are not bounded by it: a 2 GiB file takes longer
+// than any fixed limit on a slow disk, so only their context ends them.
+const CallTimeout = 60 * time.Second
+
 // Client talks to one node's local API.
 type Client struct {
 	base  string
 	token string
 	hc    *http.Client
+	// timeout is CallTimeout; tests shorten it.
+	timeout time.Duration
 }
 
 // New returns a client for the API at addr (host:port) with token.
 func New(addr, token string) *Client {
-	return &Client{base: "http://" + addr, token: token, hc: &http.Client{Timeout: 60 * time.Second}}
+	// No http.Client.Timeout: it would cut off a long upload or download
+	// mid-body. Ordinary calls get a deadline from call instead.
+	return &Client{base: "http://" + addr, token: token, hc: &http.Client{}, timeout: CallTimeout}
+}
+
+// call returns ctx bounded by the client's call timeout, unless ctx
+// already has a deadline.
+func (c *Client) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || c.timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.timeout)
 }
 
 // Login trades the one-time login code of a web app address
@@ -284,6 +303,13 @@ func Load(ctx context.Context, apiFile string) (*Client, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	return c.doLong(ctx, method, path, in, out)
+}
+
+// doLong is do without the call timeout, for calls that move a file.
+func (c *Client) doLong(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)

@@ -48,7 +48,7 @@ type SaveFileRequest struct {
 // SendFile sends the file at path (read by the node) to a contact.
 func (c *Client) SendFile(ctx context.Context, contact, path, text string) (Message, error) {
 	var out Message
-	return out, c.do(ctx, http.MethodPost, "/api/v1/files", SendFileRequest{Contact: contact, Path: path, Text: text}, &out)
+	return out, c.doLong(ctx, http.MethodPost, "/api/v1/files", SendFileRequest{Contact: contact, Path: path, Text: text}, &out)
 }
 
 // Files lists the transfers with their progress.
@@ -59,12 +59,12 @@ func (c *Client) Files(ctx context.Context) ([]Transfer, error) {
 
 // SaveFile writes a received file to path.
 func (c *Client) SaveFile(ctx context.Context, msgID, path string) error {
-	return c.do(ctx, http.MethodPost, "/api/v1/files/save", SaveFileRequest{MessageID: msgID, Path: path}, nil)
+	return c.doLong(ctx, http.MethodPost, "/api/v1/files/save", SaveFileRequest{MessageID: msgID, Path: path}, nil)
 }
 
 // GroupSendFile sends the file at path (read by the node) to a group: it
 // is uploaded once, the members fetch it from each other.
 func (c *Client) GroupSendFile(ctx context.Context, ref, path, text string) (GroupMessage, error) {
 	var out GroupMessage
-	return out, c.do(ctx, http.MethodPost, groupPath(ref, "files"), GroupFileRequest{Path: path, Text: text}, &out)
+	return out, c.doLong(ctx, http.MethodPost, groupPath(ref, "files"), GroupFileRequest{Path: path, Text: text}, &out)
 }
