@@ -27,6 +27,10 @@ type HookOptions struct {
 	// shell; nil: none.
 	OnAlert   []string
 	OnMessage []string
+	// OnRequest runs for a new contact request (a stranger's first
+	// message). It gets no name and no text, whatever Text says: nobody
+	// vouched for them. Requests are collapsed like one chat's messages.
+	OnRequest []string
 	// Text puts the message text in SAMIZDAT_TEXT (off: the text never
 	// leaves the node's process).
 	Text bool
@@ -194,6 +198,10 @@ func (h *hooks) handle(e messenger.Event) {
 		h.chatMessage(ctx, e)
 	case e.Type == messenger.EventGroup && e.MessageID == "" && h.o.OnMessage != nil:
 		h.groupMessages(ctx, e.Group)
+	case e.Type == messenger.EventRequest && e.State == messenger.RequestNew && h.o.OnRequest != nil:
+		// The request's id as `samizdat requests` shows it; its sender's
+		// claimed name and its text are not passed on.
+		h.message("request", "", hookRun{event: "request", kind: "request", id: strconv.FormatInt(e.ContactID, 10)})
 	case e.Type == messenger.EventPost && e.Alert && h.o.OnAlert != nil:
 		h.alerts(ctx, e.Channel)
 	}
@@ -278,7 +286,7 @@ func (h *hooks) alerts(ctx context.Context, cid string) {
 // message runs OnMessage for a chat's message now, or collapses it into
 // the chat's next run when the last one was less than Interval ago.
 func (h *hooks) message(kind, id string, r hookRun) {
-	if h.o.Muted != nil && h.o.Muted(kind, id) {
+	if kind != "request" && h.o.Muted != nil && h.o.Muted(kind, id) {
 		return
 	}
 	key := kind + ":" + id
@@ -321,6 +329,11 @@ func (h *hooks) flushLocked(c *chatHook) {
 	r := c.latest
 	r.count = c.pending
 	c.pending, c.last = 0, time.Now()
+	if r.event == "request" {
+		r.text = "" // never a stranger's text, even with --notify-text
+		h.run(h.o.OnRequest, r)
+		return
+	}
 	h.run(h.o.OnMessage, r)
 }
 

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/messenger"
 )
 
 func TestParseHookCommand(t *testing.T) {
@@ -199,5 +203,85 @@ func TestOnAlertHook(t *testing.T) {
 		if strings.Contains(l, "warm-up") {
 			t.Errorf("a plain post ran the alert hook: %s", l)
 		}
+	}
+}
+
+// TestOnRequestHook: a stranger's first message runs --on-request with the
+// request's id and neither its claimed name nor its text, even with
+// --notify-text; a contact's message does not run it.
+func TestOnRequestHook(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	out := filepath.Join(tmp, "hook.log")
+	script := filepath.Join(tmp, "hook.sh")
+	body := "#!/bin/sh\necho \"$SAMIZDAT_EVENT|$SAMIZDAT_KIND|$SAMIZDAT_CHAT|$SAMIZDAT_CHAT_ID|$SAMIZDAT_FROM|$SAMIZDAT_COUNT|$SAMIZDAT_TEXT|$1\" >> " + out + "\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	friend, stranger := startNode(t, "alice"), startNode(t, "mallory")
+	dir := filepath.Join(tmp, "bob")
+	if _, err := Init(ctx, dir, "bob", KeySource{NoPassphrase: true}); err != nil {
+		t.Fatal(err)
+	}
+	bn, err := Start(ctx, Options{Dir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LoopbackOnly: true,
+		Logger: slog.New(slog.DiscardHandler),
+		Hooks:  HookOptions{OnRequest: []string{script, "req-arg"}, Text: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bn.Close() })
+	lines := func() []string {
+		data, _ := os.ReadFile(out)
+		if len(data) == 0 {
+			return nil
+		}
+		return strings.Split(strings.TrimSpace(string(data)), "\n")
+	}
+
+	// A contact (invited) writes: no request, no run.
+	inv, err := client(bn).Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client(friend).AddContact(ctx, inv.Link, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client(friend).Send(ctx, "bob", "hi, it's alice"); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "alice's message", func() bool {
+		conv, err := client(bn).Messages(ctx, "alice", 0)
+		return err == nil && len(conv.Messages) == 1
+	})
+
+	// A stranger writes from bob's card alone (forwarded, no secret).
+	link, err := bn.Messenger.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pi, err := identity.ParseInvite(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := identity.EncodeInvite(pi.SignedCard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := stranger.Messenger.AddContact(ctx, fwd, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stranger.Messenger.Send(ctx, c.Name, "secret offer"); err != nil {
+		t.Fatal(err)
+	}
+	var reqs []messenger.RequestInfo
+	poll(t, "the request", func() bool {
+		reqs, err = bn.Messenger.Requests(ctx)
+		return err == nil && len(reqs) == 1
+	})
+	want := fmt.Sprintf("request|request||%d||1||req-arg", reqs[0].ID)
+	poll(t, "the request hook", func() bool { return slices.Contains(lines(), want) })
+	if ls := lines(); len(ls) != 1 {
+		t.Fatalf("hook runs: %q (want only %q)", ls, want)
 	}
 }

@@ -246,7 +246,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		n.Messenger.SetReadReceipts(st.ReadReceipts)
 		applyAutoDownload(n, st)
 	}
-	if o.Hooks.OnAlert != nil || o.Hooks.OnMessage != nil {
+	if o.Hooks.OnAlert != nil || o.Hooks.OnMessage != nil || o.Hooks.OnRequest != nil {
 		if o.Hooks.Muted == nil {
 			o.Hooks.Muted = n.set.muted
 		}
