@@ -12,8 +12,8 @@ import (
 // hookFlags are `up --on-alert`, `--on-message` and their tuning.
 type hookFlags struct {
 	onAlert, onMessage, onRequest string
-	text               bool
-	timeout, interval  time.Duration
+	text                          bool
+	timeout, interval             time.Duration
 }
 
 func addHookFlags(c *cobra.Command, f *hookFlags) {
