@@ -18,6 +18,9 @@ import (
 // hold the association for long.
 const chunk = 16 << 10
 
+// SetScope gives c the resource scope it ends when it closes.
+func (c *conn) SetScope(s network.ConnManagementScope) { c.scope = s }
+
 // readBuf holds one whole message (a short buffer would fail the read).
 const readBuf = 64 << 10
 

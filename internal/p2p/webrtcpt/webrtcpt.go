@@ -35,6 +35,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/samizdat-im/samizdat/internal/p2p/acceptq"
 )
 
 // Limits of a connection attempt.
@@ -230,7 +232,7 @@ func (t *Transport) Dial(ctx context.Context, raddr ma.Multiaddr, p peer.ID) (tr
 	if err != nil {
 		return nil, err
 	}
-	return &capableConn{cc}, nil
+	return acceptq.NamedConn(cc, Name), nil
 }
 
 func (t *Transport) dial(ctx context.Context, sig Signaller, p peer.ID) (*conn, error) {
@@ -336,18 +338,18 @@ func (t *Transport) Listen(a ma.Multiaddr) (transport.Listener, error) {
 	mux := webrtc.NewICEUDPMux(se.LoggerFactory.NewLogger("mux"), pconn)
 	se.SetICEUDPMux(mux)
 	l := &listener{
-		t:        t,
-		api:      webrtc.NewAPI(webrtc.WithSettingEngine(se)),
-		mux:      mux,
-		pconn:    pconn,
-		laddr:    laddr.Encapsulate(ma.StringCast("/webrtc")),
-		incoming: make(chan *conn),
-		closed:   make(chan struct{}),
+		t:      t,
+		api:    webrtc.NewAPI(webrtc.WithSettingEngine(se)),
+		mux:    mux,
+		pconn:  pconn,
+		laddr:  laddr.Encapsulate(ma.StringCast("/webrtc")),
+		closed: make(chan struct{}),
 	}
+	l.q = acceptq.New(t.cfg.Gater, t.rcmgr, false, l.closed)
 	t.mu.Lock()
 	t.listeners = append(t.listeners, l)
 	t.mu.Unlock()
-	return &transportListener{t.up.UpgradeGatedMaListener(t, l)}, nil
+	return acceptq.Named(t.up.UpgradeGatedMaListener(t, l), Name), nil
 }
 
 // answer answers an offer on the first listener.
@@ -406,12 +408,12 @@ func (t *Transport) removeListener(l *listener) {
 }
 
 type listener struct {
-	t        *Transport
-	api      *webrtc.API
-	mux      ice.UDPMux
-	pconn    net.PacketConn
-	laddr    ma.Multiaddr
-	incoming chan *conn
+	t     *Transport
+	api   *webrtc.API
+	mux   ice.UDPMux
+	pconn net.PacketConn
+	laddr ma.Multiaddr
+	q     *acceptq.Queue
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -437,28 +439,11 @@ func (l *listener) await(pc *webrtc.PeerConnection, dc *webrtc.DataChannel, open
 		_ = closePC(pc)
 		return
 	}
-	if g := l.t.cfg.Gater; g != nil && !g.InterceptAccept(c) {
-		c.Close()
-		return
-	}
-	if c.scope, err = l.t.rcmgr.OpenConnection(network.DirInbound, false, c.raddr); err != nil {
-		c.Close()
-		return
-	}
-	select {
-	case l.incoming <- c:
-	case <-l.closed:
-		c.Close()
-	}
+	l.q.Admit(c)
 }
 
 func (l *listener) Accept() (manet.Conn, network.ConnManagementScope, error) {
-	select {
-	case c := <-l.incoming:
-		return c, c.scope, nil
-	case <-l.closed:
-		return nil, nil, transport.ErrListenerClosed
-	}
+	return l.q.Accept()
 }
 
 func (l *listener) Addr() net.Addr          { return l.pconn.LocalAddr() }
@@ -472,22 +457,4 @@ func (l *listener) Close() error {
 		err = l.mux.Close() // closes pconn too
 	})
 	return err
-}
-
-type transportListener struct{ transport.Listener }
-
-func (l *transportListener) Accept() (transport.CapableConn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &capableConn{c}, nil
-}
-
-type capableConn struct{ transport.CapableConn }
-
-func (c *capableConn) ConnState() network.ConnectionState {
-	cs := c.CapableConn.ConnState()
-	cs.Transport = Name
-	return cs
 }

@@ -34,6 +34,8 @@ import (
 	mafmt "github.com/multiformats/go-multiaddr-fmt"
 	manet "github.com/multiformats/go-multiaddr/net"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/samizdat-im/samizdat/internal/p2p/acceptq"
 )
 
 // wsHandshakeTimeout bounds the WebSocket upgrade of a dial; the server
@@ -217,7 +219,7 @@ func (t *wsTransport) Dial(ctx context.Context, raddr ma.Multiaddr, p peer.ID) (
 	if err != nil {
 		return nil, err
 	}
-	return &wsCapableConn{cc}, nil
+	return acceptq.NamedConn(cc, "websocket"), nil
 }
 
 func (t *wsTransport) dial(ctx context.Context, raddr ma.Multiaddr, p peer.ID, scope network.ConnManagementScope) (manet.Conn, error) {
@@ -286,16 +288,16 @@ func (t *wsTransport) Listen(a ma.Multiaddr) (transport.Listener, error) {
 	}
 	wa.rest = mal.Multiaddr()
 	l := &wsListener{
-		t:        t,
-		raw:      mal,
-		laddr:    wa.multiaddr(),
-		secure:   wa.secure,
-		path:     Path(t.self),
-		site:     t.site,
-		incoming: make(chan *wsConn),
-		closed:   make(chan struct{}),
-		up:       ws.Upgrader{CheckOrigin: func(*http.Request) bool { return true }, HandshakeTimeout: wsHandshakeTimeout},
+		t:      t,
+		raw:    mal,
+		laddr:  wa.multiaddr(),
+		secure: wa.secure,
+		path:   Path(t.self),
+		site:   t.site,
+		closed: make(chan struct{}),
+		up:     ws.Upgrader{CheckOrigin: func(*http.Request) bool { return true }, HandshakeTimeout: wsHandshakeTimeout},
 	}
+	l.q = acceptq.New(t.gater, t.rcmgr, true, l.closed)
 	// An HTTP/1.1 server like a small static site's: no HTTP/2 (WebSocket
 	// needs HTTP/1.1 and a server that negotiates h2 for browsers but not
 	// for us would tell the two apart), usual timeouts, no error log.
@@ -312,19 +314,19 @@ func (t *wsTransport) Listen(a ma.Multiaddr) (transport.Listener, error) {
 		l.server.TLSConfig = t.srv.Clone()
 	}
 	go l.serve()
-	return &wsTransportListener{t.up.UpgradeGatedMaListener(t, l)}, nil
+	return acceptq.Named(t.up.UpgradeGatedMaListener(t, l), "websocket"), nil
 }
 
 type wsListener struct {
-	t        *wsTransport
-	raw      manet.Listener
-	laddr    ma.Multiaddr
-	secure   bool
-	path     string
-	site     http.Handler
-	server   *http.Server
-	up       ws.Upgrader
-	incoming chan *wsConn
+	t      *wsTransport
+	raw    manet.Listener
+	laddr  ma.Multiaddr
+	secure bool
+	path   string
+	site   http.Handler
+	server *http.Server
+	up     ws.Upgrader
+	q      *acceptq.Queue
 
 	closeOnce sync.Once
 	closeErr  error
@@ -357,28 +359,11 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		raw.Close()
 		return
 	}
-	if l.t.gater != nil && !l.t.gater.InterceptAccept(c) {
-		c.Close()
-		return
-	}
-	if c.scope, err = l.t.rcmgr.OpenConnection(network.DirInbound, true, c.raddr); err != nil {
-		c.Close()
-		return
-	}
-	select {
-	case l.incoming <- c:
-	case <-l.closed:
-		c.Close()
-	}
+	l.q.Admit(c)
 }
 
 func (l *wsListener) Accept() (manet.Conn, network.ConnManagementScope, error) {
-	select {
-	case c := <-l.incoming:
-		return c, c.scope, nil
-	case <-l.closed:
-		return nil, nil, transport.ErrListenerClosed
-	}
+	return l.q.Accept()
 }
 
 func (l *wsListener) Addr() net.Addr          { return l.raw.Addr() }
@@ -394,24 +379,6 @@ func (l *wsListener) Close() error {
 	return l.closeErr
 }
 
-type wsTransportListener struct{ transport.Listener }
-
-func (l *wsTransportListener) Accept() (transport.CapableConn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &wsCapableConn{c}, nil
-}
-
-type wsCapableConn struct{ transport.CapableConn }
-
-func (c *wsCapableConn) ConnState() network.ConnectionState {
-	cs := c.CapableConn.ConnState()
-	cs.Transport = "websocket"
-	return cs
-}
-
 // wsConn is a net.Conn over WebSocket binary messages.
 type wsConn struct {
 	*ws.Conn
@@ -423,6 +390,9 @@ type wsConn struct {
 }
 
 var _ manet.Conn = (*wsConn)(nil)
+
+// SetScope gives c the resource scope it ends when it closes.
+func (c *wsConn) SetScope(s network.ConnManagementScope) { c.scope = s }
 
 func newWSConn(raw *ws.Conn, secure bool, scope network.ConnManagementScope) (*wsConn, error) {
 	suffix := "/ws"
