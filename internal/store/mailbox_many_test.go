@@ -15,7 +15,9 @@ func TestMailboxDepositMany(t *testing.T) {
 	ctx := context.Background()
 	m := openMailboxTest(t, filepath.Join(t.TempDir(), "mailbox.db"))
 	a, b := mbID(1), mbID(2)
-	env := func(s string) MailboxDeposit { return MailboxDeposit{MailboxID: a, Hash: mbHash([]byte(s)), Envelope: []byte(s), Expires: mbFar} }
+	env := func(s string) MailboxDeposit {
+		return MailboxDeposit{MailboxID: a, Hash: mbHash([]byte(s)), Envelope: []byte(s), Expires: mbFar}
+	}
 	big := env("a big one, past the quota of the mailbox")
 	other := MailboxDeposit{MailboxID: b, Hash: mbHash([]byte("for b")), Envelope: []byte("for b"), Expires: mbFar}
 	ds := []MailboxDeposit{env("one"), env("two"), env("one"), {MailboxID: a[:5], Hash: mbHash([]byte("x")), Envelope: []byte("x")}, big, other, env("six")}
