@@ -355,7 +355,7 @@ func (s *suiteState) relayBench(ctx context.Context, env *SuiteEnv) (*RelayBench
 	defer s.mu.Unlock()
 	if s.relay == nil && s.relayEr == nil {
 		if env.Small {
-			s.relayO = RelayBenchOptions{Users: 2, PerUser: 2, Deposits: 40, Mailboxes: 10, CatchUp: 50}
+			s.relayO = RelayBenchOptions{Users: 2, PerUser: 2, Deposits: 40, Mailboxes: 10, CatchUp: 50, Pipelined: 5}
 		}
 		s.relay, s.relayEr = RunRelayBench(ctx, s.relayO)
 		s.relayO.defaults()
@@ -372,6 +372,16 @@ func suiteRelayDeposits(ctx context.Context, env *SuiteEnv) (SuiteFigure, error)
 		Note: fmt.Sprintf("%d depositors (%d hosts), %d × %d B into %d mailboxes; %.1f deposits per commit; %.0f µs CPU per deposit; per mailbox: %.0f B disk, %.0f B heap",
 			r.Depositors, o.Users, r.Deposits, o.EnvelopeSize, r.Mailboxes, r.DepositsPerCommit,
 			float64(r.CPUPerDeposit)/1e3, r.DiskPerMailbox, r.HeapPerMailbox)}, nil
+}
+
+func suiteRelayPipelined(ctx context.Context, env *SuiteEnv) (SuiteFigure, error) {
+	r, o, err := stateOf(ctx).relayBench(ctx, env)
+	if err != nil {
+		return SuiteFigure{}, err
+	}
+	return SuiteFigure{Value: r.PipelinedPerSec, Unit: "deposits/s", Measured: true,
+		Note: fmt.Sprintf("%d depositors (%d hosts), %d × %d B into %d mailboxes, %d pipelined on each stream; %.0f deposits per commit; %.0f µs CPU per deposit",
+			r.Depositors, o.Users, r.Deposits, o.EnvelopeSize, r.Mailboxes, o.Pipelined, r.PipelinedPerCommit, float64(r.PipelinedCPU)/1e3)}, nil
 }
 
 func suiteRelayCatchUp(ctx context.Context, env *SuiteEnv) (SuiteFigure, error) {

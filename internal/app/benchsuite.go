@@ -91,6 +91,7 @@ var suiteTable = []struct {
 	{"1to1.p50", "1:1 end to end, two nodes: latency p50", "≤ 3× the floor", AnchorRTT, suite1to1P50},
 	{"1to1.p99", "1:1 end to end, two nodes: latency p99", "< 10 ms", AnchorRTT, suite1to1P99},
 	{"relay.deposits", "relay deposits, many depositors", "≥ 20,000 deposits/s", AnchorCommit, suiteRelayDeposits},
+	{"relay.depositsPipelined", "relay deposits, many depositors, each pipelining a batch on one stream", "≥ 20,000 deposits/s", AnchorCommit, suiteRelayPipelined},
 	{"relay.catchup", "relay catch-up of 10,000 messages", "< 3 s", AnchorCopy, suiteRelayCatchUp},
 	{FigureChannelReach, "channel post to 1,000 nodes: time until 99 % have it", "≤ 500 ms", AnchorGossip, nil},
 	{FigureChannelBytes, "channel post to 1,000 nodes: bytes per subscriber per 100-byte post", "≤ 2,000 B", "", nil},
@@ -211,7 +212,7 @@ func suiteMet(name string, f SuiteFigure) string {
 		return yes(f.AnchorValue > 0 && f.Ratio <= 3)
 	case "1to1.p99":
 		return yes(f.Value < 10)
-	case "relay.deposits":
+	case "relay.deposits", "relay.depositsPipelined":
 		return yes(f.Value >= 20000)
 	case "relay.catchup":
 		return yes(f.Value < 3)
