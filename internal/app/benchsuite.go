@@ -18,6 +18,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -59,6 +60,23 @@ type SuiteOptions struct {
 	// Small runs every figure at smoke sizes (seconds in all): the test
 	// run uses it to check that every figure is produced.
 	Small bool
+	// Only, when not empty, measures only the figures whose names start
+	// with one of these prefixes ("1to1", "relay"); the anchors are all
+	// measured, the other figures say "not measured: left out".
+	Only []string
+}
+
+// wants reports whether the run measures figure name.
+func (o SuiteOptions) wants(name string) bool {
+	if len(o.Only) == 0 {
+		return true
+	}
+	for _, p := range o.Only {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // SuiteEnv is what a figure func gets: the run's size and the anchors
@@ -173,7 +191,9 @@ func RunSuite(ctx context.Context, o SuiteOptions, progress io.Writer) (*SuiteRe
 		fmt.Fprintf(progress, "figure %s …\n", row.name)
 		fn := suiteFunc(i)
 		var f SuiteFigure
-		if fn == nil {
+		if !o.wants(row.name) {
+			f.Note = "not measured: left out (--only)"
+		} else if fn == nil {
 			f.Note = "not measured: no figure func registered (app.RegisterSuiteFigure)"
 		} else if g, err := fn(ctx, env); err != nil {
 			f.Note = "not measured: " + err.Error()

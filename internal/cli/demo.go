@@ -33,10 +33,11 @@ func benchCmd(g *globals) *cobra.Command {
 	var relay, suite, small bool
 	var out, cpuprofile string
 	var pipelined int
+	var only []string
 	var ro app.RelayBenchOptions
 	var scale func(*cobra.Command) (bool, error)
 	c := &cobra.Command{
-		Use:   "bench [--messages N] | --relay [--users N] [--deposits N] [--mailboxes N] [--catch-up N] [--pipelined N] | --suite [--out FILE] [--small] [--cpuprofile FILE]",
+		Use:   "bench [--messages N] | --relay [--users N] [--deposits N] [--mailboxes N] [--catch-up N] [--pipelined N] | --suite [--out FILE] [--small] [--only PREFIX,…] [--cpuprofile FILE]",
 		Short: "Measure end-to-end messages/s and latency between two local nodes, a relay's capacity, or the whole suite",
 		Long: "Without flags: two local nodes, messages/s and latency beside the bare libp2p round trip.\n" +
 			"--relay: one relay on loopback driven by many simulated users (deposits/s, catch-up, cost per mailbox).\n" +
@@ -62,7 +63,7 @@ func benchCmd(g *globals) *cobra.Command {
 			case relay && suite:
 				return usageError{fmt.Errorf("--relay and --suite are separate runs: give one")}
 			case suite:
-				rep, err := app.RunSuite(cmd.Context(), app.SuiteOptions{Small: small}, g.stderr)
+				rep, err := app.RunSuite(cmd.Context(), app.SuiteOptions{Small: small, Only: only}, g.stderr)
 				if err != nil {
 					return err
 				}
@@ -97,6 +98,7 @@ func benchCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to FILE (go tool pprof)")
 	c.Flags().BoolVar(&suite, "suite", false, "run every figure of the performance targets beside its anchor")
 	c.Flags().StringVar(&out, "out", "", "--suite: also write the report as JSON to FILE")
+	c.Flags().StringSliceVar(&only, "only", nil, "--suite: measure only the figures whose names start with these (e.g. 1to1,relay); the anchors always")
 	c.Flags().BoolVar(&small, "small", false, "--suite: smoke sizes (checks that every figure is produced; says nothing about speed)")
 	return c
 }
