@@ -82,3 +82,17 @@ func TestRegisterSuiteFigureUnknown(t *testing.T) {
 	}()
 	RegisterSuiteFigure("no.such.figure", nil)
 }
+
+// TestSuiteOnly checks which figures --only keeps.
+func TestSuiteOnly(t *testing.T) {
+	o := SuiteOptions{Only: []string{"1to1", "relay"}}
+	for _, name := range SuiteFigureNames() {
+		want := strings.HasPrefix(name, "1to1.") || strings.HasPrefix(name, "relay.")
+		if o.wants(name) != want {
+			t.Errorf("--only 1to1,relay: %s kept %v, want %v", name, o.wants(name), want)
+		}
+		if !(SuiteOptions{}).wants(name) {
+			t.Errorf("no --only: %s left out", name)
+		}
+	}
+}
