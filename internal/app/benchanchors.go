@@ -304,6 +304,12 @@ func suite1to1Throughput(ctx context.Context, env *SuiteEnv) (SuiteFigure, error
 	if err != nil {
 		return SuiteFigure{}, err
 	}
+	// The latency figures first, one message at a time on the quiet pair:
+	// right after the burst below they would measure the burst's
+	// background work (its search indexing and WAL checkpoint) instead.
+	if _, err := stateOf(ctx).latency(ctx, env); err != nil {
+		return SuiteFigure{}, err
+	}
 	n := suiteSize(env, 50, 10000)
 	d, err := p.Throughput(ctx, n)
 	if err != nil {
@@ -334,7 +340,8 @@ func suite1to1P50(ctx context.Context, env *SuiteEnv) (SuiteFigure, error) {
 	if err != nil {
 		return SuiteFigure{}, err
 	}
-	return SuiteFigure{Value: ms(Percentile(lat, .5)), Unit: "ms", Measured: true}, nil
+	return SuiteFigure{Value: ms(Percentile(lat, .5)), Unit: "ms", Measured: true,
+		Note: fmt.Sprintf("%d messages one at a time, before the throughput burst", len(lat))}, nil
 }
 
 func suite1to1P99(ctx context.Context, env *SuiteEnv) (SuiteFigure, error) {
