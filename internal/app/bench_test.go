@@ -89,7 +89,8 @@ func BenchmarkSendOnly(b *testing.B) {
 }
 
 // BenchmarkRelay runs `samizdat bench --relay` with b.N deposits from 20
-// users × 4 depositors into 200 mailboxes (catch-up of 1,000).
+// users × 4 depositors into 200 mailboxes, a stream each and then 50
+// pipelined on each stream (catch-up of 1,000).
 func BenchmarkRelay(b *testing.B) {
 	res, err := RunRelayBench(context.Background(), RelayBenchOptions{Users: 20, PerUser: 4, Deposits: max(b.N, 100), Mailboxes: 200, CatchUp: 1000})
 	if err != nil {
@@ -98,4 +99,18 @@ func BenchmarkRelay(b *testing.B) {
 	b.ReportMetric(res.DepositsPerSec, "deposits/s")
 	b.ReportMetric(float64(res.CPUPerDeposit.Microseconds()), "cpu-µs/deposit")
 	b.ReportMetric(res.DepositsPerCommit, "deposits/commit")
+	b.ReportMetric(res.PipelinedPerSec, "pipelined-deposits/s")
+	b.ReportMetric(float64(res.PipelinedCPU.Microseconds()), "pipelined-cpu-µs/deposit")
+	b.ReportMetric(res.PipelinedPerCommit, "pipelined-deposits/commit")
+	b.ReportMetric(res.CatchUpTime.Seconds()*1e3, "catchup-ms")
+}
+
+// BenchmarkRelayCatchUp runs the catch-up of `samizdat bench --relay`
+// alone: b.N envelopes waiting in one mailbox, fetched and deleted.
+func BenchmarkRelayCatchUp(b *testing.B) {
+	res, err := RunRelayBench(context.Background(), RelayBenchOptions{Users: 2, PerUser: 1, Deposits: 10, Mailboxes: 2, Pipelined: -1, CatchUp: max(b.N, 100)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(res.CatchUpTime.Seconds()*1e3, "catchup-ms")
 }

@@ -30,6 +30,10 @@ type RelayBenchOptions struct {
 	Mailboxes    int // mailboxes they go to [1,000]
 	CatchUp      int // envelopes waiting in one mailbox for the catch-up figure [10,000]
 	EnvelopeSize int // bytes per envelope [512: a padded short text]
+	// Pipelined is the batch each depositor sends on one stream in a
+	// second run of Deposits (mailbox.DepositBatch: all sent, the answers
+	// read as they come) [50]; negative skips that run.
+	Pipelined int
 }
 
 func (o *RelayBenchOptions) defaults() {
@@ -44,6 +48,9 @@ func (o *RelayBenchOptions) defaults() {
 	def(&o.Mailboxes, 1000)
 	def(&o.CatchUp, 10000)
 	def(&o.EnvelopeSize, 512)
+	if o.Pipelined == 0 {
+		o.Pipelined = 50
+	}
 }
 
 // RelayBenchResult are the figures of one RunRelayBench.
@@ -54,12 +61,18 @@ type RelayBenchResult struct {
 	DepositsPerSec    float64
 	CPUPerDeposit     time.Duration // the whole process: relay and simulated users
 	DepositsPerCommit float64
-	CatchUp           int
-	CatchUpTime       time.Duration // session, pages and deletes until the mailbox is empty
-	Mailboxes         int
-	DiskPerMailbox    float64 // mailbox.db bytes per mailbox holding Deposits/Mailboxes envelopes
-	DiskPerEnvelope   float64 // bytes on disk per envelope beyond its own size
-	HeapPerMailbox    float64 // Go heap growth of the process per mailbox
+	// The same deposits again, Pipelined per stream (zero when skipped).
+	PipelinedTime      time.Duration
+	PipelinedPerSec    float64
+	PipelinedCPU       time.Duration // per deposit
+	PipelinedPerCommit float64
+	CatchUp            int
+	CatchUpTime        time.Duration // session, pages and deletes until the mailbox is empty
+	Mailboxes          int
+	Held               int     // envelopes the mailboxes hold at the end (both runs of deposits)
+	DiskPerMailbox     float64 // mailbox.db bytes per mailbox holding Held/Mailboxes envelopes
+	DiskPerEnvelope    float64 // bytes on disk per envelope beyond its own size
+	HeapPerMailbox     float64 // Go heap growth of the process per mailbox
 }
 
 // RunRelayBench measures one relay's capacity on loopback; see
@@ -104,43 +117,20 @@ func RunRelayBench(ctx context.Context, o RelayBenchOptions) (*RelayBenchResult,
 		_, _ = rand.Read(ids[i][:])
 	}
 	heap0 := heapInUse()
-	tx0, calls0 := r.Mailbox.st.GroupStats()
-	var next atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
-	var wg sync.WaitGroup
-	t0, cpu0 := time.Now(), processCPU()
-	for _, u := range users {
-		for range o.PerUser {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				env := make([]byte, o.EnvelopeSize)
-				_, _ = rand.Read(env)
-				for {
-					i := next.Add(1) - 1
-					if i >= int64(o.Deposits) || ctx.Err() != nil {
-						return
-					}
-					binary.LittleEndian.PutUint64(env, uint64(i)) // each envelope its own
-					if err := mailbox.Deposit(ctx, u, r.PeerID(), ids[i%int64(len(ids))], env); err != nil {
-						errOnce.Do(func() { firstErr = err })
-						return
-					}
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	res.DepositTime, res.CPUPerDeposit = time.Since(t0), (processCPU()-cpu0)/time.Duration(o.Deposits)
-	if firstErr != nil {
-		return nil, fmt.Errorf("deposit: %w", firstErr)
+	res.DepositTime, res.CPUPerDeposit, res.DepositsPerCommit, err = relayDeposits(ctx, r, users, ids, o, 1)
+	if err != nil {
+		return nil, err
 	}
 	res.DepositsPerSec = float64(o.Deposits) / res.DepositTime.Seconds()
-	if tx, calls := r.Mailbox.st.GroupStats(); tx > tx0 {
-		res.DepositsPerCommit = float64(calls-calls0) / float64(tx-tx0)
-	}
 	res.HeapPerMailbox = float64(heapInUse()-heap0) / float64(o.Mailboxes)
+	if o.Pipelined > 0 {
+		// Fresh envelopes (another seed), so none is a duplicate.
+		res.PipelinedTime, res.PipelinedCPU, res.PipelinedPerCommit, err = relayDeposits(ctx, r, users, ids, o, o.Pipelined)
+		if err != nil {
+			return nil, err
+		}
+		res.PipelinedPerSec = float64(o.Deposits) / res.PipelinedTime.Seconds()
+	}
 
 	// Catch-up: CatchUp envelopes wait in one mailbox; the owner pages
 	// through them and deletes each page, as a client coming online does.
@@ -162,7 +152,7 @@ func RunRelayBench(ctx context.Context, o RelayBenchOptions) (*RelayBenchResult,
 		}
 	}
 	owner := users[0]
-	t0 = time.Now()
+	t0 := time.Now()
 	s, err := mailbox.OpenSession(ctx, owner, r.PeerID(), key)
 	if err != nil {
 		return nil, err
@@ -204,9 +194,77 @@ func RunRelayBench(ctx context.Context, o RelayBenchOptions) (*RelayBenchResult,
 	if err != nil {
 		return nil, err
 	}
+	res.Held = o.Deposits
+	if o.Pipelined > 0 {
+		res.Held *= 2
+	}
 	res.DiskPerMailbox = float64(fi.Size()) / float64(o.Mailboxes)
-	res.DiskPerEnvelope = float64(fi.Size())/float64(o.Deposits) - float64(o.EnvelopeSize)
+	res.DiskPerEnvelope = float64(fi.Size())/float64(res.Held) - float64(o.EnvelopeSize)
 	return res, nil
+}
+
+// relayDeposits times o.Deposits deposits of o.Users × o.PerUser
+// depositors into ids, perStream on each stream (1: a stream each, as a
+// sender with one message opens; more: pipelined, as a sender deposits a
+// queue), and returns the time, the CPU per deposit (the whole process:
+// relay and users) and the deposits per commit.
+func relayDeposits(ctx context.Context, r *Relay, users []*p2p.Node, ids []mailbox.ID, o RelayBenchOptions, perStream int) (time.Duration, time.Duration, float64, error) {
+	tx0, _ := r.Mailbox.st.GroupStats()
+	var next atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	t0, cpu0 := time.Now(), processCPU()
+	for _, u := range users {
+		for range o.PerUser {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				seed := make([]byte, 8)
+				_, _ = rand.Read(seed)
+				envs := make([][]byte, perStream)
+				for k := range envs {
+					envs[k] = make([]byte, o.EnvelopeSize)
+					_, _ = rand.Read(envs[k])
+				}
+				for {
+					i := next.Add(int64(perStream)) - int64(perStream)
+					if i >= int64(o.Deposits) || ctx.Err() != nil {
+						return
+					}
+					batch := envs[:min(int64(perStream), int64(o.Deposits)-i)]
+					for k, env := range batch {
+						binary.LittleEndian.PutUint64(env, uint64(i)+uint64(k)) // each envelope its own
+						copy(env[8:], seed)
+					}
+					id := ids[(i/int64(perStream))%int64(len(ids))]
+					var err error
+					if len(batch) == 1 {
+						err = mailbox.Deposit(ctx, u, r.PeerID(), id, batch[0])
+					} else {
+						var n int
+						if n, err = mailbox.DepositBatch(ctx, u, r.PeerID(), id, batch); err == nil && n != len(batch) {
+							err = fmt.Errorf("%d of %d deposits accepted", n, len(batch))
+						}
+					}
+					if err != nil {
+						errOnce.Do(func() { firstErr = err })
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	d, cpu := time.Since(t0), (processCPU()-cpu0)/time.Duration(o.Deposits)
+	if firstErr != nil {
+		return 0, 0, 0, fmt.Errorf("deposit: %w", firstErr)
+	}
+	perCommit := 0.0
+	if tx, _ := r.Mailbox.st.GroupStats(); tx > tx0 {
+		perCommit = float64(o.Deposits) / float64(tx-tx0)
+	}
+	return d, cpu, perCommit, nil
 }
 
 // PrintRelayBench writes res for people.
@@ -216,10 +274,14 @@ func PrintRelayBench(w io.Writer, o RelayBenchOptions, res *RelayBenchResult) {
 		o.Users, o.PerUser, time.Now().UTC().Format(time.DateOnly))
 	fmt.Fprintf(w, "deposits (%d × %d B into %d mailboxes, a stream each): %.0f deposits/s (%v), %v CPU per deposit (relay and users), %.1f deposits per commit\n",
 		res.Deposits, o.EnvelopeSize, res.Mailboxes, res.DepositsPerSec, res.DepositTime.Round(time.Millisecond), res.CPUPerDeposit.Round(time.Microsecond), res.DepositsPerCommit)
+	if res.PipelinedPerSec > 0 {
+		fmt.Fprintf(w, "deposits again, %d pipelined on each stream (mailbox.DepositBatch): %.0f deposits/s (%v), %v CPU per deposit, %.1f deposits per commit\n",
+			o.Pipelined, res.PipelinedPerSec, res.PipelinedTime.Round(time.Millisecond), res.PipelinedCPU.Round(time.Microsecond), res.PipelinedPerCommit)
+	}
 	fmt.Fprintf(w, "catch-up (%d envelopes waiting in one mailbox, pages of %d fetched and deleted): %v\n",
 		res.CatchUp, mailbox.MaxPageItems, res.CatchUpTime.Round(time.Millisecond))
 	fmt.Fprintf(w, "cost per mailbox (%d envelopes each): %.0f B on disk (%.0f B per envelope beyond its size), %.0f B of Go heap\n",
-		res.Deposits/res.Mailboxes, res.DiskPerMailbox, res.DiskPerEnvelope, res.HeapPerMailbox)
+		res.Held/res.Mailboxes, res.DiskPerMailbox, res.DiskPerEnvelope, res.HeapPerMailbox)
 }
 
 // heapInUse is the live Go heap after a collection.

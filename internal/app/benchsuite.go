@@ -18,6 +18,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -59,6 +60,23 @@ type SuiteOptions struct {
 	// Small runs every figure at smoke sizes (seconds in all): the test
 	// run uses it to check that every figure is produced.
 	Small bool
+	// Only, when not empty, measures only the figures whose names start
+	// with one of these prefixes ("1to1", "relay"); the anchors are all
+	// measured, the other figures say "not measured: left out".
+	Only []string
+}
+
+// wants reports whether the run measures figure name.
+func (o SuiteOptions) wants(name string) bool {
+	if len(o.Only) == 0 {
+		return true
+	}
+	for _, p := range o.Only {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // SuiteEnv is what a figure func gets: the run's size and the anchors
@@ -91,6 +109,7 @@ var suiteTable = []struct {
 	{"1to1.p50", "1:1 end to end, two nodes: latency p50", "≤ 3× the floor", AnchorRTT, suite1to1P50},
 	{"1to1.p99", "1:1 end to end, two nodes: latency p99", "< 10 ms", AnchorRTT, suite1to1P99},
 	{"relay.deposits", "relay deposits, many depositors", "≥ 20,000 deposits/s", AnchorCommit, suiteRelayDeposits},
+	{"relay.depositsPipelined", "relay deposits, many depositors, each pipelining a batch on one stream", "≥ 20,000 deposits/s", AnchorCommit, suiteRelayPipelined},
 	{"relay.catchup", "relay catch-up of 10,000 messages", "< 3 s", AnchorCopy, suiteRelayCatchUp},
 	{FigureChannelReach, "channel post to 1,000 nodes: time until 99 % have it", "≤ 500 ms", AnchorGossip, nil},
 	{FigureChannelBytes, "channel post to 1,000 nodes: bytes per subscriber per 100-byte post", "≤ 2,000 B", "", nil},
@@ -172,7 +191,9 @@ func RunSuite(ctx context.Context, o SuiteOptions, progress io.Writer) (*SuiteRe
 		fmt.Fprintf(progress, "figure %s …\n", row.name)
 		fn := suiteFunc(i)
 		var f SuiteFigure
-		if fn == nil {
+		if !o.wants(row.name) {
+			f.Note = "not measured: left out (--only)"
+		} else if fn == nil {
 			f.Note = "not measured: no figure func registered (app.RegisterSuiteFigure)"
 		} else if g, err := fn(ctx, env); err != nil {
 			f.Note = "not measured: " + err.Error()
@@ -211,7 +232,7 @@ func suiteMet(name string, f SuiteFigure) string {
 		return yes(f.AnchorValue > 0 && f.Ratio <= 3)
 	case "1to1.p99":
 		return yes(f.Value < 10)
-	case "relay.deposits":
+	case "relay.deposits", "relay.depositsPipelined":
 		return yes(f.Value >= 20000)
 	case "relay.catchup":
 		return yes(f.Value < 3)

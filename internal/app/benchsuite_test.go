@@ -27,7 +27,7 @@ func TestBenchSuiteSmoke(t *testing.T) {
 			t.Errorf("anchor %s not measured: %+v", a.Name, a)
 		}
 	}
-	ours := map[string]bool{"1to1.throughput": true, "1to1.p50": true, "1to1.p99": true, "relay.deposits": true, "relay.catchup": true}
+	ours := map[string]bool{"1to1.throughput": true, "1to1.p50": true, "1to1.p99": true, "relay.deposits": true, "relay.depositsPipelined": true, "relay.catchup": true}
 	// The scale runs at smoke size (benchsuite_scale.go): measured, no ratio
 	// required (not every one has an anchor).
 	scaled := map[string]bool{FigureChannelReach: true, FigureChannelBytes: true, FigureGroupReach: true, FigureGroupRekey: true}
@@ -42,7 +42,7 @@ func TestBenchSuiteSmoke(t *testing.T) {
 			t.Errorf("figure %s missing from the report", name)
 		case (ours[name] || scaled[name]) && (!f.Measured || f.Value <= 0):
 			t.Errorf("figure %s not measured: %+v", name, f)
-		case ours[name] && name != "relay.deposits" && f.Ratio <= 0:
+		case ours[name] && !strings.HasPrefix(name, "relay.deposits") && f.Ratio <= 0:
 			t.Errorf("figure %s has no ratio to its anchor: %+v", name, f)
 		case !f.Measured && !strings.HasPrefix(f.Note, "not measured"):
 			t.Errorf("figure %s neither measured nor marked so: %+v", name, f)
@@ -81,4 +81,18 @@ func TestRegisterSuiteFigureUnknown(t *testing.T) {
 		}
 	}()
 	RegisterSuiteFigure("no.such.figure", nil)
+}
+
+// TestSuiteOnly checks which figures --only keeps.
+func TestSuiteOnly(t *testing.T) {
+	o := SuiteOptions{Only: []string{"1to1", "relay"}}
+	for _, name := range SuiteFigureNames() {
+		want := strings.HasPrefix(name, "1to1.") || strings.HasPrefix(name, "relay.")
+		if o.wants(name) != want {
+			t.Errorf("--only 1to1,relay: %s kept %v, want %v", name, o.wants(name), want)
+		}
+		if !(SuiteOptions{}).wants(name) {
+			t.Errorf("no --only: %s left out", name)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"crypto/sha256"
 	"errors"
 	"time"
 
@@ -192,6 +193,10 @@ func ParseSignedCard(b []byte) (*Card, error) { return parseSignedCard(b, false)
 func ParseHistoricCard(b []byte) (*Card, error) { return parseSignedCard(b, true) }
 
 func parseSignedCard(b []byte, keepOld bool) (*Card, error) {
+	key := cardKey{sha256.Sum256(b), keepOld}
+	if c := cachedCard(key); c != nil {
+		return c, nil
+	}
 	s, err := wire.ParseSignedCard(b)
 	if err != nil {
 		return nil, errorf(ErrBadCard, "%v", err)
@@ -207,5 +212,6 @@ func parseSignedCard(b []byte, keepOld bool) (*Card, error) {
 	if !c.Identity.Verify(CardDomain, s.Card, s.Signature) {
 		return nil, ErrBadSignature
 	}
+	cacheCard(key, c)
 	return c, nil
 }

@@ -110,6 +110,9 @@ func Deposit(ctx context.Context, o Opener, server string, id ID, envelope []byt
 // DepositBatch deposits envelopes for one mailbox in order over one stream,
 // and returns how many the host accepted: envelopes[:n] are stored. It
 // stops at the first refusal or error, which it returns (see Deposit).
+// The deposits are pipelined (sent without waiting for each answer), so
+// some after the n-th may have been stored too: a host keeps one copy of
+// an envelope, so depositing them again is safe.
 func DepositBatch(ctx context.Context, o Opener, server string, id ID, envelopes [][]byte) (n int, err error) {
 	for _, e := range envelopes {
 		if len(e) == 0 {
@@ -126,18 +129,10 @@ func DepositBatch(ctx context.Context, o Opener, server string, id ID, envelopes
 	if err != nil {
 		return 0, err
 	}
-	for _, e := range envelopes {
-		resp, err := c.call(ctx, &wirepb.MailboxRequest{Op: &wirepb.MailboxRequest_Deposit{Deposit: &wirepb.MailboxDeposit{
-			MailboxId: id[:], EnvelopeSize: uint32(len(e)),
-		}}}, e)
-		if err == nil && resp.Body != nil {
-			err = fmt.Errorf("%w: unexpected body in deposit answer", ErrMalformed)
-		}
-		if err != nil {
-			_ = c.st.Reset()
-			return n, err
-		}
-		n++
+	// Pipelined: every deposit is sent at once, the answers read as they
+	// come (client_pipe.go).
+	if n, err = c.depositPipelined(ctx, id, envelopes); err != nil {
+		return n, err
 	}
 	return n, c.close()
 }

@@ -18,6 +18,12 @@
 // functions (Deposit, DepositBatch, OpenSession, Fetch, Delete) speak to a
 // host through any Opener, normally a *p2p.Node.
 //
+// A host answers the requests of a stream in order, so a client may send
+// several before reading the answers: DepositBatch pipelines its deposits,
+// and the Server commits the deposits that have arrived on a stream
+// together and answers them in one write (server_pipe.go). This is the
+// same version 1 protocol: neither side has to know the other does it.
+//
 // This package must never look inside an envelope, log envelope bytes,
 // keys, nonces or full mailbox ids (a short prefix at most), or import
 // go-libp2p (streams come from internal/p2p).

@@ -272,14 +272,15 @@ func (s *Server) handle(self string, st p2p.Stream) {
 	defer s.stats.streams.Add(-1)
 	var in io.Reader = countingReader{st, &s.stats.bytesIn}
 	var out io.Writer = countingWriter{st, &s.stats.bytesOut}
-	c := &serverConn{s: s, self: self, peer: st.RemotePeer(), st: st, rd: in, w: bufio.NewWriterSize(out, 64<<10)}
+	buf := bufio.NewReaderSize(in, 64<<10)
+	c := &serverConn{s: s, self: self, peer: st.RemotePeer(), st: st, buf: buf, rd: buf, w: bufio.NewWriterSize(out, 64<<10)}
 	if s.trace != nil {
 		addr := ""
 		if a, ok := st.(interface{ RemoteAddr() string }); ok {
 			addr = a.RemoteAddr()
 		}
 		_, _ = io.WriteString(s.trace, "\n#stream peer="+c.peer+" addr="+addr+"\n")
-		c.rd = io.TeeReader(in, s.trace)
+		c.rd = io.TeeReader(buf, s.trace)                               // each frame as it is taken
 		c.w = bufio.NewWriterSize(io.MultiWriter(s.trace, out), 64<<10) // traced before the peer can see it
 	}
 	if err := c.serve(); err != nil && !errors.Is(err, errHangUp) {
@@ -297,7 +298,9 @@ type serverConn struct {
 	self   string
 	peer   string
 	st     p2p.Stream
-	rd     io.Reader // st, or a tee into the trace
+	buf    *bufio.Reader // what has arrived on st
+	rd     io.Reader     // buf, or a tee into the trace
+	next   []byte        // a request read ahead (server_pipe.go), served next
 	w      *bufio.Writer
 	nonce  []byte // issued, not yet answered
 	authed *ID    // the mailbox proven on this stream
@@ -313,7 +316,7 @@ var errHangUp = errors.New("hang up")
 func (c *serverConn) serve() error {
 	for {
 		_ = c.st.SetDeadline(time.Now().Add(c.s.cfg.StreamTimeout))
-		b, err := wire.ReadFrame(c.rd)
+		b, err := c.nextFrame()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -329,7 +332,7 @@ func (c *serverConn) serve() error {
 		}
 		switch op := req.Op.(type) {
 		case *wirepb.MailboxRequest_Deposit:
-			err = c.deposit(op.Deposit)
+			err = c.deposits(op.Deposit)
 		case *wirepb.MailboxRequest_Challenge:
 			err = c.challenge()
 		case *wirepb.MailboxRequest_Auth:
@@ -363,59 +366,6 @@ func (c *serverConn) reply(r *wirepb.MailboxResponse, envs [][]byte, next error)
 
 func status(s wirepb.MailboxResponse_Status) *wirepb.MailboxResponse {
 	return &wirepb.MailboxResponse{Status: s}
-}
-
-func (c *serverConn) deposit(d *wirepb.MailboxDeposit) error {
-	if d.EnvelopeSize > wire.MaxEnvelopeSize {
-		// The frame cannot follow: refuse and hang up.
-		return c.reply(status(wirepb.MailboxResponse_STATUS_TOO_LARGE), nil, errHangUp)
-	}
-	env, err := wire.ReadFrame(c.rd)
-	if err != nil {
-		return err
-	}
-	if len(env) != int(d.EnvelopeSize) {
-		return ErrMalformed
-	}
-	id := ID(d.MailboxId)
-	if len(env) > c.s.maxEnv {
-		c.s.stats.refused.Add(1)
-		c.s.log.Debug("mailboxDepositTooLarge", "mailbox", id.Short(), "size", len(env))
-		return c.reply(status(wirepb.MailboxResponse_STATUS_TOO_LARGE), nil, nil)
-	}
-	if !c.s.limiter.allow(c.peer) {
-		c.s.stats.refused.Add(1)
-		c.s.log.Debug("mailboxRateLimited", "peer", shortPeer(c.peer))
-		return c.reply(status(wirepb.MailboxResponse_STATUS_RATE_LIMITED), nil, nil)
-	}
-	if !c.s.mbLimit.allow(string(id[:])) {
-		c.s.stats.refused.Add(1)
-		c.s.log.Debug("mailboxRateLimited", "mailbox", id.Short())
-		return c.reply(status(wirepb.MailboxResponse_STATUS_RATE_LIMITED), nil, nil)
-	}
-	h := HashEnvelope(env)
-	stored, err := c.s.cfg.Store.Deposit(c.s.ctx, id[:], h[:], env, c.s.cfg.Now().Add(c.s.cfg.TTL), c.s.quota)
-	switch {
-	case err != nil:
-		c.s.stats.refused.Add(1)
-	case stored:
-		c.s.stats.deposits.Add(1)
-	default:
-		c.s.stats.duplicates.Add(1)
-	}
-	switch {
-	case errors.Is(err, store.ErrMailboxFull):
-		c.s.log.Info("mailboxFull", "mailbox", id.Short())
-		return c.reply(status(wirepb.MailboxResponse_STATUS_MAILBOX_FULL), nil, nil)
-	case errors.Is(err, store.ErrStorageFull):
-		c.s.log.Warn("mailboxStorageFull")
-		return c.reply(status(wirepb.MailboxResponse_STATUS_STORAGE_FULL), nil, nil)
-	case err != nil:
-		c.s.log.Warn("mailboxStoreFailed", "op", "deposit", "err", err)
-		return c.reply(status(wirepb.MailboxResponse_STATUS_UNAVAILABLE), nil, nil)
-	}
-	c.s.log.Debug("mailboxDeposit", "mailbox", id.Short(), "size", len(env), "new", stored)
-	return c.reply(status(wirepb.MailboxResponse_STATUS_OK), nil, nil)
 }
 
 func (c *serverConn) challenge() error {

@@ -143,40 +143,45 @@ func (m *MailboxStore) Deposit(ctx context.Context, mailboxID, hash, envelope []
 	if len(envelope) == 0 {
 		return false, fmt.Errorf("%w: empty envelope", ErrInvalid)
 	}
-	size := int64(len(envelope))
 	// Deposits from many depositors share commits (UpdateShared): the
-	// quota checks below see the deposits committed with this one.
-	err = m.db.UpdateShared(ctx, func(tx *Tx) error {
-		stored = false
-		// One statement for the duplicate check and both quotas (a
-		// statement's fixed cost is much of a deposit's).
-		var dup, used, total sql.NullInt64
-		err := tx.queryRow(`SELECT (SELECT 1 FROM envelopes WHERE mailbox = ?1 AND hash = ?2),
-			(SELECT bytes FROM usage WHERE mailbox = ?1), (SELECT bytes FROM totals WHERE id = 1)`,
-			mailboxID, hash).Scan(&dup, &used, &total)
-		if err != nil {
-			return fmt.Errorf("store: mailbox deposit: %w", err)
-		}
-		if dup.Valid {
-			return nil // a duplicate
-		}
-		if q.PerMailbox > 0 && used.Int64+size > q.PerMailbox {
-			return ErrMailboxFull
-		}
-		if q.Total > 0 && total.Int64+size > q.Total {
-			return ErrStorageFull
-		}
-		if _, err := tx.exec(`INSERT INTO envelopes (mailbox, hash, body, size, expires) VALUES (?, ?, ?, ?, ?)`,
-			mailboxID, hash, envelope, size, clampNano(expires)); err != nil {
-			return fmt.Errorf("store: mailbox deposit: %w", err)
-		}
-		stored = true
-		return nil
+	// quota checks see the deposits committed with this one.
+	err = m.db.UpdateShared(ctx, func(tx *Tx) (err error) {
+		stored, err = depositTx(tx, mailboxID, hash, envelope, expires, q)
+		return err
 	})
 	if err != nil {
 		return false, err
 	}
 	return stored, nil
+}
+
+// depositTx is one deposit inside tx (see Deposit). A refusal
+// (ErrMailboxFull, ErrStorageFull) writes nothing.
+func depositTx(tx *Tx, mailboxID, hash, envelope []byte, expires time.Time, q MailboxQuota) (bool, error) {
+	size := int64(len(envelope))
+	// One statement for the duplicate check and both quotas (a
+	// statement's fixed cost is much of a deposit's).
+	var dup, used, total sql.NullInt64
+	err := tx.queryRow(`SELECT (SELECT 1 FROM envelopes WHERE mailbox = ?1 AND hash = ?2),
+		(SELECT bytes FROM usage WHERE mailbox = ?1), (SELECT bytes FROM totals WHERE id = 1)`,
+		mailboxID, hash).Scan(&dup, &used, &total)
+	if err != nil {
+		return false, fmt.Errorf("store: mailbox deposit: %w", err)
+	}
+	if dup.Valid {
+		return false, nil // a duplicate
+	}
+	if q.PerMailbox > 0 && used.Int64+size > q.PerMailbox {
+		return false, ErrMailboxFull
+	}
+	if q.Total > 0 && total.Int64+size > q.Total {
+		return false, ErrStorageFull
+	}
+	if _, err := tx.exec(`INSERT INTO envelopes (mailbox, hash, body, size, expires) VALUES (?, ?, ?, ?, ?)`,
+		mailboxID, hash, envelope, size, clampNano(expires)); err != nil {
+		return false, fmt.Errorf("store: mailbox deposit: %w", err)
+	}
+	return true, nil
 }
 
 // Usage returns the envelope bytes and count held for mailboxID (expired
