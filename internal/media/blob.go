@@ -83,15 +83,16 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 			}
 			continue
 		}
-		if allow != nil && ch.Has(h) && !allow(h, s.RemotePeer()) {
-			if err := w.WriteByte(statusBusy); err != nil {
+		b, err := ch.read(h, buf)
+		if err != nil {
+			if err := w.WriteByte(statusMissing); err != nil {
 				return
 			}
 			continue
 		}
-		b, err := ch.read(h, buf)
-		if err != nil {
-			if err := w.WriteByte(statusMissing); err != nil {
+		buf = b
+		if allow != nil && !allow(h, s.RemotePeer()) {
+			if err := w.WriteByte(statusBusy); err != nil {
 				return
 			}
 			continue
@@ -107,7 +108,6 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 		if sent != nil {
 			sent(len(b))
 		}
-		buf = b
 	}
 }
 

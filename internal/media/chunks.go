@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 )
 
 // ErrCorruptChunk is returned when a chunk does not hash to its address.
@@ -24,14 +23,21 @@ var ErrNoChunk = errors.New("media: chunk not held")
 // hash. A chunk file exists only once it is complete and checked (written
 // to a temporary name, synced, renamed), so what is there is verified.
 type Chunks struct {
-	dir  string
-	dirs sync.Map // subdirectories known to exist
+	dir string
 }
 
-// OpenChunks opens (creating) the chunk directory dir.
+// OpenChunks opens (creating) the chunk directory dir. Its 256
+// subdirectories are made here, once, rather than by the first chunk
+// written into each: a transfer's chunks then cost no mkdir.
 func OpenChunks(dir string) (*Chunks, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("media: chunk directory: %w", err)
+	}
+	for i := range 256 {
+		err := os.Mkdir(filepath.Join(dir, hex.EncodeToString([]byte{byte(i)})), 0o700)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("media: chunk directory: %w", err)
+		}
 	}
 	removePartial(dir)
 	return &Chunks{dir: dir}, nil
@@ -94,26 +100,28 @@ func (c *Chunks) read(h Hash, buf []byte) ([]byte, error) {
 // synced to disk one by one (nobody else has them yet); a fetched chunk
 // that a crash damages is found by Get and fetched again, and syncing each
 // one would halve the transfer rate.
-func (c *Chunks) Put(h Hash, b []byte) error { return c.put(h, b, false) }
-
-func (c *Chunks) put(h Hash, b []byte, sync bool) error {
+func (c *Chunks) Put(h Hash, b []byte) error {
 	if sha256.Sum256(b) != h {
 		return ErrCorruptChunk
 	}
-	if c.Has(h) {
-		return nil
-	}
+	return c.put(h, b, false)
+}
+
+// put keeps b, which the caller checked hashes to h. A chunk already
+// held is written again (the rename replaces it with the same bytes):
+// cheaper than asking first, for chunks that are almost never held.
+func (c *Chunks) put(h Hash, b []byte, sync bool) error {
 	p := c.path(h)
-	if _, ok := c.dirs.Load(p[:len(p)-2*HashSize-1]); !ok {
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return fmt.Errorf("media: chunk directory: %w", err)
-		}
-		c.dirs.Store(p[:len(p)-2*HashSize-1], true)
-	}
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := p + ".tmp" + hex.EncodeToString(rnd[:])
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The subdirectory went away since OpenChunks.
+		if err = os.MkdirAll(filepath.Dir(p), 0o700); err == nil {
+			f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("media: write chunk: %w", err)
 	}
