@@ -123,7 +123,15 @@ func LoadIndex(ch *Chunks, m *Manifest) ([]Hash, error) {
 		}
 		sealed[i] = b
 	}
-	return openIndex(m, sealed)
+	hs, err := openIndex(m, sealed)
+	if err != nil {
+		return nil, err
+	}
+	// From now on the file's data chunks are seen in its pack.
+	if err := ch.attach(m, hs); err != nil {
+		return nil, err
+	}
+	return hs, nil
 }
 
 // Missing returns the numbers of the data chunks of m not yet held

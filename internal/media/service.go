@@ -160,7 +160,9 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// loadBudget puts the files we sent to groups under the seed budget.
+// loadBudget puts the files we sent to groups under the seed budget, and
+// opens the packs of the files received (LoadIndex), so that their chunks
+// are served to others from the start.
 func (s *Service) loadBudget() error {
 	var recs []record
 	err := s.cfg.Store.View(context.Background(), func(tx *store.Tx) (err error) {
@@ -171,7 +173,13 @@ func (s *Service) loadBudget() error {
 		return err
 	}
 	for _, r := range recs {
-		if r.Incoming || r.Group == "" {
+		if r.Incoming {
+			if m, err := ParseManifest(r.Manifest); err == nil {
+				LoadIndex(s.ch, m) // the index may not be here yet
+			}
+			continue
+		}
+		if r.Group == "" {
 			continue
 		}
 		if m, err := ParseManifest(r.Manifest); err == nil {
@@ -211,6 +219,7 @@ func (s *Service) Close() {
 		s.cancel()
 	}
 	s.wg.Wait()
+	s.ch.Close()
 }
 
 // Prepare reads the file at path, strips an image's metadata and makes its
