@@ -13,7 +13,7 @@ import (
 )
 
 // benchNodes are two real libp2p nodes on loopback, b connected to a.
-func benchNodes(b *testing.B) (a, c *p2p.Node) {
+func benchNodes(b testing.TB) (a, c *p2p.Node) {
 	ctx := context.Background()
 	mk := func() *p2p.Node {
 		priv, _, err := p2p.GenerateKey()

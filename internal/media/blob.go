@@ -55,8 +55,8 @@ func Serve(ch *Chunks, s p2p.Stream) { ServeWith(ch, s, nil, nil) }
 
 // ServeWith is Serve with a gate: allow (nil: everything) says whether a
 // held chunk is sent to the peer asking now, and sent (nil: nothing)
-// counts the bytes of the chunks sent.
-func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, sent func(n int)) {
+// is told of every chunk sent and its length.
+func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, sent func(h Hash, n int)) {
 	defer s.Close()
 	r := bufio.NewReaderSize(s, 4<<10)
 	w := bufio.NewWriterSize(s, 64<<10)
@@ -106,7 +106,7 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 			return
 		}
 		if sent != nil {
-			sent(len(b))
+			sent(h, len(b))
 		}
 	}
 }

@@ -85,7 +85,7 @@ func (n *memNet) open(who, peer, proto string) (p2p.Stream, error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		ServeWith(ch, &countingStream{pipeStream: server, tamper: bad}, gate, func(b int) {
+		ServeWith(ch, &countingStream{pipeStream: server, tamper: bad}, gate, func(_ Hash, b int) {
 			n.mu.Lock()
 			n.served[peer]++
 			n.bytes[peer] += int64(b)
