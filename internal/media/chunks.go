@@ -1,6 +1,7 @@
 package media
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,7 +24,8 @@ var ErrNoChunk = errors.New("media: chunk not held")
 // Chunks is a directory of sealed chunks: the data chunks of a fetched
 // file in its pack (pack.go), the others one file per chunk named by its
 // hash. A chunk file exists only once it is complete and checked (written
-// to a temporary name, synced, renamed), so what is there is verified.
+// to a temporary name, renamed), so what is there is verified; Seal syncs
+// the chunks it wrote before it returns.
 type Chunks struct {
 	dir string
 
@@ -123,21 +125,21 @@ func (c *Chunks) read(h Hash, buf []byte) ([]byte, error) {
 }
 
 // Put checks that b hashes to h and keeps it. Only chunks sealed here are
-// synced to disk one by one (nobody else has them yet); a fetched chunk
+// synced to disk (by Seal, nobody else has them yet); a fetched chunk
 // that a crash damages is found by Get and fetched again, and syncing each
 // one would halve the transfer rate.
 func (c *Chunks) Put(h Hash, b []byte) error {
 	if sha256.Sum256(b) != h {
 		return ErrCorruptChunk
 	}
-	return c.put(h, b, false)
+	return c.put(h, b)
 }
 
 // put keeps b, which the caller checked hashes to h. A chunk already
 // held is written again (the rename replaces it with the same bytes):
 // cheaper than asking first, for chunks that are almost never held.
-func (c *Chunks) put(h Hash, b []byte, sync bool) error {
-	if s, ok := c.slotOf(h); ok && !sync && len(b) == s.p.chunkLen(s.i) {
+func (c *Chunks) put(h Hash, b []byte) error {
+	if s, ok := c.slotOf(h); ok && len(b) == s.p.chunkLen(s.i) {
 		if err := s.p.write(s.i, b); err != nil {
 			return fmt.Errorf("media: write chunk: %w", err)
 		}
@@ -158,9 +160,6 @@ func (c *Chunks) put(h Hash, b []byte, sync bool) error {
 		return fmt.Errorf("media: write chunk: %w", err)
 	}
 	_, err = f.Write(b)
-	if err == nil && sync {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -172,6 +171,49 @@ func (c *Chunks) put(h Hash, b []byte, sync bool) error {
 		return fmt.Errorf("media: write chunk: %w", err)
 	}
 	return nil
+}
+
+// sync forces chunk file h to disk.
+func (c *Chunks) sync(h Hash) error {
+	f, err := os.Open(c.path(h))
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("media: write chunk: %w", err)
+	}
+	return nil
+}
+
+// syncAll syncs the chunk files hs, syncSpread at a time.
+func (c *Chunks) syncAll(hs []Hash) error {
+	const syncSpread = 16
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan Hash)
+	)
+	for range min(syncSpread, len(hs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for h := range next {
+				if err := c.sync(h); err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, h := range hs {
+		next <- h
+	}
+	close(next)
+	wg.Wait()
+	return first
 }
 
 // removePartial deletes the temporary files of chunk writes that a crash

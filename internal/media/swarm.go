@@ -406,7 +406,7 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 			}
 			err := ErrCorruptChunk
 			if j.ok {
-				err = s.ch.put(j.r.hash, j.b, false)
+				err = s.ch.put(j.r.hash, j.b)
 			}
 			free <- j.b[:cap(j.b)]
 			if err == nil {
