@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -15,6 +17,9 @@ import (
 func chunkFiles(t *testing.T, p *profile) (data, index []string) {
 	t.Helper()
 	err := filepath.WalkDir(filepath.Join(p.dir, "media"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "packs" {
+			return filepath.SkipDir // packedChunks reads these
+		}
 		if err != nil || d.IsDir() || strings.Contains(d.Name(), ".tmp") {
 			return err
 		}
@@ -34,6 +39,39 @@ func chunkFiles(t *testing.T, p *profile) (data, index []string) {
 		t.Fatal(err)
 	}
 	return data, index
+}
+
+// packedChunks lists the data chunks p holds in packs (the files it
+// fetches: one pack each, and a byte per chunk, 1 once it is held), by
+// the path each would have as a chunk file.
+func packedChunks(t *testing.T, p *profile) []string {
+	t.Helper()
+	const sealed = 256<<10 + 16
+	dir := filepath.Join(p.dir, "media", "packs")
+	oks, _ := filepath.Glob(filepath.Join(dir, "*.ok"))
+	var out []string
+	for _, ok := range oks {
+		marks, err := os.ReadFile(ok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pack, err := os.ReadFile(strings.TrimSuffix(ok, ".ok"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range marks {
+			if m != 1 {
+				continue
+			}
+			if len(pack) < (i+1)*sealed {
+				t.Fatalf("pack %s: chunk %d marked held, not there", ok, i)
+			}
+			h := sha256.Sum256(pack[i*sealed : (i+1)*sealed])
+			x := hex.EncodeToString(h[:])
+			out = append(out, filepath.Join(x[:2], x))
+		}
+	}
+	return out
 }
 
 func moveChunk(t *testing.T, from, to, rel string) {
@@ -90,7 +128,10 @@ func TestCLIFileResumeAfterKill(t *testing.T) {
 	})
 	before := bob.transfer(id).Done
 	bob.kill()
-	held, _ := chunkFiles(t, bob)
+	held := packedChunks(t, bob)
+	if files, _ := chunkFiles(t, bob); len(files) != 0 {
+		t.Fatalf("bob holds %d data chunks as files, not in the pack", len(files))
+	}
 	if len(held) != before || before >= chunks {
 		t.Fatalf("bob held %d chunks on disk, %d by files, of %d", len(held), before, chunks)
 	}

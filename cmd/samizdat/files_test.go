@@ -4,6 +4,7 @@ import (
 	"bytes"
 	bin "encoding/binary"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -45,6 +46,8 @@ type transfer struct {
 	Done      int    `json:"chunksDone"`
 	Total     int    `json:"chunksTotal"`
 	State     string `json:"state"`
+	Served    int    `json:"chunksServed"`
+	BytesOut  int64  `json:"bytesServed"`
 }
 
 func (p *profile) files() []transfer {
@@ -87,6 +90,14 @@ func TestCLIFiles(t *testing.T) {
 	tr := bob.files()[0]
 	if tr.Name != "photo.png" || tr.MIME != "image/png" || !tr.Incoming || tr.Done != tr.Total {
 		t.Fatalf("bob's transfer: %+v", tr)
+	}
+	// The sender sees what the recipient fetched.
+	eventuallyCLI(t, "alice sees bob's fetch", func() bool {
+		a := alice.transfer(id)
+		return !a.Incoming && a.Total == tr.Total && a.Served == a.Total && a.BytesOut > 0
+	})
+	if line := alice.must("files"); !strings.Contains(line, fmt.Sprintf("served %d/%d chunks", tr.Total, tr.Total)) {
+		t.Fatalf("alice's files: %s", line)
 	}
 	if ms := bob.messages("alice"); len(ms) != 1 || ms[0].Body != "the view" {
 		t.Fatalf("bob's messages: %+v", ms)

@@ -20,6 +20,11 @@ type Transfer struct {
 	Total     int    `json:"chunksTotal"`
 	State     string `json:"state"`
 	Error     string `json:"error,omitempty"`
+	// Files sent: how many data chunks this node has sent (each counted
+	// once: for a file to a contact, what the recipient has fetched), and
+	// the bytes of the file's chunks sent in all. 0 for received files.
+	ChunksServed int   `json:"chunksServed"`
+	BytesServed  int64 `json:"bytesServed"`
 }
 
 // SendFileRequest is the body of POST /api/v1/files: the node reads the

@@ -75,6 +75,9 @@ func filesCmd(g *globals) *cobra.Command {
 						who = "group " + t.Group[:min(12, len(t.Group))]
 					}
 					line := fmt.Sprintf("%s  %s %s  %-9s %3d%%  %10d  %s", t.MessageID, dir, who, t.State, pct, t.Size, safe(t.Name))
+					if !t.Incoming {
+						line += fmt.Sprintf("  served %d/%d chunks", t.ChunksServed, t.Total)
+					}
 					if t.Error != "" {
 						line += "  (" + safe(t.Error) + ")"
 					}

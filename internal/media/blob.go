@@ -55,8 +55,8 @@ func Serve(ch *Chunks, s p2p.Stream) { ServeWith(ch, s, nil, nil) }
 
 // ServeWith is Serve with a gate: allow (nil: everything) says whether a
 // held chunk is sent to the peer asking now, and sent (nil: nothing)
-// counts the bytes of the chunks sent.
-func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, sent func(n int)) {
+// is told of every chunk sent and its length.
+func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, sent func(h Hash, n int)) {
 	defer s.Close()
 	r := bufio.NewReaderSize(s, 4<<10)
 	w := bufio.NewWriterSize(s, 64<<10)
@@ -83,15 +83,16 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 			}
 			continue
 		}
-		if allow != nil && ch.Has(h) && !allow(h, s.RemotePeer()) {
-			if err := w.WriteByte(statusBusy); err != nil {
+		b, err := ch.read(h, buf)
+		if err != nil {
+			if err := w.WriteByte(statusMissing); err != nil {
 				return
 			}
 			continue
 		}
-		b, err := ch.read(h, buf)
-		if err != nil {
-			if err := w.WriteByte(statusMissing); err != nil {
+		buf = b
+		if allow != nil && !allow(h, s.RemotePeer()) {
+			if err := w.WriteByte(statusBusy); err != nil {
 				return
 			}
 			continue
@@ -105,9 +106,8 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 			return
 		}
 		if sent != nil {
-			sent(len(b))
+			sent(h, len(b))
 		}
-		buf = b
 	}
 }
 

@@ -43,7 +43,11 @@ func nonce(domain byte, i int) []byte {
 
 // Seal reads m.Size bytes of plaintext from r, seals them chunk by chunk
 // under m.Key into ch, and fills in m.Index and m.PlainSHA256. It holds
-// one chunk in memory at a time (plus the list of chunk hashes).
+// one chunk in memory at a time (plus the list of chunk hashes). The
+// chunks are on disk (synced) when it returns: nobody else has them yet.
+// They are synced together at the end, several at once, not one by one
+// as they are written: a sync each in turn cost 9 ms on the benchmark
+// machine (28 MB/s); syncs in parallel share the file system's commits.
 func Seal(ch *Chunks, r io.Reader, m *Manifest) error {
 	aead, err := chacha20poly1305.New(m.Key[:])
 	if err != nil {
@@ -65,7 +69,7 @@ func Seal(ch *Chunks, r io.Reader, m *Manifest) error {
 		plain.Write(buf[:want])
 		sealed = aead.Seal(sealed[:0], nonce(domainData, i), buf[:want], nil)
 		h := Hash(sha256.Sum256(sealed))
-		if err := ch.put(h, sealed, true); err != nil {
+		if err := ch.put(h, sealed); err != nil {
 			return err
 		}
 		hashes = append(hashes, h[:]...)
@@ -79,12 +83,16 @@ func Seal(ch *Chunks, r io.Reader, m *Manifest) error {
 		part := hashes[min(len(hashes), i*ChunkSize):min(len(hashes), (i+1)*ChunkSize)]
 		sealed = aead.Seal(sealed[:0], nonce(domainIndex, i), part, nil)
 		h := Hash(sha256.Sum256(sealed))
-		if err := ch.put(h, sealed, true); err != nil {
+		if err := ch.put(h, sealed); err != nil {
 			return err
 		}
 		m.Index = append(m.Index, h)
 	}
-	return nil
+	all := m.Index
+	for i := range n {
+		all = append(all, Hash(hashes[i*HashSize:]))
+	}
+	return ch.syncAll(all)
 }
 
 // openIndex decrypts the index chunks given as sealed bytes into the list
@@ -123,7 +131,15 @@ func LoadIndex(ch *Chunks, m *Manifest) ([]Hash, error) {
 		}
 		sealed[i] = b
 	}
-	return openIndex(m, sealed)
+	hs, err := openIndex(m, sealed)
+	if err != nil {
+		return nil, err
+	}
+	// From now on the file's data chunks are seen in its pack.
+	if err := ch.attach(m, hs); err != nil {
+		return nil, err
+	}
+	return hs, nil
 }
 
 // Missing returns the numbers of the data chunks of m not yet held

@@ -85,7 +85,7 @@ func (n *memNet) open(who, peer, proto string) (p2p.Stream, error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		ServeWith(ch, &countingStream{pipeStream: server, tamper: bad}, gate, func(b int) {
+		ServeWith(ch, &countingStream{pipeStream: server, tamper: bad}, gate, func(_ Hash, b int) {
 			n.mu.Lock()
 			n.served[peer]++
 			n.bytes[peer] += int64(b)
@@ -215,7 +215,7 @@ func TestDamagedChunkRefetched(t *testing.T) {
 	net.wg.Wait()
 	hashes, _ := LoadIndex(dst, m)
 	// A crash tore chunk 1 (fetched chunks are not synced one by one).
-	os.WriteFile(dst.path(hashes[1]), []byte("torn"), 0o600)
+	tearChunk(t, dst, hashes[1])
 	out := filepath.Join(t.TempDir(), "out")
 	if err := Save(dst, m, out); !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("save with a torn chunk: %v, want ErrIncomplete", err)
@@ -228,6 +228,87 @@ func TestDamagedChunkRefetched(t *testing.T) {
 	}
 	net.wg.Wait()
 	if err := Save(dst, m, out); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("saved file differs")
+	}
+}
+
+// tearChunk damages chunk h where ch keeps it (its pack, or its file).
+func tearChunk(t *testing.T, ch *Chunks, h Hash) {
+	t.Helper()
+	s, ok := ch.slotOf(h)
+	if !ok {
+		os.WriteFile(ch.path(h), []byte("torn"), 0o600)
+		return
+	}
+	f, err := os.OpenFile(s.p.path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("torn"), int64(s.i)*MaxSealedChunk+100); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestResumeAfterRestart: chunks fetched before the process went away
+// are found again by a new chunk store on the same directory (the pack's
+// list of held chunks), and only the others are fetched.
+func TestResumeAfterRestart(t *testing.T) {
+	data := make([]byte, 9*ChunkSize+77)
+	rand.Read(data)
+	src, m := seal(t, data)
+	net := newMemNet()
+	net.sources["alice"] = src
+	dir := t.TempDir()
+	dst, _ := OpenChunks(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	Fetch(ctx, net, dst, m, []string{"alice"}, func(done, total int) {
+		if done == 4 {
+			cancel()
+		}
+	})
+	net.wg.Wait()
+	_, before, err := Missing(dst, m)
+	if err != nil || len(before) == 0 || len(before) == m.Chunks() {
+		t.Fatalf("%d of %d chunks missing after the interruption (%v)", len(before), m.Chunks(), err)
+	}
+	hashes, _ := LoadIndex(dst, m)
+	s, ok := dst.slotOf(hashes[0])
+	if !ok {
+		t.Fatal("fetched data chunks are not in a pack")
+	}
+	dst.Close()
+	// A kill between a chunk and its mark: that chunk is not held after
+	// the restart, and is fetched again.
+	marks, err := os.ReadFile(s.p.path + ".ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(marks) - 1; i >= 0; i-- {
+		if marks[i] == 1 {
+			marks[i] = 0
+			break
+		}
+	}
+	os.WriteFile(s.p.path+".ok", marks, 0o600)
+	again, _ := OpenChunks(dir)
+	_, missing, err := Missing(again, m)
+	if err != nil || len(missing) != len(before)+1 {
+		t.Fatalf("after a restart %d chunks missing (%v), want %d", len(missing), err, len(before)+1)
+	}
+	net.served = map[string]int{}
+	if err := Fetch(context.Background(), net, again, m, []string{"alice"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	net.wg.Wait()
+	if net.served["alice"] != len(missing) {
+		t.Errorf("resume fetched %d chunks, %d were missing", net.served["alice"], len(missing))
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if err := Save(again, m, out); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {

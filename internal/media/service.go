@@ -24,6 +24,10 @@ const DefaultMaxFileSize = 2 << 30
 // retryInterval is how often failed incoming transfers are tried again.
 const retryInterval = 30 * time.Second
 
+// servedSaveInterval is how often what was served of the files we sent is
+// written to the store (and on Close).
+const servedSaveInterval = 2 * time.Second
+
 // Store blob names owned by this package: the list of transfers, and one
 // record per transfer (manifests hold file keys: they live only in the
 // encrypted store, never in the chunk directory).
@@ -84,6 +88,12 @@ type Transfer struct {
 	Total     int    `json:"chunksTotal"`
 	State     string `json:"state"`
 	Error     string `json:"error,omitempty"`
+	// Sent files: how many of the data chunks this node has sent to
+	// others (each counted once: for a file to a contact, what the
+	// recipient has fetched), and the bytes of the file's chunks sent in
+	// all (repeats and the index included). 0 for received files.
+	ChunksServed int   `json:"chunksServed"`
+	BytesServed  int64 `json:"bytesServed"`
 }
 
 // record is what the store keeps of a transfer.
@@ -115,8 +125,9 @@ type Service struct {
 	ch  *Chunks
 	log *slog.Logger
 
-	budget *seedBudget  // what we serve of the files we sent to groups
-	served atomic.Int64 // bytes of chunks served
+	budget   *seedBudget  // what we serve of the files we sent to groups
+	served   atomic.Int64 // bytes of chunks served
+	servedBy *servedLog   // what we served of each file we sent
 
 	mu      sync.Mutex
 	running map[string]bool
@@ -148,19 +159,25 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, ch: ch, log: cfg.Logger, budget: newSeedBudget(), running: map[string]bool{}, lanes: map[string]chan struct{}{}, prog: map[string]progress{}, kick: make(chan struct{}, 1)}
+	s := &Service{cfg: cfg, ch: ch, log: cfg.Logger, budget: newSeedBudget(), servedBy: newServedLog(), running: map[string]bool{}, lanes: map[string]chan struct{}{}, prog: map[string]progress{}, kick: make(chan struct{}, 1)}
 	if err := s.loadBudget(); err != nil {
 		return nil, err
 	}
 	if cfg.Transport != nil {
 		cfg.Transport.Handle(Protocol, func(st p2p.Stream) {
-			ServeWith(ch, st, s.budget.allow, func(n int) { s.served.Add(int64(n)) })
+			ServeWith(ch, st, s.budget.allow, func(h Hash, n int) {
+				s.served.Add(int64(n))
+				s.servedBy.sent(h, n)
+			})
 		})
 	}
 	return s, nil
 }
 
-// loadBudget puts the files we sent to groups under the seed budget.
+// loadBudget puts the files we sent to groups under the seed budget,
+// counts what is served of every file we sent, and opens the packs of the
+// files received (LoadIndex), so that their chunks are served to others
+// from the start.
 func (s *Service) loadBudget() error {
 	var recs []record
 	err := s.cfg.Store.View(context.Background(), func(tx *store.Tx) (err error) {
@@ -171,10 +188,20 @@ func (s *Service) loadBudget() error {
 		return err
 	}
 	for _, r := range recs {
-		if r.Incoming || r.Group == "" {
+		if r.Incoming {
+			if m, err := ParseManifest(r.Manifest); err == nil {
+				LoadIndex(s.ch, m) // the index may not be here yet
+			}
 			continue
 		}
-		if m, err := ParseManifest(r.Manifest); err == nil {
+		m, err := ParseManifest(r.Manifest)
+		if err != nil {
+			continue
+		}
+		if err := s.trackSent(context.Background(), r.MessageID, m); err != nil {
+			s.log.Warn("media: sent file unreadable", "msg", r.MessageID[:min(8, len(r.MessageID))], "err", err)
+		}
+		if r.Group != "" {
 			if hs, err := LoadIndex(s.ch, m); err == nil {
 				s.budget.add(hs)
 			}
@@ -211,6 +238,8 @@ func (s *Service) Close() {
 		s.cancel()
 	}
 	s.wg.Wait()
+	s.saveServed(context.Background())
+	s.ch.Close()
 }
 
 // Prepare reads the file at path, strips an image's metadata and makes its
@@ -237,9 +266,13 @@ func (s *Service) Prepare(path string) (*Manifest, error) {
 
 // AddOutgoing records a file we sent (for Transfers).
 func (s *Service) AddOutgoing(ctx context.Context, msgID string, contactID int64, m *Manifest) error {
-	return s.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+	err := s.cfg.Store.Update(ctx, func(tx *store.Tx) error {
 		return putRecord(tx, record{MessageID: msgID, ContactID: contactID, Manifest: m.Marshal()})
 	})
+	if err != nil {
+		return err
+	}
+	return s.trackSent(ctx, msgID, m)
 }
 
 // AddOutgoingGroup records a file we sent to group (hex id). Its members
@@ -251,9 +284,13 @@ func (s *Service) AddOutgoingGroup(ctx context.Context, msgID, group string, m *
 		return err
 	}
 	s.budget.add(hs)
-	return s.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+	err = s.cfg.Store.Update(ctx, func(tx *store.Tx) error {
 		return putRecord(tx, record{MessageID: msgID, Group: group, Manifest: m.Marshal()})
 	})
+	if err != nil {
+		return err
+	}
+	return s.trackSent(ctx, msgID, m)
 }
 
 // AddIncomingGroup is AddIncoming for a file sent to group (hex id):
@@ -367,13 +404,19 @@ func (s *Service) loop(ctx context.Context) {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.RetryInterval)
 	defer t.Stop()
+	save := time.NewTicker(servedSaveInterval)
+	defer save.Stop()
 	for {
 		s.startFetches(ctx)
+	wait:
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
 		case <-t.C:
+		case <-save.C:
+			s.saveServed(ctx)
+			goto wait
 		}
 	}
 }
@@ -495,6 +538,7 @@ func (s *Service) Transfers(ctx context.Context) ([]Transfer, error) {
 		t.Name, t.MIME, t.Size, t.Total = m.Name, m.MIME, m.Size, m.Chunks()
 		if !r.Incoming {
 			t.State, t.Done = StateSending, t.Total
+			t.ChunksServed, t.BytesServed = s.servedBy.get(r.MessageID)
 			out = append(out, t)
 			continue
 		}

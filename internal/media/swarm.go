@@ -3,6 +3,7 @@ package media
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -375,8 +376,9 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 	// Chunks are checked and written by a storer behind the reader, so
 	// that hashing and the file system do not stall the stream.
 	type job struct {
-		r request
-		b []byte
+		r  request
+		b  []byte
+		ok bool // b hashes to r.hash
 	}
 	free := make(chan []byte, storeDepth)
 	for range storeDepth {
@@ -402,7 +404,10 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 				free <- j.b[:cap(j.b)]
 				continue
 			}
-			err := s.ch.Put(j.r.hash, j.b)
+			err := ErrCorruptChunk
+			if j.ok {
+				err = s.ch.put(j.r.hash, j.b)
+			}
 			free <- j.b[:cap(j.b)]
 			if err == nil {
 				err = s.answered(src, j.r, nil, nil)
@@ -437,7 +442,10 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 			pc.answered(len(b))
 			if aerr == nil {
 				progressed = true
-				jobs <- job{r, b}
+				// Checked here, not by the storer: the reader's
+				// goroutine is otherwise idle while the next
+				// answer arrives, the storer's busy with the disk.
+				jobs <- job{r, b, sha256.Sum256(b) == r.hash}
 				continue
 			}
 			free <- buf
