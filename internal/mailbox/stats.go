@@ -17,6 +17,7 @@ type Stats struct {
 	BytesReceived     int64 // bytes read from streams (after transport decryption)
 	BytesSent         int64 // bytes written to streams
 	Streams           int64 // streams open now
+	BlobsStored       int64 // file blobs stored (issue 16)
 }
 
 // stats is the live form of Stats.
@@ -24,6 +25,7 @@ type stats struct {
 	deposits, duplicates, refused atomic.Int64
 	fetches, fetched, deleted     atomic.Int64
 	bytesIn, bytesOut, streams    atomic.Int64
+	blobs                         atomic.Int64
 }
 
 // Stats returns the server's counters.
@@ -33,6 +35,7 @@ func (s *Server) Stats() Stats {
 		Deposits: c.deposits.Load(), DuplicateDeposits: c.duplicates.Load(), RefusedDeposits: c.refused.Load(),
 		Fetches: c.fetches.Load(), FetchedEnvelopes: c.fetched.Load(), DeletedEnvelopes: c.deleted.Load(),
 		BytesReceived: c.bytesIn.Load(), BytesSent: c.bytesOut.Load(), Streams: c.streams.Load(),
+		BlobsStored: c.blobs.Load(),
 	}
 }
 
