@@ -84,6 +84,11 @@ type Transfer struct {
 	Total     int    `json:"chunksTotal"`
 	State     string `json:"state"`
 	Error     string `json:"error,omitempty"`
+	// HostState, for a file we sent to a contact: where it stands with
+	// the recipient's mailbox hosts (HostDeposited, HostOverQuota, …;
+	// hosted.go), and why it waits here if it does.
+	HostState string `json:"hostState,omitempty"`
+	HostError string `json:"hostError,omitempty"`
 }
 
 // record is what the store keeps of a transfer.
@@ -101,6 +106,14 @@ type record struct {
 	// every source holds the whole file.
 	Group string `json:"group,omitempty"`
 	Seeds int    `json:"seeds,omitempty"`
+	// Ours: where the file stands with the recipient's mailbox hosts
+	// (hosted.go).
+	HostState string `json:"host,omitempty"`
+	HostError string `json:"hostErr,omitempty"`
+	// Theirs: when the record was made (unix seconds) and whether the
+	// partial transfer was abandoned for its age (expire.go).
+	Added   int64 `json:"added,omitempty"`
+	Expired bool  `json:"expired,omitempty"`
 }
 
 type progress struct {
@@ -127,6 +140,8 @@ type Service struct {
 	// their chunks in flight stay few (pacer).
 	lanes map[string]chan struct{}
 	prog  map[string]progress
+
+	hostBlobs HostBlobs // our mailbox hosts' blobs (hosted.go)
 
 	kick   chan struct{}
 	cancel context.CancelFunc
@@ -453,6 +468,7 @@ func (s *Service) fetch(ctx context.Context, r record) {
 		n := max(0, min(r.Seeds, len(r.Sources)))
 		seeds, peers = r.Sources[:n], r.Sources[n:]
 	}
+	s.fetchHosted(ctx, r, m) // what our mailbox hosts hold for us first
 	err = FetchSwarm(ctx, s.cfg.Transport, s.ch, m, seeds, peers, func(done, total int) {
 		s.setProg(r.MessageID, progress{done: done, total: total, state: StateFetching})
 	})
@@ -471,6 +487,7 @@ func (s *Service) fetch(ctx context.Context, r record) {
 	}
 	s.setProg(r.MessageID, progress{done: total, total: total, state: StateComplete})
 	s.changed(r, StateComplete)
+	s.deleteHosted(ctx, r, m)
 }
 
 // Transfers lists every file sent and received, with progress.
@@ -495,6 +512,7 @@ func (s *Service) Transfers(ctx context.Context) ([]Transfer, error) {
 		t.Name, t.MIME, t.Size, t.Total = m.Name, m.MIME, m.Size, m.Chunks()
 		if !r.Incoming {
 			t.State, t.Done = StateSending, t.Total
+			t.HostState, t.HostError = r.HostState, r.HostError
 			out = append(out, t)
 			continue
 		}

@@ -18,6 +18,7 @@ var ErrNoMedia = errors.New("this node does not carry files")
 func (m *Messenger) startMedia(ctx context.Context) {
 	if m.cfg.Media != nil {
 		m.cfg.Media.Start(ctx)
+		m.startMediaHosts(ctx)
 	}
 }
 
@@ -74,7 +75,11 @@ func (m *Messenger) sendManifest(ctx context.Context, ref, text string, man *med
 	if req.err != nil {
 		return req.msg, req.err
 	}
-	return req.msg, svc.AddOutgoing(ctx, req.msg.ID, req.msg.ContactID, man)
+	if err := svc.AddOutgoing(ctx, req.msg.ID, req.msg.ContactID, man); err != nil {
+		return req.msg, err
+	}
+	m.kickDeposits()
+	return req.msg, nil
 }
 
 // receivedAttachment records the file of a message being stored, in the

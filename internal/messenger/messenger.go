@@ -177,6 +177,7 @@ type Messenger struct {
 	rotateMu  sync.Mutex         // one new card (and mailbox rotation) at a time
 	hostsMu   sync.Mutex         // guards cfg.MailboxHosts (SetMailboxHosts)
 	fetchKick chan struct{}
+	mediaKick chan struct{} // files to deposit at contacts' hosts (mediahosts.go)
 	mbMu      sync.Mutex
 	mbStatus  map[string]MailboxStatus // by host peer id
 	deposited map[string]bool          // depositKey → left with the hosts
