@@ -208,7 +208,7 @@ func (s *Service) fetchHosted(ctx context.Context, r record, m *Manifest) {
 			return nil
 		})
 		if err != nil && ctx.Err() == nil {
-			s.log.Debug("media: hosts gave no file", "msg", r.MessageID[:8], "err", err)
+			s.log.Debug("media: hosts gave no file", "msg", r.MessageID[:min(8, len(r.MessageID))], "err", err)
 		}
 	}
 	get(m.Index, func() {})

@@ -69,6 +69,8 @@ type Config struct {
 	// transfer stops (state StateComplete or StateFailed), from the
 	// fetching goroutine: it must not block.
 	OnChange func(msgID string, contactID int64, state string)
+	// Expiry: when incomplete incoming files are given up (expire.go).
+	Expiry ExpirySettings
 }
 
 // Transfer is one file sent or received, as listed by Transfers.
@@ -212,8 +214,10 @@ func (s *Service) MaxFileSize() int64 { return s.cfg.MaxFileSize }
 // Close.
 func (s *Service) Start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
-	s.wg.Add(1)
+	s.expireNow(ctx) // before the first fetch: what was abandoned goes
+	s.wg.Add(2)
 	go s.loop(ctx)
+	go s.expireLoop(ctx)
 }
 
 // Close stops serving and fetching; partial transfers resume on the next
@@ -275,7 +279,7 @@ func (s *Service) AddOutgoingGroup(ctx context.Context, msgID, group string, m *
 // seeds are the sender's devices, peers the other members' (fetching it
 // too, and serving what they have).
 func (s *Service) AddIncomingGroup(tx *store.Tx, msgID, group string, manifest []byte, seeds, peers []string) error {
-	r := record{MessageID: msgID, Incoming: true, Manifest: manifest, Group: group, Seeds: len(seeds),
+	r := record{MessageID: msgID, Incoming: true, Manifest: manifest, Group: group, Seeds: len(seeds), Added: s.expiry().Now().Unix(),
 		Sources: append(append([]string(nil), seeds...), peers...)}
 	if len(seeds) == 0 {
 		r.Seeds = -1 // no seed known: peers only
@@ -295,7 +299,7 @@ func (s *Service) AddIncomingGroup(tx *store.Tx, msgID, group string, manifest [
 // the other; fetching from sources starts once it commits. A manifest
 // that does not parse or is over the limit is recorded as failed.
 func (s *Service) AddIncoming(tx *store.Tx, msgID string, contactID int64, manifest []byte, sources []string) error {
-	if err := putRecord(tx, record{MessageID: msgID, ContactID: contactID, Incoming: true, Manifest: manifest, Sources: sources}); err != nil {
+	if err := putRecord(tx, record{MessageID: msgID, ContactID: contactID, Incoming: true, Manifest: manifest, Sources: sources, Added: s.expiry().Now().Unix()}); err != nil {
 		return err
 	}
 	select {
@@ -405,7 +409,7 @@ func (s *Service) startFetches(ctx context.Context) {
 		return
 	}
 	for _, r := range recs {
-		if !r.Incoming || s.waits(r) {
+		if !r.Incoming || r.Expired || s.waits(r) {
 			continue
 		}
 		s.mu.Lock()
@@ -519,7 +523,12 @@ func (s *Service) Transfers(ctx context.Context) ([]Transfer, error) {
 		s.mu.Lock()
 		p, ok := s.prog[r.MessageID]
 		s.mu.Unlock()
-		if ok && p.state != "" {
+		if r.Expired {
+			t.State = StateExpired
+			if ok {
+				t.Error = p.err
+			}
+		} else if ok && p.state != "" {
 			t.State, t.Done, t.Error = p.state, p.done, p.err
 		} else {
 			t.State = StateFetching
