@@ -173,6 +173,9 @@ func New(cfg Config) (*Service, error) {
 		cfg.Transport.Handle(Protocol, func(st p2p.Stream) {
 			ServeWith(ch, st, s.budget.allow, func(n int) { s.served.Add(int64(n)) })
 		})
+		cfg.Transport.Handle(ProtocolV1, func(st p2p.Stream) {
+			ServeWith(ch, st, nil, func(n int) { s.served.Add(int64(n)) })
+		})
 	}
 	return s, nil
 }
@@ -225,6 +228,7 @@ func (s *Service) Start(ctx context.Context) {
 func (s *Service) Close() {
 	if s.cfg.Transport != nil {
 		s.cfg.Transport.Unhandle(Protocol)
+		s.cfg.Transport.Unhandle(ProtocolV1)
 	}
 	if s.cancel != nil {
 		s.cancel()
