@@ -31,7 +31,7 @@ func (m *Messenger) stopMedia() {
 // SendFile seals the file at path into the chunk store and sends a message
 // to the contact ref carrying its manifest (and text as the caption, which
 // may be empty). The contact then fetches the chunks from us over
-// /samizdat/blob/1, on streams of their own, so no text waits behind a
+// /samizdat/blob/2, on streams of their own, so no text waits behind a
 // file. It returns once the message is queued.
 func (m *Messenger) SendFile(ctx context.Context, ref, path, text string) (store.Message, error) {
 	svc := m.cfg.Media
