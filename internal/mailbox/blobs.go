@@ -472,3 +472,59 @@ func (c *BlobConn) Delete(ctx context.Context, mb ID, ids []Hash) (int, error) {
 	}
 	return int(binary.BigEndian.Uint16(nb[:])), nil
 }
+
+// GetMany gets blobs ids of mailbox mb in one pipelined exchange (the
+// requests go out while the blobs come back), calling got for each blob
+// held, in order (blob is reused after got returns); a blob not held is
+// skipped. got's error stops it.
+func (c *BlobConn) GetMany(ctx context.Context, mb ID, ids []Hash, got func(i int, blob []byte) error) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(DefaultTimeout + time.Duration(len(ids))*time.Second)
+	}
+	_ = c.st.SetDeadline(deadline)
+	defer context.AfterFunc(ctx, func() { _ = c.st.Reset() })()
+	werr := make(chan error, 1)
+	go func() {
+		for _, id := range ids {
+			c.w.WriteByte(opBlobGet)
+			c.w.Write(mb[:])
+			if _, err := c.w.Write(id[:]); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- c.w.Flush()
+	}()
+	b := make([]byte, BlobSize)
+	var err error
+	for i := range ids {
+		var st byte
+		if st, err = c.r.ReadByte(); err != nil {
+			err = fmt.Errorf("mailbox: receive: %w", err)
+			break
+		}
+		if serr := blobStatusError(st); errors.Is(serr, ErrNoBlob) {
+			continue
+		} else if serr != nil {
+			err = serr
+			break
+		}
+		if _, err = io.ReadFull(c.r, b); err != nil {
+			err = fmt.Errorf("mailbox: receive: %w", err)
+			break
+		}
+		if err = got(i, b); err != nil {
+			break
+		}
+	}
+	if err != nil {
+		_ = c.st.Reset() // answers still on their way: the stream is done
+		<-werr
+		return err
+	}
+	return <-werr
+}

@@ -240,22 +240,22 @@ func (o ownHostBlobs) GetBlobs(ctx context.Context, ids []media.Hash, got func(i
 			if err != nil {
 				return err
 			}
+			var want []mailbox.Hash
+			var at []int
 			for i, ok := range held {
-				k := start + i
-				if !ok || have[k] {
-					continue
+				if ok && !have[start+i] {
+					want, at = append(want, batch[i]), append(at, start+i)
 				}
-				b, err := c.Get(ctx, mb, batch[i])
-				if errors.Is(err, mailbox.ErrNoBlob) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				if got(k, b) == nil {
-					have[k] = true
+			}
+			err = c.GetMany(ctx, mb, want, func(i int, b []byte) error {
+				if got(at[i], b) == nil { // a blob that does not open may be good elsewhere
+					have[at[i]] = true
 					left--
 				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 		}
 		return nil
