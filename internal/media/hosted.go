@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -171,11 +172,21 @@ func (s *Service) hostSource() HostBlobs {
 	return s.hostBlobs
 }
 
+// hostRetry is how long after our hosts held nothing of a file they are
+// not asked again (each ask is a stream per host and mailbox id).
+const hostRetry = 5 * time.Minute
+
 // fetchHosted brings what our hosts hold of the file of r (first the
 // index, then the data) into the chunk store.
 func (s *Service) fetchHosted(ctx context.Context, r record, m *Manifest) {
 	hb := s.hostSource()
 	if hb == nil || r.Group != "" {
+		return
+	}
+	s.mu.Lock()
+	last, tried := s.hostTried[r.MessageID]
+	s.mu.Unlock()
+	if tried && time.Since(last) < hostRetry {
 		return
 	}
 	get := func(hs []Hash, got func()) {
@@ -213,7 +224,16 @@ func (s *Service) fetchHosted(ctx context.Context, r record, m *Manifest) {
 	}
 	get(m.Index, func() {})
 	hashes, missing, err := Missing(s.ch, m)
-	if err != nil || len(missing) == 0 {
+	if err != nil {
+		s.mu.Lock()
+		if s.hostTried == nil {
+			s.hostTried = map[string]time.Time{}
+		}
+		s.hostTried[r.MessageID] = time.Now()
+		s.mu.Unlock()
+		return
+	}
+	if len(missing) == 0 {
 		return
 	}
 	want := make([]Hash, len(missing))

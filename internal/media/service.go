@@ -143,7 +143,8 @@ type Service struct {
 	lanes map[string]chan struct{}
 	prog  map[string]progress
 
-	hostBlobs HostBlobs // our mailbox hosts' blobs (hosted.go)
+	hostBlobs HostBlobs            // our mailbox hosts' blobs (hosted.go)
+	hostTried map[string]time.Time // when our hosts last had none of a file
 
 	kick   chan struct{}
 	cancel context.CancelFunc

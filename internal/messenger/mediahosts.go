@@ -2,6 +2,7 @@ package messenger
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -210,7 +211,7 @@ func (o ownHostBlobs) each(ctx context.Context, f func(c *mailbox.BlobConn, mb m
 	for _, h := range o.m.mailboxHosts() {
 		// A stream per mailbox id, each over its own throwaway identity
 		// (as for fetching mail): the host cannot tell two ids are ours.
-		for _, key := range o.m.mailboxKeys() {
+		for _, key := range o.m.blobKeys() {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -227,6 +228,24 @@ func (o ownHostBlobs) each(ctx context.Context, f func(c *mailbox.BlobConn, mb m
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// blobKeys are our mailbox keys under which hosts may still hold blobs:
+// the current one first, then those superseded less than
+// mailbox.DefaultBlobTTL ago (a sender deposits under the id of the card
+// it has; blobs older than that are gone).
+func (m *Messenger) blobKeys() []ed25519.PrivateKey {
+	m.mbMu.Lock()
+	defer m.mbMu.Unlock()
+	now := m.now()
+	var out []ed25519.PrivateKey
+	for i := len(m.mbKeys) - 1; i >= 0; i-- {
+		k := m.mbKeys[i]
+		if k.until.IsZero() || now.Sub(k.until) < mailbox.DefaultBlobTTL {
+			out = append(out, k.key)
+		}
+	}
+	return out
 }
 
 // GetBlobs gets what our hosts hold of ids.
