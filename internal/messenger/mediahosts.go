@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/identity"
@@ -22,6 +23,18 @@ import (
 // to us. A file the hosts refuse (over quota) waits here, and the transfer
 // says so (Transfer.HostState).
 
+// overQuotaRetry is how long a file the hosts refused for their quotas
+// waits before it is offered again (files that failed for another reason,
+// an unreachable host, are tried again every FetchInterval).
+const overQuotaRetry = 10 * time.Minute
+
+// mediaHostsState is the deposit loop's state.
+type mediaHostsState struct {
+	kick chan struct{}
+	mu   sync.Mutex
+	next map[string]time.Time // message id → not before
+}
+
 // startMediaHosts plugs our hosts into the media service and starts the
 // deposit loop.
 func (m *Messenger) startMediaHosts(ctx context.Context) {
@@ -29,7 +42,7 @@ func (m *Messenger) startMediaHosts(ctx context.Context) {
 	if svc == nil || m.tr == nil {
 		return
 	}
-	m.mediaKick = make(chan struct{}, 1)
+	m.mediaHosts = &mediaHostsState{kick: make(chan struct{}, 1), next: map[string]time.Time{}}
 	svc.SetHostBlobs(ownHostBlobs{m})
 	m.wg.Add(1)
 	go func() {
@@ -40,11 +53,11 @@ func (m *Messenger) startMediaHosts(ctx context.Context) {
 
 // kickDeposits makes the deposit loop look at once (a file was sent).
 func (m *Messenger) kickDeposits() {
-	if m.mediaKick == nil {
+	if m.mediaHosts == nil {
 		return
 	}
 	select {
-	case m.mediaKick <- struct{}{}:
+	case m.mediaHosts.kick <- struct{}{}:
 	default:
 	}
 }
@@ -61,7 +74,7 @@ func (m *Messenger) depositLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-m.mediaKick:
+		case <-m.mediaHosts.kick:
 		}
 	}
 }
@@ -73,9 +86,17 @@ func (m *Messenger) depositFiles(ctx context.Context) {
 		return
 	}
 	connected := m.tr.ConnectedPeers()
+	mh := m.mediaHosts
+	now := time.Now()
 	for _, o := range outs {
 		if ctx.Err() != nil {
 			return
+		}
+		mh.mu.Lock()
+		wait := now.Before(mh.next[o.MessageID])
+		mh.mu.Unlock()
+		if wait {
+			continue
 		}
 		var c *store.Contact
 		var msg *store.Message
@@ -98,6 +119,11 @@ func (m *Messenger) depositFiles(ctx context.Context) {
 			continue
 		}
 		state, why := m.depositFile(ctx, card.Mailboxes, o.Manifest)
+		if state == media.HostOverQuota {
+			mh.mu.Lock()
+			mh.next[o.MessageID] = time.Now().Add(overQuotaRetry)
+			mh.mu.Unlock()
+		}
 		if state != o.HostState || why != "" {
 			if err := svc.SetHostState(ctx, o.MessageID, state, why); err != nil {
 				m.log.Debug("hostStateFailed", "err", err)
