@@ -200,7 +200,7 @@ func (s *Server) serveBlobs(st p2p.Stream, r *bufio.Reader, w *bufio.Writer) err
 			} else if _, err := io.ReadFull(r, make([]byte, 4)); err != nil {
 				return err
 			}
-			s.stats.refused.Add(1)
+			s.stats.blobsRefused.Add(1)
 			if err := w.WriteByte(blobRateLimited); err != nil {
 				return err
 			}
@@ -251,7 +251,7 @@ func (s *Server) serveBlobs(st p2p.Stream, r *bufio.Reader, w *bufio.Writer) err
 				}
 				res, err := s.cfg.Store.BlobPut(ctx, mb, id, body, expires, s.blobQuota)
 				if err != nil {
-					s.stats.refused.Add(1)
+					s.stats.blobsRefused.Add(1)
 					s.log.Info("blobRefused", "mailbox", ID(mb).Short(), "err", err)
 					w.WriteByte(blobQuotaStatus(err))
 					continue
