@@ -25,6 +25,12 @@ type Transfer struct {
 	// the bytes of the file's chunks sent in all. 0 for received files.
 	ChunksServed int   `json:"chunksServed"`
 	BytesServed  int64 `json:"bytesServed"`
+	// HostState, for a file sent to a contact that was offline: where it
+	// stands with the contact's mailbox hosts ("depositing", "deposited",
+	// "over-quota": too large for them, it waits at the sender), and
+	// HostError why it waits.
+	HostState string `json:"hostState,omitempty"`
+	HostError string `json:"hostError,omitempty"`
 }
 
 // SendFileRequest is the body of POST /api/v1/files: the node reads the

@@ -89,6 +89,7 @@ var relayDescs = struct {
 	deposits, fetches, fetched, deleted, bytes           *prometheus.Desc
 	storedBytes, storedEnvelopes, quota, circuits, peers *prometheus.Desc
 	streams, commits                                     *prometheus.Desc
+	blobs, storedBlobBytes, blobQuota                    *prometheus.Desc
 }{
 	deposits:        prometheus.NewDesc("samizdat_relay_deposits_total", "Deposits answered, by result (stored, duplicate, refused).", []string{"result"}, nil),
 	fetches:         prometheus.NewDesc("samizdat_relay_fetches_total", "Pages of envelopes listed to mailbox owners.", nil, nil),
@@ -102,6 +103,9 @@ var relayDescs = struct {
 	peers:           prometheus.NewDesc("samizdat_relay_peers", "Peers connected now.", nil, nil),
 	streams:         prometheus.NewDesc("samizdat_relay_mailbox_streams", "Mailbox protocol streams open now.", nil, nil),
 	commits:         prometheus.NewDesc("samizdat_relay_store_commits_total", "Transactions committed for deposits and deletes (several share one).", nil, nil),
+	blobs:           prometheus.NewDesc("samizdat_relay_blobs_total", "File blobs deposited for offline owners, by result (stored, refused).", []string{"result"}, nil),
+	storedBlobBytes: prometheus.NewDesc("samizdat_relay_stored_blob_bytes", "File blob bytes held now (expired ones until swept).", nil, nil),
+	blobQuota:       prometheus.NewDesc("samizdat_relay_blob_quota_bytes", "The total storage quota in file blob bytes (0: no limit).", nil, nil),
 }
 
 func (c relayCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -131,6 +135,14 @@ func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
 		if b, n, err := ms.st.TotalUsage(ctx); err == nil {
 			gauge(relayDescs.storedBytes, b)
 			gauge(relayDescs.storedEnvelopes, n)
+		}
+		cancel()
+		counter(relayDescs.blobs, st.BlobsStored, "stored")
+		counter(relayDescs.blobs, st.BlobsRefused, "refused")
+		gauge(relayDescs.blobQuota, ms.srv.TotalBlobQuota())
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		if b, _, err := ms.st.BlobUsage(ctx, nil); err == nil {
+			gauge(relayDescs.storedBlobBytes, b)
 		}
 		cancel()
 		txs, _ := ms.st.GroupStats()

@@ -116,6 +116,9 @@ func TestRelayMetrics(t *testing.T) {
 		`samizdat_relay_stored_envelopes`:                   2,
 		`samizdat_relay_stored_bytes`:                       1000,
 		`samizdat_relay_quota_bytes`:                        float64(mailbox.DefaultTotalQuota),
+		`samizdat_relay_blob_quota_bytes`:                   float64(mailbox.DefaultBlobTotalQuota),
+		`samizdat_relay_stored_blob_bytes`:                  0,
+		`samizdat_relay_blobs_total{result="stored"}`:       0,
 		`samizdat_relay_circuits`:                           1,
 	} {
 		if v, ok := got[name]; !ok || v != want {

@@ -55,6 +55,9 @@ type Options struct {
 	// MaxFileSize bounds the files sent and fetched (0:
 	// media.DefaultMaxFileSize, 2 GiB).
 	MaxFileSize int64
+	// PartialMaxAge: an incoming file still incomplete this long after it
+	// arrived is given up (0: media.DefaultPartialMaxAge, 30 days).
+	PartialMaxAge time.Duration
 	// Relays are circuit relays (full multiaddrs) the node books slots on
 	// while it is not publicly reachable; its mailbox hosts are used that
 	// way too. Their relayed addresses go in the card.
@@ -226,6 +229,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	mc.Store, mc.Transport, mc.Logger = n.Store, n.P2P, log.With("component", "messenger")
 	if mc.Media, err = media.New(media.Config{Dir: filepath.Join(o.Dir, MediaDir), Store: n.Store, Transport: n.P2P,
 		MaxFileSize: o.MaxFileSize, Logger: log.With("component", "media"),
+		Expiry: media.ExpirySettings{PartialMaxAge: o.PartialMaxAge},
 		// Set before the messenger starts, the only time fetches begin.
 		OnChange: func(id string, contact int64, state string) { n.Messenger.FileChanged(id, contact, state) },
 	}); err != nil {

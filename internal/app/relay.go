@@ -65,6 +65,11 @@ type MailboxOptions struct {
 	// Trace, if set, receives every byte the service exchanges (see
 	// mailbox.ServerConfig.Trace).
 	Trace io.Writer
+	// BlobQuotas and BlobTTL bound the files kept for offline recipients
+	// (zero: mailbox.DefaultBlobMailboxQuota, DefaultBlobTotalQuota,
+	// DefaultBlobTTL).
+	BlobQuotas mailbox.Quotas
+	BlobTTL    time.Duration
 }
 
 // MailboxService is a running /samizdat/mailbox/1 service over a durable
@@ -110,6 +115,8 @@ func serveMailbox(dir string, node *p2p.Node, o MailboxOptions, log *slog.Logger
 		MailboxRateLimit: o.MailboxRateLimit,
 		Logger:           log,
 		Trace:            o.Trace,
+		BlobQuotas:       o.BlobQuotas,
+		BlobTTL:          o.BlobTTL,
 	})
 	srv.Register(node)
 	return &MailboxService{srv: srv, st: st}, nil

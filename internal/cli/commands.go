@@ -17,6 +17,7 @@ import (
 	"github.com/samizdat-im/samizdat/internal/apiclient"
 	"github.com/samizdat-im/samizdat/internal/app"
 	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/media"
 )
 
 func initCmd(g *globals) *cobra.Command {
@@ -48,6 +49,7 @@ func initCmd(g *globals) *cobra.Command {
 func upCmd(g *globals) *cobra.Command {
 	var listen, bootstrap, mailboxHosts, relays []string
 	var apiAddr, logLevel, maxFile string
+	var partialAge time.Duration
 	var dht, behindNAT, noReceipts bool
 	var hf hookFlags
 	var mb serveMailboxFlags
@@ -82,6 +84,10 @@ func upCmd(g *globals) *cobra.Command {
 			if o.MaxFileSize, err = parseSize(maxFile); err != nil || o.MaxFileSize <= 0 {
 				return usageError{fmt.Errorf("--max-file-size: %q is not a size such as 2GiB", maxFile)}
 			}
+			if partialAge <= 0 {
+				return usageError{fmt.Errorf("--partial-max-age must be positive, e.g. 720h")}
+			}
+			o.PartialMaxAge = partialAge
 			if err := tf.apply(&o); err != nil {
 				return err
 			}
@@ -126,6 +132,7 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().StringArrayVar(&relays, "relay", nil, "a circuit relay to be reached through while not publicly reachable, as /ip4/.../p2p/ID (repeatable; without any, the mailbox hosts are used, and then see this device)")
 	c.Flags().BoolVar(&noReceipts, "no-read-receipts", false, "do not tell contacts which of their messages you have read")
 	c.Flags().StringVar(&maxFile, "max-file-size", "2GiB", "largest file sent or fetched, e.g. 2GiB, 100MiB or bytes")
+	c.Flags().DurationVar(&partialAge, "partial-max-age", media.DefaultPartialMaxAge, "give up an incoming file still incomplete this long after it arrived (its chunks are deleted; saving it asks again)")
 	c.Flags().BoolVar(&behindNAT, "behind-nat", false, "assume this node cannot be dialled directly: book relay slots at once instead of waiting for AutoNAT")
 	addTransportFlags(c, &tf)
 	addHookFlags(c, &hf)

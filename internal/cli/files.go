@@ -81,6 +81,14 @@ func filesCmd(g *globals) *cobra.Command {
 					if t.Error != "" {
 						line += "  (" + safe(t.Error) + ")"
 					}
+					switch t.HostState {
+					case "deposited":
+						line += "  [at the contact's mailbox hosts]"
+					case "over-quota":
+						line += "  [too large for the contact's mailbox hosts: waits here until the contact is online]"
+					case "depositing":
+						line += "  [going to the contact's mailbox hosts]"
+					}
 					fmt.Fprintln(g.stdout, line)
 				}
 				return nil

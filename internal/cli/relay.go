@@ -23,14 +23,20 @@ import (
 type mailboxFlags struct {
 	quota, mailboxQuota string
 	ttl                 time.Duration
-	traceFile           string
-	trace               *os.File
+	// File blobs for offline recipients (issue 16), apart from envelopes.
+	blobQuota, mailboxBlobQuota string
+	blobTTL                     time.Duration
+	traceFile                   string
+	trace                       *os.File
 }
 
 func (f *mailboxFlags) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.quota, "quota", "1GiB", "mailbox storage in all, e.g. 1GiB, 512MiB or bytes")
 	c.Flags().StringVar(&f.mailboxQuota, "mailbox-quota", "64MiB", "mailbox storage per mailbox, e.g. 64MiB or bytes")
 	c.Flags().DurationVar(&f.ttl, "ttl", mailbox.DefaultTTL, "how long an envelope is kept unfetched")
+	c.Flags().StringVar(&f.blobQuota, "blob-quota", "2GiB", "storage in all for the files of offline recipients (padded sealed chunks), apart from --quota")
+	c.Flags().StringVar(&f.mailboxBlobQuota, "mailbox-blob-quota", "256MiB", "file storage per mailbox; a larger file waits at its sender")
+	c.Flags().DurationVar(&f.blobTTL, "blob-ttl", mailbox.DefaultBlobTTL, "how long a file's chunks are kept unfetched")
 	c.Flags().StringVar(&f.traceFile, "trace-file", "", "append every byte the mailbox service exchanges to this file (an audit of what this host sees)")
 }
 
@@ -54,7 +60,19 @@ func (f *mailboxFlags) options() (app.MailboxOptions, error) {
 	if f.ttl <= 0 {
 		return app.MailboxOptions{}, usageError{fmt.Errorf("--ttl must be positive, e.g. 720h")}
 	}
-	o := app.MailboxOptions{Quotas: mailbox.Quotas{PerMailbox: per, Total: total}, TTL: f.ttl}
+	btotal, err := parseSize(f.blobQuota)
+	if err != nil {
+		return app.MailboxOptions{}, usageError{fmt.Errorf("--blob-quota: %w", err)}
+	}
+	bper, err := parseSize(f.mailboxBlobQuota)
+	if err != nil {
+		return app.MailboxOptions{}, usageError{fmt.Errorf("--mailbox-blob-quota: %w", err)}
+	}
+	if f.blobTTL <= 0 {
+		return app.MailboxOptions{}, usageError{fmt.Errorf("--blob-ttl must be positive, e.g. 168h")}
+	}
+	o := app.MailboxOptions{Quotas: mailbox.Quotas{PerMailbox: per, Total: total}, TTL: f.ttl,
+		BlobQuotas: mailbox.Quotas{PerMailbox: bper, Total: btotal}, BlobTTL: f.blobTTL}
 	if f.traceFile != "" {
 		if f.trace, err = os.OpenFile(f.traceFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err != nil {
 			return app.MailboxOptions{}, fmt.Errorf("--trace-file: %w", err)
@@ -103,7 +121,7 @@ func relayCmd(g *globals) *cobra.Command {
 	var mf mailboxFlags
 	var tf transportFlags
 	c := &cobra.Command{
-		Use:   "relay [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--via MULTIADDR]... [--dht=false] [--quota SIZE] [--mailbox-quota SIZE] [--ttl DURATION] [--trace-file FILE] [--metrics 127.0.0.1:PORT]",
+		Use:   "relay [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--via MULTIADDR]... [--dht=false] [--quota SIZE] [--mailbox-quota SIZE] [--ttl DURATION] [--blob-quota SIZE] [--mailbox-blob-quota SIZE] [--blob-ttl DURATION] [--trace-file FILE] [--metrics 127.0.0.1:PORT]",
 		Short: "Run a volunteer relay: circuit relay and mailboxes for others (Ctrl-C stops it)",
 		Long: "Run an always-on node that relays connections (circuit relay v2) for peers that cannot be\n" +
 			"dialled directly and keeps encrypted envelopes for offline recipients. The profile\n" +

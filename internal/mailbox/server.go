@@ -93,19 +93,28 @@ type ServerConfig struct {
 	// Writes from concurrent streams are serialized; each is one frame or
 	// less.
 	Trace io.Writer
+	// BlobQuotas bound the file blobs held (BlobProtocol), apart from
+	// envelopes: zero fields mean DefaultBlobMailboxQuota and
+	// DefaultBlobTotalQuota, negative ones no limit.
+	BlobQuotas Quotas
+	// BlobTTL is how long a blob is kept. Zero means DefaultBlobTTL.
+	BlobTTL time.Duration
 }
 
 // Server serves /samizdat/mailbox/1 on the hosts it is registered with.
 type Server struct {
-	cfg     ServerConfig
-	quota   store.MailboxQuota
-	maxEnv  int
-	limiter *limiter // per peer
-	mbLimit *limiter // deposits per mailbox
-	log     *slog.Logger
-	trace   io.Writer // serialized cfg.Trace, or nil
-	ctx     context.Context
-	cancel  context.CancelFunc
+	cfg   ServerConfig
+	quota store.MailboxQuota
+	// blobQuota and blobTTL: BlobQuotas and BlobTTL with defaults.
+	blobQuota store.MailboxQuota
+	blobTTL   time.Duration
+	maxEnv    int
+	limiter   *limiter // per peer
+	mbLimit   *limiter // deposits per mailbox
+	log       *slog.Logger
+	trace     io.Writer // serialized cfg.Trace, or nil
+	ctx       context.Context
+	cancel    context.CancelFunc
 
 	stats stats
 
@@ -158,9 +167,13 @@ func NewServer(cfg ServerConfig) *Server {
 	if maxEnv <= 0 || maxEnv > wire.MaxEnvelopeSize {
 		maxEnv = wire.MaxEnvelopeSize
 	}
+	if cfg.BlobTTL <= 0 {
+		cfg.BlobTTL = DefaultBlobTTL
+	}
+	bq := store.MailboxQuota{PerMailbox: quotaOr(cfg.BlobQuotas.PerMailbox, DefaultBlobMailboxQuota), Total: quotaOr(cfg.BlobQuotas.Total, DefaultBlobTotalQuota)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, quota: q, maxEnv: maxEnv,
+		cfg: cfg, quota: q, maxEnv: maxEnv, blobQuota: bq, blobTTL: cfg.BlobTTL,
 		limiter: newLimiter(rate, burst, cfg.Now),
 		mbLimit: newLimiter(mrate, mburst, cfg.Now),
 		log:     cfg.Logger,
@@ -199,6 +212,7 @@ func (s *Server) Register(h Host) {
 	s.hosts = append(s.hosts, h)
 	self := h.PeerID()
 	h.Handle(Protocol, func(st p2p.Stream) { s.handle(self, st) })
+	h.Handle(BlobProtocol, s.handleBlobs)
 }
 
 // Close stops serving: it unregisters from the hosts, resets open streams,
@@ -214,6 +228,7 @@ func (s *Server) Close() error {
 	s.closed = true
 	for _, h := range s.hosts {
 		h.Unhandle(Protocol)
+		h.Unhandle(BlobProtocol)
 	}
 	s.cancel()
 	for _, st := range s.streams {
@@ -224,26 +239,33 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Sweep deletes the envelopes expired now and returns how many.
+// Sweep deletes the envelopes and blobs expired now and returns how many.
 func (s *Server) Sweep(ctx context.Context) (int, error) {
-	return s.cfg.Store.Sweep(ctx, s.cfg.Now())
+	n, err := s.cfg.Store.Sweep(ctx, s.cfg.Now())
+	if err != nil {
+		return n, err
+	}
+	k, err := s.cfg.Store.BlobSweep(ctx, s.cfg.Now())
+	return n + k, err
 }
 
 func (s *Server) sweepLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
+	// A first sweep at start: what expired while the host was down goes
+	// at once.
 	for {
+		n, err := s.Sweep(s.ctx)
+		if err != nil && s.ctx.Err() == nil {
+			s.log.Warn("mailboxSweepFailed", "err", err)
+		} else if n > 0 {
+			s.log.Info("mailboxSwept", "expired", n)
+		}
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
-			n, err := s.Sweep(s.ctx)
-			if err != nil && s.ctx.Err() == nil {
-				s.log.Warn("mailboxSweepFailed", "err", err)
-			} else if n > 0 {
-				s.log.Info("mailboxSwept", "expired", n)
-			}
 		}
 	}
 }

@@ -17,6 +17,8 @@ type Stats struct {
 	BytesReceived     int64 // bytes read from streams (after transport decryption)
 	BytesSent         int64 // bytes written to streams
 	Streams           int64 // streams open now
+	BlobsStored       int64 // file blobs stored (issue 16)
+	BlobsRefused      int64 // file blobs refused: quota, rate, storage errors
 }
 
 // stats is the live form of Stats.
@@ -24,6 +26,7 @@ type stats struct {
 	deposits, duplicates, refused atomic.Int64
 	fetches, fetched, deleted     atomic.Int64
 	bytesIn, bytesOut, streams    atomic.Int64
+	blobs, blobsRefused           atomic.Int64
 }
 
 // Stats returns the server's counters.
@@ -33,6 +36,7 @@ func (s *Server) Stats() Stats {
 		Deposits: c.deposits.Load(), DuplicateDeposits: c.duplicates.Load(), RefusedDeposits: c.refused.Load(),
 		Fetches: c.fetches.Load(), FetchedEnvelopes: c.fetched.Load(), DeletedEnvelopes: c.deleted.Load(),
 		BytesReceived: c.bytesIn.Load(), BytesSent: c.bytesOut.Load(), Streams: c.streams.Load(),
+		BlobsStored: c.blobs.Load(), BlobsRefused: c.blobsRefused.Load(),
 	}
 }
 
@@ -62,3 +66,6 @@ func (c countingWriter) Write(p []byte) (int, error) {
 // TotalQuota is the server's total storage quota in envelope bytes (0: no
 // limit).
 func (s *Server) TotalQuota() int64 { return s.quota.Total }
+
+// TotalBlobQuota is the blob storage quota in bytes (0: no limit).
+func (s *Server) TotalBlobQuota() int64 { return s.blobQuota.Total }

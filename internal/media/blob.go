@@ -23,7 +23,13 @@ import (
 // A stream carries any number of requests, one after the other, answered
 // in order; the client closes its side when done. It runs on its own
 // streams, so a file never holds up the text messages of /samizdat/msg/1.
-const Protocol = "/samizdat/blob/1"
+const Protocol = "/samizdat/blob/2"
+
+// ProtocolV1 is the blob protocol before the busy and have answers: the
+// same requests of one chunk, answered OK or missing only. It is still
+// served (never busy: an older fetcher drops a source that says so) and
+// spoken to a peer that knows no other (compat.go).
+const ProtocolV1 = "/samizdat/blob/1"
 
 const (
 	statusOK      = 0

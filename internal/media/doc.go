@@ -4,7 +4,7 @@
 // addressed by the SHA-256 of its ciphertext. The Manifest — key, size,
 // name, type, the hashes of the encrypted index and a thumbnail — is small
 // and travels inside an ordinary ratchet message; the chunks travel over
-// /samizdat/blob/1 from anyone who holds them, and the receiver checks
+// /samizdat/blob/2 (ProtocolV1 still served) from anyone who holds them, and the receiver checks
 // each one against its hash before keeping it. Chunks live as files in a
 // directory (they are ciphertext already), so a transfer resumes from what
 // is on disk after a disconnect or a restart.

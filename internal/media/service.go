@@ -73,6 +73,8 @@ type Config struct {
 	// transfer stops (state StateComplete or StateFailed), from the
 	// fetching goroutine: it must not block.
 	OnChange func(msgID string, contactID int64, state string)
+	// Expiry: when incomplete incoming files are given up (expire.go).
+	Expiry ExpirySettings
 }
 
 // Transfer is one file sent or received, as listed by Transfers.
@@ -94,6 +96,11 @@ type Transfer struct {
 	// all (repeats and the index included). 0 for received files.
 	ChunksServed int   `json:"chunksServed"`
 	BytesServed  int64 `json:"bytesServed"`
+	// HostState, for a file we sent to a contact: where it stands with
+	// the recipient's mailbox hosts (HostDeposited, HostOverQuota, …;
+	// hosted.go), and why it waits here if it does.
+	HostState string `json:"hostState,omitempty"`
+	HostError string `json:"hostError,omitempty"`
 }
 
 // record is what the store keeps of a transfer.
@@ -111,6 +118,14 @@ type record struct {
 	// every source holds the whole file.
 	Group string `json:"group,omitempty"`
 	Seeds int    `json:"seeds,omitempty"`
+	// Ours: where the file stands with the recipient's mailbox hosts
+	// (hosted.go).
+	HostState string `json:"host,omitempty"`
+	HostError string `json:"hostErr,omitempty"`
+	// Theirs: when the record was made (unix seconds) and whether the
+	// partial transfer was abandoned for its age (expire.go).
+	Added   int64 `json:"added,omitempty"`
+	Expired bool  `json:"expired,omitempty"`
 }
 
 type progress struct {
@@ -139,6 +154,9 @@ type Service struct {
 	lanes map[string]chan struct{}
 	prog  map[string]progress
 
+	hostBlobs HostBlobs            // our mailbox hosts' blobs (hosted.go)
+	hostTried map[string]time.Time // when our hosts last had none of a file
+
 	kick   chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -166,6 +184,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Transport != nil {
 		cfg.Transport.Handle(Protocol, func(st p2p.Stream) {
 			ServeWith(ch, st, s.budget.allow, func(h Hash, n int) {
+				s.served.Add(int64(n))
+				s.servedBy.sent(h, n)
+			})
+		})
+		cfg.Transport.Handle(ProtocolV1, func(st p2p.Stream) {
+			ServeWith(ch, st, nil, func(h Hash, n int) {
 				s.served.Add(int64(n))
 				s.servedBy.sent(h, n)
 			})
@@ -224,8 +248,10 @@ func (s *Service) MaxFileSize() int64 { return s.cfg.MaxFileSize }
 // Close.
 func (s *Service) Start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
-	s.wg.Add(1)
+	s.expireNow(ctx) // before the first fetch: what was abandoned goes
+	s.wg.Add(2)
 	go s.loop(ctx)
+	go s.expireLoop(ctx)
 }
 
 // Close stops serving and fetching; partial transfers resume on the next
@@ -233,6 +259,7 @@ func (s *Service) Start(ctx context.Context) {
 func (s *Service) Close() {
 	if s.cfg.Transport != nil {
 		s.cfg.Transport.Unhandle(Protocol)
+		s.cfg.Transport.Unhandle(ProtocolV1)
 	}
 	if s.cancel != nil {
 		s.cancel()
@@ -297,7 +324,7 @@ func (s *Service) AddOutgoingGroup(ctx context.Context, msgID, group string, m *
 // seeds are the sender's devices, peers the other members' (fetching it
 // too, and serving what they have).
 func (s *Service) AddIncomingGroup(tx *store.Tx, msgID, group string, manifest []byte, seeds, peers []string) error {
-	r := record{MessageID: msgID, Incoming: true, Manifest: manifest, Group: group, Seeds: len(seeds),
+	r := record{MessageID: msgID, Incoming: true, Manifest: manifest, Group: group, Seeds: len(seeds), Added: s.expiry().Now().Unix(),
 		Sources: append(append([]string(nil), seeds...), peers...)}
 	if len(seeds) == 0 {
 		r.Seeds = -1 // no seed known: peers only
@@ -317,7 +344,7 @@ func (s *Service) AddIncomingGroup(tx *store.Tx, msgID, group string, manifest [
 // the other; fetching from sources starts once it commits. A manifest
 // that does not parse or is over the limit is recorded as failed.
 func (s *Service) AddIncoming(tx *store.Tx, msgID string, contactID int64, manifest []byte, sources []string) error {
-	if err := putRecord(tx, record{MessageID: msgID, ContactID: contactID, Incoming: true, Manifest: manifest, Sources: sources}); err != nil {
+	if err := putRecord(tx, record{MessageID: msgID, ContactID: contactID, Incoming: true, Manifest: manifest, Sources: sources, Added: s.expiry().Now().Unix()}); err != nil {
 		return err
 	}
 	select {
@@ -433,7 +460,7 @@ func (s *Service) startFetches(ctx context.Context) {
 		return
 	}
 	for _, r := range recs {
-		if !r.Incoming || s.waits(r) {
+		if !r.Incoming || r.Expired || s.waits(r) {
 			continue
 		}
 		s.mu.Lock()
@@ -496,6 +523,7 @@ func (s *Service) fetch(ctx context.Context, r record) {
 		n := max(0, min(r.Seeds, len(r.Sources)))
 		seeds, peers = r.Sources[:n], r.Sources[n:]
 	}
+	s.fetchHosted(ctx, r, m) // what our mailbox hosts hold for us first
 	err = FetchSwarm(ctx, s.cfg.Transport, s.ch, m, seeds, peers, func(done, total int) {
 		s.setProg(r.MessageID, progress{done: done, total: total, state: StateFetching})
 	})
@@ -514,6 +542,7 @@ func (s *Service) fetch(ctx context.Context, r record) {
 	}
 	s.setProg(r.MessageID, progress{done: total, total: total, state: StateComplete})
 	s.changed(r, StateComplete)
+	s.deleteHosted(ctx, r, m)
 }
 
 // Transfers lists every file sent and received, with progress.
@@ -539,13 +568,19 @@ func (s *Service) Transfers(ctx context.Context) ([]Transfer, error) {
 		if !r.Incoming {
 			t.State, t.Done = StateSending, t.Total
 			t.ChunksServed, t.BytesServed = s.servedBy.get(r.MessageID)
+			t.HostState, t.HostError = r.HostState, r.HostError
 			out = append(out, t)
 			continue
 		}
 		s.mu.Lock()
 		p, ok := s.prog[r.MessageID]
 		s.mu.Unlock()
-		if ok && p.state != "" {
+		if r.Expired {
+			t.State = StateExpired
+			if ok {
+				t.Error = p.err
+			}
+		} else if ok && p.state != "" {
 			t.State, t.Done, t.Error = p.state, p.done, p.err
 		} else {
 			t.State = StateFetching

@@ -324,7 +324,7 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 	if !ok {
 		return false, false, nil
 	}
-	st, err := s.op.OpenStream(s.ctx, src.id, Protocol)
+	st, v1, err := openBlob(s.ctx, s.op, src.id)
 	if err != nil {
 		s.mu.Lock()
 		s.giveBack(first)
@@ -332,6 +332,9 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 		return false, false, err
 	}
 	defer st.Close()
+	if v1 && !s.asV1(src, &first) {
+		return false, false, nil
+	}
 	inflight := make(chan request, window)
 	pc := newPacer()
 	stop := make(chan struct{})

@@ -194,17 +194,20 @@ func (s *Service) Request(ctx context.Context, msgID string) error {
 		if err != nil {
 			return err
 		}
-		if !r.Incoming || r.Wanted {
+		if !r.Incoming || r.Wanted && !r.Expired {
 			return nil
 		}
 		r.Wanted = true
+		if r.Expired { // asked for again: a new clock
+			r.Expired, r.Added = false, s.expiry().Now().Unix()
+		}
 		return putRecord(tx, r)
 	})
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	if s.prog[msgID].state == StateWaiting {
+	if st := s.prog[msgID].state; st == StateWaiting || st == StateExpired {
 		delete(s.prog, msgID)
 	}
 	s.mu.Unlock()

@@ -18,6 +18,7 @@ var ErrNoMedia = errors.New("this node does not carry files")
 func (m *Messenger) startMedia(ctx context.Context) {
 	if m.cfg.Media != nil {
 		m.cfg.Media.Start(ctx)
+		m.startMediaHosts(ctx)
 	}
 }
 
@@ -30,7 +31,7 @@ func (m *Messenger) stopMedia() {
 // SendFile seals the file at path into the chunk store and sends a message
 // to the contact ref carrying its manifest (and text as the caption, which
 // may be empty). The contact then fetches the chunks from us over
-// /samizdat/blob/1, on streams of their own, so no text waits behind a
+// /samizdat/blob/2, on streams of their own, so no text waits behind a
 // file. It returns once the message is queued.
 func (m *Messenger) SendFile(ctx context.Context, ref, path, text string) (store.Message, error) {
 	svc := m.cfg.Media
@@ -74,7 +75,11 @@ func (m *Messenger) sendManifest(ctx context.Context, ref, text string, man *med
 	if req.err != nil {
 		return req.msg, req.err
 	}
-	return req.msg, svc.AddOutgoing(ctx, req.msg.ID, req.msg.ContactID, man)
+	if err := svc.AddOutgoing(ctx, req.msg.ID, req.msg.ContactID, man); err != nil {
+		return req.msg, err
+	}
+	m.kickDeposits()
+	return req.msg, nil
 }
 
 // receivedAttachment records the file of a message being stored, in the

@@ -172,6 +172,9 @@ type Messenger struct {
 	initLimit initLimiter // new sessions per remote device
 	unindexed atomic.Bool // messages stored since the last IndexPending
 
+	// files deposited at contacts' hosts (mediahosts.go)
+	mediaHosts *mediaHostsState
+
 	mbKey     ed25519.PrivateKey // our current mailbox key, for hosts and the mesh (guarded by mbMu)
 	mbKeys    []mailboxKey       // every key still fetched, oldest first (guarded by mbMu)
 	rotateMu  sync.Mutex         // one new card (and mailbox rotation) at a time

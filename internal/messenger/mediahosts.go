@@ -1,0 +1,320 @@
+package messenger
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/mailbox"
+	"github.com/samizdat-im/samizdat/internal/media"
+	"github.com/samizdat-im/samizdat/internal/store"
+)
+
+// Files for offline contacts (issue 16, media/hosted.go): a file sent to a
+// contact that is not connected is deposited, as padded sealed blobs, at
+// the contact's mailbox hosts (within their quotas, over a throwaway
+// transport identity like every mailbox deposit), so the contact gets it
+// while we are offline; and our own hosts are a source of the files sent
+// to us. A file the hosts refuse (over quota) waits here, and the transfer
+// says so (Transfer.HostState).
+
+// overQuotaRetry is how long a file the hosts refused for their quotas
+// waits before it is offered again (files that failed for another reason,
+// an unreachable host, are tried again every FetchInterval).
+const overQuotaRetry = 10 * time.Minute
+
+// mediaHostsState is the deposit loop's state.
+type mediaHostsState struct {
+	kick chan struct{}
+	mu   sync.Mutex
+	next map[string]time.Time // message id → not before
+}
+
+// startMediaHosts plugs our hosts into the media service and starts the
+// deposit loop.
+func (m *Messenger) startMediaHosts(ctx context.Context) {
+	svc := m.cfg.Media
+	if svc == nil || m.tr == nil {
+		return
+	}
+	m.mediaHosts = &mediaHostsState{kick: make(chan struct{}, 1), next: map[string]time.Time{}}
+	svc.SetHostBlobs(ownHostBlobs{m})
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.depositLoop(ctx)
+	}()
+}
+
+// kickDeposits makes the deposit loop look at once (a file was sent).
+func (m *Messenger) kickDeposits() {
+	if m.mediaHosts == nil {
+		return
+	}
+	select {
+	case m.mediaHosts.kick <- struct{}{}:
+	default:
+	}
+}
+
+// depositLoop deposits the files sent to unreachable contacts, at start,
+// when a file is sent and every FetchInterval (files over quota are tried
+// again: the hosts may have room since).
+func (m *Messenger) depositLoop(ctx context.Context) {
+	t := time.NewTicker(m.cfg.FetchInterval)
+	defer t.Stop()
+	for {
+		m.depositFiles(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.mediaHosts.kick:
+		}
+	}
+}
+
+func (m *Messenger) depositFiles(ctx context.Context) {
+	svc := m.cfg.Media
+	outs, err := svc.ToDeposit(ctx)
+	if err != nil {
+		return
+	}
+	connected := m.tr.ConnectedPeers()
+	mh := m.mediaHosts
+	now := time.Now()
+	for _, o := range outs {
+		if ctx.Err() != nil {
+			return
+		}
+		mh.mu.Lock()
+		wait := now.Before(mh.next[o.MessageID])
+		mh.mu.Unlock()
+		if wait {
+			continue
+		}
+		var c *store.Contact
+		var msg *store.Message
+		err := m.st.View(ctx, func(tx *store.Tx) (err error) {
+			if c, err = tx.Contact(o.ContactID); err != nil {
+				return err
+			}
+			msg, err = tx.Message(o.ContactID, true, o.MessageID)
+			return err
+		})
+		if err != nil {
+			continue
+		}
+		// A contact that has the message or is connected fetches from us.
+		if msg.State == store.StateDelivered || msg.State == store.StateRead || slices.Contains(connected, c.PeerID) {
+			continue
+		}
+		card, err := identity.ParseSignedCard(c.Card)
+		if err != nil || len(card.Mailboxes) == 0 {
+			continue
+		}
+		state, why := m.depositFile(ctx, card.Mailboxes, o.Manifest)
+		if state == media.HostOverQuota {
+			mh.mu.Lock()
+			mh.next[o.MessageID] = time.Now().Add(overQuotaRetry)
+			mh.mu.Unlock()
+		}
+		if state != o.HostState || why != "" {
+			if err := svc.SetHostState(ctx, o.MessageID, state, why); err != nil {
+				m.log.Debug("hostStateFailed", "err", err)
+			}
+		}
+		m.log.Info("fileDeposit", "msg", shortID(o.MessageID), "state", state)
+	}
+}
+
+func shortID(id string) string { return id[:min(8, len(id))] }
+
+// depositFile deposits the blobs of file man at the hosts (the first
+// maxDepositHosts): HostDeposited once one host holds all of them, else
+// HostOverQuota if a host refused for quota, else HostDepositing (tried
+// again later), with the reason.
+func (m *Messenger) depositFile(ctx context.Context, hosts []identity.MailboxHost, man *media.Manifest) (state, why string) {
+	ids, blob, err := m.cfg.Media.Deposit(man)
+	if err != nil {
+		return media.HostDepositing, err.Error()
+	}
+	var errs []error
+	overQuota := false
+	done := false
+	for i, h := range hosts {
+		if i == maxDepositHosts {
+			break
+		}
+		var mb mailbox.ID
+		copy(mb[:], h.ID)
+		err := m.depositAt(ctx, MailboxHost{PeerID: h.PeerID, Addrs: h.Addrs}, mb, ids, blob)
+		if err == nil {
+			done = true
+			continue
+		}
+		if errors.Is(err, mailbox.ErrQuotaFull) {
+			overQuota = true
+		}
+		errs = append(errs, fmt.Errorf("host %s: %w", shortPeer(h.PeerID), err))
+	}
+	switch {
+	case done:
+		return media.HostDeposited, ""
+	case overQuota:
+		return media.HostOverQuota, "the file waits here: " + errors.Join(errs...).Error()
+	case len(errs) > 0:
+		return media.HostDepositing, errors.Join(errs...).Error()
+	}
+	return media.HostDepositing, "no mailbox host"
+}
+
+// depositAt puts at one host what it does not hold yet of ids.
+func (m *Messenger) depositAt(ctx context.Context, h MailboxHost, mb mailbox.ID, ids []media.Hash, blob func(int) ([]byte, error)) error {
+	c, err := mailbox.DialBlobs(ctx, m.opener(h), h.PeerID)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var missing []int
+	for start := 0; start < len(ids); start += mailbox.MaxBlobBatch {
+		batch := toMailboxHashes(ids[start:min(len(ids), start+mailbox.MaxBlobBatch)])
+		has, err := c.Have(ctx, mb, batch)
+		if err != nil {
+			return err
+		}
+		for i, ok := range has {
+			if !ok {
+				missing = append(missing, start+i)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	// Nothing goes out for a file that cannot fit.
+	if err := c.Room(ctx, mb, len(missing)); err != nil {
+		return err
+	}
+	for start := 0; start < len(missing); start += mailbox.MaxBlobBatch {
+		part := missing[start:min(len(missing), start+mailbox.MaxBlobBatch)]
+		batch := make([]mailbox.Hash, len(part))
+		for i, k := range part {
+			batch[i] = mailbox.Hash(ids[k])
+		}
+		n, err := c.Put(ctx, mb, batch, func(i int) ([]byte, error) { return blob(part[i]) })
+		if err != nil {
+			return err
+		}
+		if n != len(batch) {
+			return fmt.Errorf("host took %d of %d blobs", n, len(batch))
+		}
+	}
+	return nil
+}
+
+func toMailboxHashes(hs []media.Hash) []mailbox.Hash {
+	out := make([]mailbox.Hash, len(hs))
+	for i, h := range hs {
+		out[i] = mailbox.Hash(h)
+	}
+	return out
+}
+
+// ownHostBlobs is media.HostBlobs over our own mailbox hosts, under each
+// of our mailbox ids (a sender may know an older one).
+type ownHostBlobs struct{ m *Messenger }
+
+var _ media.HostBlobs = ownHostBlobs{}
+
+func (o ownHostBlobs) each(ctx context.Context, f func(c *mailbox.BlobConn, mb mailbox.ID) error) error {
+	var errs []error
+	for _, h := range o.m.mailboxHosts() {
+		// A stream per mailbox id, each over its own throwaway identity
+		// (as for fetching mail): the host cannot tell two ids are ours.
+		for _, key := range o.m.blobKeys() {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			c, err := mailbox.DialBlobs(ctx, o.m.opener(h), h.PeerID)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			err = f(c, mailbox.KeyID(key))
+			c.Close()
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// blobKeys are our mailbox keys under which hosts may still hold blobs:
+// the current one first, then those superseded less than
+// mailbox.DefaultBlobTTL ago (a sender deposits under the id of the card
+// it has; blobs older than that are gone).
+func (m *Messenger) blobKeys() []ed25519.PrivateKey {
+	m.mbMu.Lock()
+	defer m.mbMu.Unlock()
+	now := m.now()
+	var out []ed25519.PrivateKey
+	for i := len(m.mbKeys) - 1; i >= 0; i-- {
+		k := m.mbKeys[i]
+		if k.until.IsZero() || now.Sub(k.until) < mailbox.DefaultBlobTTL {
+			out = append(out, k.key)
+		}
+	}
+	return out
+}
+
+// GetBlobs gets what our hosts hold of ids.
+func (o ownHostBlobs) GetBlobs(ctx context.Context, ids []media.Hash, got func(i int, blob []byte) error) error {
+	have := make([]bool, len(ids))
+	left := len(ids)
+	return o.each(ctx, func(c *mailbox.BlobConn, mb mailbox.ID) error {
+		for start := 0; start < len(ids) && left > 0; start += mailbox.MaxBlobBatch {
+			batch := toMailboxHashes(ids[start:min(len(ids), start+mailbox.MaxBlobBatch)])
+			held, err := c.Have(ctx, mb, batch)
+			if err != nil {
+				return err
+			}
+			var want []mailbox.Hash
+			var at []int
+			for i, ok := range held {
+				if ok && !have[start+i] {
+					want, at = append(want, batch[i]), append(at, start+i)
+				}
+			}
+			err = c.GetMany(ctx, mb, want, func(i int, b []byte) error {
+				if got(at[i], b) == nil { // a blob that does not open may be good elsewhere
+					have[at[i]] = true
+					left--
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteBlobs deletes ids at our hosts.
+func (o ownHostBlobs) DeleteBlobs(ctx context.Context, ids []media.Hash) {
+	_ = o.each(ctx, func(c *mailbox.BlobConn, mb mailbox.ID) error {
+		for start := 0; start < len(ids); start += mailbox.MaxBlobBatch {
+			if _, err := c.Delete(ctx, mb, toMailboxHashes(ids[start:min(len(ids), start+mailbox.MaxBlobBatch)])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

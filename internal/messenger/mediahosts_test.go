@@ -1,0 +1,209 @@
+package messenger
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/mailbox"
+	"github.com/samizdat-im/samizdat/internal/media"
+	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/store"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+// startBlobHost runs a mailbox host with blob quotas q, every byte it
+// reads and writes going to trace.
+func startBlobHost(t testing.TB, q mailbox.Quotas, trace *syncBuffer) (MailboxHost, *store.MailboxStore) {
+	t.Helper()
+	key := make([]byte, store.KeySize)
+	rand.Read(key)
+	ms, err := store.OpenMailboxStore(filepath.Join(t.TempDir(), "mailbox.db"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := p2p.New(context.Background(), p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mailbox.ServerConfig{Store: ms, SweepInterval: -1, BlobQuotas: q}
+	if trace != nil {
+		cfg.Trace = trace
+	}
+	srv := mailbox.NewServer(cfg)
+	srv.Register(n)
+	t.Cleanup(func() {
+		srv.Close()
+		n.Close()
+		ms.Close()
+	})
+	return MailboxHost{PeerID: n.PeerID(), Addrs: transportAddrs(n.Addrs())}, ms
+}
+
+// mediaTune is the config of a node that carries files (chunks in dir)
+// and has host as its mailbox host (none: zero MailboxHost).
+func mediaTune(t testing.TB, dir string, host MailboxHost) func(*Config) {
+	return func(c *Config) {
+		svc, err := media.New(media.Config{Dir: dir, Store: c.Store, Transport: c.Transport.(media.Transport),
+			RetryInterval: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Media = svc
+		c.FetchInterval = 200 * time.Millisecond
+		if host.PeerID != "" {
+			c.MailboxHosts = []MailboxHost{host}
+		}
+	}
+}
+
+// offlinePair makes alice and bob contacts, bob with host as his mailbox
+// host, and stops bob.
+func offlinePair(t *testing.T, host MailboxHost) (alice, bob *tnode) {
+	adir, bdir := t.TempDir(), t.TempDir()
+	alice = newNodeTuned(t, "alice", mediaTune(t, adir, MailboxHost{}))
+	bob = newNodeTuned(t, "bob", mediaTune(t, bdir, MailboxHost{}))
+	bob.pinAddr()
+	bob.restartWith(mediaTune(t, bdir, host)) // bob's card names his host
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	alice.pinAddr()
+	bob.stop()
+	return alice, bob
+}
+
+// TestFileThroughMailboxHost: bob is offline; alice sends him a file; its
+// chunks go to bob's mailbox host; alice goes offline; bob comes online
+// and completes the file from his host alone, which then deletes the
+// blobs. The host never sees the content, the chunk addresses, the file
+// key, the file name or alice's peer id: only equal-sized blobs.
+func TestFileThroughMailboxHost(t *testing.T) {
+	trace := &syncBuffer{}
+	host, ms := startBlobHost(t, mailbox.Quotas{}, trace)
+	alice, bob := offlinePair(t, host)
+	ctx := context.Background()
+	path, data := writeRandom(t, 1<<20+12345) // 5 data chunks, the last one short
+	msg, err := alice.m.SendFile(ctx, "bob", path, "for when you are back")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the file deposited at bob's host", func() bool {
+		return transferOf(t, alice, msg.ID).HostState == media.HostDeposited
+	})
+	man, err := alice.m.Media().Manifest(ctx, msg.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, n, err := ms.BlobUsage(ctx, nil)
+	if err != nil || n != int64(man.Chunks()+len(man.Index)) {
+		t.Fatalf("host holds %d blobs (%v), want %d", n, err, man.Chunks()+len(man.Index))
+	}
+	alicePeer := alice.n.PeerID()
+	alice.stop() // the sender goes offline
+
+	bob.start()
+	eventually(t, 30*time.Second, "bob has the file from his host", func() bool {
+		return transferOf(t, bob, msg.ID).State == media.StateComplete
+	})
+	out := filepath.Join(t.TempDir(), "saved")
+	if err := bob.m.SaveFile(ctx, msg.ID, out); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("bob's file differs from alice's")
+	}
+	eventually(t, 20*time.Second, "the host deleted the blobs", func() bool {
+		_, n, err := ms.BlobUsage(ctx, nil)
+		return err == nil && n == 0
+	})
+
+	// What the host learned: everything it read and wrote, after
+	// transport decryption (what its own keys open).
+	seen := trace.Bytes()
+	if !bytes.Contains(seen, []byte("#stream peer=")) || len(seen) < man.Chunks()*media.BlobSize {
+		t.Fatalf("the trace holds %d bytes: the deposit was not traced", len(seen))
+	}
+	for off := 0; off+64 <= len(data); off += 100_003 {
+		if bytes.Contains(seen, data[off:off+64]) {
+			t.Fatalf("plaintext at offset %d seen by the host", off)
+		}
+	}
+	if bytes.Contains(seen, man.Key[:]) || bytes.Contains(seen, []byte("photo album")) || bytes.Contains(seen, []byte(alicePeer)) {
+		t.Fatal("the host saw the file key, its name or the sender's peer id")
+	}
+	hashes, err := media.LoadIndex(bob.m.Media().Chunks(), man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range append(hashes, man.Index...) {
+		if bytes.Contains(seen, h[:]) {
+			t.Fatalf("chunk address %d seen by the host", i)
+		}
+		c, err := bob.m.Media().Chunks().Get(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(seen, c[:64]) {
+			t.Fatalf("chunk %d's ciphertext seen by the host (linkable to the swarm)", i)
+		}
+	}
+}
+
+// TestFileOverHostQuota: bob's host has room for fewer blobs than alice's
+// file needs: it refuses before anything is sent, alice's transfer says
+// the file waits with her (over quota), and bob gets it from her once
+// both are online.
+func TestFileOverHostQuota(t *testing.T) {
+	host, ms := startBlobHost(t, mailbox.Quotas{PerMailbox: 3 * mailbox.BlobSize}, nil)
+	alice, bob := offlinePair(t, host)
+	ctx := context.Background()
+	path, data := writeRandom(t, 2<<20)
+	msg, err := alice.m.SendFile(ctx, "bob", path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the transfer says over quota", func() bool {
+		return transferOf(t, alice, msg.ID).HostState == media.HostOverQuota
+	})
+	tr := transferOf(t, alice, msg.ID)
+	if !strings.Contains(tr.HostError, "over quota") || !strings.Contains(tr.HostError, "waits here") {
+		t.Errorf("the transfer's reason: %q", tr.HostError)
+	}
+	if _, n, _ := ms.BlobUsage(ctx, nil); n != 0 {
+		t.Errorf("the host holds %d blobs of a file it refused", n)
+	}
+	bob.start()
+	eventually(t, 30*time.Second, "bob has the file from alice", func() bool {
+		return transferOf(t, bob, msg.ID).State == media.StateComplete
+	})
+	out := filepath.Join(t.TempDir(), "saved")
+	if err := bob.m.SaveFile(ctx, msg.ID, out); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("bob's file differs")
+	}
+}
