@@ -84,5 +84,7 @@ func (s *server) groupSendFile(w http.ResponseWriter, r *http.Request) {
 		s.failFile(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, ToGroupMessage(m))
+	out := []apiclient.GroupMessage{ToGroupMessage(m)}
+	s.withGroupFiles(r.Context(), out)
+	writeJSON(w, http.StatusCreated, out[0])
 }

@@ -151,6 +151,7 @@ func (s *server) groupMessages(w http.ResponseWriter, r *http.Request) {
 	for _, m := range ms {
 		out.Messages = append(out.Messages, ToGroupMessage(m))
 	}
+	s.withGroupFiles(r.Context(), out.Messages) // groupmedia.go
 	writeJSON(w, http.StatusOK, out)
 }
 

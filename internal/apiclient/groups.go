@@ -37,6 +37,9 @@ type GroupMessage struct {
 	SentAt     time.Time `json:"sentAt"`
 	At         time.Time `json:"at"`
 	Ord        float64   `json:"ord"` // display key, as Message.Ord
+	// File is the file the message carries (its text is the caption),
+	// as Message.File.
+	File *FileInfo `json:"file,omitempty"`
 }
 
 // GroupConversation is GET /api/v1/groups/{group}/messages.

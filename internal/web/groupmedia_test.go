@@ -1,0 +1,108 @@
+package web_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/samizdat-im/samizdat/internal/apiclient"
+)
+
+// TestBrowserGroupPhotoAndVoiceNote drives files in a group between two
+// real nodes' pages in headless Chromium: A attaches a photo in the group
+// through the file input and records a voice note from Chromium's fake
+// microphone; B's page shows the photo's preview and then the full image
+// upright, and a player that plays; the group messages' API form carries
+// the files.
+func TestBrowserGroupPhotoAndVoiceNote(t *testing.T) {
+	b := browser(t)
+	na, nb := startNode(t, "Alice"), startNode(t, "Bob")
+	ctx := t.Context()
+	ca, cb := apiclient.New(na.APIAddr, na.Token), apiclient.New(nb.APIAddr, nb.Token)
+	inv, err := cb.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.AddContact(ctx, inv.Link, "Bob"); err != nil {
+		t.Fatal(err)
+	}
+	g, err := ca.CreateGroup(ctx, "Family")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.GroupInvite(ctx, g.ID, "Bob"); err != nil {
+		t.Fatal(err)
+	}
+	photo := filepath.Join(t.TempDir(), "garden.jpg")
+	if err := os.WriteFile(photo, sidewaysJPEG(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	pa, pb := tab(t, b), tab(t, b)
+	do(t, pa, chromedp.Navigate(na.LoginURL()))
+	do(t, pb, chromedp.Navigate(nb.LoginURL()))
+	waitJS(t, pb, "the invitation in B's list", `!!document.querySelector('.chat[data-name="Family"] .invite-tag')`)
+	click(t, pb, `.chat[data-name="Family"]`)
+	do(t, pb, chromedp.WaitVisible(chromedp.CSS("#join-btn")))
+	if !eval[bool](t, pb, `document.querySelector("#attach-btn").hidden`) {
+		t.Error("the attach button shows on a group's invitation")
+	}
+	do(t, pb, chromedp.Click(chromedp.CSS("#join-btn")))
+	waitJS(t, pb, "the group's composer in B", `!document.querySelector("#composer").hidden && !document.querySelector("#group-invite")`)
+	waitJS(t, pa, "the group in A's list", `!!document.querySelector('.chat[data-name="Family"]')`)
+	click(t, pa, `.chat[data-name="Family"]`)
+	waitJS(t, pa, "the attach and record buttons in the group",
+		`!document.querySelector("#composer").hidden && !document.querySelector("#attach-btn").hidden && !document.querySelector("#record-btn").hidden`)
+	// B's sender key reaches A before A's photo needs B as a member: a
+	// text both ways first, as people do.
+	do(t, pb, chromedp.SendKeys(chromedp.CSS("#text"), "Joined\r"))
+	waitJS(t, pa, "B's message in A", `[...document.querySelectorAll(".msg.in .body")].some(e => e.textContent === "Joined")`)
+
+	// A attaches the photo; its own page shows it at once.
+	t0 := eval[float64](t, pa, `Date.now()`)
+	do(t, pa, chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{photo}))
+	waitJS(t, pa, "the photo in A's group", `!!document.querySelector(".msg.out .file-img")`)
+
+	// B sees the preview, then the full image, upright, with A's name.
+	waitJS(t, pb, "the photo's preview in B", `!!document.querySelector(".msg.in .file-img")`)
+	waitJS(t, pb, "the full photo in B",
+		`(() => { const i = document.querySelector(".msg.in .file-img.full"); return i && i.complete && i.naturalWidth > 0 })()`)
+	t.Logf("group photo: attached in A → full image shown in B: %.0f ms", eval[float64](t, pb, `Date.now()`)-t0)
+	if w, h := eval[int](t, pb, `document.querySelector(".msg.in .file-img.full").naturalWidth`),
+		eval[int](t, pb, `document.querySelector(".msg.in .file-img.full").naturalHeight`); w != 240 || h != 400 {
+		t.Errorf("B's photo is %dx%d, want 240x400 (upright)", w, h)
+	}
+	if s := eval[string](t, pb, `document.querySelector(".msg.in .file-img.full").closest(".msg").querySelector(".sender").textContent`); s != "Alice" {
+		t.Errorf("the photo's sender in B: %q, want Alice", s)
+	}
+
+	// A records a voice note; B plays it.
+	click(t, pa, "#record-btn")
+	waitJS(t, pa, "the recording running two seconds", `/^0:0[2-9]/.test(document.querySelector("#rec-time")?.textContent || "")`)
+	click(t, pa, "#rec-stop")
+	waitJS(t, pa, "the voice note in A's group", `!!document.querySelector(".msg.out .voice")`)
+	waitJS(t, pb, "the voice note's player in B", `!!document.querySelector(".msg.in .voice audio")?.src.startsWith("blob:")`)
+	click(t, pb, ".msg.in .voice .play")
+	waitJS(t, pb, "the voice note playing in B", `document.querySelector(".msg.in .voice audio").currentTime > 0`)
+	screenshot(t, pb, "group-media")
+
+	conv, err := cb.GroupMessages(ctx, g.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img, voice *apiclient.FileInfo
+	for _, m := range conv.Messages {
+		switch {
+		case m.File == nil:
+		case m.File.DurationMS > 0:
+			voice = m.File
+		case m.File.Width > 0:
+			img = m.File
+		}
+	}
+	if img == nil || img.Name != "garden.jpg" || len(img.Thumbnail) == 0 || voice == nil || len(voice.Waveform) != 64 {
+		t.Errorf("the group's files as B's node has them: photo %+v, voice note %+v", img, voice)
+	}
+}
