@@ -67,6 +67,10 @@ func (s *server) upload(w http.ResponseWriter, r *http.Request) {
 		s.groupUpload(w, r, g, up)
 		return
 	}
+	if c := q.Get("channel"); c != "" {
+		s.channelUpload(w, r, c, up)
+		return
+	}
 	msg, err := s.m.SendUpload(r.Context(), q.Get("contact"), up, q.Get("text"))
 	if err != nil {
 		var mbe *http.MaxBytesError

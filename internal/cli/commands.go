@@ -47,7 +47,7 @@ func initCmd(g *globals) *cobra.Command {
 
 func upCmd(g *globals) *cobra.Command {
 	var listen, bootstrap, mailboxHosts, relays []string
-	var apiAddr, logLevel, maxFile string
+	var apiAddr, logLevel, maxFile, maxChanFile string
 	var dht, behindNAT, noReceipts bool
 	var hf hookFlags
 	var mb serveMailboxFlags
@@ -81,6 +81,9 @@ func upCmd(g *globals) *cobra.Command {
 			}
 			if o.MaxFileSize, err = parseSize(maxFile); err != nil || o.MaxFileSize <= 0 {
 				return usageError{fmt.Errorf("--max-file-size: %q is not a size such as 2GiB", maxFile)}
+			}
+			if o.Messenger.MaxChannelFileSize, err = parseSize(maxChanFile); err != nil || o.Messenger.MaxChannelFileSize <= 0 {
+				return usageError{fmt.Errorf("--max-channel-file-size: %q is not a size such as 100MiB", maxChanFile)}
 			}
 			if err := tf.apply(&o); err != nil {
 				return err
@@ -126,6 +129,7 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().StringArrayVar(&relays, "relay", nil, "a circuit relay to be reached through while not publicly reachable, as /ip4/.../p2p/ID (repeatable; without any, the mailbox hosts are used, and then see this device)")
 	c.Flags().BoolVar(&noReceipts, "no-read-receipts", false, "do not tell contacts which of their messages you have read")
 	c.Flags().StringVar(&maxFile, "max-file-size", "2GiB", "largest file sent or fetched, e.g. 2GiB, 100MiB or bytes")
+	c.Flags().StringVar(&maxChanFile, "max-channel-file-size", "100MiB", "largest file posted on or fetched from a channel")
 	c.Flags().BoolVar(&behindNAT, "behind-nat", false, "assume this node cannot be dialled directly: book relay slots at once instead of waiting for AutoNAT")
 	addTransportFlags(c, &tf)
 	addHookFlags(c, &hf)
