@@ -106,3 +106,60 @@ func TestBrowserGroupPhotoAndVoiceNote(t *testing.T) {
 		t.Errorf("the group's files as B's node has them: photo %+v, voice note %+v", img, voice)
 	}
 }
+
+// TestBrowserChannelPhoto: the owner of a channel attaches a photo in its
+// page; a subscriber's page shows the post's preview, then the full
+// image, and no attach button (followers do not post).
+func TestBrowserChannelPhoto(t *testing.T) {
+	b := browser(t)
+	na, nb := startNode(t, "Alice"), startNode(t, "Bob")
+	ctx := t.Context()
+	ca, cb := apiclient.New(na.APIAddr, na.Token), apiclient.New(nb.APIAddr, nb.Token)
+	ch, err := ca.CreateChannel(ctx, "Home news", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := ca.ChannelInvite(ctx, ch.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.FollowChannel(ctx, inv.Link); err != nil {
+		t.Fatal(err)
+	}
+	pollAPI(t, "B on the channel's topic", func() bool {
+		cs, err := ca.Channels(ctx)
+		return err == nil && len(cs) == 1 && cs[0].Peers == 1
+	})
+	photo := filepath.Join(t.TempDir(), "garden.jpg")
+	if err := os.WriteFile(photo, sidewaysJPEG(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	pa, pb := tab(t, b), tab(t, b)
+	do(t, pa, chromedp.Navigate(na.LoginURL()))
+	do(t, pb, chromedp.Navigate(nb.LoginURL()))
+	waitJS(t, pa, "the channel in A's list", `!!document.querySelector('.chat[data-name="Home news"]')`)
+	waitJS(t, pb, "the channel in B's list", `!!document.querySelector('.chat[data-name="Home news"]')`)
+	click(t, pa, `.chat[data-name="Home news"]`)
+	click(t, pb, `.chat[data-name="Home news"]`)
+	waitJS(t, pa, "the attach button for the owner", `!document.querySelector("#composer").hidden && !document.querySelector("#attach-btn").hidden`)
+	waitJS(t, pb, "the channel open in B", `document.querySelector("#conv-title")?.textContent.includes("Home news") && document.querySelector("#composer").hidden`)
+
+	do(t, pa, chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{photo}))
+	waitJS(t, pa, "the photo in A's channel", `!!document.querySelector(".post .file-img")`)
+	waitJS(t, pb, "the post's preview in B", `!!document.querySelector(".post .file-img")`)
+	waitJS(t, pb, "the full photo in B",
+		`(() => { const i = document.querySelector(".post .file-img.full"); return i && i.complete && i.naturalWidth > 0 })()`)
+	if w, h := eval[int](t, pb, `document.querySelector(".post .file-img.full").naturalWidth`),
+		eval[int](t, pb, `document.querySelector(".post .file-img.full").naturalHeight`); w != 240 || h != 400 {
+		t.Errorf("B's photo is %dx%d, want 240x400 (upright)", w, h)
+	}
+	screenshot(t, pb, "channel-photo")
+	ps, err := cb.ChannelPosts(ctx, ch.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps.Posts) != 1 || ps.Posts[0].File == nil || ps.Posts[0].File.Name != "garden.jpg" {
+		t.Errorf("B's posts: %+v", ps.Posts)
+	}
+}

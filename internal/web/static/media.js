@@ -96,6 +96,7 @@ function upload(dest, file, extra, onProgress) {
   const q = new URLSearchParams({ [dest.kind]: dest.id, name: file.name || "file" });
   if (extra.durationMs) q.set("durationMs", String(extra.durationMs));
   if (extra.waveform) q.set("waveform", b64url(extra.waveform));
+  if (dest.kind === "channel" && $("#post-alert")?.checked) q.set("alert", "true");
   return new Promise((resolve, reject) => {
     const x = new XMLHttpRequest();
     x.open("POST", "/api/v1/files/upload?" + q);
