@@ -125,3 +125,87 @@ func TestChannelPostFile(t *testing.T) {
 		t.Fatalf("the owner served %d bytes for a file of %d", served, size)
 	}
 }
+
+// channelFileRun makes a public channel with n subscribers, each
+// connected to the owner and to the subscriber before it (so that
+// gossipsub shows each some other subscribers), posts a file of size
+// bytes and waits until every subscriber holds it. It returns the time
+// from the post until then and the bytes of chunks the owner served.
+func channelFileRun(tb testing.TB, n, size int) (time.Duration, int64) {
+	ctx := context.Background()
+	owner := channelMediaNode(tb, "owner", 0)
+	ci, err := owner.m.CreateChannel(ctx, "News from home", false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	link, err := owner.m.ChannelInvite(ctx, ci.ID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	subs := make([]*tnode, n)
+	for i := range subs {
+		subs[i] = channelMediaNode(tb, "sub"+string(rune('a'+i)), 0)
+		if _, err := subs[i].m.FollowChannel(ctx, link); err != nil {
+			tb.Fatal(err)
+		}
+		connect(tb, subs[i], owner)
+		if i > 0 {
+			connect(tb, subs[i], subs[i-1])
+		}
+	}
+	eventually(tb, 20*time.Second, "topic peers", func() bool {
+		if channelTopicPeers(tb, owner, ci.ID) < n {
+			return false
+		}
+		for i, s := range subs {
+			want := 2
+			if i > 0 && i < n-1 {
+				want = 3
+			}
+			if channelTopicPeers(tb, s, ci.ID) < want {
+				return false
+			}
+		}
+		return true
+	})
+	settleMesh()
+	path, data := writeRandom(tb, size)
+	served0 := owner.m.cfg.Media.BytesServed()
+	start := time.Now()
+	p, err := owner.m.PostFile(ctx, ci.ID, path, "", false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	eventually(tb, 300*time.Second, "every subscriber has the file", func() bool {
+		for _, s := range subs {
+			if transferOf(tb, s, p.Hash).State != media.StateComplete {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(start)
+	out := filepath.Join(tb.TempDir(), "saved")
+	if err := subs[n-1].m.SaveFile(ctx, p.Hash, out); err != nil {
+		tb.Fatal(err)
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, data) {
+		tb.Fatalf("the last subscriber's copy differs (%v)", err)
+	}
+	return took, owner.m.cfg.Media.BytesServed() - served0
+}
+
+// TestChannelFileSwarm: a file posted on a channel is uploaded about once
+// by its owner; the subscribers take the rest from each other.
+func TestChannelFileSwarm(t *testing.T) {
+	n, size := 6, 8<<20
+	if raceBuild {
+		n, size = 4, 2<<20
+	}
+	took, served := channelFileRun(t, n, size)
+	t.Logf("%d subscribers, %d MiB: all have it after %v; the owner served %d bytes (%.2f× the file)",
+		n, size>>20, took, served, float64(served)/float64(size))
+	if served > 2*int64(size) {
+		t.Fatalf("the owner served %d bytes for a file of %d to %d subscribers", served, size, n)
+	}
+}
