@@ -101,6 +101,9 @@ type record struct {
 	// every source holds the whole file.
 	Group string `json:"group,omitempty"`
 	Seeds int    `json:"seeds,omitempty"`
+	// Open: a file we sent to a group or channel that we serve to every
+	// asker, not under the seed budget (AddOutgoingOpen).
+	Open bool `json:"open,omitempty"`
 }
 
 type progress struct {
@@ -171,7 +174,7 @@ func (s *Service) loadBudget() error {
 		return err
 	}
 	for _, r := range recs {
-		if r.Incoming || r.Group == "" {
+		if r.Incoming || r.Group == "" || r.Open {
 			continue
 		}
 		if m, err := ParseManifest(r.Manifest); err == nil {

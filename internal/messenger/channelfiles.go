@@ -17,7 +17,8 @@ import (
 // store; the post's body (signed with the rest of the post, and sealed in
 // a private channel) carries its manifest as a wire.ChannelBody. The owner
 // serves each chunk to about one subscriber (media's seed budget, as for
-// a group file) and the subscribers fetch from each other: their sources
+// a group file; a small channel's few subscribers get it whole,
+// channelServeAll) and the subscribers fetch from each other: their sources
 // are the peer that passed them the post and the channel's topic peers,
 // i.e. only peers gossipsub already shows them on the topic (and the
 // seeds of the invite). A subscriber serves the chunks it holds to anyone
@@ -27,6 +28,15 @@ import (
 // DefaultMaxChannelFileSize is the largest file posted on, or fetched
 // from, a channel when Config.MaxChannelFileSize is zero.
 const DefaultMaxChannelFileSize = 100 << 20
+
+// channelServeAll: with at most this many peers on the channel's topic
+// when it posts a file, the owner serves the whole file to each of them
+// (media.AddOutgoingOpen). Such subscribers may know no one but the
+// owner (they followed its invite), and under the seed budget all but
+// one would wait minutes for its refill; a few copies cost less. Above
+// it, the owner gives each chunk to about one subscriber and gossipsub's
+// mesh links the subscribers to each other.
+const channelServeAll = 4
 
 func (m *Messenger) maxChannelFile() int64 {
 	if m.cfg.MaxChannelFileSize > 0 {
@@ -105,11 +115,25 @@ func (m *Messenger) postManifest(ctx context.Context, ref, text string, alert bo
 		return ChannelPost{}, err
 	}
 	h := post.Hash()
-	// Under the seed budget before anyone can ask for it.
-	if err := m.cfg.Media.AddOutgoingGroup(ctx, hex.EncodeToString(h[:]), hex.EncodeToString(k.id[:]), man); err != nil {
+	id, ch := hex.EncodeToString(h[:]), hex.EncodeToString(k.id[:])
+	// Recorded (under the seed budget, for a larger channel) before anyone
+	// can ask for it.
+	add := m.cfg.Media.AddOutgoingGroup
+	if m.channelPeers(k) <= channelServeAll {
+		add = m.cfg.Media.AddOutgoingOpen
+	}
+	if err := add(ctx, id, ch, man); err != nil {
 		return ChannelPost{}, err
 	}
 	return m.announcePost(ctx, k, post)
+}
+
+// channelPeers is how many peers gossipsub shows on the channel's topic.
+func (m *Messenger) channelPeers(k chanKeys) int {
+	if j := m.joinedTopic(k.topic); j != nil && j.topic != nil {
+		return len(j.topic.Peers())
+	}
+	return 0
 }
 
 // receivedChannelFile records the file of a post being stored, in the
