@@ -14,8 +14,8 @@ import (
 // real nodes' pages in headless Chromium: A attaches a photo in the group
 // through the file input and records a voice note from Chromium's fake
 // microphone; B's page shows the photo's preview and then the full image
-// upright, and a player that plays; the group messages' API form carries
-// the files.
+// upright, and a player that plays; a pasted image and a dropped file
+// arrive too; the group messages' API form carries the files.
 func TestBrowserGroupPhotoAndVoiceNote(t *testing.T) {
 	b := browser(t)
 	na, nb := startNode(t, "Alice"), startNode(t, "Bob")
@@ -88,6 +88,20 @@ func TestBrowserGroupPhotoAndVoiceNote(t *testing.T) {
 	waitJS(t, pb, "the voice note playing in B", `document.querySelector(".msg.in .voice audio").currentTime > 0`)
 	screenshot(t, pb, "group-media")
 
+	// A pastes an image into the group's composer and drops a file on it.
+	eval[bool](t, pa, `(async () => {
+		const c = document.createElement("canvas"); c.width = 120; c.height = 80;
+		const g = c.getContext("2d"); g.fillStyle = "#3c3"; g.fillRect(0, 0, 120, 80);
+		const png = await new Promise((r) => c.toBlob(r, "image/png"));
+		const dt = new DataTransfer(); dt.items.add(new File([png], "image.png", { type: "image/png" }));
+		document.querySelector("#text").dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+		const dd = new DataTransfer(); dd.items.add(new File(["bread, tea, apples"], "list.txt", { type: "text/plain" }));
+		document.querySelector("#msgs").dispatchEvent(new DragEvent("drop", { dataTransfer: dd, bubbles: true, cancelable: true }));
+		return true })()`)
+	waitJS(t, pb, "the pasted image in B's group", `[...document.querySelectorAll(".msg.in .file-img")].some((i) => i.alt.startsWith("pasted-") && i.alt.endsWith(".png"))`)
+	waitJS(t, pb, "the dropped file's card in B's group, with Save",
+		`[...document.querySelectorAll(".msg.in .file-card")].some((e) => e.querySelector(".file-name")?.textContent === "list.txt" && e.querySelector(".save-file"))`)
+
 	conv, err := cb.GroupMessages(ctx, g.ID, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -98,12 +112,12 @@ func TestBrowserGroupPhotoAndVoiceNote(t *testing.T) {
 		case m.File == nil:
 		case m.File.DurationMS > 0:
 			voice = m.File
-		case m.File.Width > 0:
+		case m.File.Name == "garden.jpg":
 			img = m.File
 		}
 	}
-	if img == nil || img.Name != "garden.jpg" || len(img.Thumbnail) == 0 || voice == nil || len(voice.Waveform) != 64 {
-		t.Errorf("the group's files as B's node has them: photo %+v, voice note %+v", img, voice)
+	if img == nil || img.Width != 240 || len(img.Thumbnail) == 0 || voice == nil || len(voice.Waveform) != 64 {
+		t.Errorf("the group's files as B's node has them: photo %v, voice note %v", img != nil, voice != nil)
 	}
 }
 
