@@ -114,7 +114,11 @@ func groupCmd(g *globals) *cobra.Command {
 		},
 		func(v any) {
 			for _, m := range v.(apiclient.GroupConversation).Messages {
-				fmt.Fprintf(g.stdout, "%s  %-16s %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), safe(m.SenderName), safe(m.Text))
+				text := safe(m.Text)
+				if m.File != nil {
+					text = strings.TrimSpace("[file: " + safe(m.File.Name) + "] " + text)
+				}
+				fmt.Fprintf(g.stdout, "%s  %-16s %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), safe(m.SenderName), text)
 			}
 		})
 	c.AddCommand(list, create, show, invite, join, leave, remove, rename, send, messages)
