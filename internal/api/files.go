@@ -18,7 +18,7 @@ func (s *server) failFile(w http.ResponseWriter, err error) {
 	e := &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest, Message: err.Error()}
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, media.ErrTooLarge), errors.Is(err, media.ErrImageTooLarge), errors.Is(err, media.ErrBadImage),
-		errors.Is(err, media.ErrSizeChanged), errors.Is(err, messenger.ErrNoMedia):
+		errors.Is(err, media.ErrSizeChanged), errors.Is(err, media.ErrBadManifest), errors.Is(err, messenger.ErrNoMedia):
 	case errors.Is(err, media.ErrNoTransfer):
 		e.Status, e.Code = http.StatusNotFound, apiclient.CodeNotFound
 	case errors.Is(err, media.ErrIncomplete), errors.Is(err, media.ErrExists):

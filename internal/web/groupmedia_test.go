@@ -1,13 +1,17 @@
 package web_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/samizdat-im/samizdat/internal/apiclient"
+	"github.com/samizdat-im/samizdat/internal/app"
 )
 
 // TestBrowserGroupPhotoAndVoiceNote drives files in a group between two
@@ -175,5 +179,66 @@ func TestBrowserChannelPhoto(t *testing.T) {
 	}
 	if len(ps.Posts) != 1 || ps.Posts[0].File == nil || ps.Posts[0].File.Name != "garden.jpg" {
 		t.Errorf("B's posts: %+v", ps.Posts)
+	}
+}
+
+// TestUploadToRoomsRefused: the upload call refuses a group or channel
+// it cannot send to, with the API's error codes, and keeps nothing.
+func TestUploadToRoomsRefused(t *testing.T) {
+	na, nb := startNode(t, "Alice"), startNode(t, "Bob")
+	ctx := t.Context()
+	ca, cb := apiclient.New(na.APIAddr, na.Token), apiclient.New(nb.APIAddr, nb.Token)
+	ch, err := ca.CreateChannel(ctx, "News", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := ca.ChannelInvite(ctx, ch.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.FollowChannel(ctx, inv.Link); err != nil {
+		t.Fatal(err)
+	}
+	upload := func(n *app.Node, query string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+n.APIAddr+"/api/v1/files/upload?"+query, strings.NewReader("hello"))
+		req.Header.Set("Authorization", "Bearer "+n.Token)
+		req.Header.Set("Content-Type", "text/plain")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct {
+			Code string `json:"code"`
+		}
+		json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Code
+	}
+	for _, c := range []struct {
+		node       *app.Node
+		query      string
+		status     int
+		code, what string
+	}{
+		{na, "group=abcdef123456&name=a.txt", 404, "not_found", "an unknown group"},
+		{na, "channel=abcdef123456&name=a.txt", 404, "not_found", "an unknown channel"},
+		{nb, "channel=" + ch.ID + "&name=a.txt", 403, "forbidden", "a channel followed, not owned"},
+		{na, "channel=" + ch.ID + "&name=a.txt&waveform=%21%21", 400, "bad_request", "a bad waveform"},
+		{na, "channel=" + ch.ID + "&name=a.txt&durationMs=-5", 400, "bad_request", "a negative duration"},
+		{na, "contact=Bob&name=a.txt&waveform=%21%21", 400, "bad_request", "a bad waveform to a contact"},
+	} {
+		if status, code := upload(c.node, c.query); status != c.status || code != c.code {
+			t.Errorf("%s: %d %q, want %d %q", c.what, status, code, c.status, c.code)
+		}
+	}
+	if ps, err := ca.ChannelPosts(ctx, ch.ID, 0); err != nil || len(ps.Posts) != 0 {
+		t.Errorf("posts after refused uploads: %+v %v", ps.Posts, err)
+	}
+	if fs, err := ca.Files(ctx); err != nil || len(fs) != 0 {
+		t.Errorf("transfers after refused uploads: %+v %v", fs, err)
+	}
+	// The same file goes when it may.
+	if status, _ := upload(na, "channel="+ch.ID+"&name=a.txt"); status != 201 {
+		t.Errorf("an upload by the owner: %d", status)
 	}
 }
