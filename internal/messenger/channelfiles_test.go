@@ -28,9 +28,9 @@ func channelMediaNode(t testing.TB, name string, max int64) *tnode {
 // TestChannelPostFile: the owner of a private channel posts a file; it
 // reaches a subscriber connected to the owner and one that hears the
 // owner only through the first, each checks every chunk, and the owner
-// uploads about one copy. A file over the channel limit is refused by the
+// uploads at most two copies. A file over the channel limit is refused by the
 // owner, and not fetched by a subscriber with a lower limit; a post's
-// text cannot pose as a file body.
+// text cannot pose as a file body. A late follower gets the files too.
 func TestChannelPostFile(t *testing.T) {
 	ctx := context.Background()
 	size := 3 << 20
@@ -124,6 +124,17 @@ func TestChannelPostFile(t *testing.T) {
 	if served > 2*int64(size) {
 		t.Fatalf("the owner served %d bytes for a file of %d", served, size)
 	}
+
+	// A late follower gets the posts from history, and their files from
+	// the subscriber it knows.
+	c := channelMediaNode(t, "c", 0)
+	if _, err := c.m.FollowChannel(ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, c, a)
+	eventually(t, 60*time.Second, "the late follower has both files", func() bool {
+		return transferOf(t, c, sp.Hash).State == media.StateComplete && transferOf(t, c, lp.Hash).State == media.StateComplete
+	})
 }
 
 // channelFileRun makes a public channel with n subscribers, each
