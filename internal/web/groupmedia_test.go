@@ -162,6 +162,9 @@ func TestBrowserChannelPhoto(t *testing.T) {
 	click(t, pb, `.chat[data-name="Home news"]`)
 	waitJS(t, pa, "the attach button for the owner", `!document.querySelector("#composer").hidden && !document.querySelector("#attach-btn").hidden`)
 	waitJS(t, pb, "the channel open in B", `document.querySelector("#conv-title")?.textContent.includes("Home news") && document.querySelector("#composer").hidden`)
+	if eval[bool](t, pb, `getComputedStyle(document.querySelector("#composer")).display !== "none"`) {
+		t.Error("a follower's page shows the composer (and its attach button)")
+	}
 
 	do(t, pa, chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{photo}))
 	waitJS(t, pa, "the photo in A's channel", `!!document.querySelector(".post .file-img")`)
