@@ -213,6 +213,9 @@ func TestCLIGroupSendFile(t *testing.T) {
 		if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, content) {
 			t.Fatalf("%s's copy differs (%v)", p.name, err)
 		}
+		if !strings.Contains(p.must("group", "messages", g.ID), "[file: album.bin] the album") {
+			t.Fatalf("%s's group messages: %s", p.name, p.must("group", "messages", g.ID))
+		}
 		if !strings.Contains(p.must("files"), "from group "+g.ID[:12]) {
 			t.Fatalf("%s's files: %s", p.name, p.must("files"))
 		}

@@ -18,7 +18,7 @@ func (s *server) failFile(w http.ResponseWriter, err error) {
 	e := &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest, Message: err.Error()}
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, media.ErrTooLarge), errors.Is(err, media.ErrImageTooLarge), errors.Is(err, media.ErrBadImage),
-		errors.Is(err, media.ErrSizeChanged), errors.Is(err, messenger.ErrNoMedia):
+		errors.Is(err, media.ErrSizeChanged), errors.Is(err, media.ErrBadManifest), errors.Is(err, messenger.ErrNoMedia):
 	case errors.Is(err, media.ErrNoTransfer):
 		e.Status, e.Code = http.StatusNotFound, apiclient.CodeNotFound
 	case errors.Is(err, media.ErrIncomplete), errors.Is(err, media.ErrExists):
@@ -84,5 +84,7 @@ func (s *server) groupSendFile(w http.ResponseWriter, r *http.Request) {
 		s.failFile(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, ToGroupMessage(m))
+	out := []apiclient.GroupMessage{ToGroupMessage(m)}
+	s.withGroupFiles(r.Context(), out)
+	writeJSON(w, http.StatusCreated, out[0])
 }

@@ -29,6 +29,7 @@ func (s *server) groupRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/channels/{channel}/invite", s.channelInvite)
 	mux.HandleFunc("GET /api/v1/channels/{channel}/posts", s.channelPosts)
 	mux.HandleFunc("POST /api/v1/channels/{channel}/posts", s.post)
+	mux.HandleFunc("POST /api/v1/channels/{channel}/files", s.postFile) // groupmedia.go
 }
 
 // failGroup maps group and channel errors, then the common ones.
@@ -151,6 +152,7 @@ func (s *server) groupMessages(w http.ResponseWriter, r *http.Request) {
 	for _, m := range ms {
 		out.Messages = append(out.Messages, ToGroupMessage(m))
 	}
+	s.withGroupFiles(r.Context(), out.Messages) // groupmedia.go
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -227,6 +229,7 @@ func (s *server) channelPosts(w http.ResponseWriter, r *http.Request) {
 	for _, p := range ps {
 		out.Posts = append(out.Posts, ToChannelPost(p))
 	}
+	s.withPostFiles(r.Context(), ps, out.Posts) // groupmedia.go
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -34,7 +34,8 @@ func (s *server) bodyLimit(r *http.Request) int64 {
 }
 
 // upload sends the request body as a file: POST
-// /api/v1/files/upload?contact=&name=[&text=][&durationMs=][&waveform=],
+// /api/v1/files/upload?contact=&name=[&text=][&durationMs=][&waveform=]
+// (group= instead of contact= sends it to a group, groupmedia.go),
 // Content-Type the file's type, Content-Length its exact size.
 func (s *server) upload(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -61,6 +62,14 @@ func (s *server) upload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		up.Meta.Waveform = b
+	}
+	if g := q.Get("group"); g != "" {
+		s.groupUpload(w, r, g, up)
+		return
+	}
+	if c := q.Get("channel"); c != "" {
+		s.channelUpload(w, r, c, up)
+		return
 	}
 	msg, err := s.m.SendUpload(r.Context(), q.Get("contact"), up, q.Get("text"))
 	if err != nil {
@@ -168,29 +177,36 @@ func (s *server) withFileLabels(ctx context.Context, chats []apiclient.Chat) {
 // withFiles fills in File for the messages that carry one. A node without
 // files, or a failed lookup, leaves them as they are: the text still shows.
 func (s *server) withFiles(ctx context.Context, msgs []apiclient.Message) {
-	svc := s.m.Media()
-	if svc == nil || len(msgs) == 0 {
-		return
-	}
 	ids := make([]string, len(msgs))
 	for i, m := range msgs {
 		ids[i] = m.ID
 	}
+	fs := s.fileInfos(ctx, ids)
+	for i := range msgs {
+		msgs[i].File = fs[msgs[i].ID]
+	}
+}
+
+// fileInfos looks up the files of the messages ids (1:1, group or
+// channel): those that carry none are missing from the map.
+func (s *server) fileInfos(ctx context.Context, ids []string) map[string]*apiclient.FileInfo {
+	svc := s.m.Media()
+	if svc == nil || len(ids) == 0 {
+		return nil
+	}
 	ms, err := svc.Manifests(ctx, ids)
 	if err != nil {
 		s.log.Warn("fileLookupFailed", "err", err)
-		return
+		return nil
 	}
-	for i := range msgs {
-		m, ok := ms[msgs[i].ID]
-		if !ok {
-			continue
-		}
+	out := make(map[string]*apiclient.FileInfo, len(ms))
+	for id, m := range ms {
 		f := &apiclient.FileInfo{Name: m.Name, MIME: m.MIME, Size: m.Size, Width: m.Width, Height: m.Height,
 			Thumbnail: m.Thumbnail, DurationMS: m.DurationMS}
 		for _, v := range m.Waveform {
 			f.Waveform = append(f.Waveform, int(v))
 		}
-		msgs[i].File = f
+		out[id] = f
 	}
+	return out
 }

@@ -73,6 +73,13 @@ func (c *Client) SaveFile(ctx context.Context, msgID, path string) error {
 	return c.doLong(ctx, http.MethodPost, "/api/v1/files/save", SaveFileRequest{MessageID: msgID, Path: path}, nil)
 }
 
+// PostFile posts the file at path (read by the node) on a channel we
+// own: it is uploaded once, the subscribers fetch it from each other.
+func (c *Client) PostFile(ctx context.Context, ref, path, text string, alert bool) (ChannelPost, error) {
+	var out ChannelPost
+	return out, c.do(ctx, http.MethodPost, channelPath(ref, "files"), PostFileRequest{Path: path, Text: text, Alert: alert}, &out)
+}
+
 // GroupSendFile sends the file at path (read by the node) to a group: it
 // is uploaded once, the members fetch it from each other.
 func (c *Client) GroupSendFile(ctx context.Context, ref, path, text string) (GroupMessage, error) {

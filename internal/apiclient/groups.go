@@ -37,6 +37,9 @@ type GroupMessage struct {
 	SentAt     time.Time `json:"sentAt"`
 	At         time.Time `json:"at"`
 	Ord        float64   `json:"ord"` // display key, as Message.Ord
+	// File is the file the message carries (its text is the caption),
+	// as Message.File.
+	File *FileInfo `json:"file,omitempty"`
 }
 
 // GroupConversation is GET /api/v1/groups/{group}/messages.
@@ -63,6 +66,9 @@ type ChannelPost struct {
 	Alert bool      `json:"alert"`
 	At    time.Time `json:"at"`
 	Hash  string    `json:"hash"`
+	// File is the file the post carries (its text is the caption), as
+	// Message.File; the files calls know it by Hash.
+	File *FileInfo `json:"file,omitempty"`
 }
 
 // ChannelPosts is GET /api/v1/channels/{channel}/posts.
@@ -106,6 +112,14 @@ type FollowRequest struct {
 type PostRequest struct {
 	Text  string `json:"text"`
 	Alert bool   `json:"alert"`
+}
+
+// PostFileRequest is POST /api/v1/channels/{channel}/files: the node
+// reads the file at Path and posts it with Text as its caption.
+type PostFileRequest struct {
+	Path  string `json:"path"`
+	Text  string `json:"text,omitempty"`
+	Alert bool   `json:"alert,omitempty"`
 }
 
 func groupPath(ref string, rest ...string) string {

@@ -48,7 +48,7 @@ func initCmd(g *globals) *cobra.Command {
 
 func upCmd(g *globals) *cobra.Command {
 	var listen, bootstrap, mailboxHosts, relays []string
-	var apiAddr, logLevel, maxFile string
+	var apiAddr, logLevel, maxFile, maxChanFile string
 	var partialAge time.Duration
 	var dht, behindNAT, noReceipts bool
 	var hf hookFlags
@@ -88,6 +88,9 @@ func upCmd(g *globals) *cobra.Command {
 				return usageError{fmt.Errorf("--partial-max-age must be positive, e.g. 720h")}
 			}
 			o.PartialMaxAge = partialAge
+			if o.Messenger.MaxChannelFileSize, err = parseSize(maxChanFile); err != nil || o.Messenger.MaxChannelFileSize <= 0 {
+				return usageError{fmt.Errorf("--max-channel-file-size: %q is not a size such as 100MiB", maxChanFile)}
+			}
 			if err := tf.apply(&o); err != nil {
 				return err
 			}
@@ -133,6 +136,7 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&noReceipts, "no-read-receipts", false, "do not tell contacts which of their messages you have read")
 	c.Flags().StringVar(&maxFile, "max-file-size", "2GiB", "largest file sent or fetched, e.g. 2GiB, 100MiB or bytes")
 	c.Flags().DurationVar(&partialAge, "partial-max-age", media.DefaultPartialMaxAge, "give up an incoming file still incomplete this long after it arrived (its chunks are deleted; saving it asks again)")
+	c.Flags().StringVar(&maxChanFile, "max-channel-file-size", "100MiB", "largest file posted on or fetched from a channel")
 	c.Flags().BoolVar(&behindNAT, "behind-nat", false, "assume this node cannot be dialled directly: book relay slots at once instead of waiting for AutoNAT")
 	addTransportFlags(c, &tf)
 	addHookFlags(c, &hf)

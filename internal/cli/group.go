@@ -114,7 +114,11 @@ func groupCmd(g *globals) *cobra.Command {
 		},
 		func(v any) {
 			for _, m := range v.(apiclient.GroupConversation).Messages {
-				fmt.Fprintf(g.stdout, "%s  %-16s %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), safe(m.SenderName), safe(m.Text))
+				text := safe(m.Text)
+				if m.File != nil {
+					text = strings.TrimSpace("[file: " + safe(m.File.Name) + "] " + text)
+				}
+				fmt.Fprintf(g.stdout, "%s  %-16s %s\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), safe(m.SenderName), text)
 			}
 		})
 	c.AddCommand(list, create, show, invite, join, leave, remove, rename, send, messages)
@@ -172,11 +176,23 @@ func channelCmd(g *globals) *cobra.Command {
 			return c.FollowChannel(ctx, a[0])
 		}, printChannel)
 	var alert bool
-	post := g.nodeCmd("post CHANNEL TEXT... [--alert]", "Sign and publish a post on a channel you own", cobra.MinimumNArgs(2),
+	var postFile string
+	post := g.nodeCmd("post CHANNEL TEXT... [--alert] | post CHANNEL --file PATH [TEXT...]", "Sign and publish a post (or a file) on a channel you own", cobra.MinimumNArgs(1),
 		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
+			if postFile != "" {
+				abs, err := filepath.Abs(postFile) // the node runs elsewhere
+				if err != nil {
+					return nil, err
+				}
+				return c.PostFile(ctx, a[0], abs, strings.Join(a[1:], " "), alert)
+			}
+			if len(a) < 2 {
+				return nil, usageError{errors.New("channel post needs a text, or --file PATH")}
+			}
 			return c.Post(ctx, a[0], strings.Join(a[1:], " "), alert)
 		}, func(v any) { fmt.Fprintln(g.stdout, v.(apiclient.ChannelPost).Seq) })
 	post.Flags().BoolVar(&alert, "alert", false, "alert priority: followers' clients show it at once")
+	post.Flags().StringVar(&postFile, "file", "", "post this file (TEXT is its caption); the subscribers fetch it from each other")
 	posts := g.nodeCmd("posts CHANNEL [--json]", "Show a channel's posts", cobra.ExactArgs(1),
 		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
 			return c.ChannelPosts(ctx, a[0], 0)
@@ -187,7 +203,11 @@ func channelCmd(g *globals) *cobra.Command {
 				if p.Alert {
 					mark = "! "
 				}
-				fmt.Fprintf(g.stdout, "%s%4d  %s  %s\n", mark, p.Seq, p.At.Local().Format("2006-01-02 15:04:05"), safe(p.Text))
+				text := safe(p.Text)
+				if p.File != nil {
+					text = strings.TrimSpace("[file: " + safe(p.File.Name) + ", " + p.Hash[:12] + "] " + text)
+				}
+				fmt.Fprintf(g.stdout, "%s%4d  %s  %s\n", mark, p.Seq, p.At.Local().Format("2006-01-02 15:04:05"), text)
 			}
 		})
 	c.AddCommand(list, create, invite, follow, post, posts)

@@ -126,6 +126,9 @@ type record struct {
 	// partial transfer was abandoned for its age (expire.go).
 	Added   int64 `json:"added,omitempty"`
 	Expired bool  `json:"expired,omitempty"`
+	// Open: a file we sent to a group or channel that we serve to every
+	// asker, not under the seed budget (AddOutgoingOpen).
+	Open bool `json:"open,omitempty"`
 }
 
 type progress struct {
@@ -225,7 +228,7 @@ func (s *Service) loadBudget() error {
 		if err := s.trackSent(context.Background(), r.MessageID, m); err != nil {
 			s.log.Warn("media: sent file unreadable", "msg", r.MessageID[:min(8, len(r.MessageID))], "err", err)
 		}
-		if r.Group != "" {
+		if r.Group != "" && !r.Open {
 			if hs, err := LoadIndex(s.ch, m); err == nil {
 				s.budget.add(hs)
 			}

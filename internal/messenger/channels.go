@@ -58,6 +58,9 @@ type ChannelPost struct {
 	Alert bool      `json:"alert"`
 	At    time.Time `json:"at"` // the owner's timestamp
 	Hash  string    `json:"hash"`
+	// HasFile: the post carries a file (channelfiles.go), known to the
+	// media service by Hash.
+	HasFile bool `json:"hasFile,omitempty"`
 }
 
 // chanKeys is what verifying and reading a channel's posts needs.
@@ -237,6 +240,19 @@ func (m *Messenger) Post(ctx context.Context, ref, text string, alert bool) (Cha
 	if !utf8.ValidString(text) {
 		return ChannelPost{}, errors.New("post is not valid UTF-8 text")
 	}
+	if text[0] == wire.ChannelBodyMarker {
+		return ChannelPost{}, errors.New("a post cannot start with a NUL character")
+	}
+	post, k, err := m.signPost(ctx, ref, []byte(text), alert)
+	if err != nil {
+		return ChannelPost{}, err
+	}
+	return m.announcePost(ctx, k, post)
+}
+
+// signPost signs and stores the next post of a channel we own, with body
+// (a text, or a wire.ChannelBody carrying a file: channelfiles.go).
+func (m *Messenger) signPost(ctx context.Context, ref string, body []byte, alert bool) (*channel.Post, chanKeys, error) {
 	prio := channel.PriorityNormal
 	if alert {
 		prio = channel.PriorityAlert
@@ -262,24 +278,26 @@ func (m *Messenger) Post(ctx context.Context, ref, text string, alert bool) (Cha
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		body := []byte(text)
+		b := body
 		if k.bodyKey != nil {
-			if body, err = channel.SealBody(m.rand, k.bodyKey, k.id, seq, body); err != nil {
+			if b, err = channel.SealBody(m.rand, k.bodyKey, k.id, seq, body); err != nil {
 				return err
 			}
 		}
 		owner := channel.OwnerKey(ed25519.NewKeyFromSeed(c.OwnerKey))
-		if post, err = channel.NewPost(owner, k.pub, prev, m.now().UnixMilli(), prio, body); err != nil {
+		if post, err = channel.NewPost(owner, k.pub, prev, m.now().UnixMilli(), prio, b); err != nil {
 			return err
 		}
 		h := post.Hash()
 		_, err = tx.PutChannelPost(&store.ChannelPost{ChannelID: c.ID, Seq: post.Seq, Hash: h[:], Post: post.Marshal(), At: m.now()})
 		return err
 	})
-	if err != nil {
-		return ChannelPost{}, err
-	}
-	m.emit(Event{Type: EventPost, Channel: hex.EncodeToString(k.id[:]), Alert: alert})
+	return post, k, err
+}
+
+// announcePost tells our clients about a post we signed and publishes it.
+func (m *Messenger) announcePost(ctx context.Context, k chanKeys, post *channel.Post) (ChannelPost, error) {
+	m.emit(Event{Type: EventPost, Channel: hex.EncodeToString(k.id[:]), Alert: post.Priority == channel.PriorityAlert})
 	m.publish(ctx, k.topic, post.Marshal())
 	return k.show(post)
 }
@@ -293,11 +311,13 @@ func (k chanKeys) show(p *channel.Post) (ChannelPost, error) {
 			return ChannelPost{}, err
 		}
 	}
-	if !utf8.Valid(body) {
+	text, att, err := wire.ParseChannelBody(body)
+	if err != nil {
 		return ChannelPost{}, errors.New("post is not text")
 	}
 	h := p.Hash()
-	return ChannelPost{Seq: p.Seq, Text: string(body), Alert: p.Priority == channel.PriorityAlert, At: time.UnixMilli(p.Timestamp).UTC(), Hash: hex.EncodeToString(h[:])}, nil
+	return ChannelPost{Seq: p.Seq, Text: text, Alert: p.Priority == channel.PriorityAlert, At: time.UnixMilli(p.Timestamp).UTC(), Hash: hex.EncodeToString(h[:]),
+		HasFile: att != nil}, nil
 }
 
 // ChannelPosts returns a channel's posts from sequence number from on
@@ -421,6 +441,9 @@ func (m *Messenger) acceptPosts(ctx context.Context, k chanKeys, posts []*channe
 				}
 			}
 			if _, err := tx.PutChannelPost(&store.ChannelPost{ChannelID: k.id[:], Seq: p.Seq, Hash: h[:], Post: p.Marshal(), At: m.now()}); err != nil {
+				return err
+			}
+			if err := m.receivedChannelFile(tx, k, p, from); err != nil { // channelfiles.go
 				return err
 			}
 			stored = append(stored, p)

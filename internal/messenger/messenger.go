@@ -134,6 +134,9 @@ type Config struct {
 	// Media, if set, carries attachments (attachments.go); the messenger
 	// starts it and closes it with itself. Nil: files cannot be sent.
 	Media *media.Service
+	// MaxChannelFileSize bounds the files posted on and fetched from
+	// channels (0: DefaultMaxChannelFileSize, 100 MiB; channelfiles.go).
+	MaxChannelFileSize int64
 	// Prekeys is the prekey schedule (zero: handshake's defaults, weekly
 	// rotation and 30 days of grace; see prekeys.go).
 	Prekeys handshake.Policy

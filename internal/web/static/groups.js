@@ -5,6 +5,7 @@
 import { S, h, $, MAX_BYTES, toast, errText, debounce, fmt, dayKey, dayLabel, initials, setView, renderList, renderConvHeader, openDialog, autosize } from "./app.js";
 import { t, lang } from "./i18n.js";
 import { notifyAlert, paintTitle } from "./notify.js";
+import { fileView, mediaShow } from "./media.js";
 
 // count says "1 member", "2 members" (Russian and Persian phrase theirs
 // to suit every number).
@@ -188,6 +189,7 @@ export function roomHeader(bar) {
         h("small", { class: "muted" }, g.gone ? t("groupGone") : count("members", g.members.length))));
     $("#composer").hidden = !canWrite;
     $("#alert-toggle").hidden = true;
+    mediaShow(canWrite);
     return;
   }
   const c = S.channel;
@@ -199,12 +201,14 @@ export function roomHeader(bar) {
     h("button", { id: "chan-invite-btn", type: "button", onclick: () => showChannelLink(c) }, t("channelLink")));
   $("#composer").hidden = !c.owned;
   $("#alert-toggle").hidden = !c.owned;
+  mediaShow(c.owned);
 }
 
 function msgNode(m) {
   return h("div", { class: "msg " + (m.outgoing ? "out" : "in"), "data-id": m.id, "data-seq": m.seq, tabindex: "-1" },
     h("div", { class: "bubble" },
       m.outgoing ? null : h("span", { class: "sender", dir: "auto" }, m.senderName || m.sender.slice(0, 8) + "…"),
+      fileView(m),
       h("p", { class: "body", dir: "auto" }, m.text),
       h("span", { class: "meta" },
         m.outgoing ? h("span", { class: "sr" }, t("you")) : null,
@@ -215,6 +219,7 @@ function postNode(p) {
   return h("article", { class: "msg in post" + (p.alert ? " alert" : ""), "data-seq": p.seq, tabindex: "-1", "aria-label": p.alert ? t("alert") : undefined },
     h("div", { class: "bubble" },
       p.alert ? h("strong", { class: "alert-tag" }, "⚠ " + t("alert")) : null,
+      fileView(p),
       h("p", { class: "body", dir: "auto" }, p.text),
       h("span", { class: "meta" }, h("time", { datetime: p.at }, fmt.time(new Date(p.at))))));
 }
@@ -252,6 +257,9 @@ export function renderRoom() {
   box.replaceChildren(build(S.items, null));
   box.scrollTop = box.scrollHeight;
 }
+
+// roomAdd shows a message or post just sent from here (media.js).
+export const roomAdd = (item) => addItems([item]);
 
 function addItems(list) {
   const box = $("#msgs");

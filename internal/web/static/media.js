@@ -7,8 +7,11 @@
 // while the chunks arrive (GET /api/v1/files, read while any is on its
 // way: transfers raise no events) and the full image or the player once
 // the file is complete. app.js calls fileView (each message), mediaButtons
-// (the composer) and mediaShow (chat or group open).
+// (the composer) and mediaShow (chat or group open); groups.js calls
+// fileView for group messages and channel posts, whose files are sent the
+// same way (?group= or ?channel= instead of ?contact=).
 import { S, $, h, toast, errText, addMessages } from "./app.js";
+import { roomAdd } from "./groups.js";
 import { t, lang, addStrings } from "./i18n.js";
 
 addStrings({
@@ -89,10 +92,11 @@ const filesCall = () => S.api.call("GET", "/api/v1/files");
 const content = (id) => S.api.call("GET", "/api/v1/files/content?" + new URLSearchParams({ id }));
 const fetchNow = (messageId) => S.api.call("POST", "/api/v1/files/fetch", { messageId });
 
-function upload(contact, file, extra, onProgress) {
-  const q = new URLSearchParams({ contact, name: file.name || "file" });
+function upload(dest, file, extra, onProgress) {
+  const q = new URLSearchParams({ [dest.kind]: dest.id, name: file.name || "file" });
   if (extra.durationMs) q.set("durationMs", String(extra.durationMs));
   if (extra.waveform) q.set("waveform", b64url(extra.waveform));
+  if (dest.kind === "channel" && $("#post-alert")?.checked) q.set("alert", "true");
   return new Promise((resolve, reject) => {
     const x = new XMLHttpRequest();
     x.open("POST", "/api/v1/files/upload?" + q);
@@ -118,9 +122,24 @@ function b64url(bytes) {
 
 // ---------- sending
 
-// sendFiles uploads each file to chat c (the open one), showing a card
-// with its upload progress until the node answers with the message.
-export async function sendFiles(files, extra = {}, c = S.current) {
+// here is where a file goes from the open conversation: the 1:1 chat, a
+// group we can write to or a channel we own; null when none is open or
+// its composer is hidden (an invitation, a group we left, a channel
+// followed).
+export function here() {
+  if (S.current) return { kind: "contact", id: S.current.accountId, key: "c:" + S.current.id, name: S.current.name };
+  const composer = $("#composer");
+  if (!composer || composer.hidden) return null;
+  if (S.group) return { kind: "group", id: S.group.id, key: "g:" + S.group.id, name: S.group.name };
+  if (S.channel?.owned) return { kind: "channel", id: S.channel.id, key: "ch:" + S.channel.id, name: S.channel.name };
+  return null;
+}
+const showing = (c) => here()?.key === c.key;
+
+// sendFiles uploads each file to c (the open conversation, see here),
+// showing a card with its upload progress until the node answers with
+// the message.
+export async function sendFiles(files, extra = {}, c = here()) {
   if (!c) return;
   for (const f of files) {
     if (S.me?.maxFileSize && f.size > S.me.maxFileSize) {
@@ -130,15 +149,15 @@ export async function sendFiles(files, extra = {}, c = S.current) {
     const bar = h("progress", { max: "1", value: "0" });
     const card = h("div", { class: "msg out uploading" },
       h("div", { class: "bubble file-card" }, h("span", { class: "file-name", dir: "auto" }, t("sending", { name: f.name })), bar));
-    if (S.current === c) $("#msgs")?.append(card);
+    if (showing(c)) $("#msgs")?.append(card);
     card.scrollIntoView({ block: "end" });
     try {
-      const m = await upload(c.accountId, f, extra, (p) => { bar.value = p; });
+      const m = await upload(c, f, extra, (p) => { bar.value = p; });
       // The sender shows its own copy at once.
-      if (m.file && /^(image|audio)\//.test(m.file.mime)) urls.set(m.id, URL.createObjectURL(f));
-      transfers.set(m.id, { state: "sending" });
+      if (m.file && /^(image|audio)\//.test(m.file.mime)) urls.set(fileKey(m), URL.createObjectURL(f));
+      transfers.set(fileKey(m), { state: "sending" });
       card.remove();
-      if (S.current === c) addMessages([m], false);
+      if (showing(c)) c.kind === "contact" ? addMessages([m], false) : roomAdd(m);
     } catch (e) {
       card.remove();
       toast(t("sendFailed", { name: f.name, msg: e.message || String(e) }));
@@ -160,8 +179,8 @@ export function mediaButtons() {
   ];
 }
 
-// mediaShow shows the buttons in a chat, hides them in groups and
-// channels (which send text only from the web app for now).
+// mediaShow shows the buttons in a chat, a group we write to or a
+// channel we own (groups.js), hides them elsewhere.
 export function mediaShow(on) {
   for (const id of ["#attach-btn", "#record-btn"]) { const b = $(id); if (b) b.hidden = !on; }
   if (on) showRecBar(); // a recording running while the composer was redrawn
@@ -169,7 +188,7 @@ export function mediaShow(on) {
 
 // Pasted images and dropped files go to the open chat.
 document.addEventListener("paste", (ev) => {
-  if (!S.current || ev.target?.id !== "text") return;
+  if (!here() || ev.target?.id !== "text") return;
   const fs = [...(ev.clipboardData?.files || [])];
   if (!fs.length) return;
   ev.preventDefault();
@@ -182,11 +201,12 @@ const hasFiles = (ev) => [...(ev.dataTransfer?.types || [])].includes("Files");
 document.addEventListener("dragover", (ev) => {
   if (!hasFiles(ev)) return;
   ev.preventDefault();
-  if (!S.current) { ev.dataTransfer.dropEffect = "none"; return; }
+  const c = here();
+  if (!c) { ev.dataTransfer.dropEffect = "none"; return; }
   const conv = $("#conv");
   if (conv && !conv.classList.contains("dropping")) {
     conv.classList.add("dropping");
-    conv.dataset.drop = t("dropHere", { name: S.current.name });
+    conv.dataset.drop = t("dropHere", { name: c.name });
   }
 });
 const endDrag = () => $("#conv")?.classList.remove("dropping");
@@ -195,7 +215,7 @@ document.addEventListener("drop", (ev) => {
   endDrag();
   if (!hasFiles(ev)) return;
   ev.preventDefault();
-  if (S.current) sendFiles([...ev.dataTransfer.files]);
+  if (here()) sendFiles([...ev.dataTransfer.files]);
 });
 
 function stamp() {
@@ -216,7 +236,7 @@ function recType() {
 }
 
 async function startRecording() {
-  if (rec || !S.current) return;
+  if (rec || !here()) return;
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true });
@@ -227,7 +247,7 @@ async function startRecording() {
   const type = recType();
   const mr = new MediaRecorder(stream, type ? { mimeType: type } : undefined);
   // The note goes to the chat it was recorded in, whatever is open when it stops.
-  rec = { mr, stream, chunks: [], start: performance.now(), cancelled: false, chat: S.current };
+  rec = { mr, stream, chunks: [], start: performance.now(), cancelled: false, chat: here() };
   mr.ondataavailable = (e) => { if (e.data.size) rec.chunks.push(e.data); };
   mr.onstop = finishRecording;
   mr.start(250);
@@ -310,14 +330,19 @@ export function fileLabel(m) {
   return f.name;
 }
 
-// fileView returns the attachment part of message m's bubble, or null.
+// fileKey is the id a message's file goes by in the API: a 1:1 or group
+// message's id, a channel post's hash.
+export const fileKey = (m) => m.id || m.hash;
+
+// fileView returns the attachment part of message m's bubble (a 1:1 or
+// group message, a channel post), or null.
 export function fileView(m) {
   const f = m.file;
   if (!f) return null;
   forgetOnSwitch();
-  if (!m.outgoing && !transfers.has(m.id)) pollSoon();
-  if (m.outgoing && !transfers.has(m.id)) transfers.set(m.id, { state: "sending" });
-  const box = h("div", { class: "file", "data-file": m.id });
+  if (!m.outgoing && !transfers.has(fileKey(m))) pollSoon();
+  if (m.outgoing && !transfers.has(fileKey(m))) transfers.set(fileKey(m), { state: "sending" });
+  const box = h("div", { class: "file", "data-file": fileKey(m) });
   paintFile(box, m);
   return box;
 }
@@ -325,8 +350,9 @@ export function fileView(m) {
 // The loaded files of a chat are let go when another chat opens.
 let shownChat = null;
 function forgetOnSwitch() {
-  if (S.current?.id === shownChat) return;
-  shownChat = S.current?.id;
+  const key = here()?.key || (S.group || S.channel)?.id;
+  if (key === shownChat) return;
+  shownChat = key;
   for (const u of urls.values()) URL.revokeObjectURL(u);
   urls.clear();
 }
@@ -341,8 +367,8 @@ function complete(id) {
 
 function paintFile(box, m) {
   const f = m.file;
-  const tr = transfers.get(m.id);
-  if (complete(m.id) && (isImage(f) || isAudio(f)) && !urls.has(m.id)) load(m.id);
+  const tr = transfers.get(fileKey(m));
+  if (complete(fileKey(m)) && (isImage(f) || isAudio(f)) && !urls.has(fileKey(m))) load(fileKey(m));
   if (isImage(f)) box.replaceChildren(imageView(m));
   else if (isAudio(f)) box.replaceChildren(voiceView(m));
   else box.replaceChildren(cardView(m));
@@ -351,8 +377,8 @@ function paintFile(box, m) {
 
 function imageView(m) {
   const f = m.file;
-  const src = urls.get(m.id) || (f.thumbnail ? "data:image/jpeg;base64," + f.thumbnail : "");
-  const img = h("img", { class: "file-img" + (urls.has(m.id) ? " full" : ""), alt: f.name, src: src || undefined });
+  const src = urls.get(fileKey(m)) || (f.thumbnail ? "data:image/jpeg;base64," + f.thumbnail : "");
+  const img = h("img", { class: "file-img" + (urls.has(fileKey(m)) ? " full" : ""), alt: f.name, src: src || undefined });
   // Keep the image's shape from the start, so the list does not jump.
   if (f.width && f.height) {
     const k = Math.min(1, 260 / f.width, 280 / f.height);
@@ -364,12 +390,12 @@ function imageView(m) {
 
 function voiceView(m) {
   const f = m.file;
-  const audio = h("audio", { preload: "metadata", src: urls.get(m.id) || undefined });
+  const audio = h("audio", { preload: "metadata", src: urls.get(fileKey(m)) || undefined });
   const levels = f.waveform && f.waveform.length ? f.waveform : new Array(32).fill(40);
   const bars = levels.map((v) => { const i = h("i"); i.style.height = Math.max(12, Math.round(v / 255 * 100)) + "%"; return i; });
   const wave = h("span", { class: "wave", "aria-hidden": "true" }, bars);
   const dur = h("span", { class: "dur" }, fmtDuration(f.durationMs || 0, true));
-  const btn = h("button", { type: "button", class: "icon play", "aria-label": t("play"), title: t("play"), disabled: !urls.has(m.id),
+  const btn = h("button", { type: "button", class: "icon play", "aria-label": t("play"), title: t("play"), disabled: !urls.has(fileKey(m)),
     onclick: () => (audio.paused ? audio.play() : audio.pause()) }, "▶");
   const total = () => f.durationMs || (isFinite(audio.duration) ? audio.duration * 1000 : 0);
   audio.addEventListener("play", () => { btn.textContent = "❚❚"; btn.setAttribute("aria-label", t("pause")); });
@@ -387,7 +413,7 @@ function voiceView(m) {
 
 function cardView(m) {
   const f = m.file;
-  const save = complete(m.id) ? h("button", { type: "button", class: "save-file", onclick: () => saveFile(m) }, t("saveFile")) : null;
+  const save = complete(fileKey(m)) ? h("button", { type: "button", class: "save-file", onclick: () => saveFile(m) }, t("saveFile")) : null;
   return h("div", { class: "file-card" },
     h("span", { class: "file-icon" }, icon("doc")),
     h("span", { class: "file-main" }, h("span", { class: "file-name", dir: "auto" }, f.name), h("span", { class: "muted" }, fmtSize(f.size))),
@@ -395,12 +421,12 @@ function cardView(m) {
 }
 
 function statusView(m, tr) {
-  if (!tr || m.outgoing || tr.state === "complete") return "";
+  if (!tr || m.outgoing || tr.state === "complete" || tr.state === "sending") return "";
   if (tr.state === "waiting") {
     return h("div", { class: "file-status" }, h("span", { class: "muted" }, t("waiting") + " · " + fmtSize(m.file.size)),
       h("button", { type: "button", class: "fetch-file", onclick: async (ev) => {
         ev.target.disabled = true;
-        try { await fetchNow(m.id); transfers.set(m.id, { ...tr, state: "fetching" }); repaint(m.id); pollSoon(); } catch (e) { toast(errText(e)); ev.target.disabled = false; }
+        try { await fetchNow(fileKey(m)); transfers.set(fileKey(m), { ...tr, state: "fetching" }); repaint(fileKey(m)); pollSoon(); } catch (e) { toast(errText(e)); ev.target.disabled = false; }
       } }, t("download")));
   }
   const pct = tr.chunksTotal ? Math.floor(100 * tr.chunksDone / tr.chunksTotal) : 0;
@@ -412,7 +438,7 @@ function statusView(m, tr) {
 // repaint redraws the file part of a message shown in the open chat.
 function repaint(id) {
   const box = document.querySelector(`.file[data-file="${CSS.escape(id)}"]`);
-  const m = S.msgs.find((x) => x.id === id && x.file);
+  const m = (S.current ? S.msgs : S.items || []).find((x) => x.file && fileKey(x) === id);
   if (box && m) paintFile(box, m);
 }
 
@@ -432,8 +458,8 @@ async function load(id) {
 
 async function saveFile(m) {
   try {
-    if (!urls.has(m.id)) urls.set(m.id, URL.createObjectURL(await content(m.id)));
-    const a = h("a", { href: urls.get(m.id), download: m.file.name });
+    if (!urls.has(fileKey(m))) urls.set(fileKey(m), URL.createObjectURL(await content(fileKey(m))));
+    const a = h("a", { href: urls.get(fileKey(m)), download: m.file.name });
     document.body.append(a);
     a.click();
     a.remove();
@@ -468,7 +494,7 @@ async function poll() {
     const old = transfers.get(tr.messageId);
     transfers.set(tr.messageId, tr);
     if (!old || old.state !== tr.state || old.chunksDone !== tr.chunksDone) repaint(tr.messageId);
-    if (!tr.incoming || !S.msgs.some((m) => m.id === tr.messageId)) continue;
+    if (!tr.incoming || !(S.current ? S.msgs : S.items || []).some((m) => fileKey(m) === tr.messageId)) continue;
     busy ||= tr.state === "fetching";
     idle ||= tr.state === "failed";
   }
@@ -479,16 +505,16 @@ async function poll() {
 
 function openViewer(m) {
   closeViewer();
-  const src = urls.get(m.id) || (m.file.thumbnail ? "data:image/jpeg;base64," + m.file.thumbnail : "");
+  const src = urls.get(fileKey(m)) || (m.file.thumbnail ? "data:image/jpeg;base64," + m.file.thumbnail : "");
   const back = document.activeElement;
   const close = h("button", { type: "button", id: "viewer-close", class: "icon", "aria-label": t("close"), title: t("close") }, "✕");
-  const img = h("img", { alt: m.file.name, src: src || undefined, "data-id": m.id });
+  const img = h("img", { alt: m.file.name, src: src || undefined, "data-id": fileKey(m) });
   const v = h("div", { id: "viewer", class: "viewer", role: "dialog", "aria-modal": "true", "aria-label": m.file.name, tabindex: "-1",
     onclick: () => { closeViewer(); back?.focus(); } }, close, img);
   v.addEventListener("keydown", (ev) => { if (ev.key === "Escape") { ev.stopPropagation(); closeViewer(); back?.focus(); } });
   document.body.append(v);
   close.focus();
-  if (!urls.has(m.id) && complete(m.id)) load(m.id);
+  if (!urls.has(fileKey(m)) && complete(fileKey(m))) load(fileKey(m));
 }
 
 function closeViewer() { $("#viewer")?.remove(); }

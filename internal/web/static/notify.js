@@ -10,7 +10,7 @@
 import { S, h, $, toast, errText, openDialog, openChat } from "./app.js";
 import { t, setLang, lang, languages, langName } from "./i18n.js";
 import { openRoom } from "./groups.js";
-import { mediaSettings } from "./media.js";
+import { mediaSettings, fileLabel } from "./media.js";
 
 const DEFAULTS = { notifyMessages: true, notifyGroups: true, notifyAlerts: true, showText: true,
   soundMessages: true, soundAlerts: true, readReceipts: true, language: "", muted: {} };
@@ -98,7 +98,7 @@ async function onGroup(id) {
   if (!fresh.length || muted("group", id)) return;
   if (!away() && S.group && S.group.id === id) return;
   const m = fresh[fresh.length - 1];
-  ring("group:" + id, settings.notifyGroups, r.group.name, m.senderName + ": " + m.text, fresh.length, () => openRoom("group", id), m.senderName);
+  ring("group:" + id, settings.notifyGroups, r.group.name, m.senderName + ": " + (m.text || fileLabel(m)), fresh.length, () => openRoom("group", id), m.senderName);
 }
 
 // ring shows a chat's notification (one per chat: a newer one replaces

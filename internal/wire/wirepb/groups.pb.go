@@ -687,6 +687,71 @@ func (x *GroupControl) GetSenderKey() []byte {
 	return nil
 }
 
+// ChannelBody is the body of a channel post that carries a file: the
+// post's body (internal/crypto/channel, signed by the owner with the rest
+// of the post, and sealed first in a private channel) is the byte
+// ChannelBodyMarker (0x00) followed by this encoding. A body not starting
+// with the marker is the post's text, as before files.
+type ChannelBody struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	Attachment    []byte                 `protobuf:"bytes,3,opt,name=attachment,proto3" json:"attachment,omitempty"` // the file's manifest (internal/media)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelBody) Reset() {
+	*x = ChannelBody{}
+	mi := &file_wirepb_groups_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelBody) ProtoMessage() {}
+
+func (x *ChannelBody) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_groups_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelBody.ProtoReflect.Descriptor instead.
+func (*ChannelBody) Descriptor() ([]byte, []int) {
+	return file_wirepb_groups_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ChannelBody) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ChannelBody) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ChannelBody) GetAttachment() []byte {
+	if x != nil {
+		return x.Attachment
+	}
+	return nil
+}
+
 var File_wirepb_groups_proto protoreflect.FileDescriptor
 
 const file_wirepb_groups_proto_rawDesc = "" +
@@ -753,7 +818,13 @@ const file_wirepb_groups_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ops\x18\x04 \x03(\fR\x03ops\x12\x1d\n" +
 	"\n" +
-	"sender_key\x18\x05 \x01(\fR\tsenderKeyB6Z4github.com/samizdat-im/samizdat/internal/wire/wirepbb\x06proto3"
+	"sender_key\x18\x05 \x01(\fR\tsenderKey\"[\n" +
+	"\vChannelBody\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1e\n" +
+	"\n" +
+	"attachment\x18\x03 \x01(\fR\n" +
+	"attachmentB6Z4github.com/samizdat-im/samizdat/internal/wire/wirepbb\x06proto3"
 
 var (
 	file_wirepb_groups_proto_rawDescOnce sync.Once
@@ -768,7 +839,7 @@ func file_wirepb_groups_proto_rawDescGZIP() []byte {
 }
 
 var file_wirepb_groups_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wirepb_groups_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_wirepb_groups_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_wirepb_groups_proto_goTypes = []any{
 	(GroupOp_Kind)(0),       // 0: samizdat.wire.v1.GroupOp.Kind
 	(*ChannelInvite)(nil),   // 1: samizdat.wire.v1.ChannelInvite
@@ -779,6 +850,7 @@ var file_wirepb_groups_proto_goTypes = []any{
 	(*GroupOp)(nil),         // 6: samizdat.wire.v1.GroupOp
 	(*SignedGroupOp)(nil),   // 7: samizdat.wire.v1.SignedGroupOp
 	(*GroupControl)(nil),    // 8: samizdat.wire.v1.GroupControl
+	(*ChannelBody)(nil),     // 9: samizdat.wire.v1.ChannelBody
 }
 var file_wirepb_groups_proto_depIdxs = []int32{
 	0, // 0: samizdat.wire.v1.GroupOp.kind:type_name -> samizdat.wire.v1.GroupOp.Kind
@@ -800,7 +872,7 @@ func file_wirepb_groups_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wirepb_groups_proto_rawDesc), len(file_wirepb_groups_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
