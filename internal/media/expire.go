@@ -3,7 +3,6 @@ package media
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/store"
@@ -146,12 +145,6 @@ func (s *Service) ExpirePartial(ctx context.Context) (int, error) {
 
 // removeChunks deletes the chunks of m held here (data, then index).
 func (s *Service) removeChunks(m *Manifest) {
-	if hs, err := LoadIndex(s.ch, m); err == nil {
-		for _, h := range hs {
-			os.Remove(s.ch.path(h))
-		}
-	}
-	for _, h := range m.Index {
-		os.Remove(s.ch.path(h))
-	}
+	hs, _ := LoadIndex(s.ch, m)
+	s.ch.drop(m, hs)
 }

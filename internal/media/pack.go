@@ -198,3 +198,32 @@ func (c *Chunks) Close() {
 		p.close()
 	}
 }
+
+// drop forgets the pack of m (if attached) and deletes its files, with
+// the loose chunk files of hashes and of m's index: the chunks of a file
+// given up.
+func (c *Chunks) drop(m *Manifest, hashes []Hash) {
+	if len(m.Index) > 0 {
+		name := hex.EncodeToString(m.Index[0][:])
+		c.pmu.Lock()
+		if p := c.packs[name]; p != nil {
+			for h, s := range c.slots {
+				if s.p == p {
+					delete(c.slots, h)
+				}
+			}
+			delete(c.packs, name)
+			p.close()
+		}
+		c.pmu.Unlock()
+		path := filepath.Join(c.dir, packsDir, name)
+		os.Remove(path)
+		os.Remove(path + ".ok")
+	}
+	for _, h := range hashes {
+		os.Remove(c.path(h))
+	}
+	for _, h := range m.Index {
+		os.Remove(c.path(h))
+	}
+}
