@@ -19,8 +19,13 @@ import (
 // group commit (store.MailboxStore.DepositMany), and answers them in one
 // write.
 
-// maxPipelined bounds the deposits of one stream answered together.
-const maxPipelined = 256
+// maxPipelined and maxPipelinedBytes bound the deposits of one stream
+// answered together, and so what one stream makes the host hold in memory
+// before a commit (no more than a page of a fetch).
+const (
+	maxPipelined      = 256
+	maxPipelinedBytes = 1 << 20
+)
 
 // pendingDeposit is a deposit read and not yet answered.
 type pendingDeposit struct {
@@ -43,18 +48,19 @@ func (c *serverConn) nextFrame() ([]byte, error) {
 // serve loop.
 func (c *serverConn) deposits(d *wirepb.MailboxDeposit) error {
 	var batch []pendingDeposit
-	hangUp := false
+	hangUp, size := false, 0
 	for {
 		p, err := c.readDeposit(d)
 		if err != nil {
 			return err
 		}
 		batch = append(batch, p)
+		size += len(p.env)
 		if p.status == wirepb.MailboxResponse_STATUS_TOO_LARGE && p.env == nil {
 			hangUp = true // its frame cannot follow: nothing after it is read
 			break
 		}
-		if len(batch) == maxPipelined || c.buf.Buffered() == 0 {
+		if len(batch) == maxPipelined || size >= maxPipelinedBytes || c.buf.Buffered() == 0 {
 			break
 		}
 		b, err := wire.ReadFrame(c.rd)
