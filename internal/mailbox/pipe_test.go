@@ -115,14 +115,14 @@ func TestPipelinedMixed(t *testing.T) {
 
 func idBytes(key []byte) []byte { id := KeyID(key); return id[:] }
 
-// TestPipelinedBatchBound hands the host twelve 200 KiB deposits that have
+// TestPipelinedBatchBound hands the host eighty 40 KiB deposits that have
 // all arrived: it answers them in batches of at most maxPipelinedBytes
 // (and one envelope), never holding the whole stream in memory.
 func TestPipelinedBatchBound(t *testing.T) {
 	unlimited := RateLimit{PerSecond: -1}
 	r := startRelay(t, nil, "", ServerConfig{RateLimit: unlimited, MailboxRateLimit: unlimited})
 	id := KeyID(mustKey(t))
-	const n, size = 12, 200 << 10
+	const n, size = 80, 40 << 10
 	var in bytes.Buffer
 	for i := range n {
 		env := envelope(fmt.Sprintf("big %d;", i), size)
