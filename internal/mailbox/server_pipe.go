@@ -1,7 +1,10 @@
 package mailbox
 
 import (
+	"bufio"
 	"errors"
+	"io"
+	"sync"
 
 	"github.com/samizdat-im/samizdat/internal/store"
 	"github.com/samizdat-im/samizdat/internal/wire"
@@ -177,4 +180,33 @@ func (c *serverConn) store(batch []pendingDeposit) {
 	if err != nil {
 		c.s.log.Warn("mailboxStoreFailed", "op", "deposit", "err", err)
 	}
+}
+
+// A stream's read and write buffers (64 KiB each, so that a page of a fetch
+// or a batch of deposits goes in few writes) come from pools: most streams
+// carry one deposit, and allocating them afresh cost more than the deposit.
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+)
+
+func getReader(r io.Reader) *bufio.Reader {
+	b := readers.Get().(*bufio.Reader)
+	b.Reset(r)
+	return b
+}
+
+func getWriter(w io.Writer) *bufio.Writer {
+	b := writers.Get().(*bufio.Writer)
+	b.Reset(w)
+	return b
+}
+
+// putBuffers returns a finished stream's buffers to the pools, holding
+// nothing of the stream.
+func putBuffers(r *bufio.Reader, w *bufio.Writer) {
+	r.Reset(nil)
+	w.Reset(nil)
+	readers.Put(r)
+	writers.Put(w)
 }
