@@ -27,7 +27,7 @@ func (c *clientConn) depositPipelined(ctx context.Context, id ID, envelopes [][]
 	stop := context.AfterFunc(ctx, func() { _ = c.st.Reset() })
 	defer stop()
 	werr := make(chan error, 1)
-	go func() {
+	send := func() {
 		for _, e := range envelopes {
 			req := request(&wirepb.MailboxRequest{Op: &wirepb.MailboxRequest_Deposit{Deposit: &wirepb.MailboxDeposit{
 				MailboxId: id[:], EnvelopeSize: uint32(len(e)),
@@ -42,7 +42,12 @@ func (c *clientConn) depositPipelined(ctx context.Context, id ID, envelopes [][]
 			}
 		}
 		werr <- c.w.Flush()
-	}()
+	}
+	if len(envelopes) == 1 {
+		send() // nothing to overlap: no goroutine
+	} else {
+		go send()
+	}
 	for n < len(envelopes) {
 		if err = c.readDepositAnswer(); err != nil {
 			break

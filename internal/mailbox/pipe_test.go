@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -113,3 +114,54 @@ func TestPipelinedMixed(t *testing.T) {
 }
 
 func idBytes(key []byte) []byte { id := KeyID(key); return id[:] }
+
+// TestPipelinedBatchBound hands the host eighty 40 KiB deposits that have
+// all arrived: it answers them in batches of at most maxPipelinedBytes
+// (and one envelope), never holding the whole stream in memory.
+func TestPipelinedBatchBound(t *testing.T) {
+	unlimited := RateLimit{PerSecond: -1}
+	r := startRelay(t, nil, "", ServerConfig{RateLimit: unlimited, MailboxRateLimit: unlimited})
+	id := KeyID(mustKey(t))
+	const n, size = 80, 40 << 10
+	var in bytes.Buffer
+	for i := range n {
+		env := envelope(fmt.Sprintf("big %d;", i), size)
+		_ = wire.WriteFrame(&in, request(&wirepb.MailboxRequest{Op: &wirepb.MailboxRequest_Deposit{Deposit: &wirepb.MailboxDeposit{MailboxId: id[:], EnvelopeSize: uint32(len(env))}}}))
+		_ = wire.WriteFrame(&in, env)
+	}
+	var out bytes.Buffer
+	buf := bufio.NewReaderSize(&in, 64<<10)
+	c := &serverConn{s: r.srv, peer: "test", buf: buf, rd: buf, w: bufio.NewWriter(&out)}
+	answered := 0
+	for answered < n {
+		b, err := c.nextFrame()
+		if err != nil {
+			t.Fatalf("after %d answers: %v", answered, err)
+		}
+		req, err := parseRequest(b)
+		if err != nil || req.GetDeposit() == nil {
+			t.Fatalf("request %d: %v", answered, err)
+		}
+		before := out.Len()
+		if err := c.deposits(req.GetDeposit()); err != nil {
+			t.Fatal(err)
+		}
+		k := 0
+		for rd := bytes.NewReader(out.Bytes()[before:]); ; k++ {
+			b, err := wire.ReadFrame(rd)
+			if err != nil {
+				break
+			}
+			if resp, err := parseResponse(b); err != nil || resp.Status != wirepb.MailboxResponse_STATUS_OK {
+				t.Fatalf("answer: %v %v", resp, err)
+			}
+		}
+		if max := maxPipelinedBytes/size + 1; k == 0 || k > max {
+			t.Fatalf("one batch answered %d deposits of %d bytes, want 1 to %d", k, size, max)
+		}
+		answered += k
+	}
+	if _, count, _ := r.st.Usage(testCtx(t), id[:]); count != n {
+		t.Fatalf("%d envelopes held, want %d", count, n)
+	}
+}

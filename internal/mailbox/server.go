@@ -294,8 +294,9 @@ func (s *Server) handle(self string, st p2p.Stream) {
 	defer s.stats.streams.Add(-1)
 	var in io.Reader = countingReader{st, &s.stats.bytesIn}
 	var out io.Writer = countingWriter{st, &s.stats.bytesOut}
-	buf := bufio.NewReaderSize(in, 64<<10)
-	c := &serverConn{s: s, self: self, peer: st.RemotePeer(), st: st, buf: buf, rd: buf, w: bufio.NewWriterSize(out, 64<<10)}
+	buf, w := getReader(in), getWriter(out) // pooled: 128 KiB per stream otherwise (server_pipe.go)
+	defer putBuffers(buf, w)
+	c := &serverConn{s: s, self: self, peer: st.RemotePeer(), st: st, buf: buf, rd: buf, w: w}
 	if s.trace != nil {
 		addr := ""
 		if a, ok := st.(interface{ RemoteAddr() string }); ok {

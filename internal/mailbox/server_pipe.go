@@ -1,7 +1,10 @@
 package mailbox
 
 import (
+	"bufio"
 	"errors"
+	"io"
+	"sync"
 
 	"github.com/samizdat-im/samizdat/internal/store"
 	"github.com/samizdat-im/samizdat/internal/wire"
@@ -19,8 +22,13 @@ import (
 // group commit (store.MailboxStore.DepositMany), and answers them in one
 // write.
 
-// maxPipelined bounds the deposits of one stream answered together.
-const maxPipelined = 256
+// maxPipelined and maxPipelinedBytes bound the deposits of one stream
+// answered together, and so what one stream makes the host hold in memory
+// before a commit (no more than a page of a fetch).
+const (
+	maxPipelined      = 256
+	maxPipelinedBytes = 1 << 20
+)
 
 // pendingDeposit is a deposit read and not yet answered.
 type pendingDeposit struct {
@@ -43,18 +51,19 @@ func (c *serverConn) nextFrame() ([]byte, error) {
 // serve loop.
 func (c *serverConn) deposits(d *wirepb.MailboxDeposit) error {
 	var batch []pendingDeposit
-	hangUp := false
+	hangUp, size := false, 0
 	for {
 		p, err := c.readDeposit(d)
 		if err != nil {
 			return err
 		}
 		batch = append(batch, p)
+		size += len(p.env)
 		if p.status == wirepb.MailboxResponse_STATUS_TOO_LARGE && p.env == nil {
 			hangUp = true // its frame cannot follow: nothing after it is read
 			break
 		}
-		if len(batch) == maxPipelined || c.buf.Buffered() == 0 {
+		if len(batch) == maxPipelined || size >= maxPipelinedBytes || c.buf.Buffered() == 0 {
 			break
 		}
 		b, err := wire.ReadFrame(c.rd)
@@ -171,4 +180,33 @@ func (c *serverConn) store(batch []pendingDeposit) {
 	if err != nil {
 		c.s.log.Warn("mailboxStoreFailed", "op", "deposit", "err", err)
 	}
+}
+
+// A stream's read and write buffers (64 KiB each, so that a page of a fetch
+// or a batch of deposits goes in few writes) come from pools: most streams
+// carry one deposit, and allocating them afresh cost more than the deposit.
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+)
+
+func getReader(r io.Reader) *bufio.Reader {
+	b := readers.Get().(*bufio.Reader)
+	b.Reset(r)
+	return b
+}
+
+func getWriter(w io.Writer) *bufio.Writer {
+	b := writers.Get().(*bufio.Writer)
+	b.Reset(w)
+	return b
+}
+
+// putBuffers returns a finished stream's buffers to the pools, holding
+// nothing of the stream.
+func putBuffers(r *bufio.Reader, w *bufio.Writer) {
+	r.Reset(nil)
+	w.Reset(nil)
+	readers.Put(r)
+	writers.Put(w)
 }
