@@ -89,6 +89,14 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 			}
 			continue
 		}
+		// The gate first: a swarm's sender refuses most requests, and
+		// a refusal must not cost a chunk read.
+		if allow != nil && ch.Has(h) && !allow(h, s.RemotePeer()) {
+			if err := w.WriteByte(statusBusy); err != nil {
+				return
+			}
+			continue
+		}
 		b, err := ch.read(h, buf)
 		if err != nil {
 			if err := w.WriteByte(statusMissing); err != nil {
@@ -97,12 +105,6 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 			continue
 		}
 		buf = b
-		if allow != nil && !allow(h, s.RemotePeer()) {
-			if err := w.WriteByte(statusBusy); err != nil {
-				return
-			}
-			continue
-		}
 		var hdr [5]byte
 		hdr[0] = statusOK
 		binary.BigEndian.PutUint32(hdr[1:], uint32(len(b)))

@@ -129,11 +129,14 @@ func loadServed(tx *store.Tx, id string) (*servedState, error) {
 }
 
 // trackSent starts counting what is served of the file m sent with message
-// id (its chunks are here: it was sealed here).
+// id (its chunks are here: it was sealed here). A file whose index cannot
+// be read is not counted (and cannot be served either): logged, not an
+// error of the send.
 func (s *Service) trackSent(ctx context.Context, id string, m *Manifest) error {
 	hs, err := LoadIndex(s.ch, m)
 	if err != nil {
-		return err
+		s.log.Warn("media: sent file's index unreadable", "msg", id[:min(8, len(id))], "err", err)
+		return nil
 	}
 	var st *servedState
 	err = s.cfg.Store.View(ctx, func(tx *store.Tx) (err error) {

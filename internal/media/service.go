@@ -226,7 +226,7 @@ func (s *Service) loadBudget() error {
 			continue
 		}
 		if err := s.trackSent(context.Background(), r.MessageID, m); err != nil {
-			s.log.Warn("media: sent file unreadable", "msg", r.MessageID[:min(8, len(r.MessageID))], "err", err)
+			return err
 		}
 		if r.Group != "" && !r.Open {
 			if hs, err := LoadIndex(s.ch, m); err == nil {
