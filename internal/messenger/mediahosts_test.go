@@ -3,6 +3,7 @@ package messenger
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"os"
 	"path/filepath"
@@ -205,5 +206,35 @@ func TestFileOverHostQuota(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
 		t.Fatal("bob's file differs")
+	}
+}
+
+// TestBlobKeys: our hosts are asked for blobs under the current mailbox
+// id and those superseded less than the blob TTL ago, the current first.
+func TestBlobKeys(t *testing.T) {
+	n := newNode(t, "carol")
+	now := n.m.now()
+	key := func() ed25519.PrivateKey {
+		k, err := mailbox.NewKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	old, recent, cur := key(), key(), key()
+	n.m.mbMu.Lock()
+	saved := n.m.mbKeys
+	n.m.mbKeys = []mailboxKey{
+		{key: old, since: now.Add(-30 * 24 * time.Hour), until: now.Add(-mailbox.DefaultBlobTTL - time.Hour)},
+		{key: recent, since: now.Add(-9 * 24 * time.Hour), until: now.Add(-24 * time.Hour)},
+		{key: cur, since: now.Add(-24 * time.Hour)},
+	}
+	n.m.mbMu.Unlock()
+	got := n.m.blobKeys()
+	n.m.mbMu.Lock()
+	n.m.mbKeys = saved
+	n.m.mbMu.Unlock()
+	if len(got) != 2 || !got[0].Equal(cur) || !got[1].Equal(recent) {
+		t.Fatalf("blobKeys: %d keys", len(got))
 	}
 }
