@@ -102,6 +102,12 @@ func offlinePair(t *testing.T, host MailboxHost) (alice, bob *tnode) {
 // blobs. The host never sees the content, the chunk addresses, the file
 // key, the file name or alice's peer id: only equal-sized blobs.
 func TestFileThroughMailboxHost(t *testing.T) {
+	// Two blobs per stream: the file travels over several streams each
+	// way, as through a circuit relay's limits. Restored after the nodes
+	// stop (cleanups run last first).
+	was := blobsPerStream
+	t.Cleanup(func() { blobsPerStream = was })
+	blobsPerStream = 2
 	trace := &syncBuffer{}
 	host, ms := startBlobHost(t, mailbox.Quotas{}, trace)
 	alice, bob := offlinePair(t, host)
@@ -151,6 +157,19 @@ func TestFileThroughMailboxHost(t *testing.T) {
 		if bytes.Contains(seen, data[off:off+64]) {
 			t.Fatalf("plaintext at offset %d seen by the host", off)
 		}
+	}
+	// Several streams each way (two blobs per stream), each from its own
+	// throwaway identity.
+	peers := map[string]bool{}
+	streams := 0
+	for _, line := range strings.Split(string(seen), "\n") {
+		if p, ok := strings.CutPrefix(line, "#stream peer="); ok && strings.HasSuffix(p, " blobs") {
+			streams++
+			peers[p] = true
+		}
+	}
+	if streams < 6 || len(peers) != streams {
+		t.Fatalf("%d blob streams from %d identities, want at least 6, each its own", streams, len(peers))
 	}
 	if bytes.Contains(seen, man.Key[:]) || bytes.Contains(seen, []byte("photo album")) || bytes.Contains(seen, []byte(alicePeer)) {
 		t.Fatal("the host saw the file key, its name or the sender's peer id")
