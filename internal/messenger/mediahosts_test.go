@@ -129,6 +129,14 @@ func TestFileThroughMailboxHost(t *testing.T) {
 		t.Fatalf("host holds %d blobs (%v), want %d", n, err, man.Chunks()+len(man.Index))
 	}
 	alicePeer := alice.n.PeerID()
+	// What the host's operator reads in its database with its own key.
+	dump, err := ms.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dump) < man.Chunks()*media.BlobSize {
+		t.Fatalf("the dump holds %d bytes: no blobs in it", len(dump))
+	}
 	alice.stop() // the sender goes offline
 
 	bob.start()
@@ -148,8 +156,8 @@ func TestFileThroughMailboxHost(t *testing.T) {
 	})
 
 	// What the host learned: everything it read and wrote, after
-	// transport decryption (what its own keys open).
-	seen := trace.Bytes()
+	// transport decryption, and its database as its key opens it.
+	seen := append(trace.Bytes(), dump...)
 	if !bytes.Contains(seen, []byte("#stream peer=")) || len(seen) < man.Chunks()*media.BlobSize {
 		t.Fatalf("the trace holds %d bytes: the deposit was not traced", len(seen))
 	}
