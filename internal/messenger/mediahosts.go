@@ -110,8 +110,13 @@ func (m *Messenger) depositFiles(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		// A contact that has the message or is connected fetches from us.
-		if msg.State == store.StateDelivered || msg.State == store.StateRead || slices.Contains(connected, c.PeerID) {
+		// A contact that has the message fetches from us (and is not
+		// looked at again); one that is connected will have it soon.
+		if msg.State == store.StateDelivered || msg.State == store.StateRead {
+			_ = svc.SkipDeposit(ctx, o.MessageID)
+			continue
+		}
+		if slices.Contains(connected, c.PeerID) {
 			continue
 		}
 		card, err := identity.ParseSignedCard(c.Card)
