@@ -286,7 +286,7 @@ func (s *Service) ToDeposit(ctx context.Context) ([]Outgoing, error) {
 	}
 	var out []Outgoing
 	for _, r := range recs {
-		if r.Incoming || r.Group != "" || r.HostState == HostDeposited {
+		if r.Incoming || r.Group != "" || r.HostState == HostDeposited || r.HostSkip {
 			continue
 		}
 		m, err := ParseManifest(r.Manifest)
@@ -296,6 +296,19 @@ func (s *Service) ToDeposit(ctx context.Context) ([]Outgoing, error) {
 		out = append(out, Outgoing{MessageID: r.MessageID, ContactID: r.ContactID, Manifest: m, HostState: r.HostState})
 	}
 	return out, nil
+}
+
+// SkipDeposit marks a file we sent as needing no deposit (its recipient
+// has the message: it fetches from us), so ToDeposit leaves it out.
+func (s *Service) SkipDeposit(ctx context.Context, msgID string) error {
+	return s.cfg.Store.Update(ctx, func(tx *store.Tx) error {
+		r, err := getRecord(tx, msgID)
+		if err != nil || r.Incoming || r.HostSkip {
+			return err
+		}
+		r.HostSkip = true
+		return putRecord(tx, r)
+	})
 }
 
 // SetHostState records where a file we sent stands with its recipient's

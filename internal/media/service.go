@@ -122,6 +122,7 @@ type record struct {
 	// (hosted.go).
 	HostState string `json:"host,omitempty"`
 	HostError string `json:"hostErr,omitempty"`
+	HostSkip  bool   `json:"hostSkip,omitempty"` // needs no deposit (delivered)
 	// Theirs: when the record was made (unix seconds) and whether the
 	// partial transfer was abandoned for its age (expire.go).
 	Added   int64 `json:"added,omitempty"`

@@ -110,8 +110,13 @@ func (m *Messenger) depositFiles(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		// A contact that has the message or is connected fetches from us.
-		if msg.State == store.StateDelivered || msg.State == store.StateRead || slices.Contains(connected, c.PeerID) {
+		// A contact that has the message fetches from us (and is not
+		// looked at again); one that is connected will have it soon.
+		if msg.State == store.StateDelivered || msg.State == store.StateRead {
+			_ = svc.SkipDeposit(ctx, o.MessageID)
+			continue
+		}
+		if slices.Contains(connected, c.PeerID) {
 			continue
 		}
 		card, err := identity.ParseSignedCard(c.Card)
@@ -180,7 +185,11 @@ func (m *Messenger) depositAt(ctx context.Context, h MailboxHost, mb mailbox.ID,
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
 	var missing []int
 	for start := 0; start < len(ids); start += mailbox.MaxBlobBatch {
 		batch := toMailboxHashes(ids[start:min(len(ids), start+mailbox.MaxBlobBatch)])
@@ -201,11 +210,17 @@ func (m *Messenger) depositAt(ctx context.Context, h MailboxHost, mb mailbox.ID,
 	if err := c.Room(ctx, mb, len(missing)); err != nil {
 		return err
 	}
-	for start := 0; start < len(missing); start += mailbox.MaxBlobBatch {
-		part := missing[start:min(len(missing), start+mailbox.MaxBlobBatch)]
+	for start := 0; start < len(missing); start += blobsPerStream {
+		part := missing[start:min(len(missing), start+blobsPerStream)]
 		batch := make([]mailbox.Hash, len(part))
 		for i, k := range part {
 			batch[i] = mailbox.Hash(ids[k])
+		}
+		if start > 0 { // a fresh stream (and throwaway identity) per part
+			c.Close()
+			if c, err = mailbox.DialBlobs(ctx, m.opener(h), h.PeerID); err != nil {
+				return err
+			}
 		}
 		n, err := c.Put(ctx, mb, batch, func(i int) ([]byte, error) { return blob(part[i]) })
 		if err != nil {
@@ -217,6 +232,12 @@ func (m *Messenger) depositAt(ctx context.Context, h MailboxHost, mb mailbox.ID,
 	}
 	return nil
 }
+
+// blobsPerStream bounds the blobs one stream carries (6.3 MB): a host
+// reached through a circuit relay (relay --via) gets a circuit limited to
+// 8 MiB and 2 minutes each way, so a file travels over several. A
+// variable for tests.
+var blobsPerStream = 24
 
 func toMailboxHashes(hs []media.Hash) []mailbox.Hash {
 	out := make([]mailbox.Hash, len(hs))
@@ -232,7 +253,7 @@ type ownHostBlobs struct{ m *Messenger }
 
 var _ media.HostBlobs = ownHostBlobs{}
 
-func (o ownHostBlobs) each(ctx context.Context, f func(c *mailbox.BlobConn, mb mailbox.ID) error) error {
+func (o ownHostBlobs) each(ctx context.Context, f func(c *mailbox.BlobConn, mb mailbox.ID, redial func() (*mailbox.BlobConn, error)) error) error {
 	var errs []error
 	for _, h := range o.m.mailboxHosts() {
 		// A stream per mailbox id, each over its own throwaway identity
@@ -246,8 +267,16 @@ func (o ownHostBlobs) each(ctx context.Context, f func(c *mailbox.BlobConn, mb m
 				errs = append(errs, err)
 				break
 			}
-			err = f(c, mailbox.KeyID(key))
-			c.Close()
+			redial := func() (*mailbox.BlobConn, error) {
+				c.Close()
+				var err error
+				c, err = mailbox.DialBlobs(ctx, o.m.opener(h), h.PeerID)
+				return c, err
+			}
+			err = f(c, mailbox.KeyID(key), redial)
+			if c != nil {
+				c.Close()
+			}
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -278,7 +307,8 @@ func (m *Messenger) blobKeys() []ed25519.PrivateKey {
 func (o ownHostBlobs) GetBlobs(ctx context.Context, ids []media.Hash, got func(i int, blob []byte) error) error {
 	have := make([]bool, len(ids))
 	left := len(ids)
-	return o.each(ctx, func(c *mailbox.BlobConn, mb mailbox.ID) error {
+	return o.each(ctx, func(c *mailbox.BlobConn, mb mailbox.ID, redial func() (*mailbox.BlobConn, error)) error {
+		sent := 0 // blobs on this stream
 		for start := 0; start < len(ids) && left > 0; start += mailbox.MaxBlobBatch {
 			batch := toMailboxHashes(ids[start:min(len(ids), start+mailbox.MaxBlobBatch)])
 			held, err := c.Have(ctx, mb, batch)
@@ -292,15 +322,26 @@ func (o ownHostBlobs) GetBlobs(ctx context.Context, ids []media.Hash, got func(i
 					want, at = append(want, batch[i]), append(at, start+i)
 				}
 			}
-			err = c.GetMany(ctx, mb, want, func(i int, b []byte) error {
-				if got(at[i], b) == nil { // a blob that does not open may be good elsewhere
-					have[at[i]] = true
-					left--
+			// A fresh stream every blobsPerStream (see there).
+			for k := 0; k < len(want); k += blobsPerStream {
+				if sent > 0 {
+					if c, err = redial(); err != nil {
+						return err
+					}
+					sent = 0
 				}
-				return nil
-			})
-			if err != nil {
-				return err
+				part, pat := want[k:min(len(want), k+blobsPerStream)], at[k:min(len(at), k+blobsPerStream)]
+				err = c.GetMany(ctx, mb, part, func(i int, b []byte) error {
+					if got(pat[i], b) == nil { // a blob that does not open may be good elsewhere
+						have[pat[i]] = true
+						left--
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				sent += len(part)
 			}
 		}
 		return nil
@@ -309,7 +350,7 @@ func (o ownHostBlobs) GetBlobs(ctx context.Context, ids []media.Hash, got func(i
 
 // DeleteBlobs deletes ids at our hosts.
 func (o ownHostBlobs) DeleteBlobs(ctx context.Context, ids []media.Hash) {
-	_ = o.each(ctx, func(c *mailbox.BlobConn, mb mailbox.ID) error {
+	_ = o.each(ctx, func(c *mailbox.BlobConn, mb mailbox.ID, _ func() (*mailbox.BlobConn, error)) error {
 		for start := 0; start < len(ids); start += mailbox.MaxBlobBatch {
 			if _, err := c.Delete(ctx, mb, toMailboxHashes(ids[start:min(len(ids), start+mailbox.MaxBlobBatch)])); err != nil {
 				return err

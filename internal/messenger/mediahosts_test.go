@@ -3,6 +3,7 @@ package messenger
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"os"
 	"path/filepath"
@@ -101,6 +102,12 @@ func offlinePair(t *testing.T, host MailboxHost) (alice, bob *tnode) {
 // blobs. The host never sees the content, the chunk addresses, the file
 // key, the file name or alice's peer id: only equal-sized blobs.
 func TestFileThroughMailboxHost(t *testing.T) {
+	// Two blobs per stream: the file travels over several streams each
+	// way, as through a circuit relay's limits. Restored after the nodes
+	// stop (cleanups run last first).
+	was := blobsPerStream
+	t.Cleanup(func() { blobsPerStream = was })
+	blobsPerStream = 2
 	trace := &syncBuffer{}
 	host, ms := startBlobHost(t, mailbox.Quotas{}, trace)
 	alice, bob := offlinePair(t, host)
@@ -122,6 +129,14 @@ func TestFileThroughMailboxHost(t *testing.T) {
 		t.Fatalf("host holds %d blobs (%v), want %d", n, err, man.Chunks()+len(man.Index))
 	}
 	alicePeer := alice.n.PeerID()
+	// What the host's operator reads in its database with its own key.
+	dump, err := ms.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dump) < man.Chunks()*media.BlobSize {
+		t.Fatalf("the dump holds %d bytes: no blobs in it", len(dump))
+	}
 	alice.stop() // the sender goes offline
 
 	bob.start()
@@ -141,8 +156,8 @@ func TestFileThroughMailboxHost(t *testing.T) {
 	})
 
 	// What the host learned: everything it read and wrote, after
-	// transport decryption (what its own keys open).
-	seen := trace.Bytes()
+	// transport decryption, and its database as its key opens it.
+	seen := append(trace.Bytes(), dump...)
 	if !bytes.Contains(seen, []byte("#stream peer=")) || len(seen) < man.Chunks()*media.BlobSize {
 		t.Fatalf("the trace holds %d bytes: the deposit was not traced", len(seen))
 	}
@@ -150,6 +165,19 @@ func TestFileThroughMailboxHost(t *testing.T) {
 		if bytes.Contains(seen, data[off:off+64]) {
 			t.Fatalf("plaintext at offset %d seen by the host", off)
 		}
+	}
+	// Several streams each way (two blobs per stream), each from its own
+	// throwaway identity.
+	peers := map[string]bool{}
+	streams := 0
+	for _, line := range strings.Split(string(seen), "\n") {
+		if p, ok := strings.CutPrefix(line, "#stream peer="); ok && strings.HasSuffix(p, " blobs") {
+			streams++
+			peers[p] = true
+		}
+	}
+	if streams < 6 || len(peers) != streams {
+		t.Fatalf("%d blob streams from %d identities, want at least 6, each its own", streams, len(peers))
 	}
 	if bytes.Contains(seen, man.Key[:]) || bytes.Contains(seen, []byte("photo album")) || bytes.Contains(seen, []byte(alicePeer)) {
 		t.Fatal("the host saw the file key, its name or the sender's peer id")
@@ -205,5 +233,35 @@ func TestFileOverHostQuota(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
 		t.Fatal("bob's file differs")
+	}
+}
+
+// TestBlobKeys: our hosts are asked for blobs under the current mailbox
+// id and those superseded less than the blob TTL ago, the current first.
+func TestBlobKeys(t *testing.T) {
+	n := newNode(t, "carol")
+	now := n.m.now()
+	key := func() ed25519.PrivateKey {
+		k, err := mailbox.NewKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	old, recent, cur := key(), key(), key()
+	n.m.mbMu.Lock()
+	saved := n.m.mbKeys
+	n.m.mbKeys = []mailboxKey{
+		{key: old, since: now.Add(-30 * 24 * time.Hour), until: now.Add(-mailbox.DefaultBlobTTL - time.Hour)},
+		{key: recent, since: now.Add(-9 * 24 * time.Hour), until: now.Add(-24 * time.Hour)},
+		{key: cur, since: now.Add(-24 * time.Hour)},
+	}
+	n.m.mbMu.Unlock()
+	got := n.m.blobKeys()
+	n.m.mbMu.Lock()
+	n.m.mbKeys = saved
+	n.m.mbMu.Unlock()
+	if len(got) != 2 || !got[0].Equal(cur) || !got[1].Equal(recent) {
+		t.Fatalf("blobKeys: %d keys", len(got))
 	}
 }
