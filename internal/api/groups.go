@@ -90,7 +90,11 @@ func (s *server) groupInvite(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	g, err := s.m.GroupAdd(r.Context(), r.PathValue("group"), req.Contact)
+	contacts := req.Contacts
+	if req.Contact != "" {
+		contacts = append([]string{req.Contact}, contacts...)
+	}
+	g, err := s.m.GroupAdd(r.Context(), r.PathValue("group"), contacts...)
 	s.groupReply(w, http.StatusOK, g, err)
 }
 
