@@ -412,6 +412,32 @@ func (m *Messenger) settleOwed(tx *store.Tx, rx *batch, g *store.Group, acct str
 	return m.queueGroupControl(tx, rx, st, nil, acct, &wirepb.GroupControl{GroupId: g.ID, SenderKey: dist})
 }
 
+// memberCard is a member's card: from the op that added them, else (an
+// ADD_MANY op names no card) the one we hold as their contact's.
+func memberCard(tx *store.Tx, acct string, mb *groupMember) []byte {
+	if len(mb.card) > 0 {
+		return mb.card
+	}
+	if c, err := tx.ContactByAccount(acct); err == nil {
+		return c.Card
+	}
+	return nil
+}
+
+// memberCards returns every member's card we have (memberCard), by account.
+func (m *Messenger) memberCards(ctx context.Context, st *groupState) map[string][]byte {
+	out := make(map[string][]byte, len(st.members))
+	_ = m.st.View(ctx, func(tx *store.Tx) error {
+		for a, mb := range st.members {
+			if cb := memberCard(tx, a, mb); len(cb) > 0 {
+				out[a] = cb
+			}
+		}
+		return nil
+	})
+	return out
+}
+
 // groupEncStats counts the encryptions groups cost (for the benchmarks):
 // sender-key encryptions (a message, a card announcement) and 1:1
 // encryptions of group controls (ops, invitations, sender keys).

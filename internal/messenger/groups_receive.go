@@ -470,11 +470,12 @@ func (m *Messenger) fillGroup(ctx context.Context, gid []byte, topic string) {
 		return
 	}
 	if st, err := m.cachedState(ctx, gid); err == nil {
+		cards := m.memberCards(ctx, st)
 		for _, a := range st.memberIDs() {
 			if a == m.acct {
 				continue
 			}
-			if card, err := identity.ParseSignedCard(st.members[a].card); err == nil {
+			if card, err := identity.ParseSignedCard(cards[a]); err == nil {
 				for _, d := range card.Devices {
 					for _, addr := range d.Addrs {
 						if !strings.Contains(addr, "/p2p/") {
