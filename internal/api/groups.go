@@ -41,7 +41,7 @@ func (s *server) failGroup(w http.ResponseWriter, err error) {
 		e.Status, e.Code = http.StatusForbidden, apiclient.CodeForbidden
 	case errors.Is(err, messenger.ErrBadChannelLink):
 		e.Code = apiclient.CodeBadInvite
-	case errors.Is(err, messenger.ErrGroupFull):
+	case errors.Is(err, messenger.ErrGroupFull), errors.Is(err, messenger.ErrAlreadyMember):
 	default:
 		s.fail(w, err)
 		return

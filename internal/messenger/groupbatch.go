@@ -42,6 +42,10 @@ import (
 //     seeing a member's key arrive on a session that member just opened,
 //     answers with its own key (replyKey).
 
+// ErrAlreadyMember is returned by GroupAdd when a contact named is a
+// member already (nobody is added then).
+var ErrAlreadyMember = errors.New("already a member of the group")
+
 // groupCardsBody is the stored body of a card announcement: not valid
 // UTF-8, so no text message has it; GroupMessages leaves such rows out.
 const groupCardsBody = "\xffcards"
@@ -119,7 +123,7 @@ func addedName(card []byte) string {
 // group's topic.
 func (m *Messenger) GroupAdd(ctx context.Context, ref string, contactRefs ...string) (GroupInfo, error) {
 	if len(contactRefs) == 0 {
-		return GroupInfo{}, errors.New("name at least one contact to add")
+		return GroupInfo{}, fmt.Errorf("%w: name at least one contact to add", ErrUnknownContact)
 	}
 	var g *store.Group
 	var st *groupState
@@ -149,7 +153,7 @@ func (m *Messenger) GroupAdd(ctx context.Context, ref string, contactRefs ...str
 				return err
 			}
 			if old.isMember(c.AccountID) {
-				return fmt.Errorf("%s is already a member", c.Name)
+				return fmt.Errorf("%w: %s", ErrAlreadyMember, c.Name)
 			}
 			if !seen[c.AccountID] {
 				seen[c.AccountID] = true
