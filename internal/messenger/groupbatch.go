@@ -333,7 +333,9 @@ func (m *Messenger) announceCards(tx *store.Tx, g *store.Group, cards [][]byte) 
 // (admins add members); a card is its member's own (self-signed). A card
 // of someone we cannot reach yet (not a contact) makes them one — the
 // announcement may overtake the ops that add them, which then find the
-// contact — and the sender key we owe them, if any, goes to them.
+// contact — and the sender key we owe them, if any, goes to them on the
+// new session (the batch here is our own: openGroupMessage has none, so
+// it touches only sessions made here).
 func (m *Messenger) receivedCards(tx *store.Tx, g *store.Group, sender string, cards [][]byte) error {
 	if g.Gone || len(g.Sender) == 0 {
 		return nil
@@ -355,14 +357,19 @@ func (m *Messenger) receivedCards(tx *store.Tx, g *store.Group, sender string, c
 		if acct == m.acct {
 			continue
 		}
-		if _, err := tx.ContactByAccount(acct); errors.Is(err, store.ErrNotFound) {
-			if _, err := m.contactFromCard(tx, card, b); err != nil {
-				return err
-			}
-		} else if err != nil {
+		if _, err := tx.ContactByAccount(acct); err == nil {
+			// Reachable already: whatever we owed them went when they
+			// became reachable (settleOwed on their first control). Not
+			// sent from here: this transaction's receive batch may hold
+			// their session in a newer state than the store's.
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if err := m.settleOwed(tx, rx, g, acct); err != nil {
+		if _, err := m.contactFromCard(tx, card, b); err != nil {
+			return err
+		}
+		if err := m.settleOwed(tx, rx, g, acct); err != nil { // a new session: in no other batch
 			return err
 		}
 	}
