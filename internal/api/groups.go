@@ -42,7 +42,7 @@ func (s *server) failGroup(w http.ResponseWriter, err error) {
 		e.Status, e.Code = http.StatusForbidden, apiclient.CodeForbidden
 	case errors.Is(err, messenger.ErrBadChannelLink):
 		e.Code = apiclient.CodeBadInvite
-	case errors.Is(err, messenger.ErrGroupFull):
+	case errors.Is(err, messenger.ErrGroupFull), errors.Is(err, messenger.ErrAlreadyMember):
 	default:
 		s.fail(w, err)
 		return
@@ -91,7 +91,11 @@ func (s *server) groupInvite(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	g, err := s.m.GroupAdd(r.Context(), r.PathValue("group"), req.Contact)
+	contacts := req.Contacts
+	if req.Contact != "" {
+		contacts = append([]string{req.Contact}, contacts...)
+	}
+	g, err := s.m.GroupAdd(r.Context(), r.PathValue("group"), contacts...)
 	s.groupReply(w, http.StatusOK, g, err)
 }
 

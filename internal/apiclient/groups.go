@@ -89,7 +89,10 @@ type NameRequest struct {
 
 // MemberRequest is POST /api/v1/groups/{group}/members.
 type MemberRequest struct {
-	Contact string `json:"contact"`
+	Contact string `json:"contact,omitempty"`
+	// Contacts adds several at once (with Contact, if set): one request,
+	// as few membership ops as their number needs.
+	Contacts []string `json:"contacts,omitempty"`
 }
 
 // TextRequest is POST /api/v1/groups/{group}/messages.
@@ -156,10 +159,14 @@ func (c *Client) Group(ctx context.Context, ref string) (Group, error) {
 	return out, c.do(ctx, http.MethodGet, groupPath(ref), nil, &out)
 }
 
-// GroupInvite adds a contact to a group (admins only).
-func (c *Client) GroupInvite(ctx context.Context, ref, contact string) (Group, error) {
+// GroupInvite adds contacts to a group (admins only), all in one request.
+func (c *Client) GroupInvite(ctx context.Context, ref string, contacts ...string) (Group, error) {
 	var out Group
-	return out, c.do(ctx, http.MethodPost, groupPath(ref, "members"), MemberRequest{Contact: contact}, &out)
+	req := MemberRequest{Contacts: contacts}
+	if len(contacts) == 1 {
+		req = MemberRequest{Contact: contacts[0]} // as before: older daemons know only this
+	}
+	return out, c.do(ctx, http.MethodPost, groupPath(ref, "members"), req, &out)
 }
 
 // GroupRemove removes a member (a contact name or an account id; admins only).

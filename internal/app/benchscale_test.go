@@ -39,8 +39,14 @@ func TestScaleGroupSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	figs := r.Figures()
-	if len(figs) != 6 || len(r.To99) != 3 {
+	if len(figs) != 9 || len(r.To99) != 3 {
 		t.Fatalf("figures missing: %+v", r)
+	}
+	// One sender-key encryption per message, no 1:1 encryption; the
+	// build: one invitation to each of the 18 members added at once (their
+	// ops fit one control) and one card announcement.
+	if r.EncPerMessage != 1 || r.BuildPairwise != 18 || r.BuildSenderKey != 1 {
+		t.Errorf("encryptions: %v per message, build %d 1:1 + %d sender-key; want 1, 18 + 1", r.EncPerMessage, r.BuildPairwise, r.BuildSenderKey)
 	}
 	for _, f := range figs {
 		t.Log(f)

@@ -29,6 +29,7 @@ func init() {
 	}
 	RegisterSuiteFigure(FigureChannelReach, pick("channel", "p50"))
 	RegisterSuiteFigure(FigureChannelBytes, pick("channel", "bytes sent per subscriber"))
+	RegisterSuiteFigure(FigureGroupEncryptions, pick("group", "encryptions per message"))
 	RegisterSuiteFigure(FigureGroupReach, pick("group", "message to 99 %"))
 	RegisterSuiteFigure(FigureGroupRekey, pick("group", "removal re-keys"))
 	RegisterSuiteFigure(FigureIdleCPU, pick("idle-node", "CPU per hour"))

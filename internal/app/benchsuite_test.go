@@ -30,7 +30,7 @@ func TestBenchSuiteSmoke(t *testing.T) {
 	ours := map[string]bool{"1to1.throughput": true, "1to1.p50": true, "1to1.p99": true, "relay.deposits": true, "relay.depositsPipelined": true, "relay.catchup": true}
 	// The scale runs at smoke size (benchsuite_scale.go): measured, no ratio
 	// required (not every one has an anchor).
-	scaled := map[string]bool{FigureChannelReach: true, FigureChannelBytes: true, FigureGroupReach: true, FigureGroupRekey: true}
+	scaled := map[string]bool{FigureChannelReach: true, FigureChannelBytes: true, FigureGroupEncryptions: true, FigureGroupReach: true, FigureGroupRekey: true}
 	got := map[string]SuiteFigure{}
 	for _, f := range rep.Figures {
 		got[f.Name] = f

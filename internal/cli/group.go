@@ -74,10 +74,11 @@ func groupCmd(g *globals) *cobra.Command {
 		}, printGroup)
 	show := g.nodeCmd("show GROUP [--json]", "Show a group and its members", cobra.ExactArgs(1),
 		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) { return c.Group(ctx, a[0]) }, printGroup)
-	invite := g.nodeCmd("invite GROUP CONTACT", "Add a contact to a group (admins); they join on receipt", cobra.ExactArgs(2),
+	invite := g.nodeCmd("invite GROUP CONTACT...", "Add contacts to a group (admins), all at once; they join on receipt", cobra.MinimumNArgs(2),
 		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) {
-			return c.GroupInvite(ctx, a[0], a[1])
+			return c.GroupInvite(ctx, a[0], a[1:]...)
 		}, printGroup)
+	invite.Aliases = []string{"add"}
 	join := g.nodeCmd("join GROUP", "Take part in a group you were invited to and fetch its recent messages", cobra.ExactArgs(1),
 		func(ctx context.Context, c *apiclient.Client, a []string) (any, error) { return c.GroupJoin(ctx, a[0]) }, printGroup)
 	leave := g.nodeCmd("leave GROUP", "Leave a group", cobra.ExactArgs(1),

@@ -79,7 +79,7 @@ func (m *Messenger) receivedGroupFile(tx *store.Tx, g *store.Group, sender, msgI
 		if acct == m.acct {
 			continue
 		}
-		card, err := identity.ParseHistoricCard(mb.card)
+		card, err := identity.ParseHistoricCard(memberCard(tx, acct, mb))
 		if err != nil {
 			continue
 		}

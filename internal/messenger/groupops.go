@@ -67,10 +67,11 @@ type groupOp struct {
 	hash   [32]byte
 	raw    []byte
 	op     *wirepb.GroupOp
-	author string // account id
-	card   []byte // ADD: the new member's signed card (CREATE: the creator's)
-	member string // ADD: the new member's account id; REMOVE, ADMIN: the target
-	name   string // ADD, CREATE: the name on the card
+	author string        // account id
+	card   []byte        // ADD: the new member's signed card (CREATE: the creator's)
+	member string        // ADD: the new member's account id; REMOVE, ADMIN: the target
+	name   string        // ADD, CREATE: the name on the card
+	added  []addedMember // ADD_MANY (groupbatch.go)
 }
 
 // opCache memoises parseOp: checking an op costs several signature
@@ -159,6 +160,10 @@ func parseOp(raw, gid []byte) (*groupOp, error) {
 			return nil, fmt.Errorf("%w: member: %w", errBadOp, err)
 		}
 		g.member = op.Member
+	case wirepb.GroupOp_KIND_ADD_MANY:
+		if g.added, err = parseAdded(op.Added); err != nil {
+			return nil, err
+		}
 	case wirepb.GroupOp_KIND_LEAVE, wirepb.GroupOp_KIND_RENAME:
 	default:
 		return nil, fmt.Errorf("%w: unknown kind", errBadOp)
@@ -414,6 +419,8 @@ func (s *groupState) apply(o *groupOp) bool {
 		}
 		s.members[o.member] = &groupMember{card: o.card, name: o.name}
 		delete(s.removed, o.member)
+	case wirepb.GroupOp_KIND_ADD_MANY:
+		return s.applyAddMany(o)
 	case wirepb.GroupOp_KIND_REMOVE:
 		if !s.canRemove(o.author, o.member) {
 			return false

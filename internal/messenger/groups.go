@@ -369,28 +369,6 @@ func (m *Messenger) changeGroup(ctx context.Context, ref string, build func(tx *
 	return m.groupInfo(ctx, g, st), nil
 }
 
-// GroupAdd invites a contact into a group (admins only): the contact gets
-// the group's secret, its ops and our sender key over our 1:1 session;
-// every member hears of the new member and sends it their sender key.
-func (m *Messenger) GroupAdd(ctx context.Context, ref, contactRef string) (GroupInfo, error) {
-	return m.changeGroup(ctx, ref, func(tx *store.Tx, g *store.Group, st *groupState) (*groupChange, error) {
-		if !st.isAdmin(m.acct) {
-			return nil, ErrNotAdmin
-		}
-		c, err := resolve(tx, contactRef)
-		if err != nil {
-			return nil, err
-		}
-		if st.isMember(c.AccountID) {
-			return nil, fmt.Errorf("%s is already a member", c.Name)
-		}
-		if len(st.members) >= wire.MaxGroupMembers {
-			return nil, ErrGroupFull
-		}
-		return &groupChange{op: &wirepb.GroupOp{Kind: wirepb.GroupOp_KIND_ADD, MemberCard: c.Card}, invite: c.AccountID}, nil
-	})
-}
-
 // memberRef resolves a contact name or a member's account id.
 func memberRef(tx *store.Tx, st *groupState, ref string) (string, error) {
 	if c, err := resolve(tx, ref); err == nil {
@@ -493,6 +471,11 @@ func (m *Messenger) queueGroupControl(tx *store.Tx, rx *batch, st, old *groupSta
 		if mb == nil {
 			return nil
 		}
+		if len(mb.card) == 0 {
+			// Added by ADD_MANY: reached once their card is announced or
+			// their first message comes (groupbatch.go).
+			return m.oweKey(tx, acct, gc)
+		}
 		card, err := identity.ParseSignedCard(mb.card)
 		if err != nil || card.AccountID() != acct {
 			m.log.Info("groupMemberUnreachable", "member", identity.Short(acct))
@@ -528,6 +511,8 @@ func (m *Messenger) queueGroupControl(tx *store.Tx, rx *batch, st, old *groupSta
 		return nil
 	}
 	rx.setRecord(c.ID, rec)
+	m.encStats.pairwise.Add(1)
+	m.encStats.pairwiseBytes.Add(uint64(len(s.bytes)))
 	// The member's queue goes in order once its oldest item is due: queued
 	// behind one waiting out its backoff, the control is not due before
 	// it either (else every member's queue would be polled on every wake,
@@ -671,6 +656,7 @@ func (m *Messenger) groupSend(ctx context.Context, ref, text string, attachment 
 		if err != nil {
 			return err
 		}
+		m.encStats.senderKey.Add(1)
 		g.Sender = sender.Marshal()
 		if err := tx.UpdateGroup(g); err != nil {
 			return err
@@ -724,6 +710,9 @@ func (m *Messenger) GroupMessages(ctx context.Context, ref string, afterSeq int6
 	}
 	out := make([]GroupMessage, 0, len(ms))
 	for _, gm := range ms {
+		if gm.Body == groupCardsBody {
+			continue // a card announcement (groupbatch.go)
+		}
 		name := names[gm.Sender]
 		if name == "" {
 			name = identity.Short(gm.Sender)

@@ -133,6 +133,9 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 			return err
 		}
 	}
+	if err := m.settleOwed(tx, rx, g, c.AccountID); err != nil {
+		return err
+	}
 	gid := g.ID
 	rx.after = append(rx.after, func() { m.groups.drop(gid) })
 	return nil
@@ -250,6 +253,13 @@ func (m *Messenger) openGroupMessage(tx *store.Tx, g *store.Group, sender string
 	}
 	if t, err = wire.ParseGroupText(unpadded); err != nil {
 		return nil, false, err
+	}
+	if len(t.Cards) > 0 {
+		t.Body = groupCardsBody // kept for history, never shown
+		if err := m.receivedCards(tx, g, sender, t.Cards); err != nil {
+			m.log.Warn("groupCardsNotTaken", "group", shortHex(g.ID), "err", err)
+			return nil, false, err
+		}
 	}
 	if err := tx.PutGroupKey(g.ID, sender, epoch, r.Marshal()); err != nil {
 		return nil, false, err
@@ -460,11 +470,12 @@ func (m *Messenger) fillGroup(ctx context.Context, gid []byte, topic string) {
 		return
 	}
 	if st, err := m.cachedState(ctx, gid); err == nil {
+		cards := m.memberCards(ctx, st)
 		for _, a := range st.memberIDs() {
 			if a == m.acct {
 				continue
 			}
-			if card, err := identity.ParseSignedCard(st.members[a].card); err == nil {
+			if card, err := identity.ParseSignedCard(cards[a]); err == nil {
 				for _, d := range card.Devices {
 					for _, addr := range d.Addrs {
 						if !strings.Contains(addr, "/p2p/") {

@@ -218,6 +218,9 @@ type Messenger struct {
 	groups groupCache // computed group memberships (groups.go)
 	ops    opCache    // checked group ops (groupops.go)
 
+	// encStats counts the encryptions groups cost (groupbatch.go).
+	encStats groupEncStats
+
 	kick   chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -19,6 +19,12 @@ const (
 	MaxTopicMessage = MaxTextSize + MaxAttachmentSize + 4<<10
 	// MaxGroupName bounds a group or channel name.
 	MaxGroupName = 200
+	// MaxAddBatch bounds the members one ADD_MANY op adds: at most
+	// MaxAddBatch entries of an account id and a name of at most
+	// MaxAddedName bytes fit the op size limit.
+	MaxAddBatch = 100
+	// MaxAddedName bounds the name of an ADD_MANY entry.
+	MaxAddedName = 64
 )
 
 // ParseGroupControl checks the group part of a payload.
@@ -101,8 +107,13 @@ func ParseGroupText(b []byte) (*wirepb.GroupText, error) {
 	if err := checkVersion(t.Version); err != nil {
 		return nil, err
 	}
-	if len(t.MessageId) != MessageIDSize || len(t.Body) > MaxTextSize || len(t.Attachment) > MaxAttachmentSize {
+	if len(t.MessageId) != MessageIDSize || len(t.Body) > MaxTextSize || len(t.Attachment) > MaxAttachmentSize || len(t.Cards) > MaxAddBatch {
 		return nil, ErrMalformed
+	}
+	for _, c := range t.Cards {
+		if len(c) > MaxCardSize {
+			return nil, ErrMalformed
+		}
 	}
 	return &t, nil
 }
@@ -131,6 +142,14 @@ func ParseSignedGroupOp(b []byte) (*wirepb.SignedGroupOp, *wirepb.GroupOp, error
 	}
 	if (op.Kind == wirepb.GroupOp_KIND_CREATE) != (len(op.Parents) == 0) {
 		return nil, nil, ErrMalformed
+	}
+	if (op.Kind == wirepb.GroupOp_KIND_ADD_MANY) != (len(op.Added) > 0) || len(op.Added) > MaxAddBatch {
+		return nil, nil, ErrMalformed
+	}
+	for _, a := range op.Added {
+		if len(a.Account) > 128 || len(a.Name) > MaxAddedName {
+			return nil, nil, ErrMalformed
+		}
 	}
 	return &s, &op, nil
 }

@@ -13,6 +13,14 @@ func sampleOp(kind wirepb.GroupOp_Kind, parents ...[]byte) []byte {
 	return Marshal(&wirepb.SignedGroupOp{Op: op, Signature: make([]byte, 64)})
 }
 
+func sampleAddMany(n int, name string) []byte {
+	op := &wirepb.GroupOp{Version: Version, GroupId: make([]byte, 32), Kind: wirepb.GroupOp_KIND_ADD_MANY, Depth: 2, Parents: [][]byte{bytes.Repeat([]byte{1}, 32)}}
+	for range n {
+		op.Added = append(op.Added, &wirepb.AddedMember{Account: string(bytes.Repeat([]byte{'a'}, 58)), Name: name})
+	}
+	return Marshal(&wirepb.SignedGroupOp{Op: Marshal(op), Signature: make([]byte, 64)})
+}
+
 func TestParseGroupMessages(t *testing.T) {
 	h := bytes.Repeat([]byte{1}, 32)
 	for name, c := range map[string]struct {
@@ -28,6 +36,12 @@ func TestParseGroupMessages(t *testing.T) {
 		"short signature":     {Marshal(&wirepb.SignedGroupOp{Op: Marshal(&wirepb.GroupOp{Version: Version, GroupId: make([]byte, 32)}), Signature: []byte{1}}), ErrMalformed},
 		"other version":       {Marshal(&wirepb.SignedGroupOp{Op: Marshal(&wirepb.GroupOp{Version: 2, GroupId: make([]byte, 32)}), Signature: make([]byte, 64)}), ErrVersion},
 		"too large":           {make([]byte, MaxCardSize+8<<10), ErrTooLarge},
+		// ADD_MANY: 1 to MaxAddBatch members, the largest fits the op limit.
+		"add many":            {sampleAddMany(3, "bob"), nil},
+		"add many, the most":  {sampleAddMany(MaxAddBatch, string(bytes.Repeat([]byte{'n'}, MaxAddedName))), nil},
+		"add many, too many":  {sampleAddMany(MaxAddBatch+1, "x"), ErrMalformed},
+		"add many, nobody":    {sampleOp(wirepb.GroupOp_KIND_ADD_MANY, h), ErrMalformed},
+		"add many, long name": {sampleAddMany(1, string(bytes.Repeat([]byte{'n'}, MaxAddedName+1))), ErrMalformed},
 	} {
 		if _, _, err := ParseSignedGroupOp(c.b); !errors.Is(err, c.err) {
 			t.Errorf("%s: %v, want %v", name, err, c.err)
@@ -49,6 +63,10 @@ func TestParseGroupMessages(t *testing.T) {
 	gc := &wirepb.GroupControl{GroupId: make([]byte, 32), Secret: []byte{1}}
 	if _, err := ParsePayload(Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Group{Group: gc}})); !errors.Is(err, ErrMalformed) {
 		t.Errorf("short secret: %v", err)
+	}
+	cards := &wirepb.GroupText{Version: Version, MessageId: make([]byte, MessageIDSize), Cards: make([][]byte, MaxAddBatch+1)}
+	if _, err := ParseGroupText(Marshal(cards)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("too many cards: %v", err)
 	}
 	gc.Secret = make([]byte, 32)
 	if _, err := ParsePayload(Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Group{Group: gc}})); err != nil {

@@ -34,6 +34,7 @@ const (
 	GroupOp_KIND_LEAVE       GroupOp_Kind = 4 // the author leaves
 	GroupOp_KIND_RENAME      GroupOp_Kind = 5 // name changes (admins only)
 	GroupOp_KIND_ADMIN       GroupOp_Kind = 6 // member becomes an admin (admins only)
+	GroupOp_KIND_ADD_MANY    GroupOp_Kind = 7 // the members in added join (admins only); no cards
 )
 
 // Enum value maps for GroupOp_Kind.
@@ -46,6 +47,7 @@ var (
 		4: "KIND_LEAVE",
 		5: "KIND_RENAME",
 		6: "KIND_ADMIN",
+		7: "KIND_ADD_MANY",
 	}
 	GroupOp_Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED": 0,
@@ -55,6 +57,7 @@ var (
 		"KIND_LEAVE":       4,
 		"KIND_RENAME":      5,
 		"KIND_ADMIN":       6,
+		"KIND_ADD_MANY":    7,
 	}
 )
 
@@ -368,7 +371,13 @@ type GroupText struct {
 	// attachment, if set, is an Attachment encoding (internal/media): the
 	// message carries a file, fetched from the sender and the other members
 	// (a swarm); body is its caption (possibly empty).
-	Attachment    []byte `protobuf:"bytes,5,opt,name=attachment,proto3" json:"attachment,omitempty"`
+	Attachment []byte `protobuf:"bytes,5,opt,name=attachment,proto3" json:"attachment,omitempty"`
+	// cards, if set, are the signed contact cards of members the sender (an
+	// admin) added by ADD_MANY ops, which name members without their cards:
+	// published once on the topic, they let every member open a session
+	// with the new members (docs/ARCHITECTURE.md, "Large groups"). Such a
+	// message has no body and is not shown.
+	Cards         [][]byte `protobuf:"bytes,6,rep,name=cards,proto3" json:"cards,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -438,21 +447,34 @@ func (x *GroupText) GetAttachment() []byte {
 	return nil
 }
 
+func (x *GroupText) GetCards() [][]byte {
+	if x != nil {
+		return x.Cards
+	}
+	return nil
+}
+
 // GroupOp is one membership change, signed by its author's account key
 // (SignedGroupOp). Ops form a hash DAG: parents are the hashes of the ops
 // the author had applied (the heads), so every member orders them alike.
 type GroupOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	GroupId       []byte                 `protobuf:"bytes,2,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	Kind          GroupOp_Kind           `protobuf:"varint,3,opt,name=kind,proto3,enum=samizdat.wire.v1.GroupOp_Kind" json:"kind,omitempty"`
-	Author        []byte                 `protobuf:"bytes,4,opt,name=author,proto3" json:"author,omitempty"`                           // keys.PublicIdentity encoding
-	MemberCard    []byte                 `protobuf:"bytes,5,opt,name=member_card,json=memberCard,proto3" json:"member_card,omitempty"` // ADD: the new member's signed contact card
-	Member        string                 `protobuf:"bytes,6,opt,name=member,proto3" json:"member,omitempty"`                           // REMOVE, ADMIN: account id
-	Name          string                 `protobuf:"bytes,7,opt,name=name,proto3" json:"name,omitempty"`                               // CREATE, RENAME
-	Depth         uint64                 `protobuf:"varint,8,opt,name=depth,proto3" json:"depth,omitempty"`                            // 1 + the greatest depth of the parents
-	Parents       [][]byte               `protobuf:"bytes,9,rep,name=parents,proto3" json:"parents,omitempty"`
-	AtUnixMs      int64                  `protobuf:"varint,10,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Version    uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	GroupId    []byte                 `protobuf:"bytes,2,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Kind       GroupOp_Kind           `protobuf:"varint,3,opt,name=kind,proto3,enum=samizdat.wire.v1.GroupOp_Kind" json:"kind,omitempty"`
+	Author     []byte                 `protobuf:"bytes,4,opt,name=author,proto3" json:"author,omitempty"`                           // keys.PublicIdentity encoding
+	MemberCard []byte                 `protobuf:"bytes,5,opt,name=member_card,json=memberCard,proto3" json:"member_card,omitempty"` // ADD: the new member's signed contact card
+	Member     string                 `protobuf:"bytes,6,opt,name=member,proto3" json:"member,omitempty"`                           // REMOVE, ADMIN: account id
+	Name       string                 `protobuf:"bytes,7,opt,name=name,proto3" json:"name,omitempty"`                               // CREATE, RENAME
+	Depth      uint64                 `protobuf:"varint,8,opt,name=depth,proto3" json:"depth,omitempty"`                            // 1 + the greatest depth of the parents
+	Parents    [][]byte               `protobuf:"bytes,9,rep,name=parents,proto3" json:"parents,omitempty"`
+	AtUnixMs   int64                  `protobuf:"varint,10,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
+	// ADD_MANY: the members who join, in order. The op names them by
+	// account id only, so it stays small however many it adds and an
+	// invitation can carry the whole op set; their cards travel beside the
+	// ops (GroupControl.cards) to the members who must open sessions with
+	// them (docs/ARCHITECTURE.md, "Large groups").
+	Added         []*AddedMember `protobuf:"bytes,11,rep,name=added,proto3" json:"added,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -557,6 +579,66 @@ func (x *GroupOp) GetAtUnixMs() int64 {
 	return 0
 }
 
+func (x *GroupOp) GetAdded() []*AddedMember {
+	if x != nil {
+		return x.Added
+	}
+	return nil
+}
+
+// AddedMember is one member joining by an ADD_MANY op.
+type AddedMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"` // account id
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`       // the name on their card when added (display only)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddedMember) Reset() {
+	*x = AddedMember{}
+	mi := &file_wirepb_groups_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddedMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddedMember) ProtoMessage() {}
+
+func (x *AddedMember) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_groups_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddedMember.ProtoReflect.Descriptor instead.
+func (*AddedMember) Descriptor() ([]byte, []int) {
+	return file_wirepb_groups_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AddedMember) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *AddedMember) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type SignedGroupOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Op            []byte                 `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`               // GroupOp encoding
@@ -567,7 +649,7 @@ type SignedGroupOp struct {
 
 func (x *SignedGroupOp) Reset() {
 	*x = SignedGroupOp{}
-	mi := &file_wirepb_groups_proto_msgTypes[6]
+	mi := &file_wirepb_groups_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +661,7 @@ func (x *SignedGroupOp) String() string {
 func (*SignedGroupOp) ProtoMessage() {}
 
 func (x *SignedGroupOp) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_groups_proto_msgTypes[6]
+	mi := &file_wirepb_groups_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +674,7 @@ func (x *SignedGroupOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedGroupOp.ProtoReflect.Descriptor instead.
 func (*SignedGroupOp) Descriptor() ([]byte, []int) {
-	return file_wirepb_groups_proto_rawDescGZIP(), []int{6}
+	return file_wirepb_groups_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SignedGroupOp) GetOp() []byte {
@@ -624,7 +706,7 @@ type GroupControl struct {
 
 func (x *GroupControl) Reset() {
 	*x = GroupControl{}
-	mi := &file_wirepb_groups_proto_msgTypes[7]
+	mi := &file_wirepb_groups_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -636,7 +718,7 @@ func (x *GroupControl) String() string {
 func (*GroupControl) ProtoMessage() {}
 
 func (x *GroupControl) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_groups_proto_msgTypes[7]
+	mi := &file_wirepb_groups_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -649,7 +731,7 @@ func (x *GroupControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupControl.ProtoReflect.Descriptor instead.
 func (*GroupControl) Descriptor() ([]byte, []int) {
-	return file_wirepb_groups_proto_rawDescGZIP(), []int{7}
+	return file_wirepb_groups_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GroupControl) GetGroupId() []byte {
@@ -703,7 +785,7 @@ type ChannelBody struct {
 
 func (x *ChannelBody) Reset() {
 	*x = ChannelBody{}
-	mi := &file_wirepb_groups_proto_msgTypes[8]
+	mi := &file_wirepb_groups_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +797,7 @@ func (x *ChannelBody) String() string {
 func (*ChannelBody) ProtoMessage() {}
 
 func (x *ChannelBody) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_groups_proto_msgTypes[8]
+	mi := &file_wirepb_groups_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +810,7 @@ func (x *ChannelBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelBody.ProtoReflect.Descriptor instead.
 func (*ChannelBody) Descriptor() ([]byte, []int) {
-	return file_wirepb_groups_proto_rawDescGZIP(), []int{8}
+	return file_wirepb_groups_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChannelBody) GetVersion() uint32 {
@@ -775,7 +857,7 @@ const file_wirepb_groups_proto_rawDesc = "" +
 	"\rGroupEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\fR\amessage\"\x9f\x01\n" +
+	"\amessage\x18\x03 \x01(\fR\amessage\"\xb5\x01\n" +
 	"\tGroupText\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1d\n" +
 	"\n" +
@@ -784,7 +866,8 @@ const file_wirepb_groups_proto_rawDesc = "" +
 	"\x0fsent_at_unix_ms\x18\x04 \x01(\x03R\fsentAtUnixMs\x12\x1e\n" +
 	"\n" +
 	"attachment\x18\x05 \x01(\fR\n" +
-	"attachment\"\xa4\x03\n" +
+	"attachment\x12\x14\n" +
+	"\x05cards\x18\x06 \x03(\fR\x05cards\"\xed\x03\n" +
 	"\aGroupOp\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x19\n" +
 	"\bgroup_id\x18\x02 \x01(\fR\agroupId\x122\n" +
@@ -798,7 +881,8 @@ const file_wirepb_groups_proto_rawDesc = "" +
 	"\aparents\x18\t \x03(\fR\aparents\x12\x1c\n" +
 	"\n" +
 	"at_unix_ms\x18\n" +
-	" \x01(\x03R\batUnixMs\"}\n" +
+	" \x01(\x03R\batUnixMs\x123\n" +
+	"\x05added\x18\v \x03(\v2\x1d.samizdat.wire.v1.AddedMemberR\x05added\"\x90\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_CREATE\x10\x01\x12\f\n" +
@@ -808,7 +892,11 @@ const file_wirepb_groups_proto_rawDesc = "" +
 	"KIND_LEAVE\x10\x04\x12\x0f\n" +
 	"\vKIND_RENAME\x10\x05\x12\x0e\n" +
 	"\n" +
-	"KIND_ADMIN\x10\x06\"=\n" +
+	"KIND_ADMIN\x10\x06\x12\x11\n" +
+	"\rKIND_ADD_MANY\x10\a\";\n" +
+	"\vAddedMember\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"=\n" +
 	"\rSignedGroupOp\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\fR\x02op\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x86\x01\n" +
@@ -839,7 +927,7 @@ func file_wirepb_groups_proto_rawDescGZIP() []byte {
 }
 
 var file_wirepb_groups_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wirepb_groups_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_wirepb_groups_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_wirepb_groups_proto_goTypes = []any{
 	(GroupOp_Kind)(0),       // 0: samizdat.wire.v1.GroupOp.Kind
 	(*ChannelInvite)(nil),   // 1: samizdat.wire.v1.ChannelInvite
@@ -848,17 +936,19 @@ var file_wirepb_groups_proto_goTypes = []any{
 	(*GroupEnvelope)(nil),   // 4: samizdat.wire.v1.GroupEnvelope
 	(*GroupText)(nil),       // 5: samizdat.wire.v1.GroupText
 	(*GroupOp)(nil),         // 6: samizdat.wire.v1.GroupOp
-	(*SignedGroupOp)(nil),   // 7: samizdat.wire.v1.SignedGroupOp
-	(*GroupControl)(nil),    // 8: samizdat.wire.v1.GroupControl
-	(*ChannelBody)(nil),     // 9: samizdat.wire.v1.ChannelBody
+	(*AddedMember)(nil),     // 7: samizdat.wire.v1.AddedMember
+	(*SignedGroupOp)(nil),   // 8: samizdat.wire.v1.SignedGroupOp
+	(*GroupControl)(nil),    // 9: samizdat.wire.v1.GroupControl
+	(*ChannelBody)(nil),     // 10: samizdat.wire.v1.ChannelBody
 }
 var file_wirepb_groups_proto_depIdxs = []int32{
 	0, // 0: samizdat.wire.v1.GroupOp.kind:type_name -> samizdat.wire.v1.GroupOp.Kind
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	7, // 1: samizdat.wire.v1.GroupOp.added:type_name -> samizdat.wire.v1.AddedMember
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_groups_proto_init() }
@@ -872,7 +962,7 @@ func file_wirepb_groups_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wirepb_groups_proto_rawDesc), len(file_wirepb_groups_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
