@@ -162,7 +162,10 @@ func (m *Messenger) queueOne(tx *store.Tx, b *batch, r *sendReq, card []byte, ca
 	if _, err := tx.InsertMessage(&r.msg); err != nil {
 		return err
 	}
-	return tx.Enqueue(store.OutboxItem{MessageID: r.msg.ID, ContactID: c.ID, Payload: s.bytes, NextAttempt: now})
+	if err := tx.Enqueue(store.OutboxItem{MessageID: r.msg.ID, ContactID: c.ID, Payload: s.bytes, NextAttempt: now}); err != nil {
+		return err
+	}
+	return m.fanOut(tx, c, r.msg.ID, p, now) // the contact's other devices, our own (fanout.go)
 }
 
 // textPayload is the payload of a text message, with our card when the
@@ -327,6 +330,7 @@ func (m *Messenger) flush(ctx context.Context) {
 			}
 		}()
 	}
+	m.flushDevices(ctx) // copies for other devices (fanout.go)
 }
 
 // indexPending adds messages stored since the last tick to the search

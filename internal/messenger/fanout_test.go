@@ -1,0 +1,215 @@
+package messenger
+
+import (
+	"context"
+	"crypto/rand"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/devices"
+	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/p2p"
+	"github.com/samizdat-im/samizdat/internal/store"
+)
+
+// linkDevice makes a new node that is another device of a's account, as
+// `samizdat link` does (without the link exchange, which internal/devices
+// tests): the identity, contacts and groups handed over, the device
+// certified under the account and added to both devices' lists, and both
+// cards re-signed.
+func linkDevice(t testing.TB, a *tnode, name string) *tnode {
+	t.Helper()
+	ctx := context.Background()
+	tn := &tnode{t: t, name: name, dir: t.TempDir(), key: make([]byte, store.KeySize)}
+	rand.Read(tn.key)
+	var err error
+	if tn.priv, _, err = p2p.GenerateKey(); err != nil {
+		t.Fatal(err)
+	}
+	prov, err := a.m.LinkProvision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(tn.dir, "db"), tn.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := InstallLinked(ctx, st, a.m.id, prov, &devices.List{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	tn.start()
+	t.Cleanup(tn.stop)
+	dev, err := identity.NewDevice(a.m.id.Public(), tn.n.DeviceKey(), transportAddrs(tn.n.Addrs()), tn.n.SignDevice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev.Name = name
+	self, err := a.m.OwnDevice(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list *devices.List
+	err = a.st.Update(ctx, func(tx *store.Tx) error {
+		if list, err = devices.Load(tx); err != nil {
+			return err
+		}
+		list.Ensure(self, a.m.now())
+		if err := list.Add(dev, a.m.now()); err != nil {
+			return err
+		}
+		return devices.Save(tx, list)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.st.Update(ctx, func(tx *store.Tx) error { return devices.Save(tx, list) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*tnode{a, tn} {
+		if err := n.m.DevicesChanged(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tn
+}
+
+// revokeDevice revokes dev on a, as `samizdat devices revoke` does.
+func revokeDevice(t testing.TB, a, dev *tnode) {
+	t.Helper()
+	ctx := context.Background()
+	err := a.st.Update(ctx, func(tx *store.Tx) error {
+		l, err := devices.Load(tx)
+		if err != nil {
+			return err
+		}
+		if _, err := l.Revoke(dev.n.PeerID(), a.n.PeerID(), a.m.now()); err != nil {
+			return err
+		}
+		return devices.Save(tx, l)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.m.DevicesChanged(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func hasMessage(t testing.TB, n *tnode, contact, body string, outgoing bool) bool {
+	for _, m := range messages(t, n, contact) {
+		if m.Body == body && m.Outgoing == outgoing {
+			return true
+		}
+	}
+	return false
+}
+
+func countMessages(t testing.TB, n *tnode, contact, body string) int {
+	k := 0
+	for _, m := range messages(t, n, contact) {
+		if m.Body == body {
+			k++
+		}
+	}
+	return k
+}
+
+// TestFanoutToEveryDevice is issue 17's fan-out: bob's message reaches both
+// of alice's devices, each on its own session; a reply from alice's second
+// device reaches bob in the one chat with alice and shows on her first
+// device as sent; once the second device is revoked it gets nothing more
+// and bob refuses what it sends.
+func TestFanoutToEveryDevice(t *testing.T) {
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	m0 := send(t, alice, "bob", "hello from the laptop")
+	waitState(t, alice, "bob", m0.ID, StateDelivered)
+	phone := linkDevice(t, alice, "phone")
+
+	// Bob learns alice's new card (listing the phone) with her next message.
+	m1 := send(t, alice, "bob", "I have a phone now")
+	waitState(t, alice, "bob", m1.ID, StateDelivered)
+	eventually(t, 20*time.Second, "the laptop's message shown as sent on the phone", func() bool { return hasMessage(t, phone, "bob", "I have a phone now", true) })
+
+	send(t, bob, "alice", "hi both")
+	eventually(t, 20*time.Second, "bob's message on the laptop", func() bool { return hasMessage(t, alice, "bob", "hi both", false) })
+	eventually(t, 20*time.Second, "bob's message on the phone", func() bool { return hasMessage(t, phone, "bob", "hi both", false) })
+
+	r := send(t, phone, "bob", "reply from the phone")
+	waitState(t, phone, "bob", r.ID, StateDelivered)
+	eventually(t, 20*time.Second, "the phone's reply at bob", func() bool { return hasMessage(t, bob, "alice", "reply from the phone", false) })
+	eventually(t, 20*time.Second, "the phone's reply shown as sent on the laptop", func() bool { return hasMessage(t, alice, "bob", "reply from the phone", true) })
+	cs, err := bob.m.Contacts(context.Background())
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("bob's contacts: %v, %v (want one alice)", cs, err)
+	}
+	// Each of alice's devices has a session of its own at bob.
+	err = bob.st.View(context.Background(), func(tx *store.Tx) error {
+		c, err := tx.ContactByAccount(alice.m.AccountID())
+		if err != nil {
+			return err
+		}
+		peers, err := tx.DeviceSessionPeers(c.ID)
+		if len(peers) != 2 {
+			t.Errorf("bob's sessions with alice's devices: %v", peers)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Shown once, on every device, after the copies and acks settle.
+	send(t, bob, "alice", "marker")
+	eventually(t, 20*time.Second, "the marker on the phone", func() bool { return hasMessage(t, phone, "bob", "marker", false) })
+	for _, n := range []*tnode{alice, phone} {
+		if k := countMessages(t, n, "bob", "hi both"); k != 1 {
+			t.Errorf("%s shows bob's message %d times", n.name, k)
+		}
+	}
+
+	// Revoked: bob learns it with alice's next message, then sends.
+	revokeDevice(t, alice, phone)
+	m2 := send(t, alice, "bob", "the phone is gone")
+	waitState(t, alice, "bob", m2.ID, StateDelivered)
+	eventually(t, 20*time.Second, "bob holds alice's card without the phone", func() bool {
+		var held *identity.Card
+		_ = bob.st.View(context.Background(), func(tx *store.Tx) error {
+			c, err := tx.ContactByAccount(alice.m.AccountID())
+			if err == nil {
+				held, err = identity.ParseSignedCard(c.Card)
+			}
+			return err
+		})
+		return held != nil && !held.HasDevice(phone.n.PeerID())
+	})
+	after := send(t, bob, "alice", "after the revocation")
+	waitState(t, bob, "alice", after.ID, StateDelivered)
+	own := send(t, alice, "bob", "laptop after the revocation")
+	waitState(t, alice, "bob", own.ID, StateDelivered)
+	signed := send(t, phone, "bob", "the stolen phone writes")
+	eventually(t, 20*time.Second, "the revoked phone's message refused", func() bool {
+		return stateOf(t, phone, "bob", signed.ID) == StateFailed
+	})
+	// Nothing of it reached bob, and nothing sent after reached the phone.
+	if hasMessage(t, bob, "alice", "the stolen phone writes", false) {
+		t.Error("bob took a message from the revoked phone")
+	}
+	for _, body := range []string{"after the revocation", "laptop after the revocation"} {
+		if countMessages(t, phone, "bob", body) != 0 {
+			t.Errorf("the revoked phone got %q", body)
+		}
+	}
+	err = bob.st.View(context.Background(), func(tx *store.Tx) error {
+		items, err := tx.DeviceOutbox(phone.n.PeerID())
+		if len(items) != 0 {
+			t.Errorf("bob still queues %d copies for the revoked phone", len(items))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
