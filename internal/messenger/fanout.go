@@ -182,8 +182,20 @@ func (m *Messenger) trialDevices(tx *store.Tx, rx *batch, c *store.Contact, env 
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(peers) < 2 {
+		return nil, nil, permanent(ErrNoSession)
+	}
+	card, err := identity.ParseSignedCard(c.Card)
+	if err != nil {
+		return nil, nil, permanent(ErrNoSession)
+	}
 	for _, p := range peers {
 		if p == c.PeerID {
+			continue
+		}
+		if !card.HasDevice(p) {
+			// Revoked: what it left in a mailbox is not read, even on a
+			// session we still hold with it.
 			continue
 		}
 		rec, err := rx.recordFor(tx, c, p)
@@ -524,7 +536,7 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 				if _, err := io.ReadFull(m.rand, id); err != nil {
 					return err
 				}
-			} else if id, err = hex.DecodeString(it.MessageID); err != nil || len(id) != wire.MessageIDSize {
+			} else if id, err = hex.DecodeString(strings.TrimPrefix(it.MessageID, groupItemPrefix)); err != nil || len(id) != wire.MessageIDSize {
 				return fmt.Errorf("%w: bad message id in the device outbox", ErrBadMessage)
 			}
 			sealed, err := m.encrypt(rec, tg.contact, id, p)

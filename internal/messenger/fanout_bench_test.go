@@ -2,6 +2,7 @@ package messenger
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,12 @@ import (
 type countingTransport struct {
 	Transport
 	n *atomic.Int64
+}
+
+func (c countingTransport) DeviceKey() ed25519.PublicKey { return c.Transport.(deviceSigner).DeviceKey() }
+
+func (c countingTransport) SignDevice(msg []byte) ([]byte, error) {
+	return c.Transport.(deviceSigner).SignDevice(msg)
 }
 
 func (c countingTransport) OpenStream(ctx context.Context, peerID, protocol string) (p2p.Stream, error) {

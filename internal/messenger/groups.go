@@ -538,7 +538,10 @@ func (m *Messenger) queueGroupControl(tx *store.Tx, rx *batch, st, old *groupSta
 	} else if ok && due.After(next) {
 		next = due
 	}
-	return tx.Enqueue(store.OutboxItem{MessageID: groupItemPrefix + hex.EncodeToString(id), ContactID: c.ID, Payload: s.bytes, NextAttempt: next})
+	if err := tx.Enqueue(store.OutboxItem{MessageID: groupItemPrefix + hex.EncodeToString(id), ContactID: c.ID, Payload: s.bytes, NextAttempt: next}); err != nil {
+		return err
+	}
+	return m.fanOut(tx, c, groupItemPrefix+hex.EncodeToString(id), p, next) // the member's other devices (fanout.go)
 }
 
 // cardInTx returns our card without opening a transaction (card reads the

@@ -574,7 +574,14 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		for _, id := range body.Ack.MessageIds {
 			aid := hex.EncodeToString(id)
 			cur, err := tx.Message(c.ID, true, aid)
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, store.ErrNotFound) && rx.peer != "" && rx.peer != c.PeerID {
+				// A group control's copy for another device (fanout.go).
+				if err := tx.DeleteDeviceItem(rx.peer, c.ID, groupItemPrefix+aid); err != nil {
+					return err
+				}
+				rx.delivered[groupItemPrefix+aid] = true
+				continue
+			} else if errors.Is(err, store.ErrNotFound) {
 				// Not a message: a group control item (groups.go), or
 				// not ours, or already forgotten.
 				queued, err := tx.Outbox(c.ID)
