@@ -15,6 +15,7 @@ import (
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 	"github.com/samizdat-im/samizdat/internal/devices"
 	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/mailbox"
 	"github.com/samizdat-im/samizdat/internal/store"
 	"github.com/samizdat-im/samizdat/internal/wire"
 	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
@@ -341,6 +342,13 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 			return err
 		}
 	}
+	if len(p.SenderCard) > 0 {
+		if card, err := identity.ParseSignedCard(p.SenderCard); err == nil {
+			if err := m.noteDeviceCard(tx, 0, m.acct, card, p.SenderCard); err != nil {
+				return err
+			}
+		}
+	}
 	if e := l.Find(peer); e != nil {
 		e.LastSeen = m.now()
 		if err := devices.Save(tx, l); err != nil {
@@ -448,12 +456,14 @@ func (m *Messenger) target(tx *store.Tx, it store.DeviceItem) (deviceTarget, boo
 }
 
 // deliverDevice sends the copies queued for one device on one stream,
-// starting a session with it first if there is none.
+// starting a session with it first if there is none. A device that cannot
+// be reached gets them through the mailbox hosts its own card names.
 func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 	var items []store.DeviceItem
 	var tg deviceTarget
 	var listed bool
 	var rec *wirepb.SessionRecord
+	var devCard *identity.Card
 	now := m.now()
 	err := m.st.View(ctx, func(tx *store.Tx) (err error) {
 		if items, err = tx.DeviceOutbox(peer); err != nil || len(items) == 0 {
@@ -462,6 +472,7 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 		if tg, listed, err = m.target(tx, items[0]); err != nil || !listed {
 			return err
 		}
+		devCard = m.deviceCard(tx, tg, peer)
 		rec, err = loadDevRecord(tx, tg.cid, peer)
 		return err
 	})
@@ -481,13 +492,17 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 	m.tr.AddAddrs(peer, tg.device.Addrs)
 	var fresh *wirepb.SessionEntry
 	if len(rec.Sessions) == 0 {
-		// No session with this device yet: its card entry carries no
-		// prekeys, so ask the device itself for one-time prekeys.
+		// No session with this device yet: a contact's card carries the
+		// prekeys of the device that signed it only, so ask the device
+		// itself for one-time prekeys, else use its own card's.
 		cctx, cancel := context.WithTimeout(ctx, claimTimeout)
 		b, err := m.claimBundle(cctx, peer)
 		cancel()
 		if err == nil && !b.Identity.Equal(tg.ident) {
 			err = fmt.Errorf("%w: claimed prekeys of another identity", handshake.ErrMalformed)
+		}
+		if err != nil && devCard != nil && devCard.Bundle != nil {
+			b, err = devCard.Bundle, nil
 		}
 		if err != nil {
 			m.rescheduleDevice(ctx, peer, items[0].Attempts, err)
@@ -503,51 +518,13 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 	s, err := m.tr.OpenStream(dctx, peer, ProtocolMsg)
 	cancel()
 	if err != nil {
+		m.depositDevice(ctx, peer, tg, devCard, items, fresh)
 		m.rescheduleDevice(ctx, peer, items[0].Attempts, err)
 		return err
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(m.cfg.StreamTimeout))
-	card, _ := m.card(ctx)
-	frames := make([][]byte, 0, len(items))
-	ids := make([]string, 0, len(items))
-	err = m.st.Update(ctx, func(tx *store.Tx) error {
-		frames, ids = frames[:0], ids[:0]
-		b := newBatch()
-		rec, err := b.dev.get(tx, ackKey{tg.cid, peer})
-		if err != nil {
-			return err
-		}
-		if len(rec.Sessions) == 0 && fresh != nil {
-			rec.Sessions = []*wirepb.SessionEntry{proto.Clone(fresh).(*wirepb.SessionEntry)}
-		} else if len(rec.Sessions) == 0 {
-			return ErrNoSession
-		}
-		for _, it := range items {
-			p, err := wire.ParsePayload(it.Payload)
-			if err != nil {
-				return err
-			}
-			if len(rec.Sessions[0].Initiation) > 0 && p.GetAck() == nil && !tg.own {
-				p.SenderCard = card
-			}
-			id := make([]byte, wire.MessageIDSize)
-			if strings.HasPrefix(it.MessageID, ackItemPrefix) {
-				if _, err := io.ReadFull(m.rand, id); err != nil {
-					return err
-				}
-			} else if id, err = hex.DecodeString(strings.TrimPrefix(it.MessageID, groupItemPrefix)); err != nil || len(id) != wire.MessageIDSize {
-				return fmt.Errorf("%w: bad message id in the device outbox", ErrBadMessage)
-			}
-			sealed, err := m.encrypt(rec, tg.contact, id, p)
-			if err != nil {
-				return err
-			}
-			frames, ids = append(frames, sealed.bytes), append(ids, hex.EncodeToString(id))
-		}
-		b.dev.set(ackKey{tg.cid, peer}, rec)
-		return b.flush(tx)
-	})
+	frames, ids, err := m.sealDeviceItems(ctx, peer, tg, items, fresh)
 	if err != nil {
 		_ = s.Reset()
 		return err
@@ -588,6 +565,150 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 	}
 	m.wake() // more may have been queued meanwhile
 	return nil
+}
+
+// sealDeviceItems encrypts the copies on the device's session (fresh, if
+// set, starts it) in one transaction; it returns the envelopes and their
+// ids (hex), in order.
+func (m *Messenger) sealDeviceItems(ctx context.Context, peer string, tg deviceTarget, items []store.DeviceItem, fresh *wirepb.SessionEntry) (frames [][]byte, ids []string, err error) {
+	card, _ := m.card(ctx)
+	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		frames, ids = frames[:0], ids[:0]
+		b := newBatch()
+		rec, err := b.dev.get(tx, ackKey{tg.cid, peer})
+		if err != nil {
+			return err
+		}
+		if len(rec.Sessions) == 0 && fresh != nil {
+			rec.Sessions = []*wirepb.SessionEntry{proto.Clone(fresh).(*wirepb.SessionEntry)}
+		} else if len(rec.Sessions) == 0 {
+			return ErrNoSession
+		}
+		for _, it := range items {
+			p, err := wire.ParsePayload(it.Payload)
+			if err != nil {
+				return err
+			}
+			if len(rec.Sessions[0].Initiation) > 0 && p.GetAck() == nil {
+				p.SenderCard = card // the device learns our own card (mailbox hosts, prekeys)
+			}
+			id := make([]byte, wire.MessageIDSize)
+			if strings.HasPrefix(it.MessageID, ackItemPrefix) {
+				if _, err := io.ReadFull(m.rand, id); err != nil {
+					return err
+				}
+			} else if id, err = hex.DecodeString(strings.TrimPrefix(it.MessageID, groupItemPrefix)); err != nil || len(id) != wire.MessageIDSize {
+				return fmt.Errorf("%w: bad message id in the device outbox", ErrBadMessage)
+			}
+			sealed, err := m.encrypt(rec, tg.contact, id, p)
+			if err != nil {
+				return err
+			}
+			frames, ids = append(frames, sealed.bytes), append(ids, hex.EncodeToString(id))
+		}
+		b.dev.set(ackKey{tg.cid, peer}, rec)
+		return b.flush(tx)
+	})
+	return frames, ids, err
+}
+
+// deviceCard returns the card device peer last sent us itself, if any.
+func (m *Messenger) deviceCard(tx *store.Tx, tg deviceTarget, peer string) *identity.Card {
+	b, err := tx.DeviceCard(tg.cid, peer)
+	if err != nil {
+		return nil
+	}
+	card, err := identity.ParseSignedCard(b)
+	if err != nil || !card.Identity.Equal(tg.ident) || len(card.Devices) == 0 || card.Devices[0].PeerID != peer {
+		return nil
+	}
+	return card
+}
+
+// otherDevicesCard reports whether card, newer than old, is the card of
+// another device of contact c than its primary one, with the same device
+// list: it does not replace the contact's card, whose prekeys and mailbox
+// hosts must stay the primary device's (serials of different devices'
+// cards are not comparable).
+func otherDevicesCard(c *store.Contact, old, card *identity.Card) bool {
+	return len(card.Devices) > 0 && card.Devices[0].PeerID != c.PeerID && card.HasDevice(c.PeerID) &&
+		card.DeviceVersion <= old.DeviceVersion
+}
+
+// noteDeviceCard keeps a card of contact cid (0: our own account) as the
+// card of the device it lists first — the device that made it, whose
+// prekeys and mailbox hosts it carries — if newer than the one held: they
+// reach that device while it is offline. (Whichever device passed it on:
+// the account signed it.)
+func (m *Messenger) noteDeviceCard(tx *store.Tx, cid int64, account string, card *identity.Card, signed []byte) error {
+	if card == nil || len(card.Devices) == 0 || card.AccountID() != account {
+		return nil
+	}
+	peer := card.Devices[0].PeerID
+	if b, err := tx.DeviceCard(cid, peer); err == nil {
+		if old, err := identity.ParseSignedCard(b); err == nil && old.Serial >= card.Serial {
+			return nil
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return tx.PutDeviceCard(cid, peer, signed)
+}
+
+// depositDevice leaves the copies for an unreachable device with the
+// mailbox hosts its own card names, under its own mailbox id: that
+// device's fetch and ack leave the other devices' copies alone. Each copy
+// is deposited once per run and card; the copies stay queued until the
+// device acks them.
+func (m *Messenger) depositDevice(ctx context.Context, peer string, tg deviceTarget, card *identity.Card, items []store.DeviceItem, fresh *wirepb.SessionEntry) {
+	if card == nil || len(card.Mailboxes) == 0 || tg.own {
+		return // sent copies go direct only: a sealed box under our own identity names no contact
+	}
+	key := func(it store.DeviceItem) string { return fmt.Sprint("dev/", peer, "/", card.Serial, "/", it.MessageID) }
+	m.mbMu.Lock()
+	if m.deposited == nil || len(m.deposited) > maxDepositedMemo {
+		m.deposited = map[string]bool{}
+	}
+	var todo []store.DeviceItem
+	for _, it := range items {
+		if !m.deposited[key(it)] {
+			todo = append(todo, it)
+		}
+	}
+	m.mbMu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	frames, _, err := m.sealDeviceItems(ctx, peer, tg, todo, fresh)
+	if err != nil {
+		return
+	}
+	envs := make([][]byte, len(frames))
+	for i, f := range frames {
+		if envs[i], err = m.sealFor(card.Identity, f); err != nil {
+			return
+		}
+	}
+	accepted := 0
+	for i, h := range card.Mailboxes {
+		if i == maxDepositHosts {
+			break
+		}
+		var id mailbox.ID
+		copy(id[:], h.ID)
+		dctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
+		n, err := mailbox.DepositBatch(dctx, m.opener(MailboxHost{PeerID: h.PeerID, Addrs: h.Addrs}), h.PeerID, id, envs)
+		cancel()
+		accepted = max(accepted, n)
+		if err != nil {
+			m.log.Info("depositRefused", "host", shortPeer(h.PeerID), "err", err)
+		}
+	}
+	m.mbMu.Lock()
+	for _, it := range todo[:accepted] {
+		m.deposited[key(it)] = true
+	}
+	m.mbMu.Unlock()
 }
 
 // applyDeviceResponses records what a device said about each copy: an ack

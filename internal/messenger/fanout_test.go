@@ -3,6 +3,7 @@ package messenger
 import (
 	"context"
 	"crypto/rand"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,8 +21,14 @@ import (
 // cards re-signed.
 func linkDevice(t testing.TB, a *tnode, name string) *tnode {
 	t.Helper()
+	return linkDeviceTuned(t, a, name, nil)
+}
+
+// linkDeviceTuned is linkDevice with the new device's config changed by tune.
+func linkDeviceTuned(t testing.TB, a *tnode, name string, tune func(*Config)) *tnode {
+	t.Helper()
 	ctx := context.Background()
-	tn := &tnode{t: t, name: name, dir: t.TempDir(), key: make([]byte, store.KeySize)}
+	tn := &tnode{t: t, name: name, dir: t.TempDir(), key: make([]byte, store.KeySize), tune: tune}
 	rand.Read(tn.key)
 	var err error
 	if tn.priv, _, err = p2p.GenerateKey(); err != nil {
@@ -212,4 +219,94 @@ func TestFanoutToEveryDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestFanoutOfflineDevicesThroughMailboxes: with both of alice's devices
+// offline, bob leaves each its own copy with the mailbox hosts that
+// device's own card names (each device has its own mailbox id); each
+// device fetches its copy, one device's fetch leaving the other's, and
+// each device's ack, once bob is back, clears that device's queue.
+func TestFanoutOfflineDevicesThroughMailboxes(t *testing.T) {
+	h, _, _ := startTracedHost(t, io.Discard)
+	withHost := func(c *Config) { c.MailboxHosts = []MailboxHost{h}; c.FetchInterval = 200 * time.Millisecond }
+	alice, bob := newNodeTuned(t, "alice", withHost), newNode(t, "bob")
+	bob.pinAddr()
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	phone := linkDeviceTuned(t, alice, "phone", withHost)
+	m0 := send(t, alice, "bob", "I have a phone now")
+	waitState(t, alice, "bob", m0.ID, StateDelivered)
+	// The phone writes: bob gets its own card (its prekeys and mailbox).
+	p0 := send(t, phone, "bob", "hello from the phone")
+	waitState(t, phone, "bob", p0.ID, StateDelivered)
+	ctx := context.Background()
+	var aliceID int64
+	err := bob.st.View(ctx, func(tx *store.Tx) error {
+		c, err := tx.ContactByAccount(alice.m.AccountID())
+		if err != nil {
+			return err
+		}
+		aliceID = c.ID
+		b, err := tx.DeviceCard(c.ID, phone.n.PeerID())
+		if err != nil {
+			return err
+		}
+		card, err := identity.ParseSignedCard(b)
+		if err != nil || len(card.Mailboxes) != 1 {
+			t.Fatalf("bob holds the phone's card %+v, %v", card, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	alice.stop()
+	phone.stop()
+	sent := send(t, bob, "alice", "while you were both away")
+	eventually(t, 30*time.Second, "both copies deposited", func() bool {
+		var primary []store.OutboxItem
+		var items []store.DeviceItem
+		_ = bob.st.View(ctx, func(tx *store.Tx) (err error) {
+			primary, _ = tx.Outbox(aliceID)
+			items, err = tx.DeviceOutbox(phoneID(t, bob, aliceID))
+			return err
+		})
+		return stateOf(t, bob, "alice", sent.ID) == StateSent && len(primary) == 1 && len(items) == 1 && items[0].Attempts > 0
+	})
+	bob.stop() // only the mailboxes have them now
+	alice.start()
+	eventually(t, 30*time.Second, "the laptop fetched its copy", func() bool { return hasMessage(t, alice, "bob", "while you were both away", false) })
+	phone.start()
+	eventually(t, 30*time.Second, "the phone fetched its own copy", func() bool { return hasMessage(t, phone, "bob", "while you were both away", false) })
+	bob.start()
+	waitState(t, bob, "alice", sent.ID, StateDelivered)
+	eventually(t, 30*time.Second, "the phone's ack clears bob's copy for it", func() bool {
+		var items []store.DeviceItem
+		_ = bob.st.View(ctx, func(tx *store.Tx) (err error) { items, err = tx.DeviceOutbox(phoneID(t, bob, aliceID)); return err })
+		return len(items) == 0
+	})
+}
+
+// phoneID is the peer id of the device of contact cid that is not its
+// primary one (the test's second device).
+func phoneID(t testing.TB, n *tnode, cid int64) string {
+	var out string
+	_ = n.st.View(context.Background(), func(tx *store.Tx) error {
+		c, err := tx.Contact(cid)
+		if err != nil {
+			return err
+		}
+		card, err := identity.ParseSignedCard(c.Card)
+		if err != nil {
+			return err
+		}
+		for _, d := range card.Devices {
+			if d.PeerID != c.PeerID {
+				out = d.PeerID
+			}
+		}
+		return nil
+	})
+	return out
 }

@@ -508,6 +508,11 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			rx.events = append(rx.events, evs...)
 		}
 	}
+	if card != nil {
+		if err := m.noteDeviceCard(tx, c.ID, c.AccountID, card, p.SenderCard); err != nil { // fanout.go
+			return err
+		}
+	}
 	if later {
 		// Nothing of the session is kept: the sender tries again.
 		if err := m.trimRequests(tx, rx, c.ID); err != nil {
@@ -774,6 +779,8 @@ func (m *Messenger) refreshCard(tx *store.Tx, c *store.Contact, card *identity.C
 	} else if err == nil && identity.CheckDeviceVersion(old, card) != nil {
 		m.log.Info("cardRollbackRefused", "contact", identity.Short(c.AccountID))
 		return
+	} else if err == nil && otherDevicesCard(c, old, card) {
+		return // kept as that device's own card (fanout.go)
 	}
 	applyCard(c, card, signed)
 	m.devIdx.note(c.AccountID, card)

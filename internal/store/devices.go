@@ -63,6 +63,30 @@ func (tx *Tx) DeleteDeviceSession(contactID int64, peer string) error {
 	return nil
 }
 
+// DeviceCard returns the card device peer of a contact (0: our own
+// account) last sent us itself, or ErrNotFound.
+func (tx *Tx) DeviceCard(contactID int64, peer string) ([]byte, error) {
+	var v []byte
+	err := tx.queryRow(`SELECT card FROM device_cards WHERE contact_id = ? AND peer_id = ?`, contactID, peer).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("card of device %s: %w", peer, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: device card: %w", err)
+	}
+	return nonNil(v), nil
+}
+
+// PutDeviceCard stores (replaces) a device's own card.
+func (tx *Tx) PutDeviceCard(contactID int64, peer string, card []byte) error {
+	_, err := tx.exec(`INSERT INTO device_cards (contact_id, peer_id, card) VALUES (?, ?, ?)
+		ON CONFLICT (contact_id, peer_id) DO UPDATE SET card = excluded.card`, contactID, peer, nonNil(card))
+	if err != nil {
+		return fmt.Errorf("store: put device card: %w", err)
+	}
+	return nil
+}
+
 // DeviceItem is a message's copy queued for one device: a device of the
 // contact other than its primary one, or (Own) one of our own other
 // devices, as the sent copy of a message to the contact. Payload is the

@@ -23,7 +23,7 @@ func TestFanoutMigrationMovesSession(t *testing.T) {
 	})
 	// Back to the schema of 0007, with one session in the old table.
 	for _, q := range []string{
-		`DROP TRIGGER contacts_device_sessions_ad`, `DROP TABLE device_sessions`, `DROP TABLE device_outbox`,
+		`DROP TRIGGER contacts_device_sessions_ad`, `DROP TABLE device_sessions`, `DROP TABLE device_outbox`, `DROP TABLE device_cards`,
 		`CREATE TABLE sessions (contact_id INTEGER PRIMARY KEY REFERENCES contacts (id) ON DELETE CASCADE, state BLOB NOT NULL) STRICT`,
 		`INSERT INTO sessions (contact_id, state) VALUES (1, x'0102')`,
 		`PRAGMA user_version = 7`,
@@ -66,6 +66,9 @@ func TestDeviceSessionsAndOutbox(t *testing.T) {
 		if err := tx.PutDeviceSession(0, "own2", []byte("own")); err != nil {
 			return err
 		}
+		if err := tx.PutDeviceCard(cid, "p2", []byte("card")); err != nil {
+			return err
+		}
 		for _, it := range []DeviceItem{
 			{ContactID: cid, PeerID: "p2", MessageID: "m1", Payload: []byte("x"), NextAttempt: now},
 			{ContactID: cid, PeerID: "own2", Own: true, MessageID: "m1", Payload: []byte("y"), NextAttempt: now.Add(time.Hour)},
@@ -83,6 +86,9 @@ func TestDeviceSessionsAndOutbox(t *testing.T) {
 		}
 		if b, _ := tx.DeviceSession(cid, "p2"); string(b) != "second" {
 			t.Fatalf("DeviceSession p2 = %q", b)
+		}
+		if b, _ := tx.DeviceCard(cid, "p2"); string(b) != "card" {
+			t.Fatalf("DeviceCard p2 = %q", b)
 		}
 		peers, err := tx.DeviceSessionPeers(cid)
 		if err != nil || len(peers) != 2 {
@@ -115,6 +121,9 @@ func TestDeviceSessionsAndOutbox(t *testing.T) {
 	view(t, s, func(tx *Tx) error {
 		if _, err := tx.DeviceSession(cid, "p2"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("session of a deleted contact's device: %v", err)
+		}
+		if _, err := tx.DeviceCard(cid, "p2"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("card of a deleted contact's device: %v", err)
 		}
 		return nil
 	})

@@ -14,8 +14,18 @@ CREATE TABLE device_sessions (
 INSERT INTO device_sessions (contact_id, peer_id, state)
 	SELECT s.contact_id, c.peer_id, s.state FROM sessions s JOIN contacts c ON c.id = s.contact_id;
 DROP TABLE sessions;
+-- The newest card each device of a contact sent us itself (it lists that
+-- device first, with its own prekeys and mailbox hosts): what a copy for a
+-- device that is offline is sealed with and deposited by.
+CREATE TABLE device_cards (
+	contact_id INTEGER NOT NULL,
+	peer_id    TEXT NOT NULL,
+	card       BLOB NOT NULL,
+	PRIMARY KEY (contact_id, peer_id)
+) STRICT;
 CREATE TRIGGER contacts_device_sessions_ad AFTER DELETE ON contacts BEGIN
 	DELETE FROM device_sessions WHERE contact_id = old.id;
+	DELETE FROM device_cards WHERE contact_id = old.id;
 END;
 
 -- Copies of a message for the devices other than the contact's primary
