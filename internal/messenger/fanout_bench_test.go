@@ -21,7 +21,9 @@ type countingTransport struct {
 	n *atomic.Int64
 }
 
-func (c countingTransport) DeviceKey() ed25519.PublicKey { return c.Transport.(deviceSigner).DeviceKey() }
+func (c countingTransport) DeviceKey() ed25519.PublicKey {
+	return c.Transport.(deviceSigner).DeviceKey()
+}
 
 func (c countingTransport) SignDevice(msg []byte) ([]byte, error) {
 	return c.Transport.(deviceSigner).SignDevice(msg)

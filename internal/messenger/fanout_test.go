@@ -200,6 +200,16 @@ func TestFanoutToEveryDevice(t *testing.T) {
 	eventually(t, 20*time.Second, "the revoked phone's message refused", func() bool {
 		return stateOf(t, phone, "bob", signed.ID) == StateFailed
 	})
+	// Its sent copy to the laptop is refused too, until the phone gives
+	// it up.
+	eventually(t, 30*time.Second, "the laptop refused the revoked phone's sent copy", func() bool {
+		var items []store.DeviceItem
+		_ = phone.st.View(context.Background(), func(tx *store.Tx) (err error) { items, err = tx.DeviceOutbox(alice.n.PeerID()); return err })
+		return len(items) == 0
+	})
+	if hasMessage(t, alice, "bob", "the stolen phone writes", true) {
+		t.Error("the laptop took a sent copy from the revoked phone")
+	}
 	// Nothing of it reached bob, and nothing sent after reached the phone.
 	if hasMessage(t, bob, "alice", "the stolen phone writes", false) {
 		t.Error("bob took a message from the revoked phone")
