@@ -646,13 +646,18 @@ func (m *Messenger) openStream(ctx context.Context, peerID string, f *flight) (p
 }
 
 func (m *Messenger) fail(ctx context.Context, cid int64, msgID, why string) error {
+	failed := false
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.DeleteOutbox(cid, msgID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
+		if cur, err := tx.Message(cid, true, msgID); err == nil && stateRank[cur.State] >= stateRank[StateDelivered] {
+			return nil // another device of the contact acked it (fanout.go): not failed
+		}
+		failed = true
 		return tx.SetMessageState(cid, true, msgID, StateFailed)
 	})
-	if err == nil {
+	if err == nil && failed {
 		m.log.Info("messageFailed", "contact", cid, "reason", why)
 		m.emit(Event{Type: EventState, ContactID: cid, MessageID: msgID, State: StateFailed})
 	}
