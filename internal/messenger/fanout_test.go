@@ -320,3 +320,36 @@ func phoneID(t testing.TB, n *tnode, cid int64) string {
 	})
 	return out
 }
+
+// TestFanoutDeliveredByOneDeviceNeverFails: bob's laptop (his primary
+// device) stays offline past alice's give-up time while his phone acked
+// her message: the message stays delivered, and the laptop's copy is
+// given up.
+func TestFanoutDeliveredByOneDeviceNeverFails(t *testing.T) {
+	alice := newNodeTuned(t, "alice", func(c *Config) { c.GiveUpAfter = 2 * time.Second })
+	bob := newNode(t, "bob")
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	phone := linkDevice(t, bob, "phone")
+	m0 := send(t, bob, "alice", "I have a phone now")
+	waitState(t, bob, "alice", m0.ID, StateDelivered)
+	bobAcct := bob.m.AccountID()
+	bob.stop()
+	sent := send(t, alice, "bob", "only the phone is on")
+	eventually(t, 30*time.Second, "the phone has it", func() bool { return hasMessage(t, phone, "alice", "only the phone is on", false) })
+	waitState(t, alice, "bob", sent.ID, StateDelivered)
+	eventually(t, 60*time.Second, "the laptop's copy given up", func() bool {
+		var items []store.OutboxItem
+		_ = alice.st.View(context.Background(), func(tx *store.Tx) (err error) {
+			c, err := tx.ContactByAccount(bobAcct)
+			if err == nil {
+				items, err = tx.Outbox(c.ID)
+			}
+			return err
+		})
+		return len(items) == 0
+	})
+	if s := stateOf(t, alice, "bob", sent.ID); s != StateDelivered {
+		t.Fatalf("a message the phone acked is %s once the laptop's copy was given up", s)
+	}
+}
