@@ -124,6 +124,15 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 	if err != nil || len(items) == 0 || items[0].NextAttempt.After(now) {
 		return err
 	}
+	if listed && items[0].Attempts > 0 {
+		// Copies of messages sent longer than GiveUpAfter ago are given up
+		// (a device lost but not revoked must not grow the queue for
+		// ever); the message's state is the primary device's and the
+		// other devices' business.
+		if items, err = m.expireDeviceItems(ctx, peer, items, now); err != nil || len(items) == 0 {
+			return err
+		}
+	}
 	if !listed {
 		// Revoked (or dropped from the contact's card): nothing more goes there.
 		return m.st.Update(ctx, func(tx *store.Tx) error { return tx.DeleteDeviceItems(peer) })
@@ -485,4 +494,30 @@ func (m *Messenger) claimBundle(ctx context.Context, peer string) (*handshake.Bu
 		return nil, fmt.Errorf("%w: claimed prekeys not one pair", handshake.ErrMalformed)
 	}
 	return bundle, nil
+}
+
+// expireDeviceItems drops a device's copies of messages sent more than
+// GiveUpAfter before now and returns the others.
+func (m *Messenger) expireDeviceItems(ctx context.Context, peer string, items []store.DeviceItem, now time.Time) ([]store.DeviceItem, error) {
+	var keep []store.DeviceItem
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		keep = keep[:0]
+		for _, it := range items {
+			msg, err := tx.Message(it.ContactID, true, it.MessageID)
+			if err == nil && now.Sub(msg.SentAt) > m.cfg.GiveUpAfter {
+				if err := tx.DeleteDeviceItem(peer, it.ContactID, it.MessageID); err != nil {
+					return err
+				}
+				continue
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			keep = append(keep, it)
+		}
+		return nil
+	})
+	if n := len(items) - len(keep); n > 0 && err == nil {
+		m.log.Info("deviceCopiesGivenUp", "device", shortPeer(peer), "count", n)
+	}
+	return keep, err
 }

@@ -326,7 +326,7 @@ func phoneID(t testing.TB, n *tnode, cid int64) string {
 // her message: the message stays delivered, and the laptop's copy is
 // given up.
 func TestFanoutDeliveredByOneDeviceNeverFails(t *testing.T) {
-	alice := newNodeTuned(t, "alice", func(c *Config) { c.GiveUpAfter = 2 * time.Second })
+	alice := newNodeTuned(t, "alice", func(c *Config) { c.GiveUpAfter = 5 * time.Second })
 	bob := newNode(t, "bob")
 	addContact(t, alice, bob)
 	addContact(t, bob, alice)
@@ -351,5 +351,34 @@ func TestFanoutDeliveredByOneDeviceNeverFails(t *testing.T) {
 	})
 	if s := stateOf(t, alice, "bob", sent.ID); s != StateDelivered {
 		t.Fatalf("a message the phone acked is %s once the laptop's copy was given up", s)
+	}
+}
+
+// TestFanoutCopyForLostDeviceGivenUp: a copy for a device that never
+// comes back (lost, not revoked, no mailbox) is given up after
+// GiveUpAfter, as a message is; the message stays delivered by the other.
+func TestFanoutCopyForLostDeviceGivenUp(t *testing.T) {
+	alice := newNodeTuned(t, "alice", func(c *Config) { c.GiveUpAfter = 5 * time.Second })
+	bob := newNode(t, "bob")
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	phone := linkDevice(t, bob, "phone")
+	m0 := send(t, bob, "alice", "I have a phone now")
+	waitState(t, bob, "alice", m0.ID, StateDelivered)
+	phonePeer := phone.n.PeerID()
+	phone.stop()
+	queued := func() int {
+		var items []store.DeviceItem
+		_ = alice.st.View(context.Background(), func(tx *store.Tx) (err error) { items, err = tx.DeviceOutbox(phonePeer); return err })
+		return len(items)
+	}
+	sent := send(t, alice, "bob", "the phone is lost")
+	if queued() != 1 {
+		t.Fatalf("alice queues %d copies for the phone, want 1", queued())
+	}
+	waitState(t, alice, "bob", sent.ID, StateDelivered)
+	eventually(t, 60*time.Second, "the lost phone's copy given up", func() bool { return queued() == 0 })
+	if s := stateOf(t, alice, "bob", sent.ID); s != StateDelivered {
+		t.Fatalf("the message is %s", s)
 	}
 }
