@@ -85,9 +85,11 @@ func linkNew(t *testing.T, p, existing *profile, deviceName string) (id, codeNew
 
 // TestCLILinkedDevice: alice links a second device (the codes match), the
 // device list has a new version, the new device starts as alice with her
-// contacts, bob sees one alice whichever device writes, and after alice
-// revokes the second device bob refuses what it sends and sends it
-// nothing more.
+// contacts; bob's messages reach both of her devices (fan-out), bob sees
+// one alice whichever device writes, and what one device sends shows on
+// the other as sent; a group message reaches both; after alice revokes the
+// second device bob refuses what it sends, and neither bob nor alice's
+// laptop sends it anything more.
 func TestCLILinkedDevice(t *testing.T) {
 	alice, bob, phone := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "phone")
 	alice.must("init", "--name", "alice", "--no-passphrase")
@@ -131,8 +133,19 @@ func TestCLILinkedDevice(t *testing.T) {
 	if l := phone.devices(); l.Version != 1 || len(l.Devices) != 2 {
 		t.Fatalf("phone's devices: %+v", l)
 	}
-	// The phone writes to bob (a contact it got at linking): bob sees one
-	// alice, and his answer goes to the device that wrote.
+	// Alice's next message from the laptop carries her new card (listing
+	// the phone) to bob, and shows on the phone as sent (a sent copy).
+	id = strings.TrimSpace(alice.must("send", "bob", "I linked a phone"))
+	alice.waitState("bob", id, "delivered")
+	waitMessage(t, phone, "bob", "I linked a phone", true)
+	// Bob sends to alice: both of her devices show it.
+	id = strings.TrimSpace(bob.must("send", "alice", "hi both"))
+	bob.waitState("alice", id, "delivered")
+	waitMessage(t, alice, "bob", "hi both", false)
+	waitMessage(t, phone, "bob", "hi both", false)
+
+	// The phone replies (to a contact it got at linking): bob sees one
+	// alice, and the laptop shows the reply as sent.
 	id = strings.TrimSpace(phone.must("send", "bob", "hello from the phone"))
 	phone.waitState("bob", id, "delivered")
 	var contacts []struct{ Name string }
@@ -140,13 +153,24 @@ func TestCLILinkedDevice(t *testing.T) {
 	if len(contacts) != 1 {
 		t.Fatalf("bob's contacts: %+v", contacts)
 	}
-	if got := bob.messages("alice"); len(got) != 2 || got[1].Body != "hello from the phone" {
+	if got := bob.messages("alice"); len(got) != 4 || got[3].Body != "hello from the phone" || got[3].Outgoing {
 		t.Fatalf("bob's messages: %+v", got)
 	}
+	waitMessage(t, alice, "bob", "hello from the phone", true)
 	id = strings.TrimSpace(bob.must("send", "alice", "hi phone"))
 	bob.waitState("alice", id, "delivered")
-	if got := phone.messages("bob"); got[len(got)-1].Body != "hi phone" {
-		t.Fatalf("phone's messages: %+v", got)
+	waitMessage(t, phone, "bob", "hi phone", false)
+	waitMessage(t, alice, "bob", "hi phone", false)
+	for _, p := range []*profile{alice, phone} {
+		n := 0
+		for _, m := range p.messages("bob") {
+			if m.Body == "hi both" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%s shows bob's message %d times", p.name, n)
+		}
 	}
 
 	// A group message reaches both of alice's devices; the phone reads
@@ -176,16 +200,39 @@ func TestCLILinkedDevice(t *testing.T) {
 			t.Fatal("bob stored a message from the revoked device")
 		}
 	}
-	// Bob's next message goes to the laptop, never to the phone.
+	// Bob's next message goes to the laptop, never to the phone; nor does
+	// the laptop's sent copy of what it writes now.
 	id = strings.TrimSpace(bob.must("send", "alice", "after the revocation"))
 	bob.waitState("alice", id, "delivered")
 	if got := alice.messages("bob"); got[len(got)-1].Body != "after the revocation" {
 		t.Fatalf("alice's messages: %+v", got)
 	}
+	id = strings.TrimSpace(alice.must("send", "bob", "the laptop after the revocation"))
+	alice.waitState("bob", id, "delivered")
+	// A marker the laptop sends the phone would have arrived by now: the
+	// laptop's queue for it is empty (dropped, not waiting).
 	for _, m := range phone.messages("bob") {
-		if m.Body == "after the revocation" {
-			t.Fatal("the revoked phone got a message sent after its revocation")
+		if m.Body == "after the revocation" || m.Body == "the laptop after the revocation" || m.Body == "the phone is gone" {
+			t.Fatalf("the revoked phone got %q, sent after its revocation", m.Body)
 		}
+	}
+}
+
+// waitMessage waits until p shows a message with body in its chat with
+// contact, sent by p's account (outgoing) or received.
+func waitMessage(t *testing.T, p *profile, contact, body string, outgoing bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, m := range p.messages(contact) {
+			if m.Body == body && m.Outgoing == outgoing {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no message %q (outgoing %v) with %s: %+v\n%s", p.name, body, outgoing, contact, p.messages(contact), p.log)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the node
 	}
 }
 

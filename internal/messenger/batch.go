@@ -26,9 +26,15 @@ type batch struct {
 	// seenAcks the ack envelopes already applied.
 	delivered map[string]bool
 	seenAcks  map[string]bool
-	// acks to send for messages stored in this transaction, by contact.
-	acks     map[int64]*pendingAck
-	ackOrder []int64
+	// acks to send for messages stored in this transaction, by contact
+	// and device (fanout.go).
+	acks     map[ackKey]*pendingAck
+	ackOrder []ackKey
+	// dev holds the session records of contacts' devices other than
+	// their primary one, and peer the device the envelope being processed
+	// came from (fanout.go).
+	dev  devRecords
+	peer string
 	// sealedFrom is the sender hint of the sealed envelope being
 	// processed (nil when not from a sealed box); contacts and byHint
 	// memoise the contacts to try (reset when a contact is added).
@@ -86,10 +92,13 @@ func (b *batch) forget(cid int64) {
 	}
 	delete(b.records, cid)
 	delete(b.dirty, cid)
-	if _, ok := b.acks[cid]; ok {
-		delete(b.acks, cid)
-		b.ackOrder = slices.DeleteFunc(b.ackOrder, func(id int64) bool { return id == cid })
+	b.dev.forget(cid)
+	for k := range b.acks {
+		if k.cid == cid {
+			delete(b.acks, k)
+		}
 	}
+	b.ackOrder = slices.DeleteFunc(b.ackOrder, func(k ackKey) bool { return k.cid == cid })
 }
 
 // contactAdded forgets memoised contact lists.
@@ -107,11 +116,15 @@ type pendingAck struct {
 // pendingDuplicate reports whether this very envelope (same id and
 // contents) is already waiting for its ack in this transaction.
 func (b *batch) pendingDuplicate(cid int64, env *wirepb.Envelope) bool {
-	pa, ok := b.acks[cid]
+	h := envelopeHash(env)
+	return b.pendingIn(ackKey{cid: cid}, env, h) || (b.peer != "" && b.pendingIn(ackKey{cid, b.peer}, env, h))
+}
+
+func (b *batch) pendingIn(k ackKey, env *wirepb.Envelope, h []byte) bool {
+	pa, ok := b.acks[k]
 	if !ok {
 		return false
 	}
-	h := envelopeHash(env)
 	for i, id := range pa.ids {
 		if bytes.Equal(id, env.MessageId) && bytes.Equal(pa.hashes[i], h) {
 			return true
@@ -123,11 +136,12 @@ func (b *batch) pendingDuplicate(cid int64, env *wirepb.Envelope) bool {
 // queueAck notes that env's message, from c, is stored and must be acked
 // (see Messenger.flushAcks); resp gets the ack then.
 func (b *batch) queueAck(c *store.Contact, env *wirepb.Envelope, resp *wirepb.Response, fromMailbox bool) {
-	pa, ok := b.acks[c.ID]
+	k := b.ackKeyOf(c)
+	pa, ok := b.acks[k]
 	if !ok {
 		pa = &pendingAck{contact: c}
-		b.acks[c.ID] = pa
-		b.ackOrder = append(b.ackOrder, c.ID)
+		b.acks[k] = pa
+		b.ackOrder = append(b.ackOrder, k)
 	}
 	pa.ids = append(pa.ids, env.MessageId)
 	pa.hashes = append(pa.hashes, envelopeHash(env))
@@ -140,7 +154,7 @@ func newBatch() *batch {
 	return &batch{
 		byPeer: map[string]*store.Contact{}, byRef: map[string]*store.Contact{},
 		records: map[int64]*wirepb.SessionRecord{}, dirty: map[int64]bool{},
-		delivered: map[string]bool{}, seenAcks: map[string]bool{}, acks: map[int64]*pendingAck{},
+		delivered: map[string]bool{}, seenAcks: map[string]bool{}, acks: map[ackKey]*pendingAck{},
 	}
 }
 
@@ -195,5 +209,6 @@ func (b *batch) flush(tx *store.Tx) error {
 		errs = append(errs, saveRecord(tx, cid, b.records[cid]))
 	}
 	clear(b.dirty)
+	errs = append(errs, b.dev.flush(tx))
 	return errors.Join(errs...)
 }

@@ -146,7 +146,7 @@ func (m *Messenger) lookupCard(ctx context.Context, c *store.Contact) bool {
 		before := string(cur.Card)
 		m.refreshCard(tx, cur, card, signed)
 		changed = string(cur.Card) != before
-		return nil
+		return m.noteDeviceCard(tx, cur.ID, cur.AccountID, card, signed) // fanout.go
 	})
 	if err != nil {
 		return false

@@ -345,6 +345,15 @@ func validName(name string) error {
 
 func applyCard(c *store.Contact, card *identity.Card, signed []byte) {
 	c.Card = signed
+	// The primary device (fanout.go) stays while the card lists it: its
+	// session and queue are the contact's; a card from another device of
+	// the account lists that device first.
+	for _, d := range card.Devices {
+		if d.PeerID == c.PeerID && c.PeerID != "" {
+			c.Addrs = d.Addrs
+			return
+		}
+	}
 	if len(card.Devices) > 0 {
 		c.PeerID = card.Devices[0].PeerID
 		c.Addrs = card.Devices[0].Addrs

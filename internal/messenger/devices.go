@@ -268,11 +268,13 @@ func (m *Messenger) checkSenderDevice(tx *store.Tx, c *store.Contact, card *iden
 	return nil
 }
 
-// followDevice makes peer, a listed device of contact c that just wrote to
-// us, the device our messages to c go to (its session is now the active
-// one: sending elsewhere would not decrypt).
+// followDevice notes the addresses of peer, a listed device of contact c
+// that just wrote to us. Since fan-out (fanout.go) every device gets its
+// own copy on its own session, so the contact's primary device stays as
+// it is: switching it to the last writer would send the primary's queue
+// on another device's session.
 func (m *Messenger) followDevice(tx *store.Tx, c *store.Contact, peer string) error {
-	if peer == "" || peer == c.PeerID {
+	if peer == "" || peer == c.PeerID || m.tr == nil {
 		return nil
 	}
 	card, err := identity.ParseSignedCard(c.Card)
@@ -281,11 +283,7 @@ func (m *Messenger) followDevice(tx *store.Tx, c *store.Contact, peer string) er
 	}
 	for _, d := range card.Devices {
 		if d.PeerID == peer {
-			c.PeerID, c.Addrs = d.PeerID, d.Addrs
-			if m.tr != nil {
-				m.tr.AddAddrs(d.PeerID, d.Addrs)
-			}
-			return tx.UpdateContact(c)
+			m.tr.AddAddrs(d.PeerID, d.Addrs)
 		}
 	}
 	return nil

@@ -523,7 +523,17 @@ func (m *Messenger) queueGroupControl(tx *store.Tx, rx *batch, st, old *groupSta
 	} else if ok && due.After(next) {
 		next = due
 	}
-	return tx.Enqueue(store.OutboxItem{MessageID: groupItemPrefix + hex.EncodeToString(id), ContactID: c.ID, Payload: s.bytes, NextAttempt: next})
+	if err := tx.Enqueue(store.OutboxItem{MessageID: groupItemPrefix + hex.EncodeToString(id), ContactID: c.ID, Payload: s.bytes, NextAttempt: next}); err != nil {
+		return err
+	}
+	if len(gc.Secret) > 0 {
+		// An invitation goes to the member's primary device only: a
+		// second device that joined too would make a sender key of the
+		// account, replacing the first's at every member (no per-device
+		// sender keys yet). Ops and sender keys go to every device.
+		return nil
+	}
+	return m.fanOut(tx, c, groupItemPrefix+hex.EncodeToString(id), p, next) // the member's other devices (fanout.go)
 }
 
 // cardInTx returns our card without opening a transaction (card reads the

@@ -554,6 +554,15 @@ func (m *Messenger) trialDecrypt(tx *store.Tx, rx *batch, env *wirepb.Envelope) 
 		}
 		return c, rec, plain, nil
 	}
+	// Another device of a contact (fanout.go).
+	for _, c := range cs {
+		rec, plain, err := m.trialDevices(tx, rx, c, env)
+		if err != nil && !isPermanent(err) {
+			return nil, nil, nil, err
+		} else if err == nil {
+			return c, rec, plain, nil
+		}
+	}
 	return nil, nil, nil, permanent(lastErr)
 }
 

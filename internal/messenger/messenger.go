@@ -210,8 +210,9 @@ type Messenger struct {
 	subsMu sync.Mutex
 	subs   map[chan Event]struct{}
 
-	flightMu sync.Mutex
-	inflight map[int64]*flight
+	flightMu   sync.Mutex
+	inflight   map[int64]*flight
+	devFlights map[string]bool // device copies in delivery (fanout.go)
 
 	bcOnce sync.Once
 	bcast  *broadcast // channels and groups (broadcast.go)

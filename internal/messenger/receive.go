@@ -296,7 +296,7 @@ func (m *Messenger) precheckInitiation(ctx context.Context, peer string, env *wi
 		known, blocked = false, false
 		if c, err := tx.ContactByAccount(acct); err == nil {
 			known = c.Request.IsZero()
-			if rec, err = loadRecord(tx, c.ID); err != nil {
+			if rec, err = loadDeviceRecord(tx, c, peer); err != nil {
 				return err
 			}
 		} else if !errors.Is(err, store.ErrNotFound) {
@@ -353,6 +353,7 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	var rec *wirepb.SessionRecord
 	var plain []byte
 	sealed := in == nil && peer == ""
+	rx.peer = peer // trialDecrypt sets the device that sent a sealed one
 	switch {
 	case sealed:
 		if c, rec, plain, err = m.trialDecrypt(tx, rx, env); err != nil {
@@ -364,6 +365,9 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		if c, err = rx.contactByPeer(tx, peer); errors.Is(err, store.ErrNotFound) {
 			c, err = m.contactByDevice(tx, peer) // another linked device of a contact
 		}
+	}
+	if errors.Is(err, store.ErrNotFound) && !sealed && m.fromOwnDevice(tx, peer, in) {
+		return m.receiveOwn(tx, rx, peer, in, env, resp) // a sent copy (fanout.go)
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		if in == nil {
@@ -410,7 +414,7 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	if !sealed {
 		rec = &wirepb.SessionRecord{Version: wire.Version}
 		if c != nil {
-			if rec, err = rx.record(tx, c.ID); err != nil {
+			if rec, err = rx.recordFor(tx, c, peer); err != nil {
 				return err
 			}
 		}
@@ -504,6 +508,11 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			rx.events = append(rx.events, evs...)
 		}
 	}
+	if card != nil {
+		if err := m.noteDeviceCard(tx, c.ID, c.AccountID, card, p.SenderCard); err != nil { // fanout.go
+			return err
+		}
+	}
 	if later {
 		// Nothing of the session is kept: the sender tries again.
 		if err := m.trimRequests(tx, rx, c.ID); err != nil {
@@ -516,7 +525,7 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			return err
 		}
 	}
-	rx.setRecord(c.ID, rec)
+	rx.setRecordFor(c, rx.peer, rec)
 	if consumed {
 		if err := tx.PutBlob(blobPrekeys, prekeys.Marshal()); err != nil {
 			return err
@@ -570,7 +579,14 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		for _, id := range body.Ack.MessageIds {
 			aid := hex.EncodeToString(id)
 			cur, err := tx.Message(c.ID, true, aid)
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, store.ErrNotFound) && rx.peer != "" && rx.peer != c.PeerID {
+				// A group control's copy for another device (fanout.go).
+				if err := tx.DeleteDeviceItem(rx.peer, c.ID, groupItemPrefix+aid); err != nil {
+					return err
+				}
+				rx.delivered[groupItemPrefix+aid] = true
+				continue
+			} else if errors.Is(err, store.ErrNotFound) {
 				// Not a message: a group control item (groups.go), or
 				// not ours, or already forgotten.
 				queued, err := tx.Outbox(c.ID)
@@ -589,7 +605,7 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			} else if err != nil {
 				return err
 			}
-			if err := tx.DeleteOutbox(c.ID, aid); err != nil {
+			if err := m.deleteQueued(tx, c, rx.peer, aid); err != nil {
 				return err
 			}
 			rx.delivered[aid] = true
@@ -615,7 +631,7 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 				continue
 			}
 			// Read implies delivered: the ack may still be on its way.
-			if err := tx.DeleteOutbox(c.ID, rid); err != nil {
+			if err := m.deleteQueued(tx, c, rx.peer, rid); err != nil {
 				return err
 			}
 			rx.delivered[rid] = true
@@ -655,9 +671,9 @@ func permanent(err error) error {
 // ack is also kept as each message's receipt (a duplicate gets the same
 // bytes back) and, for mail fetched from a mailbox, queued for delivery.
 func (m *Messenger) flushAcks(tx *store.Tx, rx *batch) error {
-	for _, cid := range rx.ackOrder {
-		pa := rx.acks[cid]
-		rec, err := rx.record(tx, cid)
+	for _, k := range rx.ackOrder {
+		pa, cid := rx.acks[k], k.cid
+		rec, err := rx.recordFor(tx, pa.contact, k.peer)
 		if err != nil {
 			return err
 		}
@@ -675,7 +691,7 @@ func (m *Messenger) flushAcks(tx *store.Tx, rx *batch) error {
 		if err != nil {
 			return err
 		}
-		rx.setRecord(cid, rec)
+		rx.setRecordFor(pa.contact, k.peer, rec)
 		for i, resp := range pa.resps {
 			resp.Status, resp.Ack = wirepb.Response_STATUS_OK, sealed.bytes
 			// Group control items have no message row, hence no stored
@@ -688,7 +704,12 @@ func (m *Messenger) flushAcks(tx *store.Tx, rx *batch) error {
 				return err
 			}
 		}
-		if pa.mailbox {
+		if pa.mailbox && k.peer != "" {
+			// From another device of the contact: the ack goes to it.
+			if err := m.queueDeviceAck(tx, pa.contact, k.peer, pa.ids[0], p); err != nil {
+				return err
+			}
+		} else if pa.mailbox {
 			// Nobody waits on a stream for this ack: it goes out like a
 			// message (directly, or to the sender's mailbox hosts).
 			err := tx.Enqueue(store.OutboxItem{MessageID: ackItemPrefix + hex.EncodeToString(pa.ids[0]), ContactID: cid, Payload: sealed.bytes, NextAttempt: m.now()})
@@ -758,6 +779,8 @@ func (m *Messenger) refreshCard(tx *store.Tx, c *store.Contact, card *identity.C
 	} else if err == nil && identity.CheckDeviceVersion(old, card) != nil {
 		m.log.Info("cardRollbackRefused", "contact", identity.Short(c.AccountID))
 		return
+	} else if err == nil && otherDevicesCard(c, old, card) {
+		return // kept as that device's own card (fanout.go)
 	}
 	applyCard(c, card, signed)
 	m.devIdx.note(c.AccountID, card)

@@ -162,7 +162,10 @@ func (m *Messenger) queueOne(tx *store.Tx, b *batch, r *sendReq, card []byte, ca
 	if _, err := tx.InsertMessage(&r.msg); err != nil {
 		return err
 	}
-	return tx.Enqueue(store.OutboxItem{MessageID: r.msg.ID, ContactID: c.ID, Payload: s.bytes, NextAttempt: now})
+	if err := tx.Enqueue(store.OutboxItem{MessageID: r.msg.ID, ContactID: c.ID, Payload: s.bytes, NextAttempt: now}); err != nil {
+		return err
+	}
+	return m.fanOut(tx, c, r.msg.ID, p, now) // the contact's other devices, our own (fanout.go)
 }
 
 // textPayload is the payload of a text message, with our card when the
@@ -327,6 +330,7 @@ func (m *Messenger) flush(ctx context.Context) {
 			}
 		}()
 	}
+	m.flushDevices(ctx) // copies for other devices (fanout.go)
 }
 
 // indexPending adds messages stored since the last tick to the search
@@ -642,13 +646,18 @@ func (m *Messenger) openStream(ctx context.Context, peerID string, f *flight) (p
 }
 
 func (m *Messenger) fail(ctx context.Context, cid int64, msgID, why string) error {
+	failed := false
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.DeleteOutbox(cid, msgID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
+		if cur, err := tx.Message(cid, true, msgID); err == nil && stateRank[cur.State] >= stateRank[StateDelivered] {
+			return nil // another device of the contact acked it (fanout.go): not failed
+		}
+		failed = true
 		return tx.SetMessageState(cid, true, msgID, StateFailed)
 	})
-	if err == nil {
+	if err == nil && failed {
 		m.log.Info("messageFailed", "contact", cid, "reason", why)
 		m.emit(Event{Type: EventState, ContactID: cid, MessageID: msgID, State: StateFailed})
 	}

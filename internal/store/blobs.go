@@ -29,10 +29,12 @@ func (tx *Tx) PutBlob(name string, v []byte) error {
 	return nil
 }
 
-// Session returns the ratchet state stored for a contact, or ErrNotFound.
+// Session returns the ratchet state stored for a contact's primary
+// device (its peer id), or ErrNotFound. Other devices' are DeviceSession's.
 func (tx *Tx) Session(contactID int64) ([]byte, error) {
 	var v []byte
-	err := tx.queryRow(`SELECT state FROM sessions WHERE contact_id = ?`, contactID).Scan(&v)
+	err := tx.queryRow(`SELECT s.state FROM device_sessions s JOIN contacts c ON c.id = s.contact_id
+		WHERE s.contact_id = ? AND s.peer_id = c.peer_id`, contactID).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("session of contact %d: %w", contactID, ErrNotFound)
 	}
@@ -42,16 +44,16 @@ func (tx *Tx) Session(contactID int64) ([]byte, error) {
 	return nonNil(v), nil
 }
 
-// PutSession stores (replaces) the ratchet state of a contact. It returns
-// ErrNotFound (wrapped) if the contact does not exist.
+// PutSession stores (replaces) the ratchet state of a contact's primary
+// device. It returns ErrNotFound (wrapped) if the contact does not exist.
 func (tx *Tx) PutSession(contactID int64, state []byte) error {
-	_, err := tx.exec(`INSERT INTO sessions (contact_id, state) VALUES (?, ?)
-		ON CONFLICT (contact_id) DO UPDATE SET state = excluded.state`, contactID, nonNil(state))
-	if isForeignKey(err) {
+	var peer string
+	err := tx.queryRow(`SELECT peer_id FROM contacts WHERE id = ?`, contactID).Scan(&peer)
+	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("contact %d: %w", contactID, ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("store: put session: %w", err)
 	}
-	return nil
+	return tx.PutDeviceSession(contactID, peer, state)
 }

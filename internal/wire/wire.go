@@ -154,6 +154,12 @@ func ParsePayload(b []byte) (*wirepb.Payload, error) {
 		if err := parseGroupControl(body.Group); err != nil {
 			return nil, err
 		}
+	case *wirepb.Payload_Sent:
+		t := body.Sent.GetText()
+		if t == nil || len(body.Sent.ToAccount) == 0 || len(body.Sent.ToAccount) > 128 || len(t.MessageId) != MessageIDSize ||
+			len(t.Body) > MaxTextSize || len(t.Attachment) > MaxAttachmentSize {
+			return nil, ErrMalformed
+		}
 	default:
 		return nil, ErrMalformed
 	}

@@ -151,6 +151,7 @@ func FuzzParsePayload(f *testing.F) {
 		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Text{Text: &wirepb.Text{MessageId: id, Body: "hi"}}}),
 		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Ack{Ack: &wirepb.Ack{MessageIds: [][]byte{id}}}}),
 		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Read{Read: &wirepb.Read{MessageIds: [][]byte{id}}}}),
+		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Sent{Sent: &wirepb.SentCopy{ToAccount: "a", Text: &wirepb.Text{MessageId: id, Body: "hi"}}}}),
 	}
 	fuzzDecoder(f, seeds, ParsePayload)
 }
@@ -217,6 +218,24 @@ func TestParseReadReceipt(t *testing.T) {
 		"too many": {MessageIds: many},
 	} {
 		b := Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Read{Read: bad}})
+		if _, err := ParsePayload(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestParseSentCopy(t *testing.T) {
+	id := bytes.Repeat([]byte{7}, MessageIDSize)
+	ok := Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Sent{Sent: &wirepb.SentCopy{ToAccount: "acct", Text: &wirepb.Text{MessageId: id, Body: "hi"}}}})
+	if p, err := ParsePayload(ok); err != nil || p.GetSent().GetText().Body != "hi" {
+		t.Fatalf("ParsePayload(sent copy) = %v, %v", p, err)
+	}
+	for name, bad := range map[string]*wirepb.SentCopy{
+		"no text":    {ToAccount: "acct"},
+		"no account": {Text: &wirepb.Text{MessageId: id}},
+		"short id":   {ToAccount: "acct", Text: &wirepb.Text{MessageId: id[:3]}},
+	} {
+		b := Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Sent{Sent: bad}})
 		if _, err := ParsePayload(b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v", name, err)
 		}

@@ -163,6 +163,7 @@ type Payload struct {
 	//	*Payload_Ack
 	//	*Payload_Group
 	//	*Payload_Read
+	//	*Payload_Sent
 	Body isPayload_Body `protobuf_oneof:"body"`
 	// sender_card is the sender's signed contact card, sent with the first
 	// messages of a session so that the receiver can add the sender.
@@ -256,6 +257,15 @@ func (x *Payload) GetRead() *Read {
 	return nil
 }
 
+func (x *Payload) GetSent() *SentCopy {
+	if x != nil {
+		if x, ok := x.Body.(*Payload_Sent); ok {
+			return x.Sent
+		}
+	}
+	return nil
+}
+
 func (x *Payload) GetSenderCard() []byte {
 	if x != nil {
 		return x.SenderCard
@@ -290,6 +300,13 @@ type Payload_Read struct {
 	Read *Read `protobuf:"bytes,6,opt,name=read,proto3,oneof"` // read receipts (5 is taken by groups)
 }
 
+type Payload_Sent struct {
+	// sent is a message one of our own devices sent to a contact, copied
+	// to our other devices (fan-out, issue 17); only accepted from a
+	// device of our own account.
+	Sent *SentCopy `protobuf:"bytes,17,opt,name=sent,proto3,oneof"`
+}
+
 func (*Payload_Text) isPayload_Body() {}
 
 func (*Payload_Ack) isPayload_Body() {}
@@ -297,6 +314,8 @@ func (*Payload_Ack) isPayload_Body() {}
 func (*Payload_Group) isPayload_Body() {}
 
 func (*Payload_Read) isPayload_Body() {}
+
+func (*Payload_Sent) isPayload_Body() {}
 
 type Text struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -1185,6 +1204,60 @@ func (x *SessionEntry) GetPeerBaseKey() []byte {
 	return nil
 }
 
+// SentCopy is the copy of a message sent by another device of the same
+// account: to_account names the contact it went to.
+type SentCopy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ToAccount     string                 `protobuf:"bytes,1,opt,name=to_account,json=toAccount,proto3" json:"to_account,omitempty"`
+	Text          *Text                  `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SentCopy) Reset() {
+	*x = SentCopy{}
+	mi := &file_wirepb_wire_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SentCopy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SentCopy) ProtoMessage() {}
+
+func (x *SentCopy) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_wire_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SentCopy.ProtoReflect.Descriptor instead.
+func (*SentCopy) Descriptor() ([]byte, []int) {
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SentCopy) GetToAccount() string {
+	if x != nil {
+		return x.ToAccount
+	}
+	return ""
+}
+
+func (x *SentCopy) GetText() *Text {
+	if x != nil {
+		return x.Text
+	}
+	return nil
+}
+
 var File_wirepb_wire_proto protoreflect.FileDescriptor
 
 const file_wirepb_wire_proto_rawDesc = "" +
@@ -1199,13 +1272,14 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"initiation\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
-	"ciphertext\"\xae\x02\n" +
+	"ciphertext\"\xe0\x02\n" +
 	"\aPayload\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextH\x00R\x04text\x12)\n" +
 	"\x03ack\x18\x03 \x01(\v2\x15.samizdat.wire.v1.AckH\x00R\x03ack\x126\n" +
 	"\x05group\x18\x05 \x01(\v2\x1e.samizdat.wire.v1.GroupControlH\x00R\x05group\x12,\n" +
-	"\x04read\x18\x06 \x01(\v2\x16.samizdat.wire.v1.ReadH\x00R\x04read\x12\x1f\n" +
+	"\x04read\x18\x06 \x01(\v2\x16.samizdat.wire.v1.ReadH\x00R\x04read\x120\n" +
+	"\x04sent\x18\x11 \x01(\v2\x1a.samizdat.wire.v1.SentCopyH\x00R\x04sent\x12\x1f\n" +
 	"\vsender_card\x18\x04 \x01(\fR\n" +
 	"senderCard\x12!\n" +
 	"\finvite_proof\x18\a \x01(\fR\vinviteProofB\x06\n" +
@@ -1294,7 +1368,11 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\n" +
 	"initiation\x18\x02 \x01(\fR\n" +
 	"initiation\x12\"\n" +
-	"\rpeer_base_key\x18\x03 \x01(\fR\vpeerBaseKeyB6Z4github.com/samizdat-im/samizdat/internal/wire/wirepbb\x06proto3"
+	"\rpeer_base_key\x18\x03 \x01(\fR\vpeerBaseKey\"U\n" +
+	"\bSentCopy\x12\x1d\n" +
+	"\n" +
+	"to_account\x18\x01 \x01(\tR\ttoAccount\x12*\n" +
+	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextR\x04textB6Z4github.com/samizdat-im/samizdat/internal/wire/wirepbb\x06proto3"
 
 var (
 	file_wirepb_wire_proto_rawDescOnce sync.Once
@@ -1309,7 +1387,7 @@ func file_wirepb_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wirepb_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_wirepb_wire_proto_goTypes = []any{
 	(Response_Status)(0),  // 0: samizdat.wire.v1.Response.Status
 	(*Envelope)(nil),      // 1: samizdat.wire.v1.Envelope
@@ -1326,22 +1404,25 @@ var file_wirepb_wire_proto_goTypes = []any{
 	(*Invite)(nil),        // 12: samizdat.wire.v1.Invite
 	(*SessionRecord)(nil), // 13: samizdat.wire.v1.SessionRecord
 	(*SessionEntry)(nil),  // 14: samizdat.wire.v1.SessionEntry
-	(*GroupControl)(nil),  // 15: samizdat.wire.v1.GroupControl
+	(*SentCopy)(nil),      // 15: samizdat.wire.v1.SentCopy
+	(*GroupControl)(nil),  // 16: samizdat.wire.v1.GroupControl
 }
 var file_wirepb_wire_proto_depIdxs = []int32{
 	3,  // 0: samizdat.wire.v1.Payload.text:type_name -> samizdat.wire.v1.Text
 	6,  // 1: samizdat.wire.v1.Payload.ack:type_name -> samizdat.wire.v1.Ack
-	15, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
+	16, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
 	5,  // 3: samizdat.wire.v1.Payload.read:type_name -> samizdat.wire.v1.Read
-	0,  // 4: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
-	10, // 5: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
-	9,  // 6: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
-	14, // 7: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	15, // 4: samizdat.wire.v1.Payload.sent:type_name -> samizdat.wire.v1.SentCopy
+	0,  // 5: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
+	10, // 6: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
+	9,  // 7: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
+	14, // 8: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
+	3,  // 9: samizdat.wire.v1.SentCopy.text:type_name -> samizdat.wire.v1.Text
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_wire_proto_init() }
@@ -1355,6 +1436,7 @@ func file_wirepb_wire_proto_init() {
 		(*Payload_Ack)(nil),
 		(*Payload_Group)(nil),
 		(*Payload_Read)(nil),
+		(*Payload_Sent)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1362,7 +1444,7 @@ func file_wirepb_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wirepb_wire_proto_rawDesc), len(file_wirepb_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
