@@ -278,7 +278,7 @@ func (m *Mesh) Start() {
 		return
 	}
 	m.tr.Handle(Protocol, m.serve)
-	m.tr.OnConnected(func(peerID string) {
+	meet := func(peerID string) {
 		if !m.enter() {
 			return
 		}
@@ -289,7 +289,13 @@ func (m *Mesh) Start() {
 		if m.neighbour(peerID) && m.tr.PeerID() < peerID {
 			m.syncWith(m.ctx, peerID, true)
 		}
-	})
+	}
+	m.tr.OnConnected(meet)
+	// Neighbours met before Start (a bootstrap peer dialled while the
+	// node was still starting) would otherwise wait for the next round.
+	for _, p := range m.tr.ConnectedPeers() {
+		go meet(p)
+	}
 	if m.enter() {
 		go m.loop()
 	}
