@@ -19,8 +19,15 @@ func TestScaleChannelSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.To99) != 3 || r.Reached[0] != 20 || r.BytesPerSub <= 0 || r.PostBytes <= 100 {
+	if len(r.To99) != 3 || r.Reached[0] != 20 || r.BytesPerSub <= 0 || r.PostBytes <= 100 ||
+		len(r.PostCall) != 3 || len(r.AnchorTo99) != 3 {
 		t.Fatalf("figures missing: %+v", r)
+	}
+	// The anchor's messages reached 99 % too (a miss counts as postWait).
+	for i, d := range r.AnchorTo99 {
+		if d == postWait {
+			t.Errorf("anchor message %d missed 99 %% of the hosts", i)
+		}
 	}
 	for i, d := range r.To100 {
 		if d == 0 {
@@ -140,9 +147,12 @@ func BenchmarkChannelScale(b *testing.B) {
 		fmt.Sscan(s, &n)
 	}
 	var gp p2p.GossipParams
+	if s := os.Getenv("SAMIZDAT_HEARTBEAT"); s != "" {
+		gp.Heartbeat, _ = time.ParseDuration(s)
+	}
 	if s := os.Getenv("SAMIZDAT_GOSSIP_D"); s != "" {
 		fmt.Sscan(s, &d)
-		gp = p2p.GossipParams{D: d, Dlo: d - 1, Dhi: 2 * d}
+		gp.D, gp.Dlo, gp.Dhi = d, d-1, 2*d
 	}
 	for range b.N {
 		r, err := RunChannelScale(context.Background(), b.TempDir(), ChannelScaleOptions{Subscribers: n, Gossip: gp})
