@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,6 +89,16 @@ func TestScaleIdleSmoke(t *testing.T) {
 			}
 			for _, f := range r.Figures() {
 				t.Log(f)
+			}
+			if tc.name == "node" {
+				// The split by peer adds up to the total.
+				var sum float64
+				for _, s := range r.ByPeer {
+					sum += s.Bytes
+				}
+				if len(r.ByPeer) == 0 || math.Abs(sum-r.BytesPerHour) > 1 {
+					t.Errorf("bytes by peer add up to %.0f, not %.0f: %+v", sum, r.BytesPerHour, r.ByPeer)
+				}
 			}
 		})
 	}
