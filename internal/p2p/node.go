@@ -275,7 +275,7 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *
 		libp2p.DialRanker(tmem.rank),
 		libp2p.SwarmOpts(swarm.WithMetricsTracer(dialTracer{tmem.paths})),
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Muxer(yamux.ID, muxer),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.ConnectionGater(g),
