@@ -106,6 +106,9 @@ type ChannelScaleOptions struct {
 // postWait is how long a measured post or message is waited for.
 const postWait = 30 * time.Second
 
+// idleSample is how long the channel run measures its hosts' idle CPU.
+const idleSample = 3 * time.Second
+
 // ChannelScaleResult holds RunChannelScale's figures.
 type ChannelScaleResult struct {
 	Subscribers int
@@ -123,6 +126,11 @@ type ChannelScaleResult struct {
 	// PostCall is, per post, how long the owner's Post took (sign, chain,
 	// store commit, publish): our layer on the owner's side.
 	PostCall []time.Duration
+	// IdleCores is the CPU the hosts used doing nothing (cores, over
+	// idleSample before the posts); CPUPerPost what each post added, all
+	// hosts together (the owner's Post included).
+	IdleCores  float64
+	CPUPerPost time.Duration
 	// AnchorTo99 is To99 for bare gossipsub messages of the post's size
 	// over the same hosts (no signature, no validator, no store).
 	AnchorTo99 []time.Duration
@@ -150,6 +158,9 @@ func (r ChannelScaleResult) Figures() []ScaleFigure {
 		figure(name+", p90", ms(p90), "ms"),
 		targetMax(fmt.Sprintf("channel post (%d B on the wire): bytes sent per subscriber", r.PostBytes), r.BytesPerSub, "B", 2048, "≤ 2 KB"),
 	}
+	figs = append(figs,
+		figure(fmt.Sprintf("the %d idle hosts' own CPU (heartbeats, timers) before the posts", r.Subscribers), r.IdleCores, "cores"),
+		figure("CPU per post, all hosts (receive, verify, forward)", ms(r.CPUPerPost), "ms"))
 	if len(r.PostCall) > 0 {
 		figs = append(figs, figure("channel post: the owner's Post call (sign, chain, store, publish), p50", ms(Percentile(r.PostCall, .5)), "ms"))
 	}
@@ -470,9 +481,21 @@ func RunChannelScale(ctx context.Context, dir string, o ChannelScaleOptions) (Ch
 			return r, fmt.Errorf("warm-up posts reached %d of %d subscribers", len(got), o.Subscribers)
 		}
 	}
-	benchLogf(o.Log, "mesh formed; posting %d", o.Posts)
+	benchLogf(o.Log, "mesh formed; measuring the idle swarm's CPU for %v", idleSample)
+	// What the hosts cost doing nothing (heartbeats, timers), then what
+	// the posts add: on a shared machine this says whether the process
+	// had the CPU the posts needed.
+	cpu0, t0 := processCPU(), time.Now()
+	select {
+	case <-ctx.Done():
+		return r, ctx.Err()
+	case <-time.After(idleSample): // a measuring window
+	}
+	r.IdleCores = (processCPU() - cpu0).Seconds() / time.Since(t0).Seconds()
+	benchLogf(o.Log, "posting %d", o.Posts)
 	warmCalls := len(calls)
 	before := sw.bytesSent()
+	cpu0, t0 = processCPU(), time.Now()
 	for range o.Posts {
 		k, t0, err := post()
 		if err != nil {
@@ -496,6 +519,7 @@ func RunChannelScale(ctx context.Context, dir string, o ChannelScaleOptions) (Ch
 			r.To100 = append(r.To100, 0)
 		}
 	}
+	r.CPUPerPost = (processCPU() - cpu0 - time.Duration(r.IdleCores*float64(time.Since(t0)))) / time.Duration(o.Posts)
 	// Gossip about the last posts (IHAVE) goes out for three heartbeats
 	// more: it belongs to them.
 	hb := p2p.DefaultGossipParams.Heartbeat
