@@ -34,3 +34,21 @@ func (p *fetchPace) next(fetched int) time.Duration {
 
 // reset makes the next wait the shortest: something changed.
 func (p *fetchPace) reset() { p.cur = p.min }
+
+// backOnline is called when a peer connects: if it is the only one (we
+// had none: the network came back, or the node woke up), what may have
+// waited meanwhile is checked at once — the mailboxes (and their pace
+// reset) and every joined topic's history — instead of at the next
+// backed-off check. A node with peers already is not woken by churn.
+func (m *Messenger) backOnline() {
+	if m.tr == nil || len(m.tr.ConnectedPeers()) > 1 {
+		return
+	}
+	m.kickFetch()
+	b := m.bc()
+	b.mu.Lock()
+	for _, j := range b.topics {
+		kickJoined(j)
+	}
+	b.mu.Unlock()
+}

@@ -1,6 +1,7 @@
 package messenger
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -30,4 +31,28 @@ func TestFetchPace(t *testing.T) {
 	if d := p.next(0); d != 30*time.Second {
 		t.Errorf("wait after a kick = %v, want 30s", d)
 	}
+}
+
+// TestFetchWhenBackOnline: a node with no peers whose mailboxes are not
+// due for an hour checks them at once when a peer connects (the network
+// came back): mail left meanwhile does not wait for the backed-off check.
+func TestFetchWhenBackOnline(t *testing.T) {
+	host, _, _ := startMailboxHost(t)
+	bob := newNodeTuned(t, "bob", func(c *Config) {
+		c.MailboxHosts = []MailboxHost{host}
+		c.FetchInterval = time.Hour
+	})
+	var first time.Time
+	eventually(t, 20*time.Second, "the first check", func() bool {
+		mb := bob.m.Mailboxes()
+		first = mb[0].LastOK
+		return !first.IsZero()
+	})
+	carol := newNode(t, "carol")
+	if err := carol.n.Connect(context.Background(), bob.n.PeerID(), bob.n.Addrs()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "a check when a peer connected", func() bool {
+		return bob.m.Mailboxes()[0].LastCheck.After(first)
+	})
 }
