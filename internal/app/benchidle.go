@@ -37,6 +37,9 @@ import (
 type IdleOptions struct {
 	// Window is how long the idle process is measured (default 5 min),
 	// after Settle (default 30 s, at most Window) for its start-up.
+	// The node's back-offs reach their idle pace after ~10 min of
+	// silence: a Settle of 11 min measures the idle hour's pace, the
+	// default the first minutes after a start.
 	Window, Settle time.Duration
 	// Exe is the samizdat binary to run (default: this executable).
 	Exe string
@@ -99,9 +102,8 @@ func (o *IdleOptions) defaults() error {
 		o.Window = 5 * time.Minute
 	}
 	if o.Settle <= 0 {
-		o.Settle = 30 * time.Second
+		o.Settle = min(30*time.Second, o.Window)
 	}
-	o.Settle = min(o.Settle, o.Window)
 	if o.Exe == "" {
 		exe, err := os.Executable()
 		if err != nil {

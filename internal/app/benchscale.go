@@ -68,6 +68,12 @@ type ScaleBench struct {
 	Run   func(ctx context.Context, dir string, size int, log io.Writer) ([]ScaleFigure, error)
 }
 
+// IdleSettle is how long the idle runs of ScaleBenches let the process
+// start up before measuring (zero: IdleOptions' default, 30 s). `samizdat
+// bench --idle-settle` sets it: the node's back-offs (mailbox checks, a
+// quiet topic's history checks) reach their idle pace only after ~10 min.
+var IdleSettle time.Duration
+
 // ScaleBenches are the scale runs, for `samizdat bench --suite`.
 var ScaleBenches = []ScaleBench{
 	{Name: "channel", Full: 1000, Smoke: 20, Run: func(ctx context.Context, dir string, size int, log io.Writer) ([]ScaleFigure, error) {
@@ -79,11 +85,11 @@ var ScaleBenches = []ScaleBench{
 		return r.Figures(), err
 	}},
 	{Name: "idle-node", Full: 300, Smoke: 5, Run: func(ctx context.Context, dir string, size int, log io.Writer) ([]ScaleFigure, error) {
-		r, err := RunIdleNode(ctx, dir, IdleOptions{Window: time.Duration(size) * time.Second, Log: log})
+		r, err := RunIdleNode(ctx, dir, IdleOptions{Window: time.Duration(size) * time.Second, Settle: IdleSettle, Log: log})
 		return r.Figures(), err
 	}},
 	{Name: "idle-relay", Full: 300, Smoke: 5, Run: func(ctx context.Context, dir string, size int, log io.Writer) ([]ScaleFigure, error) {
-		r, err := RunIdleRelay(ctx, dir, IdleOptions{Window: time.Duration(size) * time.Second, Log: log})
+		r, err := RunIdleRelay(ctx, dir, IdleOptions{Window: time.Duration(size) * time.Second, Settle: IdleSettle, Log: log})
 		return r.Figures(), err
 	}},
 }
