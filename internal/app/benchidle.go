@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +37,9 @@ import (
 type IdleOptions struct {
 	// Window is how long the idle process is measured (default 5 min),
 	// after Settle (default 30 s, at most Window) for its start-up.
+	// The node's back-offs reach their idle pace after ~10 min of
+	// silence: a Settle of 11 min measures the idle hour's pace, the
+	// default the first minutes after a start.
 	Window, Settle time.Duration
 	// Exe is the samizdat binary to run (default: this executable).
 	Exe string
@@ -53,6 +58,19 @@ type IdleResult struct {
 	CPUPerHour    time.Duration
 	BytesPerHour  float64
 	PacketsPerMin float64 // packets sent per minute: radio wake-ups
+	// ByPeer splits BytesPerHour by whom the node sent to (kinds of peers
+	// of its world, from iptables rules per destination port); ByProtocol
+	// is its streams' payload per hour by protocol, out and in (above
+	// yamux, Noise and TCP; throwaway hosts' streams not included).
+	ByPeer     []IdleShare
+	ByProtocol []IdleShare
+}
+
+// IdleShare is one line of an idle run's breakdown, per hour.
+type IdleShare struct {
+	Name           string
+	Bytes, Packets float64 // sent; Packets is 0 for ByProtocol
+	BytesIn        float64 // ByProtocol: received
 }
 
 // Figures returns the result as suite figures.
@@ -67,14 +85,25 @@ func (r IdleResult) Figures() []ScaleFigure {
 	}
 }
 
+// Breakdown returns the run's ByPeer and ByProtocol as lines of text.
+func (r IdleResult) Breakdown() []string {
+	var out []string
+	for _, s := range r.ByPeer {
+		out = append(out, fmt.Sprintf("sent to %-52s %8.3f MB/h %8.0f packets/h", s.Name, s.Bytes/1e6, s.Packets))
+	}
+	for _, s := range r.ByProtocol {
+		out = append(out, fmt.Sprintf("streams of %-49s %8.3f MB/h out %8.3f MB/h in", s.Name, s.Bytes/1e6, s.BytesIn/1e6))
+	}
+	return out
+}
+
 func (o *IdleOptions) defaults() error {
 	if o.Window <= 0 {
 		o.Window = 5 * time.Minute
 	}
 	if o.Settle <= 0 {
-		o.Settle = 30 * time.Second
+		o.Settle = min(30*time.Second, o.Window)
 	}
-	o.Settle = min(o.Settle, o.Window)
 	if o.Exe == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -105,6 +134,7 @@ func RunIdleNode(ctx context.Context, dir string, o IdleOptions) (IdleResult, er
 	contacts, groups, perGroup, channels := pick(o.Contacts, 50), pick(o.Groups, 10), pick(o.PerGroup, 5), pick(o.Channels, 5)
 	hosts := min(3, contacts)
 	r := IdleResult{What: fmt.Sprintf("node (%d contacts, %d groups, %d channels)", contacts, groups, channels)}
+	kind := make([]string, contacts) // what each contact is to the idle node, for ByPeer
 	benchLogf(o.Log, "starting %d contacts", contacts)
 	var world []*Node
 	defer func() {
@@ -192,6 +222,7 @@ func RunIdleNode(ctx context.Context, dir string, o IdleOptions) (IdleResult, er
 			if _, err := me.Messenger.GroupAdd(ctx, gi.ID, names[(g*perGroup+k)%contacts]); err != nil {
 				return r, err
 			}
+			kind[(g*perGroup+k)%contacts] = "group members"
 		}
 		if _, err := me.Messenger.GroupSend(ctx, gi.ID, "the group's first message"); err != nil {
 			return r, err
@@ -199,6 +230,7 @@ func RunIdleNode(ctx context.Context, dir string, o IdleOptions) (IdleResult, er
 	}
 	for c := range channels {
 		owner := world[contacts-1-c]
+		kind[contacts-1-c] = "channel owners"
 		ci, err := owner.Messenger.CreateChannel(ctx, fmt.Sprintf("channel %d", c), false)
 		if err != nil {
 			return r, err
@@ -219,8 +251,23 @@ func RunIdleNode(ctx context.Context, dir string, o IdleOptions) (IdleResult, er
 		return r, err
 	}
 	closeMe()
+	var peers []idlePeer
+	for i, n := range world {
+		k := kind[i]
+		switch {
+		case i < hosts:
+			k = "mailbox hosts"
+		case k == "":
+			k = "other contacts"
+		}
+		peers = append(peers, idlePeer{kind: k, port: tcpPort(n.P2P.Addrs()[0]), mailbox: i < hosts})
+	}
 	args := []string{"--profile", idleDir, "up", "--listen", listen, "--api", "127.0.0.1:0", "--mesh=false", "--mdns=false", "--log-level", "warn"}
-	return measureIdle(ctx, r, o, idleDir, args)
+	r, err = measureIdle(ctx, r, o, idleDir, args, tcpPort(listen), peers)
+	for _, l := range r.Breakdown() {
+		benchLogf(o.Log, "%s", l)
+	}
+	return r, err
 }
 
 // waitQuiet waits until no node has anything left in its outbox.
@@ -291,13 +338,36 @@ func RunIdleRelay(ctx context.Context, dir string, o IdleOptions) (IdleResult, e
 		return r, err
 	}
 	args := []string{"--profile", relayDir, "relay", "--listen", listen, "--log-level", "warn"}
-	return measureIdle(ctx, r, o, relayDir, args)
+	return measureIdle(ctx, r, o, relayDir, args, 0, nil)
+}
+
+// idlePeer is one peer of the idle node's world, for the breakdown: its
+// kind, its listening TCP port, and whether it hosts the node's mailbox
+// (fetched through throwaway hosts, from other ports than the node's).
+type idlePeer struct {
+	kind    string
+	port    int
+	mailbox bool
+}
+
+// tcpPort returns the TCP port of a multiaddr (0 if none).
+func tcpPort(addr string) int {
+	f := strings.Split(addr, "/")
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "tcp" {
+			p, _ := strconv.Atoi(f[i+1])
+			return p
+		}
+	}
+	return 0
 }
 
 // measureIdle runs exe args under a fresh user id owning dir, lets it
 // settle, then measures its CPU time and the bytes its sockets send over
-// the window.
-func measureIdle(ctx context.Context, r IdleResult, o IdleOptions, dir string, args []string) (IdleResult, error) {
+// the window. With peers (and the node's own port), it also splits the
+// bytes by the peers they went to, and reads the node's per-protocol
+// stream bytes (benchbw.go).
+func measureIdle(ctx context.Context, r IdleResult, o IdleOptions, dir string, args []string, ownPort int, peers []idlePeer) (IdleResult, error) {
 	nb, err := rand.Int(rand.Reader, big.NewInt(20000))
 	if err != nil {
 		return r, err
@@ -306,14 +376,30 @@ func measureIdle(ctx context.Context, r IdleResult, o IdleOptions, dir string, a
 	if err := chownTree(dir, uid); err != nil {
 		return r, err
 	}
-	rule := []string{"OUTPUT", "-m", "owner", "--uid-owner", strconv.Itoa(uid), "-m", "comment", "--comment", fmt.Sprintf("samizdat-idle-bench-%d", uid)}
-	if out, err := exec.Command("iptables", append([]string{"-I"}, rule...)...).CombinedOutput(); err != nil {
-		return r, fmt.Errorf("iptables: %v: %s", err, out)
+	tag := fmt.Sprintf("samizdat-idle-bench-%d", uid)
+	owner := []string{"OUTPUT", "-m", "owner", "--uid-owner", strconv.Itoa(uid)}
+	rules := [][]string{append(slices.Clone(owner), "-m", "comment", "--comment", tag)}
+	for i, p := range peers {
+		rules = append(rules, append(slices.Clone(owner), "-p", "tcp", "--dport", strconv.Itoa(p.port),
+			"-m", "comment", "--comment", fmt.Sprintf("%s-p%d", tag, i)))
+		if p.mailbox && ownPort > 0 {
+			rules = append(rules, append(slices.Clone(owner), "-p", "tcp", "--dport", strconv.Itoa(p.port), "!", "--sport", strconv.Itoa(ownPort),
+				"-m", "comment", "--comment", fmt.Sprintf("%s-t%d", tag, i)))
+		}
 	}
-	defer exec.Command("iptables", append([]string{"-D"}, rule...)...).Run()
+	for _, rule := range rules {
+		if out, err := exec.Command("iptables", append([]string{"-I"}, rule...)...).CombinedOutput(); err != nil {
+			return r, fmt.Errorf("iptables: %v: %s", err, out)
+		}
+		defer exec.Command("iptables", append([]string{"-D"}, rule...)...).Run()
+	}
+	bwFile := filepath.Join(dir, "bench-bandwidth.json")
 
 	cmd := exec.CommandContext(ctx, o.Exe, args...)
 	cmd.Env = append(os.Environ(), "HOME="+dir)
+	if peers != nil {
+		cmd.Env = append(cmd.Env, bandwidthEnv+"="+bwFile)
+	}
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
@@ -349,10 +435,11 @@ func measureIdle(ctx context.Context, r IdleResult, o IdleOptions, dir string, a
 	if err != nil {
 		return r, err
 	}
-	pk0, by0, err := ruleCounters(uid)
+	c0, err := ruleCounters(tag)
 	if err != nil {
 		return r, err
 	}
+	bw0 := readBandwidth(bwFile)
 	t0 := time.Now()
 	if err := pause(o.Window); err != nil {
 		return r, err
@@ -361,17 +448,83 @@ func measureIdle(ctx context.Context, r IdleResult, o IdleOptions, dir string, a
 	if err != nil {
 		return r, err
 	}
-	pk1, by1, err := ruleCounters(uid)
+	c1, err := ruleCounters(tag)
 	if err != nil {
 		return r, err
 	}
+	bw1 := readBandwidth(bwFile)
 	r.Window = time.Since(t0)
-	r.CPU, r.BytesSent = cpu1-cpu0, by1-by0
+	all0, ok0 := c0[tag]
+	all1, ok1 := c1[tag]
+	if !ok0 || !ok1 {
+		return r, errors.New("iptables counting rule not found")
+	}
+	r.CPU, r.BytesSent = cpu1-cpu0, all1[1]-all0[1]
 	scale := float64(time.Hour) / float64(r.Window)
 	r.CPUPerHour = time.Duration(float64(r.CPU) * scale)
 	r.BytesPerHour = float64(r.BytesSent) * scale
-	r.PacketsPerMin = float64(pk1-pk0) * float64(time.Minute) / float64(r.Window)
+	r.PacketsPerMin = float64(all1[0]-all0[0]) * float64(time.Minute) / float64(r.Window)
+	if peers != nil {
+		r.ByPeer = peerShares(tag, peers, c0, c1, scale)
+		r.ByProtocol = protocolShares(bw0, bw1, scale)
+	}
 	return r, nil
+}
+
+// peerShares sums the per-peer counters by kind of peer, per hour; what
+// no peer rule counted (other destinations) is the rest of the total.
+func peerShares(tag string, peers []idlePeer, c0, c1 map[string][2]int64, scale float64) []IdleShare {
+	delta := func(t string) [2]int64 { return [2]int64{c1[t][0] - c0[t][0], c1[t][1] - c0[t][1]} }
+	byKind := map[string]*IdleShare{}
+	var order []string
+	add := func(kind string, d [2]int64) {
+		s := byKind[kind]
+		if s == nil {
+			s = &IdleShare{Name: kind}
+			byKind[kind] = s
+			order = append(order, kind)
+		}
+		s.Packets += float64(d[0]) * scale
+		s.Bytes += float64(d[1]) * scale
+	}
+	rest := delta(tag)
+	for i, p := range peers {
+		d := delta(fmt.Sprintf("%s-p%d", tag, i))
+		rest[0] -= d[0]
+		rest[1] -= d[1]
+		if p.mailbox {
+			t := delta(fmt.Sprintf("%s-t%d", tag, i))
+			add(p.kind+": throwaway hosts (mailbox traffic)", t)
+			d[0] -= t[0]
+			d[1] -= t[1]
+		}
+		add(p.kind, d)
+	}
+	add("other destinations", rest)
+	out := make([]IdleShare, 0, len(order))
+	for _, k := range order {
+		out = append(out, *byKind[k])
+	}
+	return out
+}
+
+// protocolShares returns what the node's streams sent and received per
+// hour by protocol between two readings, the largest senders first.
+func protocolShares(bw0, bw1 map[string]p2p.StreamBytes, scale float64) []IdleShare {
+	var out []IdleShare
+	for p, b := range bw1 {
+		a := bw0[p]
+		if b.Out == a.Out && b.In == a.In {
+			continue
+		}
+		name := p
+		if name == "" {
+			name = "(protocol not negotiated yet)"
+		}
+		out = append(out, IdleShare{Name: name, Bytes: float64(b.Out-a.Out) * scale, BytesIn: float64(b.In-a.In) * scale})
+	}
+	slices.SortFunc(out, func(a, b IdleShare) int { return cmp.Compare(b.Bytes, a.Bytes) })
+	return out
 }
 
 // chownTree gives dir and everything in it to uid.
@@ -405,25 +558,32 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / ticks, nil
 }
 
-// ruleCounters reads the packets and bytes of our OUTPUT rule.
-func ruleCounters(uid int) (packets, sent int64, err error) {
+// ruleCounters reads the packets and bytes of our OUTPUT rules, by the
+// comment tag (tag, tag-p1, …).
+func ruleCounters(tag string) (map[string][2]int64, error) {
 	out, err := exec.Command("iptables", "-L", "OUTPUT", "-v", "-x", "-n").Output()
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	tag := fmt.Sprintf("samizdat-idle-bench-%d", uid)
+	m := map[string][2]int64{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
-		if !strings.Contains(sc.Text(), tag) {
+		line := sc.Text()
+		i := strings.Index(line, "/* "+tag)
+		if i < 0 {
 			continue
 		}
-		f := strings.Fields(sc.Text())
+		name, _, _ := strings.Cut(line[i+3:], " ")
+		f := strings.Fields(line)
 		if len(f) < 2 {
-			break
+			continue
 		}
 		packets, err1 := strconv.ParseInt(f[0], 10, 64)
 		sent, err2 := strconv.ParseInt(f[1], 10, 64)
-		return packets, sent, errors.Join(err1, err2)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, err
+		}
+		m[name] = [2]int64{packets, sent}
 	}
-	return 0, 0, errors.New("iptables counting rule not found")
+	return m, nil
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +68,12 @@ type ScaleBench struct {
 	Run   func(ctx context.Context, dir string, size int, log io.Writer) ([]ScaleFigure, error)
 }
 
+// IdleSettle is how long the idle runs of ScaleBenches let the process
+// start up before measuring (zero: IdleOptions' default, 30 s). `samizdat
+// bench --idle-settle` sets it: the node's back-offs (mailbox checks, a
+// quiet topic's history checks) reach their idle pace only after ~10 min.
+var IdleSettle time.Duration
+
 // ScaleBenches are the scale runs, for `samizdat bench --suite`.
 var ScaleBenches = []ScaleBench{
 	{Name: "channel", Full: 1000, Smoke: 20, Run: func(ctx context.Context, dir string, size int, log io.Writer) ([]ScaleFigure, error) {
@@ -78,11 +85,11 @@ var ScaleBenches = []ScaleBench{
 		return r.Figures(), err
 	}},
 	{Name: "idle-node", Full: 300, Smoke: 5, Run: func(ctx context.Context, dir string, size int, log io.Writer) ([]ScaleFigure, error) {
-		r, err := RunIdleNode(ctx, dir, IdleOptions{Window: time.Duration(size) * time.Second, Log: log})
+		r, err := RunIdleNode(ctx, dir, IdleOptions{Window: time.Duration(size) * time.Second, Settle: IdleSettle, Log: log})
 		return r.Figures(), err
 	}},
 	{Name: "idle-relay", Full: 300, Smoke: 5, Run: func(ctx context.Context, dir string, size int, log io.Writer) ([]ScaleFigure, error) {
-		r, err := RunIdleRelay(ctx, dir, IdleOptions{Window: time.Duration(size) * time.Second, Log: log})
+		r, err := RunIdleRelay(ctx, dir, IdleOptions{Window: time.Duration(size) * time.Second, Settle: IdleSettle, Log: log})
 		return r.Figures(), err
 	}},
 }
@@ -95,11 +102,18 @@ type ChannelScaleOptions struct {
 	// (default 3); every tenth also connects to the owner.
 	Dials  int
 	Gossip p2p.GossipParams // zero: p2p.DefaultGossipParams
-	Log    io.Writer        // progress lines; nil: none
+	// NoAnchor skips the anchor: the same number of bare gossipsub
+	// messages (no signature, no validator, no store) over the same hosts
+	// after the posts.
+	NoAnchor bool
+	Log      io.Writer // progress lines; nil: none
 }
 
 // postWait is how long a measured post or message is waited for.
 const postWait = 30 * time.Second
+
+// idleSample is how long the channel run measures its hosts' idle CPU.
+const idleSample = 3 * time.Second
 
 // ChannelScaleResult holds RunChannelScale's figures.
 type ChannelScaleResult struct {
@@ -115,6 +129,17 @@ type ChannelScaleResult struct {
 	// subscriber sent per post, averaged.
 	BytesPerSub float64
 	Gossip      p2p.GossipParams
+	// PostCall is, per post, how long the owner's Post took (sign, chain,
+	// store commit, publish): our layer on the owner's side.
+	PostCall []time.Duration
+	// IdleCores is the CPU the hosts used doing nothing (cores, over
+	// idleSample before the posts); CPUPerPost what each post added, all
+	// hosts together (the owner's Post included).
+	IdleCores  float64
+	CPUPerPost time.Duration
+	// AnchorTo99 is To99 for bare gossipsub messages of the post's size
+	// over the same hosts (no signature, no validator, no store).
+	AnchorTo99 []time.Duration
 }
 
 // Figures returns the result as suite figures.
@@ -133,12 +158,28 @@ func (r ChannelScaleResult) Figures() []ScaleFigure {
 			missed++
 		}
 	}
-	return []ScaleFigure{
+	figs := []ScaleFigure{
 		targetMax(name+", p50", ms(p50), "ms", 500, "≤ 500 ms"),
 		figure(fmt.Sprintf("channel posts that missed 99 %% within %v", postWait), float64(missed), fmt.Sprintf("of %d", len(r.Reached))),
 		figure(name+", p90", ms(p90), "ms"),
 		targetMax(fmt.Sprintf("channel post (%d B on the wire): bytes sent per subscriber", r.PostBytes), r.BytesPerSub, "B", 2048, "≤ 2 KB"),
 	}
+	figs = append(figs,
+		figure(fmt.Sprintf("the %d idle hosts' own CPU (heartbeats, timers) before the posts", r.Subscribers), r.IdleCores, "cores"),
+		figure("CPU per post, all hosts (receive, verify, forward)", ms(r.CPUPerPost), "ms"))
+	if len(r.PostCall) > 0 {
+		figs = append(figs, figure("channel post: the owner's Post call (sign, chain, store, publish), p50", ms(Percentile(r.PostCall, .5)), "ms"))
+	}
+	if len(r.AnchorTo99) > 0 {
+		a50 := Percentile(r.AnchorTo99, .5)
+		figs = append(figs,
+			figure(fmt.Sprintf("anchor: bare gossipsub (%d B, no validator) to 99 %% of the same hosts, p50", r.PostBytes), ms(a50), "ms"),
+			figure("anchor: the same, p90", ms(Percentile(r.AnchorTo99, .9)), "ms"))
+		if a50 > 0 {
+			figs = append(figs, figure("channel post p50 / bare gossipsub p50", float64(p50)/float64(a50), "×"))
+		}
+	}
+	return figs
 }
 
 // benchLogf writes a progress line to w (nil: nowhere).
@@ -172,13 +213,14 @@ func raiseFileLimit() {
 // swarm is many bare libp2p hosts on loopback joined to one topic, each
 // running a validator as a real subscriber does, counting what arrives.
 type swarm struct {
-	nodes  []*p2p.Node
-	topics []*p2p.Topic
-	mu     sync.Mutex
-	got    map[string][]time.Time // message key → arrival times
-	size   int                    // of the last message delivered
-	poke   chan struct{}
-	wg     sync.WaitGroup
+	nodes   []*p2p.Node
+	topics  []*p2p.Topic
+	anchors []*p2p.Topic // joinAnchor's topic on each host
+	mu      sync.Mutex
+	got     map[string][]time.Time // message key → arrival times
+	size    int                    // of the last message delivered
+	poke    chan struct{}
+	wg      sync.WaitGroup
 }
 
 // newSwarm starts n hosts. check(i) makes host i's validator; key names
@@ -304,7 +346,56 @@ func (s *swarm) bytesSent() int64 {
 	return n
 }
 
+// joinAnchor joins every host, and hub, to a second topic without a
+// validator: bare gossipsub over the same hosts and connections, the
+// anchor the channel figures are compared with in the same run. Its
+// messages arrive under the key anchorKey(data). It returns hub's topic.
+func (s *swarm) joinAnchor(hub *p2p.Node, name string) (*p2p.Topic, error) {
+	ht, err := hub.Join(name, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, nd := range s.nodes {
+		t, err := nd.Join(name, nil)
+		if err != nil {
+			ht.Close()
+			return nil, err
+		}
+		s.anchors = append(s.anchors, t)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for {
+				m, err := t.Next(context.Background())
+				if err != nil {
+					return
+				}
+				k := anchorKey(m.Data)
+				s.mu.Lock()
+				s.got[k] = append(s.got[k], time.Now())
+				s.mu.Unlock()
+				select {
+				case s.poke <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	return ht, nil
+}
+
+// anchorKey names a bare anchor message: its first 8 bytes.
+func anchorKey(data []byte) string {
+	if len(data) < 8 {
+		return "anchor:?"
+	}
+	return fmt.Sprintf("anchor:%x", data[:8])
+}
+
 func (s *swarm) close() {
+	for _, t := range s.anchors {
+		t.Close()
+	}
 	for _, t := range s.topics {
 		t.Close()
 	}
@@ -378,9 +469,11 @@ func RunChannelScale(ctx context.Context, dir string, o ChannelScaleOptions) (Ch
 	// topic has its peers) before anything is timed.
 	text := "ALERT: water cut in the north district until 18:00; fill containers now. Shelters open at schools."
 	text += strings.Repeat(" ", 100-len(text)) // the issue's 100-byte post
+	var calls []time.Duration
 	post := func() (string, time.Time, error) {
 		t0 := time.Now()
 		p, err := owner.Messenger.Post(ctx, ci.ID, text, true)
+		calls = append(calls, time.Since(t0))
 		return fmt.Sprint(p.Seq), t0, err
 	}
 	for warm := 0; ; warm++ {
@@ -394,8 +487,21 @@ func RunChannelScale(ctx context.Context, dir string, o ChannelScaleOptions) (Ch
 			return r, fmt.Errorf("warm-up posts reached %d of %d subscribers", len(got), o.Subscribers)
 		}
 	}
-	benchLogf(o.Log, "mesh formed; posting %d", o.Posts)
+	benchLogf(o.Log, "mesh formed; measuring the idle swarm's CPU for %v", idleSample)
+	// What the hosts cost doing nothing (heartbeats, timers), then what
+	// the posts add: on a shared machine this says whether the process
+	// had the CPU the posts needed.
+	cpu0, t0 := processCPU(), time.Now()
+	select {
+	case <-ctx.Done():
+		return r, ctx.Err()
+	case <-time.After(idleSample): // a measuring window
+	}
+	r.IdleCores = (processCPU() - cpu0).Seconds() / time.Since(t0).Seconds()
+	benchLogf(o.Log, "posting %d", o.Posts)
+	warmCalls := len(calls)
 	before := sw.bytesSent()
+	cpu0, t0 = processCPU(), time.Now()
 	for range o.Posts {
 		k, t0, err := post()
 		if err != nil {
@@ -419,6 +525,7 @@ func RunChannelScale(ctx context.Context, dir string, o ChannelScaleOptions) (Ch
 			r.To100 = append(r.To100, 0)
 		}
 	}
+	r.CPUPerPost = (processCPU() - cpu0 - time.Duration(r.IdleCores*float64(time.Since(t0)))) / time.Duration(o.Posts)
 	// Gossip about the last posts (IHAVE) goes out for three heartbeats
 	// more: it belongs to them.
 	hb := p2p.DefaultGossipParams.Heartbeat
@@ -431,10 +538,61 @@ func RunChannelScale(ctx context.Context, dir string, o ChannelScaleOptions) (Ch
 	case <-time.After(3 * hb):
 	}
 	r.BytesPerSub = float64(sw.bytesSent()-before) / float64(o.Subscribers) / float64(o.Posts)
+	r.PostCall = calls[warmCalls:]
 	sw.mu.Lock()
 	r.PostBytes = sw.size
 	sw.mu.Unlock()
-	return r, nil
+	if o.NoAnchor {
+		return r, nil
+	}
+	benchLogf(o.Log, "anchor: bare gossipsub on the same hosts, %d messages", o.Posts)
+	r.AnchorTo99, err = anchorRun(ctx, sw, owner.P2P, o.Subscribers, o.Posts, r.PostBytes)
+	return r, err
+}
+
+// anchorRun publishes posts messages of size bytes from hub on a topic
+// without validators that every host of sw joins, and returns, per
+// message, the time until 99 % of them had it (postWait for a miss).
+func anchorRun(ctx context.Context, sw *swarm, hub *p2p.Node, subs, posts, size int) ([]time.Duration, error) {
+	ht, err := sw.joinAnchor(hub, "samizdat-bench-anchor")
+	if err != nil {
+		return nil, err
+	}
+	defer ht.Close()
+	seq := uint64(0)
+	publish := func() (string, time.Time, error) {
+		seq++
+		data := make([]byte, max(size, 8))
+		binary.BigEndian.PutUint64(data, seq)
+		t0 := time.Now()
+		return anchorKey(data), t0, ht.Publish(ctx, data)
+	}
+	// The topic's mesh forms first, as the channel's did before its posts.
+	for warm := 0; ; warm++ {
+		k, _, err := publish()
+		if err != nil {
+			return nil, err
+		}
+		if got := sw.wait(ctx, k, subs, 10*time.Second); len(got) == subs {
+			break
+		} else if warm == 10 {
+			return nil, fmt.Errorf("anchor warm-up messages reached %d of %d hosts", len(got), subs)
+		}
+	}
+	var to99 []time.Duration
+	for range posts {
+		k, t0, err := publish()
+		if err != nil {
+			return nil, err
+		}
+		got := sw.wait(ctx, k, subs, postWait)
+		if len(got) < ninetyNine(subs) {
+			to99 = append(to99, postWait)
+			continue
+		}
+		to99 = append(to99, arrival(t0, got, ninetyNine(subs)))
+	}
+	return to99, nil
 }
 
 // RunScaleBench runs one scale bench by name at size in a temporary

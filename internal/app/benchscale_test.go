@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +20,15 @@ func TestScaleChannelSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.To99) != 3 || r.Reached[0] != 20 || r.BytesPerSub <= 0 || r.PostBytes <= 100 {
+	if len(r.To99) != 3 || r.Reached[0] != 20 || r.BytesPerSub <= 0 || r.PostBytes <= 100 ||
+		len(r.PostCall) != 3 || len(r.AnchorTo99) != 3 {
 		t.Fatalf("figures missing: %+v", r)
+	}
+	// The anchor's messages reached 99 % too (a miss counts as postWait).
+	for i, d := range r.AnchorTo99 {
+		if d == postWait {
+			t.Errorf("anchor message %d missed 99 %% of the hosts", i)
+		}
 	}
 	for i, d := range r.To100 {
 		if d == 0 {
@@ -88,6 +96,16 @@ func TestScaleIdleSmoke(t *testing.T) {
 			for _, f := range r.Figures() {
 				t.Log(f)
 			}
+			if tc.name == "node" {
+				// The split by peer adds up to the total.
+				var sum float64
+				for _, s := range r.ByPeer {
+					sum += s.Bytes
+				}
+				if len(r.ByPeer) == 0 || math.Abs(sum-r.BytesPerHour) > 1 {
+					t.Errorf("bytes by peer add up to %.0f, not %.0f: %+v", sum, r.BytesPerHour, r.ByPeer)
+				}
+			}
 		})
 	}
 }
@@ -146,9 +164,12 @@ func BenchmarkChannelScale(b *testing.B) {
 		fmt.Sscan(s, &n)
 	}
 	var gp p2p.GossipParams
+	if s := os.Getenv("SAMIZDAT_HEARTBEAT"); s != "" {
+		gp.Heartbeat, _ = time.ParseDuration(s)
+	}
 	if s := os.Getenv("SAMIZDAT_GOSSIP_D"); s != "" {
 		fmt.Sscan(s, &d)
-		gp = p2p.GossipParams{D: d, Dlo: d - 1, Dhi: 2 * d}
+		gp.D, gp.Dlo, gp.Dhi = d, d-1, 2*d
 	}
 	for range b.N {
 		r, err := RunChannelScale(context.Background(), b.TempDir(), ChannelScaleOptions{Subscribers: n, Gossip: gp})

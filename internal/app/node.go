@@ -201,6 +201,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		EnableMDNS:         mdnsWanted(o, listen),
 		Logger:             log.With("component", "p2p"),
 		Gossip:             o.gossip,
+		CountBandwidth:     bandwidthWanted(), // the idle benchmark's breakdown (benchbw.go)
 	}
 	if err := n.transportConfig(ctx, &pc, o.Transports); err != nil {
 		return nil, err
@@ -265,6 +266,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		}()
 	}
 	n.startNetMemory(ctx)
+	n.startBandwidthDump(ctx)
 	// The mailbox service is up before api.json says the node is.
 	if o.ServeMailbox != nil {
 		if n.MailboxService, err = n.ServeMailbox(*o.ServeMailbox); err != nil {

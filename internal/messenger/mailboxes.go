@@ -391,9 +391,10 @@ func (m *Messenger) unseal(box []byte) (*wirepb.Envelope, []byte, error) {
 }
 
 // fetchLoop checks our mailboxes at start, when kicked (a host connected)
-// and every FetchInterval.
+// and every FetchInterval, backing off while they are empty (fetchpace.go).
 func (m *Messenger) fetchLoop(ctx context.Context) {
-	t := time.NewTicker(m.cfg.FetchInterval)
+	pace := newFetchPace(m.cfg.FetchInterval)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		// The same sealed box sits at each of our hosts: what one host
@@ -403,11 +404,13 @@ func (m *Messenger) fetchLoop(ctx context.Context) {
 		for _, h := range m.mailboxHosts() {
 			round = m.fetchFrom(ctx, h, round)
 		}
+		t.Reset(pace.next(len(round)))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-m.fetchKick:
+			pace.reset()
 		}
 	}
 }

@@ -711,6 +711,7 @@ func (m *Messenger) peerConnected(ctx context.Context, peerID string) {
 	if m.isMailboxHost(peerID) {
 		m.kickFetch()
 	}
+	m.backOnline() // fetchpace.go
 	var c *store.Contact
 	err := m.st.View(ctx, func(tx *store.Tx) (err error) { c, err = tx.ContactByPeer(peerID); return err })
 	if err != nil {

@@ -142,6 +142,11 @@ type Config struct {
 	// Gossip tunes gossipsub (pubsub.go). Zero: DefaultGossipParams.
 	Gossip GossipParams
 
+	// CountBandwidth counts the bytes of the node's streams by protocol
+	// (Node.BandwidthByProtocol; the idle benchmark's breakdown). Zero:
+	// off (the counter's meters tick every second).
+	CountBandwidth bool
+
 	// PreferTransports are transport names (see TransportName) that worked
 	// before, best first: addresses of those transports are dialled first,
 	// the others after a short delay. Zero: libp2p's default ranking.

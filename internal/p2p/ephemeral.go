@@ -110,7 +110,7 @@ func (n *Node) ephemeralHost() (host.Host, error) {
 		libp2p.Identity(sk),
 		libp2p.DialRanker(n.tmem.rank),
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Muxer(yamux.ID, muxer),
 		libp2p.ResourceManager(&network.NullResourceManager{}),
 		libp2p.ConnectionGater(g),
 		libp2p.MultiaddrResolver(noDNS{}),

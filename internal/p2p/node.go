@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
@@ -72,8 +73,9 @@ type Node struct {
 	lan *lanDiscovery // nil unless Config.EnableMDNS
 
 	psMu   sync.Mutex
-	ps     *pubsub.PubSub // gossipsub, started by the first Join (pubsub.go)
-	psSent sentCounter    // bytes of gossipsub RPCs sent
+	ps     *pubsub.PubSub            // gossipsub, started by the first Join (pubsub.go)
+	psSent sentCounter               // bytes of gossipsub RPCs sent
+	bwc    *metrics.BandwidthCounter // nil unless Config.CountBandwidth
 
 	closeOnce sync.Once
 	closeErr  error
@@ -132,6 +134,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		pts.close()
 		return nil, err
 	}
+	bwc := newBandwidthCounter(cfg)
+	if bwc != nil {
+		opts = append(opts, libp2p.BandwidthReporter(bwc))
+	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		pts.close()
@@ -144,7 +150,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 
 	nctx, cancel := context.WithCancel(context.Background())
 	n := &Node{host: h, gater: g, cfg: cfg, log: log, ctx: nctx, cancel: cancel, pts: pts, tmem: tmem,
-		relays: validRelays(cfg.StaticRelays, cfg.LoopbackOnly, log), relaysChanged: make(chan struct{}, 1), wrtc: wrtc}
+		relays: validRelays(cfg.StaticRelays, cfg.LoopbackOnly, log), relaysChanged: make(chan struct{}, 1), wrtc: wrtc, bwc: bwc}
 	n.startSignalling()
 	if len(cfg.PT.Serve) > 0 {
 		if n.ptSrv, err = startPTServers(ctx, cfg.PT, n.orPort(), log); err != nil {
@@ -269,7 +275,7 @@ func hostOptions(cfg Config, sk crypto.PrivKey, g *gater, pts *ptClients, tmem *
 		libp2p.DialRanker(tmem.rank),
 		libp2p.SwarmOpts(swarm.WithMetricsTracer(dialTracer{tmem.paths})),
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Muxer(yamux.ID, muxer),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.ConnectionGater(g),
