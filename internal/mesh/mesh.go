@@ -278,23 +278,26 @@ func (m *Mesh) Start() {
 		return
 	}
 	m.tr.Handle(Protocol, m.serve)
-	meet := func(peerID string) {
+	meet := func(peerID string, starting bool) {
 		if !m.enter() {
 			return
 		}
 		defer m.wg.Done()
 		// One sync runs both ways: on meeting, the side with the smaller id
 		// starts it (the other syncs at its next round if that fails).
+		// A neighbour met before Start is synced with whatever the ids:
+		// if it had the smaller one, it tried before we served the
+		// protocol, and waits for its next round.
 		m.handToHosts(m.ctx, peerID)
-		if m.neighbour(peerID) && m.tr.PeerID() < peerID {
+		if m.neighbour(peerID) && (starting || m.tr.PeerID() < peerID) {
 			m.syncWith(m.ctx, peerID, true)
 		}
 	}
-	m.tr.OnConnected(meet)
+	m.tr.OnConnected(func(peerID string) { meet(peerID, false) })
 	// Neighbours met before Start (a bootstrap peer dialled while the
 	// node was still starting) would otherwise wait for the next round.
 	for _, p := range m.tr.ConnectedPeers() {
-		go meet(p)
+		go meet(p, true)
 	}
 	if m.enter() {
 		go m.loop()

@@ -321,33 +321,41 @@ func TestNeighbourShare(t *testing.T) {
 // TestMeetingBeforeStart: a neighbour connected before the mesh started (a
 // bootstrap peer dialled while the node was still starting) is synced with
 // at Start, not at the next round an hour later. The CLI carrier test
-// caught it: the carrier (the smaller id, so the one to start the sync on
-// meeting) connected to alice before its mesh registered for meetings,
-// and alice, whose round had found no mesh there, waited for the next.
+// caught it twice: the carrier connected to alice before its mesh served
+// the protocol, so when the carrier had the smaller id (the side that
+// starts the sync on meeting) nobody synced, and when alice had it, her
+// sync found no mesh there and she waited for her next round.
 func TestMeetingBeforeStart(t *testing.T) {
-	net := newMemNet(t)
-	alice := testMesh(t, net, "z-alice", Config{}) // the larger id: waits for the carrier
-	carrier, err := New(Config{Transport: net.node("a-carrier"), SyncInterval: time.Hour, MinSyncInterval: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct{ alice, carrier string }{
+		{"z-alice", "a-carrier"}, // the carrier would start the sync
+		{"a-alice", "z-carrier"}, // alice would, and tries too early
+	} {
+		t.Run(tc.carrier, func(t *testing.T) {
+			net := newMemNet(t)
+			alice := testMesh(t, net, tc.alice, Config{})
+			carrier, err := New(Config{Transport: net.node(tc.carrier), SyncInterval: time.Hour, MinSyncInterval: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := carrier.Close(); err != nil {
+					t.Error(err)
+				}
+			})
+			net.link(tc.alice, tc.carrier) // before the carrier's mesh starts
+			kb := newKey(t)
+			if err := alice.Offer(mailbox.KeyID(kb), randomEnvelope(t, 100), nil); err != nil {
+				t.Fatal(err)
+			}
+			// Alice's round (or meeting) finds no mesh at the carrier yet.
+			eventually(t, "alice to find no mesh at the carrier", func() bool {
+				alice.mu.Lock()
+				defer alice.mu.Unlock()
+				_, ok := alice.notMesh[tc.carrier]
+				return ok
+			})
+			carrier.Start()
+			eventually(t, "the carrier to hold alice's envelope", func() bool { return carrier.Stats().Carried == 1 })
+		})
 	}
-	t.Cleanup(func() {
-		if err := carrier.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	net.link("a-carrier", "z-alice") // before the carrier's mesh starts
-	kb := newKey(t)
-	if err := alice.Offer(mailbox.KeyID(kb), randomEnvelope(t, 100), nil); err != nil {
-		t.Fatal(err)
-	}
-	// Alice's round for the new envelope finds no mesh at the carrier yet.
-	eventually(t, "alice's round to find no mesh at the carrier", func() bool {
-		alice.mu.Lock()
-		defer alice.mu.Unlock()
-		_, ok := alice.notMesh["a-carrier"]
-		return ok
-	})
-	carrier.Start()
-	eventually(t, "the carrier to hold alice's envelope", func() bool { return carrier.Stats().Carried == 1 })
 }
