@@ -23,6 +23,8 @@ addStrings({
     transferFailed: "Transfer stopped ({msg}); it is retried.", openImage: "Open the image", dropHere: "Drop to send to {name}",
     mediaSettings: "Files and photos", autoDownload: "Download received files automatically up to this size (MB, 0: every file)",
     kb: "{n} KB", mb: "{n} MB", photo: "Photo", tooBig: "it is larger than {max}, the largest file this node sends", fileNotReady: "The file is not here yet.",
+    sentPct: "Delivered {pct} %", hostDepositing: "The recipient is offline: leaving it with their mailbox hosts…",
+    hostDeposited: "Left with the recipient's mailbox hosts", hostOverQuota: "Too large for the recipient's mailbox hosts: it waits here until they are online",
   },
   ru: {
     attach: "Прикрепить файл", record: "Записать голосовое сообщение", stopRecording: "Остановить и отправить", cancelRecording: "Отмена",
@@ -32,6 +34,8 @@ addStrings({
     transferFailed: "Передача остановлена ({msg}); будет повторена.", openImage: "Открыть изображение", dropHere: "Отпустите, чтобы отправить: {name}",
     mediaSettings: "Файлы и фото", autoDownload: "Скачивать полученные файлы автоматически до этого размера (МБ, 0: все файлы)",
     kb: "{n} КБ", mb: "{n} МБ", photo: "Фото", tooBig: "он больше {max} — самого большого файла, который отправляет этот узел", fileNotReady: "Файл ещё не получен.",
+    sentPct: "Доставлено {pct} %", hostDepositing: "Получатель не в сети: файл оставляется на его почтовых узлах…",
+    hostDeposited: "Оставлено на почтовых узлах получателя", hostOverQuota: "Слишком большой для почтовых узлов получателя: ждёт здесь, пока получатель не появится в сети",
   },
   fa: {
     attach: "پیوست فایل", record: "ضبط پیام صوتی", stopRecording: "توقف و ارسال", cancelRecording: "لغو",
@@ -41,6 +45,8 @@ addStrings({
     transferFailed: "انتقال متوقف شد ({msg})؛ دوباره تلاش می‌شود.", openImage: "باز کردن تصویر", dropHere: "رها کنید تا برای {name} فرستاده شود",
     mediaSettings: "فایل‌ها و عکس‌ها", autoDownload: "دریافت خودکار فایل‌ها تا این اندازه (مگابایت، ۰: همه فایل‌ها)",
     kb: "{n} کیلوبایت", mb: "{n} مگابایت", photo: "عکس", tooBig: "از {max} بزرگ‌تر است، بزرگ‌ترین فایلی که این گره می‌فرستد", fileNotReady: "فایل هنوز نرسیده است.",
+    sentPct: "{pct}٪ تحویل شد", hostDepositing: "گیرنده آفلاین است: فایل نزد میزبان‌های صندوق او گذاشته می‌شود…",
+    hostDeposited: "نزد میزبان‌های صندوق گیرنده گذاشته شد", hostOverQuota: "برای میزبان‌های صندوق گیرنده بیش از حد بزرگ است: تا آنلاین شدن گیرنده اینجا می‌ماند",
   },
 });
 
@@ -340,7 +346,7 @@ export function fileView(m) {
   const f = m.file;
   if (!f) return null;
   forgetOnSwitch();
-  if (!m.outgoing && !transfers.has(fileKey(m))) pollSoon();
+  if (m.outgoing || !transfers.has(fileKey(m))) pollSoon(); // ours too: how far the recipient is
   if (m.outgoing && !transfers.has(fileKey(m))) transfers.set(fileKey(m), { state: "sending" });
   const box = h("div", { class: "file", "data-file": fileKey(m) });
   paintFile(box, m);
@@ -420,8 +426,28 @@ function cardView(m) {
     save);
 }
 
+// sentPending: a file we sent to a contact that its recipient has not
+// fetched whole from us yet, nor found at its mailbox hosts.
+function sentPending(tr) {
+  return !tr.incoming && !tr.group && tr.chunksTotal > 0 && (tr.chunksServed || 0) < tr.chunksTotal && tr.hostState !== "deposited";
+}
+
+// sentStatus: where a file we sent to a contact stands — how much of it
+// the recipient has fetched from us, or what its mailbox hosts did with it.
+function sentStatus(tr) {
+  if (!tr || tr.incoming || tr.group || !tr.chunksTotal || (tr.chunksServed || 0) >= tr.chunksTotal) return "";
+  const note = (key) => h("div", { class: "file-status file-host" }, h("span", { class: "muted" }, t(key)));
+  if (tr.hostState === "over-quota") return note("hostOverQuota");
+  if (tr.hostState === "deposited") return note("hostDeposited");
+  if (tr.hostState === "depositing") return note("hostDepositing");
+  const pct = Math.floor(100 * (tr.chunksServed || 0) / tr.chunksTotal);
+  return h("div", { class: "file-status file-sent" }, h("progress", { class: "file-progress", max: "100", value: String(pct) }),
+    h("span", { class: "muted" }, t("sentPct", { pct: pct.toLocaleString(lang()) })));
+}
+
 function statusView(m, tr) {
-  if (!tr || m.outgoing || tr.state === "complete" || tr.state === "sending") return "";
+  if (m.outgoing) return sentStatus(tr);
+  if (!tr || tr.state === "complete" || tr.state === "sending") return "";
   if (tr.state === "waiting") {
     return h("div", { class: "file-status" }, h("span", { class: "muted" }, t("waiting") + " · " + fmtSize(m.file.size)),
       h("button", { type: "button", class: "fetch-file", onclick: async (ev) => {
@@ -493,8 +519,12 @@ async function poll() {
   for (const tr of list || []) {
     const old = transfers.get(tr.messageId);
     transfers.set(tr.messageId, tr);
-    if (!old || old.state !== tr.state || old.chunksDone !== tr.chunksDone) repaint(tr.messageId);
-    if (!tr.incoming || !(S.current ? S.msgs : S.items || []).some((m) => fileKey(m) === tr.messageId)) continue;
+    if (!old || old.state !== tr.state || old.chunksDone !== tr.chunksDone || old.chunksServed !== tr.chunksServed || old.hostState !== tr.hostState) repaint(tr.messageId);
+    if (!(S.current ? S.msgs : S.items || []).some((m) => fileKey(m) === tr.messageId)) continue;
+    if (!tr.incoming) {
+      idle ||= sentPending(tr); // the recipient may come and fetch it
+      continue;
+    }
     busy ||= tr.state === "fetching";
     idle ||= tr.state === "failed";
   }
