@@ -107,23 +107,11 @@ func blobQuotaStatus(err error) byte {
 
 // handleBlobs owns one inbound blob stream.
 func (s *Server) handleBlobs(st p2p.Stream) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		_ = st.Reset()
+	done, ok := s.track(st)
+	if !ok {
 		return
 	}
-	sid := s.nextID
-	s.nextID++
-	s.streams[sid] = st
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.streams, sid)
-		s.mu.Unlock()
-		s.wg.Done()
-	}()
+	defer done()
 	var in io.Reader = countingReader{st, &s.stats.bytesIn}
 	var out io.Writer = countingWriter{st, &s.stats.bytesOut}
 	if s.trace != nil {

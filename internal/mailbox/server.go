@@ -270,25 +270,35 @@ func (s *Server) sweepLoop() {
 	}
 }
 
-// handle owns one inbound stream.
-func (s *Server) handle(self string, st p2p.Stream) {
+// track registers an inbound stream, so that Close resets it and waits
+// for its handler; done unregisters it. A server already closed resets
+// the stream and reports false.
+func (s *Server) track(st p2p.Stream) (done func(), ok bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		_ = st.Reset()
-		return
+		return nil, false
 	}
 	id := s.nextID
 	s.nextID++
 	s.streams[id] = st
 	s.wg.Add(1)
-	s.mu.Unlock()
-	defer func() {
+	return func() {
 		s.mu.Lock()
 		delete(s.streams, id)
 		s.mu.Unlock()
 		s.wg.Done()
-	}()
+	}, true
+}
+
+// handle owns one inbound stream.
+func (s *Server) handle(self string, st p2p.Stream) {
+	done, ok := s.track(st)
+	if !ok {
+		return
+	}
+	defer done()
 
 	s.stats.streams.Add(1)
 	defer s.stats.streams.Add(-1)

@@ -262,6 +262,29 @@ func (m *MailboxStore) List(ctx context.Context, mailboxID []byte, q MailboxQuer
 	return out, more, nil
 }
 
+// deleteKeyed runs query (a DELETE taking the mailbox id and one key) for
+// each of keys in one share of a group commit, and returns how many rows
+// it deleted.
+func (m *MailboxStore) deleteKeyed(ctx context.Context, query string, mailboxID []byte, keys [][]byte) (int, error) {
+	n := 0
+	err := m.db.UpdateShared(ctx, func(tx *Tx) error {
+		n = 0
+		for _, k := range keys {
+			res, err := tx.exec(query, mailboxID, k)
+			if err != nil {
+				return err
+			}
+			d, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += int(d)
+		}
+		return nil
+	})
+	return n, err
+}
+
 // Delete deletes mailboxID's envelopes with the given hashes and returns how
 // many it deleted; unknown hashes are skipped.
 func (m *MailboxStore) Delete(ctx context.Context, mailboxID []byte, hashes [][]byte) (int, error) {
@@ -273,22 +296,7 @@ func (m *MailboxStore) Delete(ctx context.Context, mailboxID []byte, hashes [][]
 			return 0, err
 		}
 	}
-	n := 0
-	err := m.db.UpdateShared(ctx, func(tx *Tx) error {
-		n = 0
-		for _, h := range hashes {
-			res, err := tx.exec(`DELETE FROM envelopes WHERE mailbox = ? AND hash = ?`, mailboxID, h)
-			if err != nil {
-				return err
-			}
-			k, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			n += int(k)
-		}
-		return nil
-	})
+	n, err := m.deleteKeyed(ctx, `DELETE FROM envelopes WHERE mailbox = ? AND hash = ?`, mailboxID, hashes)
 	if err != nil {
 		return 0, fmt.Errorf("store: mailbox delete: %w", err)
 	}

@@ -144,22 +144,7 @@ func (m *MailboxStore) BlobDelete(ctx context.Context, mailboxID []byte, ids [][
 	if err := checkHash("mailbox id", mailboxID); err != nil {
 		return 0, err
 	}
-	n := 0
-	err := m.db.UpdateShared(ctx, func(tx *Tx) error {
-		n = 0
-		for _, id := range ids {
-			res, err := tx.exec(`DELETE FROM blobs WHERE mailbox = ? AND id = ?`, mailboxID, id)
-			if err != nil {
-				return err
-			}
-			k, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			n += int(k)
-		}
-		return nil
-	})
+	n, err := m.deleteKeyed(ctx, `DELETE FROM blobs WHERE mailbox = ? AND id = ?`, mailboxID, ids)
 	if err != nil {
 		return 0, fmt.Errorf("store: blob delete: %w", err)
 	}
