@@ -406,8 +406,14 @@ func measureIdle(ctx context.Context, r IdleResult, o IdleOptions, dir string, a
 	if err := cmd.Start(); err != nil {
 		return r, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed once the process is reaped (waitErr then holds
+	// its exit): both pause and the clean-up below wait on it, so an
+	// early exit seen by pause must not leave the clean-up waiting for a
+	// second value (it did: the suite's idle run hung with its iptables
+	// rules in place).
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -421,8 +427,8 @@ func measureIdle(ctx context.Context, r IdleResult, o IdleOptions, dir string, a
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-exited:
-			return fmt.Errorf("%s exited: %v\n%s", filepath.Base(o.Exe), err, stderr.String())
+		case <-exited:
+			return fmt.Errorf("%s exited: %v\n%s", filepath.Base(o.Exe), waitErr, stderr.String())
 		case <-time.After(d):
 			return nil
 		}

@@ -86,6 +86,12 @@ func runScaleForSuite(ctx context.Context, env *SuiteEnv, bench string) ([]Scale
 			return nil, err
 		}
 		defer os.RemoveAll(dir)
+		// The idle runs start the node under a user id of its own: it must
+		// be able to reach its profile below dir (RunScaleBench does the
+		// same; without it the node exited at once in a full suite run).
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return nil, err
+		}
 		return b.Run(ctx, dir, size, nil)
 	}
 	return nil, fmt.Errorf("no scale bench %q", bench)
