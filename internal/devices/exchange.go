@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
 	"google.golang.org/protobuf/proto"
@@ -43,9 +44,18 @@ var (
 	// did not confirm the codes, or the new device belongs to another
 	// account).
 	ErrLinkRefused = errors.New("linking was refused by the other device")
+	// ErrLinkCodeRefused is returned by Begin (and Service.Start) when the
+	// new device breaks off at once: it does not take this code (used
+	// already, burnt by bad attempts, or not the code it shows). It
+	// matches ErrLinkRefused.
+	ErrLinkCodeRefused = fmt.Errorf("%w: it does not take this link code (already used, or altered): show a new one there (samizdat link)", ErrLinkRefused)
 	// ErrWrongDevice is returned when the new device certifies another key
 	// or account than the link names.
 	ErrWrongDevice = errors.New("the new device certified another key or account than the link names")
+	// ErrBadDeviceList is returned to the new device when the device list
+	// it is given is not certified for the account it was given, or does
+	// not list it.
+	ErrBadDeviceList = errors.New("the other device sent a device list that is not this account's")
 )
 
 // Session is one side of a link exchange after the keys are agreed.
@@ -117,7 +127,11 @@ func Begin(rnd io.Reader, rw io.ReadWriter, l *Link, selfPeer string) (*Session,
 		return nil, err
 	}
 	var reply wirepb.LinkReply
-	if err := readLink(rw, &reply); err != nil {
+	if err := readLink(rw, &reply); errors.Is(err, ErrLinkRefused) {
+		// The new device refuses a code it does not take by closing or
+		// resetting the stream: it says nothing that would help a guesser.
+		return nil, ErrLinkCodeRefused
+	} else if err != nil {
 		return nil, err
 	}
 	shared, err := eph.ECDH(l.Ephemeral)
@@ -180,12 +194,20 @@ func readLink(r io.Reader, m interface {
 }) error {
 	b, err := wire.ReadFrame(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if isStreamEnd(err) {
 			return ErrLinkRefused
 		}
 		return err
 	}
 	return wire.ParseLink(b, m)
+}
+
+// isStreamEnd reports whether err is the other end resetting or closing
+// the stream (libp2p's reset error is not exported to this package; its
+// text is stable: "stream reset").
+func isStreamEnd(err error) bool {
+	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.ErrClosedPipe) ||
+		strings.Contains(err.Error(), "stream reset"))
 }
 
 func nonce(n uint64) []byte {
@@ -232,7 +254,7 @@ func (s *Session) Provision(p *wirepb.LinkProvision, account keys.PublicIdentity
 	}
 	d, err := identity.DeviceFromWire(account, acc.Device)
 	if err != nil {
-		return identity.Device{}, fmt.Errorf("%w: %v", ErrWrongDevice, err)
+		return identity.Device{}, fmt.Errorf("%w: %w", ErrWrongDevice, err)
 	}
 	if !bytes.Equal(d.Key, s.link.DeviceKey) {
 		return identity.Device{}, ErrWrongDevice
@@ -277,13 +299,13 @@ func (s *Session) Accept(account keys.PublicIdentity, dev identity.Device) (uint
 	for _, w := range done.Devices {
 		d, err := identity.DeviceFromWire(account, w)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, fmt.Errorf("%w: %w", ErrBadDeviceList, err)
 		}
 		found = found || d.PeerID == dev.PeerID
 		devs = append(devs, d)
 	}
 	if !found {
-		return 0, nil, ErrWrongDevice
+		return 0, nil, fmt.Errorf("%w: it does not list this device", ErrBadDeviceList)
 	}
 	return done.DeviceVersion, devs, nil
 }

@@ -142,3 +142,10 @@ func (p *PendingLink) Burnt() bool {
 	defer p.mu.Unlock()
 	return p.used || p.bad >= maxBadAttempts
 }
+
+// burntByProofs reports whether failed proofs (not a use) burnt the code.
+func (p *PendingLink) burntByProofs() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.used && p.bad >= maxBadAttempts
+}

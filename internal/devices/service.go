@@ -51,8 +51,15 @@ type Config struct {
 	ConfirmTimeout time.Duration
 }
 
-// ErrNoPending is returned by Confirm for an unknown or timed-out link.
-var ErrNoPending = errors.New("no link waiting for confirmation (timed out? start again)")
+// Errors of Service.
+var (
+	// ErrNoPending is returned by Confirm for an unknown or timed-out link.
+	ErrNoPending = errors.New("no link waiting for confirmation (timed out? start again)")
+	// ErrNewDeviceUnreachable is returned by Start when the new device
+	// cannot be dialled: it no longer waits (linked already: a code works
+	// once; stopped; expired), or it is on another network.
+	ErrNewDeviceUnreachable = errors.New("cannot reach the new device: is samizdat link still waiting there, on a network this device reaches? (a link code works once)")
+)
 
 // Service is an existing device's side of linking, and the device list.
 type Service struct {
@@ -110,7 +117,8 @@ func (s *Service) Start(ctx context.Context, code string) (Started, error) {
 	s.cfg.Transport.AddAddrs(peer, l.Addrs)
 	st, err := s.cfg.Transport.OpenStream(ctx, peer, ProtocolLink)
 	if err != nil {
-		return Started{}, fmt.Errorf("reach the new device: %w", err)
+		s.log.Info("linkUnreachable", "device", short(peer), "err", err)
+		return Started{}, fmt.Errorf("%w: %w", ErrNewDeviceUnreachable, err)
 	}
 	_ = st.SetDeadline(time.Now().Add(s.cfg.ConfirmTimeout + time.Minute))
 	sess, err := Begin(s.cfg.Rand, st, l, s.cfg.Transport.PeerID())
@@ -313,12 +321,17 @@ func (n *NewDevice) Await(ctx context.Context) (*Linked, error) {
 	}
 	res := make(chan result, 1)
 	n.Transport.Handle(ProtocolLink, func(st p2p.Stream) {
-		l, err := n.serve(st)
+		l, claimed, err := n.serve(st)
 		if err != nil {
 			_ = st.Reset()
 			n.Logger.Info("linkAttemptFailed", "peer", short(st.RemotePeer()), "err", err)
-			if !errors.Is(err, ErrLinkUsed) && !errors.Is(err, ErrLinkRefused) && !n.Link.Burnt() {
-				return // a bad attempt: keep waiting for the real one
+			// An attempt that did not take the code (a bad proof, or the
+			// code already taken by an exchange still running) is refused
+			// alone: the wait goes on, for the real device or for the
+			// exchange in progress, which reports itself. Only the bad
+			// proof that burns the code ends it.
+			if !claimed && !(errors.Is(err, ErrLinkAuth) && n.Link.burntByProofs()) {
+				return
 			}
 		} else {
 			_ = st.Close()
@@ -345,31 +358,33 @@ func (n *NewDevice) Await(ctx context.Context) (*Linked, error) {
 	}
 }
 
-func (n *NewDevice) serve(st p2p.Stream) (*Linked, error) {
+// serve runs one attempt; claimed reports whether it took the code (its
+// proof was good), after which the code serves no one else.
+func (n *NewDevice) serve(st p2p.Stream) (_ *Linked, claimed bool, _ error) {
 	_ = st.SetDeadline(time.Now().Add(10 * time.Minute))
 	sess, err := n.Link.Answer(st, st.RemotePeer())
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// The code is shown at once, while the existing device's user
 	// compares it too; what that device then sends is read after.
 	if !n.Confirm(sess.Code()) {
-		return nil, ErrLinkRefused
+		return nil, true, ErrLinkRefused
 	}
 	id, prov, err := sess.Receive()
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	dev, err := identity.NewDevice(id.Public(), n.DeviceKey, n.Addrs, n.Sign)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	dev.Name = n.Name
 	version, devs, err := sess.Accept(id.Public(), dev)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	list := &List{}
 	list.Adopt(version, devs, n.Now())
-	return &Linked{Identity: id, Provision: prov, List: list, Device: dev}, nil
+	return &Linked{Identity: id, Provision: prov, List: list, Device: dev}, true, nil
 }
