@@ -75,7 +75,23 @@ func (s *server) deviceFail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, devices.ErrUnknownDevice), errors.Is(err, devices.ErrNoPending):
 		writeErr(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: err.Error()})
+	case isDeviceUserError(err):
+		// What the user gave or did (a bad, stale or used code, codes
+		// not confirmed, the device itself): a 400 with the reason, not an
+		// "internal error" logged as one.
+		writeErr(w, &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest, Message: err.Error()})
 	default:
 		s.fail(w, err)
 	}
+}
+
+func isDeviceUserError(err error) bool {
+	for _, e := range []error{devices.ErrBadLink, devices.ErrLinkExpired, devices.ErrLinkAuth, devices.ErrLinkUsed,
+		devices.ErrLinkRefused, devices.ErrWrongDevice, devices.ErrNewDeviceUnreachable, devices.ErrRevokeSelf,
+		devices.ErrTooManyDevices, devices.ErrRevoked} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

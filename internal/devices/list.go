@@ -22,6 +22,9 @@ const blobList = "devices.list"
 var (
 	// ErrUnknownDevice is returned for a device id that is not in the list.
 	ErrUnknownDevice = errors.New("no such device (see samizdat devices)")
+	// ErrAmbiguousDevice is returned for a part of a device id that
+	// matches more than one device (it also matches ErrUnknownDevice).
+	ErrAmbiguousDevice = fmt.Errorf("%w: that part of an id names more than one device: give more of it (its end is best)", ErrUnknownDevice)
 	// ErrRevokeSelf is returned when a device is asked to revoke itself:
 	// revoke it from another device.
 	ErrRevokeSelf = errors.New("a device cannot revoke itself: revoke it from another device of the account")
@@ -76,20 +79,27 @@ func Save(tx *store.Tx, l *List) error {
 // Find returns the entry of a device (by peer id, or a unique prefix or
 // suffix of at least 6 characters), or nil.
 func (l *List) Find(ref string) *Entry {
+	e, _ := l.find(ref)
+	return e
+}
+
+// find is Find, and whether ref matched several devices (every peer id
+// of an Ed25519 key starts with "12D3KooW": a prefix must be longer).
+func (l *List) find(ref string) (_ *Entry, ambiguous bool) {
 	var found *Entry
 	for i := range l.Entries {
 		id := l.Entries[i].Device.PeerID
 		if id == ref {
-			return &l.Entries[i]
+			return &l.Entries[i], false
 		}
 		if len(ref) >= 6 && (len(id) > len(ref)) && (id[:len(ref)] == ref || id[len(id)-len(ref):] == ref) {
 			if found != nil {
-				return nil // ambiguous
+				return nil, true
 			}
 			found = &l.Entries[i]
 		}
 	}
-	return found
+	return found, false
 }
 
 // Active returns the devices not revoked, in the order they were linked.
@@ -140,7 +150,10 @@ func (l *List) Add(d identity.Device, now time.Time) error {
 // Revoke marks a device revoked (self is this device's peer id): the
 // version goes up by one.
 func (l *List) Revoke(ref, self string, now time.Time) (*Entry, error) {
-	e := l.Find(ref)
+	e, ambiguous := l.find(ref)
+	if ambiguous {
+		return nil, fmt.Errorf("%w: %q", ErrAmbiguousDevice, ref)
+	}
 	if e == nil {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownDevice, ref)
 	}

@@ -208,10 +208,7 @@ func (d *deviceIndex) noteLocked(account string, card *identity.Card) {
 	for _, p := range d.byAcc[account] {
 		delete(d.peers, p)
 		if !card.HasDevice(p) {
-			if d.dropped == nil || len(d.dropped) >= maxDropped {
-				d.dropped = map[string]string{}
-			}
-			d.dropped[p] = account
+			d.dropLocked(p, account)
 		}
 	}
 	d.byAcc[account] = card.PeerIDs()
@@ -219,6 +216,13 @@ func (d *deviceIndex) noteLocked(account string, card *identity.Card) {
 		d.peers[p] = account
 		delete(d.dropped, p)
 	}
+}
+
+func (d *deviceIndex) dropLocked(peer, account string) {
+	if d.dropped == nil || len(d.dropped) >= maxDropped {
+		d.dropped = map[string]string{}
+	}
+	d.dropped[peer] = account
 }
 
 // contactByDevice finds the contact one of whose linked devices is peer.
@@ -233,8 +237,28 @@ func (m *Messenger) contactByDevice(tx *store.Tx, peer string) (*store.Contact, 
 		}
 		d.peers, d.byAcc, d.built = map[string]string{}, map[string][]string{}, true
 		for _, c := range cs {
-			if card, err := identity.ParseSignedCard(c.Card); err == nil {
-				d.noteLocked(c.AccountID, card)
+			card, err := identity.ParseSignedCard(c.Card)
+			if err != nil {
+				continue
+			}
+			d.noteLocked(c.AccountID, card)
+			if card.DeviceVersion == 0 {
+				continue // never linked nor revoked a device
+			}
+			// A device we hold a session with that the card no longer
+			// lists was revoked before this index was built (before a
+			// restart, or before any envelope from a linked device): what
+			// it sends is refused as such, not as a stranger's.
+			peers, err := tx.DeviceSessionPeers(c.ID)
+			if err != nil {
+				d.built = false
+				d.mu.Unlock()
+				return nil, err
+			}
+			for _, p := range peers {
+				if !card.HasDevice(p) {
+					d.dropLocked(p, c.AccountID)
+				}
 			}
 		}
 	}
