@@ -221,6 +221,7 @@ func TestCLILinkBadInput(t *testing.T) {
 	id = strings.TrimSpace(phone.must("send", "bob", "written on the lost phone"))
 	phone.waitState("bob", id, "failed")
 	waitLogCount(t, bob, "msg=revokedDeviceRefused", 1)
+	waitLogCount(t, phone, "this device was revoked by its account", 1) // the reason bob gives it
 	checkChat("hello bob", "I linked a phone", "hello from the phone", "my phone is lost")
 	// Bob writes: alice's laptop gets it, the phone nothing.
 	id = strings.TrimSpace(bob.must("send", "alice", "sorry about the phone"))

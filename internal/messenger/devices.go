@@ -28,6 +28,11 @@ import (
 // contact's current card does not list (revoked, or never linked).
 var ErrRevokedDevice = errors.New("message from a device the account does not list (revoked?)")
 
+// RefusedRevoked is the reason a contact gives a device it refuses as
+// revoked (Response.error): the device's log says so, instead of "cannot
+// decrypt or parse".
+const RefusedRevoked = "this device was revoked by its account"
+
 // cardDevices returns the devices our card lists and the list's version:
 // self first, then the other active devices of the account.
 func (m *Messenger) cardDevices(ctx context.Context, self identity.Device) ([]identity.Device, uint64) {

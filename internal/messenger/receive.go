@@ -215,6 +215,8 @@ func refuse(r *wirepb.Response, err error) bool {
 		r.Error = "replayed message"
 	case errors.Is(err, ErrUnknownSender):
 		r.Error = "unknown sender"
+	case errors.Is(err, ErrRevokedDevice):
+		r.Error = RefusedRevoked // the sending device learns why (devices.go)
 	}
 	return true
 }

@@ -33,13 +33,13 @@ func (l *lockedBuf) String() string {
 // as a revoked device (ErrRevokedDevice, logged as such), not as a
 // stranger, and his chat with alice keeps everything it had.
 func TestRevokedDeviceRefusedAfterRestart(t *testing.T) {
-	var logs lockedBuf
+	var logs, phoneLogs lockedBuf
 	alice := newNode(t, "alice")
 	bob := newNodeTuned(t, "bob", func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	bob.pinAddr()
 	addContact(t, alice, bob)
 	addContact(t, bob, alice)
-	phone := linkDevice(t, alice, "phone")
+	phone := linkDeviceTuned(t, alice, "phone", func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&phoneLogs, nil)) })
 	m1 := send(t, alice, "bob", "I have a phone now")
 	waitState(t, alice, "bob", m1.ID, StateDelivered)
 	p1 := send(t, phone, "bob", "hello from the phone")
@@ -58,6 +58,9 @@ func TestRevokedDeviceRefusedAfterRestart(t *testing.T) {
 	})
 	if !strings.Contains(logs.String(), "msg=revokedDeviceRefused") {
 		t.Fatalf("bob did not refuse the phone as a revoked device:\n%s", logs.String())
+	}
+	if !strings.Contains(phoneLogs.String(), RefusedRevoked) {
+		t.Errorf("the phone was not told why:\n%s", phoneLogs.String())
 	}
 	after := messages(t, bob, "alice")
 	if len(after) != len(before) {
