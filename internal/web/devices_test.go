@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -68,9 +69,30 @@ func TestBrowserLinkDevice(t *testing.T) {
 	}
 	waitJS(t, pa, "the new device in the list", `document.querySelector("#device-list").dataset.version === "1" &&
 		[...document.querySelectorAll("#device-list li")].some((li) => li.textContent.includes("phone"))`)
-	// The code again: refused, with a message.
+	// The code again: refused, with the reason (the new device no longer
+	// waits).
 	do(t, pa, chromedp.SetValue(chromedp.CSS("#link-code"), link), chromedp.Click(chromedp.CSS("#link-submit")))
-	waitJS(t, pa, "the refusal", `document.querySelector("#link-error").textContent.length > 0`)
+	waitJS(t, pa, "the refusal", `document.querySelector("#link-error").textContent.includes("cannot reach the new device")`)
+
+	// The phone is listed with its last sighting; it is offline (its
+	// node stopped after linking) and alice revokes it from the page:
+	// the button asks once more, then the list shows it revoked under a
+	// new version.
+	phone := `[...document.querySelectorAll("#device-list li[data-device]")].find((li) => li.textContent.includes("phone"))`
+	// (Its state line is empty unless it has a last sighting.)
+	if seen := eval[string](t, pa, phone+`.querySelector(".muted").textContent`); seen == "" {
+		t.Fatalf("the phone's row shows no last sighting: %q", eval[string](t, pa, phone+`.textContent`))
+	}
+	label := eval[string](t, pa, phone+`.querySelector("button.revoke").textContent`)
+	eval[bool](t, pa, `(`+phone+`.querySelector("button.revoke").click(), true)`)
+	waitJS(t, pa, "the revoke button asks again", phone+`.querySelector("button.revoke").textContent !== `+strconv.Quote(label))
+	eval[bool](t, pa, `(`+phone+`.querySelector("button.revoke").click(), true)`)
+	waitJS(t, pa, "the phone revoked", `document.querySelector("#device-list").dataset.version === "2" && `+phone+`.dataset.revoked === "1" && !`+phone+`.querySelector("button.revoke")`)
+	screenshot(t, pa, "device-revoked")
+	ds, err := apiclient.New(na.APIAddr, na.Token).Devices(ctx)
+	if err != nil || ds.Version != 2 || len(ds.Devices) != 2 || !ds.Devices[1].Revoked {
+		t.Fatalf("alice's devices after revoking from the page: %+v %v", ds, err)
+	}
 }
 
 // TestBrowserLinkThisDevice: a new device's web app (no profile yet)
