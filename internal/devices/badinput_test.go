@@ -336,3 +336,20 @@ func TestLinkCertifiedForAnotherAccount(t *testing.T) {
 		t.Fatalf("a device list of another account: new %v, existing %v", errNew, errOld)
 	}
 }
+
+// TestServiceLinkExpiredWhileWaiting: a new device whose code expires
+// stops waiting with ErrLinkExpired; the code is then refused by the
+// existing device before any dial.
+func TestServiceLinkExpiredWhileWaiting(t *testing.T) {
+	alice := newExisting(t, nil)
+	w := newWaiting(t, time.Now().Add(-DefaultLinkTTL-time.Second))
+	if r := <-w.done; !errors.Is(r.err, ErrLinkExpired) {
+		t.Fatalf("the new device: %v", r.err)
+	}
+	if _, err := alice.svc.Start(context.Background(), w.pending.String()); !errors.Is(err, ErrLinkExpired) {
+		t.Fatalf("the existing device: %v", err)
+	}
+	if strings.Contains(alice.log.String(), "linkUnreachable") {
+		t.Fatal("an expired code was dialled")
+	}
+}

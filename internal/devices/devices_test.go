@@ -193,7 +193,7 @@ func TestList(t *testing.T) {
 	if _, err := l.Revoke("nosuchdevice", a.peer, now); !errors.Is(err, ErrUnknownDevice) {
 		t.Fatalf("revoke unknown: %v", err)
 	}
-	if _, err := l.Revoke(b.peer[:8], a.peer, now); !errors.Is(err, ErrAmbiguousDevice) || !errors.Is(err, ErrUnknownDevice) || l.Version != 1 {
+	if _, err := l.Revoke(b.peer[:8], a.peer, now); !errors.Is(err, ErrAmbiguousDevice) || l.Version != 1 {
 		t.Fatalf("revoke by a prefix every device has: %v", err)
 	}
 	if _, err := l.Revoke(b.peer[len(b.peer)-8:], a.peer, now); err != nil || l.Version != 2 || l.IsActive(b.peer) {

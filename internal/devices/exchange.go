@@ -123,7 +123,9 @@ func Begin(rnd io.Reader, rw io.ReadWriter, l *Link, selfPeer string) (*Session,
 	}
 	th := transcript(l, eph.PublicKey().Bytes(), selfPeer)
 	hello := &wirepb.LinkHello{Version: wire.Version, Ephemeral: eph.PublicKey().Bytes(), Mac: mac(l.Secret, "hello", th)}
-	if err := wire.WriteFrame(rw, wire.Marshal(hello)); err != nil {
+	if err := wire.WriteFrame(rw, wire.Marshal(hello)); isStreamEnd(err) {
+		return nil, ErrLinkCodeRefused
+	} else if err != nil {
 		return nil, err
 	}
 	var reply wirepb.LinkReply
@@ -220,7 +222,11 @@ func nonce(n uint64) []byte {
 func (s *Session) seal(m protoMessage) error {
 	ct := s.send.Seal(nil, nonce(s.nSend), wire.Marshal(m), nil)
 	s.nSend++
-	return wire.WriteFrame(s.rw, wire.Marshal(&wirepb.LinkBox{Version: wire.Version, Ciphertext: ct}))
+	err := wire.WriteFrame(s.rw, wire.Marshal(&wirepb.LinkBox{Version: wire.Version, Ciphertext: ct}))
+	if isStreamEnd(err) {
+		return ErrLinkRefused // the other side broke off
+	}
+	return err
 }
 
 // open reads one sealed frame into m.

@@ -23,8 +23,8 @@ var (
 	// ErrUnknownDevice is returned for a device id that is not in the list.
 	ErrUnknownDevice = errors.New("no such device (see samizdat devices)")
 	// ErrAmbiguousDevice is returned for a part of a device id that
-	// matches more than one device (it also matches ErrUnknownDevice).
-	ErrAmbiguousDevice = fmt.Errorf("%w: that part of an id names more than one device: give more of it (its end is best)", ErrUnknownDevice)
+	// matches more than one device.
+	ErrAmbiguousDevice = errors.New("that part of an id names more than one device: give more of it (its end is best)")
 	// ErrRevokeSelf is returned when a device is asked to revoke itself:
 	// revoke it from another device.
 	ErrRevokeSelf = errors.New("a device cannot revoke itself: revoke it from another device of the account")
