@@ -87,7 +87,7 @@ func (s *server) deviceFail(w http.ResponseWriter, err error) {
 
 func isDeviceUserError(err error) bool {
 	for _, e := range []error{devices.ErrBadLink, devices.ErrLinkExpired, devices.ErrLinkAuth, devices.ErrLinkUsed,
-		devices.ErrLinkRefused, devices.ErrWrongDevice, devices.ErrNewDeviceUnreachable, devices.ErrRevokeSelf, devices.ErrAmbiguousDevice,
+		devices.ErrLinkRefused, devices.ErrLinkCancelled, devices.ErrWrongDevice, devices.ErrNewDeviceUnreachable, devices.ErrRevokeSelf, devices.ErrAmbiguousDevice,
 		devices.ErrTooManyDevices, devices.ErrRevoked} {
 		if errors.Is(err, e) {
 			return true

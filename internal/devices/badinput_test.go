@@ -287,6 +287,22 @@ func TestServiceLinkRefusedCodes(t *testing.T) {
 	if _, err := alice.svc.Confirm(ctx, st.ID, true); !errors.Is(err, ErrNoPending) {
 		t.Fatalf("confirm again: %v", err)
 	}
+	// Alice's user says no: the new device is refused, given nothing.
+	w = newWaiting(t, time.Now())
+	if st, err = alice.svc.Start(ctx, w.pending.String()); err != nil {
+		t.Fatal(err)
+	}
+	<-w.codes
+	if _, err := alice.svc.Confirm(ctx, st.ID, false); !errors.Is(err, ErrLinkCancelled) {
+		t.Fatalf("alice says no: %v", err)
+	}
+	w.answer <- true
+	if r := <-w.done; !errors.Is(r.err, ErrLinkRefused) || r.l != nil {
+		t.Fatalf("the new device after alice said no: %+v %v", r.l, r.err)
+	}
+	if l := alice.list(t); len(l.Entries) != 0 || alice.acct.changed.Load() != 0 {
+		t.Fatalf("alice stored %+v", l)
+	}
 }
 
 // TestLinkCertifiedForAnotherAccount: a new device that certifies its key

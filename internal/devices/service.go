@@ -58,6 +58,9 @@ var (
 	// ErrNewDeviceUnreachable is returned by Start when the new device
 	// cannot be dialled: it no longer waits (linked already: a code works
 	// once; stopped; expired), or it is on another network.
+	// ErrLinkCancelled is returned by Confirm when this device's user did
+	// not confirm the codes: the new device was given nothing.
+	ErrLinkCancelled        = errors.New("linking cancelled: the codes were not confirmed, nothing was sent to the new device")
 	ErrNewDeviceUnreachable = errors.New("cannot reach the new device: is samizdat link still waiting there, on a network this device reaches? (a link code works once)")
 )
 
@@ -162,7 +165,7 @@ func (s *Service) Confirm(ctx context.Context, id string, ok bool) (Info, error)
 	}
 	if !ok {
 		_ = p.s.Reset()
-		return Info{}, ErrLinkRefused
+		return Info{}, ErrLinkCancelled
 	}
 	defer p.s.Close()
 	prov, err := s.cfg.Account.LinkProvision(ctx)
