@@ -206,8 +206,8 @@ func TestServiceLinkBadInput(t *testing.T) {
 		}
 	}
 	r := <-w.done
-	if !errors.Is(r.err, ErrLinkAuth) {
-		t.Fatalf("the new device ended with %v, want ErrLinkAuth", r.err)
+	if !errors.Is(r.err, ErrLinkBurnt) || !errors.Is(r.err, ErrLinkAuth) {
+		t.Fatalf("the new device ended with %v, want ErrLinkBurnt", r.err)
 	}
 	// The real code now: burnt.
 	if _, err := alice.svc.Start(ctx, code); err == nil {

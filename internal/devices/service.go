@@ -58,6 +58,9 @@ var (
 	// ErrNewDeviceUnreachable is returned by Start when the new device
 	// cannot be dialled: it no longer waits (linked already: a code works
 	// once; stopped; expired), or it is on another network.
+	// ErrLinkBurnt is returned by NewDevice.Await when attempts with a
+	// wrong proof of the secret burnt the code. It matches ErrLinkAuth.
+	ErrLinkBurnt = fmt.Errorf("%w: three attempts failed, so this code no longer works: show a new one (samizdat link)", ErrLinkAuth)
 	// ErrLinkCancelled is returned by Confirm when this device's user did
 	// not confirm the codes: the new device was given nothing.
 	ErrLinkCancelled        = errors.New("linking cancelled: the codes were not confirmed, nothing was sent to the new device")
@@ -335,6 +338,9 @@ func (n *NewDevice) Await(ctx context.Context) (*Linked, error) {
 			// proof that burns the code ends it.
 			if !claimed && !(errors.Is(err, ErrLinkAuth) && n.Link.burntByProofs()) {
 				return
+			}
+			if !claimed {
+				err = ErrLinkBurnt
 			}
 		} else {
 			_ = st.Close()
