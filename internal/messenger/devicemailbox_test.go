@@ -1,0 +1,76 @@
+package messenger
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/identity"
+)
+
+// ownMailboxID is the mailbox id n's own card names (its first host's).
+func ownMailboxID(t testing.TB, n *tnode) []byte {
+	t.Helper()
+	b, err := n.m.card(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := identity.ParseSignedCard(b)
+	if err != nil || len(c.Mailboxes) == 0 {
+		t.Fatalf("%s's card names no mailbox: %+v %v", n.name, c, err)
+	}
+	return c.Mailboxes[0].ID
+}
+
+// TestMailboxAckPerDevice is issue 17's "each device fetches its own
+// copies; the ack of one device does not delete another's copy", at the
+// mailbox host itself: with both of alice's devices offline, bob's message
+// is deposited once under each device's own mailbox id; the laptop's
+// fetch and ack empty its mailbox and leave the phone's copy at the host,
+// which the phone then fetches.
+func TestMailboxAckPerDevice(t *testing.T) {
+	h, ms, _ := startTracedHost(t, io.Discard)
+	withHost := func(c *Config) { c.MailboxHosts = []MailboxHost{h}; c.FetchInterval = 200 * time.Millisecond }
+	alice, bob := newNodeTuned(t, "alice", withHost), newNode(t, "bob")
+	bob.pinAddr()
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	phone := linkDeviceTuned(t, alice, "phone", withHost)
+	m0 := send(t, alice, "bob", "I have a phone now")
+	waitState(t, alice, "bob", m0.ID, StateDelivered)
+	p0 := send(t, phone, "bob", "hello from the phone") // bob gets the phone's own card
+	waitState(t, phone, "bob", p0.ID, StateDelivered)
+	laptopMB, phoneMB := ownMailboxID(t, alice), ownMailboxID(t, phone)
+	if string(laptopMB) == string(phoneMB) {
+		t.Fatal("both devices use one mailbox id")
+	}
+	ctx := context.Background()
+	count := func(mb []byte) int64 {
+		_, n, err := ms.Usage(ctx, mb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	alice.stop()
+	phone.stop()
+	laptop0, phone0 := count(laptopMB), count(phoneMB)
+	send(t, bob, "alice", "while you were both away")
+	eventually(t, 30*time.Second, "a copy deposited for each device", func() bool {
+		return count(laptopMB) > laptop0 && count(phoneMB) > phone0
+	})
+	bob.stop() // only the mailbox host has the copies now
+	phoneHeld := count(phoneMB)
+
+	alice.start()
+	eventually(t, 30*time.Second, "the laptop fetched its copy", func() bool { return hasMessage(t, alice, "bob", "while you were both away", false) })
+	eventually(t, 30*time.Second, "the laptop's ack emptied its mailbox", func() bool { return count(laptopMB) == 0 })
+	if n := count(phoneMB); n != phoneHeld {
+		t.Fatalf("the phone's mailbox holds %d envelopes after the laptop's fetch and ack, %d before", n, phoneHeld)
+	}
+	phone.start()
+	eventually(t, 30*time.Second, "the phone fetched its own copy", func() bool { return hasMessage(t, phone, "bob", "while you were both away", false) })
+	eventually(t, 30*time.Second, "the phone's ack emptied its mailbox", func() bool { return count(phoneMB) == 0 })
+}
