@@ -2,11 +2,15 @@ package messenger
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/store"
 )
 
 // lockedBuf is a log sink safe for the node's goroutines.
@@ -73,5 +77,77 @@ func TestRevokedDeviceRefusedAfterRestart(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "stolen phone") {
 		t.Fatal("bob logged message content")
+	}
+}
+
+// TestCardRollbackNotApplied: bob holds alice's card with device list
+// version 2 (the phone revoked); a card of hers with version 1 but a newer
+// serial — what the revoked phone, which never learnt of its revocation,
+// signs and sends or publishes in the DHT — is refused by refreshCard
+// (the path of both), logged as such: bob keeps the card without the
+// phone.
+func TestCardRollbackNotApplied(t *testing.T) {
+	var logs lockedBuf
+	alice := newNode(t, "alice")
+	bob := newNodeTuned(t, "bob", func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	phone := linkDevice(t, alice, "phone")
+	// The phone's card now: version 1, listing both devices.
+	stale, err := phone.m.card(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	revokeDevice(t, alice, phone)
+	m := send(t, alice, "bob", "the phone is gone")
+	waitState(t, alice, "bob", m.ID, StateDelivered)
+	// The phone re-signs its card later (a newer serial), still version 1.
+	if err := phone.m.DevicesChanged(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	newer, err := phone.m.card(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, err := identity.ParseSignedCard(newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old, _ := identity.ParseSignedCard(stale); card.DeviceVersion != 1 || card.Serial <= old.Serial {
+		t.Fatalf("the phone's card: version %d, serial %d (was %d)", card.DeviceVersion, card.Serial, old.Serial)
+	}
+	held := func() *identity.Card {
+		var c *identity.Card
+		err := bob.st.View(context.Background(), func(tx *store.Tx) error {
+			sc, err := tx.ContactByAccount(alice.m.AccountID())
+			if err == nil {
+				c, err = identity.ParseSignedCard(sc.Card)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if h := held(); h.DeviceVersion != 2 || h.HasDevice(phone.n.PeerID()) {
+		t.Fatalf("bob holds version %d", h.DeviceVersion)
+	}
+	err = bob.st.Update(context.Background(), func(tx *store.Tx) error {
+		c, err := tx.ContactByAccount(alice.m.AccountID())
+		if err != nil {
+			return err
+		}
+		bob.m.refreshCard(tx, c, card, newer)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := held(); h.DeviceVersion != 2 || h.HasDevice(phone.n.PeerID()) {
+		t.Fatalf("bob took the rolled-back card: version %d", h.DeviceVersion)
+	}
+	if !strings.Contains(logs.String(), "msg=cardRollbackRefused") {
+		t.Fatalf("not logged:\n%s", logs.String())
 	}
 }
