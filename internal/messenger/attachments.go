@@ -19,6 +19,7 @@ func (m *Messenger) startMedia(ctx context.Context) {
 	if m.cfg.Media != nil {
 		m.cfg.Media.Start(ctx)
 		m.startMediaHosts(ctx)
+		m.startGroupHolders(ctx)
 	}
 }
 

@@ -52,7 +52,9 @@ func (m *Messenger) GroupSendFile(ctx context.Context, ref, path, text string) (
 	if err != nil {
 		return gm, err
 	}
-	return gm, svc.AddOutgoingGroup(ctx, gm.ID, gi.ID, man)
+	err = svc.AddOutgoingGroup(ctx, gm.ID, gi.ID, man)
+	m.kickGroupHolders()
+	return gm, err
 }
 
 // receivedGroupFile records the file of group message msgID from sender,

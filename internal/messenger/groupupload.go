@@ -46,5 +46,7 @@ func (m *Messenger) GroupSendUpload(ctx context.Context, ref string, up Upload, 
 	if err != nil {
 		return gm, err
 	}
-	return gm, svc.AddOutgoingGroup(ctx, gm.ID, gi.ID, man)
+	err = svc.AddOutgoingGroup(ctx, gm.ID, gi.ID, man)
+	m.kickGroupHolders()
+	return gm, err
 }
