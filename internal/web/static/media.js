@@ -26,7 +26,7 @@ addStrings({
     sentPct: "Delivered {pct} %", hostDepositing: "The recipient is offline: leaving it with their mailbox hosts…",
     hostDeposited: "Left with the recipient's mailbox hosts", hostOverQuota: "Too large for the recipient's mailbox hosts: it waits here until they are online",
     holdersAll: "All {n} members have it", holdersSome: "{done} of {n} members have it",
-    holdersWait: "it waits here and at {done} members for {offline} offline",
+    holdersWait: "{offline} offline: it waits for them here and with the members who have it",
   },
   ru: {
     attach: "Прикрепить файл", record: "Записать голосовое сообщение", stopRecording: "Остановить и отправить", cancelRecording: "Отмена",
@@ -39,7 +39,7 @@ addStrings({
     sentPct: "Доставлено {pct} %", hostDepositing: "Получатель не в сети: файл оставляется на его почтовых узлах…",
     hostDeposited: "Оставлено на почтовых узлах получателя", hostOverQuota: "Слишком большой для почтовых узлов получателя: ждёт здесь, пока получатель не появится в сети",
     holdersAll: "Есть у всех участников ({n})", holdersSome: "Есть у {done} из {n} участников",
-    holdersWait: "ждёт здесь и у {done} участников, пока не появятся в сети ещё {offline}",
+    holdersWait: "не в сети: {offline}; файл ждёт их здесь и у участников, у которых он есть",
   },
   fa: {
     attach: "پیوست فایل", record: "ضبط پیام صوتی", stopRecording: "توقف و ارسال", cancelRecording: "لغو",
@@ -52,7 +52,7 @@ addStrings({
     sentPct: "{pct}٪ تحویل شد", hostDepositing: "گیرنده آفلاین است: فایل نزد میزبان‌های صندوق او گذاشته می‌شود…",
     hostDeposited: "نزد میزبان‌های صندوق گیرنده گذاشته شد", hostOverQuota: "برای میزبان‌های صندوق گیرنده بیش از حد بزرگ است: تا آنلاین شدن گیرنده اینجا می‌ماند",
     holdersAll: "همه {n} عضو آن را دارند", holdersSome: "{done} از {n} عضو آن را دارند",
-    holdersWait: "اینجا و نزد {done} عضو می‌ماند تا {offline} عضو آفلاین آنلاین شوند",
+    holdersWait: "{offline} عضو آفلاین: اینجا و نزد اعضایی که آن را دارند منتظر آن‌ها می‌ماند",
   },
 });
 
@@ -459,7 +459,7 @@ function holdersStatus(hd) {
   if (!hd || !hd.members) return "";
   const n = (x) => x.toLocaleString(lang());
   let text = hd.done >= hd.members ? t("holdersAll", { n: n(hd.members) }) : t("holdersSome", { done: n(hd.done), n: n(hd.members) });
-  if (hd.done < hd.members && hd.offline > 0) text += " · " + t("holdersWait", { done: n(hd.done), offline: n(hd.offline) });
+  if (hd.done < hd.members && hd.offline > 0) text += " · " + t("holdersWait", { offline: n(hd.offline) });
   return h("div", { class: "file-status file-holders" }, h("span", { class: "muted" }, text));
 }
 
