@@ -124,3 +124,64 @@ func TestFileDiskFull(t *testing.T) {
 		t.Fatalf("a file that could not be sealed left %d chunk files: %v", len(left), left[:min(3, len(left))])
 	}
 }
+
+// TestHostileFileName (issue 16, bad input: a path outside the save
+// directory): a sender's manifest names its file "../../escape.txt". The
+// receiver keeps the message, refuses the manifest (its transfer failed,
+// saying why), writes nothing anywhere, and saving it is an error; a save
+// onto an existing path (a directory) is refused too.
+func TestHostileFileName(t *testing.T) {
+	ctx := context.Background()
+	alice, _ := mediaNode(t, "alice")
+	bob, bobMedia := mediaNode(t, "bob")
+	addContact(t, alice, bob)
+	path, _ := writeRandom(t, 1000)
+	man, err := alice.m.cfg.Media.Prepare(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	man.Name = "../../escape.txt"
+	msg, err := alice.m.sendManifest(ctx, "bob", "look", man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, alice, "bob", msg.ID, StateDelivered)
+	var tr media.Transfer
+	eventually(t, 10*time.Second, "bob's transfer refuses the manifest", func() bool {
+		tr = transferOf(t, bob, msg.ID)
+		return tr.State == media.StateFailed
+	})
+	if !strings.Contains(tr.Error, "manifest") || tr.Name != "" {
+		t.Fatalf("bob's transfer: %+v", tr)
+	}
+	if ms := messages(t, bob, "alice"); len(ms) != 1 || ms[0].Body != "look" {
+		t.Fatalf("bob's messages: %+v", ms)
+	}
+	saveDir := t.TempDir()
+	if err := bob.m.SaveFile(ctx, msg.ID, filepath.Join(saveDir, "x")); !errors.Is(err, media.ErrBadManifest) {
+		t.Fatalf("save of a hostile manifest: %v, want ErrBadManifest", err)
+	}
+	for _, d := range []string{saveDir, filepath.Dir(saveDir), filepath.Dir(filepath.Dir(saveDir))} {
+		if _, err := os.Stat(filepath.Join(d, "escape.txt")); err == nil {
+			t.Fatalf("a file escaped to %s", d)
+		}
+	}
+	if left := filesIn(bobMedia); len(left) != 0 {
+		t.Fatalf("bob fetched %d chunks of a refused file", len(left))
+	}
+	// A save onto a directory that exists is refused, not written into.
+	good, _ := writeRandom(t, 1000)
+	ok, err := alice.m.SendFile(ctx, "bob", good, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "bob has the second file", func() bool {
+		return transferOf(t, bob, ok.ID).State == media.StateComplete
+	})
+	if err := bob.m.SaveFile(ctx, ok.ID, saveDir); !errors.Is(err, media.ErrExists) {
+		t.Fatalf("save onto a directory: %v, want ErrExists", err)
+	}
+	if ents, _ := os.ReadDir(saveDir); len(ents) != 0 {
+		t.Fatalf("a refused save wrote %d files into the directory", len(ents))
+	}
+}
