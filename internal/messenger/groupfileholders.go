@@ -40,18 +40,22 @@ func (m *Messenger) startGroupHolders(ctx context.Context) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		t := time.NewTicker(m.cfg.FetchInterval)
+		// The first check soon after the start (what was known before
+		// a restart shows again), then every FetchInterval.
+		soon := min(groupHolderDelay, m.cfg.FetchInterval)
+		t := time.NewTimer(soon)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				t.Reset(m.cfg.FetchInterval)
 			case <-gh.kick:
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(min(groupHolderDelay, m.cfg.FetchInterval)):
+				case <-time.After(soon):
 				}
 			}
 			m.checkGroupHolders(ctx)
