@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // chunkFiles lists the chunk files in a profile's media directory, data
@@ -219,5 +220,22 @@ func TestCLIGroupSendFile(t *testing.T) {
 		if !strings.Contains(p.must("files"), "from group "+g.ID[:12]) {
 			t.Fatalf("%s's files: %s", p.name, p.must("files"))
 		}
+	}
+	// The sender's files say both members hold it, once it has asked
+	// them (soon after sending, then every 30 s).
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(bob.must("files"), "[all 2 members have it]") {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's files: %s", bob.must("files"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var trs []struct {
+		MessageID string         `json:"messageId"`
+		Holders   map[string]int `json:"holders"`
+	}
+	json.Unmarshal([]byte(bob.must("files", "--json")), &trs)
+	if len(trs) != 1 || trs[0].Holders["members"] != 2 || trs[0].Holders["done"] != 2 {
+		t.Fatalf("bob's files --json: %+v", trs)
 	}
 }

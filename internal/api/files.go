@@ -38,7 +38,7 @@ func (s *server) files(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]apiclient.Transfer, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, apiclient.Transfer(t))
+		out = append(out, transferOut(t))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -87,4 +87,15 @@ func (s *server) groupSendFile(w http.ResponseWriter, r *http.Request) {
 	out := []apiclient.GroupMessage{ToGroupMessage(m)}
 	s.withGroupFiles(r.Context(), out)
 	writeJSON(w, http.StatusCreated, out[0])
+}
+
+// transferOut is the API's form of a transfer.
+func transferOut(t media.Transfer) apiclient.Transfer {
+	out := apiclient.Transfer{MessageID: t.MessageID, ContactID: t.ContactID, Group: t.Group, Incoming: t.Incoming,
+		Name: t.Name, MIME: t.MIME, Size: t.Size, Done: t.Done, Total: t.Total, State: t.State, Error: t.Error,
+		ChunksServed: t.ChunksServed, BytesServed: t.BytesServed, HostState: t.HostState, HostError: t.HostError}
+	if h := t.Holders; h != nil {
+		out.Holders = &apiclient.FileHolders{Members: h.Members, Done: h.Done, Fetching: h.Fetching, Offline: h.Offline}
+	}
+	return out
 }

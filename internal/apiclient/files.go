@@ -31,6 +31,22 @@ type Transfer struct {
 	// HostError why it waits.
 	HostState string `json:"hostState,omitempty"`
 	HostError string `json:"hostError,omitempty"`
+	// Holders, for a file sent to a group: how many of the other
+	// members hold it, are fetching it, are offline (it waits for them
+	// at the sender and at the members who have it); absent until the
+	// members were first asked.
+	Holders *FileHolders `json:"holders,omitempty"`
+}
+
+// FileHolders is where a file sent to a group stands with its members:
+// of Members (the group's other members), Done hold every chunk,
+// Fetching were reached at the last check without all of it, Offline
+// could not be reached then; the rest were not asked yet.
+type FileHolders struct {
+	Members  int `json:"members"`
+	Done     int `json:"done"`
+	Fetching int `json:"fetching"`
+	Offline  int `json:"offline"`
 }
 
 // SendFileRequest is the body of POST /api/v1/files: the node reads the

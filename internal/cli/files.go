@@ -89,6 +89,9 @@ func filesCmd(g *globals) *cobra.Command {
 					case "depositing":
 						line += "  [going to the contact's mailbox hosts]"
 					}
+					if h := t.Holders; h != nil {
+						line += "  " + holdersText(h)
+					}
 					fmt.Fprintln(g.stdout, line)
 				}
 				return nil
@@ -124,4 +127,19 @@ func saveCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+// holdersText says where a file sent to a group stands with its members.
+func holdersText(h *apiclient.FileHolders) string {
+	if h.Done == h.Members {
+		return fmt.Sprintf("[all %d members have it]", h.Members)
+	}
+	s := fmt.Sprintf("[%d/%d members have it", h.Done, h.Members)
+	if h.Fetching > 0 {
+		s += fmt.Sprintf(", %d fetching", h.Fetching)
+	}
+	if h.Offline > 0 {
+		s += fmt.Sprintf("; waits here and at %d members for %d offline", h.Done, h.Offline)
+	}
+	return s + "]"
 }

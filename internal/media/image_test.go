@@ -65,3 +65,21 @@ func TestPrepareImageRefusesBomb(t *testing.T) {
 		t.Fatalf("100000x100000 PNG: %v, want ErrImageTooLarge", err)
 	}
 }
+
+// TestPrepareImageRefusesJPEGBomb: a JPEG whose frame header claims
+// 65000×65000 pixels is refused from that header, before any decoding.
+func TestPrepareImageRefusesJPEGBomb(t *testing.T) {
+	var buf bytes.Buffer
+	jpeg.Encode(&buf, image.NewGray(image.Rect(0, 0, 8, 8)), nil)
+	b := buf.Bytes()
+	sof := bytes.Index(b, []byte{0xff, 0xc0})
+	if sof < 0 {
+		t.Fatal("no baseline frame header")
+	}
+	// SOF0: marker, length (2), precision (1), height (2), width (2).
+	binary.BigEndian.PutUint16(b[sof+5:], 65000)
+	binary.BigEndian.PutUint16(b[sof+7:], 65000)
+	if _, _, _, _, _, err := PrepareImage(b, "image/jpeg"); !errors.Is(err, ErrImageTooLarge) {
+		t.Fatalf("65000x65000 JPEG: %v, want ErrImageTooLarge", err)
+	}
+}

@@ -101,6 +101,10 @@ type Transfer struct {
 	// hosted.go), and why it waits here if it does.
 	HostState string `json:"hostState,omitempty"`
 	HostError string `json:"hostError,omitempty"`
+	// Holders, for a file we sent to a group: how many of its members
+	// hold it, fetch it, or are offline (holders.go; absent until the
+	// members were first checked).
+	Holders *Holders `json:"holders,omitempty"`
 }
 
 // record is what the store keeps of a transfer.
@@ -147,6 +151,7 @@ type Service struct {
 	budget   *seedBudget  // what we serve of the files we sent to groups
 	served   atomic.Int64 // bytes of chunks served
 	servedBy *servedLog   // what we served of each file we sent
+	holders  holderLog    // who holds the files we sent to groups (holders.go)
 
 	mu      sync.Mutex
 	running map[string]bool
@@ -573,6 +578,7 @@ func (s *Service) Transfers(ctx context.Context) ([]Transfer, error) {
 			t.State, t.Done = StateSending, t.Total
 			t.ChunksServed, t.BytesServed = s.servedBy.get(r.MessageID)
 			t.HostState, t.HostError = r.HostState, r.HostError
+			t.Holders = s.holders.get(r.MessageID)
 			out = append(out, t)
 			continue
 		}

@@ -251,3 +251,7 @@ func (s *Service) waits(r record) bool {
 	s.setProg(r.MessageID, progress{done: done, total: m.Chunks(), state: StateWaiting})
 	return true
 }
+
+// Discard deletes the chunks of a file sealed here (Prepare) whose message
+// could not be sent: nobody will ask for them.
+func (s *Service) Discard(m *Manifest) { s.removeChunks(m) }

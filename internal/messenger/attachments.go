@@ -19,6 +19,7 @@ func (m *Messenger) startMedia(ctx context.Context) {
 	if m.cfg.Media != nil {
 		m.cfg.Media.Start(ctx)
 		m.startMediaHosts(ctx)
+		m.startGroupHolders(ctx)
 	}
 }
 
@@ -60,6 +61,7 @@ func (m *Messenger) sendManifest(ctx context.Context, ref, text string, man *med
 	svc := m.cfg.Media
 	enc := man.Marshal()
 	if len(enc) > wire.MaxAttachmentSize {
+		svc.Discard(man)
 		return store.Message{}, fmt.Errorf("file manifest of %d bytes is too large", len(enc))
 	}
 	m.awaitClaim(ctx, ref)
@@ -67,12 +69,17 @@ func (m *Messenger) sendManifest(ctx context.Context, ref, text string, man *med
 	select {
 	case m.sendq <- req:
 	case <-m.closed:
+		svc.Discard(man)
 		return store.Message{}, ErrClosed
 	case <-ctx.Done():
+		svc.Discard(man)
 		return store.Message{}, ctx.Err()
 	}
 	<-req.done
 	if req.err != nil {
+		if req.msg.ID == "" { // not stored: nobody will ask for the file
+			svc.Discard(man)
+		}
 		return req.msg, req.err
 	}
 	if err := svc.AddOutgoing(ctx, req.msg.ID, req.msg.ContactID, man); err != nil {

@@ -42,17 +42,23 @@ func (m *Messenger) GroupSendFile(ctx context.Context, ref, path, text string) (
 	}
 	enc := man.Marshal()
 	if len(enc) > wire.MaxAttachmentSize {
+		svc.Discard(man)
 		return GroupMessage{}, fmt.Errorf("file manifest of %d bytes is too large", len(enc))
 	}
 	gm, err := m.groupSend(ctx, ref, text, enc)
 	if err != nil {
+		if gm.ID == "" { // not stored: nobody will ask for the file
+			svc.Discard(man)
+		}
 		return gm, err
 	}
 	gi, err := m.Group(ctx, ref)
 	if err != nil {
 		return gm, err
 	}
-	return gm, svc.AddOutgoingGroup(ctx, gm.ID, gi.ID, man)
+	err = svc.AddOutgoingGroup(ctx, gm.ID, gi.ID, man)
+	m.kickGroupHolders()
+	return gm, err
 }
 
 // receivedGroupFile records the file of group message msgID from sender,

@@ -40,11 +40,17 @@ func (m *Messenger) GroupSendUpload(ctx context.Context, ref string, up Upload, 
 	man.DurationMS, man.Waveform = up.Meta.DurationMS, up.Meta.Waveform
 	enc := man.Marshal()
 	if len(enc) > wire.MaxAttachmentSize {
+		svc.Discard(man)
 		return GroupMessage{}, fmt.Errorf("file manifest of %d bytes is too large", len(enc))
 	}
 	gm, err := m.groupSend(ctx, ref, text, enc)
 	if err != nil {
+		if gm.ID == "" { // not stored: nobody will ask for the file
+			svc.Discard(man)
+		}
 		return gm, err
 	}
-	return gm, svc.AddOutgoingGroup(ctx, gm.ID, gi.ID, man)
+	err = svc.AddOutgoingGroup(ctx, gm.ID, gi.ID, man)
+	m.kickGroupHolders()
+	return gm, err
 }

@@ -124,6 +124,13 @@ func (m *Messenger) depositFiles(ctx context.Context) {
 			continue
 		}
 		state, why := m.depositFile(ctx, card.Mailboxes, o.Manifest)
+		// The file is of use at the hosts only with the message that
+		// carries its manifest: while that is not there (the outbox may
+		// still be busy looking for the contact), it goes now, and the
+		// transfer does not say "deposited" before it is.
+		if state == media.HostDeposited && msg.State == store.StateQueued && !m.depositMessage(ctx, c, o.MessageID) {
+			state, why = media.HostDepositing, "the file is at the contact's mailbox hosts, its message not yet"
+		}
 		if state == media.HostOverQuota {
 			mh.mu.Lock()
 			mh.next[o.MessageID] = time.Now().Add(overQuotaRetry)
@@ -358,4 +365,37 @@ func (o ownHostBlobs) DeleteBlobs(ctx context.Context, ids []media.Hash) {
 		}
 		return nil
 	})
+}
+
+// depositMessage leaves the queued message msgID (with the messages
+// queued before it) with the contact's mailbox hosts, as the outbox does
+// when the contact is unreachable, and says whether it is there now (or
+// was delivered meanwhile).
+func (m *Messenger) depositMessage(ctx context.Context, c *store.Contact, msgID string) bool {
+	var queue []store.OutboxItem
+	err := m.st.View(ctx, func(tx *store.Tx) error {
+		items, err := tx.Outbox(c.ID)
+		if err != nil {
+			return err
+		}
+		for i, it := range items {
+			if it.MessageID == msgID {
+				queue = items[:i+1]
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false
+	}
+	if len(queue) > 0 {
+		m.depositToMailboxes(ctx, c, queue)
+	}
+	var msg *store.Message
+	err = m.st.View(ctx, func(tx *store.Tx) (err error) {
+		msg, err = tx.Message(c.ID, true, msgID)
+		return err
+	})
+	return err == nil && msg.State != store.StateQueued
 }

@@ -177,6 +177,8 @@ type Messenger struct {
 
 	// files deposited at contacts' hosts (mediahosts.go)
 	mediaHosts *mediaHostsState
+	// who holds the files we sent to groups (groupfileholders.go)
+	groupHolders *groupHolders
 
 	mbKey     ed25519.PrivateKey // our current mailbox key, for hosts and the mesh (guarded by mbMu)
 	mbKeys    []mailboxKey       // every key still fetched, oldest first (guarded by mbMu)

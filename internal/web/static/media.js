@@ -25,6 +25,8 @@ addStrings({
     kb: "{n} KB", mb: "{n} MB", photo: "Photo", tooBig: "it is larger than {max}, the largest file this node sends", fileNotReady: "The file is not here yet.",
     sentPct: "Delivered {pct} %", hostDepositing: "The recipient is offline: leaving it with their mailbox hosts…",
     hostDeposited: "Left with the recipient's mailbox hosts", hostOverQuota: "Too large for the recipient's mailbox hosts: it waits here until they are online",
+    holdersAll: "All {n} members have it", holdersSome: "{done} of {n} members have it",
+    holdersWait: "{offline} offline: it waits for them here and with the members who have it",
   },
   ru: {
     attach: "Прикрепить файл", record: "Записать голосовое сообщение", stopRecording: "Остановить и отправить", cancelRecording: "Отмена",
@@ -36,6 +38,8 @@ addStrings({
     kb: "{n} КБ", mb: "{n} МБ", photo: "Фото", tooBig: "он больше {max} — самого большого файла, который отправляет этот узел", fileNotReady: "Файл ещё не получен.",
     sentPct: "Доставлено {pct} %", hostDepositing: "Получатель не в сети: файл оставляется на его почтовых узлах…",
     hostDeposited: "Оставлено на почтовых узлах получателя", hostOverQuota: "Слишком большой для почтовых узлов получателя: ждёт здесь, пока получатель не появится в сети",
+    holdersAll: "Есть у всех участников ({n})", holdersSome: "Есть у {done} из {n} участников",
+    holdersWait: "не в сети: {offline}; файл ждёт их здесь и у участников, у которых он есть",
   },
   fa: {
     attach: "پیوست فایل", record: "ضبط پیام صوتی", stopRecording: "توقف و ارسال", cancelRecording: "لغو",
@@ -47,6 +51,8 @@ addStrings({
     kb: "{n} کیلوبایت", mb: "{n} مگابایت", photo: "عکس", tooBig: "از {max} بزرگ‌تر است، بزرگ‌ترین فایلی که این گره می‌فرستد", fileNotReady: "فایل هنوز نرسیده است.",
     sentPct: "{pct}٪ تحویل شد", hostDepositing: "گیرنده آفلاین است: فایل نزد میزبان‌های صندوق او گذاشته می‌شود…",
     hostDeposited: "نزد میزبان‌های صندوق گیرنده گذاشته شد", hostOverQuota: "برای میزبان‌های صندوق گیرنده بیش از حد بزرگ است: تا آنلاین شدن گیرنده اینجا می‌ماند",
+    holdersAll: "همه {n} عضو آن را دارند", holdersSome: "{done} از {n} عضو آن را دارند",
+    holdersWait: "{offline} عضو آفلاین: اینجا و نزد اعضایی که آن را دارند منتظر آن‌ها می‌ماند",
   },
 });
 
@@ -429,12 +435,14 @@ function cardView(m) {
 // sentPending: a file we sent to a contact that its recipient has not
 // fetched whole from us yet, nor found at its mailbox hosts.
 function sentPending(tr) {
+  if (!tr.incoming && tr.group) return !tr.holders || tr.holders.done < tr.holders.members;
   return !tr.incoming && !tr.group && tr.chunksTotal > 0 && (tr.chunksServed || 0) < tr.chunksTotal && tr.hostState !== "deposited";
 }
 
 // sentStatus: where a file we sent to a contact stands — how much of it
 // the recipient has fetched from us, or what its mailbox hosts did with it.
 function sentStatus(tr) {
+  if (tr && !tr.incoming && tr.group) return holdersStatus(tr.holders);
   if (!tr || tr.incoming || tr.group || !tr.chunksTotal || (tr.chunksServed || 0) >= tr.chunksTotal) return "";
   const note = (key) => h("div", { class: "file-status file-host" }, h("span", { class: "muted" }, t(key)));
   if (tr.hostState === "over-quota") return note("hostOverQuota");
@@ -443,6 +451,16 @@ function sentStatus(tr) {
   const pct = Math.floor(100 * (tr.chunksServed || 0) / tr.chunksTotal);
   return h("div", { class: "file-status file-sent" }, h("progress", { class: "file-progress", max: "100", value: String(pct) }),
     h("span", { class: "muted" }, t("sentPct", { pct: pct.toLocaleString(lang()) })));
+}
+
+// holdersStatus: how many of a group's members hold a file we sent to it,
+// and whom it waits for (GET /api/v1/files, "holders").
+function holdersStatus(hd) {
+  if (!hd || !hd.members) return "";
+  const n = (x) => x.toLocaleString(lang());
+  let text = hd.done >= hd.members ? t("holdersAll", { n: n(hd.members) }) : t("holdersSome", { done: n(hd.done), n: n(hd.members) });
+  if (hd.done < hd.members && hd.offline > 0) text += " · " + t("holdersWait", { offline: n(hd.offline) });
+  return h("div", { class: "file-status file-holders" }, h("span", { class: "muted" }, text));
 }
 
 function statusView(m, tr) {
@@ -519,7 +537,7 @@ async function poll() {
   for (const tr of list || []) {
     const old = transfers.get(tr.messageId);
     transfers.set(tr.messageId, tr);
-    if (!old || old.state !== tr.state || old.chunksDone !== tr.chunksDone || old.chunksServed !== tr.chunksServed || old.hostState !== tr.hostState) repaint(tr.messageId);
+    if (!old || old.state !== tr.state || old.chunksDone !== tr.chunksDone || old.chunksServed !== tr.chunksServed || old.hostState !== tr.hostState || JSON.stringify(old.holders) !== JSON.stringify(tr.holders)) repaint(tr.messageId);
     if (!(S.current ? S.msgs : S.items || []).some((m) => fileKey(m) === tr.messageId)) continue;
     if (!tr.incoming) {
       idle ||= sentPending(tr); // the recipient may come and fetch it
