@@ -144,7 +144,9 @@ func (m *Messenger) lookupCard(ctx context.Context, c *store.Contact) bool {
 			return nil // names another contact's device: ignore
 		}
 		before := string(cur.Card)
-		m.refreshCard(tx, cur, card, signed)
+		if err := m.refreshCard(tx, nil, cur, card, signed); err != nil {
+			return err
+		}
 		changed = string(cur.Card) != before
 		return m.noteDeviceCard(tx, cur.ID, cur.AccountID, card, signed) // fanout.go
 	})

@@ -93,6 +93,12 @@ func (d *devRecords) set(k ackKey, rec *wirepb.SessionRecord) {
 	d.recs[k], d.dirty[k] = rec, true
 }
 
+// drop forgets the record of one device (its session was deleted).
+func (d *devRecords) drop(k ackKey) {
+	delete(d.recs, k)
+	delete(d.dirty, k)
+}
+
 func (d *devRecords) forget(cid int64) {
 	for k := range d.recs {
 		if k.cid == cid {

@@ -134,6 +134,13 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 		}
 	}
 	if !listed {
+		if !items[0].Own {
+			// It became the contact's primary device (the primary was
+			// revoked): its copies move to the outbox (cardpush.go).
+			if err := m.adoptPrimaryQueue(ctx, peer, items[0].ContactID); err != nil {
+				return err
+			}
+		}
 		// Revoked (or dropped from the contact's card): nothing more goes there.
 		return m.st.Update(ctx, func(tx *store.Tx) error { return tx.DeleteDeviceItems(peer) })
 	}

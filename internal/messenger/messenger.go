@@ -346,6 +346,11 @@ func (m *Messenger) Start(ctx context.Context) {
 			defer m.wg.Done()
 			m.greetContacts(ctx)
 		}()
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.pushCardIfNew(ctx) // cardpush.go
+		}()
 		if d := m.directory(); d != nil {
 			m.wg.Add(1)
 			go func() {
