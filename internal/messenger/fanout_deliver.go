@@ -250,8 +250,13 @@ func (m *Messenger) sealDeviceItems(ctx context.Context, peer string, tg deviceT
 			if err != nil {
 				return err
 			}
-			if len(rec.Sessions[0].Initiation) > 0 && p.GetAck() == nil {
+			if len(rec.Sessions[0].Initiation) > 0 && (p.GetAck() == nil || tg.own) && len(p.SenderCard) == 0 {
 				p.SenderCard = card // the device learns our own card (mailbox hosts, prekeys)
+			}
+			if tg.own {
+				if err := m.attachOwnCard(tx, peer, p, card); err != nil { // sentcopy.go
+					return err
+				}
 			}
 			id := make([]byte, wire.MessageIDSize)
 			if strings.HasPrefix(it.MessageID, ackItemPrefix) {
@@ -322,8 +327,8 @@ func (m *Messenger) noteDeviceCard(tx *store.Tx, cid int64, account string, card
 // is deposited once per run and card; the copies stay queued until the
 // device acks them.
 func (m *Messenger) depositDevice(ctx context.Context, peer string, tg deviceTarget, card *identity.Card, items []store.DeviceItem, fresh *wirepb.SessionEntry) {
-	if card == nil || len(card.Mailboxes) == 0 || tg.own {
-		return // sent copies go direct only: a sealed box under our own identity names no contact
+	if card == nil || len(card.Mailboxes) == 0 {
+		return
 	}
 	key := func(it store.DeviceItem) string { return fmt.Sprint("dev/", peer, "/", card.Serial, "/", it.MessageID) }
 	m.mbMu.Lock()
@@ -370,6 +375,20 @@ func (m *Messenger) depositDevice(ctx context.Context, peer string, tg deviceTar
 		m.deposited[key(it)] = true
 	}
 	m.mbMu.Unlock()
+	// An ack (or card update) needs no answer: deposited, it is done.
+	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		for _, it := range todo[:accepted] {
+			if strings.HasPrefix(it.MessageID, ackItemPrefix) {
+				if err := tx.DeleteDeviceItem(peer, it.ContactID, it.MessageID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("depositedAcksNotCleared", "err", err)
+	}
 }
 
 // applyDeviceResponses records what a device said about each copy: an ack

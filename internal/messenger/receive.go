@@ -356,6 +356,13 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	rx.peer = peer // trialDecrypt sets the device that sent a sealed one
 	switch {
 	case sealed:
+		if m.fromSelfHint(rx.sealedFrom) {
+			// Another device of ours, through our mailbox (sentcopy.go); a
+			// contact whose hint collides with ours is tried below.
+			if err := m.receiveOwn(tx, rx, "", nil, env, resp); err == nil || !isPermanent(err) {
+				return err
+			}
+		}
 		if c, rec, plain, err = m.trialDecrypt(tx, rx, env); err != nil {
 			return err
 		}
