@@ -88,6 +88,9 @@ func (m *Messenger) publishCard(ctx context.Context, d cardDirectory) error {
 	if err := d.PutValue(pctx, cardRecordKey(m.acct), rec); err != nil {
 		return err
 	}
+	if err := m.publishDeviceCard(ctx, d, card, serial); err != nil { // devicerecord.go
+		return err
+	}
 	m.log.Debug("cardPublished", "serial", serial)
 	return nil
 }

@@ -162,6 +162,9 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 		if err == nil && !b.Identity.Equal(tg.ident) {
 			err = fmt.Errorf("%w: claimed prekeys of another identity", handshake.ErrMalformed)
 		}
+		if err != nil && devCard == nil {
+			devCard = m.lookupDeviceCard(ctx, tg, peer) // devicerecord.go
+		}
 		if err != nil && devCard != nil && devCard.Bundle != nil {
 			b, err = devCard.Bundle, nil
 		}
@@ -179,6 +182,9 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 	s, err := m.tr.OpenStream(dctx, peer, ProtocolMsg)
 	cancel()
 	if err != nil {
+		if devCard == nil {
+			devCard = m.lookupDeviceCard(ctx, tg, peer) // devicerecord.go
+		}
 		m.depositDevice(ctx, peer, tg, devCard, items, fresh)
 		m.rescheduleDevice(ctx, peer, items[0].Attempts, err)
 		return err

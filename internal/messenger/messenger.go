@@ -203,6 +203,8 @@ type Messenger struct {
 
 	lookupMu   sync.Mutex
 	lastLookup map[int64]time.Time // contact → last DHT card lookup
+	// lastDevLookup: device → last DHT lookup of its own card (devicerecord.go)
+	lastDevLookup map[string]time.Time
 
 	cardSentMu sync.Mutex
 	cardSent   map[int64]uint64 // contact → serial of our card it was sent (committed)
