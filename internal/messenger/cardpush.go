@@ -381,3 +381,29 @@ func (m *Messenger) adoptPrimaryQueue(ctx context.Context, peer string, cid int6
 	}
 	return err
 }
+
+// primaryCard returns the card whose mailbox hosts reach contact c's
+// primary device: c's card when that device made it, else the primary
+// device's own card if we hold one. (A card from another device of the
+// contact that changed the device list replaces the contact's card, but
+// its mailbox hosts are that other device's.)
+func (m *Messenger) primaryCard(ctx context.Context, c *store.Contact) (*identity.Card, error) {
+	card, err := identity.ParseSignedCard(c.Card)
+	if err != nil || len(card.Devices) == 0 || card.Devices[0].PeerID == c.PeerID || c.PeerID == "" {
+		return card, err
+	}
+	var own *identity.Card
+	_ = m.st.View(ctx, func(tx *store.Tx) error {
+		b, err := tx.DeviceCard(c.ID, c.PeerID)
+		if err == nil {
+			if dc, err := identity.ParseSignedCard(b); err == nil && dc.AccountID() == c.AccountID && len(dc.Devices) > 0 && dc.Devices[0].PeerID == c.PeerID {
+				own = dc
+			}
+		}
+		return nil
+	})
+	if own != nil {
+		return own, nil
+	}
+	return card, nil
+}
