@@ -83,13 +83,19 @@ func (m *Messenger) publishCard(ctx context.Context, d cardDirectory) error {
 	if err != nil {
 		return err
 	}
-	pctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := d.PutValue(pctx, cardRecordKey(m.acct), rec); err != nil {
+	// A device of a linked account has a record of its own (devicerecord.go);
+	// the account's record then holds whichever device's card is newest,
+	// and a put refused as older than another device's is no failure.
+	linked, err := m.publishDeviceCard(ctx, d, card, serial)
+	if err != nil {
 		return err
 	}
-	if err := m.publishDeviceCard(ctx, d, card, serial); err != nil { // devicerecord.go
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := d.PutValue(pctx, cardRecordKey(m.acct), rec); err != nil && !linked {
 		return err
+	} else if err != nil {
+		m.log.Debug("accountCardNotReplaced", "err", err)
 	}
 	m.log.Debug("cardPublished", "serial", serial)
 	return nil

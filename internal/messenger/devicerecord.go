@@ -29,20 +29,20 @@ func deviceRecordKey(accountID, peer string) string {
 	return p2p.CardNamespace + identity.DeviceCardRecordName(accountID, peer)
 }
 
-// publishDeviceCard puts our own card under this device's record too,
-// when the account has other devices.
-func (m *Messenger) publishDeviceCard(ctx context.Context, d cardDirectory, signed []byte, serial uint64) error {
+// publishDeviceCard puts our own card under this device's record, when
+// the account has other devices (linked reports it).
+func (m *Messenger) publishDeviceCard(ctx context.Context, d cardDirectory, signed []byte, serial uint64) (linked bool, err error) {
 	card, err := identity.ParseSignedCard(signed)
 	if err != nil || len(card.Devices) < 2 {
-		return err
+		return false, err
 	}
 	rec, err := identity.SealCardRecord(m.acct, serial, signed)
 	if err != nil {
-		return err
+		return true, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return d.PutValue(pctx, deviceRecordKey(m.acct, m.selfPeer()), rec)
+	return true, d.PutValue(pctx, deviceRecordKey(m.acct, m.selfPeer()), rec)
 }
 
 // lookupDeviceCard fetches the own card of device peer of tg's account

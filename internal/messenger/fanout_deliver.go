@@ -381,6 +381,9 @@ func (m *Messenger) depositDevice(ctx context.Context, peer string, tg deviceTar
 		m.deposited[key(it)] = true
 	}
 	m.mbMu.Unlock()
+	if accepted > 0 {
+		m.log.Debug("deviceCopiesDeposited", "device", shortPeer(peer), "own", tg.own, "count", accepted)
+	}
 	// An ack (or card update) needs no answer: deposited, it is done.
 	err = m.st.Update(ctx, func(tx *store.Tx) error {
 		for _, it := range todo[:accepted] {
