@@ -57,7 +57,8 @@ func (m *Messenger) pushCardIfNew(ctx context.Context) {
 		return nil
 	})
 	if due {
-		if err := m.pushCard(ctx); err != nil && ctx.Err() == nil {
+		// Re-signed first: the card made before may predate the list.
+		if err := m.DevicesChanged(ctx); err != nil && ctx.Err() == nil {
 			m.log.Info("cardPushFailed", "err", err)
 		}
 	}

@@ -798,6 +798,12 @@ func (m *Messenger) refreshCard(tx *store.Tx, rx *batch, c *store.Contact, card 
 		return nil
 	} else if err == nil && otherDevicesCard(c, old, card) {
 		return nil // kept as that device's own card (fanout.go)
+	} else if err == nil && c.PeerID != "" && old.HasDevice(c.PeerID) && !card.HasDevice(c.PeerID) && card.DeviceVersion == old.DeviceVersion {
+		// A device dropped without a new list version: a card a new
+		// device signed before it had the list (cardpush.go), not a
+		// revocation.
+		m.log.Info("cardWithoutListChangeIgnored", "contact", identity.Short(c.AccountID))
+		return nil
 	} else if err != nil {
 		old = nil
 	}
