@@ -140,12 +140,49 @@ func (m *Messenger) pushCard(ctx context.Context) error {
 				}
 			}
 		}
+		// Our other devices get it too (they learn this device's
+		// addresses, prekeys and mailbox hosts: a new device's first
+		// start). A device copy is keyed by a contact (the store's key);
+		// with no contact there is nothing to copy to them anyway.
+		if len(cs) > 0 {
+			own, err := m.ownOtherDevices(tx)
+			if err != nil {
+				return err
+			}
+			p := &wirepb.Payload{Version: wire.Version, SenderCard: card, Body: &wirepb.Payload_Card{Card: &wirepb.CardUpdate{DeviceCards: devCards}}}
+			id := make([]byte, wire.MessageIDSize)
+			if _, err := io.ReadFull(m.rand, id); err != nil {
+				return err
+			}
+			for _, d := range own {
+				if err := tx.EnqueueDevice(store.DeviceItem{ContactID: cs[0].ID, PeerID: d.PeerID, Own: true, MessageID: cardItemPrefix + hex.EncodeToString(id),
+					Payload: wire.Marshal(p), NextAttempt: now}); err != nil {
+					return err
+				}
+			}
+		}
 		return b.flush(tx)
 	})
 	if err == nil {
 		m.wake()
 	}
 	return err
+}
+
+// ownCardUpdate takes a card update from our own device peer (its card,
+// already noted by the caller): the cards of our other devices it carries
+// are kept too.
+func (m *Messenger) ownCardUpdate(tx *store.Tx, l *devices.List, peer string, u *wirepb.CardUpdate) error {
+	for _, b := range u.DeviceCards {
+		card, err := identity.ParseSignedCard(b)
+		if err != nil || card.AccountID() != m.acct || len(card.Devices) == 0 || !l.IsActive(card.Devices[0].PeerID) || card.Devices[0].PeerID == m.selfPeer() {
+			continue
+		}
+		if err := m.noteDeviceCard(tx, 0, m.acct, card, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ownDeviceCards returns the own cards we hold of our account's other

@@ -151,6 +151,9 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 		return ErrNotReachable
 	}
 	m.tr.AddAddrs(peer, tg.device.Addrs)
+	if devCard != nil {
+		m.tr.AddAddrs(peer, devCard.Devices[0].Addrs) // where the device said it is, later than the list
+	}
 	var fresh *wirepb.SessionEntry
 	if len(rec.Sessions) == 0 {
 		// No session with this device yet: a contact's card carries the

@@ -106,7 +106,7 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 		if !bytes.Equal(body.Sent.Text.MessageId, env.MessageId) {
 			return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
 		}
-	case *wirepb.Payload_Ack:
+	case *wirepb.Payload_Ack, *wirepb.Payload_Card:
 	default:
 		return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
 	}
@@ -121,6 +121,9 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 		if err := m.noteDeviceCard(tx, 0, m.acct, card, p.SenderCard); err != nil {
 			return err
 		}
+		if m.tr != nil && card.Devices[0].PeerID == peer {
+			m.tr.AddAddrs(peer, card.Devices[0].Addrs) // its addresses now
+		}
 	}
 	if e := l.Find(peer); e != nil {
 		e.LastSeen = m.now()
@@ -132,6 +135,9 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 	resp.Status = wirepb.Response_STATUS_OK
 	if ack := p.GetAck(); ack != nil {
 		return m.ownAcked(tx, peer, ack)
+	}
+	if u := p.GetCard(); u != nil {
+		return m.ownCardUpdate(tx, l, peer, u) // cardpush.go
 	}
 	sent := p.GetSent()
 	c, err := tx.ContactByAccount(sent.ToAccount)
