@@ -2,12 +2,14 @@ package messenger
 
 import (
 	"context"
+	"crypto/ed25519"
 	"testing"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/devices"
 	"github.com/samizdat-im/samizdat/internal/identity"
 	"github.com/samizdat-im/samizdat/internal/store"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
 )
 
 // revokePeer revokes device peer on a (which may be offline), as
@@ -193,5 +195,64 @@ func TestRevokePrimaryWithQueuedMessages(t *testing.T) {
 		if hasMessage(t, alice, "bob", body, false) {
 			t.Errorf("the revoked laptop got %q", body)
 		}
+	}
+}
+
+// TestCardUpdateDeviceCardsChecked: the device cards a card update carries
+// are kept only when the contact's account signed them and they name
+// first a device the contact's card lists: another account's card, and a
+// card of the contact's account naming a device its card does not list
+// (or garbage), are ignored; nothing else changes.
+func TestCardUpdateDeviceCardsChecked(t *testing.T) {
+	alice, bob, mallory := newNode(t, "alice"), newNode(t, "bob"), newNode(t, "mallory")
+	addContact(t, bob, alice)
+	ctx := context.Background()
+	malCard, err := mallory.m.card(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost, err := identity.NewDevice(alice.m.id.Public(), pub, nil, func(msg []byte) ([]byte, error) { return ed25519.Sign(priv, msg), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ghostCard, err := identity.SignCard(alice.m.id, &identity.Card{Identity: alice.m.id.Public(), Name: "alice", Devices: []identity.Device{ghost},
+		IssuedAt: now, ExpiresAt: now.Add(time.Hour), Serial: uint64(now.UnixNano()), DeviceVersion: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceCard, err := alice.m.card(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bob.st.Update(ctx, func(tx *store.Tx) error {
+		c, err := tx.ContactByAccount(alice.m.AccountID())
+		if err != nil {
+			return err
+		}
+		before := c.Card
+		if err := bob.m.receiveCardUpdate(tx, c, &wirepb.CardUpdate{DeviceCards: [][]byte{malCard, ghostCard, []byte("junk"), aliceCard}}); err != nil {
+			return err
+		}
+		if _, err := tx.DeviceCard(c.ID, mallory.n.PeerID()); err == nil {
+			t.Error("bob kept another account's card as alice's device's")
+		}
+		if _, err := tx.DeviceCard(c.ID, ghost.PeerID); err == nil {
+			t.Error("bob kept a card of a device alice's card does not list")
+		}
+		if _, err := tx.DeviceCard(c.ID, alice.n.PeerID()); err != nil {
+			t.Errorf("bob did not keep alice's own device card: %v", err)
+		}
+		if cur, err := tx.Contact(c.ID); err != nil || string(cur.Card) != string(before) {
+			t.Errorf("alice's card changed: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package messenger
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,7 +71,7 @@ func TestDeviceCardFromDirectory(t *testing.T) {
 	waitState(t, bob, "alice", m.ID, StateDelivered) // the laptop
 	eventually(t, 30*time.Second, "the phone's copy deposited at its host", func() bool {
 		_, n, _ := ms.Usage(ctx, id[:])
-		return n >= 1
+		return n >= 1 && depositedFor(bob, phonePeer, m.ID)
 	})
 	if !ownCardOf(t, bob, alice.m.AccountID(), phonePeer) {
 		t.Error("bob did not keep the phone's card from the DHT")
@@ -94,4 +95,17 @@ func ownCardOf(t testing.TB, n *tnode, acct, peer string) bool {
 		return nil
 	})
 	return ok
+}
+
+// depositedFor reports whether n deposited its copy of msgID for device
+// peer with a mailbox host (the memo depositDevice keeps).
+func depositedFor(n *tnode, peer, msgID string) bool {
+	n.m.mbMu.Lock()
+	defer n.m.mbMu.Unlock()
+	for k, ok := range n.m.deposited {
+		if ok && strings.HasPrefix(k, "dev/"+peer+"/") && strings.HasSuffix(k, "/"+msgID) {
+			return true
+		}
+	}
+	return false
 }

@@ -46,7 +46,7 @@ func sentCopyParked(t testing.TB, from *tnode, peer, msgID string) {
 	eventually(t, 30*time.Second, "the sent copy deposited", func() bool {
 		for _, it := range deviceQueue(t, from, peer) {
 			if it.MessageID == msgID && it.Own && it.Attempts > 0 {
-				return true
+				return depositedFor(from, peer, msgID)
 			}
 		}
 		return false
