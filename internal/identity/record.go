@@ -29,8 +29,9 @@ import (
 // received in messages).
 
 const (
-	cardRecordNameInfo = "samizdat/card-record/v1/name"
-	cardRecordKeyInfo  = "samizdat/card-record/v1/key"
+	cardRecordNameInfo   = "samizdat/card-record/v1/name"
+	deviceRecordNameInfo = "samizdat/card-record/v1/device"
+	cardRecordKeyInfo    = "samizdat/card-record/v1/key"
 	// CardRecordOverhead is what a record adds to the signed card.
 	CardRecordOverhead = 8 + chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
 )
@@ -43,6 +44,17 @@ var ErrBadCardRecord = errors.New("invalid card record")
 // CardRecordName returns the DHT name of an account's card record.
 func CardRecordName(accountID string) string {
 	h := sha256.Sum256([]byte(cardRecordNameInfo + accountID))
+	return hex.EncodeToString(h[:])
+}
+
+// DeviceCardRecordName returns the DHT name of the own card of one device
+// (peerID) of an account (issue 17): the card that device signed, listing
+// itself first, with its prekeys and mailbox hosts. It is sealed and
+// opened like the account's record (SealCardRecord, OpenCardRecord: under
+// the key derived from the account id), so only who knows the account id
+// can find or read it.
+func DeviceCardRecordName(accountID, peerID string) string {
+	h := sha256.Sum256([]byte(deviceRecordNameInfo + accountID + "/" + peerID))
 	return hex.EncodeToString(h[:])
 }
 

@@ -26,6 +26,11 @@ func TestCardRecord(t *testing.T) {
 	if n1, n2 := CardRecordName(acct), CardRecordName(acct+"x"); n1 == n2 || len(n1) != 64 {
 		t.Fatalf("names %q %q", n1, n2)
 	}
+	// A device's own record has a name of its own, per device.
+	d1, d2 := DeviceCardRecordName(acct, "peer1"), DeviceCardRecordName(acct, "peer2")
+	if d1 == d2 || d1 == CardRecordName(acct) || len(d1) != 64 || DeviceCardRecordName(acct+"x", "peer1") == d1 {
+		t.Fatalf("device record names %q %q", d1, d2)
+	}
 
 	other, _, otherSigned := newCard(t)
 	otherAcct := AccountID(other.Public())

@@ -83,10 +83,19 @@ func (m *Messenger) publishCard(ctx context.Context, d cardDirectory) error {
 	if err != nil {
 		return err
 	}
+	// A device of a linked account has a record of its own (devicerecord.go);
+	// the account's record then holds whichever device's card is newest,
+	// and a put refused as older than another device's is no failure.
+	linked, err := m.publishDeviceCard(ctx, d, card, serial)
+	if err != nil {
+		return err
+	}
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := d.PutValue(pctx, cardRecordKey(m.acct), rec); err != nil {
+	if err := d.PutValue(pctx, cardRecordKey(m.acct), rec); err != nil && !linked {
 		return err
+	} else if err != nil {
+		m.log.Debug("accountCardNotReplaced", "err", err)
 	}
 	m.log.Debug("cardPublished", "serial", serial)
 	return nil
@@ -144,7 +153,9 @@ func (m *Messenger) lookupCard(ctx context.Context, c *store.Contact) bool {
 			return nil // names another contact's device: ignore
 		}
 		before := string(cur.Card)
-		m.refreshCard(tx, cur, card, signed)
+		if err := m.refreshCard(tx, nil, cur, card, signed); err != nil {
+			return err
+		}
 		changed = string(cur.Card) != before
 		return m.noteDeviceCard(tx, cur.ID, cur.AccountID, card, signed) // fanout.go
 	})

@@ -52,14 +52,13 @@ func (m *Messenger) cardDevices(ctx context.Context, self identity.Device) ([]id
 }
 
 // DevicesChanged re-signs our card after the device list changed (a device
-// linked or revoked): the DHT record is republished and each contact gets
-// the card with our next message or ack.
+// linked or revoked): the DHT record is republished and the card is pushed
+// at once to every device of every contact (cardpush.go).
 func (m *Messenger) DevicesChanged(ctx context.Context) error {
 	m.cardMu.Lock()
 	m.ownCard = nil
 	m.cardMu.Unlock()
-	_, err := m.card(ctx)
-	return err
+	return m.pushCard(ctx)
 }
 
 // OwnDevice returns this device's entry in our card (certified).

@@ -3,7 +3,6 @@ package messenger
 import (
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -91,6 +90,12 @@ func (d *devRecords) set(k ackKey, rec *wirepb.SessionRecord) {
 		d.recs, d.dirty = map[ackKey]*wirepb.SessionRecord{}, map[ackKey]bool{}
 	}
 	d.recs[k], d.dirty[k] = rec, true
+}
+
+// drop forgets the record of one device (its session was deleted).
+func (d *devRecords) drop(k ackKey) {
+	delete(d.recs, k)
+	delete(d.dirty, k)
 }
 
 func (d *devRecords) forget(cid int64) {
@@ -285,91 +290,4 @@ func (m *Messenger) fromOwnDevice(tx *store.Tx, peer string, in *handshake.Initi
 	}
 	l, err := devices.Load(tx)
 	return err == nil && l.Find(peer) != nil && l.Find(peer).Device.PeerID == peer
-}
-
-// receiveOwn takes an envelope from another device of our account: a
-// sent copy, shown as sent in the chat with the contact it names. A device
-// our list does not hold as active (revoked) is refused.
-func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handshake.Initiation, env *wirepb.Envelope, resp *wirepb.Response) error {
-	l, err := devices.Load(tx)
-	if err != nil {
-		return err
-	}
-	if peer == "" || !l.IsActive(peer) {
-		m.log.Info("revokedDeviceRefused", "device", shortPeer(peer))
-		return permanent(ErrRevokedDevice)
-	}
-	k := ackKey{0, peer}
-	rec, err := rx.dev.get(tx, k)
-	if err != nil {
-		return err
-	}
-	var prekeys *handshake.Prekeys
-	if in != nil {
-		b, err := tx.Blob(blobPrekeys)
-		if err != nil {
-			return err
-		}
-		if prekeys, err = handshake.UnmarshalPrekeys(b); err != nil {
-			return err
-		}
-	}
-	plain, consumed, err := m.decrypt(rec, in, prekeys, env)
-	if err != nil {
-		return permanent(err)
-	}
-	unpadded, err := wire.Unpad(plain)
-	if err != nil {
-		return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
-	}
-	p, err := wire.ParsePayload(unpadded)
-	if err != nil {
-		return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
-	}
-	sent := p.GetSent()
-	if sent == nil || hex.EncodeToString(sent.Text.MessageId) != hex.EncodeToString(env.MessageId) {
-		return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
-	}
-	// All checks passed: write.
-	rx.dev.set(k, rec)
-	if consumed {
-		if err := tx.PutBlob(blobPrekeys, prekeys.Marshal()); err != nil {
-			return err
-		}
-	}
-	if len(p.SenderCard) > 0 {
-		if card, err := identity.ParseSignedCard(p.SenderCard); err == nil {
-			if err := m.noteDeviceCard(tx, 0, m.acct, card, p.SenderCard); err != nil {
-				return err
-			}
-		}
-	}
-	if e := l.Find(peer); e != nil {
-		e.LastSeen = m.now()
-		if err := devices.Save(tx, l); err != nil {
-			return err
-		}
-	}
-	resp.Status = wirepb.Response_STATUS_OK // our own device needs no ack: the stream is authenticated
-	c, err := tx.ContactByAccount(sent.ToAccount)
-	if errors.Is(err, store.ErrNotFound) {
-		// A contact added on the other device since linking (contacts
-		// are not synced after it): nothing to show it in.
-		m.log.Info("sentCopyUnknownContact", "contact", identity.Short(sent.ToAccount))
-		return nil
-	} else if err != nil {
-		return err
-	}
-	t := sent.Text
-	msgID := hex.EncodeToString(t.MessageId)
-	at := time.UnixMilli(t.SentAtUnixMs)
-	msg := &store.Message{ID: msgID, ContactID: c.ID, Outgoing: true, Body: t.Body, SentAt: at, At: at, State: StateSent}
-	inserted, err := tx.InsertMessage(msg)
-	if err != nil {
-		return err
-	}
-	if inserted {
-		rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateSent})
-	}
-	return nil
 }

@@ -134,6 +134,13 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 		}
 	}
 	if !listed {
+		if !items[0].Own {
+			// It became the contact's primary device (the primary was
+			// revoked): its copies move to the outbox (cardpush.go).
+			if err := m.adoptPrimaryQueue(ctx, peer, items[0].ContactID); err != nil {
+				return err
+			}
+		}
 		// Revoked (or dropped from the contact's card): nothing more goes there.
 		return m.st.Update(ctx, func(tx *store.Tx) error { return tx.DeleteDeviceItems(peer) })
 	}
@@ -144,6 +151,9 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 		return ErrNotReachable
 	}
 	m.tr.AddAddrs(peer, tg.device.Addrs)
+	if devCard != nil {
+		m.tr.AddAddrs(peer, devCard.Devices[0].Addrs) // where the device said it is, later than the list
+	}
 	var fresh *wirepb.SessionEntry
 	if len(rec.Sessions) == 0 {
 		// No session with this device yet: a contact's card carries the
@@ -154,6 +164,9 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 		cancel()
 		if err == nil && !b.Identity.Equal(tg.ident) {
 			err = fmt.Errorf("%w: claimed prekeys of another identity", handshake.ErrMalformed)
+		}
+		if err != nil && devCard == nil {
+			devCard = m.lookupDeviceCard(ctx, tg, peer) // devicerecord.go
 		}
 		if err != nil && devCard != nil && devCard.Bundle != nil {
 			b, err = devCard.Bundle, nil
@@ -172,6 +185,9 @@ func (m *Messenger) deliverDevice(ctx context.Context, peer string) error {
 	s, err := m.tr.OpenStream(dctx, peer, ProtocolMsg)
 	cancel()
 	if err != nil {
+		if devCard == nil {
+			devCard = m.lookupDeviceCard(ctx, tg, peer) // devicerecord.go
+		}
 		m.depositDevice(ctx, peer, tg, devCard, items, fresh)
 		m.rescheduleDevice(ctx, peer, items[0].Attempts, err)
 		return err
@@ -243,8 +259,13 @@ func (m *Messenger) sealDeviceItems(ctx context.Context, peer string, tg deviceT
 			if err != nil {
 				return err
 			}
-			if len(rec.Sessions[0].Initiation) > 0 && p.GetAck() == nil {
+			if len(rec.Sessions[0].Initiation) > 0 && (p.GetAck() == nil || tg.own) && len(p.SenderCard) == 0 {
 				p.SenderCard = card // the device learns our own card (mailbox hosts, prekeys)
+			}
+			if tg.own {
+				if err := m.attachOwnCard(tx, peer, p, card); err != nil { // sentcopy.go
+					return err
+				}
 			}
 			id := make([]byte, wire.MessageIDSize)
 			if strings.HasPrefix(it.MessageID, ackItemPrefix) {
@@ -315,8 +336,8 @@ func (m *Messenger) noteDeviceCard(tx *store.Tx, cid int64, account string, card
 // is deposited once per run and card; the copies stay queued until the
 // device acks them.
 func (m *Messenger) depositDevice(ctx context.Context, peer string, tg deviceTarget, card *identity.Card, items []store.DeviceItem, fresh *wirepb.SessionEntry) {
-	if card == nil || len(card.Mailboxes) == 0 || tg.own {
-		return // sent copies go direct only: a sealed box under our own identity names no contact
+	if card == nil || len(card.Mailboxes) == 0 {
+		return
 	}
 	key := func(it store.DeviceItem) string { return fmt.Sprint("dev/", peer, "/", card.Serial, "/", it.MessageID) }
 	m.mbMu.Lock()
@@ -363,6 +384,23 @@ func (m *Messenger) depositDevice(ctx context.Context, peer string, tg deviceTar
 		m.deposited[key(it)] = true
 	}
 	m.mbMu.Unlock()
+	if accepted > 0 {
+		m.log.Debug("deviceCopiesDeposited", "device", shortPeer(peer), "own", tg.own, "count", accepted)
+	}
+	// An ack (or card update) needs no answer: deposited, it is done.
+	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		for _, it := range todo[:accepted] {
+			if strings.HasPrefix(it.MessageID, ackItemPrefix) {
+				if err := tx.DeleteDeviceItem(peer, it.ContactID, it.MessageID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("depositedAcksNotCleared", "err", err)
+	}
 }
 
 // applyDeviceResponses records what a device said about each copy: an ack

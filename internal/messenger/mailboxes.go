@@ -246,7 +246,7 @@ func hostAddrs(h MailboxHost) []string {
 // which need no ack themselves, leave the outbox). It reports whether any
 // host accepted anything.
 func (m *Messenger) depositToMailboxes(ctx context.Context, c *store.Contact, queue []store.OutboxItem) bool {
-	card, err := identity.ParseSignedCard(c.Card)
+	card, err := m.primaryCard(ctx, c)
 	if err != nil || len(card.Mailboxes) == 0 || m.tr == nil {
 		return false
 	}

@@ -205,6 +205,8 @@ type Messenger struct {
 
 	lookupMu   sync.Mutex
 	lastLookup map[int64]time.Time // contact → last DHT card lookup
+	// lastDevLookup: device → last DHT lookup of its own card (devicerecord.go)
+	lastDevLookup map[string]time.Time
 
 	cardSentMu sync.Mutex
 	cardSent   map[int64]uint64 // contact → serial of our card it was sent (committed)
@@ -347,6 +349,11 @@ func (m *Messenger) Start(ctx context.Context) {
 		go func() {
 			defer m.wg.Done()
 			m.greetContacts(ctx)
+		}()
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.pushCardIfNew(ctx) // cardpush.go
 		}()
 		if d := m.directory(); d != nil {
 			m.wg.Add(1)

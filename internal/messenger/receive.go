@@ -358,6 +358,13 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	rx.peer = peer // trialDecrypt sets the device that sent a sealed one
 	switch {
 	case sealed:
+		if m.fromSelfHint(rx.sealedFrom) {
+			// Another device of ours, through our mailbox (sentcopy.go); a
+			// contact whose hint collides with ours is tried below.
+			if err := m.receiveOwn(tx, rx, "", nil, env, resp); err == nil || !isPermanent(err) {
+				return err
+			}
+		}
 		if c, rec, plain, err = m.trialDecrypt(tx, rx, env); err != nil {
 			return err
 		}
@@ -500,7 +507,9 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		rx.byPeer[c.PeerID] = c
 	} else {
 		if card != nil {
-			m.refreshCard(tx, c, card, p.SenderCard)
+			if err := m.refreshCard(tx, rx, c, card, p.SenderCard); err != nil {
+				return err
+			}
 		}
 		if !c.Request.IsZero() && !asRequest {
 			evs, err := m.promote(tx, c, "")
@@ -617,6 +626,12 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 				}
 				rx.events = append(rx.events, Event{Type: EventState, ContactID: c.ID, MessageID: aid, State: StateDelivered})
 			}
+		}
+		resp.Status = wirepb.Response_STATUS_OK
+		return nil
+	case *wirepb.Payload_Card:
+		if err := m.receiveCardUpdate(tx, c, body.Card); err != nil { // cardpush.go
+			return err
 		}
 		resp.Status = wirepb.Response_STATUS_OK
 		return nil
@@ -771,24 +786,39 @@ func (m *Messenger) contactFromCard(tx *store.Tx, card *identity.Card, signed []
 	return c, nil
 }
 
-// refreshCard stores a newer card a contact sent (new addresses, keys).
-func (m *Messenger) refreshCard(tx *store.Tx, c *store.Contact, card *identity.Card, signed []byte) {
+// refreshCard stores a newer card a contact sent (new addresses, keys);
+// rx is the receive batch, if any (cardpush.go: a dropped device).
+func (m *Messenger) refreshCard(tx *store.Tx, rx *batch, c *store.Contact, card *identity.Card, signed []byte) error {
 	if card.AccountID() != c.AccountID {
-		return
+		return nil
 	}
-	if old, err := identity.ParseSignedCard(c.Card); err == nil && old.Serial >= card.Serial {
-		return
+	old, err := identity.ParseSignedCard(c.Card)
+	if err == nil && old.Serial >= card.Serial {
+		return nil
 	} else if err == nil && identity.CheckDeviceVersion(old, card) != nil {
 		m.log.Info("cardRollbackRefused", "contact", identity.Short(c.AccountID))
-		return
+		return nil
 	} else if err == nil && otherDevicesCard(c, old, card) {
-		return // kept as that device's own card (fanout.go)
+		return nil // kept as that device's own card (fanout.go)
+	} else if err == nil && c.PeerID != "" && old.HasDevice(c.PeerID) && !card.HasDevice(c.PeerID) && card.DeviceVersion == old.DeviceVersion {
+		// A device dropped without a new list version: a card a new
+		// device signed before it had the list (cardpush.go), not a
+		// revocation.
+		m.log.Info("cardWithoutListChangeIgnored", "contact", identity.Short(c.AccountID))
+		return nil
+	} else if err != nil {
+		old = nil
 	}
+	oldPeer := c.PeerID
 	applyCard(c, card, signed)
 	m.devIdx.note(c.AccountID, card)
-	if err := tx.UpdateContact(c); err == nil && m.tr != nil && c.PeerID != "" {
+	if err := tx.UpdateContact(c); err != nil {
+		return nil
+	}
+	if m.tr != nil && c.PeerID != "" {
 		m.tr.AddAddrs(c.PeerID, c.Addrs)
 	}
+	return m.cardApplied(tx, rx, c, old, card, oldPeer)
 }
 
 // ctlReceipts keeps, in memory, the acks of received envelopes that have

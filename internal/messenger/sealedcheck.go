@@ -27,7 +27,7 @@ import (
 func (m *Messenger) precheckSealed(ctx context.Context, envs []*wirepb.Envelope, hints [][]byte, pre []error) {
 	var idx []int
 	for i, env := range envs {
-		if len(env.Initiation) == 0 && i < len(hints) && pre[i] == nil {
+		if len(env.Initiation) == 0 && i < len(hints) && pre[i] == nil && !m.fromSelfHint(hints[i]) { // our own devices' (sentcopy.go): checked in the write
 			idx = append(idx, i)
 		}
 	}

@@ -27,8 +27,10 @@ const (
 	MaxTextSize     = 64 << 10  // longest message body in bytes
 	MaxEnvelopeSize = 256 << 10 // largest envelope (and stream frame) accepted
 	MaxCardSize     = 16 << 10  // largest signed contact card
-	MaxInviteSize   = 24 << 10  // largest decoded invite
-	MessageIDSize   = 16
+	// MaxCardUpdateCards bounds the device cards one card update carries.
+	MaxCardUpdateCards = 16
+	MaxInviteSize      = 24 << 10 // largest decoded invite
+	MessageIDSize      = 16
 	// MaxAttachmentSize bounds a file's manifest inside a text message
 	// (internal/media checks it further).
 	MaxAttachmentSize = 48 << 10
@@ -159,6 +161,15 @@ func ParsePayload(b []byte) (*wirepb.Payload, error) {
 		if t == nil || len(body.Sent.ToAccount) == 0 || len(body.Sent.ToAccount) > 128 || len(t.MessageId) != MessageIDSize ||
 			len(t.Body) > MaxTextSize || len(t.Attachment) > MaxAttachmentSize {
 			return nil, ErrMalformed
+		}
+	case *wirepb.Payload_Card:
+		if body.Card == nil || len(p.SenderCard) == 0 || len(body.Card.DeviceCards) > MaxCardUpdateCards {
+			return nil, ErrMalformed
+		}
+		for _, c := range body.Card.DeviceCards {
+			if len(c) == 0 || len(c) > MaxCardSize {
+				return nil, ErrMalformed
+			}
 		}
 	default:
 		return nil, ErrMalformed

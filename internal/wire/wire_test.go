@@ -152,6 +152,7 @@ func FuzzParsePayload(f *testing.F) {
 		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Ack{Ack: &wirepb.Ack{MessageIds: [][]byte{id}}}}),
 		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Read{Read: &wirepb.Read{MessageIds: [][]byte{id}}}}),
 		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Sent{Sent: &wirepb.SentCopy{ToAccount: "a", Text: &wirepb.Text{MessageId: id, Body: "hi"}}}}),
+		Marshal(&wirepb.Payload{Version: Version, SenderCard: []byte{1}, Body: &wirepb.Payload_Card{Card: &wirepb.CardUpdate{DeviceCards: [][]byte{{2}}}}}),
 	}
 	fuzzDecoder(f, seeds, ParsePayload)
 }
@@ -237,6 +238,27 @@ func TestParseSentCopy(t *testing.T) {
 	} {
 		b := Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Sent{Sent: bad}})
 		if _, err := ParsePayload(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestParseCardUpdate(t *testing.T) {
+	ok := Marshal(&wirepb.Payload{Version: Version, SenderCard: []byte{1}, Body: &wirepb.Payload_Card{Card: &wirepb.CardUpdate{DeviceCards: [][]byte{{2}}}}})
+	if p, err := ParsePayload(ok); err != nil || len(p.GetCard().DeviceCards) != 1 {
+		t.Fatalf("ParsePayload(card update) = %v, %v", p, err)
+	}
+	many := make([][]byte, MaxCardUpdateCards+1)
+	for i := range many {
+		many[i] = []byte{1}
+	}
+	for name, bad := range map[string]*wirepb.Payload{
+		"no card":        {Version: Version, Body: &wirepb.Payload_Card{Card: &wirepb.CardUpdate{}}},
+		"empty device":   {Version: Version, SenderCard: []byte{1}, Body: &wirepb.Payload_Card{Card: &wirepb.CardUpdate{DeviceCards: [][]byte{{}}}}},
+		"too many":       {Version: Version, SenderCard: []byte{1}, Body: &wirepb.Payload_Card{Card: &wirepb.CardUpdate{DeviceCards: many}}},
+		"oversized card": {Version: Version, SenderCard: []byte{1}, Body: &wirepb.Payload_Card{Card: &wirepb.CardUpdate{DeviceCards: [][]byte{make([]byte, MaxCardSize+1)}}}},
+	} {
+		if _, err := ParsePayload(Marshal(bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

@@ -464,7 +464,8 @@ function holdersStatus(hd) {
 }
 
 function statusView(m, tr) {
-  if (m.outgoing) return sentStatus(tr);
+  // A file sent from another device of ours is fetched here like a received one.
+  if (m.outgoing && !tr?.incoming) return sentStatus(tr);
   if (!tr || tr.state === "complete" || tr.state === "sending") return "";
   if (tr.state === "waiting") {
     return h("div", { class: "file-status" }, h("span", { class: "muted" }, t("waiting") + " · " + fmtSize(m.file.size)),

@@ -164,6 +164,7 @@ type Payload struct {
 	//	*Payload_Group
 	//	*Payload_Read
 	//	*Payload_Sent
+	//	*Payload_Card
 	Body isPayload_Body `protobuf_oneof:"body"`
 	// sender_card is the sender's signed contact card, sent with the first
 	// messages of a session so that the receiver can add the sender.
@@ -266,6 +267,15 @@ func (x *Payload) GetSent() *SentCopy {
 	return nil
 }
 
+func (x *Payload) GetCard() *CardUpdate {
+	if x != nil {
+		if x, ok := x.Body.(*Payload_Card); ok {
+			return x.Card
+		}
+	}
+	return nil
+}
+
 func (x *Payload) GetSenderCard() []byte {
 	if x != nil {
 		return x.SenderCard
@@ -307,6 +317,13 @@ type Payload_Sent struct {
 	Sent *SentCopy `protobuf:"bytes,17,opt,name=sent,proto3,oneof"`
 }
 
+type Payload_Card struct {
+	// card is our new card pushed at once when our device list changed
+	// (a device linked or revoked, issue 17): the card itself rides in
+	// sender_card, which a card update must carry. (18 and 19 are taken.)
+	Card *CardUpdate `protobuf:"bytes,20,opt,name=card,proto3,oneof"`
+}
+
 func (*Payload_Text) isPayload_Body() {}
 
 func (*Payload_Ack) isPayload_Body() {}
@@ -316,6 +333,8 @@ func (*Payload_Group) isPayload_Body() {}
 func (*Payload_Read) isPayload_Body() {}
 
 func (*Payload_Sent) isPayload_Body() {}
+
+func (*Payload_Card) isPayload_Body() {}
 
 type Text struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -1204,6 +1223,55 @@ func (x *SessionEntry) GetPeerBaseKey() []byte {
 	return nil
 }
 
+// CardUpdate carries, beside the card in Payload.sender_card, the own
+// cards of the account's other devices that the sender holds (each signed
+// by the account, listing its device first, with that device's prekeys and
+// mailbox hosts): the receiver can then reach those devices while they are
+// offline. Answered with a bare OK, like an ack.
+type CardUpdate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceCards   [][]byte               `protobuf:"bytes,1,rep,name=device_cards,json=deviceCards,proto3" json:"device_cards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CardUpdate) Reset() {
+	*x = CardUpdate{}
+	mi := &file_wirepb_wire_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CardUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CardUpdate) ProtoMessage() {}
+
+func (x *CardUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_wire_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CardUpdate.ProtoReflect.Descriptor instead.
+func (*CardUpdate) Descriptor() ([]byte, []int) {
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CardUpdate) GetDeviceCards() [][]byte {
+	if x != nil {
+		return x.DeviceCards
+	}
+	return nil
+}
+
 // SentCopy is the copy of a message sent by another device of the same
 // account: to_account names the contact it went to.
 type SentCopy struct {
@@ -1216,7 +1284,7 @@ type SentCopy struct {
 
 func (x *SentCopy) Reset() {
 	*x = SentCopy{}
-	mi := &file_wirepb_wire_proto_msgTypes[14]
+	mi := &file_wirepb_wire_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1296,7 @@ func (x *SentCopy) String() string {
 func (*SentCopy) ProtoMessage() {}
 
 func (x *SentCopy) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[14]
+	mi := &file_wirepb_wire_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1309,7 @@ func (x *SentCopy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SentCopy.ProtoReflect.Descriptor instead.
 func (*SentCopy) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{14}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SentCopy) GetToAccount() string {
@@ -1272,14 +1340,15 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"initiation\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
-	"ciphertext\"\xe0\x02\n" +
+	"ciphertext\"\x94\x03\n" +
 	"\aPayload\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextH\x00R\x04text\x12)\n" +
 	"\x03ack\x18\x03 \x01(\v2\x15.samizdat.wire.v1.AckH\x00R\x03ack\x126\n" +
 	"\x05group\x18\x05 \x01(\v2\x1e.samizdat.wire.v1.GroupControlH\x00R\x05group\x12,\n" +
 	"\x04read\x18\x06 \x01(\v2\x16.samizdat.wire.v1.ReadH\x00R\x04read\x120\n" +
-	"\x04sent\x18\x11 \x01(\v2\x1a.samizdat.wire.v1.SentCopyH\x00R\x04sent\x12\x1f\n" +
+	"\x04sent\x18\x11 \x01(\v2\x1a.samizdat.wire.v1.SentCopyH\x00R\x04sent\x122\n" +
+	"\x04card\x18\x14 \x01(\v2\x1c.samizdat.wire.v1.CardUpdateH\x00R\x04card\x12\x1f\n" +
 	"\vsender_card\x18\x04 \x01(\fR\n" +
 	"senderCard\x12!\n" +
 	"\finvite_proof\x18\a \x01(\fR\vinviteProofB\x06\n" +
@@ -1368,7 +1437,10 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\n" +
 	"initiation\x18\x02 \x01(\fR\n" +
 	"initiation\x12\"\n" +
-	"\rpeer_base_key\x18\x03 \x01(\fR\vpeerBaseKey\"U\n" +
+	"\rpeer_base_key\x18\x03 \x01(\fR\vpeerBaseKey\"/\n" +
+	"\n" +
+	"CardUpdate\x12!\n" +
+	"\fdevice_cards\x18\x01 \x03(\fR\vdeviceCards\"U\n" +
 	"\bSentCopy\x12\x1d\n" +
 	"\n" +
 	"to_account\x18\x01 \x01(\tR\ttoAccount\x12*\n" +
@@ -1387,7 +1459,7 @@ func file_wirepb_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wirepb_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_wirepb_wire_proto_goTypes = []any{
 	(Response_Status)(0),  // 0: samizdat.wire.v1.Response.Status
 	(*Envelope)(nil),      // 1: samizdat.wire.v1.Envelope
@@ -1404,25 +1476,27 @@ var file_wirepb_wire_proto_goTypes = []any{
 	(*Invite)(nil),        // 12: samizdat.wire.v1.Invite
 	(*SessionRecord)(nil), // 13: samizdat.wire.v1.SessionRecord
 	(*SessionEntry)(nil),  // 14: samizdat.wire.v1.SessionEntry
-	(*SentCopy)(nil),      // 15: samizdat.wire.v1.SentCopy
-	(*GroupControl)(nil),  // 16: samizdat.wire.v1.GroupControl
+	(*CardUpdate)(nil),    // 15: samizdat.wire.v1.CardUpdate
+	(*SentCopy)(nil),      // 16: samizdat.wire.v1.SentCopy
+	(*GroupControl)(nil),  // 17: samizdat.wire.v1.GroupControl
 }
 var file_wirepb_wire_proto_depIdxs = []int32{
 	3,  // 0: samizdat.wire.v1.Payload.text:type_name -> samizdat.wire.v1.Text
 	6,  // 1: samizdat.wire.v1.Payload.ack:type_name -> samizdat.wire.v1.Ack
-	16, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
+	17, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
 	5,  // 3: samizdat.wire.v1.Payload.read:type_name -> samizdat.wire.v1.Read
-	15, // 4: samizdat.wire.v1.Payload.sent:type_name -> samizdat.wire.v1.SentCopy
-	0,  // 5: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
-	10, // 6: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
-	9,  // 7: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
-	14, // 8: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
-	3,  // 9: samizdat.wire.v1.SentCopy.text:type_name -> samizdat.wire.v1.Text
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	16, // 4: samizdat.wire.v1.Payload.sent:type_name -> samizdat.wire.v1.SentCopy
+	15, // 5: samizdat.wire.v1.Payload.card:type_name -> samizdat.wire.v1.CardUpdate
+	0,  // 6: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
+	10, // 7: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
+	9,  // 8: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
+	14, // 9: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
+	3,  // 10: samizdat.wire.v1.SentCopy.text:type_name -> samizdat.wire.v1.Text
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_wire_proto_init() }
@@ -1437,6 +1511,7 @@ func file_wirepb_wire_proto_init() {
 		(*Payload_Group)(nil),
 		(*Payload_Read)(nil),
 		(*Payload_Sent)(nil),
+		(*Payload_Card)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1444,7 +1519,7 @@ func file_wirepb_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wirepb_wire_proto_rawDesc), len(file_wirepb_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

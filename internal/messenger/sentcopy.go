@@ -1,0 +1,270 @@
+package messenger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
+	"github.com/samizdat-im/samizdat/internal/devices"
+	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/store"
+	"github.com/samizdat-im/samizdat/internal/wire"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
+)
+
+// Sent copies (issue 17): what one device of our account sends to a
+// contact is copied to each other device of the account (fanout.go), on a
+// session per pair of our devices (contact id 0). A copy goes direct when
+// the device is reachable, the stream's OK being its receipt; otherwise it
+// is deposited, sealed to our own identity, with the mailbox hosts of that
+// device's own card (depositDevice), like a contact's device copy. The
+// device that fetches it from its mailbox learns which of our devices
+// sealed it by decrypting (the box names only our account), and answers
+// with an ack on the same session, queued like any device copy: it clears
+// the sender's copy. The file of a sent copy is fetched like a received
+// one, from the device that sent it, else from the contact's device, which
+// fetched it too.
+
+// fromSelfHint reports whether a sealed box's sender hint names our own
+// account.
+func (m *Messenger) fromSelfHint(hint []byte) bool {
+	return len(hint) > 0 && bytes.Equal(hint, sealedHint(m.id.Public().SigningKey()))
+}
+
+// receiveOwn takes an envelope from another device of our account: a
+// sent copy, shown as sent in the chat with the contact it names, or the
+// ack of one. peer is the device the stream came from, "" for an envelope
+// from our mailbox (the device is found by decryption). A device our list
+// does not hold as active (revoked) is refused.
+func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handshake.Initiation, env *wirepb.Envelope, resp *wirepb.Response) error {
+	l, err := devices.Load(tx)
+	if err != nil {
+		return err
+	}
+	if peer != "" && !l.IsActive(peer) {
+		m.log.Info("revokedDeviceRefused", "device", shortPeer(peer))
+		return permanent(ErrRevokedDevice)
+	}
+	var prekeys *handshake.Prekeys
+	if in != nil {
+		b, err := tx.Blob(blobPrekeys)
+		if err != nil {
+			return err
+		}
+		if prekeys, err = handshake.UnmarshalPrekeys(b); err != nil {
+			return err
+		}
+	}
+	fromMailbox := peer == ""
+	var rec *wirepb.SessionRecord
+	var plain []byte
+	consumed := false
+	if !fromMailbox {
+		if rec, err = rx.dev.get(tx, ackKey{0, peer}); err != nil {
+			return err
+		}
+		if plain, consumed, err = m.decrypt(rec, in, prekeys, env); err != nil {
+			return permanent(err)
+		}
+	} else if peer, rec, plain, consumed, err = m.openOwnMailbox(tx, rx, l, in, prekeys, env); err != nil {
+		return err
+	}
+	unpadded, err := wire.Unpad(plain)
+	if err != nil {
+		return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
+	}
+	p, err := wire.ParsePayload(unpadded)
+	if err != nil {
+		return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
+	}
+	var card *identity.Card
+	if len(p.SenderCard) > 0 {
+		if card, err = identity.ParseSignedCard(p.SenderCard); err != nil || card.AccountID() != m.acct || len(card.Devices) == 0 {
+			card = nil
+		}
+	}
+	if peer == "" {
+		// A new session from our mailbox: the device that started it
+		// names itself first in the card it must carry.
+		if card == nil || !l.IsActive(card.Devices[0].PeerID) || card.Devices[0].PeerID == m.selfPeer() {
+			m.log.Info("ownDeviceUnknown")
+			return permanent(ErrRevokedDevice)
+		}
+		peer = card.Devices[0].PeerID
+		fresh := rec
+		if rec, err = rx.dev.get(tx, ackKey{0, peer}); err != nil {
+			return err
+		}
+		rec.Sessions = append(fresh.Sessions, rec.Sessions...)
+	}
+	switch body := p.Body.(type) {
+	case *wirepb.Payload_Sent:
+		if !bytes.Equal(body.Sent.Text.MessageId, env.MessageId) {
+			return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
+		}
+	case *wirepb.Payload_Ack, *wirepb.Payload_Card:
+	default:
+		return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
+	}
+	// All checks passed: write.
+	rx.dev.set(ackKey{0, peer}, rec)
+	if consumed {
+		if err := tx.PutBlob(blobPrekeys, prekeys.Marshal()); err != nil {
+			return err
+		}
+	}
+	if card != nil {
+		if err := m.noteDeviceCard(tx, 0, m.acct, card, p.SenderCard); err != nil {
+			return err
+		}
+		if m.tr != nil && card.Devices[0].PeerID == peer {
+			m.tr.AddAddrs(peer, card.Devices[0].Addrs) // its addresses now
+		}
+	}
+	if e := l.Find(peer); e != nil {
+		e.LastSeen = m.now()
+		if err := devices.Save(tx, l); err != nil {
+			return err
+		}
+	}
+	// Our own device needs no ack on a stream: the stream is authenticated.
+	resp.Status = wirepb.Response_STATUS_OK
+	if ack := p.GetAck(); ack != nil {
+		return m.ownAcked(tx, peer, ack)
+	}
+	if u := p.GetCard(); u != nil {
+		return m.ownCardUpdate(tx, l, peer, u) // cardpush.go
+	}
+	sent := p.GetSent()
+	c, err := tx.ContactByAccount(sent.ToAccount)
+	if errors.Is(err, store.ErrNotFound) {
+		// A contact added on the other device since linking (contacts
+		// are not synced after it): nothing to show it in.
+		m.log.Info("sentCopyUnknownContact", "contact", identity.Short(sent.ToAccount))
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if fromMailbox {
+		// The sender waits for this ack to drop its copy.
+		if err := tx.EnqueueDevice(store.DeviceItem{ContactID: c.ID, PeerID: peer, Own: true, MessageID: ackItemPrefix + hex.EncodeToString(env.MessageId),
+			Payload:     wire.Marshal(&wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Ack{Ack: &wirepb.Ack{MessageIds: [][]byte{env.MessageId}}}}),
+			NextAttempt: m.now()}); err != nil {
+			return err
+		}
+	}
+	t := sent.Text
+	msgID := hex.EncodeToString(t.MessageId)
+	at := time.UnixMilli(t.SentAtUnixMs)
+	msg := &store.Message{ID: msgID, ContactID: c.ID, Outgoing: true, Body: t.Body, SentAt: at, At: at, State: StateSent}
+	inserted, err := tx.InsertMessage(msg)
+	if err != nil {
+		return err
+	}
+	if !inserted {
+		return nil
+	}
+	// Its file: from the device that sent it, else the contact's.
+	if err := m.receivedAttachment(tx, c, msgID, peer, t.Attachment); err != nil {
+		return err
+	}
+	rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateSent})
+	return nil
+}
+
+// openOwnMailbox decrypts an envelope that another device of ours left
+// in our mailbox: on the session with one of our active devices, or (an
+// initiation) on a new session, whose device the caller learns from the
+// card in the payload (peer "").
+func (m *Messenger) openOwnMailbox(tx *store.Tx, rx *batch, l *devices.List, in *handshake.Initiation, prekeys *handshake.Prekeys, env *wirepb.Envelope) (peer string, rec *wirepb.SessionRecord, plain []byte, consumed bool, err error) {
+	peers, err := tx.DeviceSessionPeers(0)
+	if err != nil {
+		return "", nil, nil, false, err
+	}
+	for _, p := range peers {
+		if !l.IsActive(p) || p == m.selfPeer() {
+			continue
+		}
+		r, err := rx.dev.get(tx, ackKey{0, p})
+		if err != nil {
+			return "", nil, nil, false, err
+		}
+		if in != nil && !hasBaseKey(r, in) {
+			continue // not this device's initiation (a repeat of one is)
+		}
+		m.sealedTrials.Add(1)
+		if pt, used, err := m.decrypt(r, in, prekeys, env); err == nil {
+			return p, r, pt, used, nil
+		}
+	}
+	if in == nil {
+		return "", nil, nil, false, permanent(ErrNoSession)
+	}
+	r := &wirepb.SessionRecord{Version: wire.Version}
+	pt, used, err := m.decrypt(r, in, prekeys, env)
+	if err != nil {
+		return "", nil, nil, false, permanent(err)
+	}
+	return "", r, pt, used, nil
+}
+
+func hasBaseKey(rec *wirepb.SessionRecord, in *handshake.Initiation) bool {
+	for _, e := range rec.Sessions {
+		if bytes.Equal(e.PeerBaseKey, in.Ephemeral[:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownAcked removes the sent copies for our device peer that its ack
+// (sent after it fetched them from its mailbox) names.
+func (m *Messenger) ownAcked(tx *store.Tx, peer string, ack *wirepb.Ack) error {
+	items, err := tx.DeviceOutbox(peer)
+	if err != nil {
+		return err
+	}
+	ids := map[string]bool{}
+	for _, id := range ack.MessageIds {
+		ids[hex.EncodeToString(id)] = true
+	}
+	for _, it := range items {
+		if it.Own && ids[it.MessageID] {
+			if err := tx.DeleteDeviceItem(peer, it.ContactID, it.MessageID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// blobOwnCardSent names the blob holding the serial of the last card of
+// ours another device of ours (peer) was sent.
+func blobOwnCardSent(peer string) string { return "cardsent.own." + peer }
+
+// attachOwnCard puts our card in p if our device peer has not been sent
+// this version yet: it then holds our mailbox hosts and prekeys, to answer
+// through our mailbox while we are offline.
+func (m *Messenger) attachOwnCard(tx *store.Tx, peer string, p *wirepb.Payload, card []byte) error {
+	if len(card) == 0 {
+		return nil
+	}
+	c, err := identity.ParseSignedCard(card)
+	if err != nil {
+		return nil
+	}
+	serial := binary.BigEndian.AppendUint64(nil, c.Serial)
+	if b, err := tx.Blob(blobOwnCardSent(peer)); err == nil && bytes.Equal(b, serial) && len(p.SenderCard) == 0 {
+		return nil
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if len(p.SenderCard) == 0 {
+		p.SenderCard = card
+	}
+	return tx.PutBlob(blobOwnCardSent(peer), serial)
+}
