@@ -138,8 +138,7 @@ func TestCardRollbackNotApplied(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		bob.m.refreshCard(tx, c, card, newer)
-		return nil
+		return bob.m.refreshCard(tx, nil, c, card, newer)
 	})
 	if err != nil {
 		t.Fatal(err)
