@@ -164,6 +164,7 @@ type Payload struct {
 	//	*Payload_Group
 	//	*Payload_Read
 	//	*Payload_Sent
+	//	*Payload_Sync
 	Body isPayload_Body `protobuf_oneof:"body"`
 	// sender_card is the sender's signed contact card, sent with the first
 	// messages of a session so that the receiver can add the sender.
@@ -266,6 +267,15 @@ func (x *Payload) GetSent() *SentCopy {
 	return nil
 }
 
+func (x *Payload) GetSync() *DeviceSync {
+	if x != nil {
+		if x, ok := x.Body.(*Payload_Sync); ok {
+			return x.Sync
+		}
+	}
+	return nil
+}
+
 func (x *Payload) GetSenderCard() []byte {
 	if x != nil {
 		return x.SenderCard
@@ -307,6 +317,12 @@ type Payload_Sent struct {
 	Sent *SentCopy `protobuf:"bytes,17,opt,name=sent,proto3,oneof"`
 }
 
+type Payload_Sync struct {
+	// sync is a change made on another device of our own account
+	// (devsync.proto); only accepted from a device our list holds active.
+	Sync *DeviceSync `protobuf:"bytes,18,opt,name=sync,proto3,oneof"`
+}
+
 func (*Payload_Text) isPayload_Body() {}
 
 func (*Payload_Ack) isPayload_Body() {}
@@ -316,6 +332,8 @@ func (*Payload_Group) isPayload_Body() {}
 func (*Payload_Read) isPayload_Body() {}
 
 func (*Payload_Sent) isPayload_Body() {}
+
+func (*Payload_Sync) isPayload_Body() {}
 
 type Text struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -1262,7 +1280,7 @@ var File_wirepb_wire_proto protoreflect.FileDescriptor
 
 const file_wirepb_wire_proto_rawDesc = "" +
 	"\n" +
-	"\x11wirepb/wire.proto\x12\x10samizdat.wire.v1\x1a\x13wirepb/groups.proto\"\x83\x01\n" +
+	"\x11wirepb/wire.proto\x12\x10samizdat.wire.v1\x1a\x13wirepb/groups.proto\x1a\x14wirepb/devsync.proto\"\x83\x01\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1d\n" +
 	"\n" +
@@ -1272,14 +1290,15 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"initiation\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
-	"ciphertext\"\xe0\x02\n" +
+	"ciphertext\"\x94\x03\n" +
 	"\aPayload\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextH\x00R\x04text\x12)\n" +
 	"\x03ack\x18\x03 \x01(\v2\x15.samizdat.wire.v1.AckH\x00R\x03ack\x126\n" +
 	"\x05group\x18\x05 \x01(\v2\x1e.samizdat.wire.v1.GroupControlH\x00R\x05group\x12,\n" +
 	"\x04read\x18\x06 \x01(\v2\x16.samizdat.wire.v1.ReadH\x00R\x04read\x120\n" +
-	"\x04sent\x18\x11 \x01(\v2\x1a.samizdat.wire.v1.SentCopyH\x00R\x04sent\x12\x1f\n" +
+	"\x04sent\x18\x11 \x01(\v2\x1a.samizdat.wire.v1.SentCopyH\x00R\x04sent\x122\n" +
+	"\x04sync\x18\x12 \x01(\v2\x1c.samizdat.wire.v1.DeviceSyncH\x00R\x04sync\x12\x1f\n" +
 	"\vsender_card\x18\x04 \x01(\fR\n" +
 	"senderCard\x12!\n" +
 	"\finvite_proof\x18\a \x01(\fR\vinviteProofB\x06\n" +
@@ -1406,6 +1425,7 @@ var file_wirepb_wire_proto_goTypes = []any{
 	(*SessionEntry)(nil),  // 14: samizdat.wire.v1.SessionEntry
 	(*SentCopy)(nil),      // 15: samizdat.wire.v1.SentCopy
 	(*GroupControl)(nil),  // 16: samizdat.wire.v1.GroupControl
+	(*DeviceSync)(nil),    // 17: samizdat.wire.v1.DeviceSync
 }
 var file_wirepb_wire_proto_depIdxs = []int32{
 	3,  // 0: samizdat.wire.v1.Payload.text:type_name -> samizdat.wire.v1.Text
@@ -1413,16 +1433,17 @@ var file_wirepb_wire_proto_depIdxs = []int32{
 	16, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
 	5,  // 3: samizdat.wire.v1.Payload.read:type_name -> samizdat.wire.v1.Read
 	15, // 4: samizdat.wire.v1.Payload.sent:type_name -> samizdat.wire.v1.SentCopy
-	0,  // 5: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
-	10, // 6: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
-	9,  // 7: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
-	14, // 8: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
-	3,  // 9: samizdat.wire.v1.SentCopy.text:type_name -> samizdat.wire.v1.Text
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	17, // 5: samizdat.wire.v1.Payload.sync:type_name -> samizdat.wire.v1.DeviceSync
+	0,  // 6: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
+	10, // 7: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
+	9,  // 8: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
+	14, // 9: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
+	3,  // 10: samizdat.wire.v1.SentCopy.text:type_name -> samizdat.wire.v1.Text
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_wire_proto_init() }
@@ -1431,12 +1452,14 @@ func file_wirepb_wire_proto_init() {
 		return
 	}
 	file_wirepb_groups_proto_init()
+	file_wirepb_devsync_proto_init()
 	file_wirepb_wire_proto_msgTypes[1].OneofWrappers = []any{
 		(*Payload_Text)(nil),
 		(*Payload_Ack)(nil),
 		(*Payload_Group)(nil),
 		(*Payload_Read)(nil),
 		(*Payload_Sent)(nil),
+		(*Payload_Sync)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
