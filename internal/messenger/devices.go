@@ -53,7 +53,12 @@ func (m *Messenger) DevicesChanged(ctx context.Context) error {
 	m.cardMu.Lock()
 	m.ownCard = nil
 	m.cardMu.Unlock()
-	_, err := m.card(ctx)
+	if _, err := m.card(ctx); err != nil {
+		return err
+	}
+	// Our other devices learn the change (devsync.go).
+	err := m.st.Update(ctx, m.syncDevices)
+	m.syncWake()
 	return err
 }
 

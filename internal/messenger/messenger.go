@@ -218,6 +218,7 @@ type Messenger struct {
 	bcast  *broadcast // channels and groups (broadcast.go)
 	groups groupCache // computed group memberships (groups.go)
 	ops    opCache    // checked group ops (groupops.go)
+	dsync  devSync    // sync between our own devices (devsync.go)
 
 	// encStats counts the encryptions groups cost (groupbatch.go).
 	encStats groupEncStats
