@@ -2,6 +2,7 @@ package messenger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -11,15 +12,19 @@ import (
 // Renaming and deleting contacts (issue 17: both follow on the account's
 // other devices, devsync.go).
 
+// ErrBadContactName is returned by RenameContact for a name that is
+// empty, too long or on several lines.
+var ErrBadContactName = errors.New("bad contact name")
+
 // RenameContact renames a contact (by name, id or account id); the new
 // name must be free.
 func (m *Messenger) RenameContact(ctx context.Context, ref, name string) (ContactInfo, error) {
 	name = strings.TrimSpace(name)
 	if err := validName(name); err != nil {
-		return ContactInfo{}, err
+		return ContactInfo{}, fmt.Errorf("%w: %v", ErrBadContactName, err)
 	}
 	if name == "" {
-		return ContactInfo{}, fmt.Errorf("a contact needs a name")
+		return ContactInfo{}, fmt.Errorf("%w: a contact needs a name", ErrBadContactName)
 	}
 	var out *store.Contact
 	err := m.st.Update(ctx, m.thenSyncContact(&out, func(tx *store.Tx) error {
