@@ -44,6 +44,17 @@ func TestCLIDeviceSync(t *testing.T) {
 	// A contact added on the laptop after linking.
 	alice.must("contacts", "add", strings.TrimSpace(bob.must("invite")))
 	bobAcct := mustAccount(t, bob)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range []*profile{alice, phone} {
+				for _, l := range strings.Split(p.log.String(), "\n") {
+					if strings.Contains(l, "evice") || strings.Contains(l, "ync") || strings.Contains(l, "level=WARN") {
+						t.Logf("%s: %s", p.name, l)
+					}
+				}
+			}
+		}
+	})
 	eventuallyCLI(t, "bob on the phone", func() bool { return phone.contactNamed(bobAcct) == "bob" })
 	id := strings.TrimSpace(phone.must("send", "bob", "hello from alice's phone"))
 	phone.waitState("bob", id, "delivered")

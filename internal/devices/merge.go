@@ -21,9 +21,11 @@ import (
 //     each linked a device at version v both end at v+1 with the same
 //     list, and a contact holding either card takes the merged one).
 //
-// Merge reports whether our list changed and whether the other side's differs
+// origin is the device that sent the other list: its own entry (its
+// addresses, which change as it restarts) is taken from it. Merge reports
+// whether our list changed and whether the other side's differs
 // from the result (then it should be told ours).
-func (l *List) Merge(other *List) (changed, tellBack bool) {
+func (l *List) Merge(other *List, origin string) (changed, tellBack bool) {
 	merged := l.clone()
 	for _, o := range other.Entries {
 		e := merged.Find(o.Device.PeerID)
@@ -40,8 +42,9 @@ func (l *List) Merge(other *List) (changed, tellBack bool) {
 		if o.Revoked() && (!e.Revoked() || o.RevokedAt.Before(e.RevokedAt)) {
 			e.RevokedAt = o.RevokedAt
 		}
-		if other.Version > l.Version {
-			// The newer list's certificate, addresses and name.
+		if other.Version > l.Version || o.Device.PeerID == origin {
+			// The newer list's certificate, addresses and name; the
+			// sending device knows its own addresses best.
 			e.Device = o.Device
 		}
 	}

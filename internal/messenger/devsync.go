@@ -100,6 +100,11 @@ func (m *Messenger) queueSync(tx *store.Tx, key string, s *wirepb.DeviceSync) er
 		if err := tx.EnqueueDevice(store.DeviceItem{PeerID: d.PeerID, Own: true, MessageID: id, Payload: b, NextAttempt: m.now()}); err != nil {
 			return err
 		}
+		// Tried at once, not after the backoff of what waits for it
+		// (the queue goes in order).
+		if err := tx.DeviceDueNow(d.PeerID, m.now()); err != nil {
+			return err
+		}
 	}
 	m.dsync.queued.Store(true)
 	return nil
@@ -275,7 +280,7 @@ func (m *Messenger) applySync(tx *store.Tx, rx *batch, peer string, s *wirepb.De
 			})
 		}
 	case *wirepb.DeviceSync_Devices:
-		err = m.applySyncDevices(tx, rx, it.Devices)
+		err = m.applySyncDevices(tx, rx, peer, it.Devices)
 	}
 	if err != nil && isPermanent(err) {
 		m.log.Info("deviceSyncDropped", "device", shortPeer(peer), "err", err)
@@ -488,7 +493,7 @@ func (m *Messenger) applySyncGroup(tx *store.Tx, rx *batch, sg *wirepb.SyncGroup
 // applySyncDevices merges the device list another device of ours holds.
 // Devices whose certificate does not verify under our account are left
 // out. When the sender's list lacks something, ours is sent back.
-func (m *Messenger) applySyncDevices(tx *store.Tx, rx *batch, dl *wirepb.SyncDeviceList) error {
+func (m *Messenger) applySyncDevices(tx *store.Tx, rx *batch, peer string, dl *wirepb.SyncDeviceList) error {
 	other := &devices.List{Version: dl.Version}
 	for _, sd := range dl.Devices {
 		d := identity.Device{PeerID: sd.PeerId, Addrs: sd.Addrs, Key: sd.Key, Signature: sd.Signature, Name: sd.Name}
@@ -504,7 +509,7 @@ func (m *Messenger) applySyncDevices(tx *store.Tx, rx *batch, dl *wirepb.SyncDev
 		return err
 	}
 	before := l.Version
-	changed, tellBack := l.Merge(other)
+	changed, tellBack := l.Merge(other, peer)
 	if changed {
 		if err := devices.Save(tx, l); err != nil {
 			return err
@@ -540,4 +545,47 @@ func (m *Messenger) thenSyncContact(out **store.Contact, f func(*store.Tx) error
 		}
 		return m.syncContact(tx, *out, false)
 	}
+}
+
+// announceDevice tells our other devices this device's addresses as it
+// starts (they change with each start unless a port is configured): a
+// device-list sync, which also makes this device dial them, so that what
+// they queued for it while it was away comes at once.
+func (m *Messenger) announceDevice(ctx context.Context, addrs []string) {
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		l, err := devices.Load(tx)
+		if err != nil {
+			return err
+		}
+		self := m.selfPeer()
+		e := l.Find(self)
+		if e == nil || e.Device.PeerID != self || len(l.Active()) < 2 {
+			return nil
+		}
+		e.Device.Addrs, e.LastSeen = addrs, m.now()
+		if err := devices.Save(tx, l); err != nil {
+			return err
+		}
+		return m.syncDevices(tx)
+	})
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("deviceAnnounceFailed", "err", err)
+	}
+	m.syncWake()
+}
+
+// ownDeviceConnected makes what is queued for peer, if it is an active
+// device of ours, due at once: it is back.
+func (m *Messenger) ownDeviceConnected(ctx context.Context, peer string) {
+	own := false
+	_ = m.st.View(ctx, func(tx *store.Tx) error { // most peers are not ours: no write for them
+		l, err := devices.Load(tx)
+		own = err == nil && l.IsActive(peer) && peer != m.selfPeer()
+		return err
+	})
+	if !own {
+		return
+	}
+	_ = m.st.Update(ctx, func(tx *store.Tx) error { return tx.DeviceDueNow(peer, m.now()) })
+	m.wake()
 }

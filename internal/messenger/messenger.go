@@ -342,6 +342,7 @@ func (m *Messenger) Start(ctx context.Context) {
 		m.tr.OnConnected(func(peerID string) { m.peerConnected(ctx, peerID) })
 		addrs := transportAddrs(m.tr.Addrs())
 		_ = m.st.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobAddrs, []byte(joinLines(addrs))) })
+		m.announceDevice(ctx, addrs) // devsync.go
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()

@@ -711,7 +711,8 @@ func (m *Messenger) peerConnected(ctx context.Context, peerID string) {
 	if m.isMailboxHost(peerID) {
 		m.kickFetch()
 	}
-	m.backOnline() // fetchpace.go
+	m.backOnline()                    // fetchpace.go
+	m.ownDeviceConnected(ctx, peerID) // devsync.go
 	var c *store.Contact
 	err := m.st.View(ctx, func(tx *store.Tx) (err error) { c, err = tx.ContactByPeer(peerID); return err })
 	if err != nil {

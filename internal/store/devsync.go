@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // SyncClock returns when the newest change applied to a synced item
@@ -24,6 +25,16 @@ func (tx *Tx) PutSyncClock(item string, at int64, origin string) error {
 	if _, err := tx.exec(`INSERT INTO sync_clock (item, at, origin) VALUES (?, ?, ?)
 		ON CONFLICT (item) DO UPDATE SET at = excluded.at, origin = excluded.origin`, item, at, origin); err != nil {
 		return fmt.Errorf("store: put sync clock: %w", err)
+	}
+	return nil
+}
+
+// DeviceDueNow makes a device's queued copies due at now at the latest
+// (a new change for it: try at once rather than after the backoff of the
+// older ones), keeping their attempt counts.
+func (tx *Tx) DeviceDueNow(peer string, now time.Time) error {
+	if _, err := tx.exec(`UPDATE device_outbox SET next_attempt = min(next_attempt, ?) WHERE peer_id = ?`, toNanos(now), peer); err != nil {
+		return fmt.Errorf("store: device due now: %w", err)
 	}
 	return nil
 }
