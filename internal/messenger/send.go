@@ -708,11 +708,11 @@ func (m *Messenger) reschedule(ctx context.Context, c *store.Contact, items []st
 // peerConnected retries a contact's queued messages at once when its
 // device connects: it is probably back online.
 func (m *Messenger) peerConnected(ctx context.Context, peerID string) {
+	m.ownDeviceConnected(ctx, peerID) // devsync.go
 	if m.isMailboxHost(peerID) {
 		m.kickFetch()
 	}
-	m.backOnline()                    // fetchpace.go
-	m.ownDeviceConnected(ctx, peerID) // devsync.go
+	m.backOnline() // fetchpace.go
 	var c *store.Contact
 	err := m.st.View(ctx, func(tx *store.Tx) (err error) { c, err = tx.ContactByPeer(peerID); return err })
 	if err != nil {
