@@ -2,6 +2,7 @@ package messenger
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -247,6 +248,24 @@ func TestDevSyncChannelsAndGroups(t *testing.T) {
 		return err == nil && len(ps) == 1 && ps[0].Text == "from the laptop"
 	})
 
+	// The same channel again, twice: nothing changes.
+	link, err := laptop.m.ChannelInvite(ctx, own.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(link, ChannelLinkPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := phone.m.Channels(ctx)
+	for range 2 {
+		applyDirect(t, phone, laptop.n.PeerID(), &wirepb.DeviceSync{Version: wire.Version, AtUnixMs: time.Now().UnixMilli(), Origin: laptop.n.PeerID(),
+			Item: &wirepb.DeviceSync_Channel{Channel: raw}})
+	}
+	if after, _ := phone.m.Channels(ctx); len(after) != len(before) {
+		t.Fatalf("channels on the phone: %d, then %d", len(before), len(after))
+	}
+
 	g, err := laptop.m.CreateGroup(ctx, "family")
 	if err != nil {
 		t.Fatal(err)
@@ -255,6 +274,37 @@ func TestDevSyncChannelsAndGroups(t *testing.T) {
 		gi, err := phone.m.Group(ctx, g.ID)
 		return err == nil && gi.Name == "family" && !gi.Gone
 	})
+	// The same group again, twice: the same ops, the same state.
+	gid, _ := hex.DecodeString(g.ID)
+	var sg *wirepb.SyncGroupState
+	opsOn := func(n *tnode) (k int) {
+		_ = n.st.View(ctx, func(tx *store.Tx) error {
+			ops, err := tx.GroupOps(gid)
+			k = len(ops)
+			return err
+		})
+		return k
+	}
+	err = laptop.st.View(ctx, func(tx *store.Tx) error {
+		gr, err := tx.Group(gid)
+		if err != nil {
+			return err
+		}
+		ops, err := tx.GroupOps(gid)
+		sg = &wirepb.SyncGroupState{Id: gid, Secret: gr.Secret, Name: gr.Name, CreatedUnixMs: gr.Created.UnixMilli(), Ops: ops}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n0 := opsOn(phone)
+	for range 2 {
+		applyDirect(t, phone, laptop.n.PeerID(), &wirepb.DeviceSync{Version: wire.Version, AtUnixMs: time.Now().UnixMilli(), Origin: laptop.n.PeerID(),
+			Item: &wirepb.DeviceSync_Group{Group: sg}})
+	}
+	if n := opsOn(phone); n != n0 || n0 == 0 {
+		t.Fatalf("group ops on the phone: %d, then %d", n0, n)
+	}
 	if _, err := laptop.m.GroupLeave(ctx, g.ID); err != nil {
 		t.Fatal(err)
 	}

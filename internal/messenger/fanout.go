@@ -356,8 +356,9 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 	}
 	c, err := tx.ContactByAccount(sent.ToAccount)
 	if errors.Is(err, store.ErrNotFound) {
-		// A contact added on the other device since linking (contacts
-		// are not synced after it): nothing to show it in.
+		// A contact this device does not hold (deleted here; a contact
+		// added on the other device comes before, devsync.go): nothing
+		// to show it in.
 		m.log.Info("sentCopyUnknownContact", "contact", identity.Short(sent.ToAccount))
 		return nil
 	} else if err != nil {
