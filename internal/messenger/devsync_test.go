@@ -428,3 +428,43 @@ func TestDevSyncRefused(t *testing.T) {
 		t.Fatal("the laptop took a contact from the revoked phone")
 	}
 }
+
+// TestDevSyncUnknownDeviceWaits: a change from a device of ours that this
+// device's list does not name yet (linked on another device while this
+// one was away) is answered "later", not refused, and applied once the
+// list that names the device arrives.
+func TestDevSyncUnknownDeviceWaits(t *testing.T) {
+	ctx := context.Background()
+	laptop := newNode(t, "alice")
+	phone := linkDevice(t, laptop, "phone")
+	eventually(t, 20*time.Second, "the laptop's queue for the phone empty", func() bool { return ownQueueEmpty(t, laptop, phone.n.PeerID()) })
+	phonePeer := phone.n.PeerID()
+	phone.pinAddr()
+	phone.stop()
+	tablet := linkDevice(t, laptop, "tablet")
+	// The phone must not learn of the tablet from the laptop yet.
+	if err := laptop.st.Update(ctx, func(tx *store.Tx) error { return tx.DeleteDeviceItems(phonePeer) }); err != nil {
+		t.Fatal(err)
+	}
+	laptop.stop()
+	phone.start()
+	// The tablet tried the phone while it was down: its dials back off;
+	// the phone's connection (as when it dials a contact) brings them
+	// together at once.
+	if err := phone.n.Connect(ctx, tablet.n.PeerID(), tablet.n.Addrs()); err != nil {
+		t.Fatal(err)
+	}
+	carol := newNode(t, "carol")
+	addContact(t, tablet, carol)
+	eventually(t, 20*time.Second, "the tablet's changes answered later, more times than a refusal is retried", func() bool {
+		var items []store.DeviceItem
+		_ = tablet.st.View(ctx, func(tx *store.Tx) (err error) { items, err = tx.DeviceOutbox(phone.n.PeerID()); return err })
+		return len(items) > 0 && items[0].Attempts >= fanRetryLimit+1 && items[0].LastError == "not acked"
+	})
+	if contactOf(t, phone, carol.m.AccountID()) != nil {
+		t.Fatal("the phone took a change from a device it does not know")
+	}
+	laptop.start() // its start tells the phone the list, with the tablet
+	eventually(t, 20*time.Second, "the tablet in the phone's list", func() bool { return deviceList(t, phone).IsActive(tablet.n.PeerID()) })
+	eventually(t, 20*time.Second, "carol on the phone", func() bool { return contactOf(t, phone, carol.m.AccountID()) != nil })
+}

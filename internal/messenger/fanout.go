@@ -295,6 +295,13 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 	if err != nil {
 		return err
 	}
+	if e := l.Find(peer); in != nil && peer != "" && (e == nil || e.Device.PeerID != peer) {
+		// A device holding the account key that our list does not name
+		// at all: linked on another device of ours, whose list has not
+		// reached us yet (devsync.go). Later, not never.
+		m.log.Info("unknownOwnDevice", "device", shortPeer(peer))
+		return fmt.Errorf("%w (a device of ours not in our list yet)", errRequestLater)
+	}
 	if peer == "" || !l.IsActive(peer) {
 		m.log.Info("revokedDeviceRefused", "device", shortPeer(peer))
 		return permanent(ErrRevokedDevice)
