@@ -468,3 +468,28 @@ func TestDevSyncUnknownDeviceWaits(t *testing.T) {
 	eventually(t, 20*time.Second, "the tablet in the phone's list", func() bool { return deviceList(t, phone).IsActive(tablet.n.PeerID()) })
 	eventually(t, 20*time.Second, "carol on the phone", func() bool { return contactOf(t, phone, carol.m.AccountID()) != nil })
 }
+
+// TestDevSyncJoinedGroup: a group bob invites alice to (the invitation
+// reaches her primary device, the laptop) is on her phone too.
+func TestDevSyncJoinedGroup(t *testing.T) {
+	ctx := context.Background()
+	laptop, bob := newNode(t, "alice"), newNode(t, "bob")
+	addContact(t, laptop, bob)
+	addContact(t, bob, laptop)
+	phone := linkDevice(t, laptop, "phone")
+	g, err := bob.m.CreateGroup(ctx, "book club")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.m.GroupAdd(ctx, g.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the group on the laptop", func() bool {
+		gi, err := laptop.m.Group(ctx, g.ID)
+		return err == nil && !gi.Gone
+	})
+	eventually(t, 20*time.Second, "the group on the phone", func() bool {
+		gi, err := phone.m.Group(ctx, g.ID)
+		return err == nil && !gi.Gone && len(gi.Members) == 2
+	})
+}
