@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"time"
 
@@ -57,8 +58,21 @@ func (s *settings) applySynced(b []byte) {
 		return
 	}
 	ctx := context.Background()
-	st, err := s.Settings(ctx)
-	if err != nil {
+	s.mu.Lock() // read, change and write as one: a local save in between is not undone
+	defer s.mu.Unlock()
+	st := apiclient.DefaultSettings()
+	if s.cur != nil {
+		st = clone(*s.cur)
+	} else if err := s.n.Store.View(ctx, func(tx *store.Tx) error {
+		b, err := tx.Blob(blobSettings)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &st)
+	}); err != nil {
+		s.n.log.Warn("syncedSettingsNotSaved", "err", err)
 		return
 	}
 	st.ReadReceipts, st.Language, st.Muted, st.AutoDownloadMB = a.ReadReceipts, a.Language, a.Muted, a.AutoDownloadMB
@@ -70,8 +84,6 @@ func (s *settings) applySynced(b []byte) {
 	if err != nil {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := s.n.Store.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobSettings, nb) }); err != nil {
 		s.n.log.Warn("syncedSettingsNotSaved", "err", err)
 		return
