@@ -179,8 +179,33 @@ func (m *Messenger) syncGroup(tx *store.Tx, gid []byte) error {
 	if err != nil {
 		return err
 	}
-	sg := &wirepb.SyncGroupState{Id: g.ID, Secret: g.Secret, Name: g.Name, CreatedUnixMs: g.Created.UnixMilli(), Ops: ops}
-	return m.queueSync(tx, "", &wirepb.DeviceSync{Item: &wirepb.DeviceSync_Group{Group: sg}})
+	// A large group's ops go in several changes (they merge as a set):
+	// each must fit an envelope.
+	for _, part := range splitOps(ops, maxSyncGroupOps) {
+		sg := &wirepb.SyncGroupState{Id: g.ID, Secret: g.Secret, Name: g.Name, CreatedUnixMs: g.Created.UnixMilli(), Ops: part}
+		if err := m.queueSync(tx, "", &wirepb.DeviceSync{Item: &wirepb.DeviceSync_Group{Group: sg}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxSyncGroupOps bounds the bytes of ops one group change carries.
+const maxSyncGroupOps = wire.MaxEnvelopeSize - 32<<10
+
+// splitOps cuts ops into runs of at most limit bytes (each with at least
+// one op, and at most 4*wire.MaxGroupMembers of them), in order.
+func splitOps(ops [][]byte, limit int) [][][]byte {
+	var out [][][]byte
+	var cur [][]byte
+	size := 0
+	for _, op := range ops {
+		if len(cur) > 0 && (size+len(op)+8 > limit || len(cur) == 4*wire.MaxGroupMembers) {
+			out, cur, size = append(out, cur), nil, 0
+		}
+		cur, size = append(cur, op), size+len(op)+8
+	}
+	return append(out, cur) // one change even for no ops
 }
 
 // SyncGroup sends group ref (id or name) to our other devices: called

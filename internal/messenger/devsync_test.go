@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -492,4 +493,30 @@ func TestDevSyncJoinedGroup(t *testing.T) {
 		gi, err := phone.m.Group(ctx, g.ID)
 		return err == nil && !gi.Gone && len(gi.Members) == 2
 	})
+}
+
+func TestSplitOps(t *testing.T) {
+	op := func(n int) []byte { return make([]byte, n) }
+	cases := []struct {
+		ops   [][]byte
+		limit int
+		want  []int // ops per part
+	}{
+		{nil, 100, []int{0}},
+		{[][]byte{op(10), op(10)}, 100, []int{2}},
+		{[][]byte{op(50), op(50), op(50)}, 120, []int{2, 1}},
+		{[][]byte{op(500), op(10)}, 100, []int{1, 1}}, // an op larger than the limit goes alone
+	}
+	for i, c := range cases {
+		parts := splitOps(c.ops, c.limit)
+		var got []int
+		total := 0
+		for _, p := range parts {
+			got = append(got, len(p))
+			total += len(p)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) || total != len(c.ops) {
+			t.Errorf("case %d: parts %v, want %v", i, got, c.want)
+		}
+	}
 }
