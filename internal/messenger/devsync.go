@@ -88,7 +88,7 @@ func (m *Messenger) queueSync(tx *store.Tx, key string, s *wirepb.DeviceSync) er
 		return err
 	}
 	b := wire.Marshal(&wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Sync{Sync: s}})
-	if len(b) > wire.MaxEnvelopeSize-4<<10 {
+	if len(b) > maxSyncPayload {
 		m.log.Warn("deviceSyncTooLarge", "bytes", len(b))
 		return nil
 	}
@@ -190,8 +190,13 @@ func (m *Messenger) syncGroup(tx *store.Tx, gid []byte) error {
 	return nil
 }
 
-// maxSyncGroupOps bounds the bytes of ops one group change carries.
-const maxSyncGroupOps = wire.MaxEnvelopeSize - 32<<10
+// maxSyncGroupOps bounds the bytes of ops one group change carries, and
+// maxSyncPayload a change: with the card attached to a session's first
+// messages and the padding (64 KiB buckets) it stays within an envelope.
+const (
+	maxSyncGroupOps = 128 << 10
+	maxSyncPayload  = 160 << 10
+)
 
 // splitOps cuts ops into runs of at most limit bytes (each with at least
 // one op, and at most 4*wire.MaxGroupMembers of them), in order.
