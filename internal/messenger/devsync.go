@@ -312,7 +312,9 @@ func (m *Messenger) applySync(tx *store.Tx, rx *batch, peer string, s *wirepb.De
 	case *wirepb.DeviceSync_Devices:
 		err = m.applySyncDevices(tx, rx, peer, it.Devices)
 	}
-	if err != nil && isPermanent(err) {
+	if err != nil && (isPermanent(err) || errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrInvalid)) {
+		// Not retried: the same change would fail the same way, and hold
+		// up the changes queued behind it.
 		m.log.Info("deviceSyncDropped", "device", shortPeer(peer), "err", err)
 		return nil
 	}
