@@ -552,6 +552,9 @@ func (m *Messenger) applySyncDevices(tx *store.Tx, rx *batch, peer string, dl *w
 			return err
 		}
 	}
+	if e := l.Find(m.selfPeer()); e != nil && e.Device.PeerID == m.selfPeer() && e.Revoked() {
+		m.log.Warn("thisDeviceRevoked", "by", shortPeer(peer)) // the others send it nothing more
+	}
 	if l.Version != before {
 		m.log.Info("deviceListSynced", "version", l.Version, "devices", len(l.Active()))
 		rx.after = append(rx.after, func() {
