@@ -57,7 +57,12 @@ func (m *Messenger) DevicesChanged(ctx context.Context) error {
 		return err
 	}
 	// Our other devices learn the change (devsync.go).
-	err := m.st.Update(ctx, m.syncDevices)
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		if err := m.syncDevices(tx); err != nil {
+			return err
+		}
+		return m.syncSnapshot(tx)
+	})
 	m.syncWake()
 	return err
 }

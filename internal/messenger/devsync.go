@@ -74,7 +74,10 @@ func newSyncID(m *Messenger) (string, error) {
 // empty, names the item whose newest change is recorded (last writer
 // wins).
 func (m *Messenger) queueSync(tx *store.Tx, key string, s *wirepb.DeviceSync) error {
-	s.Version, s.AtUnixMs, s.Origin = wire.Version, m.now().UnixMilli(), m.selfPeer()
+	s.Version = wire.Version
+	if s.AtUnixMs == 0 { // else a change made before, sent again (syncSnapshot)
+		s.AtUnixMs, s.Origin = m.now().UnixMilli(), m.selfPeer()
+	}
 	if s.Origin == "" {
 		return nil // not on a network (tests without transport): no devices either
 	}
@@ -623,4 +626,37 @@ func (m *Messenger) ownDeviceConnected(ctx context.Context, peer string) {
 	}
 	_ = m.st.Update(ctx, func(tx *store.Tx) error { return tx.DeviceDueNow(peer, m.now()) })
 	m.wake()
+}
+
+// blobSettings is where internal/app keeps the settings (JSON).
+const blobSettings = "settings"
+
+// syncSnapshot sends our other devices what linking does not hand over:
+// the channels we follow or own, and the settings as last changed (under
+// that change's own time, so that it never overrides a newer one). Sent
+// when the device list changed (a device linked); idempotent for the
+// devices that have it all.
+func (m *Messenger) syncSnapshot(tx *store.Tx) error {
+	cs, err := tx.Channels()
+	if err != nil {
+		return err
+	}
+	for i := range cs {
+		if err := m.syncChannel(tx, &cs[i]); err != nil {
+			return err
+		}
+	}
+	at, origin, err := tx.SyncClock(settingsKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // never changed: each device has the defaults
+	} else if err != nil {
+		return err
+	}
+	b, err := tx.Blob(blobSettings)
+	if errors.Is(err, store.ErrNotFound) || len(b) == 0 || len(b) > wire.MaxSyncSettings {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return m.queueSync(tx, "", &wirepb.DeviceSync{AtUnixMs: at, Origin: origin, Item: &wirepb.DeviceSync_Settings{Settings: b}})
 }

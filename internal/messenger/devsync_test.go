@@ -520,3 +520,53 @@ func TestSplitOps(t *testing.T) {
 		}
 	}
 }
+
+// TestDevSyncSnapshotOnLink: a device linked after channels were followed
+// and settings changed gets them (linking hands over contacts and groups
+// only), the settings under the time they were changed.
+func TestDevSyncSnapshotOnLink(t *testing.T) {
+	ctx := context.Background()
+	laptop, carol := newNode(t, "alice"), newNode(t, "carol")
+	ch, err := carol.m.CreateChannel(ctx, "news", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := carol.m.ChannelInvite(ctx, ch.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.m.FollowChannel(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	own, err := laptop.m.CreateChannel(ctx, "notes", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := []byte(`{"readReceipts":false,"autoDownloadMB":5}`)
+	if err := laptop.st.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobSettings, settings) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.m.SyncSettings(ctx, settings); err != nil {
+		t.Fatal(err)
+	}
+	phone := linkDevice(t, laptop, "phone")
+	eventually(t, 20*time.Second, "both channels on the phone", func() bool {
+		cs, err := phone.m.Channels(ctx)
+		n := 0
+		for _, c := range cs {
+			if c.ID == ch.ID || c.ID == own.ID {
+				n++
+			}
+		}
+		return err == nil && n == 2
+	})
+	clock := func(n *tnode) (at int64, origin string) {
+		_ = n.st.View(ctx, func(tx *store.Tx) (err error) { at, origin, err = tx.SyncClock(settingsKey); return err })
+		return at, origin
+	}
+	wantAt, wantOrigin := clock(laptop)
+	eventually(t, 20*time.Second, "the settings applied on the phone, as of their change", func() bool {
+		at, origin := clock(phone)
+		return at == wantAt && origin == wantOrigin && wantAt != 0
+	})
+}
