@@ -73,6 +73,8 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /api/v1/messages/read", s.markRead)
 	mux.HandleFunc("GET /api/v1/search", s.search)
 	mux.HandleFunc("POST /api/v1/contacts/verify", s.verify)
+	mux.HandleFunc("POST /api/v1/contacts/rename", s.renameContact) // contactedit.go
+	mux.HandleFunc("POST /api/v1/contacts/delete", s.deleteContact) // contactedit.go
 	mux.HandleFunc("GET /api/v1/invite/qr", s.inviteQR)
 	mux.HandleFunc("GET /api/v1/connectivity", s.connectivity)
 	mux.HandleFunc("POST /api/v1/login/code", s.loginCode)

@@ -246,6 +246,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.set = &settings{n: n}
+	n.Messenger.OnSettingsSynced(n.set.applySynced) // settingsync.go
 	n.devices = devices.New(devices.Config{Store: n.Store, Transport: n.P2P, Account: n.Messenger, Logger: log.With("component", "devices")})
 	if st, err := n.set.Settings(ctx); err == nil {
 		n.Messenger.SetReadReceipts(st.ReadReceipts)

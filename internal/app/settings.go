@@ -55,6 +55,7 @@ func (s *settings) SaveSettings(ctx context.Context, st apiclient.Settings) erro
 	if err != nil {
 		return err
 	}
+	prev, _ := s.Settings(ctx) // the account's part follows on our other devices (settingsync.go)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.n.Store.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobSettings, b) }); err != nil {
@@ -64,6 +65,7 @@ func (s *settings) SaveSettings(ctx context.Context, st apiclient.Settings) erro
 	s.cur = &c
 	s.n.Messenger.SetReadReceipts(st.ReadReceipts)
 	applyAutoDownload(s.n, st)
+	s.syncSettings(ctx, prev, st)
 	return nil
 }
 

@@ -235,6 +235,7 @@ func contactsCmd(g *globals) *cobra.Command {
 	add.Flags().StringVar(&name, "name", "", "name to show for this contact (default: the name on their card)")
 	add.Flags().BoolVar(&addJSON, "json", false, "print JSON")
 	c.AddCommand(add)
+	c.AddCommand(contactRenameCmd(g), contactDeleteCmd(g)) // contactedit.go
 	return c
 }
 

@@ -107,9 +107,16 @@ func (m *Messenger) CreateChannel(ctx context.Context, name string, private bool
 			return ChannelInfo{}, err
 		}
 	}
-	if err := m.st.Update(ctx, func(tx *store.Tx) error { return tx.AddChannel(c) }); err != nil {
+	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.AddChannel(c); err != nil {
+			return err
+		}
+		return m.syncChannel(tx, c) // devsync.go: our other devices follow it
+	})
+	if err != nil {
 		return ChannelInfo{}, err
 	}
+	m.syncWake()
 	m.joinChannel(c)
 	return channelInfo(c, nil), nil
 }
@@ -212,11 +219,15 @@ func (m *Messenger) FollowChannel(ctx context.Context, link string) (ChannelInfo
 			seqs, err = tx.ChannelSeqs(id[:])
 			return err
 		}
-		return tx.AddChannel(c)
+		if err := tx.AddChannel(c); err != nil {
+			return err
+		}
+		return m.syncChannel(tx, c) // devsync.go: our other devices follow it
 	})
 	if err != nil {
 		return ChannelInfo{}, err
 	}
+	m.syncWake()
 	m.joinChannel(c)
 	return channelInfo(c, seqs), nil
 }

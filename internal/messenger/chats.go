@@ -104,11 +104,15 @@ func (m *Messenger) MarkRead(ctx context.Context, ref string, upToSeq int64) (in
 			return err
 		}
 		n = len(ids)
+		if err := m.syncRead(tx, c, ids); err != nil { // devsync.go: read on our other devices too
+			return err
+		}
 		if m.noReceipts() || n == 0 {
 			return nil
 		}
 		return m.queueReadReceipts(tx, c, ids)
 	})
+	m.syncWake()
 	if err == nil && n > 0 {
 		m.emit(Event{Type: EventRead, ContactID: cid})
 		if !m.noReceipts() {
@@ -186,8 +190,9 @@ func (m *Messenger) SetVerified(ctx context.Context, ref string, verified bool) 
 			return err
 		}
 		out = m.contactInfo(c)
-		return nil
+		return m.syncContact(tx, c, false) // devsync.go
 	})
+	m.syncWake()
 	if err == nil {
 		m.emit(Event{Type: EventContact, ContactID: out.ID})
 	}

@@ -235,7 +235,7 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 	}
 	var out *store.Contact
 	var events []Event
-	err = m.st.Update(ctx, func(tx *store.Tx) error {
+	err = m.st.Update(ctx, m.thenSyncContact(&out, func(tx *store.Tx) error { // devsync.go
 		events = nil
 		if len(inv.Card.Devices) > 0 {
 			other, err := tx.ContactByPeer(inv.Card.Devices[0].PeerID)
@@ -305,7 +305,7 @@ func (m *Messenger) AddContact(ctx context.Context, link, name string) (ContactI
 		default:
 			return err
 		}
-	})
+	}))
 	if err != nil {
 		return ContactInfo{}, err
 	}

@@ -58,7 +58,18 @@ func (m *Messenger) DevicesChanged(ctx context.Context) error {
 	m.cardMu.Lock()
 	m.ownCard = nil
 	m.cardMu.Unlock()
-	return m.pushCard(ctx)
+	if err := m.pushCard(ctx); err != nil {
+		return err
+	}
+	// Our other devices learn the change (devsync.go).
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		if err := m.syncDevices(tx); err != nil {
+			return err
+		}
+		return m.syncSnapshot(tx)
+	})
+	m.syncWake()
+	return err
 }
 
 // OwnDevice returns this device's entry in our card (certified).

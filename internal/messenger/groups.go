@@ -220,6 +220,9 @@ func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, er
 		if _, err := tx.PutGroupOp(gid, h[:], op); err != nil {
 			return err
 		}
+		if err := m.syncGroup(tx, gid); err != nil { // devsync.go: on our other devices too
+			return err
+		}
 		st, err = m.loadState(tx, gid)
 		return err
 	})
@@ -406,9 +409,13 @@ func (m *Messenger) GroupRemove(ctx context.Context, ref, memberRefStr string) (
 
 // GroupLeave leaves a group; the others start a new epoch.
 func (m *Messenger) GroupLeave(ctx context.Context, ref string) (GroupInfo, error) {
-	return m.changeGroup(ctx, ref, func(*store.Tx, *store.Group, *groupState) (*groupChange, error) {
+	gi, err := m.changeGroup(ctx, ref, func(*store.Tx, *store.Group, *groupState) (*groupChange, error) {
 		return &groupChange{op: &wirepb.GroupOp{Kind: wirepb.GroupOp_KIND_LEAVE}}, nil
 	})
+	if gid, herr := hex.DecodeString(gi.ID); err == nil && herr == nil {
+		err = m.SyncGroup(ctx, gid) // devsync.go: left on our other devices too
+	}
+	return gi, err
 }
 
 // GroupRename renames a group (admins only).

@@ -119,6 +119,11 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 	if err != nil {
 		return err
 	}
+	if isNew && st.isMember(m.acct) {
+		if err := m.syncGroup(tx, g.ID); err != nil { // devsync.go: joined on our other devices too
+			return err
+		}
+	}
 	if len(gc.SenderKey) > 0 {
 		if err := m.storeSenderKey(tx, g, st, c.AccountID, gc.SenderKey); err != nil {
 			return err

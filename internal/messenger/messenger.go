@@ -222,6 +222,7 @@ type Messenger struct {
 	bcast  *broadcast // channels and groups (broadcast.go)
 	groups groupCache // computed group memberships (groups.go)
 	ops    opCache    // checked group ops (groupops.go)
+	dsync  devSync    // sync between our own devices (devsync.go)
 
 	// encStats counts the encryptions groups cost (groupbatch.go).
 	encStats groupEncStats
@@ -345,6 +346,7 @@ func (m *Messenger) Start(ctx context.Context) {
 		m.tr.OnConnected(func(peerID string) { m.peerConnected(ctx, peerID) })
 		addrs := transportAddrs(m.tr.Addrs())
 		_ = m.st.Update(ctx, func(tx *store.Tx) error { return tx.PutBlob(blobAddrs, []byte(joinLines(addrs))) })
+		m.announceDevice(ctx, addrs) // devsync.go
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()

@@ -543,6 +543,10 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		}
 	}
 	switch body := p.Body.(type) {
+	case *wirepb.Payload_Sync:
+		// Only our own devices sync with us (devsync.go).
+		m.log.Info("deviceSyncRefused", "contact", identity.Short(c.AccountID), "device", shortPeer(peer))
+		return permanent(ErrNotOwnDevice)
 	case *wirepb.Payload_Text:
 		t := body.Text
 		msg := &store.Message{ID: msgID, ContactID: c.ID, Body: t.Body, SentAt: time.UnixMilli(t.SentAtUnixMs), At: m.now(), State: StateReceived}

@@ -430,8 +430,10 @@ func (m *Messenger) AcceptRequest(ctx context.Context, ref, name string) (Contac
 		if c, err = requestByRef(tx, ref); err != nil {
 			return err
 		}
-		events, err = m.promote(tx, c, name)
-		return err
+		if events, err = m.promote(tx, c, name); err != nil {
+			return err
+		}
+		return m.syncContact(tx, c, false) // devsync.go: accepted on our other devices too
 	})
 	if err != nil {
 		return ContactInfo{}, err

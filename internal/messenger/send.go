@@ -708,6 +708,7 @@ func (m *Messenger) reschedule(ctx context.Context, c *store.Contact, items []st
 // peerConnected retries a contact's queued messages at once when its
 // device connects: it is probably back online.
 func (m *Messenger) peerConnected(ctx context.Context, peerID string) {
+	m.ownDeviceConnected(ctx, peerID) // devsync.go
 	if m.isMailboxHost(peerID) {
 		m.kickFetch()
 	}

@@ -45,6 +45,13 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 	if err != nil {
 		return err
 	}
+	if e := l.Find(peer); in != nil && peer != "" && (e == nil || e.Device.PeerID != peer) {
+		// A device holding the account key that our list does not name
+		// at all: linked on another device of ours, whose list has not
+		// reached us yet (devsync.go). Later, not never.
+		m.log.Info("unknownOwnDevice", "device", shortPeer(peer))
+		return fmt.Errorf("%w (a device of ours not in our list yet)", errRequestLater)
+	}
 	if peer != "" && !l.IsActive(peer) {
 		m.log.Info("revokedDeviceRefused", "device", shortPeer(peer))
 		return permanent(ErrRevokedDevice)
@@ -106,7 +113,7 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 		if !bytes.Equal(body.Sent.Text.MessageId, env.MessageId) {
 			return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
 		}
-	case *wirepb.Payload_Ack, *wirepb.Payload_Card:
+	case *wirepb.Payload_Ack, *wirepb.Payload_Card, *wirepb.Payload_Sync: // sync: devsync.go
 	default:
 		return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
 	}
@@ -139,21 +146,27 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 	if u := p.GetCard(); u != nil {
 		return m.ownCardUpdate(tx, l, peer, u) // cardpush.go
 	}
+	if sync := p.GetSync(); sync != nil {
+		if fromMailbox {
+			if err := m.ackOwnMailbox(tx, 0, peer, env); err != nil {
+				return err
+			}
+		}
+		return m.applySync(tx, rx, peer, sync) // devsync.go
+	}
 	sent := p.GetSent()
 	c, err := tx.ContactByAccount(sent.ToAccount)
 	if errors.Is(err, store.ErrNotFound) {
-		// A contact added on the other device since linking (contacts
-		// are not synced after it): nothing to show it in.
+		// A contact this device does not hold (deleted here; a contact
+		// added on the other device comes before, devsync.go): nothing
+		// to show it in.
 		m.log.Info("sentCopyUnknownContact", "contact", identity.Short(sent.ToAccount))
 		return nil
 	} else if err != nil {
 		return err
 	}
 	if fromMailbox {
-		// The sender waits for this ack to drop its copy.
-		if err := tx.EnqueueDevice(store.DeviceItem{ContactID: c.ID, PeerID: peer, Own: true, MessageID: ackItemPrefix + hex.EncodeToString(env.MessageId),
-			Payload:     wire.Marshal(&wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Ack{Ack: &wirepb.Ack{MessageIds: [][]byte{env.MessageId}}}}),
-			NextAttempt: m.now()}); err != nil {
+		if err := m.ackOwnMailbox(tx, c.ID, peer, env); err != nil {
 			return err
 		}
 	}
@@ -174,6 +187,15 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 	}
 	rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateSent})
 	return nil
+}
+
+// ackOwnMailbox queues the ack of an envelope our device peer left in
+// our mailbox: the sender waits for it to drop its copy (cid 0: a change
+// between our devices, devsync.go).
+func (m *Messenger) ackOwnMailbox(tx *store.Tx, cid int64, peer string, env *wirepb.Envelope) error {
+	return tx.EnqueueDevice(store.DeviceItem{ContactID: cid, PeerID: peer, Own: true, MessageID: ackItemPrefix + hex.EncodeToString(env.MessageId),
+		Payload:     wire.Marshal(&wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Ack{Ack: &wirepb.Ack{MessageIds: [][]byte{env.MessageId}}}}),
+		NextAttempt: m.now()})
 }
 
 // openOwnMailbox decrypts an envelope that another device of ours left

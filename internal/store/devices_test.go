@@ -23,7 +23,8 @@ func TestFanoutMigrationMovesSession(t *testing.T) {
 	})
 	// Back to the schema of 0007, with one session in the old table.
 	for _, q := range []string{
-		`DROP TRIGGER contacts_device_sessions_ad`, `DROP TABLE device_sessions`, `DROP TABLE device_outbox`, `DROP TABLE device_cards`,
+		`DROP TRIGGER contacts_device_sessions_ad`, `DROP TRIGGER contacts_device_outbox_ad`, `DROP TABLE sync_clock`, // 0009 (devsync)
+		`DROP TABLE device_sessions`, `DROP TABLE device_outbox`, `DROP TABLE device_cards`,
 		`CREATE TABLE sessions (contact_id INTEGER PRIMARY KEY REFERENCES contacts (id) ON DELETE CASCADE, state BLOB NOT NULL) STRICT`,
 		`INSERT INTO sessions (contact_id, state) VALUES (1, x'0102')`,
 		`PRAGMA user_version = 7`,

@@ -171,6 +171,10 @@ func ParsePayload(b []byte) (*wirepb.Payload, error) {
 				return nil, ErrMalformed
 			}
 		}
+	case *wirepb.Payload_Sync:
+		if err := checkDeviceSync(body.Sync); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, ErrMalformed
 	}

@@ -153,6 +153,8 @@ func FuzzParsePayload(f *testing.F) {
 		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Read{Read: &wirepb.Read{MessageIds: [][]byte{id}}}}),
 		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Sent{Sent: &wirepb.SentCopy{ToAccount: "a", Text: &wirepb.Text{MessageId: id, Body: "hi"}}}}),
 		Marshal(&wirepb.Payload{Version: Version, SenderCard: []byte{1}, Body: &wirepb.Payload_Card{Card: &wirepb.CardUpdate{DeviceCards: [][]byte{{2}}}}}),
+		Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Sync{Sync: &wirepb.DeviceSync{AtUnixMs: 1, Origin: "p",
+			Item: &wirepb.DeviceSync_Read{Read: &wirepb.SyncReadState{Account: "a", MessageIds: [][]byte{id}}}}}}),
 	}
 	fuzzDecoder(f, seeds, ParsePayload)
 }

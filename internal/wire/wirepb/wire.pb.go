@@ -164,6 +164,7 @@ type Payload struct {
 	//	*Payload_Group
 	//	*Payload_Read
 	//	*Payload_Sent
+	//	*Payload_Sync
 	//	*Payload_Card
 	Body isPayload_Body `protobuf_oneof:"body"`
 	// sender_card is the sender's signed contact card, sent with the first
@@ -267,6 +268,15 @@ func (x *Payload) GetSent() *SentCopy {
 	return nil
 }
 
+func (x *Payload) GetSync() *DeviceSync {
+	if x != nil {
+		if x, ok := x.Body.(*Payload_Sync); ok {
+			return x.Sync
+		}
+	}
+	return nil
+}
+
 func (x *Payload) GetCard() *CardUpdate {
 	if x != nil {
 		if x, ok := x.Body.(*Payload_Card); ok {
@@ -317,6 +327,12 @@ type Payload_Sent struct {
 	Sent *SentCopy `protobuf:"bytes,17,opt,name=sent,proto3,oneof"`
 }
 
+type Payload_Sync struct {
+	// sync is a change made on another device of our own account
+	// (devsync.proto); only accepted from a device our list holds active.
+	Sync *DeviceSync `protobuf:"bytes,18,opt,name=sync,proto3,oneof"`
+}
+
 type Payload_Card struct {
 	// card is our new card pushed at once when our device list changed
 	// (a device linked or revoked, issue 17): the card itself rides in
@@ -333,6 +349,8 @@ func (*Payload_Group) isPayload_Body() {}
 func (*Payload_Read) isPayload_Body() {}
 
 func (*Payload_Sent) isPayload_Body() {}
+
+func (*Payload_Sync) isPayload_Body() {}
 
 func (*Payload_Card) isPayload_Body() {}
 
@@ -1330,7 +1348,7 @@ var File_wirepb_wire_proto protoreflect.FileDescriptor
 
 const file_wirepb_wire_proto_rawDesc = "" +
 	"\n" +
-	"\x11wirepb/wire.proto\x12\x10samizdat.wire.v1\x1a\x13wirepb/groups.proto\"\x83\x01\n" +
+	"\x11wirepb/wire.proto\x12\x10samizdat.wire.v1\x1a\x13wirepb/groups.proto\x1a\x14wirepb/devsync.proto\"\x83\x01\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1d\n" +
 	"\n" +
@@ -1340,7 +1358,7 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"initiation\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
-	"ciphertext\"\x94\x03\n" +
+	"ciphertext\"\xc8\x03\n" +
 	"\aPayload\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextH\x00R\x04text\x12)\n" +
@@ -1348,6 +1366,7 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\x05group\x18\x05 \x01(\v2\x1e.samizdat.wire.v1.GroupControlH\x00R\x05group\x12,\n" +
 	"\x04read\x18\x06 \x01(\v2\x16.samizdat.wire.v1.ReadH\x00R\x04read\x120\n" +
 	"\x04sent\x18\x11 \x01(\v2\x1a.samizdat.wire.v1.SentCopyH\x00R\x04sent\x122\n" +
+	"\x04sync\x18\x12 \x01(\v2\x1c.samizdat.wire.v1.DeviceSyncH\x00R\x04sync\x122\n" +
 	"\x04card\x18\x14 \x01(\v2\x1c.samizdat.wire.v1.CardUpdateH\x00R\x04card\x12\x1f\n" +
 	"\vsender_card\x18\x04 \x01(\fR\n" +
 	"senderCard\x12!\n" +
@@ -1479,6 +1498,7 @@ var file_wirepb_wire_proto_goTypes = []any{
 	(*CardUpdate)(nil),    // 15: samizdat.wire.v1.CardUpdate
 	(*SentCopy)(nil),      // 16: samizdat.wire.v1.SentCopy
 	(*GroupControl)(nil),  // 17: samizdat.wire.v1.GroupControl
+	(*DeviceSync)(nil),    // 18: samizdat.wire.v1.DeviceSync
 }
 var file_wirepb_wire_proto_depIdxs = []int32{
 	3,  // 0: samizdat.wire.v1.Payload.text:type_name -> samizdat.wire.v1.Text
@@ -1486,17 +1506,18 @@ var file_wirepb_wire_proto_depIdxs = []int32{
 	17, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
 	5,  // 3: samizdat.wire.v1.Payload.read:type_name -> samizdat.wire.v1.Read
 	16, // 4: samizdat.wire.v1.Payload.sent:type_name -> samizdat.wire.v1.SentCopy
-	15, // 5: samizdat.wire.v1.Payload.card:type_name -> samizdat.wire.v1.CardUpdate
-	0,  // 6: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
-	10, // 7: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
-	9,  // 8: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
-	14, // 9: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
-	3,  // 10: samizdat.wire.v1.SentCopy.text:type_name -> samizdat.wire.v1.Text
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	18, // 5: samizdat.wire.v1.Payload.sync:type_name -> samizdat.wire.v1.DeviceSync
+	15, // 6: samizdat.wire.v1.Payload.card:type_name -> samizdat.wire.v1.CardUpdate
+	0,  // 7: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
+	10, // 8: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
+	9,  // 9: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
+	14, // 10: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
+	3,  // 11: samizdat.wire.v1.SentCopy.text:type_name -> samizdat.wire.v1.Text
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_wire_proto_init() }
@@ -1505,12 +1526,14 @@ func file_wirepb_wire_proto_init() {
 		return
 	}
 	file_wirepb_groups_proto_init()
+	file_wirepb_devsync_proto_init()
 	file_wirepb_wire_proto_msgTypes[1].OneofWrappers = []any{
 		(*Payload_Text)(nil),
 		(*Payload_Ack)(nil),
 		(*Payload_Group)(nil),
 		(*Payload_Read)(nil),
 		(*Payload_Sent)(nil),
+		(*Payload_Sync)(nil),
 		(*Payload_Card)(nil),
 	}
 	type x struct{}
