@@ -244,14 +244,13 @@ func (m *Messenger) cardApplied(tx *store.Tx, rx *batch, c *store.Contact, old, 
 		if d.PeerID == "" || card.HasDevice(d.PeerID) || d.PeerID == oldPeer {
 			continue
 		}
+		// Its queue goes; its session stays, as the mark that this
+		// device was the contact's and is revoked: after a restart the
+		// device index rebuilds its refusals from such sessions
+		// (devices.go), so what the device still sends is refused as
+		// revoked, not as a stranger's.
 		if err := tx.DeleteDeviceItems(d.PeerID); err != nil {
 			return err
-		}
-		if err := tx.DeleteDeviceSession(c.ID, d.PeerID); err != nil {
-			return err
-		}
-		if rx != nil {
-			rx.dev.drop(ackKey{c.ID, d.PeerID})
 		}
 		m.log.Info("deviceDropped", "contact", identity.Short(c.AccountID), "device", shortPeer(d.PeerID))
 	}

@@ -67,7 +67,11 @@ func TestMailboxAckPerDevice(t *testing.T) {
 	alice.start()
 	eventually(t, 30*time.Second, "the laptop fetched its copy", func() bool { return hasMessage(t, alice, "bob", "while you were both away", false) })
 	eventually(t, 30*time.Second, "the laptop's ack emptied its mailbox", func() bool { return count(laptopMB) == 0 })
-	if n := count(phoneMB); n != phoneHeld {
+	// The laptop may add to the phone's mailbox (what it tells its other
+	// devices as it starts, devsync.go), never take from it; that bob's
+	// copy is among what stays shows below: with bob gone, the phone can
+	// only get it from there.
+	if n := count(phoneMB); n < phoneHeld {
 		t.Fatalf("the phone's mailbox holds %d envelopes after the laptop's fetch and ack, %d before", n, phoneHeld)
 	}
 	phone.start()
