@@ -160,6 +160,10 @@ func ParsePayload(b []byte) (*wirepb.Payload, error) {
 			len(t.Body) > MaxTextSize || len(t.Attachment) > MaxAttachmentSize {
 			return nil, ErrMalformed
 		}
+	case *wirepb.Payload_History:
+		if err := checkHistoryOffer(body.History); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, ErrMalformed
 	}
