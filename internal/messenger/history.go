@@ -102,6 +102,7 @@ type historyJob struct {
 	Messages int    `json:"messages"`
 	Imported int    `json:"imported,omitempty"`
 	Bytes    int64  `json:"bytes"`
+	Chunks   int    `json:"chunks,omitempty"`
 	Error    string `json:"error,omitempty"`
 	Created  int64  `json:"created"`
 	// Sent: the offer (ours) or the answer (theirs) reached the device.
@@ -254,11 +255,9 @@ func (m *Messenger) History(ctx context.Context) ([]HistoryTransfer, error) {
 func (m *Messenger) historyView(j historyJob, incoming bool) HistoryTransfer {
 	t := HistoryTransfer{ID: j.ID, Device: j.Peer, Incoming: incoming, State: j.State, Messages: j.Messages,
 		Imported: j.Imported, Bytes: j.Bytes, Error: j.Error}
-	if man, err := media.ParseManifest(j.Manifest); err == nil {
-		t.Total = man.Chunks()
-		if !incoming || j.State != HistoryFetching {
-			t.Done = t.Total
-		}
+	t.Total = j.Chunks
+	if !incoming || j.State != HistoryFetching {
+		t.Done = t.Total
 	}
 	m.hist.mu.Lock()
 	if p, ok := m.hist.prog[j.ID]; ok && incoming && j.State == HistoryFetching {
@@ -446,7 +445,7 @@ func (m *Messenger) workOutgoing(ctx context.Context, j historyJob) {
 			return
 		}
 		j2, err := m.updateJob(ctx, name, j.ID, func(j *historyJob) {
-			j.State, j.Manifest, j.Messages, j.Bytes = HistoryOffered, man.Marshal(), n, man.Size
+			j.State, j.Manifest, j.Messages, j.Bytes, j.Chunks = HistoryOffered, man.Marshal(), n, man.Size, man.Chunks()
 		})
 		if err != nil {
 			m.cfg.Media.Remove(man)

@@ -72,7 +72,7 @@ func (m *Messenger) receiveHistory(tx *store.Tx, peer string, h *wirepb.HistoryO
 	case man.Size > m.historyLimits().MaxBytes:
 		j.State, j.Error = HistoryFailed, fmt.Sprintf("%v: %d bytes, this device takes at most %d", ErrHistoryTooLarge, man.Size, m.historyLimits().MaxBytes)
 	default:
-		j.Bytes = man.Size
+		j.Bytes, j.Chunks = man.Size, man.Chunks()
 		if _, err := tx.Blob(blobHistoryOff); err == nil {
 			j.State, j.Error = HistoryRefused, "this device was linked without history"
 		}
