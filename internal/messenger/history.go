@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/samizdat-im/samizdat/internal/devices"
+	"github.com/samizdat-im/samizdat/internal/identity"
 	"github.com/samizdat-im/samizdat/internal/media"
 	"github.com/samizdat-im/samizdat/internal/store"
 	"github.com/samizdat-im/samizdat/internal/wire"
@@ -125,6 +127,7 @@ type historyState struct {
 	running map[string]bool        // jobs being worked on
 	prog    map[string][2]int      // fetch progress by job id
 	export  func() ([]byte, error) // tests: replaces the export
+	nudged  map[string]bool // devices that connected: their jobs are due
 	// fetchHook (tests) sees the fetch's progress, in its goroutine.
 	fetchHook func(ctx context.Context, done, total int)
 }
@@ -134,7 +137,7 @@ func (h *historyState) init() {
 	defer h.mu.Unlock()
 	if h.kick == nil {
 		h.kick = make(chan struct{}, 1)
-		h.running, h.prog = map[string]bool{}, map[string][2]int{}
+		h.running, h.prog, h.nudged = map[string]bool{}, map[string][2]int{}, map[string]bool{}
 	}
 }
 
@@ -314,9 +317,22 @@ func addHistoryPeer(tx *store.Tx, peer string) error {
 // new ones until ctx ends.
 func (m *Messenger) startHistory(ctx context.Context) {
 	m.hist.init()
+	if m.tr != nil {
+		// A device coming online gets its offer (or our answer) at once,
+		// not at the next retry.
+		m.tr.OnConnected(func(peer string) {
+			m.hist.mu.Lock()
+			if len(m.hist.nudged) < 64 {
+				m.hist.nudged[peer] = true
+			}
+			m.hist.mu.Unlock()
+			m.hist.wake()
+		})
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		m.greetOwnDevices(ctx)
 		t := time.NewTicker(historyRetry / 6)
 		defer t.Stop()
 		for {
@@ -362,8 +378,15 @@ func (m *Messenger) historyRound(ctx context.Context) {
 		return
 	}
 	now := m.now()
+	m.hist.mu.Lock()
+	nudged := m.hist.nudged
+	m.hist.nudged = map[string]bool{}
+	m.hist.mu.Unlock()
 	for i, j := range jobs {
 		name := names[i]
+		if nudged[j.Peer] {
+			j.Next = 0
+		}
 		if !historyDue(j, now) {
 			continue
 		}
@@ -640,4 +663,38 @@ func (m *Messenger) buildExport(ctx context.Context, lim HistoryLimits) ([]byte,
 		return nil, 0, err
 	}
 	return buf.Bytes(), n, nil
+}
+
+// greetOwnDevices connects, at start, to the account's other devices
+// while this device was linked less than historyKeep ago and has no
+// history yet: the device that linked it offers the history once it sees
+// us online (it cannot know when a new device starts).
+func (m *Messenger) greetOwnDevices(ctx context.Context) {
+	if m.tr == nil || m.cfg.Media == nil {
+		return
+	}
+	var others []identity.Device
+	_ = m.st.View(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Blob(historyInBlob); err == nil {
+			return nil // offered already
+		}
+		if _, err := tx.Blob(blobHistoryOff); err == nil {
+			return nil
+		}
+		l, err := devices.Load(tx)
+		if err != nil {
+			return err
+		}
+		self := l.Find(m.selfPeer())
+		if self == nil || self.Device.PeerID != m.selfPeer() || m.now().Sub(self.AddedAt) > historyKeep {
+			return nil
+		}
+		others, err = m.ownOtherDevices(tx)
+		return err
+	})
+	for _, d := range others {
+		cctx, cancel := context.WithTimeout(ctx, m.cfg.StreamTimeout)
+		_ = m.tr.Connect(cctx, d.PeerID, d.Addrs)
+		cancel()
+	}
 }
