@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/samizdat-im/samizdat/internal/devices"
 	"github.com/samizdat-im/samizdat/internal/identity"
@@ -551,7 +552,7 @@ func (m *Messenger) buildExport(ctx context.Context, lim HistoryLimits) ([]byte,
 			var chat []*wirepb.HistoryMessage
 			for _, msg := range ms {
 				id, err := hex.DecodeString(msg.ID)
-				if err != nil || len(id) != wire.MessageIDSize {
+				if err != nil || len(id) != wire.MessageIDSize || !utf8.ValidString(msg.Body) {
 					continue
 				}
 				chat = append(chat, &wirepb.HistoryMessage{MessageId: id, Contact: c.AccountID, Outgoing: msg.Outgoing,
@@ -574,8 +575,9 @@ func (m *Messenger) buildExport(ctx context.Context, lim HistoryLimits) ([]byte,
 			var chat []*wirepb.HistoryMessage
 			for _, msg := range ms {
 				id, err := hex.DecodeString(msg.ID)
-				if err != nil || len(id) == 0 || len(id) > 64 {
-					continue
+				if err != nil || len(id) == 0 || len(id) > 64 || msg.Body == groupCardsBody ||
+					!utf8.ValidString(msg.Body) || !utf8.ValidString(msg.Sender) {
+					continue // not shown (a batch of members' cards)
 				}
 				chat = append(chat, &wirepb.HistoryMessage{MessageId: id, Group: g.ID, Sender: msg.Sender,
 					Outgoing: msg.Sender == m.acct, Body: msg.Body, SentAtUnixMs: msg.SentAt.UnixMilli(), AtUnixMs: msg.At.UnixMilli()})

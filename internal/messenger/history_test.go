@@ -93,6 +93,10 @@ func TestHistoryToLinkedDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Adding bob stores a batch of members' cards, not shown (nor exported).
+	if _, err := alice.m.GroupAdd(ctx, g.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
 	gm, err := alice.m.GroupSend(ctx, g.ID, "hello club")
 	if err != nil {
 		t.Fatal(err)
