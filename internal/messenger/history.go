@@ -423,8 +423,8 @@ func historyDue(j historyJob, now time.Time) bool {
 	switch j.State {
 	case HistoryExporting, HistoryFetching, HistoryImporting:
 		return true
-	case HistoryOffered:
-		return true // sent or not: it expires (historyKeep)
+	case HistoryOffered: // sent: waits for the answer, until it expires
+		return !j.Sent || now.Sub(time.UnixMilli(j.Created)) > historyKeep
 	default: // finished: the answer (theirs) still to send, or chunks to drop
 		return !j.Sent || len(j.Manifest) > 0
 	}

@@ -88,6 +88,15 @@ func (m *Messenger) receiveHistory(tx *store.Tx, peer string, h *wirepb.HistoryO
 // it, and answer the device that offered it.
 func (m *Messenger) workIncoming(ctx context.Context, j historyJob) {
 	name := historyInBlob
+	if j.State == HistoryFetching && m.now().Sub(time.UnixMilli(j.Created)) > historyKeep+24*time.Hour {
+		// The offering device keeps its export historyKeep: it is gone.
+		if man, err := media.ParseManifest(j.Manifest); err == nil {
+			m.cfg.Media.Remove(man)
+		}
+		j, _ = m.updateJob(ctx, name, j.ID, func(j *historyJob) {
+			j.State, j.Manifest, j.Error = HistoryFailed, nil, "the device that offered it did not serve it for 8 days"
+		})
+	}
 	if j.State == HistoryFetching {
 		man, err := media.ParseManifest(j.Manifest)
 		if err != nil {

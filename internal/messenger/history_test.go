@@ -221,11 +221,12 @@ func exportsHeld(n *tnode) []historyJob {
 }
 
 // TestHistoryResumesAfterRestart stops the new device halfway through
-// the export and starts it again: the fetch goes on from the chunks it
-// has, and the history arrives whole.
+// the export, and restarts the offering device meanwhile: the fetch goes
+// on from the chunks the new device has, and the history arrives whole.
 func TestHistoryResumesAfterRestart(t *testing.T) {
 	ctx := context.Background()
 	alice, bob, _ := historyPair(t)
+	alice.pinAddr() // restarted below: the new device finds it where it was
 	// Enough history for many chunks (stored directly: no need to send).
 	const extra = 3000
 	body := strings.Repeat("x", 1000)
@@ -275,6 +276,9 @@ func TestHistoryResumesAfterRestart(t *testing.T) {
 		t.Fatal("the fetch never got halfway")
 	}
 	alice2.stop()
+	alice.stop()
+	alice.start()
+	alice.m.SetHistoryLimits(HistoryLimits{PerChat: extra + 10})
 	first := make(chan int, 1)
 	alice2.start()
 	alice2.m.SetHistoryLimits(HistoryLimits{PerChat: extra + 10})
