@@ -128,7 +128,7 @@ type historyState struct {
 	running map[string]bool        // jobs being worked on
 	prog    map[string][2]int      // fetch progress by job id
 	export  func() ([]byte, error) // tests: replaces the export
-	nudged  map[string]bool // devices that connected: their jobs are due
+	nudged  map[string]bool        // devices that connected: their jobs are due
 	// fetchHook (tests) sees the fetch's progress, in its goroutine.
 	fetchHook func(ctx context.Context, done, total int)
 }
