@@ -14,24 +14,25 @@ import (
 // that importing in batches, resuming after a crash or importing twice
 // gives the same order.
 
-// NewestGroupMessages returns the newest limit readable messages of a
-// group (limit <= 0: all), in display order.
+// NewestGroupMessages returns the last limit readable messages of a
+// group in display order (limit <= 0: all).
 func (tx *Tx) NewestGroupMessages(groupID []byte, limit int) ([]GroupMessage, error) {
 	if limit <= 0 {
 		limit = -1
 	}
 	return tx.groupMessages(`SELECT * FROM (SELECT `+groupMessageColumns+` FROM group_messages
-		WHERE group_id = ? AND pending = 0 ORDER BY seq DESC LIMIT ?) ORDER BY coalesce(ord, seq), seq`, groupID, limit)
+		WHERE group_id = ? AND pending = 0 ORDER BY coalesce(ord, seq) DESC, seq DESC LIMIT ?) ORDER BY coalesce(ord, seq), seq`, groupID, limit)
 }
 
-// NewestMessages returns the newest limit messages of a contact (limit
-// <= 0: all), in display order.
+// NewestMessages returns the last limit messages of a contact in display
+// order (limit <= 0: all): the newest as shown, whatever order they
+// arrived in (a history imported later is older).
 func (tx *Tx) NewestMessages(contactID int64, limit int) ([]Message, error) {
 	if limit <= 0 {
 		limit = -1
 	}
 	return tx.messages(`SELECT * FROM (SELECT `+messageColumns+` FROM messages
-		WHERE contact_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY coalesce(ord, seq), seq`, contactID, limit)
+		WHERE contact_id = ? ORDER BY coalesce(ord, seq) DESC, seq DESC LIMIT ?) ORDER BY coalesce(ord, seq), seq`, contactID, limit)
 }
 
 // ImportMessage stores a message of a history export with display key
