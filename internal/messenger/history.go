@@ -497,6 +497,14 @@ func (m *Messenger) offerHistory(ctx context.Context, j historyJob) {
 	p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_History{History: &wirepb.HistoryOffer{
 		TransferId: id, Manifest: j.Manifest, Messages: uint64(j.Messages)}}}
 	err := m.sendToOwnDevice(ctx, j.Peer, p)
+	if errors.Is(err, ErrNotOwnDevice) {
+		// Revoked since: it gets nothing.
+		m.dropExportLater(j)
+		_, _ = m.updateJob(ctx, historyBlob+j.Peer, j.ID, func(j *historyJob) {
+			j.State, j.Manifest, j.Error, j.Sent = HistoryFailed, nil, "the device was revoked", true
+		})
+		return
+	}
 	_, _ = m.updateJob(ctx, historyBlob+j.Peer, j.ID, func(j *historyJob) {
 		if err == nil {
 			j.Sent, j.Attempts, j.Next = true, 0, 0

@@ -414,6 +414,17 @@ func TestHistoryOfferOnlyFromOwnDevice(t *testing.T) {
 	if h := historyOf(t, alice2, true); h.ID != "" {
 		t.Fatalf("an offer from a contact was recorded: %+v", h)
 	}
+	// Alice revokes the device that never took it: the export goes at
+	// the next attempt (due now).
+	revokeDevice(t, alice, alice2)
+	alice.m.hist.mu.Lock()
+	alice.m.hist.nudged[alice2.n.PeerID()] = true
+	alice.m.hist.mu.Unlock()
+	alice.m.hist.wake()
+	if h := waitHistory(t, alice, false, HistoryFailed); h.Error != "the device was revoked" {
+		t.Errorf("after revoking: %+v", h)
+	}
+	assertNoExport(t, alice)
 }
 
 // tamperExportHeader raises the message count in an export's header.
