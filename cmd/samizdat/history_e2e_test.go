@@ -89,9 +89,10 @@ func historyWith(t *testing.T, p *profile, id string) (state string, incoming bo
 // conversation with bob shows there in order, with who wrote what and
 // the states, and `devices --json` on both says the transfer is complete.
 // A tablet linked with `link accept --no-history` gets the contacts but
-// no messages.
+// no messages; so does a watch linked with `link --no-history` (it refuses
+// the offer, and alice's side says so).
 func TestCLILinkHistory(t *testing.T) {
-	alice, bob, laptop, tablet := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "laptop"), newProfile(t, "tablet")
+	alice, bob, laptop, tablet, watch := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "laptop"), newProfile(t, "tablet"), newProfile(t, "watch")
 	alice.must("init", "--name", "alice", "--no-passphrase")
 	bob.must("init", "--name", "bob", "--no-passphrase")
 	alice.start()
@@ -164,5 +165,22 @@ func TestCLILinkHistory(t *testing.T) {
 	}
 	if ms := tablet.messages("bob"); len(ms) != 0 {
 		t.Fatalf("the tablet got messages: %+v", ms)
+	}
+
+	// Refused on the new device's side.
+	watchID := linkWith(t, watch, alice, "watch", []string{"--no-history"}, nil)
+	watch.start()
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		if st, _, _, _ := historyWith(t, alice, watchID); st == "refused" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's transfer to the watch: %s\n%s", alice.must("devices", "--json"), alice.log)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the node
+	}
+	if ms := watch.messages("bob"); len(ms) != 0 {
+		t.Fatalf("the watch got messages: %+v", ms)
 	}
 }

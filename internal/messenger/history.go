@@ -676,9 +676,10 @@ func (m *Messenger) buildExport(ctx context.Context, lim HistoryLimits) ([]byte,
 }
 
 // greetOwnDevices connects, at start, to the account's other devices
-// while this device was linked less than historyKeep ago and has no
-// history yet: the device that linked it offers the history once it sees
-// us online (it cannot know when a new device starts).
+// while this device was linked less than historyKeep ago and has had no
+// history offer yet: the device that linked it offers the history once
+// it sees us online (it cannot know when a new device starts), and one
+// linked with --no-history is answered at once.
 func (m *Messenger) greetOwnDevices(ctx context.Context) {
 	if m.tr == nil || m.cfg.Media == nil {
 		return
@@ -687,9 +688,6 @@ func (m *Messenger) greetOwnDevices(ctx context.Context) {
 	_ = m.st.View(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Blob(historyInBlob); err == nil {
 			return nil // offered already
-		}
-		if _, err := tx.Blob(blobHistoryOff); err == nil {
-			return nil
 		}
 		l, err := devices.Load(tx)
 		if err != nil {
