@@ -207,7 +207,13 @@ func (m *Messenger) readExport(man *media.Manifest) ([]histMsg, error) {
 	if int64(buf.Len()) != man.Size || sha256.Sum256(buf.Bytes()) != man.PlainSHA256 {
 		return nil, fmt.Errorf("%w: it does not match its manifest", ErrBadHistory)
 	}
-	r := bytes.NewReader(buf.Bytes())
+	return parseExport(buf.Bytes())
+}
+
+// parseExport reads and checks the plaintext of an export: every frame,
+// every message, the count its header gives.
+func parseExport(plain []byte) ([]histMsg, error) {
+	r := bytes.NewReader(plain)
 	b, err := wire.ReadFrame(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrBadHistory, err)
@@ -219,8 +225,8 @@ func (m *Messenger) readExport(man *media.Manifest) ([]histMsg, error) {
 	if hdr.Version != wire.HistoryFormat {
 		return nil, fmt.Errorf("%w: format %d (this device reads %d: update it)", ErrBadHistory, hdr.Version, wire.HistoryFormat)
 	}
-	if hdr.Messages > uint64(man.Size) {
-		return nil, fmt.Errorf("%w: %d messages in %d bytes", ErrBadHistory, hdr.Messages, man.Size)
+	if hdr.Messages > uint64(len(plain)) {
+		return nil, fmt.Errorf("%w: %d messages in %d bytes", ErrBadHistory, hdr.Messages, len(plain))
 	}
 	out := make([]histMsg, 0, hdr.Messages)
 	for {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -474,4 +475,36 @@ func sendHistoryAsContact(t *testing.T, from, to *tnode) error {
 	p := &wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_History{History: &wirepb.HistoryOffer{
 		TransferId: id, Manifest: man.Marshal(), Messages: 1}}}
 	return from.m.sendDirect(ctx, store.DeviceItem{ContactID: cid, PeerID: to.n.PeerID()}, p)
+}
+
+// FuzzParseExport: whatever the export's plaintext, parseExport returns
+// checked messages or ErrBadHistory, never panics; a well-formed export
+// parses to as many messages as its header says.
+func FuzzParseExport(f *testing.F) {
+	var ok bytes.Buffer
+	wire.WriteFrame(&ok, wire.Marshal(&wirepb.HistoryHeader{Version: wire.HistoryFormat, Messages: 2}))
+	wire.WriteFrame(&ok, wire.Marshal(&wirepb.HistoryBatch{Messages: []*wirepb.HistoryMessage{
+		{MessageId: bytes.Repeat([]byte{1}, 16), Contact: "acct", Outgoing: true, Body: "hi", State: StateSent},
+		{MessageId: bytes.Repeat([]byte{2}, 32), Group: []byte{9}, Sender: "acct", Body: "club"},
+	}}))
+	if ms, err := parseExport(ok.Bytes()); err != nil || len(ms) != 2 || ms[0].ord != -3 || ms[1].ord != -2 {
+		f.Fatalf("a well-formed export: %+v, %v", ms, err)
+	}
+	f.Add(ok.Bytes())
+	f.Add(ok.Bytes()[:ok.Len()-3])
+	f.Add([]byte{0, 0, 0, 1, 8})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ms, err := parseExport(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadHistory) {
+				t.Fatalf("error %v is not ErrBadHistory", err)
+			}
+			return
+		}
+		for _, m := range ms {
+			if checkHistoryMessage(m.hm) != nil || m.ord >= 0 {
+				t.Fatalf("unchecked message %+v", m)
+			}
+		}
+	})
 }
