@@ -129,6 +129,7 @@ type historyState struct {
 	prog    map[string][2]int      // fetch progress by job id
 	export  func() ([]byte, error) // tests: replaces the export
 	nudged  map[string]bool        // devices that connected: their jobs are due
+	active  bool                   // a transfer is under way (historyRound)
 	// fetchHook (tests) sees the fetch's progress, in its goroutine.
 	fetchHook func(ctx context.Context, done, total int)
 }
@@ -323,34 +324,52 @@ func (m *Messenger) startHistory(ctx context.Context) {
 		// not at the next retry.
 		m.tr.OnConnected(func(peer string) {
 			m.hist.mu.Lock()
-			if len(m.hist.nudged) < 64 {
+			active := m.hist.active
+			if active && len(m.hist.nudged) < 64 {
 				m.hist.nudged[peer] = true
 			}
 			m.hist.mu.Unlock()
-			m.hist.wake()
+			if active {
+				m.hist.wake()
+			}
 		})
 	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		m.greetOwnDevices(ctx)
-		t := time.NewTicker(historyRetry / 6)
-		defer t.Stop()
 		for {
-			m.historyRound(ctx)
+			// A node with no transfer under way costs nothing here: no
+			// timer, no transaction until a transfer starts (kick).
+			var tick <-chan time.Time
+			var t *time.Timer
+			if m.historyRound(ctx) {
+				t = time.NewTimer(historyRetry / 6)
+				tick = t.C
+			}
 			select {
 			case <-ctx.Done():
-				return
 			case <-m.hist.kick:
-			case <-t.C:
+			case <-tick:
+			}
+			if t != nil {
+				t.Stop()
+			}
+			if ctx.Err() != nil {
+				return
 			}
 		}
 	}()
 }
 
 // historyRound starts the work each transfer needs now, one goroutine per
-// transfer at a time.
-func (m *Messenger) historyRound(ctx context.Context) {
+// transfer at a time; it reports whether a transfer is still under way.
+func (m *Messenger) historyRound(ctx context.Context) (active bool) {
+	defer func() {
+		m.hist.mu.Lock()
+		m.hist.active = active
+		m.hist.mu.Unlock()
+	}()
 	var jobs []historyJob
 	var names []string
 	// A write transaction on purpose: one that kicked us has committed.
@@ -376,7 +395,7 @@ func (m *Messenger) historyRound(ctx context.Context) {
 		return nil
 	})
 	if err != nil {
-		return
+		return ctx.Err() == nil
 	}
 	now := m.now()
 	m.hist.mu.Lock()
@@ -388,6 +407,7 @@ func (m *Messenger) historyRound(ctx context.Context) {
 		if nudged[j.Peer] {
 			j.Next = 0
 		}
+		active = active || historyUnderWay(j)
 		if !historyDue(j, now) {
 			continue
 		}
@@ -413,6 +433,17 @@ func (m *Messenger) historyRound(ctx context.Context) {
 			}
 		}()
 	}
+	return active
+}
+
+// historyUnderWay says whether a job is not finished (it will have work
+// to do, now or later).
+func historyUnderWay(j historyJob) bool {
+	switch j.State {
+	case HistoryExporting, HistoryOffered, HistoryFetching, HistoryImporting:
+		return true
+	}
+	return !j.Sent || len(j.Manifest) > 0
 }
 
 // historyDue says whether a job has work to do now.
