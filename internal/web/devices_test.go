@@ -76,6 +76,17 @@ func TestBrowserLinkDevice(t *testing.T) {
 	if hs, err := na.Messenger.History(ctx); err != nil || len(hs) != 0 {
 		t.Fatalf("history offered though the box was unticked: %+v %v", hs, err)
 	}
+	// A history offered after all (the phone is not running: it waits)
+	// shows in the phone's row.
+	phone := eval[string](t, pa, `[...document.querySelectorAll("#device-list li")].find((li) => li.textContent.includes("phone")).dataset.device`)
+	if err := na.Messenger.SendHistory(ctx, phone); err != nil {
+		t.Fatal(err)
+	}
+	do(t, pa, chromedp.Click(chromedp.CSS("#dlg-close")), chromedp.Click(chromedp.CSS("#devices-btn")))
+	waitJS(t, pa, "the history in the phone's row", `(() => {
+		const li = document.querySelector('#device-list li[data-device="`+phone+`"]');
+		return !!li && !!li.querySelector("[data-history]") && li.textContent.includes("Chat history");
+	})()`)
 	// The code again: refused, with a message.
 	do(t, pa, chromedp.SetValue(chromedp.CSS("#link-code"), link), chromedp.Click(chromedp.CSS("#link-submit")))
 	waitJS(t, pa, "the refusal", `document.querySelector("#link-error").textContent.length > 0`)
