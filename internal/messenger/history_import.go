@@ -59,6 +59,8 @@ func (m *Messenger) receiveHistory(tx *store.Tx, peer string, h *wirepb.HistoryO
 	}
 	if old, err := getHistoryJob(tx, historyInBlob); err == nil && old.ID == id {
 		return nil // the same offer again
+	} else if err == nil && len(old.Manifest) > 0 {
+		m.dropExportLater(old) // replaced before it was imported: fetched anew if needed
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
