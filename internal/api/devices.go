@@ -19,6 +19,12 @@ type DevicesBackend interface {
 	RevokeDevice(ctx context.Context, id string) (apiclient.Device, error)
 }
 
+// HistoryLinker is a DevicesBackend that lets the user choose whether a
+// device being linked gets the chat history (ConfirmLink: it does).
+type HistoryLinker interface {
+	ConfirmLinkHistory(ctx context.Context, id string, accept, history bool) (apiclient.Device, error)
+}
+
 func (s *server) deviceRoutes(mux *http.ServeMux) {
 	if s.cfg.Devices == nil {
 		return
@@ -40,11 +46,17 @@ func (s *server) deviceRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("POST /api/v1/devices/link/confirm", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
-			ID     string `json:"id"`
-			Accept bool   `json:"accept"`
+			ID      string `json:"id"`
+			Accept  bool   `json:"accept"`
+			History *bool  `json:"history"` // absent: true
 		}
 		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 			s.deviceFail(w, err)
+			return
+		}
+		if hb, ok := s.cfg.Devices.(HistoryLinker); ok && in.History != nil {
+			out, err := hb.ConfirmLinkHistory(r.Context(), in.ID, in.Accept, *in.History)
+			s.reply(w, out, err)
 			return
 		}
 		out, err := s.cfg.Devices.ConfirmLink(r.Context(), in.ID, in.Accept)

@@ -15,6 +15,24 @@ type Device struct {
 	LastSeen  time.Time `json:"lastSeen,omitzero"`
 	Revoked   bool      `json:"revoked"`
 	RevokedAt time.Time `json:"revokedAt,omitzero"`
+	// History is the chat history transfer with this device, if any:
+	// ours to a device we linked, or (incoming) the one a device of ours
+	// gives this device, just linked.
+	History *HistoryTransfer `json:"history,omitempty"`
+}
+
+// HistoryTransfer is where the chat history handed to a device just
+// linked stands (docs/CLI.md "Linked devices").
+type HistoryTransfer struct {
+	ID          string `json:"id"`
+	Incoming    bool   `json:"incoming"`
+	State       string `json:"state"` // exporting, offered, fetching, importing, complete, failed, refused
+	Messages    int    `json:"messages"`
+	Imported    int    `json:"imported,omitempty"`
+	Bytes       int64  `json:"bytes"`
+	ChunksDone  int    `json:"chunksDone"`
+	ChunksTotal int    `json:"chunksTotal"`
+	Error       string `json:"error,omitempty"`
 }
 
 // Devices is the account's device list and its version (it grows by one
@@ -47,10 +65,17 @@ func (c *Client) StartLink(ctx context.Context, link string) (LinkStarted, error
 	return out, err
 }
 
-// ConfirmLink finishes (accept) or abandons a started link.
+// ConfirmLink finishes (accept) or abandons a started link; the chat
+// history is offered to the new device.
 func (c *Client) ConfirmLink(ctx context.Context, id string, accept bool) (Device, error) {
+	return c.ConfirmLinkHistory(ctx, id, accept, true)
+}
+
+// ConfirmLinkHistory is ConfirmLink with the choice of handing the chat
+// history to the new device (history) or not.
+func (c *Client) ConfirmLinkHistory(ctx context.Context, id string, accept, history bool) (Device, error) {
 	var out Device
-	err := c.do(ctx, http.MethodPost, "/api/v1/devices/link/confirm", map[string]any{"id": id, "accept": accept}, &out)
+	err := c.do(ctx, http.MethodPost, "/api/v1/devices/link/confirm", map[string]any{"id": id, "accept": accept, "history": history}, &out)
 	return out, err
 }
 

@@ -19,8 +19,12 @@ import (
 	"github.com/samizdat-im/samizdat/internal/store"
 )
 
-// devicesAPI adapts devices.Service to the API (api.DevicesBackend).
-type devicesAPI struct{ s *devices.Service }
+// devicesAPI adapts devices.Service to the API (api.DevicesBackend), with
+// the history transfers the messenger keeps (h; nil: none).
+type devicesAPI struct {
+	s *devices.Service
+	h *messenger.Messenger
+}
 
 func toAPIDevice(d devices.Info) apiclient.Device {
 	return apiclient.Device{ID: d.ID, Name: d.Name, This: d.This, AddedAt: d.AddedAt, LastSeen: d.LastSeen, Revoked: d.Revoked, RevokedAt: d.RevokedAt}
@@ -29,8 +33,19 @@ func toAPIDevice(d devices.Info) apiclient.Device {
 func (a devicesAPI) Devices(ctx context.Context) (apiclient.Devices, error) {
 	ds, v, err := a.s.Devices(ctx)
 	out := apiclient.Devices{Version: v, Devices: []apiclient.Device{}}
+	var hs []messenger.HistoryTransfer
+	if a.h != nil && err == nil {
+		hs, _ = a.h.History(ctx)
+	}
 	for _, d := range ds {
-		out.Devices = append(out.Devices, toAPIDevice(d))
+		ad := toAPIDevice(d)
+		for _, h := range hs {
+			if h.Device == d.ID {
+				ad.History = &apiclient.HistoryTransfer{ID: h.ID, Incoming: h.Incoming, State: h.State, Messages: h.Messages,
+					Imported: h.Imported, Bytes: h.Bytes, ChunksDone: h.Done, ChunksTotal: h.Total, Error: h.Error}
+			}
+		}
+		out.Devices = append(out.Devices, ad)
 	}
 	return out, err
 }
@@ -42,6 +57,11 @@ func (a devicesAPI) StartLink(ctx context.Context, link string) (apiclient.LinkS
 
 func (a devicesAPI) ConfirmLink(ctx context.Context, id string, accept bool) (apiclient.Device, error) {
 	d, err := a.s.Confirm(ctx, id, accept)
+	return toAPIDevice(d), err
+}
+
+func (a devicesAPI) ConfirmLinkHistory(ctx context.Context, id string, accept, history bool) (apiclient.Device, error) {
+	d, err := a.s.ConfirmWith(ctx, id, accept, devices.ConfirmOptions{NoHistory: !history})
 	return toAPIDevice(d), err
 }
 
@@ -65,6 +85,9 @@ type LinkOptions struct {
 	// Confirm shows the short code and reports whether the user saw the
 	// same on the existing device.
 	Confirm func(code string) bool
+	// NoHistory makes the device refuse the chat history the existing
+	// device offers (it gets the account, contacts and groups only).
+	NoHistory bool
 }
 
 // LinkDevice makes a new profile a new device of an existing account: it
@@ -145,6 +168,11 @@ func LinkDevice(ctx context.Context, o LinkOptions) (string, error) {
 		return "", err
 	}
 	defer m.Close()
+	if o.NoHistory {
+		if err := m.SetHistoryRefused(ctx, true); err != nil {
+			return "", err
+		}
+	}
 	return m.AccountID(), nil
 }
 

@@ -295,7 +295,7 @@ func (n *Node) startAPI(addr string, h *apiHandoff) error {
 	}
 	n.Token, n.logins = h.token, h.logins
 	n.APIAddr = h.ln.Addr().String()
-	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Settings: n.set, Devices: devicesAPI{n.devices}, Token: n.Token, Addr: n.APIAddr, Logins: n.logins, Logger: n.log.With("component", "api")}))
+	h.swap.set(api.New(api.Config{Messenger: n.Messenger, Status: n.Status, Connectivity: n.Connectivity, Settings: n.set, Devices: devicesAPI{n.devices, n.Messenger}, Token: n.Token, Addr: n.APIAddr, Logins: n.logins, Logger: n.log.With("component", "api")}))
 	n.srv = h.srv
 	info, _ := json.Marshal(apiclient.Info{Addr: n.APIAddr, Token: n.Token, PID: os.Getpid()})
 	return writeFileAtomic(filepath.Join(n.Dir, APIFile), info, 0o600)

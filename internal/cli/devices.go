@@ -31,7 +31,7 @@ func askSame(in io.Reader, out io.Writer, code string, yes bool) bool {
 
 func linkCmd(g *globals) *cobra.Command {
 	var name string
-	var yes, qr, noPass bool
+	var yes, qr, noPass, noHist bool
 	var listen []string
 	c := &cobra.Command{
 		Use:   "link [--device-name NAME] [--yes] [--qr] (on the NEW device)",
@@ -54,7 +54,8 @@ func linkCmd(g *globals) *cobra.Command {
 					}
 					fmt.Fprintln(g.stdout, "On a device of your account run: samizdat link accept LINK (waiting…)")
 				},
-				Confirm: func(code string) bool { return askSame(cmd.InOrStdin(), g.stdout, code, yes) },
+				Confirm:   func(code string) bool { return askSame(cmd.InOrStdin(), g.stdout, code, yes) },
+				NoHistory: noHist,
 			})
 			if err != nil {
 				return err
@@ -68,13 +69,15 @@ func linkCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&qr, "qr", false, "also draw the link code as a QR code")
 	c.Flags().BoolVar(&noPass, "no-passphrase", false, "no passphrase: a random key in a 0600 file protects the store")
 	c.Flags().StringSliceVar(&listen, "listen", nil, "listen address while linking (default: as samizdat up)")
+	c.Flags().BoolVar(&noHist, "no-history", false, "do not take the chat history the other device offers")
 	accept := &cobra.Command{
-		Use:   "accept LINK [--yes] [--json] (on a device of the account)",
+		Use:   "accept LINK [--yes] [--no-history] [--json] (on a device of the account)",
 		Short: "Link the new device that shows LINK to this account",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			asJSON, _ := cmd.Flags().GetBool("json")
 			yes, _ := cmd.Flags().GetBool("yes")
+			noHistory, _ := cmd.Flags().GetBool("no-history")
 			return g.withNode(cmd.Context(), func(c *apiclient.Client) error {
 				st, err := c.StartLink(cmd.Context(), a[0])
 				if err != nil {
@@ -85,7 +88,7 @@ func linkCmd(g *globals) *cobra.Command {
 					out = g.stderr
 				}
 				ok := askSame(cmd.InOrStdin(), out, st.Code, yes)
-				d, err := c.ConfirmLink(cmd.Context(), st.ID, ok)
+				d, err := c.ConfirmLinkHistory(cmd.Context(), st.ID, ok, !noHistory)
 				if err != nil {
 					return err
 				}
@@ -98,6 +101,7 @@ func linkCmd(g *globals) *cobra.Command {
 		},
 	}
 	accept.Flags().Bool("yes", false, "do not ask to compare the codes (scripts, tests)")
+	accept.Flags().Bool("no-history", false, "do not hand the chat history to the new device (contacts and groups only)")
 	accept.Flags().Bool("json", false, "print JSON")
 	c.AddCommand(accept)
 	return c
@@ -118,6 +122,9 @@ func devicesCmd(g *globals) *cobra.Command {
 			if !d.LastSeen.IsZero() {
 				seen = d.LastSeen.Local().Format("2006-01-02 15:04")
 			}
+			if h := d.History; h != nil {
+				state += "  history " + historyLine(h)
+			}
 			fmt.Fprintf(g.stdout, "%s  %-20s last seen %s%s\n", d.ID, safe(d.Name), seen, state)
 		}
 	}
@@ -130,4 +137,24 @@ func devicesCmd(g *globals) *cobra.Command {
 		func(v any) { d := v.(apiclient.Device); fmt.Fprintf(g.stdout, "revoked %s (%s)\n", d.ID, safe(d.Name)) })
 	c.AddCommand(revoke)
 	return c
+}
+
+// historyLine says where a history transfer stands, for devices.
+func historyLine(h *apiclient.HistoryTransfer) string {
+	dir := "sent"
+	if h.Incoming {
+		dir = "received"
+	}
+	switch h.State {
+	case "fetching":
+		return fmt.Sprintf("fetching %d/%d chunks (%d messages)", h.ChunksDone, h.ChunksTotal, h.Messages)
+	case "complete":
+		if h.Incoming {
+			return fmt.Sprintf("received: %d messages, %d new here", h.Messages, h.Imported)
+		}
+		return fmt.Sprintf("%s: %d messages", dir, h.Messages)
+	case "failed", "refused":
+		return fmt.Sprintf("%s: %s", h.State, safe(h.Error))
+	}
+	return fmt.Sprintf("%s (%d messages)", h.State, h.Messages)
 }

@@ -160,8 +160,13 @@ func (s *Service) take(id string) *pendingAccept {
 
 // Confirm finishes (ok: the user saw the same code on both devices) or
 // abandons a started link. Finishing gives the new device the account,
-// adds it to the device list under a new version and re-signs the card.
+// adds it to the device list under a new version and re-signs the card;
+// the chat history follows (ConfirmWith says no to it).
 func (s *Service) Confirm(ctx context.Context, id string, ok bool) (Info, error) {
+	return s.ConfirmWith(ctx, id, ok, ConfirmOptions{})
+}
+
+func (s *Service) confirm(ctx context.Context, id string, ok bool) (Info, error) {
 	p := s.take(id)
 	if p == nil {
 		return Info{}, ErrNoPending

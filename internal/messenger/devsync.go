@@ -45,13 +45,6 @@ import (
 //   - the device list: merged (devices.List.Merge), and told back when the
 //     sender's list lacks something.
 
-// Errors about sync.
-var (
-	// ErrNotOwnDevice is returned for a DeviceSync from anyone but an
-	// active device of our own account.
-	ErrNotOwnDevice = errors.New("device sync from a device that is not one of ours")
-)
-
 // devSync is the Messenger's sync state.
 type devSync struct {
 	queued     atomic.Bool // something was queued: wake the delivery after commit

@@ -169,11 +169,12 @@ type Messenger struct {
 	sendq chan *sendReq
 
 	ratchets  ratchetCache
-	devIdx    deviceIndex // contacts' linked devices (devices.go)
-	faults    faults      // bad input and refusals, counted (health.go)
-	receipts  ctlReceipts // acks of envelopes with no message row (receive.go)
-	initLimit initLimiter // new sessions per remote device
-	unindexed atomic.Bool // messages stored since the last IndexPending
+	devIdx    deviceIndex  // contacts' linked devices (devices.go)
+	hist      historyState // history for linked devices (history.go)
+	faults    faults       // bad input and refusals, counted (health.go)
+	receipts  ctlReceipts  // acks of envelopes with no message row (receive.go)
+	initLimit initLimiter  // new sessions per remote device
+	unindexed atomic.Bool  // messages stored since the last IndexPending
 
 	// files deposited at contacts' hosts (mediahosts.go)
 	mediaHosts *mediaHostsState
@@ -379,6 +380,7 @@ func (m *Messenger) Start(ctx context.Context) {
 	}()
 	m.startBroadcast(ctx)
 	m.startMedia(ctx)
+	m.startHistory(ctx)
 }
 
 // Close stops the delivery loop and waits for in-flight deliveries.

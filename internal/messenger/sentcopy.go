@@ -113,7 +113,7 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 		if !bytes.Equal(body.Sent.Text.MessageId, env.MessageId) {
 			return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
 		}
-	case *wirepb.Payload_Ack, *wirepb.Payload_Card, *wirepb.Payload_Sync: // sync: devsync.go
+	case *wirepb.Payload_Ack, *wirepb.Payload_Card, *wirepb.Payload_Sync, *wirepb.Payload_History: // sync: devsync.go; history: history.go
 	default:
 		return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
 	}
@@ -145,6 +145,9 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 	}
 	if u := p.GetCard(); u != nil {
 		return m.ownCardUpdate(tx, l, peer, u) // cardpush.go
+	}
+	if h := p.GetHistory(); h != nil {
+		return m.receiveHistory(tx, peer, h) // history.go
 	}
 	if sync := p.GetSync(); sync != nil {
 		if fromMailbox {

@@ -16,8 +16,9 @@ import (
 // TestBrowserLinkDevice: in the devices dialog, alice pastes the link code
 // a new device shows; the page shows the same short code as the new
 // device, and once confirmed the new device is in the list (version 1) and
-// holds alice's account. A second use of the same code is refused with a
-// message.
+// holds alice's account. The "copy the chat history" box is ticked by
+// default; unticked, no history is offered to the device. A second use of
+// the same code is refused with a message.
 func TestBrowserLinkDevice(t *testing.T) {
 	b := browser(t)
 	na := startNode(t, "Alice")
@@ -49,6 +50,10 @@ func TestBrowserLinkDevice(t *testing.T) {
 	do(t, pa, chromedp.Navigate(na.LoginURL()), chromedp.WaitVisible(chromedp.CSS("#devices-btn")),
 		chromedp.Click(chromedp.CSS("#devices-btn")), chromedp.WaitVisible(chromedp.CSS("#link-code")))
 	waitJS(t, pa, "this device in the list", `document.querySelectorAll("#device-list li[data-device]").length === 1`)
+	if !eval[bool](t, pa, `document.querySelector("#link-history").checked`) {
+		t.Fatal("the history box is not ticked by default")
+	}
+	do(t, pa, chromedp.Click(chromedp.CSS("#link-history")))
 	do(t, pa, chromedp.SetValue(chromedp.CSS("#link-code"), link), chromedp.Click(chromedp.CSS("#link-submit")))
 	waitJS(t, pa, "the short code", `document.querySelector("#link-sas")?.textContent.length === 7`)
 	shown := eval[string](t, pa, `document.querySelector("#link-sas").textContent`)
@@ -69,6 +74,20 @@ func TestBrowserLinkDevice(t *testing.T) {
 	}
 	waitJS(t, pa, "the new device in the list", `document.querySelector("#device-list").dataset.version === "1" &&
 		[...document.querySelectorAll("#device-list li")].some((li) => li.textContent.includes("phone"))`)
+	if hs, err := na.Messenger.History(ctx); err != nil || len(hs) != 0 {
+		t.Fatalf("history offered though the box was unticked: %+v %v", hs, err)
+	}
+	// A history offered after all (the phone is not running: it waits)
+	// shows in the phone's row.
+	phoneID := eval[string](t, pa, `[...document.querySelectorAll("#device-list li")].find((li) => li.textContent.includes("phone")).dataset.device`)
+	if err := na.Messenger.SendHistory(ctx, phoneID); err != nil {
+		t.Fatal(err)
+	}
+	do(t, pa, chromedp.Click(chromedp.CSS("#dlg-close")), chromedp.Click(chromedp.CSS("#devices-btn")))
+	waitJS(t, pa, "the history in the phone's row", `(() => {
+		const li = document.querySelector('#device-list li[data-device="`+phoneID+`"]');
+		return !!li && !!li.querySelector("[data-history]") && li.textContent.includes("Chat history");
+	})()`)
 	// The code again: refused, with the reason (the new device no longer
 	// waits).
 	do(t, pa, chromedp.SetValue(chromedp.CSS("#link-code"), link), chromedp.Click(chromedp.CSS("#link-submit")))

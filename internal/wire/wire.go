@@ -175,6 +175,10 @@ func ParsePayload(b []byte) (*wirepb.Payload, error) {
 		if err := checkDeviceSync(body.Sync); err != nil {
 			return nil, err
 		}
+	case *wirepb.Payload_History:
+		if err := checkHistoryOffer(body.History); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, ErrMalformed
 	}

@@ -25,7 +25,8 @@ async function paintList(ul) {
     const state = d.this ? t("thisDevice") : d.revoked ? t("deviceRevoked") : d.lastSeen ? t("lastSeen", { time: when(d.lastSeen) }) : "";
     const li = h("li", { class: "row", "data-device": d.id, "data-revoked": d.revoked ? "1" : "0" },
       h("span", { dir: "auto" }, d.name || d.id.slice(-8)),
-      h("span", { class: "muted" }, state));
+      h("span", { class: "muted" }, state),
+      d.history ? h("span", { class: "muted history", "data-history": d.history.state }, historyText(d.history)) : null);
     if (!d.this && !d.revoked) {
       let armed = false;
       const btn = h("button", { type: "button", class: "revoke", onclick: async () => {
@@ -42,11 +43,23 @@ async function paintList(ul) {
   }));
 }
 
+// historyText says where the chat history handed to (or received from) a
+// device stands.
+function historyText(hs) {
+  switch (hs.state) {
+    case "fetching": return t("histFetching", { done: hs.chunksDone, total: hs.chunksTotal });
+    case "complete": return t("histDone", { n: hs.messages });
+    case "failed": case "refused": return t("histFailed", { error: hs.error || hs.state });
+    default: return t("histPending", { state: hs.state });
+  }
+}
+
 export async function showDevices() {
   const ul = h("ul", { id: "device-list", class: "mutes" });
   const err = h("p", { id: "link-error", class: "error", role: "alert" });
   const step = h("div", { id: "link-step" });
   const input = h("input", { id: "link-code", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "samizdat-link:…" });
+  const history = h("input", { id: "link-history", type: "checkbox", checked: true });
   const form = h("form", { id: "link-form", onsubmit: async (ev) => {
     ev.preventDefault();
     err.textContent = "";
@@ -65,7 +78,7 @@ export async function showDevices() {
     const answer = async (accept) => {
       step.replaceChildren();
       try {
-        const d = await S.api.call("POST", "/api/v1/devices/link/confirm", { id: started.id, accept });
+        const d = await S.api.call("POST", "/api/v1/devices/link/confirm", { id: started.id, accept, history: history.checked });
         toast(t("linkedToast", { name: d.name }));
         input.value = "";
       } catch (e) {
@@ -83,6 +96,7 @@ export async function showDevices() {
   } },
   h("label", { for: "link-code" }, t("linkHelp")),
   input,
+  h("label", { class: "radio check" }, history, t("linkHistory")),
   h("button", { id: "link-submit", type: "submit", class: "primary" }, t("linkStart")));
   openDialog(t("devices"), ul, h("h3", {}, t("linkDevice")), form, step, err);
   await paintList(ul);

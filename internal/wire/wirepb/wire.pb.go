@@ -165,6 +165,7 @@ type Payload struct {
 	//	*Payload_Read
 	//	*Payload_Sent
 	//	*Payload_Sync
+	//	*Payload_History
 	//	*Payload_Card
 	Body isPayload_Body `protobuf_oneof:"body"`
 	// sender_card is the sender's signed contact card, sent with the first
@@ -277,6 +278,15 @@ func (x *Payload) GetSync() *DeviceSync {
 	return nil
 }
 
+func (x *Payload) GetHistory() *HistoryOffer {
+	if x != nil {
+		if x, ok := x.Body.(*Payload_History); ok {
+			return x.History
+		}
+	}
+	return nil
+}
+
 func (x *Payload) GetCard() *CardUpdate {
 	if x != nil {
 		if x, ok := x.Body.(*Payload_Card); ok {
@@ -333,6 +343,13 @@ type Payload_Sync struct {
 	Sync *DeviceSync `protobuf:"bytes,18,opt,name=sync,proto3,oneof"`
 }
 
+type Payload_History struct {
+	// history offers a device just linked the chat history of the
+	// account's existing device, sealed as a file (issue 17; only
+	// accepted from a device of our own account).
+	History *HistoryOffer `protobuf:"bytes,19,opt,name=history,proto3,oneof"`
+}
+
 type Payload_Card struct {
 	// card is our new card pushed at once when our device list changed
 	// (a device linked or revoked, issue 17): the card itself rides in
@@ -351,6 +368,8 @@ func (*Payload_Read) isPayload_Body() {}
 func (*Payload_Sent) isPayload_Body() {}
 
 func (*Payload_Sync) isPayload_Body() {}
+
+func (*Payload_History) isPayload_Body() {}
 
 func (*Payload_Card) isPayload_Body() {}
 
@@ -1344,6 +1363,313 @@ func (x *SentCopy) GetText() *Text {
 	return nil
 }
 
+// HistoryOffer is the chat history one of our devices hands a device just
+// linked to it (issue 17): the export is sealed as a file (internal/media:
+// per-file key, chunks fetched by hash from the offering device), and the
+// offer carries its manifest. The new device answers with done set once it
+// imported (or refused) it, so that the offering device deletes the export.
+type HistoryOffer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TransferId    []byte                 `protobuf:"bytes,1,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"` // 16 random bytes naming this transfer
+	Manifest      []byte                 `protobuf:"bytes,2,opt,name=manifest,proto3" json:"manifest,omitempty"`                       // Attachment of the export (absent when done)
+	Messages      uint64                 `protobuf:"varint,3,opt,name=messages,proto3" json:"messages,omitempty"`                      // messages in the export
+	Done          bool                   `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`                              // from the new device: taken (or refused, error set)
+	Error         string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`                             // why it was refused
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryOffer) Reset() {
+	*x = HistoryOffer{}
+	mi := &file_wirepb_wire_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryOffer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryOffer) ProtoMessage() {}
+
+func (x *HistoryOffer) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_wire_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryOffer.ProtoReflect.Descriptor instead.
+func (*HistoryOffer) Descriptor() ([]byte, []int) {
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HistoryOffer) GetTransferId() []byte {
+	if x != nil {
+		return x.TransferId
+	}
+	return nil
+}
+
+func (x *HistoryOffer) GetManifest() []byte {
+	if x != nil {
+		return x.Manifest
+	}
+	return nil
+}
+
+func (x *HistoryOffer) GetMessages() uint64 {
+	if x != nil {
+		return x.Messages
+	}
+	return 0
+}
+
+func (x *HistoryOffer) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *HistoryOffer) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// The export (the plaintext of the file a HistoryOffer names) is a
+// sequence of frames (internal/wire WriteFrame): one HistoryHeader, then
+// HistoryBatch frames holding header.messages messages in all, in display
+// order per conversation.
+type HistoryHeader struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Version          uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"` // export format (1)
+	Messages         uint64                 `protobuf:"varint,2,opt,name=messages,proto3" json:"messages,omitempty"`
+	ExportedAtUnixMs int64                  `protobuf:"varint,3,opt,name=exported_at_unix_ms,json=exportedAtUnixMs,proto3" json:"exported_at_unix_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *HistoryHeader) Reset() {
+	*x = HistoryHeader{}
+	mi := &file_wirepb_wire_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryHeader) ProtoMessage() {}
+
+func (x *HistoryHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_wire_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryHeader.ProtoReflect.Descriptor instead.
+func (*HistoryHeader) Descriptor() ([]byte, []int) {
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *HistoryHeader) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *HistoryHeader) GetMessages() uint64 {
+	if x != nil {
+		return x.Messages
+	}
+	return 0
+}
+
+func (x *HistoryHeader) GetExportedAtUnixMs() int64 {
+	if x != nil {
+		return x.ExportedAtUnixMs
+	}
+	return 0
+}
+
+type HistoryBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*HistoryMessage      `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryBatch) Reset() {
+	*x = HistoryBatch{}
+	mi := &file_wirepb_wire_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryBatch) ProtoMessage() {}
+
+func (x *HistoryBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_wire_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryBatch.ProtoReflect.Descriptor instead.
+func (*HistoryBatch) Descriptor() ([]byte, []int) {
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *HistoryBatch) GetMessages() []*HistoryMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+// HistoryMessage is one message of a 1:1 chat (contact set) or a group
+// (group set) as the exporting device shows it.
+type HistoryMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MessageId     []byte                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Contact       string                 `protobuf:"bytes,2,opt,name=contact,proto3" json:"contact,omitempty"`    // the contact's account id (1:1)
+	Group         []byte                 `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`        // the group id (group messages)
+	Sender        string                 `protobuf:"bytes,4,opt,name=sender,proto3" json:"sender,omitempty"`      // the author's account id (group messages)
+	Outgoing      bool                   `protobuf:"varint,5,opt,name=outgoing,proto3" json:"outgoing,omitempty"` // 1:1: we wrote it
+	Body          string                 `protobuf:"bytes,6,opt,name=body,proto3" json:"body,omitempty"`
+	SentAtUnixMs  int64                  `protobuf:"varint,7,opt,name=sent_at_unix_ms,json=sentAtUnixMs,proto3" json:"sent_at_unix_ms,omitempty"`
+	AtUnixMs      int64                  `protobuf:"varint,8,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
+	State         string                 `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`            // 1:1: queued, sent, delivered, read, failed, received
+	Attachment    []byte                 `protobuf:"bytes,10,opt,name=attachment,proto3" json:"attachment,omitempty"` // the file's manifest (Attachment), if any
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryMessage) Reset() {
+	*x = HistoryMessage{}
+	mi := &file_wirepb_wire_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryMessage) ProtoMessage() {}
+
+func (x *HistoryMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_wire_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryMessage.ProtoReflect.Descriptor instead.
+func (*HistoryMessage) Descriptor() ([]byte, []int) {
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *HistoryMessage) GetMessageId() []byte {
+	if x != nil {
+		return x.MessageId
+	}
+	return nil
+}
+
+func (x *HistoryMessage) GetContact() string {
+	if x != nil {
+		return x.Contact
+	}
+	return ""
+}
+
+func (x *HistoryMessage) GetGroup() []byte {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+func (x *HistoryMessage) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *HistoryMessage) GetOutgoing() bool {
+	if x != nil {
+		return x.Outgoing
+	}
+	return false
+}
+
+func (x *HistoryMessage) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *HistoryMessage) GetSentAtUnixMs() int64 {
+	if x != nil {
+		return x.SentAtUnixMs
+	}
+	return 0
+}
+
+func (x *HistoryMessage) GetAtUnixMs() int64 {
+	if x != nil {
+		return x.AtUnixMs
+	}
+	return 0
+}
+
+func (x *HistoryMessage) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *HistoryMessage) GetAttachment() []byte {
+	if x != nil {
+		return x.Attachment
+	}
+	return nil
+}
+
 var File_wirepb_wire_proto protoreflect.FileDescriptor
 
 const file_wirepb_wire_proto_rawDesc = "" +
@@ -1358,7 +1684,7 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"initiation\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
-	"ciphertext\"\xc8\x03\n" +
+	"ciphertext\"\x84\x04\n" +
 	"\aPayload\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextH\x00R\x04text\x12)\n" +
@@ -1366,7 +1692,8 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\x05group\x18\x05 \x01(\v2\x1e.samizdat.wire.v1.GroupControlH\x00R\x05group\x12,\n" +
 	"\x04read\x18\x06 \x01(\v2\x16.samizdat.wire.v1.ReadH\x00R\x04read\x120\n" +
 	"\x04sent\x18\x11 \x01(\v2\x1a.samizdat.wire.v1.SentCopyH\x00R\x04sent\x122\n" +
-	"\x04sync\x18\x12 \x01(\v2\x1c.samizdat.wire.v1.DeviceSyncH\x00R\x04sync\x122\n" +
+	"\x04sync\x18\x12 \x01(\v2\x1c.samizdat.wire.v1.DeviceSyncH\x00R\x04sync\x12:\n" +
+	"\ahistory\x18\x13 \x01(\v2\x1e.samizdat.wire.v1.HistoryOfferH\x00R\ahistory\x122\n" +
 	"\x04card\x18\x14 \x01(\v2\x1c.samizdat.wire.v1.CardUpdateH\x00R\x04card\x12\x1f\n" +
 	"\vsender_card\x18\x04 \x01(\fR\n" +
 	"senderCard\x12!\n" +
@@ -1463,7 +1790,36 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\bSentCopy\x12\x1d\n" +
 	"\n" +
 	"to_account\x18\x01 \x01(\tR\ttoAccount\x12*\n" +
-	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextR\x04textB6Z4github.com/samizdat-im/samizdat/internal/wire/wirepbb\x06proto3"
+	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextR\x04text\"\x91\x01\n" +
+	"\fHistoryOffer\x12\x1f\n" +
+	"\vtransfer_id\x18\x01 \x01(\fR\n" +
+	"transferId\x12\x1a\n" +
+	"\bmanifest\x18\x02 \x01(\fR\bmanifest\x12\x1a\n" +
+	"\bmessages\x18\x03 \x01(\x04R\bmessages\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"t\n" +
+	"\rHistoryHeader\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1a\n" +
+	"\bmessages\x18\x02 \x01(\x04R\bmessages\x12-\n" +
+	"\x13exported_at_unix_ms\x18\x03 \x01(\x03R\x10exportedAtUnixMs\"L\n" +
+	"\fHistoryBatch\x12<\n" +
+	"\bmessages\x18\x01 \x03(\v2 .samizdat.wire.v1.HistoryMessageR\bmessages\"\xa2\x02\n" +
+	"\x0eHistoryMessage\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x18\n" +
+	"\acontact\x18\x02 \x01(\tR\acontact\x12\x14\n" +
+	"\x05group\x18\x03 \x01(\fR\x05group\x12\x16\n" +
+	"\x06sender\x18\x04 \x01(\tR\x06sender\x12\x1a\n" +
+	"\boutgoing\x18\x05 \x01(\bR\boutgoing\x12\x12\n" +
+	"\x04body\x18\x06 \x01(\tR\x04body\x12%\n" +
+	"\x0fsent_at_unix_ms\x18\a \x01(\x03R\fsentAtUnixMs\x12\x1c\n" +
+	"\n" +
+	"at_unix_ms\x18\b \x01(\x03R\batUnixMs\x12\x14\n" +
+	"\x05state\x18\t \x01(\tR\x05state\x12\x1e\n" +
+	"\n" +
+	"attachment\x18\n" +
+	" \x01(\fR\n" +
+	"attachmentB6Z4github.com/samizdat-im/samizdat/internal/wire/wirepbb\x06proto3"
 
 var (
 	file_wirepb_wire_proto_rawDescOnce sync.Once
@@ -1478,46 +1834,52 @@ func file_wirepb_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wirepb_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_wirepb_wire_proto_goTypes = []any{
-	(Response_Status)(0),  // 0: samizdat.wire.v1.Response.Status
-	(*Envelope)(nil),      // 1: samizdat.wire.v1.Envelope
-	(*Payload)(nil),       // 2: samizdat.wire.v1.Payload
-	(*Text)(nil),          // 3: samizdat.wire.v1.Text
-	(*Attachment)(nil),    // 4: samizdat.wire.v1.Attachment
-	(*Read)(nil),          // 5: samizdat.wire.v1.Read
-	(*Ack)(nil),           // 6: samizdat.wire.v1.Ack
-	(*Response)(nil),      // 7: samizdat.wire.v1.Response
-	(*ContactCard)(nil),   // 8: samizdat.wire.v1.ContactCard
-	(*MailboxHost)(nil),   // 9: samizdat.wire.v1.MailboxHost
-	(*Device)(nil),        // 10: samizdat.wire.v1.Device
-	(*SignedCard)(nil),    // 11: samizdat.wire.v1.SignedCard
-	(*Invite)(nil),        // 12: samizdat.wire.v1.Invite
-	(*SessionRecord)(nil), // 13: samizdat.wire.v1.SessionRecord
-	(*SessionEntry)(nil),  // 14: samizdat.wire.v1.SessionEntry
-	(*CardUpdate)(nil),    // 15: samizdat.wire.v1.CardUpdate
-	(*SentCopy)(nil),      // 16: samizdat.wire.v1.SentCopy
-	(*GroupControl)(nil),  // 17: samizdat.wire.v1.GroupControl
-	(*DeviceSync)(nil),    // 18: samizdat.wire.v1.DeviceSync
+	(Response_Status)(0),   // 0: samizdat.wire.v1.Response.Status
+	(*Envelope)(nil),       // 1: samizdat.wire.v1.Envelope
+	(*Payload)(nil),        // 2: samizdat.wire.v1.Payload
+	(*Text)(nil),           // 3: samizdat.wire.v1.Text
+	(*Attachment)(nil),     // 4: samizdat.wire.v1.Attachment
+	(*Read)(nil),           // 5: samizdat.wire.v1.Read
+	(*Ack)(nil),            // 6: samizdat.wire.v1.Ack
+	(*Response)(nil),       // 7: samizdat.wire.v1.Response
+	(*ContactCard)(nil),    // 8: samizdat.wire.v1.ContactCard
+	(*MailboxHost)(nil),    // 9: samizdat.wire.v1.MailboxHost
+	(*Device)(nil),         // 10: samizdat.wire.v1.Device
+	(*SignedCard)(nil),     // 11: samizdat.wire.v1.SignedCard
+	(*Invite)(nil),         // 12: samizdat.wire.v1.Invite
+	(*SessionRecord)(nil),  // 13: samizdat.wire.v1.SessionRecord
+	(*SessionEntry)(nil),   // 14: samizdat.wire.v1.SessionEntry
+	(*CardUpdate)(nil),     // 15: samizdat.wire.v1.CardUpdate
+	(*SentCopy)(nil),       // 16: samizdat.wire.v1.SentCopy
+	(*HistoryOffer)(nil),   // 17: samizdat.wire.v1.HistoryOffer
+	(*HistoryHeader)(nil),  // 18: samizdat.wire.v1.HistoryHeader
+	(*HistoryBatch)(nil),   // 19: samizdat.wire.v1.HistoryBatch
+	(*HistoryMessage)(nil), // 20: samizdat.wire.v1.HistoryMessage
+	(*GroupControl)(nil),   // 21: samizdat.wire.v1.GroupControl
+	(*DeviceSync)(nil),     // 22: samizdat.wire.v1.DeviceSync
 }
 var file_wirepb_wire_proto_depIdxs = []int32{
 	3,  // 0: samizdat.wire.v1.Payload.text:type_name -> samizdat.wire.v1.Text
 	6,  // 1: samizdat.wire.v1.Payload.ack:type_name -> samizdat.wire.v1.Ack
-	17, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
+	21, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
 	5,  // 3: samizdat.wire.v1.Payload.read:type_name -> samizdat.wire.v1.Read
 	16, // 4: samizdat.wire.v1.Payload.sent:type_name -> samizdat.wire.v1.SentCopy
-	18, // 5: samizdat.wire.v1.Payload.sync:type_name -> samizdat.wire.v1.DeviceSync
-	15, // 6: samizdat.wire.v1.Payload.card:type_name -> samizdat.wire.v1.CardUpdate
-	0,  // 7: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
-	10, // 8: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
-	9,  // 9: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
-	14, // 10: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
-	3,  // 11: samizdat.wire.v1.SentCopy.text:type_name -> samizdat.wire.v1.Text
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	22, // 5: samizdat.wire.v1.Payload.sync:type_name -> samizdat.wire.v1.DeviceSync
+	17, // 6: samizdat.wire.v1.Payload.history:type_name -> samizdat.wire.v1.HistoryOffer
+	15, // 7: samizdat.wire.v1.Payload.card:type_name -> samizdat.wire.v1.CardUpdate
+	0,  // 8: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
+	10, // 9: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
+	9,  // 10: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
+	14, // 11: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
+	3,  // 12: samizdat.wire.v1.SentCopy.text:type_name -> samizdat.wire.v1.Text
+	20, // 13: samizdat.wire.v1.HistoryBatch.messages:type_name -> samizdat.wire.v1.HistoryMessage
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_wire_proto_init() }
@@ -1534,6 +1896,7 @@ func file_wirepb_wire_proto_init() {
 		(*Payload_Read)(nil),
 		(*Payload_Sent)(nil),
 		(*Payload_Sync)(nil),
+		(*Payload_History)(nil),
 		(*Payload_Card)(nil),
 	}
 	type x struct{}
@@ -1542,7 +1905,7 @@ func file_wirepb_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wirepb_wire_proto_rawDesc), len(file_wirepb_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
