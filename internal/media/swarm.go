@@ -30,9 +30,11 @@ const (
 	// stallTimeout ends a fetch in which no source has brought anything
 	// for that long (the service tries again later).
 	stallTimeout = 2 * requestTimeout
-	// storeDepth is how many fetched chunks wait to be checked and
-	// written behind a stream's reader.
-	storeDepth = 4
+	// storeDepth is how many fetched chunks wait to be written behind a
+	// stream's reader, storers how many of them are written at once
+	// (direct writes wait for the disk: pack.go).
+	storeDepth = 8
+	storers    = 4
 	// sessionRetries is how often a source whose stream broke after it
 	// sent something is given a new stream.
 	sessionRetries = 3
@@ -375,7 +377,10 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 			r, ok = s.next(src, stop)
 		}
 	}()
-	rd := bufio.NewReaderSize(st, 64<<10)
+	// A small buffer: a chunk's header comes through it, the chunk
+	// itself is read straight into the storer's buffer (a larger one
+	// would copy the first 64 KiB of every chunk twice).
+	rd := bufio.NewReaderSize(st, 4<<10)
 	// Chunks are checked and written by a storer behind the reader, so
 	// that hashing and the file system do not stall the stream.
 	type job struct {
@@ -385,17 +390,17 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 	}
 	free := make(chan []byte, storeDepth)
 	for range storeDepth {
-		free <- make([]byte, MaxSealedChunk)
+		free <- chunkBuf()
 	}
 	jobs := make(chan job, storeDepth)
 	var (
 		smu     sync.Mutex
 		serr    error
 		sfailed []request
-		sdone   = make(chan struct{})
+		swg     sync.WaitGroup
 	)
-	go func() { // the storer
-		defer close(sdone)
+	store := func() { // a storer
+		defer swg.Done()
 		for j := range jobs {
 			smu.Lock()
 			failedBefore := serr != nil
@@ -424,7 +429,11 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 				halt()     // and the writer
 			}
 		}
-	}()
+	}
+	swg.Add(storers)
+	for range storers {
+		go store()
+	}
 	var failed *request
 	var rerr error
 	for r := range inflight {
@@ -462,7 +471,7 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 		}
 	}
 	close(jobs)
-	<-sdone
+	swg.Wait()
 	if serr != nil {
 		rerr = serr
 		if errors.Is(serr, ErrCorruptChunk) {
