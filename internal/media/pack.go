@@ -56,6 +56,10 @@ const (
 	packSuffix = "-4k"
 )
 
+// directWrites says whether packs are written with O_DIRECT where they
+// can be; a benchmark compares both.
+var directWrites = true
+
 // chunkBuf returns a buffer for a chunk that pack.write can write
 // directly: aligned, with room for a whole slot.
 func chunkBuf() []byte {
@@ -109,7 +113,7 @@ func (p *pack) open() error {
 		return err
 	}
 	p.f, p.ok = f, ok
-	if p.stride%dioAlign == 0 {
+	if p.stride%dioAlign == 0 && directWrites {
 		p.df, _ = openDirect(p.path)
 	}
 	return nil
