@@ -59,18 +59,14 @@ func packedChunks(t *testing.T, p *profile) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stride := sealed // a pack of an older version
-		if strings.HasSuffix(strings.TrimSuffix(ok, ".ok"), "-4k") {
-			stride = 65 << 12 // chunks in whole 4 KiB blocks (internal/media/pack.go)
-		}
 		for i, m := range marks {
 			if m != 1 {
 				continue
 			}
-			if len(pack) < i*stride+sealed {
+			if len(pack) < (i+1)*sealed {
 				t.Fatalf("pack %s: chunk %d marked held, not there", ok, i)
 			}
-			h := sha256.Sum256(pack[i*stride : i*stride+sealed])
+			h := sha256.Sum256(pack[i*sealed : (i+1)*sealed])
 			x := hex.EncodeToString(h[:])
 			out = append(out, filepath.Join(x[:2], x))
 		}

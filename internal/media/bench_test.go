@@ -120,62 +120,6 @@ func BenchmarkFetchVsCopyLoopback(b *testing.B) {
 	b.ReportMetric(float64(cFetch.Milliseconds())/float64(b.N), "fetch-cpu-ms")
 }
 
-// BenchmarkFetchDirectVsBuffered alternates, in each iteration, a bare
-// stream copy of 100 MiB, a fetch of a 100 MiB file whose pack is written
-// through the page cache and one written with O_DIRECT (pack.go), and
-// reports the CPU time (ms, both nodes) and wall time (ms) of each: the
-// cost of the two ways to write under the same load.
-func BenchmarkFetchDirectVsBuffered(b *testing.B) {
-	const size = 100 << 20
-	a, c := benchNodes(b)
-	src, _ := OpenChunks(b.TempDir())
-	m := &Manifest{Name: "x", Size: size}
-	rand.Read(m.Key[:])
-	if err := Seal(src, io.LimitReader(rand.Reader, size), m); err != nil {
-		b.Fatal(err)
-	}
-	a.Handle(Protocol, func(s p2p.Stream) { Serve(src, s) })
-	buf := make([]byte, ChunkSize)
-	a.Handle("/bench/copy/1", func(s p2p.Stream) {
-		defer s.Close()
-		for sent := 0; sent < size; sent += len(buf) {
-			if _, err := s.Write(buf); err != nil {
-				return
-			}
-		}
-	})
-	defer func() { directWrites = true }()
-	var cpu, wall [3]time.Duration
-	for range b.N {
-		for mode := range 3 {
-			dst, _ := OpenChunks(b.TempDir())
-			c0, t0 := cpuTime(), time.Now()
-			if mode == 0 {
-				s, err := c.OpenStream(context.Background(), a.PeerID(), "/bench/copy/1")
-				if err != nil {
-					b.Fatal(err)
-				}
-				if n, _ := io.Copy(io.Discard, s); n != size {
-					b.Fatalf("copied %d", n)
-				}
-				s.Close()
-			} else {
-				directWrites = mode == 2
-				if err := Fetch(context.Background(), c, dst, m, []string{a.PeerID()}, nil); err != nil {
-					b.Fatal(err)
-				}
-				dst.Close()
-			}
-			cpu[mode] += cpuTime() - c0
-			wall[mode] += time.Since(t0)
-		}
-	}
-	for i, n := range []string{"copy", "buffered", "direct"} {
-		b.ReportMetric(float64(cpu[i].Milliseconds())/float64(b.N), n+"-cpu-ms")
-		b.ReportMetric(float64(wall[i].Milliseconds())/float64(b.N), n+"-wall-ms")
-	}
-}
-
 // cpuTime is the CPU time (user and system) used by this process so far.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

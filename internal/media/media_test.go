@@ -248,7 +248,7 @@ func tearChunk(t *testing.T, ch *Chunks, h Hash) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := f.WriteAt([]byte("torn"), int64(s.i)*s.p.stride+100); err != nil {
+	if _, err := f.WriteAt([]byte("torn"), int64(s.i)*MaxSealedChunk+100); err != nil {
 		t.Fatal(err)
 	}
 }

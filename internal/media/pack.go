@@ -9,27 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
-	"unsafe"
 )
 
 // A fetched file's data chunks go into one pack file instead of a file
 // each: creating a file costs more than writing 256 KiB into it (on the
 // ext4 of the benchmark machine, 0.2-0.5 ms an open(O_CREAT) against
 // 0.05 ms a chunk written), and was the largest cost of a fetch after
-// the network. Chunk i of the file lies at i*packStride in the pack: a
-// slot of whole 4 KiB blocks, so that the receiver writes its chunks
-// with O_DIRECT, from its own aligned buffers straight to the disk.
-// Through the page cache, every chunk was copied into freshly allocated
-// pages, which on the (virtual) benchmark machine cost 20 to 200 ms of
-// CPU per 100 MiB depending on the moment, against 30-50 ms for direct
-// writes (docs/BENCHMARKS.md); a chunk fetched is read again only when
-// the file is saved or served. Where the file system refuses O_DIRECT
-// (tmpfs), or for a chunk not in an aligned buffer, the write goes
-// through the page cache as before. A pack made by an older version
-// (packs/<name>, chunks at i*MaxSealedChunk) is still used as it is.
-//
-// A second file, the pack's ".ok" list, holds one byte per chunk: 1 once
+// the network. Chunk i of the file lies at i*MaxSealedChunk in the pack
+// (every sealed data chunk but the last is MaxSealedChunk long). A
+// second file, the pack's ".ok" list, holds one byte per chunk: 1 once
 // the chunk was checked against its hash and written in full. The byte
 // is written after the chunk, so a kill between the two loses the chunk
 // (fetched again), never claims a chunk that is not there; a torn chunk
@@ -44,47 +32,14 @@ import (
 // packsDir is the subdirectory of the chunk directory holding packs.
 const packsDir = "packs"
 
-const (
-	// dioAlign is the alignment of direct writes: offset, length and
-	// buffer address (the logical block size is at most this).
-	dioAlign = 4096
-	// packStride is the room of one chunk in a pack: MaxSealedChunk
-	// rounded up to whole blocks.
-	packStride = (MaxSealedChunk + dioAlign - 1) / dioAlign * dioAlign
-	// packSuffix names the packs with packStride slots; a pack without
-	// it is an older one, with MaxSealedChunk slots.
-	packSuffix = "-4k"
-)
-
-// directWrites says whether packs are written with O_DIRECT where they
-// can be; a benchmark compares both.
-var directWrites = true
-
-// chunkBuf returns a buffer for a chunk that pack.write can write
-// directly: aligned, with room for a whole slot.
-func chunkBuf() []byte {
-	b := make([]byte, packStride+dioAlign)
-	off := (dioAlign - int(uintptr(unsafe.Pointer(&b[0]))%dioAlign)) % dioAlign
-	return b[off : off+MaxSealedChunk : off+packStride]
-}
-
-// directable reports whether b can be written with O_DIRECT as it is:
-// aligned, with room after it up to whole blocks.
-func directable(b []byte) bool {
-	return len(b) > 0 && uintptr(unsafe.Pointer(&b[0]))%dioAlign == 0 &&
-		cap(b) >= (len(b)+dioAlign-1)/dioAlign*dioAlign
-}
-
 // pack is the pack of one file.
 type pack struct {
-	path   string
-	size   int64 // of the plaintext: gives each chunk's length
-	stride int64 // where chunk i lies: i*stride
-	mu     sync.Mutex
-	f      *os.File // data, opened on first use
-	df     *os.File // the same for direct writes; nil if refused
-	ok     *os.File // the ".ok" list
-	have   []bool
+	path string
+	size int64 // of the plaintext: gives each chunk's length
+	mu   sync.Mutex
+	f    *os.File // data, opened on first use
+	ok   *os.File // the ".ok" list
+	have []bool
 }
 
 // slot is where a chunk lies in a pack.
@@ -113,9 +68,6 @@ func (p *pack) open() error {
 		return err
 	}
 	p.f, p.ok = f, ok
-	if p.stride%dioAlign == 0 && directWrites {
-		p.df, _ = openDirect(p.path)
-	}
 	return nil
 }
 
@@ -126,10 +78,7 @@ func (p *pack) close() {
 	if p.f != nil {
 		p.f.Close()
 		p.ok.Close()
-		if p.df != nil {
-			p.df.Close()
-		}
-		p.f, p.df, p.ok = nil, nil, nil
+		p.f, p.ok = nil, nil
 	}
 }
 
@@ -159,39 +108,17 @@ func (p *pack) mark(i int, held bool) error {
 }
 
 // write writes chunk i, b (checked by the caller), then marks it held.
-// b is written directly to the disk if it is directable; the bytes
-// after it up to the block's end are zeroed then.
 func (p *pack) write(i int, b []byte) error {
 	p.mu.Lock()
 	err := p.open()
-	f, df := p.f, p.df
+	f := p.f
 	p.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	// Chunks of one pack are written by several storers at once, at
 	// their own offsets.
-	off := int64(i) * p.stride
-	if df != nil && directable(b) {
-		n := (len(b) + dioAlign - 1) / dioAlign * dioAlign
-		clear(b[len(b):n])
-		_, err := df.WriteAt(b[:n], off)
-		if !errors.Is(err, syscall.EINVAL) {
-			if err != nil {
-				return err
-			}
-			return p.mark(i, true)
-		}
-		// Refused after all (an alignment the file system wants
-		// larger): through the page cache from now on.
-		p.mu.Lock()
-		if p.df == df {
-			p.df = nil
-			df.Close()
-		}
-		p.mu.Unlock()
-	}
-	if _, err := f.WriteAt(b, off); err != nil {
+	if _, err := f.WriteAt(b, int64(i)*MaxSealedChunk); err != nil {
 		return err
 	}
 	return p.mark(i, true)
@@ -216,7 +143,7 @@ func (p *pack) read(i int, buf []byte) ([]byte, error) {
 		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	if _, err := f.ReadAt(buf, int64(i)*p.stride); err != nil {
+	if _, err := f.ReadAt(buf, int64(i)*MaxSealedChunk); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w: pack cut short", ErrNoChunk)
 		}
@@ -237,10 +164,7 @@ func (c *Chunks) attach(m *Manifest, hashes []Hash) error {
 	if c.packs[name] != nil {
 		return nil
 	}
-	p := &pack{path: filepath.Join(c.dir, packsDir, name), size: m.Size, stride: MaxSealedChunk, have: make([]bool, len(hashes))}
-	if _, err := os.Stat(p.path); errors.Is(err, fs.ErrNotExist) {
-		p.path, p.stride = p.path+packSuffix, packStride
-	}
+	p := &pack{path: filepath.Join(c.dir, packsDir, name), size: m.Size, have: make([]bool, len(hashes))}
 	ok, err := os.ReadFile(p.path + ".ok")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("media: pack: %w", err)
@@ -292,10 +216,9 @@ func (c *Chunks) drop(m *Manifest, hashes []Hash) {
 			p.close()
 		}
 		c.pmu.Unlock()
-		for _, path := range []string{filepath.Join(c.dir, packsDir, name), filepath.Join(c.dir, packsDir, name+packSuffix)} {
-			os.Remove(path)
-			os.Remove(path + ".ok")
-		}
+		path := filepath.Join(c.dir, packsDir, name)
+		os.Remove(path)
+		os.Remove(path + ".ok")
 	}
 	for _, h := range hashes {
 		os.Remove(c.path(h))

@@ -30,11 +30,9 @@ const (
 	// stallTimeout ends a fetch in which no source has brought anything
 	// for that long (the service tries again later).
 	stallTimeout = 2 * requestTimeout
-	// storeDepth is how many fetched chunks wait to be written behind a
-	// stream's reader, storers how many of them are written at once
-	// (direct writes wait for the disk: pack.go).
-	storeDepth = 8
-	storers    = 4
+	// storeDepth is how many fetched chunks wait to be checked and
+	// written behind a stream's reader.
+	storeDepth = 4
 	// sessionRetries is how often a source whose stream broke after it
 	// sent something is given a new stream.
 	sessionRetries = 3
@@ -390,17 +388,17 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 	}
 	free := make(chan []byte, storeDepth)
 	for range storeDepth {
-		free <- chunkBuf()
+		free <- make([]byte, MaxSealedChunk)
 	}
 	jobs := make(chan job, storeDepth)
 	var (
 		smu     sync.Mutex
 		serr    error
 		sfailed []request
-		swg     sync.WaitGroup
+		sdone   = make(chan struct{})
 	)
-	store := func() { // a storer
-		defer swg.Done()
+	go func() { // the storer
+		defer close(sdone)
 		for j := range jobs {
 			smu.Lock()
 			failedBefore := serr != nil
@@ -429,11 +427,7 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 				halt()     // and the writer
 			}
 		}
-	}
-	swg.Add(storers)
-	for range storers {
-		go store()
-	}
+	}()
 	var failed *request
 	var rerr error
 	for r := range inflight {
@@ -471,7 +465,7 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 		}
 	}
 	close(jobs)
-	swg.Wait()
+	<-sdone
 	if serr != nil {
 		rerr = serr
 		if errors.Is(serr, ErrCorruptChunk) {

@@ -5,12 +5,6 @@ import (
 	"syscall"
 )
 
-// openDirect opens path for writes that bypass the page cache
-// (O_DIRECT), or fails where the file system does not allow it.
-func openDirect(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|syscall.O_DIRECT, 0)
-}
-
 // readInto reads the file at path into buf, up to len(buf) bytes, with
 // plain system calls: os.Open would also set the file non-blocking and
 // try to register it with the poller, four more calls for every chunk
