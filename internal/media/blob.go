@@ -108,7 +108,7 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 			continue
 		}
 		a := buf[:answerHeader+len(b)]
-		if &b[0] != &buf[answerHeader] { // grown by read (buf is large enough)
+		if len(b) > 0 && &b[0] != &buf[answerHeader] { // grown by read (buf is large enough)
 			a = append(buf[:answerHeader], b...)
 		}
 		a[0] = statusOK
