@@ -65,9 +65,12 @@ func Serve(ch *Chunks, s p2p.Stream) { ServeWith(ch, s, nil, nil) }
 func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, sent func(h Hash, n int)) {
 	defer s.Close()
 	r := bufio.NewReaderSize(s, 4<<10)
-	w := bufio.NewWriterSize(s, 64<<10)
+	fw := frameWriter{s}
+	w := bufio.NewWriterSize(fw, frameData)
 	var zero Hash
-	var buf []byte
+	// An answer is read into buf after room for its header, and written
+	// with it in one piece (no copy through w).
+	buf := make([]byte, answerHeader+MaxSealedChunk+1)
 	for {
 		s.SetDeadline(time.Now().Add(requestTimeout))
 		var h Hash
@@ -97,19 +100,25 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 			}
 			continue
 		}
-		b, err := ch.read(h, buf)
+		b, err := ch.read(h, buf[answerHeader:])
 		if err != nil {
 			if err := w.WriteByte(statusMissing); err != nil {
 				return
 			}
 			continue
 		}
-		buf = b
-		var hdr [5]byte
-		hdr[0] = statusOK
-		binary.BigEndian.PutUint32(hdr[1:], uint32(len(b)))
-		w.Write(hdr[:])
-		if _, err := w.Write(b); err != nil {
+		a := buf[:answerHeader+len(b)]
+		if len(b) > 0 && &b[0] != &buf[answerHeader] { // grown by read (buf is large enough)
+			a = append(buf[:answerHeader], b...)
+		}
+		a[0] = statusOK
+		binary.BigEndian.PutUint32(a[1:], uint32(len(b)))
+		if w.Buffered() > 0 {
+			if err := w.Flush(); err != nil {
+				return
+			}
+		}
+		if _, err := fw.Write(a); err != nil {
 			s.Reset()
 			return
 		}
@@ -117,6 +126,33 @@ func ServeWith(ch *Chunks, s p2p.Stream, allow func(h Hash, peer string) bool, s
 			sent(h, len(b))
 		}
 	}
+}
+
+// answerHeader is the status byte and length before a chunk sent.
+const answerHeader = 5
+
+// frameData is how much a server writes to its stream at a time: with
+// yamux's 12-byte frame header, one frame is then exactly one message of
+// the Noise secure channel (at most 65,519 bytes of plaintext). Larger
+// writes are cut by yamux into frames of 65,524 bytes, each sent as two
+// Noise messages (65,519 and 17 bytes): twice the messages, system calls
+// and wake-ups of the reader on either side. Over another transport the
+// size only sets how writes are cut.
+const frameData = 65519 - 12
+
+// frameWriter writes to w frameData bytes at a time.
+type frameWriter struct{ w io.Writer }
+
+func (f frameWriter) Write(b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := f.w.Write(b[n:min(len(b), n+frameData)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // answerHave answers a have query (after its zero hash).

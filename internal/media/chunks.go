@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -103,23 +102,18 @@ func (c *Chunks) read(h Hash, buf []byte) ([]byte, error) {
 	if s, ok := c.slotOf(h); ok && s.p.held(s.i) {
 		return s.p.read(s.i, buf)
 	}
-	f, err := os.Open(c.path(h))
+	if cap(buf) < MaxSealedChunk+1 {
+		buf = make([]byte, MaxSealedChunk+1)
+	}
+	n, err := readInto(c.path(h), buf[:MaxSealedChunk+1])
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNoChunk, h)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("media: read chunk: %w", err)
 	}
-	defer f.Close()
-	if cap(buf) < MaxSealedChunk+1 {
-		buf = make([]byte, MaxSealedChunk+1)
-	}
-	n, err := io.ReadFull(f, buf[:MaxSealedChunk+1])
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		err = nil
-	}
-	if err != nil || n > MaxSealedChunk {
-		return nil, fmt.Errorf("media: read chunk %s: %v", h, err)
+	if n > MaxSealedChunk {
+		return nil, fmt.Errorf("media: read chunk %s: longer than a chunk", h)
 	}
 	return buf[:n], nil
 }

@@ -235,6 +235,30 @@ func TestDamagedChunkRefetched(t *testing.T) {
 	}
 }
 
+// TestEmptyChunkServed: a source whose chunk file was cut to nothing
+// answers with an empty chunk (its header and the chunk go out in one
+// write); the fetcher finds it corrupt and the fetch fails cleanly.
+func TestEmptyChunkServed(t *testing.T) {
+	data := make([]byte, 2*ChunkSize)
+	rand.Read(data)
+	src, m := seal(t, data)
+	hashes, err := LoadIndex(src, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src.path(hashes[1]), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	net := newMemNet()
+	net.sources["alice"] = src
+	dst, _ := OpenChunks(t.TempDir())
+	err = Fetch(context.Background(), net, dst, m, []string{"alice"}, nil)
+	net.wg.Wait()
+	if !errors.Is(err, ErrNoSource) || !errors.Is(err, ErrCorruptChunk) {
+		t.Fatalf("fetch of an empty chunk: %v, want ErrNoSource and ErrCorruptChunk", err)
+	}
+}
+
 // tearChunk damages chunk h where ch keeps it (its pack, or its file).
 func tearChunk(t *testing.T, ch *Chunks, h Hash) {
 	t.Helper()

@@ -375,7 +375,10 @@ func (s *sched) session(src *source) (progressed, fatal bool, err error) {
 			r, ok = s.next(src, stop)
 		}
 	}()
-	rd := bufio.NewReaderSize(st, 64<<10)
+	// A small buffer: a chunk's header comes through it, the chunk
+	// itself is read straight into the storer's buffer (a larger one
+	// would copy the first 64 KiB of every chunk twice).
+	rd := bufio.NewReaderSize(st, 4<<10)
 	// Chunks are checked and written by a storer behind the reader, so
 	// that hashing and the file system do not stall the stream.
 	type job struct {
