@@ -7,7 +7,14 @@ import { S, h, $, toast, errText, openDialog } from "./app.js";
 import { t, lang } from "./i18n.js";
 
 export function devicesButton() {
-  return h("button", { id: "devices-btn", class: "icon", "aria-label": t("devices"), title: t("devices"), onclick: showDevices }, "⧉");
+  const b = h("button", { id: "devices-btn", class: "icon", "aria-label": t("devices"), title: t("devices"), onclick: showDevices });
+  // A laptop and a phone, drawn inline: no font needs a glyph for it.
+  const tpl = document.createElement("template");
+  tpl.innerHTML = '<svg viewBox="0 0 24 24" width="1.1em" height="1.1em" fill="none" stroke="currentColor" stroke-width="1.8" ' +
+    'stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">' +
+    '<rect x="2.5" y="5" width="13" height="9" rx="1"/><path d="M1 17.5h13"/><rect x="16.5" y="8" width="6" height="12" rx="1.2"/></svg>';
+  b.append(tpl.content.firstChild);
+  return b;
 }
 
 const when = (s) => new Date(s).toLocaleString(lang());
