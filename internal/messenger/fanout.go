@@ -326,8 +326,8 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 	if err != nil {
 		return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
 	}
-	sent := p.GetSent()
-	if sent == nil || hex.EncodeToString(sent.Text.MessageId) != hex.EncodeToString(env.MessageId) {
+	sent, group := p.GetSent(), p.GetGroup()
+	if group == nil && (sent == nil || hex.EncodeToString(sent.Text.MessageId) != hex.EncodeToString(env.MessageId)) {
 		return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
 	}
 	// All checks passed: write.
@@ -351,6 +351,9 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 		}
 	}
 	resp.Status = wirepb.Response_STATUS_OK // our own device needs no ack: the stream is authenticated
+	if group != nil {
+		return m.receiveOwnGroup(tx, rx, peer, group) // its sender key, its ops (groupdevices.go)
+	}
 	c, err := tx.ContactByAccount(sent.ToAccount)
 	if errors.Is(err, store.ErrNotFound) {
 		// A contact added on the other device since linking (contacts

@@ -51,7 +51,7 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 		if err := tx.AddGroup(g); err != nil {
 			return err
 		}
-		return m.storeSenderKey(tx, g, nil, c.AccountID, gc.SenderKey)
+		return m.storeSenderKey(tx, g, nil, c.AccountID, gc.Device, gc.SenderKey)
 	case errors.Is(err, store.ErrNotFound):
 		g = &store.Group{ID: gc.GroupId, Secret: gc.Secret, Name: gc.Name, Created: m.now()}
 		isNew = true
@@ -59,7 +59,7 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 		return err
 	case len(g.Secret) == 0:
 		if len(gc.Secret) == 0 {
-			return m.storeSenderKey(tx, g, nil, c.AccountID, gc.SenderKey)
+			return m.storeSenderKey(tx, g, nil, c.AccountID, gc.Device, gc.SenderKey)
 		}
 		g.Secret, g.Name, isNew, placeholder = gc.Secret, gc.Name, true, true
 	}
@@ -120,7 +120,7 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 		return err
 	}
 	if len(gc.SenderKey) > 0 {
-		if err := m.storeSenderKey(tx, g, st, c.AccountID, gc.SenderKey); err != nil {
+		if err := m.storeSenderKey(tx, g, st, c.AccountID, gc.Device, gc.SenderKey); err != nil {
 			return err
 		}
 	}
@@ -152,14 +152,20 @@ const (
 	maxKeyEpochs = 8
 )
 
-// storeSenderKey keeps a member's sender key and reads the messages that
-// were waiting for it.
-func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState, acct string, b []byte) error {
+// storeSenderKey keeps the sender key of a member's device (none: a node
+// from before keys per device) and reads the messages that were waiting
+// for it. The key of a device the member's card dropped is refused.
+func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState, acct, device string, b []byte) error {
 	d, err := senderkey.ParseDistribution(b)
 	if err != nil {
 		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "err", err)
 		return nil
 	}
+	if m.deviceState(tx, acct, device) == devDropped {
+		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "device", shortPeer(device), "reason", "revoked device")
+		return nil
+	}
+	owner := keyOwner(acct, device)
 	// The key is kept even from someone we do not (yet) know as a member:
 	// the op adding them may still be on its way. Their messages are read
 	// only while they are members (receiveGroupMessages).
@@ -167,15 +173,15 @@ func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState,
 	if err != nil {
 		return nil
 	}
-	if old, err := tx.GroupKey(g.ID, acct, d.Epoch); err == nil {
+	if old, err := tx.GroupKey(g.ID, owner, d.Epoch); err == nil {
 		if or, err := senderkey.UnmarshalReceiver(old); err == nil && bytes.Equal(or.SigningKey(), r.SigningKey()) {
 			return nil // the same key again: keep our state of it
 		}
 	}
-	if err := tx.PutGroupKey(g.ID, acct, d.Epoch, r.Marshal()); err != nil {
+	if err := tx.PutGroupKey(g.ID, owner, d.Epoch, r.Marshal()); err != nil {
 		return err
 	}
-	if err := tx.TrimGroupKeys(g.ID, acct, maxKeyEpochs); err != nil {
+	if err := tx.TrimGroupKeys(g.ID, owner, maxKeyEpochs); err != nil {
 		return err
 	}
 	if st == nil {
@@ -202,7 +208,7 @@ func (m *Messenger) resolvePending(tx *store.Tx, g *store.Group, st *groupState,
 		if (only != "" && pm.Sender != only) || !st.isMember(pm.Sender) {
 			continue
 		}
-		if _, _, err := m.openGroupMessage(tx, g, pm.Sender, pm.Raw, &pm); err != nil && !errors.Is(err, errNoKey) {
+		if _, _, err := m.openGroupMessage(tx, g, pm.Sender, pm.Raw, &pm); err != nil && !errors.Is(err, errNoKey) && !errors.Is(err, errDroppedDevice) {
 			unreadable++
 		}
 	}
@@ -233,7 +239,14 @@ func (m *Messenger) openGroupMessage(tx *store.Tx, g *store.Group, sender string
 	if err != nil {
 		return nil, false, err
 	}
-	kb, err := tx.GroupKey(g.ID, sender, epoch)
+	switch m.deviceState(tx, sender, env.Device) {
+	case devDropped:
+		return nil, false, errDroppedDevice
+	case devUnknown:
+		return nil, false, errNoKey // perhaps linked since the card we hold: wait for its card and key
+	}
+	owner := keyOwner(sender, env.Device)
+	kb, err := tx.GroupKey(g.ID, owner, epoch)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, errNoKey
 	} else if err != nil {
@@ -261,7 +274,7 @@ func (m *Messenger) openGroupMessage(tx *store.Tx, g *store.Group, sender string
 			return nil, false, err
 		}
 	}
-	if err := tx.PutGroupKey(g.ID, sender, epoch, r.Marshal()); err != nil {
+	if err := tx.PutGroupKey(g.ID, owner, epoch, r.Marshal()); err != nil {
 		return nil, false, err
 	}
 	if err := m.receivedGroupFile(tx, g, sender, groupMsgID(raw), t.Attachment); err != nil {
@@ -325,7 +338,20 @@ func (m *Messenger) checkGroupEnvelope(ctx context.Context, gid, data []byte) er
 		return err
 	}
 	var kb []byte
-	err = m.st.View(ctx, func(tx *store.Tx) (err error) { kb, err = tx.GroupKey(gid, env.Sender, epoch); return err })
+	err = m.st.View(ctx, func(tx *store.Tx) (err error) {
+		switch m.deviceState(tx, env.Sender, env.Device) {
+		case devDropped:
+			return errDroppedDevice
+		case devUnknown:
+			return store.ErrNotFound // perhaps linked since the card we hold: kept until its key comes
+		}
+		kb, err = tx.GroupKey(gid, keyOwner(env.Sender, env.Device), epoch)
+		return err
+	})
+	if errors.Is(err, errDroppedDevice) {
+		m.log.Info("revokedDeviceRefused", "group", shortHex(gid), "member", identity.Short(env.Sender), "device", shortPeer(env.Device))
+		return err
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return errNoKey
 	} else if err != nil {
@@ -374,8 +400,8 @@ func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, topic,
 				bad++
 				continue
 			}
-			if env.Sender == m.acct {
-				continue
+			if env.Sender == m.acct && (env.Device == "" || env.Device == m.selfPeer()) {
+				continue // ours, from this device (a node from before named none)
 			}
 			gm := &store.GroupMessage{GroupID: gid, ID: groupMsgID(raw), Sender: env.Sender, At: m.now(), Raw: raw}
 			var t *wirepb.GroupText
@@ -393,6 +419,10 @@ func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, topic,
 				gm.Pending = true
 			case errors.Is(err, senderkey.ErrReplay):
 				continue // a copy of one we have read
+			case errors.Is(err, errDroppedDevice):
+				m.log.Info("revokedDeviceRefused", "group", shortHex(gid), "member", identity.Short(env.Sender), "device", shortPeer(env.Device))
+				bad++
+				continue
 			default:
 				bad++
 				continue

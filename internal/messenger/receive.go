@@ -782,8 +782,10 @@ func (m *Messenger) refreshCard(tx *store.Tx, c *store.Contact, card *identity.C
 	} else if err == nil && otherDevicesCard(c, old, card) {
 		return // kept as that device's own card (fanout.go)
 	}
+	prev := c.Card
 	applyCard(c, card, signed)
 	m.devIdx.note(c.AccountID, card)
+	m.cardDroppedDevices(tx, c.AccountID, prev, card) // groups re-key without a revoked device (groupdevices.go)
 	if err := tx.UpdateContact(c); err == nil && m.tr != nil && c.PeerID != "" {
 		m.tr.AddAddrs(c.PeerID, c.Addrs)
 	}

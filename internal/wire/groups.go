@@ -1,6 +1,10 @@
 package wire
 
-import "github.com/samizdat-im/samizdat/internal/wire/wirepb"
+import (
+	"strings"
+
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
+)
 
 // Limits of group and channel messages.
 const (
@@ -25,6 +29,9 @@ const (
 	MaxAddBatch = 100
 	// MaxAddedName bounds the name of an ADD_MANY entry.
 	MaxAddedName = 64
+	// MaxDeviceID bounds the device peer id a group envelope or control
+	// names (a libp2p peer id of an Ed25519 key is 52 characters).
+	MaxDeviceID = 128
 )
 
 // ParseGroupControl checks the group part of a payload.
@@ -33,6 +40,9 @@ func parseGroupControl(g *wirepb.GroupControl) error {
 		return ErrMalformed
 	}
 	if len(g.Secret) != 0 && len(g.Secret) != 32 {
+		return ErrMalformed
+	}
+	if len(g.Device) > MaxDeviceID || strings.Contains(g.Device, "/") {
 		return ErrMalformed
 	}
 	return nil
@@ -92,7 +102,7 @@ func ParseGroupEnvelope(b []byte) (*wirepb.GroupEnvelope, error) {
 	if err := checkVersion(e.Version); err != nil {
 		return nil, err
 	}
-	if e.Sender == "" || len(e.Sender) > 128 || len(e.Message) == 0 {
+	if e.Sender == "" || len(e.Sender) > 128 || len(e.Message) == 0 || len(e.Device) > MaxDeviceID || strings.Contains(e.Device, "/") {
 		return nil, ErrMalformed
 	}
 	return &e, nil
