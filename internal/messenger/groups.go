@@ -21,8 +21,9 @@ import (
 	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
 )
 
-// Private groups (DESIGN §5, §11): every member owns a sender key
-// (internal/crypto/senderkey) and sends it to every other member over the
+// Private groups (DESIGN §5, §11): every member's device owns a sender key
+// (internal/crypto/senderkey; one per device, groupdevices.go) and sends it
+// to every device of every other member over the
 // pairwise ratchet sessions, as a GroupControl payload through the durable
 // outbox (so a member who is offline gets it from the outbox retries or
 // the mailboxes). A group message is encrypted once with the sender's key
