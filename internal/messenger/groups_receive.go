@@ -161,8 +161,15 @@ func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState,
 		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "err", err)
 		return nil
 	}
-	if m.deviceState(tx, acct, device) == devDropped {
+	// Only a device the member's card lists: a revoked one gets no say,
+	// and a contact cannot make us keep keys for made-up devices (a new
+	// device's first message to us carries the card that lists it).
+	switch m.deviceState(tx, acct, device) {
+	case devDropped:
 		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "device", shortPeer(device), "reason", "revoked device")
+		return nil
+	case devUnknown:
+		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "device", shortPeer(device), "reason", "device not on the card")
 		return nil
 	}
 	owner := keyOwner(acct, device)
