@@ -108,8 +108,22 @@ func TestGroupLinkedDevice(t *testing.T) {
 	}
 
 	// The phone posts (its own key); the laptop and bob read it as alice.
+	// The message is one sender-key encryption; its new key, one 1:1
+	// encryption per device of the other members (bob's one device; the
+	// laptop's copy is sealed by the device outbox).
+	e0 := phone.m.GroupEncryptions()
 	if _, err := phone.m.GroupSend(ctx, g.ID, "from the phone"); err != nil {
 		t.Fatalf("the linked device cannot post: %v", err)
+	}
+	if e1 := phone.m.GroupEncryptions(); e1.SenderKey-e0.SenderKey != 1 || e1.Pairwise-e0.Pairwise != 1 {
+		t.Errorf("the phone's first post cost %d sender-key and %d 1:1 encryptions, want 1 and 1", e1.SenderKey-e0.SenderKey, e1.Pairwise-e0.Pairwise)
+	}
+	e0 = phone.m.GroupEncryptions()
+	if _, err := phone.m.GroupSend(ctx, g.ID, "from the phone again"); err != nil {
+		t.Fatal(err)
+	}
+	if e1 := phone.m.GroupEncryptions(); e1.SenderKey-e0.SenderKey != 1 || e1.Pairwise-e0.Pairwise != 0 {
+		t.Errorf("the phone's next post cost %d sender-key and %d 1:1 encryptions, want 1 and 0", e1.SenderKey-e0.SenderKey, e1.Pairwise-e0.Pairwise)
 	}
 	for _, n := range []*tnode{bob, alice} {
 		eventually(t, 30*time.Second, n.name+" reads the phone", func() bool { return groupHas(t, n, g.ID, "from the phone") })
