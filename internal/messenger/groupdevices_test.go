@@ -2,14 +2,17 @@ package messenger
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/samizdat-im/samizdat/internal/crypto/senderkey"
 	"github.com/samizdat-im/samizdat/internal/identity"
 	"github.com/samizdat-im/samizdat/internal/store"
 	"github.com/samizdat-im/samizdat/internal/wire"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
 )
 
 // heldCardLists reports whether n holds acct's card and whether it lists
@@ -249,4 +252,95 @@ func maxKeyEpoch(t testing.TB, n *tnode, ref, acct string) uint32 {
 		return err
 	})
 	return mx
+}
+
+// TestGroupKeysFromBefore: keys and envelopes from nodes before sender
+// keys per device. A member's one key (stored under the account alone)
+// reads that member's envelope that names no device, and also one that
+// names its device (a member that upgraded keeps its key until the next
+// epoch).
+func TestGroupKeysFromBefore(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	g, err := alice.m.CreateGroup(ctx, "Old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.m.GroupAdd(ctx, g.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "bob joins", func() bool {
+		gi, err := bob.m.Group(ctx, g.ID)
+		return err == nil && len(gi.Members) == 2 && !gi.Gone
+	})
+	if _, err := alice.m.GroupSend(ctx, g.ID, "one"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "bob reads one", func() bool { return groupHas(t, bob, g.ID, "one") })
+
+	// Bob's key of alice's device becomes the account's one key, as a
+	// node before this change would have stored it.
+	gid := groupIDBytes(t, bob, g.ID)
+	acct, dev := alice.m.AccountID(), alice.n.PeerID()
+	err = bob.st.Update(ctx, func(tx *store.Tx) error {
+		ks, err := tx.GroupKeys(gid)
+		if err != nil {
+			return err
+		}
+		moved := 0
+		for _, k := range ks {
+			if k.Member == keyOwner(acct, dev) {
+				if err := tx.PutGroupKey(gid, acct, k.Epoch, k.State); err != nil {
+					return err
+				}
+				moved++
+			}
+		}
+		if moved == 0 {
+			t.Fatalf("bob holds no key of alice's device: %d keys", len(ks))
+		}
+		return tx.DeleteGroupKeys(gid, keyOwner(acct, dev))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.m.GroupSend(ctx, g.ID, "two"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "bob reads two (names the device; the account's key)", func() bool { return groupHas(t, bob, g.ID, "two") })
+
+	// An envelope that names no device, as a node before this sends it.
+	var raw []byte
+	err = alice.st.Update(ctx, func(tx *store.Tx) error {
+		ag, err := resolveGroup(tx, g.ID)
+		if err != nil {
+			return err
+		}
+		s, err := senderkey.UnmarshalSender(ag.Sender)
+		if err != nil {
+			return err
+		}
+		id := make([]byte, wire.MessageIDSize)
+		rand.Read(id)
+		pt := wire.Pad(wire.Marshal(&wirepb.GroupText{Version: wire.Version, MessageId: id, Body: "three", SentAtUnixMs: alice.m.now().UnixMilli()}))
+		msg, err := s.Encrypt(pt)
+		if err != nil {
+			return err
+		}
+		ag.Sender = s.Marshal()
+		raw = wire.Marshal(&wirepb.GroupEnvelope{Version: wire.Version, Sender: acct, Message: msg})
+		return tx.UpdateGroup(ag)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.m.checkGroupEnvelope(ctx, gid, raw); err != nil {
+		t.Errorf("bob's verdict on an envelope naming no device: %v", err)
+	}
+	bob.m.receiveGroupMessages(ctx, gid, "", "", [][]byte{raw}, false)
+	if !groupHas(t, bob, g.ID, "three") {
+		t.Error("bob does not read an envelope that names no device")
+	}
 }

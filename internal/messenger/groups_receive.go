@@ -252,8 +252,7 @@ func (m *Messenger) openGroupMessage(tx *store.Tx, g *store.Group, sender string
 	case devUnknown:
 		return nil, false, errNoKey // perhaps linked since the card we hold: wait for its card and key
 	}
-	owner := keyOwner(sender, env.Device)
-	kb, err := tx.GroupKey(g.ID, owner, epoch)
+	owner, kb, err := groupKeyFor(tx, g.ID, sender, env.Device, epoch)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, errNoKey
 	} else if err != nil {
@@ -352,7 +351,7 @@ func (m *Messenger) checkGroupEnvelope(ctx context.Context, gid, data []byte) er
 		case devUnknown:
 			return store.ErrNotFound // perhaps linked since the card we hold: kept until its key comes
 		}
-		kb, err = tx.GroupKey(gid, keyOwner(env.Sender, env.Device), epoch)
+		_, kb, err = groupKeyFor(tx, gid, env.Sender, env.Device, epoch)
 		return err
 	})
 	if errors.Is(err, errDroppedDevice) {
