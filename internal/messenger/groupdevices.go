@@ -50,6 +50,22 @@ func keyOwner(acct, device string) string {
 	return acct + "/" + device
 }
 
+// groupKeyFor finds the key of acct's device for epoch and says under
+// which owner it is stored: the device's own key, else the member's one
+// key from before keys per device (a member that upgraded names its
+// device before its next new key: the key it had is the one we hold).
+// Only the holder of a chain's signing key can write under it, so the
+// fallback lets no other device speak for that chain.
+func groupKeyFor(tx *store.Tx, gid []byte, acct, device string, epoch uint32) (string, []byte, error) {
+	owner := keyOwner(acct, device)
+	kb, err := tx.GroupKey(gid, owner, epoch)
+	if errors.Is(err, store.ErrNotFound) && device != "" {
+		owner = acct
+		kb, err = tx.GroupKey(gid, owner, epoch)
+	}
+	return owner, kb, err
+}
+
 // devState is what an account's current card says of one of its devices.
 type devState int
 
