@@ -344,3 +344,58 @@ func TestGroupKeysFromBefore(t *testing.T) {
 		t.Error("bob does not read an envelope that names no device")
 	}
 }
+
+// TestGroupKeyOfUnlistedDeviceRefused: a sender key a contact hands us for
+// a device its card does not list is not kept (a contact cannot make us
+// keep keys for made-up devices, nor a revoked device's).
+func TestGroupKeyOfUnlistedDeviceRefused(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	g, err := alice.m.CreateGroup(ctx, "G")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.m.GroupAdd(ctx, g.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "bob joins", func() bool {
+		gi, err := bob.m.Group(ctx, g.ID)
+		return err == nil && len(gi.Members) == 2 && !gi.Gone
+	})
+	gid := groupIDBytes(t, bob, g.ID)
+	s, err := senderkey.New(rand.Reader, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dev := range []string{"12D3KooWMadeUpDevice", alice.n.PeerID()} {
+		err = bob.st.Update(ctx, func(tx *store.Tx) error {
+			c, err := tx.ContactByAccount(alice.m.AccountID())
+			if err != nil {
+				return err
+			}
+			rx := newBatch()
+			gc := &wirepb.GroupControl{GroupId: gid, SenderKey: s.Distribution().Marshal(), Device: dev}
+			if err := bob.m.receiveGroupControl(tx, rx, c, gc); err != nil {
+				return err
+			}
+			return rx.flush(tx)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = bob.st.View(ctx, func(tx *store.Tx) error {
+		if _, err := tx.GroupKey(gid, keyOwner(alice.m.AccountID(), "12D3KooWMadeUpDevice"), 0); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("bob kept the key of a device alice's card does not list (%v)", err)
+		}
+		if _, err := tx.GroupKey(gid, keyOwner(alice.m.AccountID(), alice.n.PeerID()), 0); err != nil {
+			t.Errorf("bob did not keep the key of alice's listed device: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
