@@ -640,6 +640,7 @@ func (m *Messenger) groupSend(ctx context.Context, ref, text string, attachment 
 	var topic string
 	var joinAs store.Group
 	var rx *batch
+	var fresh bool
 	gm := &store.GroupMessage{Sender: m.acct, Body: text}
 	err := m.st.Update(ctx, func(tx *store.Tx) (err error) {
 		rx = newBatch()
@@ -656,10 +657,11 @@ func (m *Messenger) groupSend(ctx context.Context, ref, text string, attachment 
 		}
 		// A device linked after the group was joined makes its key now; a
 		// device dropped since ours was made gets none of the next one.
-		sender, _, err := m.ownSender(tx, rx, g, nil)
+		sender, made, err := m.ownSender(tx, rx, g, nil)
 		if err != nil {
 			return err
 		}
+		fresh = made
 		pt := wire.Pad(wire.Marshal(&wirepb.GroupText{Version: wire.Version, MessageId: id, Body: text, SentAtUnixMs: now.UnixMilli(), Attachment: attachment}))
 		msg, err := sender.Encrypt(pt)
 		if err != nil {
@@ -687,7 +689,9 @@ func (m *Messenger) groupSend(ctx context.Context, ref, text string, attachment 
 	for _, e := range rx.events {
 		m.emit(e)
 	}
-	m.wake() // a new sender key, if one was made, goes to the members
+	if fresh {
+		m.wake() // the new sender key goes to the members
+	}
 	// The invitation that made us a member is committed before its topic
 	// is joined (after the commit): a message sent in between must not
 	// be published to nothing.
