@@ -26,14 +26,17 @@ import (
 // A device that a member's card drops (revoked) is refused as a sender,
 // its keys are forgotten, and every group shared with that account is
 // marked: each device makes a new key, which the dropped device never
-// gets, before its next message there (rekeyIfMarked).
+// gets, before its next message there (ownSender).
 
 // Key epochs: a sender key's epoch is the membership epoch (groupState,
 // one per removal or departure) in its high 16 bits and the number of
 // re-keys for dropped devices within it in the low 16, so that a re-key
 // never reuses an epoch number a receiver holds a key under. Nodes from
 // before this used the membership epoch itself; a key of theirs is read
-// by its number like any other.
+// by its number like any other. Numbers repeat only past 65,535 removals
+// in one group, or 65,535 re-keys within one membership epoch (a repeated
+// number replaces the receivers' older key of it: late messages under
+// that key are lost, nothing is read that should not be).
 const rekeyBits = 16
 
 func keyEpoch(membership, rekey uint32) uint32 { return membership<<rekeyBits | rekey&(1<<rekeyBits-1) }
