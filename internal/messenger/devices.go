@@ -112,7 +112,7 @@ func (m *Messenger) LinkProvision(ctx context.Context) (*wirepb.LinkProvision, e
 			// one posts (it makes a key of its own to post).
 			if s, err := senderkey.UnmarshalSender(g.Sender); err == nil {
 				if r, err := senderkey.NewReceiver(s.Distribution(), senderkey.Config{}); err == nil {
-					sg.Keys = append(sg.Keys, &wirepb.SyncGroupKey{Member: keyOwner(m.acct, m.selfPeer()), Epoch: s.Epoch(), State: r.Marshal()})
+					sg.Keys = append(sg.Keys, &wirepb.SyncGroupKey{Member: keyOwner(m.acct, m.selfTag()), Epoch: s.Epoch(), State: r.Marshal()})
 				}
 			}
 			sync.Groups = append(sync.Groups, sg)

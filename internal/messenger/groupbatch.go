@@ -306,7 +306,7 @@ func (m *Messenger) announceCards(tx *store.Tx, g *store.Group, cards [][]byte) 
 			return err
 		}
 		m.encStats.senderKey.Add(1)
-		raw := wire.Marshal(&wirepb.GroupEnvelope{Version: wire.Version, Sender: m.acct, Message: msg, Device: m.selfPeer()})
+		raw := wire.Marshal(&wirepb.GroupEnvelope{Version: wire.Version, Sender: m.acct, Message: msg, Device: m.selfTag()})
 		gm := &store.GroupMessage{GroupID: g.ID, ID: groupMsgID(raw), Sender: m.acct, Body: groupCardsBody, SentAt: now, At: now, Raw: raw}
 		if _, err := tx.PutGroupMessage(gm); err != nil {
 			return err

@@ -1,6 +1,8 @@
 package messenger
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -44,14 +46,29 @@ func keyEpoch(membership, rekey uint32) uint32 { return membership<<rekeyBits | 
 func membershipEpoch(k uint32) uint32 { return k >> rekeyBits }
 
 // keyOwner names whose sender key a stored key is (store.PutGroupKey):
-// the account for a key from a node before sender keys per device, else
-// account/device.
-func keyOwner(acct, device string) string {
-	if device == "" {
+// the account for a key from a node before sender keys per device (no
+// tag), else account/device tag in hex.
+func keyOwner(acct string, tag []byte) string {
+	if len(tag) == 0 {
 		return acct
 	}
-	return acct + "/" + device
+	return acct + "/" + hex.EncodeToString(tag)
 }
+
+// deviceTag is the short name of a device in group envelopes and
+// controls (wire.DeviceTagSize bytes; GroupEnvelope.device): a hash of
+// its peer id. Tags are compared only among one account's devices, all
+// certified by that account.
+func deviceTag(peer string) []byte {
+	h := sha256.Sum256([]byte("samizdat/group/v1/device\x00" + peer))
+	return h[:wire.DeviceTagSize]
+}
+
+// selfTag is this device's tag.
+func (m *Messenger) selfTag() []byte { return deviceTag(m.selfPeer()) }
+
+// shortTag is a device tag for logs.
+func shortTag(tag []byte) string { return hex.EncodeToString(tag) }
 
 // groupKeyFor finds the key of acct's device for epoch and says under
 // which owner it is stored: the device's own key, else the member's one
@@ -59,10 +76,10 @@ func keyOwner(acct, device string) string {
 // device before its next new key: the key it had is the one we hold).
 // Only the holder of a chain's signing key can write under it, so the
 // fallback lets no other device speak for that chain.
-func groupKeyFor(tx *store.Tx, gid []byte, acct, device string, epoch uint32) (string, []byte, error) {
+func groupKeyFor(tx *store.Tx, gid []byte, acct string, device []byte, epoch uint32) (string, []byte, error) {
 	owner := keyOwner(acct, device)
 	kb, err := tx.GroupKey(gid, owner, epoch)
-	if errors.Is(err, store.ErrNotFound) && device != "" {
+	if errors.Is(err, store.ErrNotFound) && len(device) > 0 {
 		owner = acct
 		kb, err = tx.GroupKey(gid, owner, epoch)
 	}
@@ -83,33 +100,37 @@ const (
 var errDroppedDevice = errors.New("group message from a revoked device")
 
 // deviceState tells whether acct's current card (our device list, for our
-// own account) lists device.
-func (m *Messenger) deviceState(tx *store.Tx, acct, device string) devState {
-	if device == "" {
+// own account) lists the device tagged tag.
+func (m *Messenger) deviceState(tx *store.Tx, acct string, tag []byte) devState {
+	if len(tag) == 0 {
 		return devListed
 	}
+	is := func(peer string) bool { return bytes.Equal(deviceTag(peer), tag) }
 	if acct == m.acct {
 		l, err := devices.Load(tx)
 		if err != nil || len(l.Entries) == 0 {
 			return devUnknown
 		}
-		if l.IsActive(device) {
-			return devListed
+		state := devUnknown
+		for _, e := range l.Entries {
+			if is(e.Device.PeerID) {
+				if !e.Revoked() {
+					return devListed
+				}
+				state = devDropped
+			}
 		}
-		if slices.ContainsFunc(l.Entries, func(e devices.Entry) bool { return e.Device.PeerID == device }) {
-			return devDropped
-		}
-		return devUnknown
+		return state
 	}
 	c, err := tx.ContactByAccount(acct)
 	if err != nil {
 		return devUnknown
 	}
 	card, err := identity.ParseSignedCard(c.Card)
-	if err != nil || len(card.Devices) == 0 || card.HasDevice(device) {
+	if err != nil || len(card.Devices) == 0 || slices.ContainsFunc(card.PeerIDs(), is) {
 		return devListed
 	}
-	if b, err := tx.Blob(droppedBlob(acct)); err == nil && slices.Contains(strings.Split(string(b), "\n"), device) {
+	if b, err := tx.Blob(droppedBlob(acct)); err == nil && slices.ContainsFunc(strings.Fields(string(b)), is) {
 		return devDropped
 	}
 	return devUnknown
@@ -206,7 +227,7 @@ func (m *Messenger) dropGroupDevices(tx *store.Tx, acct string, gone []string) e
 			continue
 		}
 		for _, p := range gone {
-			if err := tx.DeleteGroupKeys(g.ID, keyOwner(acct, p)); err != nil {
+			if err := tx.DeleteGroupKeys(g.ID, keyOwner(acct, deviceTag(p))); err != nil {
 				return err
 			}
 		}
@@ -283,7 +304,7 @@ func (m *Messenger) distributeKey(tx *store.Tx, rx *batch, g *store.Group, st, o
 	if !all {
 		return nil
 	}
-	return m.queueOwn(tx, g, st, &wirepb.GroupControl{GroupId: g.ID, SenderKey: dist, Device: m.selfPeer()})
+	return m.queueOwn(tx, g, st, &wirepb.GroupControl{GroupId: g.ID, SenderKey: dist, Device: m.selfTag()})
 }
 
 // queueOwn queues a GroupControl (our sender key, ops we made) to every
@@ -331,7 +352,7 @@ func (m *Messenger) queueOwn(tx *store.Tx, g *store.Group, st *groupState, gc *w
 // account (peer, active: receiveOwn checked it): its sender key, ops it
 // made. A device hands out only its own key.
 func (m *Messenger) receiveOwnGroup(tx *store.Tx, rx *batch, peer string, gc *wirepb.GroupControl) error {
-	if len(gc.SenderKey) > 0 && gc.Device != peer {
+	if len(gc.SenderKey) > 0 && !bytes.Equal(gc.Device, deviceTag(peer)) {
 		m.log.Warn("senderKeyRejected", "group", shortHex(gc.GroupId), "device", shortPeer(peer), "reason", "another device's key")
 		return nil
 	}

@@ -1,6 +1,7 @@
 package messenger
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -205,8 +206,8 @@ func TestGroupLinkedDevice(t *testing.T) {
 	if raw == nil {
 		t.Fatal("the phone's post is not stored on the phone")
 	}
-	if env, err := wire.ParseGroupEnvelope(raw); err != nil || env.Device != phone.n.PeerID() {
-		t.Fatalf("the phone's envelope names device %q (%v), want its peer id", env.GetDevice(), err)
+	if env, err := wire.ParseGroupEnvelope(raw); err != nil || !bytes.Equal(env.Device, deviceTag(phone.n.PeerID())) {
+		t.Fatalf("the phone's envelope names device %x (%v), want its tag", env.GetDevice(), err)
 	}
 	for _, n := range []*tnode{bob, alice} {
 		gid := groupIDBytes(t, n, g.ID)
@@ -291,7 +292,7 @@ func TestGroupKeysFromBefore(t *testing.T) {
 		}
 		moved := 0
 		for _, k := range ks {
-			if k.Member == keyOwner(acct, dev) {
+			if k.Member == keyOwner(acct, deviceTag(dev)) {
 				if err := tx.PutGroupKey(gid, acct, k.Epoch, k.State); err != nil {
 					return err
 				}
@@ -301,7 +302,7 @@ func TestGroupKeysFromBefore(t *testing.T) {
 		if moved == 0 {
 			t.Fatalf("bob holds no key of alice's device: %d keys", len(ks))
 		}
-		return tx.DeleteGroupKeys(gid, keyOwner(acct, dev))
+		return tx.DeleteGroupKeys(gid, keyOwner(acct, deviceTag(dev)))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -369,7 +370,8 @@ func TestGroupKeyOfUnlistedDeviceRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, dev := range []string{"12D3KooWMadeUpDevice", alice.n.PeerID()} {
+	madeUp := []byte("made-up!")
+	for _, dev := range [][]byte{madeUp, deviceTag(alice.n.PeerID())} {
 		err = bob.st.Update(ctx, func(tx *store.Tx) error {
 			c, err := tx.ContactByAccount(alice.m.AccountID())
 			if err != nil {
@@ -387,10 +389,10 @@ func TestGroupKeyOfUnlistedDeviceRefused(t *testing.T) {
 		}
 	}
 	err = bob.st.View(ctx, func(tx *store.Tx) error {
-		if _, err := tx.GroupKey(gid, keyOwner(alice.m.AccountID(), "12D3KooWMadeUpDevice"), 0); !errors.Is(err, store.ErrNotFound) {
+		if _, err := tx.GroupKey(gid, keyOwner(alice.m.AccountID(), madeUp), 0); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("bob kept the key of a device alice's card does not list (%v)", err)
 		}
-		if _, err := tx.GroupKey(gid, keyOwner(alice.m.AccountID(), alice.n.PeerID()), 0); err != nil {
+		if _, err := tx.GroupKey(gid, keyOwner(alice.m.AccountID(), deviceTag(alice.n.PeerID())), 0); err != nil {
 			t.Errorf("bob did not keep the key of alice's listed device: %v", err)
 		}
 		return nil

@@ -467,8 +467,8 @@ func (m *Messenger) inviteMember(tx *store.Tx, rx *batch, g *store.Group, st *gr
 // session with them and queues it in the outbox. A member who is not a
 // contact yet becomes one, from the card the group's ops carry.
 func (m *Messenger) queueGroupControl(tx *store.Tx, rx *batch, st, old *groupState, acct string, gc *wirepb.GroupControl) error {
-	if len(gc.SenderKey) > 0 && gc.Device == "" {
-		gc.Device = m.selfPeer() // the key is this device's (groupdevices.go)
+	if len(gc.SenderKey) > 0 && len(gc.Device) == 0 {
+		gc.Device = m.selfTag() // the key is this device's (groupdevices.go)
 	}
 	c, err := tx.ContactByAccount(acct)
 	if errors.Is(err, store.ErrNotFound) {
@@ -672,7 +672,7 @@ func (m *Messenger) groupSend(ctx context.Context, ref, text string, attachment 
 		if err := tx.UpdateGroup(g); err != nil {
 			return err
 		}
-		raw = wire.Marshal(&wirepb.GroupEnvelope{Version: wire.Version, Sender: m.acct, Message: msg, Device: m.selfPeer()})
+		raw = wire.Marshal(&wirepb.GroupEnvelope{Version: wire.Version, Sender: m.acct, Message: msg, Device: m.selfTag()})
 		gm.GroupID, gm.ID, gm.Raw, topic = g.ID, groupMsgID(raw), raw, groupTopic(g.Secret)
 		joinAs = *g
 		if _, err = tx.PutGroupMessage(gm); err != nil {

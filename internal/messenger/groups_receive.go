@@ -155,7 +155,7 @@ const (
 // storeSenderKey keeps the sender key of a member's device (none: a node
 // from before keys per device) and reads the messages that were waiting
 // for it. The key of a device the member's card dropped is refused.
-func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState, acct, device string, b []byte) error {
+func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState, acct string, device, b []byte) error {
 	d, err := senderkey.ParseDistribution(b)
 	if err != nil {
 		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "err", err)
@@ -166,10 +166,10 @@ func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState,
 	// device's first message to us carries the card that lists it).
 	switch m.deviceState(tx, acct, device) {
 	case devDropped:
-		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "device", shortPeer(device), "reason", "revoked device")
+		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "device", shortTag(device), "reason", "revoked device")
 		return nil
 	case devUnknown:
-		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "device", shortPeer(device), "reason", "device not on the card")
+		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "device", shortTag(device), "reason", "device not on the card")
 		return nil
 	}
 	owner := keyOwner(acct, device)
@@ -355,7 +355,7 @@ func (m *Messenger) checkGroupEnvelope(ctx context.Context, gid, data []byte) er
 		return err
 	})
 	if errors.Is(err, errDroppedDevice) {
-		m.log.Info("revokedDeviceRefused", "group", shortHex(gid), "member", identity.Short(env.Sender), "device", shortPeer(env.Device))
+		m.log.Info("revokedDeviceRefused", "group", shortHex(gid), "member", identity.Short(env.Sender), "device", shortTag(env.Device))
 		return err
 	}
 	if errors.Is(err, store.ErrNotFound) {
@@ -406,7 +406,7 @@ func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, topic,
 				bad++
 				continue
 			}
-			if env.Sender == m.acct && (env.Device == "" || env.Device == m.selfPeer()) {
+			if env.Sender == m.acct && (len(env.Device) == 0 || bytes.Equal(env.Device, m.selfTag())) {
 				continue // ours, from this device (a node from before named none)
 			}
 			gm := &store.GroupMessage{GroupID: gid, ID: groupMsgID(raw), Sender: env.Sender, At: m.now(), Raw: raw}
@@ -426,7 +426,7 @@ func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, topic,
 			case errors.Is(err, senderkey.ErrReplay):
 				continue // a copy of one we have read
 			case errors.Is(err, errDroppedDevice):
-				m.log.Info("revokedDeviceRefused", "group", shortHex(gid), "member", identity.Short(env.Sender), "device", shortPeer(env.Device))
+				m.log.Info("revokedDeviceRefused", "group", shortHex(gid), "member", identity.Short(env.Sender), "device", shortTag(env.Device))
 				bad++
 				continue
 			default:

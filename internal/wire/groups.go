@@ -1,10 +1,6 @@
 package wire
 
-import (
-	"strings"
-
-	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
-)
+import "github.com/samizdat-im/samizdat/internal/wire/wirepb"
 
 // Limits of group and channel messages.
 const (
@@ -29,9 +25,9 @@ const (
 	MaxAddBatch = 100
 	// MaxAddedName bounds the name of an ADD_MANY entry.
 	MaxAddedName = 64
-	// MaxDeviceID bounds the device peer id a group envelope or control
-	// names (a libp2p peer id of an Ed25519 key is 52 characters).
-	MaxDeviceID = 128
+	// DeviceTagSize is the size of the device tag a group envelope or
+	// control names (GroupEnvelope.device).
+	DeviceTagSize = 8
 )
 
 // ParseGroupControl checks the group part of a payload.
@@ -42,7 +38,7 @@ func parseGroupControl(g *wirepb.GroupControl) error {
 	if len(g.Secret) != 0 && len(g.Secret) != 32 {
 		return ErrMalformed
 	}
-	if len(g.Device) > MaxDeviceID || strings.Contains(g.Device, "/") {
+	if len(g.Device) != 0 && len(g.Device) != DeviceTagSize {
 		return ErrMalformed
 	}
 	return nil
@@ -102,7 +98,7 @@ func ParseGroupEnvelope(b []byte) (*wirepb.GroupEnvelope, error) {
 	if err := checkVersion(e.Version); err != nil {
 		return nil, err
 	}
-	if e.Sender == "" || len(e.Sender) > 128 || len(e.Message) == 0 || len(e.Device) > MaxDeviceID || strings.Contains(e.Device, "/") {
+	if e.Sender == "" || len(e.Sender) > 128 || len(e.Message) == 0 || (len(e.Device) != 0 && len(e.Device) != DeviceTagSize) {
 		return nil, ErrMalformed
 	}
 	return &e, nil

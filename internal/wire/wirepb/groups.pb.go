@@ -306,10 +306,12 @@ type GroupEnvelope struct {
 	Version uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	Sender  string                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`   // account id of the sender
 	Message []byte                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"` // senderkey message
-	// The sending device's peer id (issue 17: a sender key per device).
-	// Empty from nodes before it: the message is read with the member's
-	// one key, as then.
-	Device        string `protobuf:"bytes,4,opt,name=device,proto3" json:"device,omitempty"`
+	// The sending device (issue 17: a sender key per device), as a device
+	// tag: the first 8 bytes of SHA-256 over "samizdat/group/v1/device" and
+	// the device's peer id (short: it rides on every message, and keeps a
+	// sender key's control in its padding bucket). Empty from nodes before
+	// it: the message is read with the member's one key, as then.
+	Device        []byte `protobuf:"bytes,4,opt,name=device,proto3" json:"device,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -365,11 +367,11 @@ func (x *GroupEnvelope) GetMessage() []byte {
 	return nil
 }
 
-func (x *GroupEnvelope) GetDevice() string {
+func (x *GroupEnvelope) GetDevice() []byte {
 	if x != nil {
 		return x.Device
 	}
-	return ""
+	return nil
 }
 
 // GroupText is the plaintext of a group message.
@@ -711,9 +713,10 @@ type GroupControl struct {
 	Name      string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`                            // invitations: the group name
 	Ops       [][]byte               `protobuf:"bytes,4,rep,name=ops,proto3" json:"ops,omitempty"`                              // SignedGroupOp encodings
 	SenderKey []byte                 `protobuf:"bytes,5,opt,name=sender_key,json=senderKey,proto3" json:"sender_key,omitempty"` // the sender's senderkey.Distribution
-	// The peer id of the device whose sender key sender_key is (issue 17).
-	// Empty from nodes before it: the member's one key.
-	Device        string `protobuf:"bytes,6,opt,name=device,proto3" json:"device,omitempty"`
+	// The tag of the device whose sender key sender_key is (issue 17; as
+	// GroupEnvelope.device). Empty from nodes before it: the member's one
+	// key.
+	Device        []byte `protobuf:"bytes,6,opt,name=device,proto3" json:"device,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -783,11 +786,11 @@ func (x *GroupControl) GetSenderKey() []byte {
 	return nil
 }
 
-func (x *GroupControl) GetDevice() string {
+func (x *GroupControl) GetDevice() []byte {
 	if x != nil {
 		return x.Device
 	}
-	return ""
+	return nil
 }
 
 // ChannelBody is the body of a channel post that carries a file: the
@@ -879,7 +882,7 @@ const file_wirepb_groups_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\fR\amessage\x12\x16\n" +
-	"\x06device\x18\x04 \x01(\tR\x06device\"\xb5\x01\n" +
+	"\x06device\x18\x04 \x01(\fR\x06device\"\xb5\x01\n" +
 	"\tGroupText\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1d\n" +
 	"\n" +
@@ -929,7 +932,7 @@ const file_wirepb_groups_proto_rawDesc = "" +
 	"\x03ops\x18\x04 \x03(\fR\x03ops\x12\x1d\n" +
 	"\n" +
 	"sender_key\x18\x05 \x01(\fR\tsenderKey\x12\x16\n" +
-	"\x06device\x18\x06 \x01(\tR\x06device\"[\n" +
+	"\x06device\x18\x06 \x01(\fR\x06device\"[\n" +
 	"\vChannelBody\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1e\n" +
