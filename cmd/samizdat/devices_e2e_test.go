@@ -87,9 +87,11 @@ func linkNew(t *testing.T, p, existing *profile, deviceName string) (id, codeNew
 // device list has a new version, the new device starts as alice with her
 // contacts; bob's messages reach both of her devices (fan-out), bob sees
 // one alice whichever device writes, and what one device sends shows on
-// the other as sent; a group message reaches both; after alice revokes the
-// second device bob refuses what it sends, and neither bob nor alice's
-// laptop sends it anything more.
+// the other as sent; a group message reaches both, and the second device
+// posts in the group with a sender key of its own (bob and the laptop see
+// it from alice); after alice revokes the second device bob refuses what
+// it sends, 1:1 or in the group, neither bob nor alice's laptop sends it
+// anything more, and it cannot read their group messages sent after.
 func TestCLILinkedDevice(t *testing.T) {
 	alice, bob, phone := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "phone")
 	alice.must("init", "--name", "alice", "--no-passphrase")
@@ -173,14 +175,30 @@ func TestCLILinkedDevice(t *testing.T) {
 		}
 	}
 
-	// A group message reaches both of alice's devices; the phone reads
-	// the group but cannot post yet (no sender key of its own).
+	// A group message reaches both of alice's devices; the phone posts
+	// with a sender key of its own: bob and the laptop see it from alice.
 	if _, err := bob.api().GroupSend(ctx, g.ID, "to both devices"); err != nil {
 		t.Fatal(err)
 	}
 	waitGroupText(t, alice, g.ID, "to both devices")
 	waitGroupText(t, phone, g.ID, "to both devices")
-	phone.fails("it can read it", "group", "send", g.ID, "from the phone")
+	phone.must("group", "send", g.ID, "from the phone")
+	for _, p := range []*profile{bob, alice} {
+		waitGroupText(t, p, g.ID, "from the phone")
+		conv, err := p.api().GroupMessages(ctx, g.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range conv.Messages {
+			if m.Text == "from the phone" && (m.Sender != mustAccount(t, alice) || m.Outgoing != (p == alice)) {
+				t.Fatalf("%s shows the phone's post as %+v, want alice's", p.name, m)
+			}
+		}
+	}
+	if _, err := alice.api().GroupSend(ctx, g.ID, "from the laptop"); err != nil {
+		t.Fatal(err)
+	}
+	waitGroupText(t, phone, g.ID, "from the laptop")
 
 	// Alice revokes the phone from the laptop; her next message carries the
 	// new card to bob.
@@ -200,6 +218,19 @@ func TestCLILinkedDevice(t *testing.T) {
 			t.Fatal("bob stored a message from the revoked device")
 		}
 	}
+	// In the group too: its post is refused, and bob and the laptop each
+	// make a new sender key, which the phone does not get, before their
+	// next group message.
+	phone.must("group", "send", g.ID, "posted on the revoked phone")
+	waitLogCount(t, bob, "msg=revokedDeviceRefused", 2)
+	for _, p := range []*profile{bob, alice} {
+		if _, err := p.api().GroupSend(ctx, g.ID, "group after the revocation, from "+p.name); err != nil {
+			t.Fatal(err)
+		}
+		waitLogCount(t, p, "msg=groupRekeyDue", 1)
+	}
+	waitGroupText(t, alice, g.ID, "group after the revocation, from bob")
+	waitGroupText(t, bob, g.ID, "group after the revocation, from alice")
 	// Bob's next message goes to the laptop, never to the phone; nor does
 	// the laptop's sent copy of what it writes now.
 	id = strings.TrimSpace(bob.must("send", "alice", "after the revocation"))
@@ -214,6 +245,26 @@ func TestCLILinkedDevice(t *testing.T) {
 	for _, m := range phone.messages("bob") {
 		if m.Body == "after the revocation" || m.Body == "the laptop after the revocation" || m.Body == "the phone is gone" {
 			t.Fatalf("the revoked phone got %q, sent after its revocation", m.Body)
+		}
+	}
+	for _, p := range []*profile{bob, alice} {
+		conv, err := p.api().GroupMessages(ctx, g.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range conv.Messages {
+			if m.Text == "posted on the revoked phone" {
+				t.Fatalf("%s shows the revoked phone's group post", p.name)
+			}
+		}
+	}
+	conv, err := phone.api().GroupMessages(ctx, g.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range conv.Messages {
+		if strings.HasPrefix(m.Text, "group after the revocation") {
+			t.Fatalf("the revoked phone reads %q, sent after its revocation", m.Text)
 		}
 	}
 }

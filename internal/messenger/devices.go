@@ -12,6 +12,7 @@ import (
 
 	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
+	"github.com/samizdat-im/samizdat/internal/crypto/senderkey"
 	"github.com/samizdat-im/samizdat/internal/devices"
 	"github.com/samizdat-im/samizdat/internal/identity"
 	"github.com/samizdat-im/samizdat/internal/store"
@@ -55,6 +56,11 @@ func (m *Messenger) cardDevices(ctx context.Context, self identity.Device) ([]id
 // linked or revoked): the DHT record is republished and the card is pushed
 // at once to every device of every contact (cardpush.go).
 func (m *Messenger) DevicesChanged(ctx context.Context) error {
+	// A device revoked: our groups get a new key before our next message
+	// (groupdevices.go), and its keys are forgotten.
+	if err := m.st.Update(ctx, m.ownDevicesRevoked); err != nil {
+		return err
+	}
 	m.cardMu.Lock()
 	m.ownCard = nil
 	m.cardMu.Unlock()
@@ -115,8 +121,13 @@ func (m *Messenger) LinkProvision(ctx context.Context) (*wirepb.LinkProvision, e
 				return err
 			}
 			for _, k := range keys {
-				if k.Member != m.acct {
-					sg.Keys = append(sg.Keys, &wirepb.SyncGroupKey{Member: k.Member, Epoch: k.Epoch, State: k.State})
+				sg.Keys = append(sg.Keys, &wirepb.SyncGroupKey{Member: k.Member, Epoch: k.Epoch, State: k.State})
+			}
+			// Our own key, as a receiver: the new device reads what this
+			// one posts (it makes a key of its own to post).
+			if s, err := senderkey.UnmarshalSender(g.Sender); err == nil {
+				if r, err := senderkey.NewReceiver(s.Distribution(), senderkey.Config{}); err == nil {
+					sg.Keys = append(sg.Keys, &wirepb.SyncGroupKey{Member: keyOwner(m.acct, m.selfTag()), Epoch: s.Epoch(), State: r.Marshal()})
 				}
 			}
 			sync.Groups = append(sync.Groups, sg)
@@ -328,9 +339,11 @@ func (m *Messenger) followDevice(tx *store.Tx, c *store.Contact, peer string) er
 	return nil
 }
 
-// installGroup stores a group handed over at linking, for reading: with
-// no sender key of ours (GroupSend refuses, ErrGroupReadOnly), and the
-// members' keys as the linking device held them.
+// installGroup stores a group handed over at linking: the members' keys
+// (per device, groupdevices.go) as the linking device held them, and that
+// device's own key. It has no sender key of its own yet: it makes one,
+// and sends it to every device of every member and to our other devices,
+// on its first message or membership change (ownSender).
 func installGroup(tx *store.Tx, sg *wirepb.SyncGroup) error {
 	if len(sg.Id) == 0 || len(sg.Secret) == 0 || len(sg.Name) > 200 {
 		return nil
@@ -354,8 +367,3 @@ func installGroup(tx *store.Tx, sg *wirepb.SyncGroup) error {
 	}
 	return nil
 }
-
-// ErrGroupReadOnly is returned by GroupSend on a device linked after the
-// group was joined: it reads the group but has no sender key of its own
-// (sender keys per device are not built yet, issue 17).
-var ErrGroupReadOnly = errors.New("this device was linked after you joined the group: it can read it, but post from the device that joined (sender keys per device are not built yet)")

@@ -542,6 +542,11 @@ func (m *Messenger) applySyncDevices(tx *store.Tx, rx *batch, peer string, dl *w
 		if err := devices.Save(tx, l); err != nil {
 			return err
 		}
+		// A device revoked on another of ours: our groups re-key
+		// without it too (groupdevices.go).
+		if err := m.ownDevicesRevoked(tx); err != nil {
+			return err
+		}
 	}
 	if tellBack {
 		if err := m.syncDevices(tx); err != nil {

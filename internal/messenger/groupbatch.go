@@ -187,7 +187,8 @@ func (m *Messenger) GroupAdd(ctx context.Context, ref string, contactRefs ...str
 				return fmt.Errorf("%s was not added (a concurrent change?)", c.Name)
 			}
 		}
-		// The members already in: the new ops, once.
+		// The members already in: the new ops, once; and our own other
+		// devices.
 		for _, a := range old.memberIDs() {
 			if a == m.acct {
 				continue
@@ -196,9 +197,12 @@ func (m *Messenger) GroupAdd(ctx context.Context, ref string, contactRefs ...str
 				return err
 			}
 		}
+		if err := m.queueOwn(tx, g, old, &wirepb.GroupControl{GroupId: g.ID, Ops: raws}); err != nil {
+			return err
+		}
 		// The new members: secret, every op, our sender key.
 		sender, err := senderkey.UnmarshalSender(g.Sender)
-		if err != nil || sender.Epoch() != st.epoch {
+		if err != nil || membershipEpoch(sender.Epoch()) != st.epoch {
 			// Not the key of this epoch (cannot happen for an add, which
 			// starts none): the general path makes and sends a new one.
 			if err := m.afterStateChange(tx, rx, g, old, st); err != nil {
@@ -302,7 +306,7 @@ func (m *Messenger) announceCards(tx *store.Tx, g *store.Group, cards [][]byte) 
 			return err
 		}
 		m.encStats.senderKey.Add(1)
-		raw := wire.Marshal(&wirepb.GroupEnvelope{Version: wire.Version, Sender: m.acct, Message: msg})
+		raw := wire.Marshal(&wirepb.GroupEnvelope{Version: wire.Version, Sender: m.acct, Message: msg, Device: m.selfTag()})
 		gm := &store.GroupMessage{GroupID: g.ID, ID: groupMsgID(raw), Sender: m.acct, Body: groupCardsBody, SentAt: now, At: now, Raw: raw}
 		if _, err := tx.PutGroupMessage(gm); err != nil {
 			return err
@@ -417,7 +421,7 @@ func (m *Messenger) settleOwed(tx *store.Tx, rx *batch, g *store.Group, acct str
 		return err
 	}
 	d, err := senderkey.ParseDistribution(dist)
-	if err != nil || g.Gone || !st.isMember(m.acct) || !st.isMember(acct) || d.Epoch != st.epoch {
+	if err != nil || g.Gone || !st.isMember(m.acct) || !st.isMember(acct) || membershipEpoch(d.Epoch) != st.epoch {
 		return nil // out of date: a newer key went, or goes, to every member
 	}
 	return m.queueGroupControl(tx, rx, st, nil, acct, &wirepb.GroupControl{GroupId: g.ID, SenderKey: dist})

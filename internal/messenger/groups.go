@@ -21,8 +21,9 @@ import (
 	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
 )
 
-// Private groups (DESIGN §5, §11): every member owns a sender key
-// (internal/crypto/senderkey) and sends it to every other member over the
+// Private groups (DESIGN §5, §11): every member's device owns a sender key
+// (internal/crypto/senderkey; one per device, groupdevices.go) and sends it
+// to every device of every other member over the
 // pairwise ratchet sessions, as a GroupControl payload through the durable
 // outbox (so a member who is offline gets it from the outbox retries or
 // the mailboxes). A group message is encrypted once with the sender's key
@@ -350,6 +351,10 @@ func (m *Messenger) changeGroup(ctx context.Context, ref string, build func(tx *
 				return err
 			}
 		}
+		// So do our own other devices, which hold sender keys of their own.
+		if err := m.queueOwn(tx, g, old, &wirepb.GroupControl{GroupId: g.ID, Ops: [][]byte{raw}}); err != nil {
+			return err
+		}
 		if ch.invite != "" {
 			if err := m.inviteMember(tx, rx, g, st, ch.invite); err != nil {
 				return err
@@ -439,7 +444,7 @@ func (m *Messenger) inviteMember(tx *store.Tx, rx *batch, g *store.Group, st *gr
 	if err != nil {
 		return err
 	}
-	sender, err := senderkey.UnmarshalSender(g.Sender)
+	sender, _, err := m.ownSender(tx, rx, g, st)
 	if err != nil {
 		return err
 	}
@@ -469,6 +474,9 @@ func (m *Messenger) inviteMember(tx *store.Tx, rx *batch, g *store.Group, st *gr
 // session with them and queues it in the outbox. A member who is not a
 // contact yet becomes one, from the card the group's ops carry.
 func (m *Messenger) queueGroupControl(tx *store.Tx, rx *batch, st, old *groupState, acct string, gc *wirepb.GroupControl) error {
+	if len(gc.SenderKey) > 0 && len(gc.Device) == 0 {
+		gc.Device = m.selfTag() // the key is this device's (groupdevices.go)
+	}
 	c, err := tx.ContactByAccount(acct)
 	if errors.Is(err, store.ErrNotFound) {
 		mb := st.members[acct]
@@ -533,13 +541,8 @@ func (m *Messenger) queueGroupControl(tx *store.Tx, rx *batch, st, old *groupSta
 	if err := tx.Enqueue(store.OutboxItem{MessageID: groupItemPrefix + hex.EncodeToString(id), ContactID: c.ID, Payload: s.bytes, NextAttempt: next}); err != nil {
 		return err
 	}
-	if len(gc.Secret) > 0 {
-		// An invitation goes to the member's primary device only: a
-		// second device that joined too would make a sender key of the
-		// account, replacing the first's at every member (no per-device
-		// sender keys yet). Ops and sender keys go to every device.
-		return nil
-	}
+	// Invitations, ops and sender keys go to every device of the member:
+	// each device that joins makes a sender key of its own.
 	return m.fanOut(tx, c, groupItemPrefix+hex.EncodeToString(id), p, next) // the member's other devices (fanout.go)
 }
 
@@ -581,21 +584,22 @@ func (m *Messenger) afterStateChange(tx *store.Tx, rx *batch, g *store.Group, ol
 	if st.name != "" {
 		g.Name = st.name
 	}
-	if len(g.Sender) == 0 && wasMember {
-		// A device linked after we joined (devices.go): it reads, and must
-		// not hand out a sender key of the account that would replace the
-		// joining device's at every member.
-		return tx.UpdateGroup(g)
-	}
+	// Each device has a sender key of its own (groupdevices.go): a new
+	// epoch, joining, or a device linked after the group was joined (no
+	// key yet) makes a new one, for every device of every member and our
+	// own other devices.
 	sender, err := senderkey.UnmarshalSender(g.Sender)
-	rotate := err != nil || !wasMember || sender.Epoch() != st.epoch
+	rotate := err != nil || !wasMember || membershipEpoch(sender.Epoch()) != st.epoch
 	var to []string
 	if rotate {
-		if sender, err = senderkey.New(m.rand, st.epoch); err != nil {
+		if sender, err = senderkey.New(m.rand, keyEpoch(st.epoch, 0)); err != nil {
 			return err
 		}
 		g.Sender = sender.Marshal()
 		to = st.memberIDs()
+		if err := tx.DeleteBlob(rekeyBlob(g.ID)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 	} else {
 		for _, a := range st.memberIDs() {
 			if !old.isMember(a) {
@@ -610,14 +614,8 @@ func (m *Messenger) afterStateChange(tx *store.Tx, rx *batch, g *store.Group, ol
 		gc := *g
 		rx.after = append(rx.after, func() { m.joinGroup(&gc) })
 	}
-	dist := sender.Distribution().Marshal()
-	for _, a := range to {
-		if a == m.acct {
-			continue
-		}
-		if err := m.queueGroupControl(tx, rx, st, old, a, &wirepb.GroupControl{GroupId: g.ID, SenderKey: dist}); err != nil {
-			return err
-		}
+	if err := m.distributeKey(tx, rx, g, st, old, to, sender); err != nil {
+		return err
 	}
 	rx.events = append(rx.events, Event{Type: EventGroup, Group: gidHex})
 	return nil
@@ -648,8 +646,11 @@ func (m *Messenger) groupSend(ctx context.Context, ref, text string, attachment 
 	var raw []byte
 	var topic string
 	var joinAs store.Group
+	var rx *batch
+	var fresh bool
 	gm := &store.GroupMessage{Sender: m.acct, Body: text}
 	err := m.st.Update(ctx, func(tx *store.Tx) (err error) {
+		rx = newBatch()
 		if now, err = m.sent.next(tx, m.acct, m.now()); err != nil { // strictly increasing (order.go)
 			return err
 		}
@@ -661,13 +662,13 @@ func (m *Messenger) groupSend(ctx context.Context, ref, text string, attachment 
 		if g.Gone {
 			return ErrNotMember
 		}
-		if len(g.Sender) == 0 {
-			return ErrGroupReadOnly // a linked device (devices.go)
-		}
-		sender, err := senderkey.UnmarshalSender(g.Sender)
+		// A device linked after the group was joined makes its key now; a
+		// device dropped since ours was made gets none of the next one.
+		sender, made, err := m.ownSender(tx, rx, g, nil)
 		if err != nil {
 			return err
 		}
+		fresh = made
 		pt := wire.Pad(wire.Marshal(&wirepb.GroupText{Version: wire.Version, MessageId: id, Body: text, SentAtUnixMs: now.UnixMilli(), Attachment: attachment}))
 		msg, err := sender.Encrypt(pt)
 		if err != nil {
@@ -678,14 +679,25 @@ func (m *Messenger) groupSend(ctx context.Context, ref, text string, attachment 
 		if err := tx.UpdateGroup(g); err != nil {
 			return err
 		}
-		raw = wire.Marshal(&wirepb.GroupEnvelope{Version: wire.Version, Sender: m.acct, Message: msg})
+		raw = wire.Marshal(&wirepb.GroupEnvelope{Version: wire.Version, Sender: m.acct, Message: msg, Device: m.selfTag()})
 		gm.GroupID, gm.ID, gm.Raw, topic = g.ID, groupMsgID(raw), raw, groupTopic(g.Secret)
 		joinAs = *g
-		_, err = tx.PutGroupMessage(gm)
-		return err
+		if _, err = tx.PutGroupMessage(gm); err != nil {
+			return err
+		}
+		return rx.flush(tx)
 	})
 	if err != nil {
 		return GroupMessage{}, err
+	}
+	for _, f := range rx.after {
+		f()
+	}
+	for _, e := range rx.events {
+		m.emit(e)
+	}
+	if fresh {
+		m.wake() // the new sender key goes to the members
 	}
 	// The invitation that made us a member is committed before its topic
 	// is joined (after the commit): a message sent in between must not

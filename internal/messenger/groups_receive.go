@@ -51,7 +51,7 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 		if err := tx.AddGroup(g); err != nil {
 			return err
 		}
-		return m.storeSenderKey(tx, g, nil, c.AccountID, gc.SenderKey)
+		return m.storeSenderKey(tx, g, nil, c.AccountID, gc.Device, gc.SenderKey)
 	case errors.Is(err, store.ErrNotFound):
 		g = &store.Group{ID: gc.GroupId, Secret: gc.Secret, Name: gc.Name, Created: m.now()}
 		isNew = true
@@ -59,7 +59,7 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 		return err
 	case len(g.Secret) == 0:
 		if len(gc.Secret) == 0 {
-			return m.storeSenderKey(tx, g, nil, c.AccountID, gc.SenderKey)
+			return m.storeSenderKey(tx, g, nil, c.AccountID, gc.Device, gc.SenderKey)
 		}
 		g.Secret, g.Name, isNew, placeholder = gc.Secret, gc.Name, true, true
 	}
@@ -125,7 +125,7 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 		}
 	}
 	if len(gc.SenderKey) > 0 {
-		if err := m.storeSenderKey(tx, g, st, c.AccountID, gc.SenderKey); err != nil {
+		if err := m.storeSenderKey(tx, g, st, c.AccountID, gc.Device, gc.SenderKey); err != nil {
 			return err
 		}
 	}
@@ -157,14 +157,27 @@ const (
 	maxKeyEpochs = 8
 )
 
-// storeSenderKey keeps a member's sender key and reads the messages that
-// were waiting for it.
-func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState, acct string, b []byte) error {
+// storeSenderKey keeps the sender key of a member's device (none: a node
+// from before keys per device) and reads the messages that were waiting
+// for it. The key of a device the member's card dropped is refused.
+func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState, acct string, device, b []byte) error {
 	d, err := senderkey.ParseDistribution(b)
 	if err != nil {
 		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "err", err)
 		return nil
 	}
+	// Only a device the member's card lists: a revoked one gets no say,
+	// and a contact cannot make us keep keys for made-up devices (a new
+	// device's first message to us carries the card that lists it).
+	switch m.deviceState(tx, acct, device) {
+	case devDropped:
+		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "device", shortTag(device), "reason", "revoked device")
+		return nil
+	case devUnknown:
+		m.log.Warn("senderKeyRejected", "group", shortHex(g.ID), "from", identity.Short(acct), "device", shortTag(device), "reason", "device not on the card")
+		return nil
+	}
+	owner := keyOwner(acct, device)
 	// The key is kept even from someone we do not (yet) know as a member:
 	// the op adding them may still be on its way. Their messages are read
 	// only while they are members (receiveGroupMessages).
@@ -172,15 +185,15 @@ func (m *Messenger) storeSenderKey(tx *store.Tx, g *store.Group, st *groupState,
 	if err != nil {
 		return nil
 	}
-	if old, err := tx.GroupKey(g.ID, acct, d.Epoch); err == nil {
+	if old, err := tx.GroupKey(g.ID, owner, d.Epoch); err == nil {
 		if or, err := senderkey.UnmarshalReceiver(old); err == nil && bytes.Equal(or.SigningKey(), r.SigningKey()) {
 			return nil // the same key again: keep our state of it
 		}
 	}
-	if err := tx.PutGroupKey(g.ID, acct, d.Epoch, r.Marshal()); err != nil {
+	if err := tx.PutGroupKey(g.ID, owner, d.Epoch, r.Marshal()); err != nil {
 		return err
 	}
-	if err := tx.TrimGroupKeys(g.ID, acct, maxKeyEpochs); err != nil {
+	if err := tx.TrimGroupKeys(g.ID, owner, maxKeyEpochs); err != nil {
 		return err
 	}
 	if st == nil {
@@ -207,7 +220,7 @@ func (m *Messenger) resolvePending(tx *store.Tx, g *store.Group, st *groupState,
 		if (only != "" && pm.Sender != only) || !st.isMember(pm.Sender) {
 			continue
 		}
-		if _, _, err := m.openGroupMessage(tx, g, pm.Sender, pm.Raw, &pm); err != nil && !errors.Is(err, errNoKey) {
+		if _, _, err := m.openGroupMessage(tx, g, pm.Sender, pm.Raw, &pm); err != nil && !errors.Is(err, errNoKey) && !errors.Is(err, errDroppedDevice) {
 			unreadable++
 		}
 	}
@@ -238,7 +251,13 @@ func (m *Messenger) openGroupMessage(tx *store.Tx, g *store.Group, sender string
 	if err != nil {
 		return nil, false, err
 	}
-	kb, err := tx.GroupKey(g.ID, sender, epoch)
+	switch m.deviceState(tx, sender, env.Device) {
+	case devDropped:
+		return nil, false, errDroppedDevice
+	case devUnknown:
+		return nil, false, errNoKey // perhaps linked since the card we hold: wait for its card and key
+	}
+	owner, kb, err := groupKeyFor(tx, g.ID, sender, env.Device, epoch)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, errNoKey
 	} else if err != nil {
@@ -266,7 +285,7 @@ func (m *Messenger) openGroupMessage(tx *store.Tx, g *store.Group, sender string
 			return nil, false, err
 		}
 	}
-	if err := tx.PutGroupKey(g.ID, sender, epoch, r.Marshal()); err != nil {
+	if err := tx.PutGroupKey(g.ID, owner, epoch, r.Marshal()); err != nil {
 		return nil, false, err
 	}
 	if err := m.receivedGroupFile(tx, g, sender, groupMsgID(raw), t.Attachment); err != nil {
@@ -330,7 +349,20 @@ func (m *Messenger) checkGroupEnvelope(ctx context.Context, gid, data []byte) er
 		return err
 	}
 	var kb []byte
-	err = m.st.View(ctx, func(tx *store.Tx) (err error) { kb, err = tx.GroupKey(gid, env.Sender, epoch); return err })
+	err = m.st.View(ctx, func(tx *store.Tx) (err error) {
+		switch m.deviceState(tx, env.Sender, env.Device) {
+		case devDropped:
+			return errDroppedDevice
+		case devUnknown:
+			return store.ErrNotFound // perhaps linked since the card we hold: kept until its key comes
+		}
+		_, kb, err = groupKeyFor(tx, gid, env.Sender, env.Device, epoch)
+		return err
+	})
+	if errors.Is(err, errDroppedDevice) {
+		m.log.Info("revokedDeviceRefused", "group", shortHex(gid), "member", identity.Short(env.Sender), "device", shortTag(env.Device))
+		return err
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return errNoKey
 	} else if err != nil {
@@ -379,8 +411,8 @@ func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, topic,
 				bad++
 				continue
 			}
-			if env.Sender == m.acct {
-				continue
+			if env.Sender == m.acct && (len(env.Device) == 0 || bytes.Equal(env.Device, m.selfTag())) {
+				continue // ours, from this device (a node from before named none)
 			}
 			gm := &store.GroupMessage{GroupID: gid, ID: groupMsgID(raw), Sender: env.Sender, At: m.now(), Raw: raw}
 			var t *wirepb.GroupText
@@ -398,6 +430,10 @@ func (m *Messenger) receiveGroupMessages(ctx context.Context, gid []byte, topic,
 				gm.Pending = true
 			case errors.Is(err, senderkey.ErrReplay):
 				continue // a copy of one we have read
+			case errors.Is(err, errDroppedDevice):
+				m.log.Info("revokedDeviceRefused", "group", shortHex(gid), "member", identity.Short(env.Sender), "device", shortTag(env.Device))
+				bad++
+				continue
 			default:
 				bad++
 				continue

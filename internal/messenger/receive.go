@@ -813,9 +813,10 @@ func (m *Messenger) refreshCard(tx *store.Tx, rx *batch, c *store.Contact, card 
 	} else if err != nil {
 		old = nil
 	}
-	oldPeer := c.PeerID
+	oldPeer, prev := c.PeerID, c.Card
 	applyCard(c, card, signed)
 	m.devIdx.note(c.AccountID, card)
+	m.cardDroppedDevices(tx, c.AccountID, prev, card) // groups re-key without a revoked device (groupdevices.go)
 	if err := tx.UpdateContact(c); err != nil {
 		return nil
 	}

@@ -66,7 +66,7 @@ func TestSenderKeysForUnknownGroupsBounded(t *testing.T) {
 			return err
 		}
 		for e := range uint32(epochs) {
-			_, err := tx.GroupKey(fixed, a.m.AccountID(), e)
+			_, err := tx.GroupKey(fixed, keyOwner(a.m.AccountID(), deviceTag(a.n.PeerID())), e) // the key of alice's device
 			have = append(have, err == nil)
 		}
 		return nil

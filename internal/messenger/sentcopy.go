@@ -113,7 +113,7 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 		if !bytes.Equal(body.Sent.Text.MessageId, env.MessageId) {
 			return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
 		}
-	case *wirepb.Payload_Ack, *wirepb.Payload_Card, *wirepb.Payload_Sync, *wirepb.Payload_History: // sync: devsync.go; history: history.go
+	case *wirepb.Payload_Ack, *wirepb.Payload_Card, *wirepb.Payload_Sync, *wirepb.Payload_History, *wirepb.Payload_Group: // devsync.go, history.go, groupdevices.go
 	default:
 		return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
 	}
@@ -145,6 +145,14 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 	}
 	if u := p.GetCard(); u != nil {
 		return m.ownCardUpdate(tx, l, peer, u) // cardpush.go
+	}
+	if g := p.GetGroup(); g != nil {
+		if fromMailbox {
+			if err := m.ackOwnMailbox(tx, 0, peer, env); err != nil {
+				return err
+			}
+		}
+		return m.receiveOwnGroup(tx, rx, peer, g) // its sender key, its ops (groupdevices.go)
 	}
 	if h := p.GetHistory(); h != nil {
 		return m.receiveHistory(tx, peer, h) // history.go

@@ -138,6 +138,12 @@ func (tx *Tx) GroupOps(groupID []byte) ([][]byte, error) {
 	return out, rows.Err()
 }
 
+// Sender keys are kept per (group, member, epoch), where member is the
+// member's account id for a key from a node before sender keys per device
+// (issue 17), else "account/device" (the device's peer id): neither
+// holds a "/". The functions below that take a member's account id
+// (DeleteGroupKeys, PlaceholdersKeyedBy) cover all of its devices.
+
 // PutGroupKey stores (replaces) a member's sender key for an epoch.
 func (tx *Tx) PutGroupKey(groupID []byte, member string, epoch uint32, state []byte) error {
 	_, err := tx.exec(`INSERT INTO group_keys (group_id, member, epoch, state) VALUES (?, ?, ?, ?)
@@ -167,7 +173,7 @@ func (tx *Tx) GroupKey(groupID []byte, member string, epoch uint32) ([]byte, err
 func (tx *Tx) PlaceholdersKeyedBy(member string) (int, error) {
 	var n int
 	err := tx.queryRow(`SELECT count(DISTINCT k.group_id) FROM group_keys k JOIN groups g ON g.id = k.group_id
-		WHERE k.member = ? AND length(g.secret) = 0`, member).Scan(&n)
+		WHERE (k.member = ? OR substr(k.member, 1, ?) = ?) AND length(g.secret) = 0`, member, len(member)+1, member+"/").Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("store: placeholders keyed by: %w", err)
 	}
@@ -186,9 +192,11 @@ func (tx *Tx) TrimGroupKeys(groupID []byte, member string, keep int) error {
 	return nil
 }
 
-// DeleteGroupKeys forgets a member's sender keys (the member was removed).
+// DeleteGroupKeys forgets a member's sender keys (the member was removed),
+// or with member "account/device" those of one device (revoked).
 func (tx *Tx) DeleteGroupKeys(groupID []byte, member string) error {
-	if _, err := tx.exec(`DELETE FROM group_keys WHERE group_id = ? AND member = ?`, groupID, member); err != nil {
+	if _, err := tx.exec(`DELETE FROM group_keys WHERE group_id = ? AND (member = ? OR substr(member, 1, ?) = ?)`,
+		groupID, member, len(member)+1, member+"/"); err != nil {
 		return fmt.Errorf("store: delete group keys: %w", err)
 	}
 	return nil

@@ -114,3 +114,60 @@ func TestGroupsStore(t *testing.T) {
 		return nil
 	})
 }
+
+// TestGroupKeysPerDevice: a member's keys are kept per device
+// ("account/device") beside the key of a node from before (the account
+// alone); deleting a device's keys leaves the others, deleting the
+// member's removes all of them, and a placeholder counts a member's
+// device keys as the member's.
+func TestGroupKeysPerDevice(t *testing.T) {
+	s, _ := newTest(t)
+	gid := bytes.Repeat([]byte{5}, 32)
+	placeholder := bytes.Repeat([]byte{6}, 32)
+	update(t, s, func(tx *Tx) error {
+		if err := tx.AddGroup(&Group{ID: gid, Secret: []byte{1}, Name: "g", Created: time.Now()}); err != nil {
+			return err
+		}
+		if err := tx.AddGroup(&Group{ID: placeholder, Secret: []byte{}, Gone: true, Created: time.Now()}); err != nil {
+			return err
+		}
+		for _, k := range []string{"acct", "acct/phone", "acct/laptop", "acctx/phone"} {
+			if err := tx.PutGroupKey(gid, k, 0, []byte(k)); err != nil {
+				return err
+			}
+		}
+		return tx.PutGroupKey(placeholder, "acct/phone", 0, []byte("p"))
+	})
+	count := func(tx *Tx) map[string]bool {
+		ks, err := tx.GroupKeys(gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, k := range ks {
+			out[k.Member] = true
+		}
+		return out
+	}
+	update(t, s, func(tx *Tx) error {
+		if n, err := tx.PlaceholdersKeyedBy("acct"); n != 1 || err != nil {
+			t.Errorf("PlaceholdersKeyedBy(acct) = %d, %v; want 1", n, err)
+		}
+		if n, _ := tx.PlaceholdersKeyedBy("acc"); n != 0 {
+			t.Errorf("PlaceholdersKeyedBy(acc) = %d, want 0 (not a prefix match)", n)
+		}
+		if err := tx.DeleteGroupKeys(gid, "acct/phone"); err != nil {
+			return err
+		}
+		if got := count(tx); len(got) != 3 || got["acct/phone"] {
+			t.Errorf("after deleting one device's keys: %v", got)
+		}
+		if err := tx.DeleteGroupKeys(gid, "acct"); err != nil {
+			return err
+		}
+		if got := count(tx); len(got) != 1 || !got["acctx/phone"] {
+			t.Errorf("after deleting the member's keys: %v", got)
+		}
+		return nil
+	})
+}

@@ -25,6 +25,9 @@ const (
 	MaxAddBatch = 100
 	// MaxAddedName bounds the name of an ADD_MANY entry.
 	MaxAddedName = 64
+	// DeviceTagSize is the size of the device tag a group envelope or
+	// control names (GroupEnvelope.device).
+	DeviceTagSize = 8
 )
 
 // ParseGroupControl checks the group part of a payload.
@@ -33,6 +36,9 @@ func parseGroupControl(g *wirepb.GroupControl) error {
 		return ErrMalformed
 	}
 	if len(g.Secret) != 0 && len(g.Secret) != 32 {
+		return ErrMalformed
+	}
+	if len(g.Device) != 0 && len(g.Device) != DeviceTagSize {
 		return ErrMalformed
 	}
 	return nil
@@ -92,7 +98,7 @@ func ParseGroupEnvelope(b []byte) (*wirepb.GroupEnvelope, error) {
 	if err := checkVersion(e.Version); err != nil {
 		return nil, err
 	}
-	if e.Sender == "" || len(e.Sender) > 128 || len(e.Message) == 0 {
+	if e.Sender == "" || len(e.Sender) > 128 || len(e.Message) == 0 || (len(e.Device) != 0 && len(e.Device) != DeviceTagSize) {
 		return nil, ErrMalformed
 	}
 	return &e, nil

@@ -53,6 +53,24 @@ func TestParseGroupMessages(t *testing.T) {
 	if _, err := ParseGroupEnvelope(Marshal(&wirepb.GroupEnvelope{Version: Version, Message: []byte{1}})); !errors.Is(err, ErrMalformed) {
 		t.Errorf("envelope without sender: %v", err)
 	}
+	for name, c := range map[string]struct {
+		device []byte
+		err    error
+	}{
+		"no device (a node from before)": {nil, nil},
+		"a device":                       {make([]byte, DeviceTagSize), nil},
+		"a device tag too long":          {make([]byte, DeviceTagSize+1), ErrMalformed},
+		"a device tag too short":         {make([]byte, DeviceTagSize-1), ErrMalformed},
+	} {
+		env := &wirepb.GroupEnvelope{Version: Version, Sender: "a", Message: []byte{1}, Device: c.device}
+		if got, err := ParseGroupEnvelope(Marshal(env)); !errors.Is(err, c.err) || (err == nil && !bytes.Equal(got.Device, c.device)) {
+			t.Errorf("envelope, %s: %v, want %v", name, err, c.err)
+		}
+		gcd := &wirepb.GroupControl{GroupId: make([]byte, 32), SenderKey: []byte{1}, Device: c.device}
+		if _, err := ParsePayload(Marshal(&wirepb.Payload{Version: Version, Body: &wirepb.Payload_Group{Group: gcd}})); !errors.Is(err, c.err) {
+			t.Errorf("group control, %s: %v, want %v", name, err, c.err)
+		}
+	}
 	if _, err := ParseHistoryRequest(Marshal(&wirepb.HistoryRequest{Version: Version, Topic: "t"})); !errors.Is(err, ErrMalformed) {
 		t.Errorf("request without limit: %v", err)
 	}
@@ -95,7 +113,10 @@ func FuzzParseChannelInvite(f *testing.F) {
 }
 
 func FuzzParseGroupEnvelope(f *testing.F) {
-	fuzzDecoder(f, [][]byte{Marshal(&wirepb.GroupEnvelope{Version: Version, Sender: "a", Message: []byte{1}})}, ParseGroupEnvelope)
+	fuzzDecoder(f, [][]byte{
+		Marshal(&wirepb.GroupEnvelope{Version: Version, Sender: "a", Message: []byte{1}}),
+		Marshal(&wirepb.GroupEnvelope{Version: Version, Sender: "a", Message: []byte{1}, Device: make([]byte, DeviceTagSize)}),
+	}, ParseGroupEnvelope)
 }
 
 func FuzzParseGroupText(f *testing.F) {

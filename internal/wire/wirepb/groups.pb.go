@@ -302,10 +302,16 @@ func (x *HistoryResponse) GetItems() [][]byte {
 // GroupEnvelope is what a group member publishes on the group topic: a
 // sender-key message (senderkey package) over a padded GroupText.
 type GroupEnvelope struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Sender        string                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`   // account id of the sender
-	Message       []byte                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"` // senderkey message
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Sender  string                 `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`   // account id of the sender
+	Message []byte                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"` // senderkey message
+	// The sending device (issue 17: a sender key per device), as a device
+	// tag: the first 8 bytes of SHA-256 over "samizdat/group/v1/device" and
+	// the device's peer id (short: it rides on every message, and keeps a
+	// sender key's control in its padding bucket). Empty from nodes before
+	// it: the message is read with the member's one key, as then.
+	Device        []byte `protobuf:"bytes,4,opt,name=device,proto3" json:"device,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -357,6 +363,13 @@ func (x *GroupEnvelope) GetSender() string {
 func (x *GroupEnvelope) GetMessage() []byte {
 	if x != nil {
 		return x.Message
+	}
+	return nil
+}
+
+func (x *GroupEnvelope) GetDevice() []byte {
+	if x != nil {
+		return x.Device
 	}
 	return nil
 }
@@ -694,12 +707,16 @@ func (x *SignedGroupOp) GetSignature() []byte {
 // GroupControl travels inside a 1:1 Payload: group secrets, membership
 // ops and sender keys only ever go over the pairwise ratchet sessions.
 type GroupControl struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GroupId       []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`                        // invitations: the group secret
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`                            // invitations: the group name
-	Ops           [][]byte               `protobuf:"bytes,4,rep,name=ops,proto3" json:"ops,omitempty"`                              // SignedGroupOp encodings
-	SenderKey     []byte                 `protobuf:"bytes,5,opt,name=sender_key,json=senderKey,proto3" json:"sender_key,omitempty"` // the sender's senderkey.Distribution
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	GroupId   []byte                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Secret    []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`                        // invitations: the group secret
+	Name      string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`                            // invitations: the group name
+	Ops       [][]byte               `protobuf:"bytes,4,rep,name=ops,proto3" json:"ops,omitempty"`                              // SignedGroupOp encodings
+	SenderKey []byte                 `protobuf:"bytes,5,opt,name=sender_key,json=senderKey,proto3" json:"sender_key,omitempty"` // the sender's senderkey.Distribution
+	// The tag of the device whose sender key sender_key is (issue 17; as
+	// GroupEnvelope.device). Empty from nodes before it: the member's one
+	// key.
+	Device        []byte `protobuf:"bytes,6,opt,name=device,proto3" json:"device,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -765,6 +782,13 @@ func (x *GroupControl) GetOps() [][]byte {
 func (x *GroupControl) GetSenderKey() []byte {
 	if x != nil {
 		return x.SenderKey
+	}
+	return nil
+}
+
+func (x *GroupControl) GetDevice() []byte {
+	if x != nil {
+		return x.Device
 	}
 	return nil
 }
@@ -853,11 +877,12 @@ const file_wirepb_groups_proto_rawDesc = "" +
 	"\rsince_unix_ms\x18\x05 \x01(\x03R\vsinceUnixMs\"A\n" +
 	"\x0fHistoryResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
-	"\x05items\x18\x02 \x03(\fR\x05items\"[\n" +
+	"\x05items\x18\x02 \x03(\fR\x05items\"s\n" +
 	"\rGroupEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\fR\amessage\"\xb5\x01\n" +
+	"\amessage\x18\x03 \x01(\fR\amessage\x12\x16\n" +
+	"\x06device\x18\x04 \x01(\fR\x06device\"\xb5\x01\n" +
 	"\tGroupText\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1d\n" +
 	"\n" +
@@ -899,14 +924,15 @@ const file_wirepb_groups_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"=\n" +
 	"\rSignedGroupOp\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\fR\x02op\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x86\x01\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x9e\x01\n" +
 	"\fGroupControl\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\fR\agroupId\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\fR\x06secret\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ops\x18\x04 \x03(\fR\x03ops\x12\x1d\n" +
 	"\n" +
-	"sender_key\x18\x05 \x01(\fR\tsenderKey\"[\n" +
+	"sender_key\x18\x05 \x01(\fR\tsenderKey\x12\x16\n" +
+	"\x06device\x18\x06 \x01(\fR\x06device\"[\n" +
 	"\vChannelBody\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1e\n" +
