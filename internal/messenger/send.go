@@ -406,6 +406,16 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		return false
 	}
 	s, err := m.openStream(ctx, c.PeerID, f)
+	deposited := false
+	if err != nil {
+		// Not reachable: leave the envelopes with the contact's mailbox
+		// hosts (the whole queue, not just this batch: the head of the
+		// queue stays until acked), and keep them queued until the ack.
+		// Before the DHT lookup below, which can take a stream timeout:
+		// a sender about to go offline has them at the hosts already.
+		m.depositToMailboxes(ctx, c, queue)
+		deposited = true
+	}
 	if err != nil && m.lookupCard(ctx, c) {
 		// The contact moved and published its new card: try there.
 		var nc *store.Contact
@@ -413,13 +423,13 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 			c = nc
 			m.tr.AddAddrs(c.PeerID, c.Addrs)
 			s, err = m.openStream(ctx, c.PeerID, f)
+			deposited = false // its hosts may have changed too
 		}
 	}
 	if err != nil {
-		// Not reachable: leave the envelopes with the contact's mailbox
-		// hosts (the whole queue, not just this batch: the head of the
-		// queue stays until acked), and keep them queued until the ack.
-		m.depositToMailboxes(ctx, c, queue)
+		if !deposited {
+			m.depositToMailboxes(ctx, c, queue)
+		}
 		m.offerToMesh(c, queue)
 		m.reschedule(ctx, c, items, err)
 		return false
