@@ -44,18 +44,34 @@ func (tx *Tx) Chats() ([]ChatSummary, error) {
 	out := make([]ChatSummary, 0, len(cs))
 	for _, c := range cs {
 		s := ChatSummary{ContactID: c.ID, Unread: unread[c.ID]}
-		m, err := scanMessage(tx.queryRow(`SELECT `+messageColumns+` FROM messages
-			WHERE contact_id = ? ORDER BY seq DESC LIMIT 1`, c.ID))
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return nil, fmt.Errorf("store: chats: %w", err)
-		default:
-			s.Last = m
+		if s.Last, err = tx.lastShown(c.ID); err != nil {
+			return nil, err
 		}
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// lastShown returns the message a conversation shows last (the greatest
+// display key, coalesce(ord, seq)), or nil: the newest of those shown at
+// their arrival, or of those with a display key of their own (a late
+// message, a history import), whichever comes later. Two indexed reads.
+func (tx *Tx) lastShown(contactID int64) (*Message, error) {
+	var last *Message
+	for _, q := range []string{
+		`WHERE contact_id = ? AND ord IS NULL ORDER BY seq DESC LIMIT 1`,
+		`WHERE contact_id = ? AND ord IS NOT NULL ORDER BY ord DESC LIMIT 1`,
+	} {
+		m, err := scanMessage(tx.queryRow(`SELECT `+messageColumns+` FROM messages `+q, contactID))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, fmt.Errorf("store: chats: %w", err)
+		case last == nil || m.Ord > last.Ord:
+			last = m
+		}
+	}
+	return last, nil
 }
 
 // MessagesBefore returns the newest limit messages of a contact with

@@ -45,6 +45,12 @@ func TestImportMessage(t *testing.T) {
 	if !ms[0].Outgoing || ms[0].State != StateDelivered || ms[1].State != StateRead || !ms[0].SentAt.Equal(hist[0].SentAt) {
 		t.Errorf("imported as %+v", ms[:2])
 	}
+	// The chat list shows the message shown last, not the last stored.
+	var cs []ChatSummary
+	view(t, s, func(tx *Tx) (err error) { cs, err = tx.Chats(); return err })
+	if len(cs) != 1 || cs[0].Last == nil || cs[0].Last.ID != "new1" {
+		t.Errorf("the chat's last message after the import: %+v", cs)
+	}
 	view(t, s, func(tx *Tx) (err error) { ms, err = tx.NewestMessages(cid, 2); return err })
 	if len(ms) != 2 || ms[0].ID != "old2" || ms[1].ID != "new1" {
 		t.Errorf("NewestMessages(2) = %+v", ms)
