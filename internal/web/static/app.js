@@ -9,6 +9,7 @@ import { devicesButton, linkThisButton } from "./devices.js";
 import { roomActions, roomItems, roomHeader, roomEvent, refreshRooms, renderRoom, closeRoom, roomSubmit, roomOpen } from "./groups.js";
 import { fileView, fileLabel, fileEvent, mediaButtons, mediaShow } from "./media.js";
 import { requestItems, requestEvent, refreshRequests } from "./requests.js";
+import { contactEdit, contactGone } from "./contacts.js";
 
 const PAGE = 100; // messages of a conversation read when it opens
 const OLDER = 250; // messages read each time it is scrolled to the top
@@ -346,8 +347,9 @@ function onEvent(e) {
   }
   if (e.type === "message" || e.type === "state") fetchNew();
   if (e.type === "contact") refreshChats().then(() => {
+    if (!S.current || e.contactId !== S.current.id) return;
     const c = S.chats.find((x) => x.contact.id === S.current.id);
-    if (c) { S.current = c.contact; renderConvHeader(); }
+    if (c) { S.current = c.contact; renderConvHeader(); } else contactGone();
   });
 }
 
@@ -394,7 +396,7 @@ export function setView(v) {
 
 // ---------- chat list and search
 
-async function refreshChats() {
+export async function refreshChats() {
   try {
     S.chats = await S.api.chats();
   } catch (e) {
@@ -849,7 +851,8 @@ function showDetails() {
       } catch (e) {
         toast(errText(e));
       }
-    } }, c.verified ? t("markUnverified") : t("markVerified")));
+    } }, c.verified ? t("markUnverified") : t("markVerified")),
+    contactEdit(c));
 }
 
 async function refreshConn() {
