@@ -14,20 +14,29 @@ import (
 
 // TestMediaStringsInAllLanguages: every string media.js adds exists in
 // English, Russian and Persian.
-func TestMediaStringsInAllLanguages(t *testing.T) {
-	b, err := fs.ReadFile(web.Files(), "media.js")
+func TestMediaStringsInAllLanguages(t *testing.T) { moduleStrings(t, "media.js", 20) }
+
+// TestContactsStringsInAllLanguages: the same for contacts.js (renaming
+// and deleting a contact).
+func TestContactsStringsInAllLanguages(t *testing.T) { moduleStrings(t, "contacts.js", 13) }
+
+// moduleStrings checks that a module's addStrings block gives every one
+// of its (at least min) English strings in Russian and Persian too.
+func moduleStrings(t *testing.T, file string, min int) {
+	t.Helper()
+	b, err := fs.ReadFile(web.Files(), file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := string(b)
 	start, end := strings.Index(src, "addStrings({"), strings.Index(src, "\n});")
 	if start < 0 || end < start {
-		t.Fatal("no addStrings block in media.js")
+		t.Fatalf("no addStrings block in %s", file)
 	}
 	block := src[start:end]
 	langs := regexp.MustCompile(`(?m)^  (en|ru|fa): \{`).FindAllStringSubmatchIndex(block, -1)
 	if len(langs) != 3 {
-		t.Fatalf("languages in media.js: %d, want en, ru, fa", len(langs))
+		t.Fatalf("languages in %s: %d, want en, ru, fa", file, len(langs))
 	}
 	key := regexp.MustCompile(`(\w+): "`)
 	keys := map[string][]string{}
@@ -42,8 +51,8 @@ func TestMediaStringsInAllLanguages(t *testing.T) {
 		}
 		slices.Sort(keys[name])
 	}
-	if len(keys["en"]) < 20 {
-		t.Fatalf("only %d English strings found", len(keys["en"]))
+	if len(keys["en"]) < min {
+		t.Fatalf("only %d English strings found in %s", len(keys["en"]), file)
 	}
 	for _, l := range []string{"ru", "fa"} {
 		if !slices.Equal(keys[l], keys["en"]) {
