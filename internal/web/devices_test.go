@@ -117,7 +117,8 @@ func TestBrowserLinkDevice(t *testing.T) {
 // TestBrowserLinkThisDevice: a new device's web app (no profile yet)
 // shows a link code and its QR image; alice's node accepts the code, both
 // show the same short code, the page confirms, and the node starts as
-// alice's account with her contacts.
+// alice's account with her contacts. A contact renamed on its page is
+// renamed on her first device; one deleted there closes its chat here.
 func TestBrowserLinkThisDevice(t *testing.T) {
 	b := browser(t)
 	na, nb := startNode(t, "Alice"), startNode(t, "Bob")
@@ -173,5 +174,27 @@ func TestBrowserLinkThisDevice(t *testing.T) {
 			t.Fatalf("the page did not start as alice: %v\npage: %s", err, pageText(pn))
 		}
 		time.Sleep(100 * time.Millisecond) // polling the page across its reload
+	}
+
+	// The linked device's page renames Bob: alice's first device has the
+	// name too. Alice deletes him there: the phone's open chat with him
+	// closes, and he is gone from its list and its node.
+	bob := nb.Messenger.AccountID()
+	click(t, pn, `.chat[data-account="`+bob+`"]`)
+	click(t, pn, "#conv-title")
+	do(t, pn, chromedp.WaitVisible(chromedp.CSS("#ct-name")), chromedp.SetValue(chromedp.CSS("#ct-name"), "Bob B"),
+		chromedp.Click(chromedp.CSS("#ct-rename")))
+	waitJS(t, pn, "the renamed header", `!document.querySelector("#dlg").open && document.querySelector("#conv-title")?.textContent.includes("Bob B")`)
+	pollAPI(t, "the rename on alice's first device", func() bool {
+		c, err := na.Messenger.Contact(ctx, bob)
+		return err == nil && c.Name == "Bob B"
+	})
+	if err := alice.DeleteContact(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, pn, "Bob's chat closed on the phone", `document.querySelector('.chat[data-account="`+bob+`"]') === null &&
+		document.querySelector("#composer").hidden && document.querySelector("#toast").textContent.includes("deleted on another of your devices")`)
+	if cs, err := n.Messenger.Contacts(ctx); err != nil || len(cs) != 0 {
+		t.Fatalf("the phone's contacts after alice deleted Bob: %+v %v", cs, err)
 	}
 }
