@@ -97,6 +97,9 @@ type SetupLinkRequest struct {
 	DeviceName   string `json:"deviceName"`
 	Passphrase   string `json:"passphrase,omitempty"`
 	NoPassphrase bool   `json:"noPassphrase,omitempty"`
+	// NoHistory: refuse the chat history the existing device offers
+	// (samizdat link --no-history).
+	NoHistory bool `json:"noHistory,omitempty"`
 }
 
 // States of SetupLink.

@@ -224,6 +224,7 @@ func (l *setupLinker) Start(ctx context.Context, req apiclient.SetupLinkRequest)
 	go func() {
 		_, err := LinkDevice(context.Background(), LinkOptions{
 			Dir: l.o.Dir, Keys: ks, DeviceName: req.DeviceName, Listen: l.o.Listen, LoopbackOnly: l.o.LoopbackOnly, Logger: l.o.Logger,
+			NoHistory: req.NoHistory,
 			Show: func(link string) {
 				qr := ""
 				if png, err := identity.QRPNG(strings.ToUpper(link), 320); err == nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/samizdat-im/samizdat/internal/apiclient"
 	"github.com/samizdat-im/samizdat/internal/app"
+	"github.com/samizdat-im/samizdat/internal/messenger"
 )
 
 // TestBrowserLinkDevice: in the devices dialog, alice pastes the link code
@@ -117,7 +118,8 @@ func TestBrowserLinkDevice(t *testing.T) {
 // TestBrowserLinkThisDevice: a new device's web app (no profile yet)
 // shows a link code and its QR image; alice's node accepts the code, both
 // show the same short code, the page confirms, and the node starts as
-// alice's account with her contacts. A contact renamed on its page is
+// alice's account with her contacts; ticked "do not copy the chat
+// history", the phone refuses the history alice offers. A contact renamed on its page is
 // renamed on her first device; one deleted there closes its chat here.
 func TestBrowserLinkThisDevice(t *testing.T) {
 	b := browser(t)
@@ -134,7 +136,11 @@ func TestBrowserLinkThisDevice(t *testing.T) {
 	pn := tab(t, b)
 	do(t, pn, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#ob-link")), chromedp.Click(chromedp.CSS("#ob-link")),
 		chromedp.WaitVisible(chromedp.CSS("#lt-name")), chromedp.SetValue(chromedp.CSS("#lt-name"), "phone"),
-		chromedp.Click(chromedp.CSS("#lt-nopass")), chromedp.Click(chromedp.CSS("#lt-start")))
+		chromedp.Click(chromedp.CSS("#lt-nopass")))
+	if eval[bool](t, pn, `document.querySelector("#lt-nohistory").checked`) {
+		t.Fatal("the no-history box is ticked by default")
+	}
+	do(t, pn, chromedp.Click(chromedp.CSS("#lt-nohistory")), chromedp.Click(chromedp.CSS("#lt-start")))
 	waitJS(t, pn, "the link code's QR image", `document.querySelector("#lt-qr")?.naturalWidth > 100`)
 	link := eval[string](t, pn, `document.querySelector("#lt-link").value`)
 	screenshot(t, pn, "link-this-device")
@@ -160,6 +166,12 @@ func TestBrowserLinkThisDevice(t *testing.T) {
 	if cs, err := n.Messenger.Contacts(ctx); err != nil || len(cs) != 1 || cs[0].AccountID != nb.Messenger.AccountID() {
 		t.Fatalf("the linked node's contacts: %+v %v", cs, err)
 	}
+	// Linked with "do not copy the chat history": the history alice's
+	// node offers (ConfirmLink offers it) is refused.
+	pollAPI(t, "alice's history offer refused by the phone", func() bool {
+		hs, err := na.Messenger.History(ctx)
+		return err == nil && len(hs) == 1 && hs[0].State == messenger.HistoryRefused
+	})
 	// The page reloads and starts over as alice (evaluations fail while
 	// it navigates: tried again).
 	deadline := time.Now().Add(20 * time.Second)

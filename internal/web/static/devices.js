@@ -121,6 +121,7 @@ function renderLinkThis(back, err) {
   const errEl = h("p", { id: "lt-error", class: "error", role: "alert" }, err || "");
   const pass = h("input", { id: "lt-pass", type: "password", autocomplete: "new-password" });
   const noPass = h("input", { id: "lt-nopass", type: "checkbox", onchange: () => { pass.disabled = noPass.checked; } });
+  const noHist = h("input", { id: "lt-nohistory", type: "checkbox" });
   const out = h("div", { id: "lt-out" });
   const form = h("form", { class: "card onboarding", id: "link-this", novalidate: true, onsubmit: async (ev) => {
     ev.preventDefault();
@@ -129,7 +130,8 @@ function renderLinkThis(back, err) {
     let st;
     try {
       st = await S.api.call("POST", "/api/v1/setup/link",
-        { deviceName: $("#lt-name").value.trim(), passphrase: noPass.checked ? "" : pass.value, noPassphrase: noPass.checked });
+        { deviceName: $("#lt-name").value.trim(), passphrase: noPass.checked ? "" : pass.value, noPassphrase: noPass.checked,
+          noHistory: noHist.checked });
     } catch (e) {
       $("#lt-start").disabled = false;
       errEl.textContent = errText(e);
@@ -144,6 +146,7 @@ function renderLinkThis(back, err) {
   h("label", { for: "lt-pass" }, t("passphrase")),
   pass,
   h("label", { class: "radio check" }, noPass, t("noPass")),
+  h("label", { class: "radio check" }, noHist, t("ltNoHistory")),
   h("div", { class: "row" },
     h("button", { id: "lt-start", type: "submit", class: "primary" }, t("showLinkCode")),
     h("button", { type: "button", onclick: () => back() }, t("linkCancel"))),
