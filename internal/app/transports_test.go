@@ -107,8 +107,15 @@ func TestTLSIdentityKeptAndRenewed(t *testing.T) {
 	if err != nil || !slices.Contains(p2p.TLSNames, name) {
 		t.Fatalf("first identity's name %q (%v): not one of the list", name, err)
 	}
+	// A restart before the renewal is due keeps it: the last minute
+	// before then (the issue date is random within 60 days, so "a day
+	// later" can already be due, 1 time in 60).
+	later := notAfter.Add(-p2p.CertRenewBefore - time.Minute)
+	if later.Before(now) {
+		t.Fatalf("a new identity is due for renewal at once: until %v at %v", notAfter, now)
+	}
 	for _, give := range []string{"", name} {
-		again, changed, err := renewTLSIdentity(id, give, now.Add(24*time.Hour))
+		again, changed, err := renewTLSIdentity(id, give, later)
 		if err != nil || changed || string(again) != string(id) {
 			t.Fatalf("restart with --tls-name %q: changed %v %v", give, changed, err)
 		}
