@@ -11,6 +11,7 @@ import (
 
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 )
 
 // Contact-card records in the DHT.
@@ -45,6 +46,22 @@ func (n *Node) FindPeer(ctx context.Context, peerID string) ([]string, error) {
 			return nil, fmt.Errorf("%w: peer %s", ErrNotFound, short(peerID))
 		}
 		return nil, fmt.Errorf("p2p: find peer %s: %w", short(peerID), err)
+	}
+	if conns := n.host.Network().ConnsToPeer(id); len(conns) > 0 {
+		// Connected (the DHT then answers from our own peerstore): until
+		// identify has run on the connection, that holds only the
+		// address we reached it at, not all it listens on.
+		if ids, ok := n.host.(interface{ IDService() identify.IDService }); ok {
+			for _, c := range conns {
+				select {
+				case <-ids.IDService().IdentifyWait(c):
+				case <-ctx.Done():
+				}
+			}
+			if addrs := n.host.Peerstore().Addrs(id); len(addrs) > 0 {
+				ai.Addrs = addrs
+			}
+		}
 	}
 	if len(ai.Addrs) == 0 {
 		// Connected, but the peerstore has nothing: use the live connections.
