@@ -162,6 +162,10 @@ type Service struct {
 	// their chunks in flight stay few (pacer).
 	lanes map[string]chan struct{}
 	prog  map[string]progress
+	// stalled: sources of transfers that stopped, so that one of them
+	// connecting retries them at once rather than at the next
+	// RetryInterval (SourceConnected). Bounded.
+	stalled map[string]bool
 
 	hostBlobs HostBlobs            // our mailbox hosts' blobs (hosted.go)
 	hostTried map[string]time.Time // when our hosts last had none of a file
@@ -545,6 +549,12 @@ func (s *Service) fetch(ctx context.Context, r record) {
 		p := s.prog[r.MessageID]
 		p.state, p.err = StateFailed, err.Error()
 		s.prog[r.MessageID] = p
+		if s.stalled == nil || len(s.stalled) > maxStalled {
+			s.stalled = map[string]bool{}
+		}
+		for _, src := range r.Sources {
+			s.stalled[src] = true
+		}
 		s.mu.Unlock()
 		s.changed(r, StateFailed)
 		return
@@ -552,6 +562,23 @@ func (s *Service) fetch(ctx context.Context, r record) {
 	s.setProg(r.MessageID, progress{done: total, total: total, state: StateComplete})
 	s.changed(r, StateComplete)
 	s.deleteHosted(ctx, r, m)
+}
+
+// maxStalled bounds the sources remembered by SourceConnected.
+const maxStalled = 4096
+
+// SourceConnected tells the service that peer just connected: transfers
+// that stopped while fetching from it are tried again at once (a sender
+// that comes back, or that we reach again after our own restart), not
+// at the next RetryInterval.
+func (s *Service) SourceConnected(peer string) {
+	s.mu.Lock()
+	ok := s.stalled[peer]
+	delete(s.stalled, peer)
+	s.mu.Unlock()
+	if ok {
+		s.kickLoop()
+	}
 }
 
 // Transfers lists every file sent and received, with progress.

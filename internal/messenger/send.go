@@ -719,6 +719,9 @@ func (m *Messenger) reschedule(ctx context.Context, c *store.Contact, items []st
 // device connects: it is probably back online.
 func (m *Messenger) peerConnected(ctx context.Context, peerID string) {
 	m.ownDeviceConnected(ctx, peerID) // devsync.go
+	if m.cfg.Media != nil {
+		m.cfg.Media.SourceConnected(peerID) // a stopped file transfer from it
+	}
 	if m.isMailboxHost(peerID) {
 		m.kickFetch()
 	}
