@@ -134,18 +134,7 @@ func (m *Messenger) queueReadReceipts(tx *store.Tx, c *store.Contact, ids []stri
 	if len(rec.Sessions) == 0 {
 		return nil // no session to say it on (cannot happen for a received message)
 	}
-	for len(ids) > 0 {
-		k := min(len(ids), wire.MaxReadIDs)
-		raw := make([][]byte, 0, k)
-		for _, id := range ids[:k] {
-			if b, err := hex.DecodeString(id); err == nil && len(b) == wire.MessageIDSize {
-				raw = append(raw, b)
-			}
-		}
-		ids = ids[k:]
-		if len(raw) == 0 {
-			continue
-		}
+	for _, raw := range readBatches(ids) {
 		rid := make([]byte, wire.MessageIDSize)
 		if _, err := io.ReadFull(m.rand, rid); err != nil {
 			return err
@@ -204,3 +193,24 @@ func (m *Messenger) SetVerified(ctx context.Context, ref string, verified bool) 
 func (m *Messenger) SetReadReceipts(on bool) { m.receiptsOff.Store(!on) }
 
 func (m *Messenger) noReceipts() bool { return m.cfg.NoReadReceipts || m.receiptsOff.Load() }
+
+// readBatches turns message ids (hex) into batches of raw ids of at most
+// wire.MaxReadIDs each, as a read receipt or a read-state change carries
+// them; ids that are not well formed are left out.
+func readBatches(ids []string) [][][]byte {
+	var out [][][]byte
+	for len(ids) > 0 {
+		k := min(len(ids), wire.MaxReadIDs)
+		raw := make([][]byte, 0, k)
+		for _, id := range ids[:k] {
+			if b, err := hex.DecodeString(id); err == nil && len(b) == wire.MessageIDSize {
+				raw = append(raw, b)
+			}
+		}
+		ids = ids[k:]
+		if len(raw) > 0 {
+			out = append(out, raw)
+		}
+	}
+	return out
+}

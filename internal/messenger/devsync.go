@@ -132,18 +132,7 @@ func (m *Messenger) syncContact(tx *store.Tx, c *store.Contact, deleted bool) er
 
 // syncRead queues the ids of the messages of c just marked read.
 func (m *Messenger) syncRead(tx *store.Tx, c *store.Contact, ids []string) error {
-	for len(ids) > 0 {
-		k := min(len(ids), wire.MaxReadIDs)
-		raw := make([][]byte, 0, k)
-		for _, id := range ids[:k] {
-			if b, err := hex.DecodeString(id); err == nil && len(b) == wire.MessageIDSize {
-				raw = append(raw, b)
-			}
-		}
-		ids = ids[k:]
-		if len(raw) == 0 {
-			continue
-		}
+	for _, raw := range readBatches(ids) {
 		if err := m.queueSync(tx, "", &wirepb.DeviceSync{Item: &wirepb.DeviceSync_Read{Read: &wirepb.SyncReadState{Account: c.AccountID, MessageIds: raw}}}); err != nil {
 			return err
 		}

@@ -442,13 +442,9 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			return permanent(err)
 		}
 	}
-	unpadded, err := wire.Unpad(plain)
+	p, err := openPayload(plain)
 	if err != nil {
-		return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
-	}
-	p, err := wire.ParsePayload(unpadded)
-	if err != nil {
-		return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
+		return err
 	}
 	var card *identity.Card
 	if len(p.SenderCard) > 0 {
@@ -867,4 +863,18 @@ func (r *ctlReceipts) get(cid int64, env *wirepb.Envelope) []byte {
 		return nil
 	}
 	return rc.ack
+}
+
+// openPayload unpads and parses a decrypted envelope's plaintext; what
+// does not parse is refused for good (ErrBadMessage).
+func openPayload(plain []byte) (*wirepb.Payload, error) {
+	unpadded, err := wire.Unpad(plain)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
+	}
+	p, err := wire.ParsePayload(unpadded)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
+	}
+	return p, nil
 }

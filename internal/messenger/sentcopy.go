@@ -80,13 +80,9 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 	} else if peer, rec, plain, consumed, err = m.openOwnMailbox(tx, rx, l, in, prekeys, env); err != nil {
 		return err
 	}
-	unpadded, err := wire.Unpad(plain)
+	p, err := openPayload(plain)
 	if err != nil {
-		return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
-	}
-	p, err := wire.ParsePayload(unpadded)
-	if err != nil {
-		return permanent(fmt.Errorf("%w: %v", ErrBadMessage, err))
+		return err
 	}
 	var card *identity.Card
 	if len(p.SenderCard) > 0 {
