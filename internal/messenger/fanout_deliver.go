@@ -535,27 +535,42 @@ func (m *Messenger) claimBundle(ctx context.Context, peer string) (*handshake.Bu
 }
 
 // expireDeviceItems drops a device's copies of messages sent more than
-// GiveUpAfter before now and returns the others.
+// GiveUpAfter before now and returns the others. What is queued for our
+// own devices with no message of its own (a change, devsync.go; a card
+// update, a group control, an ack) goes GiveUpAfter after it was queued:
+// a device lost but not revoked must not grow the queue for ever.
 func (m *Messenger) expireDeviceItems(ctx context.Context, peer string, items []store.DeviceItem, now time.Time) ([]store.DeviceItem, error) {
 	var keep []store.DeviceItem
+	own := 0
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
-		keep = keep[:0]
+		keep, own = keep[:0], 0
 		for _, it := range items {
 			msg, err := tx.Message(it.ContactID, true, it.MessageID)
-			if err == nil && now.Sub(msg.SentAt) > m.cfg.GiveUpAfter {
+			expired := err == nil && now.Sub(msg.SentAt) > m.cfg.GiveUpAfter
+			if errors.Is(err, store.ErrNotFound) && it.Own && !it.Queued.IsZero() && now.Sub(it.Queued) > m.cfg.GiveUpAfter {
+				expired = true
+				own++
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if expired {
 				if err := tx.DeleteDeviceItem(peer, it.ContactID, it.MessageID); err != nil {
 					return err
 				}
 				continue
-			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err
 			}
 			keep = append(keep, it)
 		}
 		return nil
 	})
-	if n := len(items) - len(keep); n > 0 && err == nil {
+	if err != nil {
+		return keep, err
+	}
+	if n := len(items) - len(keep) - own; n > 0 {
 		m.log.Info("deviceCopiesGivenUp", "device", shortPeer(peer), "count", n)
 	}
-	return keep, err
+	if own > 0 {
+		m.log.Info("ownDeviceItemsGivenUp", "device", shortPeer(peer), "count", own)
+	}
+	return keep, nil
 }

@@ -3,6 +3,7 @@ package messenger
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -138,4 +139,51 @@ func TestOwnGroupWithoutContacts(t *testing.T) {
 	// Both queues drain: each device took the other's controls.
 	eventually(t, 20*time.Second, "the laptop's queue for the phone empty", func() bool { return ownQueueEmpty(t, laptop, phone.n.PeerID()) })
 	eventually(t, 20*time.Second, "the phone's queue for the laptop empty", func() bool { return ownQueueEmpty(t, phone, laptop.n.PeerID()) })
+}
+
+// TestOwnItemsGivenUp: what the laptop queues for a phone that is lost
+// but never revoked (changes, a group's sender key, card updates: no
+// message of their own) is kept while younger than GiveUpAfter, whatever
+// the attempts, and given up (logged) once older, as sent copies are.
+func TestOwnItemsGivenUp(t *testing.T) {
+	ctx := context.Background()
+	laptop := newNode(t, "alice")
+	phone := linkDevice(t, laptop, "phone")
+	phonePeer := phone.n.PeerID()
+	phone.stop() // lost, not revoked
+	if _, err := laptop.m.CreateGroup(ctx, "while the phone is lost"); err != nil {
+		t.Fatal(err)
+	}
+	own := func() (n, attempts int) {
+		for _, it := range deviceQueue(t, laptop, phonePeer) {
+			if it.Own && it.ContactID == 0 {
+				n, attempts = n+1, max(attempts, it.Attempts)
+			}
+		}
+		return n, attempts
+	}
+	if n, _ := own(); n == 0 {
+		t.Fatal("nothing queued for the phone under contact 0")
+	}
+	eventually(t, 30*time.Second, "several attempts at the phone", func() bool { _, a := own(); return a >= 3 })
+	if n, _ := own(); n == 0 {
+		t.Fatal("the phone's queue was given up well before GiveUpAfter (a week)")
+	}
+
+	var logs syncBuffer
+	laptop.restartWith(func(c *Config) {
+		c.GiveUpAfter = time.Second
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	eventually(t, 30*time.Second, "the lost phone's queue given up", func() bool { n, _ := own(); return n == 0 })
+	if !strings.Contains(string(logs.Bytes()), "msg=ownDeviceItemsGivenUp") {
+		t.Errorf("no ownDeviceItemsGivenUp logged:\n%s", string(logs.Bytes()))
+	}
+	// The phone is still ours: what is changed now is queued for it again.
+	if _, err := laptop.m.CreateGroup(ctx, "later"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := own(); n == 0 {
+		t.Fatal("nothing queued for the phone after the give-up")
+	}
 }
