@@ -440,7 +440,12 @@ func (m *Messenger) applyDeviceResponses(ctx context.Context, peer string, tg de
 				}
 			case wirepb.Response_STATUS_REJECTED:
 				m.fault(FaultRefused, shortPeer(peer), "reason", r.Error)
-				if r.Error == "replayed message" || it.Attempts+1 >= fanRetryLimit {
+				// Refusals are counted apart from the attempts at a device
+				// that was away (each of those is an attempt too): a copy
+				// tried many times while the device was offline is not
+				// dropped at its first refusal (two devices starting
+				// sessions with each other at once, say).
+				if r.Error == "replayed message" || (it.LastError == errRefusedRestart && it.Attempts+1 >= fanRetryLimit) {
 					if err := tx.DeleteDeviceItem(peer, it.ContactID, it.MessageID); err != nil {
 						return err
 					}
@@ -470,8 +475,13 @@ func (m *Messenger) applyDeviceResponses(ctx context.Context, peer string, tg de
 		}
 		for _, it := range left {
 			if sent[it.MessageID] {
-				n := it.Attempts + 1
-				return tx.RescheduleDevice(peer, n, now.Add(m.backoff(n)), "not acked")
+				n, why := it.Attempts+1, "not acked"
+				if restart {
+					if why = errRefusedRestart; it.LastError != errRefusedRestart {
+						n = 1 // the first refusal: counted from here
+					}
+				}
+				return tx.RescheduleDevice(peer, n, now.Add(m.backoff(n)), why)
 			}
 		}
 		return nil
