@@ -445,7 +445,7 @@ func (m *Messenger) applyDeviceResponses(ctx context.Context, peer string, tg de
 				// tried many times while the device was offline is not
 				// dropped at its first refusal (two devices starting
 				// sessions with each other at once, say).
-				if r.Error == "replayed message" || (it.LastError == errRefusedRestart && it.Attempts+1 >= fanRetryLimit) {
+				if r.Error == "replayed message" || (strings.HasPrefix(it.LastError, errRefusedRestart) && it.Attempts+1 >= fanRetryLimit) {
 					if err := tx.DeleteDeviceItem(peer, it.ContactID, it.MessageID); err != nil {
 						return err
 					}
@@ -477,7 +477,7 @@ func (m *Messenger) applyDeviceResponses(ctx context.Context, peer string, tg de
 			if sent[it.MessageID] {
 				n, why := it.Attempts+1, "not acked"
 				if restart {
-					if why = errRefusedRestart; it.LastError != errRefusedRestart {
+					if why = errRefusedRestart; !strings.HasPrefix(it.LastError, errRefusedRestart) {
 						n = 1 // the first refusal: counted from here
 					}
 				}
@@ -502,7 +502,18 @@ func (m *Messenger) rescheduleDevice(ctx context.Context, peer string, attempts 
 	}
 	n := attempts + 1
 	next := m.now().Add(m.backoff(n))
-	if err := m.st.Update(ctx, func(tx *store.Tx) error { return tx.RescheduleDevice(peer, n, next, cause.Error()) }); err != nil && ctx.Err() == nil {
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		why := cause.Error()
+		// Failing while its copies are being refused (the restarted
+		// session cannot start): still refused, for fanRetryLimit.
+		if items, err := tx.DeviceOutbox(peer); err != nil {
+			return err
+		} else if len(items) > 0 && strings.HasPrefix(items[0].LastError, errRefusedRestart) {
+			why = errRefusedRestart + ": " + why
+		}
+		return tx.RescheduleDevice(peer, n, next, why)
+	})
+	if err != nil && ctx.Err() == nil {
 		m.log.Warn("rescheduleFailed", "err", err)
 	}
 }
