@@ -142,23 +142,33 @@ func (m *Messenger) pushCard(ctx context.Context) error {
 		}
 		// Our other devices get it too (they learn this device's
 		// addresses, prekeys and mailbox hosts: a new device's first
-		// start). A device copy is keyed by a contact (the store's key);
-		// with no contact there is nothing to copy to them anyway.
-		if len(cs) > 0 {
-			own, err := m.ownOtherDevices(tx)
+		// start), under contact 0 (our own account, as devsync.go), with
+		// or without contacts; an older update still queued for one is
+		// superseded.
+		own, err := m.ownOtherDevices(tx)
+		if err != nil {
+			return err
+		}
+		id := make([]byte, wire.MessageIDSize)
+		if _, err := io.ReadFull(m.rand, id); err != nil {
+			return err
+		}
+		bare := wire.Marshal(&wirepb.Payload{Version: wire.Version, SenderCard: card, Body: &wirepb.Payload_Card{Card: &wirepb.CardUpdate{DeviceCards: devCards}}})
+		for _, d := range own {
+			queued, err := tx.DeviceOutbox(d.PeerID)
 			if err != nil {
 				return err
 			}
-			p := &wirepb.Payload{Version: wire.Version, SenderCard: card, Body: &wirepb.Payload_Card{Card: &wirepb.CardUpdate{DeviceCards: devCards}}}
-			id := make([]byte, wire.MessageIDSize)
-			if _, err := io.ReadFull(m.rand, id); err != nil {
-				return err
-			}
-			for _, d := range own {
-				if err := tx.EnqueueDevice(store.DeviceItem{ContactID: cs[0].ID, PeerID: d.PeerID, Own: true, MessageID: cardItemPrefix + hex.EncodeToString(id),
-					Payload: wire.Marshal(p), NextAttempt: now}); err != nil {
-					return err
+			for _, it := range queued {
+				if it.Own && strings.HasPrefix(it.MessageID, cardItemPrefix) {
+					if err := tx.DeleteDeviceItem(d.PeerID, it.ContactID, it.MessageID); err != nil {
+						return err
+					}
 				}
+			}
+			if err := tx.EnqueueDevice(store.DeviceItem{ContactID: 0, PeerID: d.PeerID, Own: true, MessageID: cardItemPrefix + hex.EncodeToString(id),
+				Payload: bare, NextAttempt: now}); err != nil {
+				return err
 			}
 		}
 		return b.flush(tx)

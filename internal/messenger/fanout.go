@@ -48,6 +48,11 @@ import (
 // (its session restarted each time) before it is dropped.
 const fanRetryLimit = 5
 
+// errRefusedRestart is the last error of a device queue whose copies were
+// refused as unreadable (the session restarted): the attempts count such
+// refusals from the first one, for fanRetryLimit.
+const errRefusedRestart = "refused, session restarted"
+
 // ackKey names whom an ack goes to: a contact's device (peer "": the
 // primary one).
 type ackKey struct {

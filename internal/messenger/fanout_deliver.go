@@ -440,7 +440,12 @@ func (m *Messenger) applyDeviceResponses(ctx context.Context, peer string, tg de
 				}
 			case wirepb.Response_STATUS_REJECTED:
 				m.fault(FaultRefused, shortPeer(peer), "reason", r.Error)
-				if r.Error == "replayed message" || it.Attempts+1 >= fanRetryLimit {
+				// Refusals are counted apart from the attempts at a device
+				// that was away (each of those is an attempt too): a copy
+				// tried many times while the device was offline is not
+				// dropped at its first refusal (two devices starting
+				// sessions with each other at once, say).
+				if r.Error == "replayed message" || (strings.HasPrefix(it.LastError, errRefusedRestart) && it.Attempts+1 >= fanRetryLimit) {
 					if err := tx.DeleteDeviceItem(peer, it.ContactID, it.MessageID); err != nil {
 						return err
 					}
@@ -470,8 +475,13 @@ func (m *Messenger) applyDeviceResponses(ctx context.Context, peer string, tg de
 		}
 		for _, it := range left {
 			if sent[it.MessageID] {
-				n := it.Attempts + 1
-				return tx.RescheduleDevice(peer, n, now.Add(m.backoff(n)), "not acked")
+				n, why := it.Attempts+1, "not acked"
+				if restart {
+					if why = errRefusedRestart; !strings.HasPrefix(it.LastError, errRefusedRestart) {
+						n = 1 // the first refusal: counted from here
+					}
+				}
+				return tx.RescheduleDevice(peer, n, now.Add(m.backoff(n)), why)
 			}
 		}
 		return nil
@@ -492,7 +502,18 @@ func (m *Messenger) rescheduleDevice(ctx context.Context, peer string, attempts 
 	}
 	n := attempts + 1
 	next := m.now().Add(m.backoff(n))
-	if err := m.st.Update(ctx, func(tx *store.Tx) error { return tx.RescheduleDevice(peer, n, next, cause.Error()) }); err != nil && ctx.Err() == nil {
+	err := m.st.Update(ctx, func(tx *store.Tx) error {
+		why := cause.Error()
+		// Failing while its copies are being refused (the restarted
+		// session cannot start): still refused, for fanRetryLimit.
+		if items, err := tx.DeviceOutbox(peer); err != nil {
+			return err
+		} else if len(items) > 0 && strings.HasPrefix(items[0].LastError, errRefusedRestart) {
+			why = errRefusedRestart + ": " + why
+		}
+		return tx.RescheduleDevice(peer, n, next, why)
+	})
+	if err != nil && ctx.Err() == nil {
 		m.log.Warn("rescheduleFailed", "err", err)
 	}
 }
@@ -535,27 +556,42 @@ func (m *Messenger) claimBundle(ctx context.Context, peer string) (*handshake.Bu
 }
 
 // expireDeviceItems drops a device's copies of messages sent more than
-// GiveUpAfter before now and returns the others.
+// GiveUpAfter before now and returns the others. What is queued for our
+// own devices with no message of its own (a change, devsync.go; a card
+// update, a group control, an ack) goes GiveUpAfter after it was queued:
+// a device lost but not revoked must not grow the queue for ever.
 func (m *Messenger) expireDeviceItems(ctx context.Context, peer string, items []store.DeviceItem, now time.Time) ([]store.DeviceItem, error) {
 	var keep []store.DeviceItem
+	own := 0
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
-		keep = keep[:0]
+		keep, own = keep[:0], 0
 		for _, it := range items {
 			msg, err := tx.Message(it.ContactID, true, it.MessageID)
-			if err == nil && now.Sub(msg.SentAt) > m.cfg.GiveUpAfter {
+			expired := err == nil && now.Sub(msg.SentAt) > m.cfg.GiveUpAfter
+			if errors.Is(err, store.ErrNotFound) && it.Own && !it.Queued.IsZero() && now.Sub(it.Queued) > m.cfg.GiveUpAfter {
+				expired = true
+				own++
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if expired {
 				if err := tx.DeleteDeviceItem(peer, it.ContactID, it.MessageID); err != nil {
 					return err
 				}
 				continue
-			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err
 			}
 			keep = append(keep, it)
 		}
 		return nil
 	})
-	if n := len(items) - len(keep); n > 0 && err == nil {
+	if err != nil {
+		return keep, err
+	}
+	if n := len(items) - len(keep) - own; n > 0 {
 		m.log.Info("deviceCopiesGivenUp", "device", shortPeer(peer), "count", n)
 	}
-	return keep, err
+	if own > 0 {
+		m.log.Info("ownDeviceItemsGivenUp", "device", shortPeer(peer), "count", own)
+	}
+	return keep, nil
 }

@@ -308,30 +308,13 @@ func (m *Messenger) distributeKey(tx *store.Tx, rx *batch, g *store.Group, st, o
 }
 
 // queueOwn queues a GroupControl (our sender key, ops we made) to every
-// other active device of our account, through the device outbox. A
-// device-outbox row belongs to a contact: it is filed under a member of
-// the group who is a contact (a group of us alone has nobody to read it
-// but us, and the control is dropped).
+// other active device of our account, through the device outbox, under
+// contact 0 (our own account, as devsync.go): a group with no other
+// member we hold as a contact reaches our devices too.
 func (m *Messenger) queueOwn(tx *store.Tx, g *store.Group, st *groupState, gc *wirepb.GroupControl) error {
 	own, err := m.ownOtherDevices(tx)
 	if err != nil || len(own) == 0 {
 		return err
-	}
-	var anchor *store.Contact
-	for _, a := range st.memberIDs() {
-		if a == m.acct {
-			continue
-		}
-		if c, err := tx.ContactByAccount(a); err == nil {
-			anchor = c
-			break
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-	}
-	if anchor == nil {
-		m.log.Debug("groupOwnControlNotQueued", "group", shortHex(g.ID))
-		return nil
 	}
 	id := make([]byte, wire.MessageIDSize)
 	if _, err := io.ReadFull(m.rand, id); err != nil {
@@ -340,7 +323,7 @@ func (m *Messenger) queueOwn(tx *store.Tx, g *store.Group, st *groupState, gc *w
 	b := wire.Marshal(&wirepb.Payload{Version: wire.Version, Body: &wirepb.Payload_Group{Group: gc}})
 	now := m.now()
 	for _, d := range own {
-		it := store.DeviceItem{ContactID: anchor.ID, PeerID: d.PeerID, Own: true, MessageID: groupItemPrefix + hex.EncodeToString(id), Payload: b, NextAttempt: now}
+		it := store.DeviceItem{ContactID: 0, PeerID: d.PeerID, Own: true, MessageID: groupItemPrefix + hex.EncodeToString(id), Payload: b, NextAttempt: now}
 		if err := tx.EnqueueDevice(it); err != nil {
 			return err
 		}

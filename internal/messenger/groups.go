@@ -224,8 +224,12 @@ func (m *Messenger) CreateGroup(ctx context.Context, name string) (GroupInfo, er
 		if err := m.syncGroup(tx, gid); err != nil { // devsync.go: on our other devices too
 			return err
 		}
-		st, err = m.loadState(tx, gid)
-		return err
+		if st, err = m.loadState(tx, gid); err != nil {
+			return err
+		}
+		// Our other devices read what this one posts (groupdevices.go):
+		// with no other member, no membership change sends the key later.
+		return m.queueOwn(tx, g, st, &wirepb.GroupControl{GroupId: gid, SenderKey: sender.Distribution().Marshal(), Device: m.selfTag()})
 	})
 	if err != nil {
 		return GroupInfo{}, err

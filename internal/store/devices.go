@@ -90,7 +90,8 @@ func (tx *Tx) PutDeviceCard(contactID int64, peer string, card []byte) error {
 // DeviceItem is a message's copy queued for one device: a device of the
 // contact other than its primary one, or (Own) one of our own other
 // devices, as the sent copy of a message to the contact. Payload is the
-// plaintext payload, encrypted at each attempt.
+// plaintext payload, encrypted at each attempt. Queued is when it was
+// queued (zero on EnqueueDevice: NextAttempt).
 type DeviceItem struct {
 	ContactID   int64
 	PeerID      string
@@ -100,9 +101,10 @@ type DeviceItem struct {
 	Attempts    int
 	NextAttempt time.Time
 	LastError   string
+	Queued      time.Time
 }
 
-const deviceItemColumns = `contact_id, peer_id, own, message_id, payload, attempts, next_attempt, last_error`
+const deviceItemColumns = `contact_id, peer_id, own, message_id, payload, attempts, next_attempt, last_error, queued_at`
 
 // EnqueueDevice queues a copy for one device. A copy already queued for
 // that device and message is left as it is (nil).
@@ -110,9 +112,13 @@ func (tx *Tx) EnqueueDevice(it DeviceItem) error {
 	if it.MessageID == "" || it.PeerID == "" {
 		return fmt.Errorf("%w: device copy without message or device", ErrInvalid)
 	}
-	_, err := tx.exec(`INSERT INTO device_outbox (`+deviceItemColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	queued := it.Queued
+	if queued.IsZero() {
+		queued = it.NextAttempt
+	}
+	_, err := tx.exec(`INSERT INTO device_outbox (`+deviceItemColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (peer_id, contact_id, message_id) DO NOTHING`,
-		it.ContactID, it.PeerID, it.Own, it.MessageID, nonNil(it.Payload), it.Attempts, toNanos(it.NextAttempt), it.LastError)
+		it.ContactID, it.PeerID, it.Own, it.MessageID, nonNil(it.Payload), it.Attempts, toNanos(it.NextAttempt), it.LastError, toNanos(queued))
 	switch {
 	case isForeignKey(err):
 		return fmt.Errorf("contact %d: %w", it.ContactID, ErrNotFound)
@@ -151,11 +157,11 @@ func (tx *Tx) DeviceOutbox(peer string) ([]DeviceItem, error) {
 	for rows.Next() {
 		var it DeviceItem
 		var own int
-		var next int64
-		if err := rows.Scan(&it.ContactID, &it.PeerID, &own, &it.MessageID, &it.Payload, &it.Attempts, &next, &it.LastError); err != nil {
+		var next, queued int64
+		if err := rows.Scan(&it.ContactID, &it.PeerID, &own, &it.MessageID, &it.Payload, &it.Attempts, &next, &it.LastError, &queued); err != nil {
 			return nil, fmt.Errorf("store: device outbox: %w", err)
 		}
-		it.Own, it.NextAttempt = own != 0, fromNanos(next)
+		it.Own, it.NextAttempt, it.Queued = own != 0, fromNanos(next), fromNanos(queued)
 		out = append(out, it)
 	}
 	return out, rows.Err()
