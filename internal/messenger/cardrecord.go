@@ -24,6 +24,10 @@ type cardDirectory interface {
 }
 
 const (
+	// cardLookupGrace is how long an unreachable contact's envelopes
+	// wait for the DHT lookup of its newer card before they go to the
+	// mailbox hosts of the card we hold (send.go).
+	cardLookupGrace = 5 * time.Second
 	cardRepublish   = 12 * time.Hour // DHT records live about 36 h
 	cardLookupEvery = 10 * time.Minute
 	cardLookupRetry = 15 * time.Second // after a lookup the DHT could not answer

@@ -406,17 +406,26 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		return false
 	}
 	s, err := m.openStream(ctx, c.PeerID, f)
-	deposited := false
+	deposited, moved := false, false
 	if err != nil {
-		// Not reachable: leave the envelopes with the contact's mailbox
-		// hosts (the whole queue, not just this batch: the head of the
-		// queue stays until acked), and keep them queued until the ack.
-		// Before the DHT lookup below, which can take a stream timeout:
-		// a sender about to go offline has them at the hosts already.
-		m.depositToMailboxes(ctx, c, queue)
-		deposited = true
+		// Not reachable: look for a newer card of the contact in the
+		// DHT (it may have moved, to new addresses and new mailbox
+		// hosts). That lookup can take a stream timeout when the DHT
+		// does not answer; past a short grace the envelopes go to the
+		// hosts of the card we hold meanwhile (the whole queue, not
+		// just this batch: the head stays queued until acked), so a
+		// sender about to go offline has left them somewhere.
+		found := make(chan bool, 1)
+		go func() { found <- m.lookupCard(ctx, c) }()
+		select {
+		case moved = <-found:
+		case <-time.After(cardLookupGrace):
+			m.depositToMailboxes(ctx, c, queue)
+			deposited = true
+			moved = <-found
+		}
 	}
-	if err != nil && m.lookupCard(ctx, c) {
+	if err != nil && moved {
 		// The contact moved and published its new card: try there.
 		var nc *store.Contact
 		if m.st.View(ctx, func(tx *store.Tx) (err error) { nc, err = tx.Contact(cid); return err }) == nil {
