@@ -41,8 +41,11 @@ import (
 const (
 	DefaultHistoryPerChat  = 1000     // newest messages of each chat exported
 	DefaultHistoryMaxBytes = 64 << 20 // largest export made or accepted
-	historyRetry           = 30 * time.Second
-	historyRetryMax        = 10 * time.Minute
+	// historyRetry is the first wait after a failed offer or answer,
+	// doubling up to historyRetryMax: a failure is often a passing one
+	// (both devices starting a session at once), as in the outbox.
+	historyRetry    = time.Second
+	historyRetryMax = 10 * time.Minute
 	// historyKeep is how long an export waits for its device to take it.
 	historyKeep = 7 * 24 * time.Hour
 	// historyImportBatch is how many messages one import transaction
@@ -484,7 +487,7 @@ func (m *Messenger) updateJob(ctx context.Context, name, id string, f func(j *hi
 // histBackoff schedules the next attempt of a job after a failure.
 func (m *Messenger) histBackoff(j *historyJob) {
 	j.Attempts++
-	d := historyRetry << min(j.Attempts-1, 5)
+	d := historyRetry << min(j.Attempts-1, 10)
 	j.Next = m.now().Add(min(d, historyRetryMax)).UnixMilli()
 }
 
