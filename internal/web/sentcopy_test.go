@@ -76,13 +76,26 @@ func TestBrowserSentCopyFile(t *testing.T) {
 	waitJS(t, pp, "the sent file's card on the phone, with its save button",
 		`document.querySelector(".msg.out .file-name")?.textContent === "minutes.bin" && !!document.querySelector(".msg.out .save-file")`)
 	screenshot(t, pp, "sent-copy-file")
-	fs, err := apiclient.New(np.APIAddr, np.Token).Files(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fs {
-		if f.MessageID == msg.ID && f.State != "complete" {
-			t.Fatalf("the phone's transfer: %+v", f)
+	// The card's save button shows while the phone still fetches; the
+	// fetch completes.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		fs, err := apiclient.New(np.APIAddr, np.Token).Files(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
+		var tr *apiclient.Transfer
+		for i := range fs {
+			if fs[i].MessageID == msg.ID {
+				tr = &fs[i]
+			}
+		}
+		if tr != nil && tr.State == "complete" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the phone's transfer: %+v", tr)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the node
 	}
 }
