@@ -445,7 +445,10 @@ func (m *Messenger) applyDeviceResponses(ctx context.Context, peer string, tg de
 				// tried many times while the device was offline is not
 				// dropped at its first refusal (two devices starting
 				// sessions with each other at once, say).
-				if r.Error == "replayed message" || (strings.HasPrefix(it.LastError, errRefusedRestart) && it.Attempts+1 >= fanRetryLimit) {
+				// A device that refuses us as revoked does so for good, and
+				// a replayed copy is one it has: neither is tried again.
+				if r.Error == "replayed message" || r.Error == RefusedRevoked ||
+					(strings.HasPrefix(it.LastError, errRefusedRestart) && it.Attempts+1 >= fanRetryLimit) {
 					if err := tx.DeleteDeviceItem(peer, it.ContactID, it.MessageID); err != nil {
 						return err
 					}
@@ -476,10 +479,17 @@ func (m *Messenger) applyDeviceResponses(ctx context.Context, peer string, tg de
 		for _, it := range left {
 			if sent[it.MessageID] {
 				n, why := it.Attempts+1, "not acked"
-				if restart {
+				switch {
+				case restart:
 					if why = errRefusedRestart; !strings.HasPrefix(it.LastError, errRefusedRestart) {
 						n = 1 // the first refusal: counted from here
 					}
+				case strings.HasPrefix(it.LastError, errRefusedRestart):
+					// Put off ("retry": a restarted session rate-limited,
+					// say) between refusals: still being refused, and still
+					// counted, so that refusals alternating with "retry"
+					// end at fanRetryLimit too.
+					why = errRefusedRestart + ": not acked"
 				}
 				return tx.RescheduleDevice(peer, n, now.Add(m.backoff(n)), why)
 			}

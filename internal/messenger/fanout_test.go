@@ -12,6 +12,7 @@ import (
 	"github.com/samizdat-im/samizdat/internal/identity"
 	"github.com/samizdat-im/samizdat/internal/p2p"
 	"github.com/samizdat-im/samizdat/internal/store"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
 )
 
 // linkDevice makes a new node that is another device of a's account, as
@@ -380,5 +381,62 @@ func TestFanoutCopyForLostDeviceGivenUp(t *testing.T) {
 	eventually(t, 60*time.Second, "the lost phone's copy given up", func() bool { return queued() == 0 })
 	if s := stateOf(t, alice, "bob", sent.ID); s != StateDelivered {
 		t.Fatalf("the message is %s", s)
+	}
+}
+
+// TestDeviceRefusalsCountedThroughRetries: a device that refuses a copy,
+// answers "retry" to the next attempt (a restarted session rate-limited),
+// refuses again, and so on, gets the copy no more after fanRetryLimit
+// attempts: the "retry" between two refusals does not start the count of
+// refusals again (TestDevSyncRefused waited for ever on that once). A
+// copy refused as from a revoked device is dropped at its first refusal.
+func TestDeviceRefusalsCountedThroughRetries(t *testing.T) {
+	ctx := context.Background()
+	// Nothing is due before the test calls: the node's own delivery loop
+	// leaves the queue alone.
+	n := newNodeTuned(t, "alice", func(c *Config) { c.RetryMin, c.RetryMax = time.Hour, 2*time.Hour })
+	peer := "12D3KooWGone" + n.n.PeerID()[12:]
+	enqueue := func(id string) {
+		t.Helper()
+		err := n.st.Update(ctx, func(tx *store.Tx) error {
+			return tx.EnqueueDevice(store.DeviceItem{PeerID: peer, Own: true, MessageID: id, Payload: []byte{1}, NextAttempt: time.Now().Add(time.Hour)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	queue := func() []store.DeviceItem {
+		var items []store.DeviceItem
+		_ = n.st.View(ctx, func(tx *store.Tx) (err error) { items, err = tx.DeviceOutbox(peer); return err })
+		return items
+	}
+	answer := func(status wirepb.Response_Status, why string) {
+		t.Helper()
+		items := queue()
+		if err := n.m.applyDeviceResponses(ctx, peer, deviceTarget{own: true}, items, []*wirepb.Response{{Status: status, Error: why, MessageId: []byte{1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	enqueue("00000000000000000000000000000001")
+	refusals := 0
+	for len(queue()) > 0 {
+		if refusals > fanRetryLimit {
+			t.Fatalf("still queued after %d refusals with \"retry\" between them: %+v", refusals, queue())
+		}
+		answer(wirepb.Response_STATUS_REJECTED, "cannot decrypt or parse")
+		refusals++
+		if refusals == 1 && len(queue()) == 0 {
+			t.Fatal("dropped at the first refusal")
+		}
+		if len(queue()) > 0 {
+			answer(wirepb.Response_STATUS_RETRY, "too many new sessions: try later")
+		}
+	}
+
+	enqueue("00000000000000000000000000000002")
+	answer(wirepb.Response_STATUS_REJECTED, RefusedRevoked)
+	if q := queue(); len(q) != 0 {
+		t.Fatalf("a copy refused as from a revoked device is still queued: %+v", q)
 	}
 }
