@@ -11,13 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/keys"
 	"github.com/samizdat-im/samizdat/internal/identity"
+	"github.com/samizdat-im/samizdat/internal/p2p"
 	"github.com/samizdat-im/samizdat/internal/wire"
 	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
 )
@@ -205,11 +205,10 @@ func readLink(r io.Reader, m interface {
 }
 
 // isStreamEnd reports whether err is the other end resetting or closing
-// the stream (libp2p's reset error is not exported to this package; its
-// text is stable: "stream reset").
+// the stream.
 func isStreamEnd(err error) bool {
 	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.ErrClosedPipe) ||
-		strings.Contains(err.Error(), "stream reset"))
+		p2p.IsReset(err))
 }
 
 func nonce(n uint64) []byte {

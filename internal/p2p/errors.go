@@ -1,6 +1,10 @@
 package p2p
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/libp2p/go-libp2p/core/network"
+)
 
 var (
 	// ErrBadAddr is returned when a multiaddr cannot be parsed, names a
@@ -68,3 +72,8 @@ var (
 	// ErrClosed is returned by operations on a Node after Close.
 	ErrClosed = errors.New("p2p: node closed")
 )
+
+// IsReset reports whether err is a stream reset by either end (libp2p's
+// network.ErrReset, which its StreamError unwraps to), so that callers
+// above the transport need not match the error's text.
+func IsReset(err error) bool { return errors.Is(err, network.ErrReset) }

@@ -61,6 +61,14 @@ func TestBrowserTwoNodes(t *testing.T) {
 	waitJS(t, pa, "the invalid-invite error", `document.querySelector("#add-error").textContent.includes("not a valid samizdat invite")`)
 	do(t, pa, chromedp.SetValue(chromedp.CSS("#add-link"), linkB), chromedp.Click(chromedp.CSS("#add-submit")))
 	waitJS(t, pa, "the conversation with Bob", `(document.querySelector("#conv-title") || {}).textContent?.includes("Bob")`)
+	// Adding him again only refreshes his card: no error, one Bob.
+	do(t, pa, chromedp.Click(chromedp.CSS("#add-btn")), chromedp.WaitVisible(chromedp.CSS("#add-link")),
+		chromedp.SetValue(chromedp.CSS("#add-link"), linkB), chromedp.SetValue(chromedp.CSS("#add-name"), "Bob"),
+		chromedp.Click(chromedp.CSS("#add-submit")))
+	waitJS(t, pa, "Bob added again", `!document.querySelector("#dlg").open`)
+	if n := eval[int](t, pa, `document.querySelectorAll('.chat[data-name="Bob"]').length`); n != 1 {
+		t.Errorf("%d chats named Bob after adding him again, want 1", n)
+	}
 
 	// A sends; B sees it live; A's tick turns to delivered.
 	do(t, pa, chromedp.SendKeys(chromedp.CSS("#text"), "Hello Bob, it works"), chromedp.Click(chromedp.CSS("#send")))

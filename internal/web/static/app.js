@@ -73,7 +73,7 @@ export function errText(e) {
       case "bad_invite": return t("badInvite");
       case "invite_unreachable": return t("inviteUnreachable");
       case "invite_mismatch": return t("inviteMismatch");
-      case "exists": return t("exists");
+      case "exists": return t("existsAny", { msg: e.message }); // a file, a profile (the add-contact form: a name)
       case "unknown_contact": return t("unknownContact");
       case "wrong_passphrase": return t("wrongPassphrase");
       case "unauthorized": return t("badToken");
@@ -802,7 +802,10 @@ function showAddContact() {
       await refreshChats();
       openChat(c);
     } catch (e) {
-      errEl.textContent = errText(e);
+      // Adding a contact again only refreshes its card: "exists" is a
+      // name another contact has.
+      errEl.textContent = e instanceof APIError && e.code === "exists"
+        ? t("ctNameTaken", { name: $("#add-name").value.trim() }) : errText(e);
       $("#add-link").focus();
     } finally {
       submit.disabled = false;

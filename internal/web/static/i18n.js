@@ -3,7 +3,7 @@
 const dict = {
   en: {
     badInvite: "This is not a valid samizdat invite. Ask your contact for their link again (samizdat invite) and paste it whole.",
-    exists: "This contact is already in your list.",
+    existsAny: "That already exists: {msg}",
     unknownContact: "There is no such contact.",
     wrongPassphrase: "Wrong passphrase.",
     needNode: "The samizdat node is not reachable. Is samizdat up still running?",
@@ -221,7 +221,7 @@ const dict = {
   },
   ru: {
     badInvite: "Это не приглашение samizdat. Попросите у контакта ссылку ещё раз (samizdat invite) и вставьте её целиком.",
-    exists: "Этот контакт уже есть в списке.",
+    existsAny: "Это уже существует: {msg}",
     unknownContact: "Такого контакта нет.",
     wrongPassphrase: "Неверный пароль.",
     needNode: "Узел samizdat недоступен. Работает ли ещё samizdat up?",
@@ -437,7 +437,7 @@ const dict = {
   },
   fa: {
     badInvite: "این یک دعوت‌نامهٔ معتبر samizdat نیست. دوباره پیوند را از مخاطب بخواهید (samizdat invite) و آن را کامل بچسبانید.",
-    exists: "این مخاطب از قبل در فهرست شماست.",
+    existsAny: "این از قبل وجود دارد: {msg}",
     unknownContact: "چنین مخاطبی وجود ندارد.",
     wrongPassphrase: "گذرواژه نادرست است.",
     needNode: "گره samizdat در دسترس نیست. آیا samizdat up هنوز در حال اجراست؟",
