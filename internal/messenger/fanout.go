@@ -249,8 +249,6 @@ func (m *Messenger) ownOtherDevices(tx *store.Tx) ([]identity.Device, error) {
 // text, a sent copy for each of our own other devices. Called inside the
 // send transaction.
 func (m *Messenger) fanOut(tx *store.Tx, c *store.Contact, msgID string, p *wirepb.Payload, now time.Time) error {
-	bare := proto.Clone(p).(*wirepb.Payload)
-	bare.SenderCard, bare.InviteProof = nil, nil // attached again when a device's session starts
 	if card, err := identity.ParseSignedCard(c.Card); err == nil {
 		var b []byte
 		for _, d := range card.Devices {
@@ -258,6 +256,10 @@ func (m *Messenger) fanOut(tx *store.Tx, c *store.Contact, msgID string, p *wire
 				continue
 			}
 			if b == nil {
+				// Cloned only for a contact with other devices (a group
+				// invitation is ~130 KB, for each contact it goes to).
+				bare := proto.Clone(p).(*wirepb.Payload)
+				bare.SenderCard, bare.InviteProof = nil, nil // attached again when a device's session starts
 				b = wire.Marshal(bare)
 			}
 			if err := tx.EnqueueDevice(store.DeviceItem{ContactID: c.ID, PeerID: d.PeerID, MessageID: msgID, Payload: b, NextAttempt: now}); err != nil {
