@@ -570,3 +570,36 @@ func TestDevSyncSnapshotOnLink(t *testing.T) {
 		return at == wantAt && origin == wantOrigin && wantAt != 0
 	})
 }
+
+// TestOwnInitiationRepeated: until the other device answers on a new
+// session, every envelope of ours on it carries the session's
+// initiation again. The second batch's initiation names a one-time
+// prekey the first one spent: it must be taken as the repeat it is, not
+// refused as "already used" (the check made before the write looked for
+// our own device's session among contacts' and found none).
+func TestOwnInitiationRepeated(t *testing.T) {
+	ctx := context.Background()
+	laptop, carol := newNode(t, "alice"), newNode(t, "carol")
+	phone := linkDevice(t, laptop, "phone")
+	phonePeer := phone.n.PeerID()
+	eventually(t, 20*time.Second, "the laptop's queue for the phone empty", func() bool { return ownQueueEmpty(t, laptop, phonePeer) })
+	// A new session, which the phone has nothing to answer on.
+	if err := laptop.st.Update(ctx, func(tx *store.Tx) error { return tx.DeleteDeviceSession(0, phonePeer) }); err != nil {
+		t.Fatal(err)
+	}
+	rejected := phone.m.Faults()[FaultRejected]
+	addContact(t, laptop, carol)
+	eventually(t, 20*time.Second, "carol on the phone", func() bool { return contactOf(t, phone, carol.m.AccountID()) != nil })
+	for _, r := range [][2]string{{"carol", "carol g."}, {"carol g.", "carol garcia"}} {
+		if _, err := laptop.m.RenameContact(ctx, r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 20*time.Second, "carol renamed on the phone", func() bool {
+			c := contactOf(t, phone, carol.m.AccountID())
+			return c != nil && c.Name == r[1]
+		})
+	}
+	if n := phone.m.Faults()[FaultRejected]; n != rejected {
+		t.Fatalf("the phone refused %d envelopes of the laptop's new session", n-rejected)
+	}
+}

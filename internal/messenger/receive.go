@@ -296,7 +296,20 @@ func (m *Messenger) precheckInitiation(ctx context.Context, peer string, env *wi
 	err = m.st.View(ctx, func(tx *store.Tx) error {
 		rec = &wirepb.SessionRecord{Version: wire.Version}
 		known, blocked = false, false
-		if c, err := tx.ContactByAccount(acct); err == nil {
+		if acct == m.acct {
+			// Another device of ours: its session is kept apart from
+			// any contact's (sentcopy.go). A repeat of an initiation it
+			// already started is no new session, and its one-time
+			// prekey is spent: checked against a blank record, it was
+			// refused as "already used" (TestDevSyncUnknownDeviceWaits).
+			own := peer != "" && peer != m.selfPeer()
+			if own {
+				if rec, err = loadDevRecord(tx, 0, peer); err != nil {
+					return err
+				}
+			}
+			known = own
+		} else if c, err := tx.ContactByAccount(acct); err == nil {
 			known = c.Request.IsZero()
 			if rec, err = loadDeviceRecord(tx, c, peer); err != nil {
 				return err
@@ -328,7 +341,10 @@ func (m *Messenger) precheckInitiation(ctx context.Context, peer string, env *wi
 	// stranger's device, may ask for a few at a time, no more (a flood of
 	// forged ones would burn CPU).
 	bucket := "stranger/" + peer
-	if known {
+	switch {
+	case known && acct == m.acct:
+		bucket = "own/" + peer
+	case known:
 		bucket = "contact/" + acct
 	}
 	if !m.initLimit.allow(bucket, m.now()) {
