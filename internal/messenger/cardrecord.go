@@ -79,6 +79,9 @@ func (m *Messenger) publishLoop(ctx context.Context, d cardDirectory) {
 }
 
 func (m *Messenger) publishCard(ctx context.Context, d cardDirectory) error {
+	if err := m.revokedErr(); err != nil {
+		return err // a revoked device publishes nothing (revoked.go)
+	}
 	if _, err := m.card(ctx); err != nil {
 		return err
 	}
