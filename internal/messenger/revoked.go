@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/devices"
@@ -77,6 +78,10 @@ type revokedState struct {
 	pending    map[string]bool      // to tell again at the next flush
 	lastLookup time.Time
 	suspect    bool // refused as revoked: look our card up
+	// ignore makes this device act as modified code would that ignores
+	// its revocation (tests: a stolen phone that keeps sending, which
+	// contacts and our devices must refuse by themselves).
+	ignore atomic.Bool
 }
 
 // Revoked returns this device's revocation, or nil while it is active.
@@ -347,6 +352,10 @@ func (m *Messenger) receiveRevocation(tx *store.Tx, peer string, n *wirepb.Revoc
 // list): from now on it sends and publishes nothing.
 func (m *Messenger) recordRevoked(tx *store.Tx, r *Revocation, how string) error {
 	if m.Revoked() != nil {
+		return nil
+	}
+	if m.revokedSt.ignore.Load() {
+		m.log.Info("revocationIgnored", "proof", how)
 		return nil
 	}
 	b, err := json.Marshal(r)

@@ -20,6 +20,10 @@ import (
 	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
 )
 
+// stolenDevice makes n ignore its revocation, as modified code on a
+// stolen phone would: what it keeps sending must be refused by others.
+func stolenDevice(n *tnode) { n.m.revokedSt.ignore.Store(true) }
+
 // ownQueue returns what n holds queued for its own device peer.
 func ownQueue(t testing.TB, n *tnode, peer string) []store.DeviceItem {
 	t.Helper()
