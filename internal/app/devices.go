@@ -26,6 +26,15 @@ type devicesAPI struct {
 	h *messenger.Messenger
 }
 
+// revocation is this device's removal from its account, or nil.
+func revocation(m *messenger.Messenger) *apiclient.Revocation {
+	r := m.Revoked()
+	if r == nil {
+		return nil
+	}
+	return &apiclient.Revocation{At: r.At, By: r.By, ByName: r.ByName}
+}
+
 func toAPIDevice(d devices.Info) apiclient.Device {
 	return apiclient.Device{ID: d.ID, Name: d.Name, This: d.This, AddedAt: d.AddedAt, LastSeen: d.LastSeen, Revoked: d.Revoked, RevokedAt: d.RevokedAt}
 }
@@ -33,6 +42,9 @@ func toAPIDevice(d devices.Info) apiclient.Device {
 func (a devicesAPI) Devices(ctx context.Context) (apiclient.Devices, error) {
 	ds, v, err := a.s.Devices(ctx)
 	out := apiclient.Devices{Version: v, Devices: []apiclient.Device{}}
+	if a.h != nil {
+		out.Revoked = revocation(a.h)
+	}
 	var hs []messenger.HistoryTransfer
 	if a.h != nil && err == nil {
 		hs, _ = a.h.History(ctx)

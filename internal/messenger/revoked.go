@@ -78,6 +78,7 @@ type revokedState struct {
 	pending    map[string]bool      // to tell again at the next flush
 	lastLookup time.Time
 	suspect    bool // refused as revoked: look our card up
+	loaded     atomic.Bool
 	// ignore makes this device act as modified code would that ignores
 	// its revocation (tests: a stolen phone that keeps sending, which
 	// contacts and our devices must refuse by themselves).
@@ -87,6 +88,9 @@ type revokedState struct {
 // Revoked returns this device's revocation, or nil while it is active.
 func (m *Messenger) Revoked() *Revocation {
 	s := &m.revokedSt
+	if !s.loaded.Load() {
+		m.loadRevoked(context.Background()) // before Start (an offline node)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rev == nil {
@@ -114,6 +118,7 @@ func (m *Messenger) loadRevoked(ctx context.Context) {
 		s.rev = r
 	}
 	s.mu.Unlock()
+	s.loaded.Store(true)
 }
 
 // revokedErr returns ErrDeviceRevoked once this device knows it was
@@ -351,7 +356,10 @@ func (m *Messenger) receiveRevocation(tx *store.Tx, peer string, n *wirepb.Revoc
 // recordRevoked stores this device's revocation (and marks it so in our
 // list): from now on it sends and publishes nothing.
 func (m *Messenger) recordRevoked(tx *store.Tx, r *Revocation, how string) error {
-	if m.Revoked() != nil {
+	m.revokedSt.mu.Lock()
+	known := m.revokedSt.rev != nil // loaded at Start, before anything is received
+	m.revokedSt.mu.Unlock()
+	if known {
 		return nil
 	}
 	if m.revokedSt.ignore.Load() {
