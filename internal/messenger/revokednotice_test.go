@@ -361,3 +361,28 @@ func TestRevokedDeviceRecordLoses(t *testing.T) {
 		t.Fatalf("a revoked device publishes: %v", err)
 	}
 }
+
+// TestRevokedWriterToldAgain: the laptop's notice for the phone is gone
+// (given up, say) when the phone comes back and writes to the laptop (its
+// start announces it): the laptop refuses it as revoked and sends it the
+// notice again, and the phone stops.
+func TestRevokedWriterToldAgain(t *testing.T) {
+	var logs lockedBuf
+	alice := newNodeTuned(t, "alice", func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	phone := linkDevice(t, alice, "phone")
+	eventually(t, 20*time.Second, "the laptop's queue for the phone empty", func() bool { return len(ownQueue(t, alice, phone.n.PeerID())) == 0 })
+	phonePeer := phone.n.PeerID()
+	phone.stop()
+	revokePeer(t, alice, phonePeer)
+	if err := alice.st.Update(context.Background(), func(tx *store.Tx) error { return tx.DeleteDeviceItems(phonePeer) }); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "msg=revocationNoticeQueued"); n != 1 {
+		t.Fatalf("%d notices queued, want 1", n)
+	}
+	phone.start()
+	eventually(t, 30*time.Second, "the phone told again", func() bool { return phone.m.Revoked() != nil })
+	if !strings.Contains(logs.String(), "msg=revokedDeviceRefused") || strings.Count(logs.String(), "msg=revocationNoticeQueued") != 2 {
+		t.Fatalf("the laptop did not refuse the phone and queue the notice again:\n%s", logs.String())
+	}
+}
