@@ -82,8 +82,13 @@ func TestRevokedDeviceToldAtOnce(t *testing.T) {
 	events, unsub := phone.m.Subscribe()
 	defer unsub()
 
+	t0 := time.Now()
 	revokeDevice(t, alice, phone)
 	eventually(t, 30*time.Second, "the phone learns it was revoked", func() bool { return phone.m.Revoked() != nil })
+	took := time.Since(t0) // a figure for the log, not asserted
+	var notice *wirepb.RevocationNotice
+	_ = alice.st.View(context.Background(), func(tx *store.Tx) (err error) { notice, err = alice.m.signedDeviceList(tx); return err })
+	t.Logf("revoked to told: %v; notice %d B (list of 2 devices %d B + signature)", took, len(wire.Marshal(notice)), len(notice.List))
 	checkRevokedPhone(t, phone, alice.n.PeerID(), history)
 	eventually(t, 10*time.Second, "the laptop's notice acknowledged", func() bool { return len(ownQueue(t, alice, phone.n.PeerID())) == 0 })
 	got := false
