@@ -303,7 +303,9 @@ func (m *Messenger) checkOwnCardRecord(ctx context.Context, d cardDirectory) {
 		return
 	}
 	self := m.selfPeer()
+	var r *Revocation
 	err = m.st.Update(ctx, func(tx *store.Tx) error {
+		r = nil
 		l, err := devices.Load(tx)
 		if err != nil {
 			return err
@@ -312,17 +314,20 @@ func (m *Messenger) checkOwnCardRecord(ctx context.Context, d cardDirectory) {
 			return nil // not newer, or it lists us: nothing proven
 		}
 		by := card.Devices[0]
-		return m.recordRevoked(tx, &Revocation{At: m.now(), By: by.PeerID, ByName: by.Name, Version: card.DeviceVersion}, "card")
+		r = &Revocation{At: m.now(), By: by.PeerID, ByName: by.Name, Version: card.DeviceVersion}
+		return m.recordRevoked(tx, r, "card")
 	})
 	if err != nil && ctx.Err() == nil {
 		m.log.Debug("ownCardCheckFailed", "err", err)
+	} else if err == nil && r != nil {
+		m.setRevoked(r, "card")
 	}
 }
 
 // receiveRevocation takes a notice from our device peer (receiveOwn): if
 // the account signed it, it is not older than our list and it marks this
 // device revoked, this device stops. Anything else changes nothing.
-func (m *Messenger) receiveRevocation(tx *store.Tx, peer string, n *wirepb.RevocationNotice) error {
+func (m *Messenger) receiveRevocation(tx *store.Tx, rx *batch, peer string, n *wirepb.RevocationNotice) error {
 	reject := func(why string) error {
 		m.log.Info("revocationNoticeRejected", "device", shortPeer(peer), "reason", why)
 		return nil
@@ -350,20 +355,20 @@ func (m *Messenger) receiveRevocation(tx *store.Tx, peer string, n *wirepb.Revoc
 	if b := signed.Find(peer); b != nil && b.Device.PeerID == peer {
 		r.ByName = b.Device.Name
 	}
-	return m.recordRevoked(tx, r, "notice")
+	if err := m.recordRevoked(tx, r, "notice"); err != nil {
+		return err
+	}
+	rx.after = append(rx.after, func() { m.setRevoked(r, "notice") })
+	return nil
 }
 
 // recordRevoked stores this device's revocation (and marks it so in our
-// list): from now on it sends and publishes nothing.
+// list); once the transaction committed, setRevoked makes it stop.
 func (m *Messenger) recordRevoked(tx *store.Tx, r *Revocation, how string) error {
 	m.revokedSt.mu.Lock()
 	known := m.revokedSt.rev != nil // loaded at Start, before anything is received
 	m.revokedSt.mu.Unlock()
-	if known {
-		return nil
-	}
-	if m.revokedSt.ignore.Load() {
-		m.log.Info("revocationIgnored", "proof", how)
+	if known || m.revokedSt.ignore.Load() {
 		return nil
 	}
 	b, err := json.Marshal(r)
@@ -383,13 +388,27 @@ func (m *Messenger) recordRevoked(tx *store.Tx, r *Revocation, how string) error
 			return err
 		}
 	}
-	s := &m.revokedSt
-	s.mu.Lock()
-	s.rev = r
-	s.mu.Unlock()
-	m.log.Warn("deviceRevoked", "by", shortPeer(r.By), "version", r.Version, "proof", how)
-	m.emit(Event{Type: EventRevoked})
 	return nil
+}
+
+// setRevoked makes this device stop, its revocation stored: from now on
+// it sends and publishes nothing.
+func (m *Messenger) setRevoked(r *Revocation, how string) {
+	s := &m.revokedSt
+	if s.ignore.Load() {
+		m.log.Info("revocationIgnored", "proof", how)
+		return
+	}
+	s.mu.Lock()
+	first := s.rev == nil
+	if first {
+		s.rev = r
+	}
+	s.mu.Unlock()
+	if first {
+		m.log.Warn("deviceRevoked", "by", shortPeer(r.By), "version", r.Version, "proof", how)
+		m.emit(Event{Type: EventRevoked})
+	}
 }
 
 // String describes a revocation for logs and the CLI.

@@ -153,7 +153,7 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 		return m.receiveOwnGroup(tx, rx, peer, g) // its sender key, its ops (groupdevices.go)
 	}
 	if n := p.GetRevoked(); n != nil {
-		return m.receiveRevocation(tx, peer, n) // revoked.go
+		return m.receiveRevocation(tx, rx, peer, n) // revoked.go
 	}
 	if h := p.GetHistory(); h != nil {
 		return m.receiveHistory(tx, peer, h) // history.go
