@@ -62,7 +62,19 @@ func (a devicesAPI) Devices(ctx context.Context) (apiclient.Devices, error) {
 	return out, err
 }
 
+// removed refuses to link or revoke on a device that was itself removed
+// from the account (messenger.ErrDeviceRevoked: 403 device_revoked).
+func (a devicesAPI) removed() error {
+	if a.h != nil && a.h.Revoked() != nil {
+		return messenger.ErrDeviceRevoked
+	}
+	return nil
+}
+
 func (a devicesAPI) StartLink(ctx context.Context, link string) (apiclient.LinkStarted, error) {
+	if err := a.removed(); err != nil {
+		return apiclient.LinkStarted{}, err
+	}
 	st, err := a.s.Start(ctx, link)
 	return apiclient.LinkStarted{ID: st.ID, Code: st.Code, Device: st.Device}, err
 }
@@ -78,6 +90,9 @@ func (a devicesAPI) ConfirmLinkHistory(ctx context.Context, id string, accept, h
 }
 
 func (a devicesAPI) RevokeDevice(ctx context.Context, id string) (apiclient.Device, error) {
+	if err := a.removed(); err != nil {
+		return apiclient.Device{}, err
+	}
 	d, err := a.s.Revoke(ctx, id)
 	return toAPIDevice(d), err
 }

@@ -73,6 +73,10 @@ func TestBrowserRevokedBanner(t *testing.T) {
 	if _, err := pc.Send(ctx, "nobody", "from the removed phone"); !errors.As(err, &ae) || ae.Code != apiclient.CodeDeviceRevoked {
 		t.Fatalf("a send from the removed phone: %v", err)
 	}
+	// Nor can it revoke the device that removed it.
+	if _, err := pc.RevokeDevice(ctx, na.P2P.PeerID()); !errors.As(err, &ae) || ae.Code != apiclient.CodeDeviceRevoked {
+		t.Fatalf("the removed phone revokes the laptop: %v", err)
+	}
 	for lang, want := range map[string]string{"ru": "Это устройство удалено из вашего аккаунта", "fa": "این دستگاه از حساب شما حذف شد"} {
 		setLang(t, pp, lang)
 		waitJS(t, pp, "the banner in "+lang, `document.querySelector("#revoked-banner")?.textContent.startsWith("`+want+`")`)
