@@ -152,6 +152,8 @@ func (s *server) fail(w http.ResponseWriter, err error) {
 		e.Status, e.Code = http.StatusConflict, apiclient.CodeExists
 	case errors.Is(err, store.ErrNotFound):
 		e.Status, e.Code = http.StatusNotFound, apiclient.CodeNotFound
+	case errors.Is(err, messenger.ErrDeviceRevoked):
+		e.Status, e.Code = http.StatusForbidden, apiclient.CodeDeviceRevoked
 	case errors.Is(err, store.ErrDiskFull):
 		e.Status, e.Code = http.StatusInsufficientStorage, apiclient.CodeInternal
 	case errors.Is(err, messenger.ErrEmptyMessage), errors.Is(err, messenger.ErrMessageTooLong),

@@ -73,6 +73,18 @@ type Status struct {
 	// MaxFileSize is the largest file this node sends or fetches, in
 	// bytes (`up --max-file-size`); 0 when it carries no files.
 	MaxFileSize int64 `json:"maxFileSize,omitempty"`
+	// Revoked is set once this device learnt, from the account-signed
+	// device list, that another device of the account removed it: it
+	// reads its history but sends nothing more (issue 17).
+	Revoked *Revocation `json:"revoked,omitempty"`
+}
+
+// Revocation says when this device was removed from its account and by
+// which device (its peer id, and its name if known).
+type Revocation struct {
+	At     time.Time `json:"at"`
+	By     string    `json:"by"`
+	ByName string    `json:"byName,omitempty"`
 }
 
 // PrekeyStatus is the state of the account's prekeys: the signed prekey
@@ -225,6 +237,9 @@ const (
 	// account's the link names.
 	CodeInviteMismatch = "invite_mismatch"
 	CodeInternal       = "internal"
+	// CodeDeviceRevoked (403): this device was removed from its account
+	// (Status.Revoked); it can no longer send.
+	CodeDeviceRevoked = "device_revoked"
 )
 
 // ErrNoDaemon is returned by Load when no node runs on the profile.

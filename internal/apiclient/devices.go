@@ -40,6 +40,9 @@ type HistoryTransfer struct {
 type Devices struct {
 	Version uint64   `json:"version"`
 	Devices []Device `json:"devices"`
+	// Revoked is set when this device was removed from the account
+	// (as in Status).
+	Revoked *Revocation `json:"revoked,omitempty"`
 }
 
 // LinkStarted is a link waiting for the user to compare the short codes

@@ -26,6 +26,15 @@ type devicesAPI struct {
 	h *messenger.Messenger
 }
 
+// revocation is this device's removal from its account, or nil.
+func revocation(m *messenger.Messenger) *apiclient.Revocation {
+	r := m.Revoked()
+	if r == nil {
+		return nil
+	}
+	return &apiclient.Revocation{At: r.At, By: r.By, ByName: r.ByName}
+}
+
 func toAPIDevice(d devices.Info) apiclient.Device {
 	return apiclient.Device{ID: d.ID, Name: d.Name, This: d.This, AddedAt: d.AddedAt, LastSeen: d.LastSeen, Revoked: d.Revoked, RevokedAt: d.RevokedAt}
 }
@@ -33,6 +42,9 @@ func toAPIDevice(d devices.Info) apiclient.Device {
 func (a devicesAPI) Devices(ctx context.Context) (apiclient.Devices, error) {
 	ds, v, err := a.s.Devices(ctx)
 	out := apiclient.Devices{Version: v, Devices: []apiclient.Device{}}
+	if a.h != nil {
+		out.Revoked = revocation(a.h)
+	}
 	var hs []messenger.HistoryTransfer
 	if a.h != nil && err == nil {
 		hs, _ = a.h.History(ctx)
@@ -50,7 +62,19 @@ func (a devicesAPI) Devices(ctx context.Context) (apiclient.Devices, error) {
 	return out, err
 }
 
+// removed refuses to link or revoke on a device that was itself removed
+// from the account (messenger.ErrDeviceRevoked: 403 device_revoked).
+func (a devicesAPI) removed() error {
+	if a.h != nil && a.h.Revoked() != nil {
+		return messenger.ErrDeviceRevoked
+	}
+	return nil
+}
+
 func (a devicesAPI) StartLink(ctx context.Context, link string) (apiclient.LinkStarted, error) {
+	if err := a.removed(); err != nil {
+		return apiclient.LinkStarted{}, err
+	}
 	st, err := a.s.Start(ctx, link)
 	return apiclient.LinkStarted{ID: st.ID, Code: st.Code, Device: st.Device}, err
 }
@@ -66,6 +90,9 @@ func (a devicesAPI) ConfirmLinkHistory(ctx context.Context, id string, accept, h
 }
 
 func (a devicesAPI) RevokeDevice(ctx context.Context, id string) (apiclient.Device, error) {
+	if err := a.removed(); err != nil {
+		return apiclient.Device{}, err
+	}
 	d, err := a.s.Revoke(ctx, id)
 	return toAPIDevice(d), err
 }

@@ -321,6 +321,7 @@ func (n *Node) Status(ctx context.Context) (apiclient.Status, error) {
 	if svc := n.Messenger.Media(); svc != nil {
 		st.MaxFileSize = svc.MaxFileSize()
 	}
+	st.Revoked = revocation(n.Messenger) // devices.go
 	if n.P2P != nil {
 		st.PeerID = n.P2P.PeerID()
 		st.Addrs = n.P2P.Addrs()

@@ -482,6 +482,9 @@ func statusCmd(g *globals) *cobra.Command {
 					state = "running"
 				}
 				fmt.Fprintf(g.stdout, "name:       %s\naccount id: %s\nnode:       %s\npeer id:    %s\n", st.Name, st.AccountID, state, st.PeerID)
+				if r := st.Revoked; r != nil {
+					fmt.Fprintf(g.stdout, "REVOKED:    %s\n", revokedLine(r)) // devices.go
+				}
 				for _, a := range st.Addrs {
 					fmt.Fprintf(g.stdout, "listening:  %s\n", a)
 				}

@@ -107,9 +107,22 @@ func linkCmd(g *globals) *cobra.Command {
 	return c
 }
 
+// revokedLine says that this device was removed from its account.
+func revokedLine(r *apiclient.Revocation) string {
+	by := safe(r.ByName)
+	if by == "" {
+		by = r.By
+	}
+	return fmt.Sprintf("this device was removed from your account at %s by %s: it reads its history but can no longer send",
+		r.At.Local().Format("2006-01-02 15:04"), by)
+}
+
 func devicesCmd(g *globals) *cobra.Command {
 	printList := func(v any) {
 		ds := v.(apiclient.Devices)
+		if r := ds.Revoked; r != nil {
+			fmt.Fprintf(g.stdout, "REVOKED: %s\n", revokedLine(r))
+		}
 		for _, d := range ds.Devices {
 			state := ""
 			switch {

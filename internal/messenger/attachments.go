@@ -35,6 +35,9 @@ func (m *Messenger) stopMedia() {
 // /samizdat/blob/2, on streams of their own, so no text waits behind a
 // file. It returns once the message is queued.
 func (m *Messenger) SendFile(ctx context.Context, ref, path, text string) (store.Message, error) {
+	if err := m.revokedErr(); err != nil {
+		return store.Message{}, err
+	}
 	svc := m.cfg.Media
 	if svc == nil {
 		return store.Message{}, ErrNoMedia

@@ -235,7 +235,7 @@ func kickJoined(j *joined) {
 // item waits in the store for others' history fetches.
 func (m *Messenger) publish(ctx context.Context, name string, data []byte) {
 	j := m.joinedTopic(name)
-	if j == nil || j.topic == nil {
+	if j == nil || j.topic == nil || m.Revoked() != nil { // a revoked device publishes nothing (revoked.go)
 		return
 	}
 	if err := j.topic.Publish(ctx, data); err != nil {

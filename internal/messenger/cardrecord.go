@@ -79,11 +79,21 @@ func (m *Messenger) publishLoop(ctx context.Context, d cardDirectory) {
 }
 
 func (m *Messenger) publishCard(ctx context.Context, d cardDirectory) error {
+	if err := m.revokedErr(); err != nil {
+		return err // a revoked device publishes nothing (revoked.go)
+	}
 	if _, err := m.card(ctx); err != nil {
 		return err
 	}
 	card, serial := m.currentCard()
-	rec, err := identity.SealCardRecord(m.acct, serial, card)
+	parsed, err := identity.ParseSignedCard(card)
+	if err != nil {
+		return err
+	}
+	// The record's version puts the device list above the serial: a
+	// device that missed a change of the list never beats one that made
+	// it (identity.CardRecordVersion).
+	rec, err := identity.SealCardRecord(m.acct, identity.CardRecordVersion(parsed), card)
 	if err != nil {
 		return err
 	}
@@ -143,7 +153,7 @@ func (m *Messenger) lookupCard(ctx context.Context, c *store.Contact) bool {
 		m.log.Info("cardRecordRejected", "contact", c.ID, "err", err)
 		return false
 	}
-	if old, err := identity.ParseSignedCard(c.Card); err == nil && old.Serial >= card.Serial {
+	if old, err := identity.ParseSignedCard(c.Card); err == nil && identity.CardRecordVersion(old) >= identity.CardRecordVersion(card) {
 		m.log.Debug("cardLookupNotNewer", "contact", c.ID, "have", old.Serial, "found", card.Serial)
 		return false
 	}

@@ -242,6 +242,9 @@ func emptyNil(b []byte) []byte {
 // Post signs and stores the next post of a channel we own and publishes
 // it. alert asks subscribers' clients to show it at once.
 func (m *Messenger) Post(ctx context.Context, ref, text string, alert bool) (ChannelPost, error) {
+	if err := m.revokedErr(); err != nil {
+		return ChannelPost{}, err
+	}
 	if strings.TrimSpace(text) == "" {
 		return ChannelPost{}, ErrEmptyMessage
 	}

@@ -36,7 +36,7 @@ func (m *Messenger) publishDeviceCard(ctx context.Context, d cardDirectory, sign
 	if err != nil || len(card.Devices) < 2 {
 		return false, err
 	}
-	rec, err := identity.SealCardRecord(m.acct, serial, signed)
+	rec, err := identity.SealCardRecord(m.acct, identity.CardRecordVersion(card), signed)
 	if err != nil {
 		return true, err
 	}

@@ -58,7 +58,12 @@ func (m *Messenger) cardDevices(ctx context.Context, self identity.Device) ([]id
 func (m *Messenger) DevicesChanged(ctx context.Context) error {
 	// A device revoked: our groups get a new key before our next message
 	// (groupdevices.go), and its keys are forgotten.
-	if err := m.st.Update(ctx, m.ownDevicesRevoked); err != nil {
+	if err := m.st.Update(ctx, func(tx *store.Tx) error {
+		if err := m.ownDevicesRevoked(tx); err != nil {
+			return err
+		}
+		return m.queueRevocationNotices(tx) // the revoked device is told (revoked.go)
+	}); err != nil {
 		return err
 	}
 	m.cardMu.Lock()

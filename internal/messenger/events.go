@@ -7,6 +7,7 @@ const (
 	EventContact = "contact" // a contact was added or changed
 	EventPost    = "post"    // a channel post was stored (Channel, Alert)
 	EventGroup   = "group"   // a group message or change was stored (Group)
+	EventRevoked = "revoked" // this device learnt it was revoked (revoked.go)
 )
 
 // Event tells subscribers that something changed; they read the details

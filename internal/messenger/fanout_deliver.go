@@ -77,12 +77,16 @@ func (m *Messenger) target(tx *store.Tx, it store.DeviceItem) (deviceTarget, boo
 		if err != nil {
 			return deviceTarget{}, false, err
 		}
-		if !l.IsActive(it.PeerID) {
+		var dev identity.Device
+		if l.IsActive(it.PeerID) {
+			dev = l.Find(it.PeerID).Device
+		} else if d, ok := revokedTarget(l, it); ok {
+			dev = d // revoked: its notice only (revoked.go)
+		} else {
 			return deviceTarget{}, false, nil
 		}
-		e := l.Find(it.PeerID)
 		card, _ := m.currentCard()
-		return deviceTarget{contact: &store.Contact{AccountID: m.acct, Card: card}, own: true, device: e.Device, ident: m.id.Public()}, true, nil
+		return deviceTarget{contact: &store.Contact{AccountID: m.acct, Card: card}, own: true, device: dev, ident: m.id.Public()}, true, nil
 	}
 	c, err := tx.Contact(it.ContactID)
 	if err != nil {
@@ -447,6 +451,9 @@ func (m *Messenger) applyDeviceResponses(ctx context.Context, peer string, tg de
 				// sessions with each other at once, say).
 				// A device that refuses us as revoked does so for good, and
 				// a replayed copy is one it has: neither is tried again.
+				if r.Error == RefusedRevoked {
+					m.refusedAsRevoked(peer) // revoked.go: proven or not
+				}
 				if r.Error == "replayed message" || r.Error == RefusedRevoked ||
 					(strings.HasPrefix(it.LastError, errRefusedRestart) && it.Attempts+1 >= fanRetryLimit) {
 					if err := tx.DeleteDeviceItem(peer, it.ContactID, it.MessageID); err != nil {

@@ -179,6 +179,7 @@ func TestFanoutToEveryDevice(t *testing.T) {
 	}
 
 	// Revoked: bob learns it with alice's next message, then sends.
+	stolenDevice(phone) // it keeps sending: bob must refuse it by himself
 	revokeDevice(t, alice, phone)
 	m2 := send(t, alice, "bob", "the phone is gone")
 	waitState(t, alice, "bob", m2.ID, StateDelivered)

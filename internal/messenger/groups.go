@@ -636,6 +636,9 @@ func (m *Messenger) GroupSend(ctx context.Context, ref, text string) (GroupMessa
 
 // groupSend sends text and, if not nil, a file's manifest (groupfiles.go).
 func (m *Messenger) groupSend(ctx context.Context, ref, text string, attachment []byte) (GroupMessage, error) {
+	if err := m.revokedErr(); err != nil {
+		return GroupMessage{}, err
+	}
 	if len(text) > wire.MaxTextSize {
 		return GroupMessage{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMessageTooLong, len(text), wire.MaxTextSize)
 	}

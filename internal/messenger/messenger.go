@@ -225,6 +225,8 @@ type Messenger struct {
 	ops    opCache    // checked group ops (groupops.go)
 	dsync  devSync    // sync between our own devices (devsync.go)
 
+	revokedSt revokedState // this device revoked (revoked.go)
+
 	// encStats counts the encryptions groups cost (groupbatch.go).
 	encStats groupEncStats
 
@@ -340,6 +342,7 @@ func New(ctx context.Context, cfg Config) (*Messenger, error) {
 // returns at once; Close stops everything Start started.
 func (m *Messenger) Start(ctx context.Context) {
 	ctx, m.cancel = context.WithCancel(ctx)
+	m.loadRevoked(ctx) // revoked.go
 	m.startPrekeys(ctx)
 	if m.tr != nil {
 		m.tr.Handle(ProtocolMsg, m.handleStream)

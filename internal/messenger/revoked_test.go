@@ -49,6 +49,7 @@ func TestRevokedDeviceRefusedAfterRestart(t *testing.T) {
 	p1 := send(t, phone, "bob", "hello from the phone")
 	waitState(t, phone, "bob", p1.ID, StateDelivered)
 
+	stolenDevice(phone) // it keeps sending: bob must refuse it by himself
 	revokeDevice(t, alice, phone)
 	m2 := send(t, alice, "bob", "the phone is gone")
 	waitState(t, alice, "bob", m2.ID, StateDelivered)

@@ -36,6 +36,9 @@ var stateRank = map[string]int{StateQueued: 0, StateFailed: 1, StateSent: 2, Sta
 // durably; it returns once the message is on disk. Delivery follows.
 // Concurrent sends are committed together (group commit).
 func (m *Messenger) Send(ctx context.Context, ref, text string) (store.Message, error) {
+	if err := m.revokedErr(); err != nil {
+		return store.Message{}, err
+	}
 	if strings.TrimSpace(text) == "" {
 		return store.Message{}, ErrEmptyMessage
 	}
@@ -299,6 +302,9 @@ func (m *Messenger) run(ctx context.Context) {
 }
 
 func (m *Messenger) flush(ctx context.Context) {
+	if m.revokedFlush(ctx) {
+		return // this device was revoked: it sends nothing (revoked.go)
+	}
 	var due []int64
 	now := m.now()
 	if err := m.st.View(ctx, func(tx *store.Tx) (err error) { due, err = tx.DueContacts(now); return err }); err != nil {
@@ -576,6 +582,9 @@ func (m *Messenger) applyResponses(ctx context.Context, c *store.Contact, items 
 				}
 			case wirepb.Response_STATUS_REJECTED:
 				m.fault(FaultRefused, shortPeer(c.PeerID), "reason", r.Error)
+				if r.Error == RefusedRevoked {
+					m.refusedAsRevoked(c.PeerID) // revoked.go: proven or not
+				}
 				if err := tx.DeleteOutbox(c.ID, it.MessageID); err != nil {
 					return err
 				}

@@ -54,6 +54,7 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 	}
 	if peer != "" && !l.IsActive(peer) {
 		m.log.Info("revokedDeviceRefused", "device", shortPeer(peer))
+		m.revokedWrote(peer) // it is told again (revoked.go)
 		return permanent(ErrRevokedDevice)
 	}
 	var prekeys *handshake.Prekeys
@@ -109,7 +110,8 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 		if !bytes.Equal(body.Sent.Text.MessageId, env.MessageId) {
 			return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
 		}
-	case *wirepb.Payload_Ack, *wirepb.Payload_Card, *wirepb.Payload_Sync, *wirepb.Payload_History, *wirepb.Payload_Group: // devsync.go, history.go, groupdevices.go
+	case *wirepb.Payload_Ack, *wirepb.Payload_Card, *wirepb.Payload_Sync, *wirepb.Payload_History, *wirepb.Payload_Group, // devsync.go, history.go, groupdevices.go
+		*wirepb.Payload_Revoked: // revoked.go
 	default:
 		return permanent(fmt.Errorf("%w: not a sent copy", ErrBadMessage))
 	}
@@ -149,6 +151,9 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 			}
 		}
 		return m.receiveOwnGroup(tx, rx, peer, g) // its sender key, its ops (groupdevices.go)
+	}
+	if n := p.GetRevoked(); n != nil {
+		return m.receiveRevocation(tx, rx, peer, n) // revoked.go
 	}
 	if h := p.GetHistory(); h != nil {
 		return m.receiveHistory(tx, peer, h) // history.go

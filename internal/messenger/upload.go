@@ -42,6 +42,9 @@ type Upload struct {
 // SendUpload is SendFile for a file streamed to the node (the web app's
 // attach, paste, drop and voice notes).
 func (m *Messenger) SendUpload(ctx context.Context, ref string, up Upload, text string) (store.Message, error) {
+	if err := m.revokedErr(); err != nil {
+		return store.Message{}, err
+	}
 	svc := m.cfg.Media
 	if svc == nil {
 		return store.Message{}, ErrNoMedia

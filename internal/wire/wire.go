@@ -179,6 +179,11 @@ func ParsePayload(b []byte) (*wirepb.Payload, error) {
 		if err := checkHistoryOffer(body.History); err != nil {
 			return nil, err
 		}
+	case *wirepb.Payload_Revoked:
+		if body.Revoked == nil || len(body.Revoked.List) == 0 || len(body.Revoked.List) > MaxCardSize ||
+			len(body.Revoked.Signature) != 64 {
+			return nil, ErrMalformed
+		}
 	default:
 		return nil, ErrMalformed
 	}

@@ -5,7 +5,7 @@
 import { API, APIError, takeToken } from "./api.js";
 import { t, setLang, lang, pick, languages, langName } from "./i18n.js";
 import { initNotify, notifyEvent, paintTitle, settingsButton, permissionBlock } from "./notify.js";
-import { devicesButton, linkThisButton } from "./devices.js";
+import { devicesButton, linkThisButton, showRevoked, revokedEvent } from "./devices.js";
 import { roomActions, roomItems, roomHeader, roomEvent, refreshRooms, renderRoom, closeRoom, roomSubmit, roomOpen } from "./groups.js";
 import { fileView, fileLabel, fileEvent, mediaButtons, mediaShow } from "./media.js";
 import { requestItems, requestEvent, refreshRequests } from "./requests.js";
@@ -329,6 +329,7 @@ const seenState = new Map();
 
 function onEvent(e) {
   notifyEvent(e);
+  if (e.type === "revoked") return revokedEvent();
   if (e.type === "group" || e.type === "post") return roomEvent(e);
   if (e.type === "request") requestEvent(e);
   if (e.type === "file") return fileEvent(e);
@@ -365,6 +366,7 @@ function renderShell() {
         settingsButton(),
         devicesButton(),
         langPicker(() => { renderShell(); refreshConn(); })),
+      showRevoked(),
       h("div", { class: "search", role: "search" },
         h("label", { for: "q", class: "sr" }, t("searchLabel")),
         h("input", { id: "q", type: "search", placeholder: t("searchPlaceholder"), value: S.query, oninput: (ev) => { S.query = ev.target.value; searchSoon(); } })),

@@ -4,7 +4,20 @@
 // short code both devices show, confirm. The node runs the exchange
 // (POST /api/v1/devices/link, then /confirm).
 import { S, h, $, toast, errText, openDialog } from "./app.js";
-import { t, lang } from "./i18n.js";
+import { t, lang, addStrings } from "./i18n.js";
+
+// The banner of a device removed from its account (showRevoked).
+addStrings({
+  en: {
+    revokedBanner: "This device was removed from your account ({time}, by {by}). Your history stays readable here, but it can no longer send.",
+  },
+  ru: {
+    revokedBanner: "Это устройство удалено из вашего аккаунта ({time}, устройством {by}). История здесь остаётся доступной для чтения, но отправлять с него больше нельзя.",
+  },
+  fa: {
+    revokedBanner: "این دستگاه از حساب شما حذف شد ({time}، توسط {by}). تاریخچه اینجا خواندنی می‌ماند، اما دیگر نمی‌تواند پیامی بفرستد.",
+  },
+});
 
 export function devicesButton() {
   const b = h("button", { id: "devices-btn", class: "icon", "aria-label": t("devices"), title: t("devices"), onclick: showDevices });
@@ -190,4 +203,22 @@ async function follow(st, out, errEl, back) {
       try { if (!(await S.api.status()).setup) { location.reload(); return; } } catch (_) { /* starting: try again */ }
     }
   }
+}
+
+// showRevoked is the banner of a device removed from its account (issue
+// 17), while the node's status says so (GET /api/v1/status: revoked): its
+// history stays readable, it can no longer send. null otherwise.
+export function showRevoked() {
+  const r = S.me && S.me.revoked;
+  if (!r) return null;
+  return h("p", { id: "revoked-banner", class: "revoked-banner", role: "alert" },
+    t("revokedBanner", { time: when(r.at), by: r.byName || r.by.slice(-8) }));
+}
+
+// revokedEvent shows the banner when the node learns it was revoked.
+export async function revokedEvent() {
+  try { S.me = await S.api.status(); } catch (_) { return; }
+  const el = showRevoked();
+  const bar = $(".side > .bar");
+  if (el && bar && !$("#revoked-banner")) bar.after(el);
 }

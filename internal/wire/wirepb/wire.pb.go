@@ -167,6 +167,7 @@ type Payload struct {
 	//	*Payload_Sync
 	//	*Payload_History
 	//	*Payload_Card
+	//	*Payload_Revoked
 	Body isPayload_Body `protobuf_oneof:"body"`
 	// sender_card is the sender's signed contact card, sent with the first
 	// messages of a session so that the receiver can add the sender.
@@ -296,6 +297,15 @@ func (x *Payload) GetCard() *CardUpdate {
 	return nil
 }
 
+func (x *Payload) GetRevoked() *RevocationNotice {
+	if x != nil {
+		if x, ok := x.Body.(*Payload_Revoked); ok {
+			return x.Revoked
+		}
+	}
+	return nil
+}
+
 func (x *Payload) GetSenderCard() []byte {
 	if x != nil {
 		return x.SenderCard
@@ -357,6 +367,13 @@ type Payload_Card struct {
 	Card *CardUpdate `protobuf:"bytes,20,opt,name=card,proto3,oneof"`
 }
 
+type Payload_Revoked struct {
+	// revoked tells a device of our own account that it was revoked
+	// (issue 17): the account-signed device list marking it so. Trusted
+	// for its signature, not for who delivered it.
+	Revoked *RevocationNotice `protobuf:"bytes,21,opt,name=revoked,proto3,oneof"`
+}
+
 func (*Payload_Text) isPayload_Body() {}
 
 func (*Payload_Ack) isPayload_Body() {}
@@ -372,6 +389,8 @@ func (*Payload_Sync) isPayload_Body() {}
 func (*Payload_History) isPayload_Body() {}
 
 func (*Payload_Card) isPayload_Body() {}
+
+func (*Payload_Revoked) isPayload_Body() {}
 
 type Text struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -1309,6 +1328,62 @@ func (x *CardUpdate) GetDeviceCards() [][]byte {
 	return nil
 }
 
+// RevocationNotice is the account's device list (list: the JSON the
+// devices package stores) and the account key's signature over it
+// (domain "samizdat/device-list/v1"). A device that finds itself marked
+// revoked in a list that verifies, not older than its own, stops.
+type RevocationNotice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	List          []byte                 `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevocationNotice) Reset() {
+	*x = RevocationNotice{}
+	mi := &file_wirepb_wire_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevocationNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevocationNotice) ProtoMessage() {}
+
+func (x *RevocationNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_wirepb_wire_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevocationNotice.ProtoReflect.Descriptor instead.
+func (*RevocationNotice) Descriptor() ([]byte, []int) {
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RevocationNotice) GetList() []byte {
+	if x != nil {
+		return x.List
+	}
+	return nil
+}
+
+func (x *RevocationNotice) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // SentCopy is the copy of a message sent by another device of the same
 // account: to_account names the contact it went to.
 type SentCopy struct {
@@ -1321,7 +1396,7 @@ type SentCopy struct {
 
 func (x *SentCopy) Reset() {
 	*x = SentCopy{}
-	mi := &file_wirepb_wire_proto_msgTypes[15]
+	mi := &file_wirepb_wire_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1408,7 @@ func (x *SentCopy) String() string {
 func (*SentCopy) ProtoMessage() {}
 
 func (x *SentCopy) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[15]
+	mi := &file_wirepb_wire_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1421,7 @@ func (x *SentCopy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SentCopy.ProtoReflect.Descriptor instead.
 func (*SentCopy) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{15}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SentCopy) GetToAccount() string {
@@ -1381,7 +1456,7 @@ type HistoryOffer struct {
 
 func (x *HistoryOffer) Reset() {
 	*x = HistoryOffer{}
-	mi := &file_wirepb_wire_proto_msgTypes[16]
+	mi := &file_wirepb_wire_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1468,7 @@ func (x *HistoryOffer) String() string {
 func (*HistoryOffer) ProtoMessage() {}
 
 func (x *HistoryOffer) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[16]
+	mi := &file_wirepb_wire_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1481,7 @@ func (x *HistoryOffer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryOffer.ProtoReflect.Descriptor instead.
 func (*HistoryOffer) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{16}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HistoryOffer) GetTransferId() []byte {
@@ -1459,7 +1534,7 @@ type HistoryHeader struct {
 
 func (x *HistoryHeader) Reset() {
 	*x = HistoryHeader{}
-	mi := &file_wirepb_wire_proto_msgTypes[17]
+	mi := &file_wirepb_wire_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1546,7 @@ func (x *HistoryHeader) String() string {
 func (*HistoryHeader) ProtoMessage() {}
 
 func (x *HistoryHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[17]
+	mi := &file_wirepb_wire_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1559,7 @@ func (x *HistoryHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryHeader.ProtoReflect.Descriptor instead.
 func (*HistoryHeader) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{17}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HistoryHeader) GetVersion() uint32 {
@@ -1517,7 +1592,7 @@ type HistoryBatch struct {
 
 func (x *HistoryBatch) Reset() {
 	*x = HistoryBatch{}
-	mi := &file_wirepb_wire_proto_msgTypes[18]
+	mi := &file_wirepb_wire_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1604,7 @@ func (x *HistoryBatch) String() string {
 func (*HistoryBatch) ProtoMessage() {}
 
 func (x *HistoryBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[18]
+	mi := &file_wirepb_wire_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1617,7 @@ func (x *HistoryBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryBatch.ProtoReflect.Descriptor instead.
 func (*HistoryBatch) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{18}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HistoryBatch) GetMessages() []*HistoryMessage {
@@ -1572,7 +1647,7 @@ type HistoryMessage struct {
 
 func (x *HistoryMessage) Reset() {
 	*x = HistoryMessage{}
-	mi := &file_wirepb_wire_proto_msgTypes[19]
+	mi := &file_wirepb_wire_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1659,7 @@ func (x *HistoryMessage) String() string {
 func (*HistoryMessage) ProtoMessage() {}
 
 func (x *HistoryMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_wirepb_wire_proto_msgTypes[19]
+	mi := &file_wirepb_wire_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1672,7 @@ func (x *HistoryMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryMessage.ProtoReflect.Descriptor instead.
 func (*HistoryMessage) Descriptor() ([]byte, []int) {
-	return file_wirepb_wire_proto_rawDescGZIP(), []int{19}
+	return file_wirepb_wire_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HistoryMessage) GetMessageId() []byte {
@@ -1684,7 +1759,7 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"initiation\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
-	"ciphertext\"\x84\x04\n" +
+	"ciphertext\"\xc4\x04\n" +
 	"\aPayload\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x04text\x18\x02 \x01(\v2\x16.samizdat.wire.v1.TextH\x00R\x04text\x12)\n" +
@@ -1694,7 +1769,8 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\x04sent\x18\x11 \x01(\v2\x1a.samizdat.wire.v1.SentCopyH\x00R\x04sent\x122\n" +
 	"\x04sync\x18\x12 \x01(\v2\x1c.samizdat.wire.v1.DeviceSyncH\x00R\x04sync\x12:\n" +
 	"\ahistory\x18\x13 \x01(\v2\x1e.samizdat.wire.v1.HistoryOfferH\x00R\ahistory\x122\n" +
-	"\x04card\x18\x14 \x01(\v2\x1c.samizdat.wire.v1.CardUpdateH\x00R\x04card\x12\x1f\n" +
+	"\x04card\x18\x14 \x01(\v2\x1c.samizdat.wire.v1.CardUpdateH\x00R\x04card\x12>\n" +
+	"\arevoked\x18\x15 \x01(\v2\".samizdat.wire.v1.RevocationNoticeH\x00R\arevoked\x12\x1f\n" +
 	"\vsender_card\x18\x04 \x01(\fR\n" +
 	"senderCard\x12!\n" +
 	"\finvite_proof\x18\a \x01(\fR\vinviteProofB\x06\n" +
@@ -1786,7 +1862,10 @@ const file_wirepb_wire_proto_rawDesc = "" +
 	"\rpeer_base_key\x18\x03 \x01(\fR\vpeerBaseKey\"/\n" +
 	"\n" +
 	"CardUpdate\x12!\n" +
-	"\fdevice_cards\x18\x01 \x03(\fR\vdeviceCards\"U\n" +
+	"\fdevice_cards\x18\x01 \x03(\fR\vdeviceCards\"D\n" +
+	"\x10RevocationNotice\x12\x12\n" +
+	"\x04list\x18\x01 \x01(\fR\x04list\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"U\n" +
 	"\bSentCopy\x12\x1d\n" +
 	"\n" +
 	"to_account\x18\x01 \x01(\tR\ttoAccount\x12*\n" +
@@ -1834,52 +1913,54 @@ func file_wirepb_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wirepb_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_wirepb_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_wirepb_wire_proto_goTypes = []any{
-	(Response_Status)(0),   // 0: samizdat.wire.v1.Response.Status
-	(*Envelope)(nil),       // 1: samizdat.wire.v1.Envelope
-	(*Payload)(nil),        // 2: samizdat.wire.v1.Payload
-	(*Text)(nil),           // 3: samizdat.wire.v1.Text
-	(*Attachment)(nil),     // 4: samizdat.wire.v1.Attachment
-	(*Read)(nil),           // 5: samizdat.wire.v1.Read
-	(*Ack)(nil),            // 6: samizdat.wire.v1.Ack
-	(*Response)(nil),       // 7: samizdat.wire.v1.Response
-	(*ContactCard)(nil),    // 8: samizdat.wire.v1.ContactCard
-	(*MailboxHost)(nil),    // 9: samizdat.wire.v1.MailboxHost
-	(*Device)(nil),         // 10: samizdat.wire.v1.Device
-	(*SignedCard)(nil),     // 11: samizdat.wire.v1.SignedCard
-	(*Invite)(nil),         // 12: samizdat.wire.v1.Invite
-	(*SessionRecord)(nil),  // 13: samizdat.wire.v1.SessionRecord
-	(*SessionEntry)(nil),   // 14: samizdat.wire.v1.SessionEntry
-	(*CardUpdate)(nil),     // 15: samizdat.wire.v1.CardUpdate
-	(*SentCopy)(nil),       // 16: samizdat.wire.v1.SentCopy
-	(*HistoryOffer)(nil),   // 17: samizdat.wire.v1.HistoryOffer
-	(*HistoryHeader)(nil),  // 18: samizdat.wire.v1.HistoryHeader
-	(*HistoryBatch)(nil),   // 19: samizdat.wire.v1.HistoryBatch
-	(*HistoryMessage)(nil), // 20: samizdat.wire.v1.HistoryMessage
-	(*GroupControl)(nil),   // 21: samizdat.wire.v1.GroupControl
-	(*DeviceSync)(nil),     // 22: samizdat.wire.v1.DeviceSync
+	(Response_Status)(0),     // 0: samizdat.wire.v1.Response.Status
+	(*Envelope)(nil),         // 1: samizdat.wire.v1.Envelope
+	(*Payload)(nil),          // 2: samizdat.wire.v1.Payload
+	(*Text)(nil),             // 3: samizdat.wire.v1.Text
+	(*Attachment)(nil),       // 4: samizdat.wire.v1.Attachment
+	(*Read)(nil),             // 5: samizdat.wire.v1.Read
+	(*Ack)(nil),              // 6: samizdat.wire.v1.Ack
+	(*Response)(nil),         // 7: samizdat.wire.v1.Response
+	(*ContactCard)(nil),      // 8: samizdat.wire.v1.ContactCard
+	(*MailboxHost)(nil),      // 9: samizdat.wire.v1.MailboxHost
+	(*Device)(nil),           // 10: samizdat.wire.v1.Device
+	(*SignedCard)(nil),       // 11: samizdat.wire.v1.SignedCard
+	(*Invite)(nil),           // 12: samizdat.wire.v1.Invite
+	(*SessionRecord)(nil),    // 13: samizdat.wire.v1.SessionRecord
+	(*SessionEntry)(nil),     // 14: samizdat.wire.v1.SessionEntry
+	(*CardUpdate)(nil),       // 15: samizdat.wire.v1.CardUpdate
+	(*RevocationNotice)(nil), // 16: samizdat.wire.v1.RevocationNotice
+	(*SentCopy)(nil),         // 17: samizdat.wire.v1.SentCopy
+	(*HistoryOffer)(nil),     // 18: samizdat.wire.v1.HistoryOffer
+	(*HistoryHeader)(nil),    // 19: samizdat.wire.v1.HistoryHeader
+	(*HistoryBatch)(nil),     // 20: samizdat.wire.v1.HistoryBatch
+	(*HistoryMessage)(nil),   // 21: samizdat.wire.v1.HistoryMessage
+	(*GroupControl)(nil),     // 22: samizdat.wire.v1.GroupControl
+	(*DeviceSync)(nil),       // 23: samizdat.wire.v1.DeviceSync
 }
 var file_wirepb_wire_proto_depIdxs = []int32{
 	3,  // 0: samizdat.wire.v1.Payload.text:type_name -> samizdat.wire.v1.Text
 	6,  // 1: samizdat.wire.v1.Payload.ack:type_name -> samizdat.wire.v1.Ack
-	21, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
+	22, // 2: samizdat.wire.v1.Payload.group:type_name -> samizdat.wire.v1.GroupControl
 	5,  // 3: samizdat.wire.v1.Payload.read:type_name -> samizdat.wire.v1.Read
-	16, // 4: samizdat.wire.v1.Payload.sent:type_name -> samizdat.wire.v1.SentCopy
-	22, // 5: samizdat.wire.v1.Payload.sync:type_name -> samizdat.wire.v1.DeviceSync
-	17, // 6: samizdat.wire.v1.Payload.history:type_name -> samizdat.wire.v1.HistoryOffer
+	17, // 4: samizdat.wire.v1.Payload.sent:type_name -> samizdat.wire.v1.SentCopy
+	23, // 5: samizdat.wire.v1.Payload.sync:type_name -> samizdat.wire.v1.DeviceSync
+	18, // 6: samizdat.wire.v1.Payload.history:type_name -> samizdat.wire.v1.HistoryOffer
 	15, // 7: samizdat.wire.v1.Payload.card:type_name -> samizdat.wire.v1.CardUpdate
-	0,  // 8: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
-	10, // 9: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
-	9,  // 10: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
-	14, // 11: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
-	3,  // 12: samizdat.wire.v1.SentCopy.text:type_name -> samizdat.wire.v1.Text
-	20, // 13: samizdat.wire.v1.HistoryBatch.messages:type_name -> samizdat.wire.v1.HistoryMessage
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	16, // 8: samizdat.wire.v1.Payload.revoked:type_name -> samizdat.wire.v1.RevocationNotice
+	0,  // 9: samizdat.wire.v1.Response.status:type_name -> samizdat.wire.v1.Response.Status
+	10, // 10: samizdat.wire.v1.ContactCard.devices:type_name -> samizdat.wire.v1.Device
+	9,  // 11: samizdat.wire.v1.ContactCard.mailboxes:type_name -> samizdat.wire.v1.MailboxHost
+	14, // 12: samizdat.wire.v1.SessionRecord.sessions:type_name -> samizdat.wire.v1.SessionEntry
+	3,  // 13: samizdat.wire.v1.SentCopy.text:type_name -> samizdat.wire.v1.Text
+	21, // 14: samizdat.wire.v1.HistoryBatch.messages:type_name -> samizdat.wire.v1.HistoryMessage
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_wirepb_wire_proto_init() }
@@ -1898,6 +1979,7 @@ func file_wirepb_wire_proto_init() {
 		(*Payload_Sync)(nil),
 		(*Payload_History)(nil),
 		(*Payload_Card)(nil),
+		(*Payload_Revoked)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1905,7 +1987,7 @@ func file_wirepb_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wirepb_wire_proto_rawDesc), len(file_wirepb_wire_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
