@@ -200,37 +200,57 @@ func TestCLILinkedDevice(t *testing.T) {
 	}
 	waitGroupText(t, phone, g.ID, "from the laptop")
 
-	// Alice revokes the phone from the laptop; her next message carries the
-	// new card to bob.
+	// Alice revokes the phone from the laptop while the phone is off; her
+	// next message carries the new card to bob.
+	phone.stop()
 	alice.must("devices", "revoke", phoneID[len(phoneID)-8:])
 	if l := alice.devices(); l.Version != 2 || !l.Devices[1].Revoked {
 		t.Fatalf("devices after revoking: %+v", l)
 	}
 	alice.fails("cannot revoke itself", "devices", "revoke", alice.devices().Devices[0].ID)
+	laptopID := alice.devices().Devices[0].ID
 	id = strings.TrimSpace(alice.must("send", "bob", "the phone is gone"))
 	alice.waitState("bob", id, "delivered")
-	// The phone is told at once (the account-signed list that revokes
-	// it): it says so and sends nothing more, 1:1 or in the group. (A
-	// stolen phone running modified code that sends anyway is refused by
-	// bob: messenger's TestFanoutToEveryDevice, TestRevokedDeviceRefusedAfterRestart.)
+	// The phone comes back while the laptop, which would tell it, is
+	// away, and writes while bob is away too (so that both are queued
+	// before anything can tell it): what it signs is refused by bob, 1:1
+	// and in the group.
+	alice.stop()
+	bob.stop()
+	phone.start()
+	id = strings.TrimSpace(phone.must("send", "bob", "written on the revoked phone"))
+	phone.must("group", "send", g.ID, "posted on the revoked phone")
+	bob.start()
+	phone.waitState("bob", id, "failed")
+	waitLogCount(t, bob, "msg=revokedDeviceRefused", 2)
+	for _, m := range bob.messages("alice") {
+		if strings.Contains(m.Body, "revoked phone") {
+			t.Fatal("bob stored a message from the revoked device")
+		}
+	}
+	// The laptop comes back and tells the phone (the account-signed list
+	// that revokes it): it says so and sends nothing more, 1:1 or in the
+	// group.
+	alice.start()
 	waitLogCount(t, phone, "msg=deviceRevoked", 1)
 	var st struct {
 		Revoked *struct {
 			By string `json:"by"`
 		} `json:"revoked"`
 	}
-	if err := json.Unmarshal([]byte(phone.must("status", "--json")), &st); err != nil || st.Revoked == nil || st.Revoked.By != alice.devices().Devices[0].ID {
+	if err := json.Unmarshal([]byte(phone.must("status", "--json")), &st); err != nil || st.Revoked == nil || st.Revoked.By != laptopID {
 		t.Fatalf("the revoked phone's status: %+v, %v", st.Revoked, err)
 	}
 	phone.fails("removed from your account", "send", "bob", "written on the revoked phone")
 	phone.fails("removed from your account", "group", "send", g.ID, "posted on the revoked phone")
 	// Bob and the laptop each make a new sender key, which the phone does
-	// not get, before their next group message.
+	// not get, before their next group message (marked due when the
+	// phone was dropped, before their restart; made now).
 	for _, p := range []*profile{bob, alice} {
 		if _, err := p.api().GroupSend(ctx, g.ID, "group after the revocation, from "+p.name); err != nil {
 			t.Fatal(err)
 		}
-		waitLogCount(t, p, "msg=groupRekeyDue", 1)
+		waitLogCount(t, p, "msg=groupRekeyed", 1)
 	}
 	waitGroupText(t, alice, g.ID, "group after the revocation, from bob")
 	waitGroupText(t, bob, g.ID, "group after the revocation, from alice")

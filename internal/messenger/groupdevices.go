@@ -280,6 +280,7 @@ func (m *Messenger) ownSender(tx *store.Tx, rx *batch, g *store.Group, st *group
 		if err := tx.DeleteBlob(rekeyBlob(g.ID)); err != nil {
 			return nil, false, err
 		}
+		m.log.Info("groupRekeyed", "group", shortHex(g.ID), "epoch", s.Epoch()) // without the dropped devices
 	}
 	if err := m.distributeKey(tx, rx, g, st, nil, st.memberIDs(), s); err != nil {
 		return nil, false, err
