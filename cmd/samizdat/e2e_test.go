@@ -29,11 +29,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "samizdat")
-	build := exec.Command("go", buildArgs("-o", binary, ".")...)
-	build.Env = append(os.Environ(), buildEnv())
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build samizdat: %v\n%s", err, out)
+	if err := buildBinaries(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -55,9 +52,16 @@ type profile struct {
 	cl   *apiclient.Client // the running node's API (see client)
 }
 
+// exe is the binary a command on the profile runs: p.bin when set; while
+// this test runs the profile's node, the binary built without -race (the
+// command is then a client of the node's API, and the node, race-built,
+// does the work: see clientBinary); otherwise the e2e binary.
 func (p *profile) exe() string {
 	if p.bin != "" {
 		return p.bin
+	}
+	if p.up != nil {
+		return clientBinary(p.t)
 	}
 	return binary
 }
