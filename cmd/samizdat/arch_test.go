@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -58,24 +60,41 @@ type pkg struct {
 
 const module = "github.com/samizdat-im/samizdat/"
 
+var (
+	listOnce sync.Once
+	listed   []pkg
+	listErr  error
+)
+
+// listPackages lists the module's packages, once for both tests that read
+// them (`go list` of the whole module takes seconds).
 func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	listOnce.Do(func() { listed, listErr = goList() })
+	if listErr != nil {
+		t.Fatal(listErr)
+	}
+	return listed
+}
+
+func goList() ([]pkg, error) {
 	out, err := exec.Command("go", "list", "-json", "../../...").Output()
 	if err != nil {
-		t.Fatalf("go list: %v", err)
+		return nil, fmt.Errorf("go list: %v", err)
 	}
 	var pkgs []pkg
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	for dec.More() {
 		var p pkg
 		if err := dec.Decode(&p); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		pkgs = append(pkgs, p)
 	}
 	if len(pkgs) < 10 {
-		t.Fatalf("go list found only %d packages", len(pkgs))
+		return nil, fmt.Errorf("go list found only %d packages", len(pkgs))
 	}
-	return pkgs
+	return pkgs, nil
 }
 
 func layerOf(rel string) int {
@@ -88,6 +107,7 @@ func layerOf(rel string) int {
 }
 
 func TestImportDirection(t *testing.T) {
+	t.Parallel()
 	for _, p := range listPackages(t) {
 		rel := strings.TrimPrefix(p.ImportPath, module)
 		from := layerOf(rel)
@@ -139,6 +159,7 @@ func TestImportDirection(t *testing.T) {
 }
 
 func TestPackageDocs(t *testing.T) {
+	t.Parallel()
 	for _, p := range listPackages(t) {
 		if strings.TrimSpace(p.Doc) == "" {
 			t.Errorf("package %s has no doc comment", p.ImportPath)

@@ -15,6 +15,7 @@ import (
 // posts` names it and `save` writes it out by the post's hash. A file
 // over the owner's --max-channel-file-size is refused.
 func TestCLIChannelPostFile(t *testing.T) {
+	t.Parallel()
 	alice, bob, carol := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "carol")
 	for _, p := range []*profile{alice, bob, carol} {
 		p.must("init", "--name", p.name, "--no-passphrase")
@@ -29,7 +30,7 @@ func TestCLIChannelPostFile(t *testing.T) {
 	link := strings.TrimSpace(alice.must("channel", "invite", ch.ID))
 	bob.must("channel", "follow", link)
 	carol.must("channel", "follow", link)
-	eventuallyCLI(t, "both on the channel's topic", func() bool {
+	eventuallyQuick(t, "both on the channel's topic", func() (bool, bool) { return alice.quickChannelPeers(2) }, func() bool {
 		var cs []struct {
 			Peers int `json:"peers"`
 		}
@@ -64,7 +65,7 @@ func TestCLIChannelPostFile(t *testing.T) {
 		t.Fatalf("channel post --file --json: %+v", post)
 	}
 	for _, p := range []*profile{bob, carol} {
-		eventuallyCLI(t, p.name+" has the album", func() bool { return p.transfer(post.Hash).State == "complete" })
+		p.eventuallyTransfer(t, p.name+" has the album", post.Hash, func(tr transfer) bool { return tr.State == "complete" })
 		out := filepath.Join(t.TempDir(), p.name+".bin")
 		p.must("save", post.Hash, out)
 		if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, content) {

@@ -13,6 +13,7 @@ import (
 // Pi). A dependency that needs cgo or an OS-specific file that does not
 // build there fails it. Skipped under -short: it compiles everything twice.
 func TestCrossBuildPhone(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("cross builds skipped with -short")
 	}

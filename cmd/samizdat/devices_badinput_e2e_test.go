@@ -115,6 +115,7 @@ func badDeviceInvite(t *testing.T) string {
 // and writes: bob refuses it, nothing of his lost, and it gets nothing
 // sent after. No log holds the link code, its secret or the short code.
 func TestCLILinkBadInput(t *testing.T) {
+	t.Parallel()
 	alice, bob, phone := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "phone")
 	alice.must("init", "--name", "alice", "--no-passphrase")
 	bob.must("init", "--name", "bob", "--no-passphrase")

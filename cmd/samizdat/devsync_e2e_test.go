@@ -33,6 +33,7 @@ func (p *profile) contactNamed(acct string) string {
 // laptop; the account's settings follow, each device's own (notifications)
 // stay.
 func TestCLIDeviceSync(t *testing.T) {
+	t.Parallel()
 	alice, bob, phone := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "phone")
 	alice.must("init", "--name", "alice", "--no-passphrase")
 	bob.must("init", "--name", "bob", "--no-passphrase")
@@ -55,13 +56,15 @@ func TestCLIDeviceSync(t *testing.T) {
 			}
 		}
 	})
-	eventuallyCLI(t, "bob on the phone", func() bool { return phone.contactNamed(bobAcct) == "bob" })
+	eventuallyQuick(t, "bob on the phone", func() (bool, bool) { n, ok := phone.quickContactNamed(bobAcct); return n == "bob", ok },
+		func() bool { return phone.contactNamed(bobAcct) == "bob" })
 	id := strings.TrimSpace(phone.must("send", "bob", "hello from alice's phone"))
 	phone.waitState("bob", id, "delivered")
 	waitMessage(t, alice, "bob", "hello from alice's phone", true)
 
 	alice.must("contacts", "rename", "bob", "Bob", "B.")
-	eventuallyCLI(t, "bob renamed on the phone", func() bool { return phone.contactNamed(bobAcct) == "Bob B." })
+	eventuallyQuick(t, "bob renamed on the phone", func() (bool, bool) { n, ok := phone.quickContactNamed(bobAcct); return n == "Bob B.", ok },
+		func() bool { return phone.contactNamed(bobAcct) == "Bob B." })
 	phone.fails("no such contact", "contacts", "rename", "nobody", "x")
 
 	ctx := context.Background()
@@ -86,5 +89,6 @@ func TestCLIDeviceSync(t *testing.T) {
 	}
 
 	phone.must("contacts", "delete", "Bob B.")
-	eventuallyCLI(t, "bob deleted on the laptop", func() bool { return alice.contactNamed(bobAcct) == "" })
+	eventuallyQuick(t, "bob deleted on the laptop", func() (bool, bool) { n, ok := alice.quickContactNamed(bobAcct); return n == "", ok },
+		func() bool { return alice.contactNamed(bobAcct) == "" })
 }

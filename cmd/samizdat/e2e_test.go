@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/samizdat-im/samizdat/internal/apiclient"
 )
 
 var binary string
@@ -27,11 +29,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "samizdat")
-	build := exec.Command("go", buildArgs("-o", binary, ".")...)
-	build.Env = append(os.Environ(), buildEnv())
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build samizdat: %v\n%s", err, out)
+	if err := buildBinaries(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -49,12 +48,20 @@ type profile struct {
 	log  *syncBuffer // the daemon's logs (stderr)
 	out  *syncBuffer // what it printed for the user (stdout)
 	done chan error
-	bin  string // the binary to run ("": the e2e binary)
+	bin  string            // the binary to run ("": the e2e binary)
+	cl   *apiclient.Client // the running node's API (see client)
 }
 
+// exe is the binary a command on the profile runs: p.bin when set; while
+// this test runs the profile's node, the binary built without -race (the
+// command is then a client of the node's API, and the node, race-built,
+// does the work: see clientBinary); otherwise the e2e binary.
 func (p *profile) exe() string {
 	if p.bin != "" {
 		return p.bin
+	}
+	if p.up != nil {
+		return clientBinary(p.t)
 	}
 	return binary
 }
@@ -107,6 +114,7 @@ func (p *profile) fails(want string, args ...string) {
 func (p *profile) start(args ...string) {
 	p.t.Helper()
 	os.Remove(filepath.Join(p.dir, "api.json"))
+	p.cl = nil
 	cmd := exec.Command(binary, append([]string{"--profile", p.dir, "up", "--log-level", "debug"}, args...)...)
 	cmd.Env = append(append(os.Environ(), "SAMIZDAT_PROFILE=", "SAMIZDAT_PASSPHRASE="), p.env...)
 	p.log, p.out = &syncBuffer{}, &syncBuffer{}
@@ -148,7 +156,7 @@ func (p *profile) stop() {
 		p.up.Process.Kill()
 		p.t.Errorf("%s: samizdat up did not stop on Ctrl-C", p.name)
 	}
-	p.up = nil
+	p.up, p.cl = nil, nil
 	if _, err := os.Stat(filepath.Join(p.dir, "api.json")); err == nil {
 		p.t.Errorf("%s: api.json left behind after shutdown", p.name)
 	}
@@ -197,13 +205,22 @@ func (p *profile) waitState(contact, id, state string) {
 	p.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	last := ""
-	for time.Now().Before(deadline) {
-		for _, m := range p.messages(contact) {
+	stateOf := func(ms []message) {
+		for _, m := range ms {
 			if m.ID == id {
 				last = m.State
 			}
 		}
-		if last == state {
+	}
+	for time.Now().Before(deadline) {
+		// The node's API first: the CLI only once it says so (poll_test.go).
+		if ms, ok := p.quickMessages(contact); ok {
+			if stateOf(ms); last != state {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+		}
+		if stateOf(p.messages(contact)); last == state {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -246,6 +263,7 @@ func grepTree(t *testing.T, dir string, needle []byte) []string {
 }
 
 func TestCLIEndToEnd(t *testing.T) {
+	t.Parallel()
 	passFile := filepath.Join(t.TempDir(), "pass")
 	os.WriteFile(passFile, []byte("correct horse battery staple\n"), 0o600)
 	alice := newProfile(t, "alice")
@@ -375,6 +393,7 @@ func mustAccount(t *testing.T, p *profile) string {
 }
 
 func TestCLIRecipientDownThenUp(t *testing.T) {
+	t.Parallel()
 	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
 	alice.must("init", "--name", "alice", "--no-passphrase")
 	bob.must("init", "--name", "bob", "--no-passphrase")
@@ -405,6 +424,7 @@ func TestCLIRecipientDownThenUp(t *testing.T) {
 }
 
 func TestCLISendOffline(t *testing.T) {
+	t.Parallel()
 	// With no node running, send queues durably; the next up delivers.
 	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
 	alice.must("init", "--name", "alice", "--no-passphrase")
@@ -421,6 +441,7 @@ func TestCLISendOffline(t *testing.T) {
 }
 
 func TestCLIBootstrap(t *testing.T) {
+	t.Parallel()
 	a, b := newProfile(t, "a"), newProfile(t, "b")
 	a.must("init", "--name", "a", "--no-passphrase")
 	b.must("init", "--name", "b", "--no-passphrase")
@@ -457,6 +478,7 @@ func TestCLIBootstrap(t *testing.T) {
 // offline and keeps his mail at a relay; alice writes, then goes offline
 // too; bob comes up and reads it; alice comes back and sees it delivered.
 func TestCLIOfflineBothEnds(t *testing.T) {
+	t.Parallel()
 	relay := startRelayProc(t, filepath.Join(t.TempDir(), "relay"), "--listen", "/ip4/127.0.0.1/tcp/0")
 	host := relay.addrs[0]
 	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
@@ -478,7 +500,10 @@ func TestCLIOfflineBothEnds(t *testing.T) {
 		// Bob learns alice from the message itself: until it is fetched,
 		// he has no contact "alice".
 		var got []message
-		if out, _, code := bob.run("messages", "alice", "--json"); code == 0 {
+		// The node's API first: the CLI only once it says so (poll_test.go).
+		if ms, ok := bob.quickMessages("alice"); ok && !(len(ms) == 1 && ms[0].Body == "the grandchildren photos are in") {
+			got = ms
+		} else if out, _, code := bob.run("messages", "alice", "--json"); code == 0 {
 			var conv struct {
 				Messages []message `json:"messages"`
 			}
@@ -521,6 +546,7 @@ func TestCLIOfflineBothEnds(t *testing.T) {
 // profile to be created in the web app is a normal stop (exit 0, api.json
 // removed), not an error.
 func TestCLIUpStopWhileWaiting(t *testing.T) {
+	t.Parallel()
 	p := newProfile(t, "empty")
 	p.start()
 	p.stop()

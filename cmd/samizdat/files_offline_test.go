@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/samizdat-im/samizdat/internal/apiclient"
 )
 
 type hostedTransfer struct {
@@ -23,6 +26,17 @@ func (p *profile) hostedFiles() map[string]hostedTransfer {
 	if err := json.Unmarshal([]byte(p.must("files", "--json")), &ts); err != nil {
 		p.t.Fatal(err)
 	}
+	return byMessage(ts)
+}
+
+// quickHostedFiles is hostedFiles through the API (poll_test.go).
+func (p *profile) quickHostedFiles() (map[string]hostedTransfer, bool) {
+	var ts []hostedTransfer
+	ok := p.viaAPI(&ts, func(ctx context.Context, c *apiclient.Client) (any, error) { return c.Files(ctx) })
+	return byMessage(ts), ok
+}
+
+func byMessage(ts []hostedTransfer) map[string]hostedTransfer {
 	out := map[string]hostedTransfer{}
 	for _, tr := range ts {
 		out[tr.MessageID] = tr
@@ -36,6 +50,7 @@ func (p *profile) hostedFiles() map[string]hostedTransfer {
 // files); alice stops; bob comes up and completes the small file from his
 // relay alone.
 func TestCLIFileOffline(t *testing.T) {
+	t.Parallel()
 	relay := startRelayProc(t, filepath.Join(t.TempDir(), "relay"), "--listen", "/ip4/127.0.0.1/tcp/0", "--mailbox-blob-quota", "2MiB")
 	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
 	alice.must("init", "--name", "alice", "--no-passphrase")
@@ -55,10 +70,13 @@ func TestCLIFileOffline(t *testing.T) {
 	alice.must("contacts", "add", link)
 	smallID := strings.TrimSpace(alice.must("send", "bob", "--file", filepath.Join(dir, "small.bin")))
 	largeID := strings.TrimSpace(alice.must("send", "bob", "--file", filepath.Join(dir, "large.bin")))
-	eventuallyCLI(t, "the small file at bob's relay, the large one over quota", func() bool {
-		fs := alice.hostedFiles()
+	atHosts := func(fs map[string]hostedTransfer) bool {
 		return fs[smallID].HostState == "deposited" && fs[largeID].HostState == "over-quota"
-	})
+	}
+	eventuallyQuick(t, "the small file at bob's relay, the large one over quota", func() (bool, bool) {
+		fs, ok := alice.quickHostedFiles()
+		return atHosts(fs), ok
+	}, func() bool { return atHosts(alice.hostedFiles()) })
 	if e := alice.hostedFiles()[largeID].HostError; !strings.Contains(e, "over quota") {
 		t.Errorf("the large file's hostError: %q", e)
 	}
@@ -68,9 +86,10 @@ func TestCLIFileOffline(t *testing.T) {
 	alice.stop()
 
 	bob.start()
-	eventuallyCLI(t, "bob has the small file from his relay", func() bool {
-		return bob.hostedFiles()[smallID].State == "complete"
-	})
+	eventuallyQuick(t, "bob has the small file from his relay", func() (bool, bool) {
+		fs, ok := bob.quickHostedFiles()
+		return fs[smallID].State == "complete", ok
+	}, func() bool { return bob.hostedFiles()[smallID].State == "complete" })
 	out := filepath.Join(t.TempDir(), "got.bin")
 	bob.must("save", smallID, out)
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, small) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/samizdat-im/samizdat/internal/apiclient"
 )
 
 // chunkFiles lists the chunk files in a profile's media directory, data
@@ -97,6 +100,7 @@ func (p *profile) transfer(id string) transfer {
 // prove it, the sender then holds only that other half: asking it for a
 // chunk the receiver had already checked would fail the transfer.
 func TestCLIFileResumeAfterKill(t *testing.T) {
+	t.Parallel()
 	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
 	alice.must("init", "--name", "alice", "--no-passphrase")
 	bob.must("init", "--name", "bob", "--no-passphrase")
@@ -123,8 +127,7 @@ func TestCLIFileResumeAfterKill(t *testing.T) {
 		moveChunk(t, amedia, hidden, rel)
 	}
 	bob.start()
-	eventuallyCLI(t, "bob fetches what alice has, and stops", func() bool {
-		tr := bob.transfer(id)
+	bob.eventuallyTransfer(t, "bob fetches what alice has, and stops", id, func(tr transfer) bool {
 		return tr.State == "failed" && tr.Done > 0
 	})
 	before := bob.transfer(id).Done
@@ -146,9 +149,7 @@ func TestCLIFileResumeAfterKill(t *testing.T) {
 		moveChunk(t, amedia, hidden, rel)
 	}
 	bob.start()
-	eventuallyCLI(t, "bob completes the file after the restart", func() bool {
-		return bob.transfer(id).State == "complete"
-	})
+	bob.eventuallyTransfer(t, "bob completes the file after the restart", id, func(tr transfer) bool { return tr.State == "complete" })
 	out := filepath.Join(t.TempDir(), "saved.bin")
 	bob.must("save", id, out)
 	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, content) {
@@ -159,6 +160,7 @@ func TestCLIFileResumeAfterKill(t *testing.T) {
 // TestCLIGroupSendFile: a member that is not the admin sends a file to a
 // group of three with `group send --file`; the others get it.
 func TestCLIGroupSendFile(t *testing.T) {
+	t.Parallel()
 	ps := map[string]*profile{}
 	for _, n := range []string{"alice", "bob", "carol"} {
 		ps[n] = newProfile(t, n)
@@ -176,7 +178,7 @@ func TestCLIGroupSendFile(t *testing.T) {
 	alice.must("group", "invite", g.ID, "bob")
 	alice.must("group", "invite", g.ID, "carol")
 	for _, p := range []*profile{bob, carol} {
-		eventuallyCLI(t, p.name+" joins", func() bool {
+		eventuallyQuick(t, p.name+" joins", func() (bool, bool) { return p.quickGroupMembers(3) }, func() bool {
 			var gs []struct {
 				Members []any `json:"members"`
 			}
@@ -187,7 +189,7 @@ func TestCLIGroupSendFile(t *testing.T) {
 	// Sender keys first: a text from bob, read by both.
 	bob.must("group", "send", g.ID, "photos", "coming")
 	for _, p := range []*profile{alice, carol} {
-		eventuallyCLI(t, p.name+" reads bob", func() bool {
+		eventuallyQuick(t, p.name+" reads bob", func() (bool, bool) { return p.quickGroupText(g.ID, "photos coming") }, func() bool {
 			return strings.Contains(p.must("group", "messages", g.ID), "photos coming")
 		})
 	}
@@ -208,7 +210,7 @@ func TestCLIGroupSendFile(t *testing.T) {
 		t.Fatalf("group send --file --json: %+v", gm)
 	}
 	for _, p := range []*profile{alice, carol} {
-		eventuallyCLI(t, p.name+" has the album", func() bool { return p.transfer(gm.ID).State == "complete" })
+		p.eventuallyTransfer(t, p.name+" has the album", gm.ID, func(tr transfer) bool { return tr.State == "complete" })
 		out := filepath.Join(t.TempDir(), p.name+".bin")
 		p.must("save", gm.ID, out)
 		if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, content) {
@@ -224,7 +226,19 @@ func TestCLIGroupSendFile(t *testing.T) {
 	// The sender's files say both members hold it, once it has asked
 	// them (soon after sending, then every 30 s).
 	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(bob.must("files"), "[all 2 members have it]") {
+	allHave := func() (holds, ok bool) { // the API first (poll_test.go)
+		var trs []struct {
+			Holders map[string]int `json:"holders"`
+		}
+		ok = bob.viaAPI(&trs, func(ctx context.Context, c *apiclient.Client) (any, error) { return c.Files(ctx) })
+		for _, tr := range trs {
+			if tr.Holders["members"] == 2 && tr.Holders["done"] == 2 {
+				return true, ok
+			}
+		}
+		return false, ok
+	}
+	for holds, ok := allHave(); (ok && !holds) || !strings.Contains(bob.must("files"), "[all 2 members have it]"); holds, ok = allHave() {
 		if time.Now().After(deadline) {
 			t.Fatalf("bob's files: %s", bob.must("files"))
 		}

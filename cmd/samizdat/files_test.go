@@ -62,6 +62,7 @@ func (p *profile) files() []transfer {
 // TestCLIFiles sends a photo between two `samizdat up` daemons with send
 // --file, follows it with files --json and writes it out with save.
 func TestCLIFiles(t *testing.T) {
+	t.Parallel()
 	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
 	alice.must("init", "--name", "alice", "--no-passphrase")
 	bob.must("init", "--name", "bob", "--no-passphrase")
@@ -79,21 +80,13 @@ func TestCLIFiles(t *testing.T) {
 
 	id := strings.TrimSpace(alice.must("send", "bob", "--file", photo, "the", "view"))
 	alice.waitState("bob", id, "delivered")
-	eventuallyCLI(t, "bob has the photo", func() bool {
-		for _, tr := range bob.files() {
-			if tr.MessageID == id && tr.State == "complete" {
-				return true
-			}
-		}
-		return false
-	})
+	bob.eventuallyTransfer(t, "bob has the photo", id, func(tr transfer) bool { return tr.State == "complete" })
 	tr := bob.files()[0]
 	if tr.Name != "photo.png" || tr.MIME != "image/png" || !tr.Incoming || tr.Done != tr.Total {
 		t.Fatalf("bob's transfer: %+v", tr)
 	}
 	// The sender sees what the recipient fetched.
-	eventuallyCLI(t, "alice sees bob's fetch", func() bool {
-		a := alice.transfer(id)
+	alice.eventuallyTransfer(t, "alice sees bob's fetch", id, func(a transfer) bool {
 		return !a.Incoming && a.Total == tr.Total && a.Served == a.Total && a.BytesOut > 0
 	})
 	if line := alice.must("files"); !strings.Contains(line, fmt.Sprintf("served %d/%d chunks", tr.Total, tr.Total)) {

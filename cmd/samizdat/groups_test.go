@@ -22,6 +22,7 @@ func eventuallyCLI(t *testing.T, what string, cond func() bool) {
 // TestCLIGroupsAndChannels drives groups and channels through the real
 // binary: two `samizdat up` daemons and the group/channel commands.
 func TestCLIGroupsAndChannels(t *testing.T) {
+	t.Parallel()
 	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
 	alice.must("init", "--name", "alice", "--no-passphrase")
 	bob.must("init", "--name", "bob", "--no-passphrase")
@@ -41,7 +42,7 @@ func TestCLIGroupsAndChannels(t *testing.T) {
 		t.Fatalf("group create --json: %+v", g)
 	}
 	alice.must("group", "invite", "night shift", "bob")
-	eventuallyCLI(t, "bob joins", func() bool {
+	eventuallyQuick(t, "bob joins", func() (bool, bool) { return bob.quickGroupMembers(2) }, func() bool {
 		var gs []struct {
 			Members []any `json:"members"`
 		}
@@ -54,7 +55,7 @@ func TestCLIGroupsAndChannels(t *testing.T) {
 	if id := strings.TrimSpace(alice.must("group", "send", g.ID, "gate", "code", "4711")); len(id) != 32 {
 		t.Fatalf("group send printed %q", id)
 	}
-	eventuallyCLI(t, "bob reads the group", func() bool {
+	eventuallyQuick(t, "bob reads the group", func() (bool, bool) { return bob.quickGroupText(g.ID, "gate code 4711") }, func() bool {
 		return strings.Contains(bob.must("group", "messages", g.ID), "gate code 4711")
 	})
 
@@ -74,7 +75,7 @@ func TestCLIGroupsAndChannels(t *testing.T) {
 	bob.fails("not a samizdat channel link", "channel", "follow", "samizdat:nothing")
 	bob.must("channel", "follow", link)
 	bob.fails("only the channel's owner", "channel", "post", ch.ID, "hi")
-	eventuallyCLI(t, "bob on the channel's topic", func() bool {
+	eventuallyQuick(t, "bob on the channel's topic", func() (bool, bool) { return alice.quickChannelPeers(1) }, func() bool {
 		var cs []struct {
 			Peers int `json:"peers"`
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/samizdat-im/samizdat/internal/apiclient"
 )
 
 // linkWith runs `samizdat link` (with linkArgs) on a new profile p and has
@@ -77,6 +79,21 @@ func historyWith(t *testing.T, p *profile, id string) (state string, incoming bo
 	if err := json.Unmarshal([]byte(p.must("devices", "--json")), &l); err != nil {
 		t.Fatal(err)
 	}
+	return l.with(id)
+}
+
+// quickHistoryWith is historyWith through the API (poll_test.go; ok
+// false: no answer).
+func quickHistoryWith(p *profile, id string) (state string, incoming bool, messages, imported int, ok bool) {
+	var l historyDevices
+	if !p.viaAPI(&l, func(ctx context.Context, c *apiclient.Client) (any, error) { return c.Devices(ctx) }) {
+		return "", false, 0, 0, false
+	}
+	state, incoming, messages, imported = l.with(id)
+	return state, incoming, messages, imported, true
+}
+
+func (l historyDevices) with(id string) (state string, incoming bool, messages, imported int) {
 	for _, d := range l.Devices {
 		if d.ID == id && d.History != nil {
 			return d.History.State, d.History.Incoming, d.History.Messages, d.History.Imported
@@ -92,6 +109,7 @@ func historyWith(t *testing.T, p *profile, id string) (state string, incoming bo
 // no messages; so does a watch linked with `link --no-history` (it refuses
 // the offer, and alice's side says so).
 func TestCLILinkHistory(t *testing.T) {
+	t.Parallel()
 	alice, bob, laptop, tablet, watch := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "laptop"), newProfile(t, "tablet"), newProfile(t, "watch")
 	alice.must("init", "--name", "alice", "--no-passphrase")
 	bob.must("init", "--name", "bob", "--no-passphrase")
@@ -115,7 +133,7 @@ func TestCLILinkHistory(t *testing.T) {
 	laptopID := linkWith(t, laptop, alice, "laptop", nil, nil)
 	laptop.start()
 	deadline := time.Now().Add(60 * time.Second)
-	for len(laptop.messages("bob")) < 4 {
+	for ms, ok := laptop.quickMessages("bob"); (ok && len(ms) < 4) || len(laptop.messages("bob")) < 4; ms, ok = laptop.quickMessages("bob") { // the API first (poll_test.go)
 		if time.Now().After(deadline) {
 			t.Fatalf("the laptop has %+v\nlaptop log:\n%s\nalice log:\n%s", laptop.messages("bob"), laptop.log, alice.log)
 		}
@@ -139,14 +157,23 @@ func TestCLILinkHistory(t *testing.T) {
 		}
 	}
 	deadline = time.Now().Add(30 * time.Second)
+	complete := func(st string, in bool, n, imp int, ost string) bool {
+		return st == "complete" && in && n == 4 && imp == 4 && ost == "complete"
+	}
 	for {
-		st, in, n, imp := historyWith(t, laptop, aliceID)
-		ost, _, _, _ := historyWith(t, alice, laptopID)
-		if st == "complete" && in && n == 4 && imp == 4 && ost == "complete" {
-			break
+		// The nodes' API first: the CLI only once they say so.
+		qst, qin, qn, qimp, ok := quickHistoryWith(laptop, aliceID)
+		qost, _, _, _, ok2 := quickHistoryWith(alice, laptopID)
+		if !ok || !ok2 || complete(qst, qin, qn, qimp, qost) {
+			st, in, n, imp := historyWith(t, laptop, aliceID)
+			ost, _, _, _ := historyWith(t, alice, laptopID)
+			if complete(st, in, n, imp, ost) {
+				break
+			}
+			qst, qin, qn, qimp, qost = st, in, n, imp, ost
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("history: laptop %q %v %d %d, alice %q", st, in, n, imp, ost)
+			t.Fatalf("history: laptop %q %v %d %d, alice %q", qst, qin, qn, qimp, qost)
 		}
 		time.Sleep(100 * time.Millisecond) // polling the node
 	}
@@ -172,8 +199,10 @@ func TestCLILinkHistory(t *testing.T) {
 	watch.start()
 	deadline = time.Now().Add(60 * time.Second)
 	for {
-		if st, _, _, _ := historyWith(t, alice, watchID); st == "refused" {
-			break
+		if qst, _, _, _, ok := quickHistoryWith(alice, watchID); !ok || qst == "refused" { // the API first
+			if st, _, _, _ := historyWith(t, alice, watchID); st == "refused" {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("alice's transfer to the watch: %s\n%s", alice.must("devices", "--json"), alice.log)

@@ -8,6 +8,7 @@ import (
 // TestCLIUpBadHookFlags: a malformed --on-alert / --on-message is a usage
 // error naming the flag, before the node starts.
 func TestCLIUpBadHookFlags(t *testing.T) {
+	t.Parallel()
 	p := newProfile(t, "hooks")
 	p.must("init", "--name", "u", "--no-passphrase")
 	for _, args := range [][]string{

@@ -21,6 +21,7 @@ import (
 // times, and every command must succeed (offline before the node is up,
 // through its API after).
 func TestCLIUpRacesCommands(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts samizdat up 50 times")
 	}
@@ -130,6 +131,7 @@ func upRacingCommands(t *testing.T, p *profile, try int) int {
 // refused at once (it does not wait like it does for a short command), and
 // the first node keeps running.
 func TestCLISecondUpRefused(t *testing.T) {
+	t.Parallel()
 	p := newProfile(t, "twice")
 	p.must("init", "--name", "twice", "--no-passphrase")
 	p.start("--dht=false", "--listen", "/ip4/127.0.0.1/tcp/0")

@@ -30,7 +30,7 @@ func (p *profile) kill() {
 		p.t.Fatal(err)
 	}
 	<-p.done
-	p.up = nil
+	p.up, p.cl = nil, nil
 }
 
 // p2pAddr is the node's first listen address with its peer id.
@@ -124,6 +124,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool, l
 }
 
 func TestCLIMeshCarrierRestart(t *testing.T) {
+	t.Parallel()
 	alice, bob, carrier := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "carrier")
 	for _, p := range []*profile{alice, bob, carrier} {
 		p.must("init", "--name", p.name, "--no-passphrase")

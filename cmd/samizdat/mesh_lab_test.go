@@ -140,6 +140,7 @@ func moveTo(t *testing.T, carrier *testnet.Netns, port string, from, to *testnet
 // gets alice's message exactly once, alice sees it delivered after the
 // carrier is back, and the carrier's storage never holds the plaintext.
 func TestLabMeshCarrier(t *testing.T) {
+	t.Parallel()
 	testnet.RequireRoot(t)
 	lanA, lanB, lanC := testnet.NewBridge(t, "lana"), testnet.NewBridge(t, "lanb"), testnet.NewBridge(t, "lanc")
 	mk := func(name string) *labNode {

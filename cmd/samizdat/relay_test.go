@@ -111,6 +111,7 @@ func e2eCtx(t *testing.T) context.Context {
 }
 
 func TestCLIRelay(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "relay")
 	r := startRelayProc(t, dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--quota", "1MiB", "--mailbox-quota", "4KiB", "--ttl", "1h")
 	if len(r.addrs) != 1 || !strings.HasPrefix(r.addrs[0], "/ip4/127.0.0.1/tcp/") || !strings.HasSuffix(r.addrs[0], "/p2p/"+r.peer) {
@@ -186,6 +187,7 @@ func TestCLIRelay(t *testing.T) {
 }
 
 func TestCLIRelayBadFlags(t *testing.T) {
+	t.Parallel()
 	p := newProfile(t, "relay")
 	for _, tc := range []struct{ args []string }{
 		{[]string{"relay", "--quota", "lots"}},
@@ -210,6 +212,7 @@ func TestCLIRelayBadFlags(t *testing.T) {
 }
 
 func TestCLIUpServeMailbox(t *testing.T) {
+	t.Parallel()
 	p := newProfile(t, "host")
 	p.must("init", "--name", "host", "--no-passphrase")
 	p.start("--listen", "/ip4/127.0.0.1/tcp/0", "--dht=false", "--serve-mailbox", "--mailbox-quota", "1MiB")

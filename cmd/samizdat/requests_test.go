@@ -31,6 +31,7 @@ func (p *profile) requests() []cliRequest {
 // contact with her message in the chat; `decline` deletes carol's and her
 // next message is refused.
 func TestCLIRequests(t *testing.T) {
+	t.Parallel()
 	alice, bob, carol := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "carol")
 	for _, p := range []*profile{alice, bob, carol} {
 		p.must("init", "--name", p.name, "--no-passphrase")

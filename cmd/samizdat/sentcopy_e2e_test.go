@@ -17,6 +17,7 @@ import (
 // his fan-out: what he sends next never reaches it; the phone, told by
 // the laptop that it was removed, sends nothing more.
 func TestCLIRevokeReachesContactsAtOnce(t *testing.T) {
+	t.Parallel()
 	alice, bob, phone := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "phone")
 	alice.must("init", "--name", "alice", "--no-passphrase")
 	bob.must("init", "--name", "bob", "--no-passphrase")
@@ -63,6 +64,7 @@ func TestCLIRevokeReachesContactsAtOnce(t *testing.T) {
 // copies at the phone's relay and goes off too; the phone, back, shows both
 // as sent and saves the file, fetched from bob, who has it.
 func TestCLISentCopyThroughMailbox(t *testing.T) {
+	t.Parallel()
 	relay := startRelayProc(t, filepath.Join(t.TempDir(), "relay"), "--listen", "/ip4/127.0.0.1/tcp/0")
 	host := []string{"--mailbox-host", relay.addrs[0]}
 	alice, bob, phone := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "phone")
@@ -91,7 +93,7 @@ func TestCLISentCopyThroughMailbox(t *testing.T) {
 	file := strings.TrimSpace(alice.must("send", "bob", "--file", path, "the notes"))
 	alice.waitState("bob", text, "delivered")
 	alice.waitState("bob", file, "delivered")
-	eventuallyCLI(t, "bob has the file", func() bool { return bob.transfer(file).State == "complete" })
+	bob.eventuallyTransfer(t, "bob has the file", file, func(tr transfer) bool { return tr.State == "complete" })
 	// Both sent copies left at the phone's relay (the laptop logs what
 	// a mailbox host accepted for a device of hers).
 	eventuallyCLI(t, "both sent copies deposited for the phone", func() bool { return ownCopiesDeposited(alice) >= 2 })
@@ -100,7 +102,7 @@ func TestCLISentCopyThroughMailbox(t *testing.T) {
 	phone.start(host...)
 	waitMessage(t, phone, "bob", "written while the phone is off", true)
 	waitMessage(t, phone, "bob", "the notes", true)
-	eventuallyCLI(t, "the phone has the file", func() bool { return phone.transfer(file).State == "complete" })
+	phone.eventuallyTransfer(t, "the phone has the file", file, func(tr transfer) bool { return tr.State == "complete" })
 	out := filepath.Join(t.TempDir(), "saved.bin")
 	phone.must("save", file, out)
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {

@@ -14,6 +14,7 @@ import (
 // inviter's node over /samizdat/card/1), then they talk. Bad links fail
 // with a clear error and store nothing.
 func TestCLIShortInvites(t *testing.T) {
+	t.Parallel()
 	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
 	alice.must("init", "--name", "alice", "--no-passphrase")
 	bob.must("init", "--name", "bob", "--no-passphrase")

@@ -21,6 +21,7 @@ import (
 // for the token), and the node then runs; `samizdat open` prints a new
 // one-time address of the same node.
 func TestUpWithoutProfile(t *testing.T) {
+	t.Parallel()
 	p := newProfile(t, "fresh")
 	p.start()
 	url := regexp.MustCompile(`open: (http://127\.0\.0\.1:\d+/#login=([0-9a-f]{32}))`)
@@ -68,6 +69,7 @@ func TestUpWithoutProfile(t *testing.T) {
 // /proc/*/cmdline): the browser gets the path of a 0600 page that forwards
 // to a one-time login address; the code in it gives the token once.
 func TestOpenKeepsTokenOffCommandLine(t *testing.T) {
+	t.Parallel()
 	bin := t.TempDir()
 	rec := filepath.Join(t.TempDir(), "xdg")
 	script := "#!/bin/sh\nprintf '%s\\n' \"$@\" > " + rec + ".args\nstat -c %a \"$1\" > " + rec + ".mode\ncp \"$1\" " + rec + ".page\n"

@@ -8,6 +8,7 @@ import (
 // A STUN server is given as IP:PORT, never as a name to look up: anything
 // else is a usage error (exit 2), before the node starts.
 func TestCLIStunFlag(t *testing.T) {
+	t.Parallel()
 	c := newProfile(t, "c")
 	c.must("init", "--name", "c", "--no-passphrase")
 	for _, bad := range []string{"stun.example.com:3478", "198.18.0.1"} {
