@@ -58,7 +58,7 @@ func TestChannelPostFile(t *testing.T) {
 	eventually(t, 10*time.Second, "topic peers", func() bool {
 		return channelTopicPeers(t, owner, ci.ID) >= 1 && channelTopicPeers(t, a, ci.ID) >= 2 && channelTopicPeers(t, b, ci.ID) >= 1
 	})
-	settleMesh()
+	settleMesh(t, ci.ID, owner, a, b)
 
 	if _, err := owner.m.Post(ctx, ci.ID, "\x00not a file", false); err == nil {
 		t.Fatal("a post starting with NUL was accepted")
@@ -182,7 +182,7 @@ func channelFileRun(tb testing.TB, n, size int, star bool) (time.Duration, int64
 		}
 		return true
 	})
-	settleMesh()
+	settleMesh(tb, ci.ID, append([]*tnode{owner}, subs...)...)
 	path, data := writeRandom(tb, size)
 	served0 := owner.m.cfg.Media.BytesServed()
 	start := time.Now()

@@ -106,8 +106,7 @@ func TestChannelWithheldPostAndForgery(t *testing.T) {
 		}
 		return true
 	})
-	settleMesh()
-	settleMesh()
+	settleMesh(t, ci.ID, append([]*tnode{owner}, everyone...)...)
 	lastSeq := func(n *tnode) int64 {
 		cs, err := n.m.Channels(ctx)
 		if err != nil || len(cs) != 1 {

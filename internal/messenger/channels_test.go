@@ -58,10 +58,58 @@ func (l *logRecorder) contains(s string) bool {
 	return false
 }
 
-// settleMesh waits for a gossipsub heartbeat, which grafts known topic
-// peers into the mesh (a message published before reaches only direct
-// topic peers; the others find it later through the chain and history).
-func settleMesh() { time.Sleep(1200 * time.Millisecond) }
+// settleMesh waits until a post that the channel's owner (nodes[0])
+// publishes reaches each of the other nodes as it passes: the owner sends
+// its own posts to all its topic peers, and each node forwards them to
+// its mesh (grafted in gossipsub's heartbeats). Before, a node outside
+// every mesh hears of a post only as gossip at the next heartbeat, and
+// not at all if it is grafted in that heartbeat; it finds the post at its
+// next history check, seconds later. (This was a 1.2 s sleep, one
+// heartbeat, which a loaded machine can outlast.)
+func settleMesh(t testing.TB, ref string, nodes ...*tnode) {
+	t.Helper()
+	topic := channelTopicOf(t, nodes[0], ref)
+	eventually(t, 20*time.Second, "the owner's posts pushed to every node", func() bool {
+		byID := map[string]*tnode{}
+		for _, n := range nodes[1:] {
+			byID[n.n.PeerID()] = n
+		}
+		reached := map[*tnode]bool{}
+		next := []*tnode{}
+		visit := func(peers []string) {
+			for _, p := range peers {
+				if n := byID[p]; n != nil && !reached[n] {
+					reached[n] = true
+					next = append(next, n)
+				}
+			}
+		}
+		visit(nodes[0].n.TopicPeers(topic))
+		for len(next) > 0 {
+			n := next[0]
+			next = next[1:]
+			visit(n.n.MeshPeers(topic))
+		}
+		return len(reached) == len(nodes)-1
+	})
+}
+
+// channelTopicOf returns the gossipsub topic of n's channel ref.
+func channelTopicOf(t testing.TB, n *tnode, ref string) string {
+	t.Helper()
+	var k chanKeys
+	err := n.st.View(context.Background(), func(tx *store.Tx) error {
+		c, err := resolveChannel(tx, ref)
+		if err == nil {
+			k = keysOf(c)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.topic
+}
 
 func connect(t testing.TB, a, b *tnode) {
 	t.Helper()
@@ -141,7 +189,7 @@ func TestChannelPrivate(t *testing.T) {
 	eventually(t, 10*time.Second, "topic peers", func() bool {
 		return channelTopicPeers(t, owner, ci.ID) == 1 && channelTopicPeers(t, a, ci.ID) == 2 && channelTopicPeers(t, b, ci.ID) == 1
 	})
-	settleMesh()
+	settleMesh(t, ci.ID, owner, a, b)
 	events, stop := b.m.Subscribe()
 	defer stop()
 	if _, err := owner.m.Post(ctx, ci.ID, "water at the school", false); err != nil {

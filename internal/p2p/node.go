@@ -75,6 +75,7 @@ type Node struct {
 	psMu   sync.Mutex
 	ps     *pubsub.PubSub            // gossipsub, started by the first Join (pubsub.go)
 	psSent sentCounter               // bytes of gossipsub RPCs sent
+	psMesh meshView                  // the gossipsub mesh of each topic
 	bwc    *metrics.BandwidthCounter // nil unless Config.CountBandwidth
 
 	closeOnce sync.Once

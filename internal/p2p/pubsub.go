@@ -132,6 +132,7 @@ func (n *Node) pubSub() (*pubsub.PubSub, error) {
 		pubsub.WithMaxMessageSize(MaxPubSubMessage),
 		pubsub.WithPeerExchange(false),
 		pubsub.WithRawTracer(&n.psSent),
+		pubsub.WithRawTracer(&n.psMesh),
 		// The default of 32 RPCs queued per peer drops items of a burst
 		// (three members posting 20 messages at once, each forwarding the
 		// others'), and gossipsub never offers a dropped item again to a
@@ -222,6 +223,39 @@ func (t *Topic) Peers() []string {
 	return out
 }
 
+// MeshPeers returns the peers that this node sends a topic's messages to
+// as they pass (its gossipsub mesh for the topic, grafted in heartbeats).
+// The topic's other peers hear of a message only as gossip (IHAVE), and
+// only while they are outside the mesh: a peer grafted just after a
+// message went by gets it from neither (a node whose every link was
+// grafted that late misses it). Waiting for a node to be in someone's
+// mesh is how a test knows that the next message reaches it.
+func (n *Node) MeshPeers(topic string) []string {
+	n.psMesh.mu.Lock()
+	defer n.psMesh.mu.Unlock()
+	out := make([]string, 0, len(n.psMesh.mesh[topic]))
+	for p := range n.psMesh.mesh[topic] {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+// TopicPeers returns the peers this node knows to be subscribed to a
+// topic (joined or not; none before gossipsub started).
+func (n *Node) TopicPeers(topic string) []string {
+	n.psMu.Lock()
+	ps := n.ps
+	n.psMu.Unlock()
+	if ps == nil {
+		return nil
+	}
+	var out []string
+	for _, p := range ps.ListPeers(topic) {
+		out = append(out, p.String())
+	}
+	return out
+}
+
 // Close leaves the topic: Next returns an error from then on.
 func (t *Topic) Close() error {
 	var err error
@@ -245,6 +279,61 @@ type sentCounter struct{ n atomic.Int64 }
 var _ pubsub.RawTracer = (*sentCounter)(nil)
 
 func (c *sentCounter) SendRPC(rpc *pubsub.RPC, _ peer.ID) { c.n.Add(int64(proto.Size(&rpc.RPC))) }
+
+// meshView is a gossipsub tracer that keeps the node's mesh, per topic.
+// It is told of every graft and prune; a peer whose stream closed leaves
+// every mesh (gossipsub drops it without a prune event).
+type meshView struct {
+	mu   sync.Mutex
+	mesh map[string]map[peer.ID]bool // topic → mesh peers
+}
+
+var _ pubsub.RawTracer = (*meshView)(nil)
+
+func (v *meshView) Graft(p peer.ID, topic string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.mesh == nil {
+		v.mesh = map[string]map[peer.ID]bool{}
+	}
+	if v.mesh[topic] == nil {
+		v.mesh[topic] = map[peer.ID]bool{}
+	}
+	v.mesh[topic][p] = true
+}
+
+func (v *meshView) Prune(p peer.ID, topic string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.mesh[topic], p)
+}
+
+func (v *meshView) Leave(topic string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.mesh, topic)
+}
+
+func (v *meshView) OnClosedOutboundStream(p peer.ID) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, m := range v.mesh {
+		delete(m, p)
+	}
+}
+
+func (*meshView) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (*meshView) Join(string)                                          {}
+func (*meshView) ValidateMessage(*pubsub.Message)                      {}
+func (*meshView) DeliverMessage(*pubsub.Message)                       {}
+func (*meshView) RejectMessage(*pubsub.Message, string)                {}
+func (*meshView) DuplicateMessage(*pubsub.Message)                     {}
+func (*meshView) ThrottlePeer(peer.ID)                                 {}
+func (*meshView) RecvRPC(*pubsub.RPC)                                  {}
+func (*meshView) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (*meshView) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+func (*meshView) DropRPC(*pubsub.RPC, peer.ID)                         {}
+func (*meshView) UndeliverableMessage(*pubsub.Message)                 {}
 
 func (*sentCounter) OnNewOutboundStream(peer.ID, protocol.ID)             {}
 func (*sentCounter) OnClosedOutboundStream(peer.ID)                       {}

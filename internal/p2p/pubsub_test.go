@@ -66,3 +66,63 @@ func TestPubSubValidator(t *testing.T) {
 		}
 	}
 }
+
+// TestMeshPeers: three nodes in a line; once each is in its neighbours'
+// mesh, one message published at one end reaches the other end as it
+// passes (no second try, no wait for gossip); a node that goes away
+// leaves its neighbour's mesh, and a closed topic has no mesh.
+func TestMeshPeers(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	const name = "/test/mesh"
+	var nodes []*Node
+	var topics []*Topic
+	for range 3 {
+		n := newTestNode(t, Config{ListenAddrs: []string{tcpAddr}})
+		tp, err := n.Join(name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tp.Close() })
+		nodes, topics = append(nodes, n), append(topics, tp)
+	}
+	if got := nodes[0].MeshPeers(name); len(got) != 0 {
+		t.Fatalf("a mesh before any peer: %v", got)
+	}
+	for i := 1; i < 3; i++ {
+		if err := nodes[i].Connect(ctx, nodes[i-1].PeerID(), nodes[i-1].Addrs()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	has := func(peers []string, p string) bool {
+		for _, q := range peers {
+			if q == p {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, 10*time.Second, "the meshes", func() bool {
+		m1 := nodes[1].MeshPeers(name)
+		return has(nodes[0].MeshPeers(name), nodes[1].PeerID()) && len(m1) == 2 &&
+			has(m1, nodes[0].PeerID()) && has(m1, nodes[2].PeerID())
+	})
+	if got := nodes[1].TopicPeers(name); len(got) != 2 {
+		t.Fatalf("node 1's topic peers: %v", got)
+	}
+	if err := topics[0].Publish(ctx, []byte("once")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := topics[2].Next(testCtx(t, 10*time.Second))
+	if err != nil || string(m.Data) != "once" {
+		t.Fatalf("the far end got %q, %v", m.Data, err)
+	}
+
+	nodes[2].Close()
+	eventually(t, 10*time.Second, "node 2 out of node 1's mesh", func() bool {
+		return !has(nodes[1].MeshPeers(name), nodes[2].PeerID())
+	})
+	topics[0].Close()
+	eventually(t, 10*time.Second, "node 0's mesh gone with its topic", func() bool {
+		return len(nodes[0].MeshPeers(name)) == 0
+	})
+}

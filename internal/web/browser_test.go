@@ -79,7 +79,7 @@ func TestBrowserTwoNodes(t *testing.T) {
 	waitJS(t, pb, "Alice's chat with one unread message in B's list",
 		`document.querySelector('.chat[data-name="Alice"] .badge')?.textContent === "1"`)
 	waitJS(t, pa, "the delivered tick in A", `document.querySelector(".msg.out .tick")?.dataset.state === "delivered"`)
-	do(t, pb, chromedp.Click(chromedp.CSS(`.chat[data-name="Alice"]`)))
+	click(t, pb, `.chat[data-name="Alice"]`) // the list is drawn again at each receipt
 	waitJS(t, pb, "the message in B", `document.querySelector(".msg.in .body")?.textContent === "Hello Bob, it works"`)
 	waitJS(t, pb, "the unread badge cleared", `!document.querySelector('.chat[data-name="Alice"] .badge')`)
 	if n := eval[int](t, pb, `document.querySelectorAll(".day").length`); n != 1 {
@@ -132,7 +132,7 @@ func TestBrowserTwoNodes(t *testing.T) {
 	do(t, pa, chromedp.Click(chromedp.CSS("#back")))
 	waitJS(t, pa, "the chat list alone", `getComputedStyle(document.querySelector("#conv")).display === "none"`)
 	screenshot(t, pa, "chats-phone")
-	do(t, pa, chromedp.Click(chromedp.CSS(`.chat[data-name="Bob"]`)))
+	click(t, pa, `.chat[data-name="Bob"]`)
 	waitJS(t, pa, "the conversation alone", `getComputedStyle(document.querySelector(".side")).display === "none"`)
 	do(t, pa, chromedp.KeyEvent("\x1b")) // Escape: back to the list, focus on the chat
 	waitJS(t, pa, "the list after Escape", `document.activeElement?.dataset?.name === "Bob"`)

@@ -60,12 +60,13 @@ func TestBrowserRequests(t *testing.T) {
 	waitJS(t, pa, "Persian heading", `document.querySelector("#requests-head")?.textContent === "درخواست‌ها (1)"`)
 	setLang(t, pa, "en")
 
-	do(t, pa, chromedp.Click(chromedp.CSS(`.chat.request[data-name="Bob"]`)), chromedp.WaitVisible(chromedp.CSS("#request-accept")))
+	click(t, pa, `.chat.request[data-name="Bob"]`)
+	do(t, pa, chromedp.WaitVisible(chromedp.CSS("#request-accept")))
 	waitJS(t, pa, "the request's message", `document.querySelector("#request-msgs")?.textContent.includes("hello from a stranger")`)
 	screenshot(t, pa, "request")
 	do(t, pa, chromedp.Click(chromedp.CSS("#request-accept")))
 	waitJS(t, pa, "Bob's chat", `document.querySelector('.chat:not(.request)[data-name="Bob"]') !== null && document.querySelector(".chat.request") === null`)
-	do(t, pa, chromedp.Click(chromedp.CSS(`.chat[data-name="Bob"]`)))
+	click(t, pa, `.chat[data-name="Bob"]`)
 	waitJS(t, pa, "the accepted message in the chat", `[...document.querySelectorAll(".msg.in .body")].some(e => e.textContent === "hello from a stranger")`)
 
 	renameAndDelete(t, pa, na, nc)
