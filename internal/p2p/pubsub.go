@@ -64,6 +64,15 @@ type Topic struct {
 // waiting for validation (gossipsub drops beyond it).
 const psQueueSize = 1024
 
+// psSubBuffer is a topic subscription's buffer. Gossipsub drops a message
+// for a subscriber whose buffer is full (32 by default) and never offers
+// it again; the messenger stores each message in a write transaction, so
+// a burst (a busy group, alerts on a channel) outran it, and the rest
+// came only with the next history fetch. At most 256 messages of
+// MaxPubSubMessage (272 MiB) wait per topic, all checked by the topic's
+// validator first; a group's texts are ~420 B.
+const psSubBuffer = 256
+
 // GossipParams tune gossipsub's mesh. The zero value of each field means
 // the value chosen for samizdat (DefaultGossipParams); tests and the scale
 // benchmarks (internal/app/benchscale.go) change them to compare.
@@ -180,7 +189,7 @@ func (n *Node) Join(name string, validate Validator) (*Topic, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", ErrTopicJoined, err)
 	}
-	sub, err := t.Subscribe()
+	sub, err := t.Subscribe(pubsub.WithBufferSize(psSubBuffer))
 	if err != nil {
 		_ = t.Close()
 		if validate != nil {

@@ -3,6 +3,8 @@ package p2p
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -125,4 +127,48 @@ func TestMeshPeers(t *testing.T) {
 	eventually(t, 10*time.Second, "node 0's mesh gone with its topic", func() bool {
 		return len(nodes[0].MeshPeers(name)) == 0
 	})
+}
+
+// TestTopicBurstKept: a burst of messages that arrives while the reader
+// is busy (the messenger stores each in a write transaction) waits for it:
+// gossipsub drops what overflows a subscription's buffer (32 by default)
+// and never offers it again, so the buffer must hold a burst.
+func TestTopicBurstKept(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	const burst = 200
+	a := newTestNode(t, Config{ListenAddrs: []string{tcpAddr}})
+	b := newTestNode(t, Config{ListenAddrs: []string{tcpAddr}})
+	ta, err := a.Join("/test/burst", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ta.Close() })
+	var validated atomic.Int32
+	tb, err := b.Join("/test/burst", func(_ context.Context, _ string, data []byte) Verdict {
+		validated.Add(1)
+		return Accept
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tb.Close() })
+	if err := b.Connect(ctx, a.PeerID(), a.Addrs()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "topic peers", func() bool { return len(ta.Peers()) == 1 && len(tb.Peers()) == 1 })
+	for i := range burst {
+		if err := ta.Publish(ctx, fmt.Appendf(nil, "post %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing read yet: the whole burst has reached b's checks.
+	eventually(t, 30*time.Second, "the burst validated at b", func() bool { return validated.Load() >= burst })
+	seen := map[string]bool{}
+	for len(seen) < burst {
+		m, err := tb.Next(ctx)
+		if err != nil {
+			t.Fatalf("read %d of %d posts of the burst: %v", len(seen), burst, err)
+		}
+		seen[string(m.Data)] = true
+	}
 }
