@@ -50,6 +50,7 @@ type profile struct {
 	done chan error
 	bin  string            // the binary to run ("": the e2e binary)
 	cl   *apiclient.Client // the running node's API (see client)
+	runs []*syncBuffer     // the logs of every run of its daemon, for failures
 }
 
 // exe is the binary a command on the profile runs: p.bin when set; while
@@ -67,7 +68,31 @@ func (p *profile) exe() string {
 }
 
 func newProfile(t *testing.T, name string, extraEnv ...string) *profile {
-	return &profile{t: t, name: name, dir: filepath.Join(t.TempDir(), name), env: extraEnv}
+	p := &profile{t: t, name: name, dir: filepath.Join(t.TempDir(), name), env: extraEnv}
+	// A failure names one node, but its cause is often in another's log
+	// (a refusal is explained by the refusing node): every node's logs,
+	// of every run, go with a failed test.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for i, l := range p.runs {
+			t.Logf("%s: log of run %d of %d (last %d lines):\n%s", p.name, i+1, len(p.runs), failLogLines, lastLines(l.String(), failLogLines))
+		}
+	})
+	return p
+}
+
+// failLogLines bounds each log printed with a failed test.
+const failLogLines = 400
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // run runs a samizdat command on the profile and returns stdout, stderr
@@ -118,6 +143,7 @@ func (p *profile) start(args ...string) {
 	cmd := exec.Command(binary, append([]string{"--profile", p.dir, "up", "--log-level", "debug"}, args...)...)
 	cmd.Env = append(append(os.Environ(), "SAMIZDAT_PROFILE=", "SAMIZDAT_PASSPHRASE="), p.env...)
 	p.log, p.out = &syncBuffer{}, &syncBuffer{}
+	p.runs = append(p.runs, p.log)
 	cmd.Stdout, cmd.Stderr = p.out, p.log
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)

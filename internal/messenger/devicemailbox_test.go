@@ -78,3 +78,56 @@ func TestMailboxAckPerDevice(t *testing.T) {
 	eventually(t, 30*time.Second, "the phone fetched its own copy", func() bool { return hasMessage(t, phone, "bob", "while you were both away", false) })
 	eventually(t, 30*time.Second, "the phone's ack emptied its mailbox", func() bool { return count(phoneMB) == 0 })
 }
+
+// TestContactDeviceInitiationThroughMailbox: alice's phone writes to bob
+// for the first time while bob is off, so its new session's initiation
+// reaches him through his mailbox, where no transport names the device.
+// Bob must file the session under the phone (the card it carries names
+// it first), not under alice's laptop: the phone's message is acked to
+// the phone, a resend of it direct is a duplicate, not an unreadable
+// envelope, and bob's next message reaches both devices with no refusal.
+// (CI, TestCLISentCopyThroughMailbox: the session went into the laptop's
+// record, and the phone's direct resend was refused as "cannot decrypt".)
+func TestContactDeviceInitiationThroughMailbox(t *testing.T) {
+	h, ms, _ := startTracedHost(t, io.Discard)
+	withHost := func(c *Config) { c.MailboxHosts = []MailboxHost{h}; c.FetchInterval = 200 * time.Millisecond }
+	alice, bob := newNodeTuned(t, "alice", withHost), newNodeTuned(t, "bob", withHost)
+	bob.pinAddr()
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	m0 := send(t, alice, "bob", "hello")
+	waitState(t, alice, "bob", m0.ID, StateDelivered)
+	phone := linkDeviceTuned(t, alice, "phone", withHost)
+	phonePeer := phone.n.PeerID()
+	eventually(t, 30*time.Second, "bob holds alice's card with the phone", func() bool {
+		card, _ := heldCard(t, bob, alice.m.AccountID())
+		return card != nil && card.HasDevice(phonePeer)
+	})
+	bobMB := ownMailboxID(t, bob)
+	ctx := context.Background()
+	count := func() int64 {
+		_, n, err := ms.Usage(ctx, bobMB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	bob.stop()
+	held := count()
+	p0 := send(t, phone, "bob", "first from the phone, bob away")
+	eventually(t, 30*time.Second, "the phone's initiation deposited for bob", func() bool { return count() > held })
+	bob.start()
+	eventually(t, 30*time.Second, "bob has the phone's message", func() bool { return hasMessage(t, bob, "alice", "first from the phone, bob away", false) })
+	waitState(t, phone, "bob", p0.ID, StateDelivered)
+
+	m1 := send(t, bob, "alice", "to both of you")
+	waitState(t, bob, "alice", m1.ID, StateDelivered)
+	eventually(t, 30*time.Second, "the laptop has bob's message", func() bool { return hasMessage(t, alice, "bob", "to both of you", false) })
+	eventually(t, 30*time.Second, "the phone has bob's message", func() bool { return hasMessage(t, phone, "bob", "to both of you", false) })
+	for _, n := range []*tnode{alice, phone, bob} {
+		if f := n.m.Faults(); f[FaultRejected]+f[FaultRefused]+f[FaultUnreadableAck]+f[FaultUnknownAck] > 0 {
+			t.Errorf("%s: faults %v", n.name, f)
+		}
+	}
+}

@@ -220,6 +220,39 @@ func (m *Messenger) trialDevices(tx *store.Tx, rx *batch, c *store.Contact, env 
 	return nil, nil, permanent(ErrNoSession)
 }
 
+// initiationRecord finds the session record, among those with c's
+// devices, that holds the session in starts: a repeat of an initiation
+// that came through a mailbox, where no transport names the device. For a
+// new session it returns found false (the card inside names the device,
+// receive.go).
+func (m *Messenger) initiationRecord(tx *store.Tx, rx *batch, c *store.Contact, in *handshake.Initiation) (peer string, rec *wirepb.SessionRecord, found bool, err error) {
+	peers, err := tx.DeviceSessionPeers(c.ID)
+	if err != nil {
+		return "", nil, false, err
+	}
+	peers = append([]string{c.PeerID}, peers...)
+	for k := range rx.dev.recs {
+		if k.cid == c.ID {
+			peers = append(peers, k.peer) // started earlier in this batch
+		}
+	}
+	seen := map[string]bool{}
+	for _, p := range peers {
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		r, err := rx.recordFor(tx, c, p)
+		if err != nil {
+			return "", nil, false, err
+		}
+		if hasBaseKey(r, in) {
+			return p, r, true, nil
+		}
+	}
+	return "", nil, false, nil
+}
+
 // selfPeer is this device's peer id.
 func (m *Messenger) selfPeer() string {
 	if m.tr != nil {

@@ -311,7 +311,16 @@ func (m *Messenger) precheckInitiation(ctx context.Context, peer string, env *wi
 			known = own
 		} else if c, err := tx.ContactByAccount(acct); err == nil {
 			known = c.Request.IsZero()
-			if rec, err = loadDeviceRecord(tx, c, peer); err != nil {
+			if peer == "" {
+				// From a mailbox: a repeat is found on whichever of the
+				// contact's devices started it; a new session is checked
+				// against a blank record (processEnvelope).
+				if _, r, found, err := m.initiationRecord(tx, newBatch(), c, in); err != nil {
+					return err
+				} else if found {
+					rec = r
+				}
+			} else if rec, err = loadDeviceRecord(tx, c, peer); err != nil {
 				return err
 			}
 		} else if !errors.Is(err, store.ErrNotFound) {
@@ -436,9 +445,23 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	}
 	var prekeys *handshake.Prekeys
 	consumed := false
+	// An initiation from a mailbox names no device: a repeat is decrypted
+	// on the record of the device that started it; a new session starts
+	// on a blank record and is filed, below, under the device that the
+	// card it carries names first. (Filed under the primary device, the
+	// session of another device was used for messages to the primary,
+	// and that device's own resend of the envelope was refused.)
+	fromMailbox := in != nil && peer == "" && c != nil
 	if !sealed {
 		rec = &wirepb.SessionRecord{Version: wire.Version}
-		if c != nil {
+		if fromMailbox {
+			if p, r, found, err := m.initiationRecord(tx, rx, c, in); err != nil {
+				return err
+			} else if found {
+				rx.peer, rec = p, r
+				fromMailbox = false
+			}
+		} else if c != nil {
 			if rec, err = rx.recordFor(tx, c, peer); err != nil {
 				return err
 			}
@@ -490,6 +513,24 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 		if err := m.checkSenderDevice(tx, c, card, peer); err != nil {
 			return err
 		}
+	}
+	if fromMailbox {
+		// A new session from a mailbox: its device is the one the card
+		// names first (checked above to be the contact's, and no other
+		// contact's), else the primary one.
+		dev := c.PeerID
+		if card != nil {
+			dev = card.Devices[0].PeerID
+			if err := m.checkSenderDevice(tx, c, card, dev); err != nil {
+				return err
+			}
+		}
+		old, err := rx.recordFor(tx, c, dev)
+		if err != nil {
+			return err
+		}
+		rec.Sessions = append(rec.Sessions, old.Sessions...)
+		rx.peer = dev
 	}
 	if t, ok := p.Body.(*wirepb.Payload_Text); ok && hex.EncodeToString(t.Text.MessageId) != msgID {
 		return permanent(fmt.Errorf("%w: message id mismatch", ErrBadMessage))
