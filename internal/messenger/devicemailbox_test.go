@@ -131,3 +131,53 @@ func TestContactDeviceInitiationThroughMailbox(t *testing.T) {
 		}
 	}
 }
+
+// TestMailboxPageFromTwoDevices: one page of bob's mailbox holds a
+// message from alice's phone, then one from her laptop, both on sessions
+// bob has. The check made before the write (sealedcheck.go) must try the
+// laptop's on the laptop's session: it once kept the phone's record as
+// the laptop's, refused the laptop's message as junk, and the host
+// deleted it, lost while the laptop was off.
+func TestMailboxPageFromTwoDevices(t *testing.T) {
+	h, ms, _ := startTracedHost(t, io.Discard)
+	withHost := func(c *Config) { c.MailboxHosts = []MailboxHost{h}; c.FetchInterval = 200 * time.Millisecond }
+	alice, bob := newNodeTuned(t, "alice", withHost), newNodeTuned(t, "bob", withHost)
+	bob.pinAddr()
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	m0 := send(t, alice, "bob", "hello")
+	waitState(t, alice, "bob", m0.ID, StateDelivered)
+	phone := linkDeviceTuned(t, alice, "phone", withHost)
+	p0 := send(t, phone, "bob", "hello from the phone")
+	waitState(t, phone, "bob", p0.ID, StateDelivered)
+	b0 := send(t, bob, "alice", "hi both")
+	waitState(t, bob, "alice", b0.ID, StateDelivered)
+	eventually(t, 30*time.Second, "bob's message on both devices", func() bool {
+		return hasMessage(t, alice, "bob", "hi both", false) && hasMessage(t, phone, "bob", "hi both", false)
+	})
+	bobMB := ownMailboxID(t, bob)
+	ctx := context.Background()
+	count := func() int64 {
+		_, n, err := ms.Usage(ctx, bobMB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	bob.stop()
+	held := count()
+	send(t, phone, "bob", "from the phone, while bob is away")
+	eventually(t, 30*time.Second, "the phone's message deposited", func() bool { return count() > held })
+	phone.stop()
+	held = count()
+	send(t, alice, "bob", "from the laptop, while bob is away")
+	eventually(t, 30*time.Second, "the laptop's message deposited", func() bool { return count() > held })
+	alice.stop()
+
+	bob.start()
+	eventually(t, 30*time.Second, "bob has both messages from his mailbox", func() bool {
+		return hasMessage(t, bob, "alice", "from the phone, while bob is away", false) &&
+			hasMessage(t, bob, "alice", "from the laptop, while bob is away", false)
+	})
+}

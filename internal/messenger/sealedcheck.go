@@ -39,7 +39,7 @@ func (m *Messenger) precheckSealed(ctx context.Context, envs []*wirepb.Envelope,
 		clear(verdict)
 		rx := newBatch()
 		for _, i := range idx {
-			rx.sealedFrom = hints[i]
+			rx.sealedFrom, rx.peer = hints[i], ""
 			c, rec, _, err := m.trialDecrypt(tx, rx, envs[i])
 			if isPermanent(err) {
 				verdict[i] = err
@@ -48,7 +48,10 @@ func (m *Messenger) precheckSealed(ctx context.Context, envs []*wirepb.Envelope,
 			if err != nil {
 				return err
 			}
-			rx.records[c.ID] = rec // the next envelope of this sender sees this one's effect
+			// The next envelope of this sender sees this one's effect, on
+			// the session of the device that sent it (trialDecrypt sets
+			// rx.peer for a device other than the primary one).
+			rx.setRecordFor(c, rx.peer, rec)
 		}
 		return nil
 	})
