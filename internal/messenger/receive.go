@@ -307,6 +307,14 @@ func (m *Messenger) precheckInitiation(ctx context.Context, peer string, env *wi
 				if rec, err = loadDevRecord(tx, 0, peer); err != nil {
 					return err
 				}
+			} else if peer == "" {
+				// From our mailbox: a repeat is found on the session
+				// of the device that started it (sentcopy.go).
+				if r, found, err := ownRepeatRecord(tx, in); err != nil {
+					return err
+				} else if found {
+					rec = r
+				}
 			}
 			known = own
 		} else if c, err := tx.ContactByAccount(acct); err == nil {

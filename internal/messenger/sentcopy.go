@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
@@ -244,6 +245,42 @@ func (m *Messenger) openOwnMailbox(tx *store.Tx, rx *batch, l *devices.List, in 
 		return "", nil, nil, false, permanent(err)
 	}
 	return "", r, pt, used, nil
+}
+
+// ownSessionPeers lists our devices we hold a session record with: those
+// stored, and those whose session was started earlier in batch rx (nil:
+// none), whose repeated initiation must find it.
+func ownSessionPeers(tx *store.Tx, rx *batch) ([]string, error) {
+	peers, err := tx.DeviceSessionPeers(0)
+	if err != nil || rx == nil {
+		return peers, err
+	}
+	for k := range rx.dev.recs {
+		if k.cid == 0 && !slices.Contains(peers, k.peer) {
+			peers = append(peers, k.peer)
+		}
+	}
+	return peers, nil
+}
+
+// ownRepeatRecord returns the session record, among our devices', that
+// holds the session in starts: a repeat of an initiation that came through
+// our mailbox, where no transport names the device (found false: a new
+// session, or no device of ours).
+func ownRepeatRecord(tx *store.Tx, in *handshake.Initiation) (rec *wirepb.SessionRecord, found bool, err error) {
+	peers, err := ownSessionPeers(tx, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, p := range peers {
+		if rec, err = loadDevRecord(tx, 0, p); err != nil {
+			return nil, false, err
+		}
+		if hasBaseKey(rec, in) {
+			return rec, true, nil
+		}
+	}
+	return nil, false, nil
 }
 
 func hasBaseKey(rec *wirepb.SessionRecord, in *handshake.Initiation) bool {
