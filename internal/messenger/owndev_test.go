@@ -94,3 +94,55 @@ func TestOwnInitiationRepeatedThroughMailbox(t *testing.T) {
 		t.Fatal("the phone took the laptop's copy from its mailbox and does not show it: refused")
 	}
 }
+
+// TestOwnNewSessionTwiceInOnePage: the phone is away when a tablet is
+// linked and writes twice; the tablet never had a session with the phone,
+// so both copies, deposited with the phone's mailbox host, carry the
+// initiation of one new session, and the phone fetches them in one page.
+// The second must be found on the session the first started in the same
+// transaction: the phone looked for its repeat among the sessions in the
+// store only, tried it on a blank record, refused it as "one-time prekey
+// already used", and the host deleted it.
+func TestOwnNewSessionTwiceInOnePage(t *testing.T) {
+	h, ms, _ := startTracedHost(t, io.Discard)
+	withHost := func(c *Config) { c.MailboxHosts = []MailboxHost{h}; c.FetchInterval = 200 * time.Millisecond }
+	alice, bob := newNodeTuned(t, "alice", withHost), newNode(t, "bob")
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	phone := linkDeviceTuned(t, alice, "phone", withHost)
+	phonePeer := phone.n.PeerID()
+	p0 := send(t, phone, "bob", "hello from the phone") // the laptop gets the phone's own card
+	waitState(t, phone, "bob", p0.ID, StateDelivered)
+	eventually(t, 20*time.Second, "the laptop holds the phone's card", func() bool { return ownCardHeld(t, alice, phonePeer) })
+	eventually(t, 20*time.Second, "the laptop's queue for the phone empty", func() bool { return ownQueueEmpty(t, alice, phonePeer) })
+	count := mailboxCount(t, ms, ownMailboxID(t, phone))
+
+	phone.stop()
+	tablet := linkDeviceTuned(t, alice, "tablet", withHost)
+	eventually(t, 20*time.Second, "the tablet holds the phone's card", func() bool { return ownCardHeld(t, tablet, phonePeer) })
+	// The phone learns of the tablet from the laptop, through its mailbox.
+	eventually(t, 30*time.Second, "the laptop's changes for the phone deposited", func() bool {
+		for _, it := range deviceQueue(t, alice, phonePeer) {
+			if !depositedFor(alice, phonePeer, it.MessageID) {
+				return false
+			}
+		}
+		return count() > 0
+	})
+	tabletPeer := tablet.n.PeerID()
+	t1 := send(t, tablet, "bob", "from the tablet, one")
+	t2 := send(t, tablet, "bob", "from the tablet, two")
+	sentCopyParked(t, tablet, phonePeer, t1.ID)
+	sentCopyParked(t, tablet, phonePeer, t2.ID)
+	alice.stop()
+	tablet.stop() // only the phone's mailbox has the copies now
+
+	phone.start()
+	eventually(t, 30*time.Second, "the phone's mailbox taken", func() bool { return count() == 0 })
+	eventually(t, 10*time.Second, "the tablet in the phone's list", func() bool { return deviceList(t, phone).IsActive(tabletPeer) })
+	for _, body := range []string{"from the tablet, one", "from the tablet, two"} {
+		if !hasMessage(t, phone, "bob", body, true) {
+			t.Errorf("the phone took the tablet's copy %q from its mailbox and does not show it: refused", body)
+		}
+	}
+}

@@ -212,11 +212,13 @@ func (m *Messenger) ackOwnMailbox(tx *store.Tx, cid int64, peer string, env *wir
 }
 
 // openOwnMailbox decrypts an envelope that another device of ours left
-// in our mailbox: on the session with one of our active devices, or (an
-// initiation) on a new session, whose device the caller learns from the
-// card in the payload (peer "").
+// in our mailbox: on the session with one of our active devices (one
+// started earlier in this batch too: the same initiation comes on each
+// envelope until the device hears back), or (an initiation) on a new
+// session, whose device the caller learns from the card in the payload
+// (peer "").
 func (m *Messenger) openOwnMailbox(tx *store.Tx, rx *batch, l *devices.List, in *handshake.Initiation, prekeys *handshake.Prekeys, env *wirepb.Envelope) (peer string, rec *wirepb.SessionRecord, plain []byte, consumed bool, err error) {
-	peers, err := tx.DeviceSessionPeers(0)
+	peers, err := ownSessionPeers(tx, rx)
 	if err != nil {
 		return "", nil, nil, false, err
 	}
