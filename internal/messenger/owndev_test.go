@@ -146,3 +146,86 @@ func TestOwnNewSessionTwiceInOnePage(t *testing.T) {
 		}
 	}
 }
+
+// emptyMailbox deletes at the host everything mailbox id mb holds.
+func emptyMailbox(t testing.TB, ms *store.MailboxStore, mb []byte) {
+	t.Helper()
+	ctx := context.Background()
+	page, _, err := ms.List(ctx, mb, store.MailboxQuery{Limit: 1000, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hashes [][]byte
+	for _, e := range page {
+		hashes = append(hashes, e.Hash)
+	}
+	if _, err := ms.Delete(ctx, mb, hashes); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOwnUnknownDeviceThroughMailboxWaits: a tablet linked while the
+// phone was away writes; its copy reaches the phone through the phone's
+// mailbox before the device list that names the tablet does (the
+// laptop's changes for the phone are late). The copy must wait in the
+// mailbox ("later", as a stream from such a device is answered,
+// TestDevSyncUnknownDeviceWaits) and be taken once the list arrives: the
+// phone refused it for good as from a revoked device, and the host
+// deleted it.
+func TestOwnUnknownDeviceThroughMailboxWaits(t *testing.T) {
+	h, ms, _ := startTracedHost(t, io.Discard)
+	withHost := func(c *Config) { c.MailboxHosts = []MailboxHost{h}; c.FetchInterval = 200 * time.Millisecond }
+	alice, bob := newNodeTuned(t, "alice", withHost), newNode(t, "bob")
+	alice.pinAddr()
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	phone := linkDeviceTuned(t, alice, "phone", withHost)
+	phone.pinAddr()
+	phonePeer := phone.n.PeerID()
+	p0 := send(t, phone, "bob", "hello from the phone") // the laptop gets the phone's own card
+	waitState(t, phone, "bob", p0.ID, StateDelivered)
+	eventually(t, 20*time.Second, "the laptop holds the phone's card", func() bool { return ownCardHeld(t, alice, phonePeer) })
+	eventually(t, 20*time.Second, "the laptop's queue for the phone empty", func() bool { return ownQueueEmpty(t, alice, phonePeer) })
+	phoneMB := ownMailboxID(t, phone)
+	count := mailboxCount(t, ms, phoneMB)
+
+	phone.stop()
+	tablet := linkDeviceTuned(t, alice, "tablet", withHost)
+	tabletPeer := tablet.n.PeerID()
+	eventually(t, 20*time.Second, "the tablet holds the phone's card", func() bool { return ownCardHeld(t, tablet, phonePeer) })
+	eventually(t, 30*time.Second, "the laptop's changes for the phone deposited", func() bool {
+		for _, it := range deviceQueue(t, alice, phonePeer) {
+			if !depositedFor(alice, phonePeer, it.MessageID) {
+				return false
+			}
+		}
+		return count() > 0
+	})
+	// The laptop's changes are late: gone from the phone's mailbox (still
+	// queued on the laptop, which is away).
+	alice.stop()
+	emptyMailbox(t, ms, phoneMB)
+	t1 := send(t, tablet, "bob", "from the tablet")
+	sentCopyParked(t, tablet, phonePeer, t1.ID)
+	tablet.stop() // only the phone's mailbox has the copy now
+	if count() == 0 {
+		t.Fatal("nothing deposited for the phone")
+	}
+
+	phone.start()
+	eventually(t, 30*time.Second, "the phone fetched its mailbox", func() bool {
+		for _, s := range phone.m.Mailboxes() {
+			if s.Fetched > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if deviceList(t, phone).Find(tabletPeer) != nil {
+		t.Fatal("the phone knows the tablet already")
+	}
+	alice.start() // the phone learns the list from the laptop
+	eventually(t, 20*time.Second, "the tablet in the phone's list", func() bool { return deviceList(t, phone).IsActive(tabletPeer) })
+	eventually(t, 20*time.Second, "the tablet's copy on the phone, from its mailbox", func() bool { return hasMessage(t, phone, "bob", "from the tablet", true) })
+	eventually(t, 20*time.Second, "the phone's mailbox taken", func() bool { return count() == 0 })
+}

@@ -94,7 +94,16 @@ func (m *Messenger) receiveOwn(tx *store.Tx, rx *batch, peer string, in *handsha
 	}
 	if peer == "" {
 		// A new session from our mailbox: the device that started it
-		// names itself first in the card it must carry.
+		// names itself first in the card it must carry. One our list
+		// does not name at all was linked on another device of ours,
+		// whose list has not reached us yet: the envelope waits in the
+		// mailbox, as a stream from it waits (above).
+		if card != nil {
+			if dev, e := card.Devices[0].PeerID, l.Find(card.Devices[0].PeerID); (e == nil || e.Device.PeerID != dev) && dev != m.selfPeer() {
+				m.log.Info("unknownOwnDevice", "device", shortPeer(dev))
+				return fmt.Errorf("%w (a device of ours not in our list yet)", errRequestLater)
+			}
+		}
 		if card == nil || !l.IsActive(card.Devices[0].PeerID) || card.Devices[0].PeerID == m.selfPeer() {
 			m.log.Info("ownDeviceUnknown")
 			return permanent(ErrRevokedDevice)
