@@ -3,6 +3,7 @@ package messenger
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -228,4 +229,74 @@ func TestOwnUnknownDeviceThroughMailboxWaits(t *testing.T) {
 	eventually(t, 20*time.Second, "the tablet in the phone's list", func() bool { return deviceList(t, phone).IsActive(tabletPeer) })
 	eventually(t, 20*time.Second, "the tablet's copy on the phone, from its mailbox", func() bool { return hasMessage(t, phone, "bob", "from the tablet", true) })
 	eventually(t, 20*time.Second, "the phone's mailbox taken", func() bool { return count() == 0 })
+}
+
+// TestOwnGroupControlAckedThroughMailbox: a group control the laptop
+// queues for the phone (its sender key of a new group) is deposited with
+// the phone's mailbox host while the phone is away; the phone takes it
+// and answers with an ack through the laptop's mailbox. That ack must
+// clear the laptop's copy, as it clears a sent copy's: it named the
+// envelope's id, the queue held the item as "grp-" and that id, and the
+// copy stayed queued, deposited again at each start, until the two
+// devices happened to meet.
+func TestOwnGroupControlAckedThroughMailbox(t *testing.T) {
+	ctx := context.Background()
+	h, ms, _ := startTracedHost(t, io.Discard)
+	withHost := func(c *Config) { c.MailboxHosts = []MailboxHost{h}; c.FetchInterval = 200 * time.Millisecond }
+	laptop := newNodeTuned(t, "alice", withHost)
+	phone := linkDeviceTuned(t, laptop, "phone", withHost)
+	laptopPeer, phonePeer := laptop.n.PeerID(), phone.n.PeerID()
+	eventually(t, 20*time.Second, "each device holds the other's card", func() bool {
+		return ownCardHeld(t, laptop, phonePeer) && ownCardHeld(t, phone, laptopPeer)
+	})
+	eventually(t, 20*time.Second, "both queues empty", func() bool {
+		return ownQueueEmpty(t, laptop, phonePeer) && ownQueueEmpty(t, phone, laptopPeer)
+	})
+	laptopMB := mailboxCount(t, ms, ownMailboxID(t, laptop))
+
+	phone.stop()
+	g, err := laptop.m.CreateGroup(ctx, "while the phone is away")
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupItems := func() (n int) {
+		for _, it := range deviceQueue(t, laptop, phonePeer) {
+			if strings.HasPrefix(it.MessageID, groupItemPrefix) {
+				n++
+			}
+		}
+		return n
+	}
+	if groupItems() == 0 {
+		t.Fatal("no group control queued for the phone")
+	}
+	eventually(t, 30*time.Second, "the laptop's copies for the phone deposited", func() bool {
+		for _, it := range deviceQueue(t, laptop, phonePeer) {
+			if !depositedFor(laptop, phonePeer, it.MessageID) {
+				return false
+			}
+		}
+		return true
+	})
+	laptop.stop()
+	held := laptopMB()
+	phone.start()
+	eventually(t, 30*time.Second, "the group on the phone", func() bool {
+		gi, err := phone.m.Group(ctx, g.ID)
+		return err == nil && !gi.Gone
+	})
+	eventually(t, 30*time.Second, "the phone's ack deposited for the laptop", func() bool {
+		for _, it := range deviceQueue(t, phone, laptopPeer) {
+			if strings.HasPrefix(it.MessageID, ackItemPrefix) {
+				return false
+			}
+		}
+		return laptopMB() > held
+	})
+	phone.stop()
+	laptop.start()
+	eventually(t, 30*time.Second, "the laptop's mailbox taken", func() bool { return laptopMB() == 0 })
+	if n := groupItems(); n > 0 {
+		t.Fatalf("the phone's ack, taken from the laptop's mailbox, left %d group controls queued for it", n)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/crypto/handshake"
@@ -303,8 +304,9 @@ func hasBaseKey(rec *wirepb.SessionRecord, in *handshake.Initiation) bool {
 	return false
 }
 
-// ownAcked removes the sent copies for our device peer that its ack
-// (sent after it fetched them from its mailbox) names.
+// ownAcked removes what was queued for our device peer (sent copies,
+// changes, group controls) that its ack (sent after it fetched them from
+// its mailbox) names.
 func (m *Messenger) ownAcked(tx *store.Tx, peer string, ack *wirepb.Ack) error {
 	items, err := tx.DeviceOutbox(peer)
 	if err != nil {
@@ -315,7 +317,9 @@ func (m *Messenger) ownAcked(tx *store.Tx, peer string, ack *wirepb.Ack) error {
 		ids[hex.EncodeToString(id)] = true
 	}
 	for _, it := range items {
-		if it.Own && ids[it.MessageID] {
+		// A group control is queued as groupItemPrefix and its envelope's
+		// id (groupdevices.go).
+		if it.Own && ids[strings.TrimPrefix(it.MessageID, groupItemPrefix)] {
 			if err := tx.DeleteDeviceItem(peer, it.ContactID, it.MessageID); err != nil {
 				return err
 			}
