@@ -509,8 +509,10 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	} else if card != nil && m.checkCardDevice(tx, card, peer, c.ID) != nil {
 		card = nil // a card naming someone else's device: keep the old one
 	}
-	if c != nil && !sealed && peer != "" {
-		if err := m.checkSenderDevice(tx, c, card, peer); err != nil {
+	// The device: the stream's, or (from a mailbox) the one whose session
+	// a repeated initiation was found on; a revoked one is refused.
+	if c != nil && !sealed && rx.peer != "" {
+		if err := m.checkSenderDevice(tx, c, card, rx.peer); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,78 @@
+package messenger
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+)
+
+// Receive and ack paths for a contact's devices other than its primary
+// one, when what they send reaches us with no transport naming them
+// (mailbox, mesh).
+
+// mailboxCount returns a function counting what n's mailbox holds at ms.
+func mailboxCount(t testing.TB, ms interface {
+	Usage(context.Context, []byte) (int64, int64, error)
+}, mb []byte) func() int64 {
+	return func() int64 {
+		_, n, err := ms.Usage(context.Background(), mb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+}
+
+// TestRevokedDeviceInitiationRepeatThroughMailbox: alice's phone starts a
+// session with bob through his mailbox; bob's ack cannot reach it (it is
+// off, with no mailbox of its own), so its next message still carries the
+// same initiation. Alice revokes the phone and bob holds her new card;
+// the phone, not knowing, writes again through bob's mailbox. Bob must
+// refuse that message as the revoked device's: a repeat of an initiation
+// found on the revoked device's session once passed with no device check
+// at all (no transport names the device), and bob showed it.
+func TestRevokedDeviceInitiationRepeatThroughMailbox(t *testing.T) {
+	h, ms, _ := startTracedHost(t, io.Discard)
+	withHost := func(c *Config) { c.MailboxHosts = []MailboxHost{h}; c.FetchInterval = 200 * time.Millisecond }
+	alice, bob := newNodeTuned(t, "alice", withHost), newNodeTuned(t, "bob", withHost)
+	bob.pinAddr()
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	m0 := send(t, alice, "bob", "hello")
+	waitState(t, alice, "bob", m0.ID, StateDelivered)
+	phone := linkDevice(t, alice, "phone") // no mailbox host: nothing reaches it while it is off
+	phone.pinAddr()
+	phonePeer := phone.n.PeerID()
+	eventually(t, 30*time.Second, "bob holds alice's card with the phone", func() bool {
+		card, _ := heldCard(t, bob, alice.m.AccountID())
+		return card != nil && card.HasDevice(phonePeer)
+	})
+	count := mailboxCount(t, ms, ownMailboxID(t, bob))
+
+	bob.stop()
+	held := count()
+	send(t, phone, "bob", "first from the phone")
+	eventually(t, 30*time.Second, "the phone's initiation deposited for bob", func() bool { return count() > held })
+	phone.stop()
+	bob.start()
+	eventually(t, 30*time.Second, "bob has the phone's first message", func() bool { return hasMessage(t, bob, "alice", "first from the phone", false) })
+
+	revokePeer(t, alice, phonePeer)
+	eventually(t, 30*time.Second, "bob holds alice's card without the phone", func() bool {
+		card, _ := heldCard(t, bob, alice.m.AccountID())
+		return card != nil && !card.HasDevice(phonePeer)
+	})
+	alice.stop() // the phone must not learn that it is revoked
+	bob.stop()
+	phone.start()
+	p1 := send(t, phone, "bob", "from the revoked phone")
+	waitState(t, phone, "bob", p1.ID, StateSent) // deposited at bob's host
+	phone.stop()
+
+	bob.start()
+	eventually(t, 30*time.Second, "bob's mailbox taken", func() bool { return count() == 0 })
+	if hasMessage(t, bob, "alice", "from the revoked phone", false) {
+		t.Fatal("bob shows a message the revoked phone sent after he held the card that revokes it")
+	}
+}
