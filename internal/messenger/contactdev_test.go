@@ -76,3 +76,47 @@ func TestRevokedDeviceInitiationRepeatThroughMailbox(t *testing.T) {
 		t.Fatal("bob shows a message the revoked phone sent after he held the card that revokes it")
 	}
 }
+
+// TestMailboxFromDeviceWithoutPrimarySession: bob added alice from the
+// invite her phone showed, so her phone is the device he holds as hers
+// first (primary); alice writes to him from her laptop, and bob never
+// wrote to her. He holds a session with her laptop only. The laptop's
+// next message, left in bob's mailbox while he was away (the laptop then
+// off), must be read on that session: it was refused as junk (the trial
+// of a contact's other devices needed a session with the primary one as
+// well) and the host deleted it.
+func TestMailboxFromDeviceWithoutPrimarySession(t *testing.T) {
+	h, ms, _ := startTracedHost(t, io.Discard)
+	withHost := func(c *Config) { c.MailboxHosts = []MailboxHost{h}; c.FetchInterval = 200 * time.Millisecond }
+	alice, bob := newNodeTuned(t, "alice", withHost), newNodeTuned(t, "bob", withHost)
+	bob.pinAddr()
+	phone := linkDeviceTuned(t, alice, "phone", withHost)
+	ctx := context.Background()
+	link, err := phone.m.Invite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.m.AddContact(ctx, link, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, primary := heldCard(t, bob, alice.m.AccountID()); primary != phone.n.PeerID() {
+		t.Fatalf("bob holds %s as alice's first device, want her phone", shortPeer(primary))
+	}
+	addContact(t, alice, bob)
+	m0 := send(t, alice, "bob", "hello from the laptop")
+	waitState(t, alice, "bob", m0.ID, StateDelivered)
+	count := mailboxCount(t, ms, ownMailboxID(t, bob))
+
+	bob.stop()
+	held := count()
+	m1 := send(t, alice, "bob", "from the laptop, while bob is away")
+	eventually(t, 30*time.Second, "the laptop's message deposited", func() bool { return count() > held })
+	alice.stop() // only the mailbox has it now
+	bob.start()
+	eventually(t, 30*time.Second, "bob's mailbox taken", func() bool { return count() == 0 })
+	if !hasMessage(t, bob, "alice", "from the laptop, while bob is away", false) {
+		t.Fatal("the laptop's message was taken from bob's mailbox and not stored")
+	}
+	alice.start()
+	waitState(t, alice, "bob", m1.ID, StateDelivered)
+}
