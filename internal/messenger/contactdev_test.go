@@ -5,6 +5,9 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/samizdat-im/samizdat/internal/mailbox"
+	"github.com/samizdat-im/samizdat/internal/media"
 )
 
 // Receive and ack paths for a contact's devices other than its primary
@@ -119,4 +122,43 @@ func TestMailboxFromDeviceWithoutPrimarySession(t *testing.T) {
 	}
 	alice.start()
 	waitState(t, alice, "bob", m1.ID, StateDelivered)
+}
+
+// TestFileFromDeviceThroughMailbox: alice's phone sends bob a file while
+// he is away; the message waits in his mailbox, the file stays on the
+// phone (the host holds no files: over its quota), and alice's laptop is
+// off. Bob must fetch the file from the phone, the device that sent it:
+// a message from a mailbox named no device, so its file was fetched
+// from alice's laptop only, which never had it.
+func TestFileFromDeviceThroughMailbox(t *testing.T) {
+	h, ms := startBlobHost(t, mailbox.Quotas{PerMailbox: 1, Total: 1}, nil)
+	alice := newNodeTuned(t, "alice", mediaTune(t, t.TempDir(), h))
+	bob := newNodeTuned(t, "bob", mediaTune(t, t.TempDir(), h))
+	bob.pinAddr()
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	m0 := send(t, alice, "bob", "hello")
+	waitState(t, alice, "bob", m0.ID, StateDelivered)
+	phone := linkDeviceTuned(t, alice, "phone", mediaTune(t, t.TempDir(), h))
+	phone.pinAddr()
+	p0 := send(t, phone, "bob", "hello from the phone")
+	waitState(t, phone, "bob", p0.ID, StateDelivered)
+	count := mailboxCount(t, ms, ownMailboxID(t, bob))
+
+	alice.stop() // the laptop never gets the file
+	bob.stop()
+	held := count()
+	path, _ := writeRandom(t, 300<<10)
+	f, err := phone.m.SendFile(context.Background(), "bob", path, "from the phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the phone's file message deposited", func() bool { return count() > held })
+	phone.stop() // the message reaches bob through his mailbox only
+	bob.start()
+	eventually(t, 30*time.Second, "bob has the phone's message", func() bool { return hasMessage(t, bob, "alice", "from the phone", false) })
+	phone.start()
+	eventually(t, 30*time.Second, "bob has the phone's file", func() bool {
+		return transferOf(t, bob, f.ID).State == media.StateComplete
+	})
 }

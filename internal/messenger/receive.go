@@ -633,7 +633,9 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			rx.queueAck(c, env, resp, false)
 			return nil
 		}
-		if err := m.receivedAttachment(tx, c, msgID, peer, t.Attachment); err != nil {
+		// Its file is fetched from the device that sent it (rx.peer: for
+		// one from a mailbox, the device whose session read it).
+		if err := m.receivedAttachment(tx, c, msgID, rx.peer, t.Attachment); err != nil {
 			return err
 		}
 		rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateReceived})
