@@ -54,9 +54,8 @@ func TestRevokedDeviceInitiationRepeatThroughMailbox(t *testing.T) {
 	count := mailboxCount(t, ms, ownMailboxID(t, bob))
 
 	bob.stop()
-	held := count()
-	send(t, phone, "bob", "first from the phone")
-	eventually(t, 30*time.Second, "the phone's initiation deposited for bob", func() bool { return count() > held })
+	p0 := send(t, phone, "bob", "first from the phone")
+	waitState(t, phone, "bob", p0.ID, StateSent) // deposited at bob's host
 	phone.stop()
 	bob.start()
 	eventually(t, 30*time.Second, "bob has the phone's first message", func() bool { return hasMessage(t, bob, "alice", "first from the phone", false) })
@@ -111,9 +110,8 @@ func TestMailboxFromDeviceWithoutPrimarySession(t *testing.T) {
 	count := mailboxCount(t, ms, ownMailboxID(t, bob))
 
 	bob.stop()
-	held := count()
 	m1 := send(t, alice, "bob", "from the laptop, while bob is away")
-	eventually(t, 30*time.Second, "the laptop's message deposited", func() bool { return count() > held })
+	waitState(t, alice, "bob", m1.ID, StateSent) // deposited at bob's host
 	alice.stop() // only the mailbox has it now
 	bob.start()
 	eventually(t, 30*time.Second, "bob's mailbox taken", func() bool { return count() == 0 })
@@ -131,7 +129,7 @@ func TestMailboxFromDeviceWithoutPrimarySession(t *testing.T) {
 // a message from a mailbox named no device, so its file was fetched
 // from alice's laptop only, which never had it.
 func TestFileFromDeviceThroughMailbox(t *testing.T) {
-	h, ms := startBlobHost(t, mailbox.Quotas{PerMailbox: 1, Total: 1}, nil)
+	h, _ := startBlobHost(t, mailbox.Quotas{PerMailbox: 1, Total: 1}, nil)
 	alice := newNodeTuned(t, "alice", mediaTune(t, t.TempDir(), h))
 	bob := newNodeTuned(t, "bob", mediaTune(t, t.TempDir(), h))
 	bob.pinAddr()
@@ -143,17 +141,15 @@ func TestFileFromDeviceThroughMailbox(t *testing.T) {
 	phone.pinAddr()
 	p0 := send(t, phone, "bob", "hello from the phone")
 	waitState(t, phone, "bob", p0.ID, StateDelivered)
-	count := mailboxCount(t, ms, ownMailboxID(t, bob))
 
 	alice.stop() // the laptop never gets the file
 	bob.stop()
-	held := count()
 	path, _ := writeRandom(t, 300<<10)
 	f, err := phone.m.SendFile(context.Background(), "bob", path, "from the phone")
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the phone's file message deposited", func() bool { return count() > held })
+	waitState(t, phone, "bob", f.ID, StateSent) // deposited at bob's host
 	phone.stop() // the message reaches bob through his mailbox only
 	bob.start()
 	eventually(t, 30*time.Second, "bob has the phone's message", func() bool { return hasMessage(t, bob, "alice", "from the phone", false) })
