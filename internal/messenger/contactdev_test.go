@@ -112,7 +112,8 @@ func TestMailboxFromDeviceWithoutPrimarySession(t *testing.T) {
 	bob.stop()
 	m1 := send(t, alice, "bob", "from the laptop, while bob is away")
 	waitState(t, alice, "bob", m1.ID, StateSent) // deposited at bob's host
-	alice.stop()                                 // only the mailbox has it now
+	// Only the mailbox has it now.
+	alice.stop()
 	bob.start()
 	eventually(t, 30*time.Second, "bob's mailbox taken", func() bool { return count() == 0 })
 	if !hasMessage(t, bob, "alice", "from the laptop, while bob is away", false) {
@@ -150,7 +151,8 @@ func TestFileFromDeviceThroughMailbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, phone, "bob", f.ID, StateSent) // deposited at bob's host
-	phone.stop()                                // the message reaches bob through his mailbox only
+	// The message reaches bob through his mailbox only.
+	phone.stop()
 	bob.start()
 	eventually(t, 30*time.Second, "bob has the phone's message", func() bool { return hasMessage(t, bob, "alice", "from the phone", false) })
 	phone.start()
