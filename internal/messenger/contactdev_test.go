@@ -2,12 +2,17 @@ package messenger
 
 import (
 	"context"
+	"crypto/ed25519"
 	"io"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/samizdat-im/samizdat/internal/identity"
 	"github.com/samizdat-im/samizdat/internal/mailbox"
 	"github.com/samizdat-im/samizdat/internal/media"
+	"github.com/samizdat-im/samizdat/internal/mesh"
 )
 
 // Receive and ack paths for a contact's devices other than its primary
@@ -159,4 +164,99 @@ func TestFileFromDeviceThroughMailbox(t *testing.T) {
 	eventually(t, 30*time.Second, "bob has the phone's file", func() bool {
 		return transferOf(t, bob, f.ID).State == media.StateComplete
 	})
+}
+
+// meshRecorder is a mesh that carries nothing: it counts what a node
+// offers under each mailbox id.
+type meshRecorder struct {
+	mu     sync.Mutex
+	offers map[mailbox.ID]int
+}
+
+var _ Mesh = (*meshRecorder)(nil)
+
+func (r *meshRecorder) Offer(id mailbox.ID, _ []byte, _ []string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.offers == nil {
+		r.offers = map[mailbox.ID]int{}
+	}
+	r.offers[id]++
+	return nil
+}
+
+func (r *meshRecorder) Own(ed25519.PrivateKey, mesh.DeliverFunc) {}
+
+func (r *meshRecorder) Stats() mesh.Stats { return mesh.Stats{} }
+
+func (r *meshRecorder) offered(id []byte) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var k mailbox.ID
+	copy(k[:], id)
+	return r.offers[k]
+}
+
+// ownMeshID is the mesh mailbox id n's own card names.
+func ownMeshID(t testing.TB, n *tnode) []byte {
+	t.Helper()
+	b, err := n.m.card(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := identity.ParseSignedCard(b)
+	if err != nil || len(c.MeshMailbox) != mailbox.IDSize {
+		t.Fatalf("%s's card names no mesh mailbox: %v", n.name, err)
+	}
+	return c.MeshMailbox
+}
+
+// TestMeshToPrimaryWhileHoldingAnotherDevicesCard: bob was away while
+// alice linked her phone, and the phone's card (a newer device list, made
+// after the laptop's) reached him before the laptop's, so the card he
+// holds for alice is the phone's: its mesh mailbox is the phone's. With no
+// internet, what bob queues for alice's primary device, the laptop (his
+// messages, his acks of hers), must be offered to the mesh under the
+// laptop's own mailbox id, as mailbox deposits go to the laptop's own
+// hosts: it was offered under the phone's id, where the laptop never
+// looks and the phone cannot read it.
+func TestMeshToPrimaryWhileHoldingAnotherDevicesCard(t *testing.T) {
+	bobMesh := &meshRecorder{}
+	alice := newNodeTuned(t, "alice", func(c *Config) { c.Mesh = &meshRecorder{} })
+	bob := newNodeTuned(t, "bob", func(c *Config) { c.Mesh = bobMesh })
+	alice.pinAddr()
+	bob.pinAddr()
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	m0 := send(t, alice, "bob", "hello")
+	waitState(t, alice, "bob", m0.ID, StateDelivered)
+
+	bob.stop()
+	phone := linkDeviceTuned(t, alice, "phone", func(c *Config) { c.Mesh = &meshRecorder{} })
+	phonePeer, laptopPeer, aliceAcct := phone.n.PeerID(), alice.n.PeerID(), alice.m.AccountID()
+	// The laptop's card update waits in its outbox (bob is away and has no
+	// mailbox host); the phone's reaches bob first.
+	alice.stop()
+	bob.start()
+	eventually(t, 30*time.Second, "bob holds a card of alice with the phone", func() bool {
+		card, _ := heldCard(t, bob, aliceAcct)
+		return card != nil && card.HasDevice(phonePeer)
+	})
+	alice.start()
+	eventually(t, 30*time.Second, "the laptop's card update delivered", func() bool {
+		for _, it := range outboxOf(t, alice, bob.m.AccountID()) {
+			if strings.HasPrefix(it.MessageID, cardItemPrefix) {
+				return false
+			}
+		}
+		return true
+	})
+	if _, primary := heldCard(t, bob, aliceAcct); primary != laptopPeer {
+		t.Fatalf("bob holds %s as alice's primary device, want her laptop", shortPeer(primary))
+	}
+	laptopMesh := ownMeshID(t, alice)
+
+	alice.stop()
+	send(t, bob, "alice", "through the mesh")
+	eventually(t, 30*time.Second, "bob's message offered to the mesh for the laptop", func() bool { return bobMesh.offered(laptopMesh) > 0 })
 }
