@@ -231,11 +231,26 @@ func TestMeshToPrimaryWhileHoldingAnotherDevicesCard(t *testing.T) {
 	m0 := send(t, alice, "bob", "hello")
 	waitState(t, alice, "bob", m0.ID, StateDelivered)
 
+	holdPhonesCard(t, alice, bob, func(c *Config) { c.Mesh = &meshRecorder{} })
+	laptopMesh := ownMeshID(t, alice)
+
+	alice.stop()
+	send(t, bob, "alice", "through the mesh")
+	eventually(t, 30*time.Second, "bob's message offered to the mesh for the laptop", func() bool { return bobMesh.offered(laptopMesh) > 0 })
+}
+
+// holdPhonesCard brings bob to hold the card alice's new phone made as
+// alice's card (a newer device list than the laptop's card he held; the
+// laptop's own card update, made before the phone's, comes after it and
+// is kept as the laptop's own card only), her laptop staying his primary
+// device of hers. Bob has no mailbox host: the laptop's update waits in
+// its outbox while bob is away and the laptop is off. It returns the
+// phone.
+func holdPhonesCard(t *testing.T, alice, bob *tnode, tune func(*Config)) *tnode {
+	t.Helper()
 	bob.stop()
-	phone := linkDeviceTuned(t, alice, "phone", func(c *Config) { c.Mesh = &meshRecorder{} })
+	phone := linkDeviceTuned(t, alice, "phone", tune)
 	phonePeer, laptopPeer, aliceAcct := phone.n.PeerID(), alice.n.PeerID(), alice.m.AccountID()
-	// The laptop's card update waits in its outbox (bob is away and has no
-	// mailbox host); the phone's reaches bob first.
 	alice.stop()
 	bob.start()
 	eventually(t, 30*time.Second, "bob holds a card of alice with the phone", func() bool {
@@ -254,9 +269,39 @@ func TestMeshToPrimaryWhileHoldingAnotherDevicesCard(t *testing.T) {
 	if _, primary := heldCard(t, bob, aliceAcct); primary != laptopPeer {
 		t.Fatalf("bob holds %s as alice's primary device, want her laptop", shortPeer(primary))
 	}
-	laptopMesh := ownMeshID(t, alice)
+	return phone
+}
 
+// TestFileForPrimaryWhileHoldingAnotherDevicesCard: bob holds the card
+// alice's phone made as hers (holdPhonesCard) and sends her a file while
+// both her devices are off. The file must be deposited at the laptop's own hosts
+// under its mailbox id, as its message is: it went under the phone's, so
+// the laptop, back while bob is off, got the message and never the file.
+func TestFileForPrimaryWhileHoldingAnotherDevicesCard(t *testing.T) {
+	h, _ := startBlobHost(t, mailbox.Quotas{}, nil)
+	alice := newNodeTuned(t, "alice", mediaTune(t, t.TempDir(), h))
+	bob := newNodeTuned(t, "bob", mediaTune(t, t.TempDir(), MailboxHost{}))
+	alice.pinAddr()
+	bob.pinAddr()
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	m0 := send(t, alice, "bob", "hello")
+	waitState(t, alice, "bob", m0.ID, StateDelivered)
+	phone := holdPhonesCard(t, alice, bob, mediaTune(t, t.TempDir(), h))
+
+	// Both of alice's devices off: no device acks the message, whose file
+	// then goes to the hosts.
 	alice.stop()
-	send(t, bob, "alice", "through the mesh")
-	eventually(t, 30*time.Second, "bob's message offered to the mesh for the laptop", func() bool { return bobMesh.offered(laptopMesh) > 0 })
+	phone.stop()
+	path, _ := writeRandom(t, 300<<10)
+	f, err := bob.m.SendFile(context.Background(), "alice", path, "for the laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, bob, "alice", f.ID, StateSent) // its message deposited for the laptop
+	eventually(t, 30*time.Second, "the file deposited", func() bool { return transferOf(t, bob, f.ID).HostState == media.HostDeposited })
+	bob.stop()
+	alice.start()
+	eventually(t, 30*time.Second, "the laptop has bob's message", func() bool { return hasMessage(t, alice, "bob", "for the laptop", false) })
+	eventually(t, 30*time.Second, "the laptop has bob's file", func() bool { return transferOf(t, alice, f.ID).State == media.StateComplete })
 }
