@@ -429,11 +429,11 @@ func (m *Messenger) adoptPrimaryQueue(ctx context.Context, peer string, cid int6
 	return err
 }
 
-// primaryCard returns the card whose mailbox hosts reach contact c's
-// primary device: c's card when that device made it, else the primary
-// device's own card if we hold one. (A card from another device of the
-// contact that changed the device list replaces the contact's card, but
-// its mailbox hosts are that other device's.)
+// primaryCard returns the card whose mailbox hosts and mesh mailbox reach
+// contact c's primary device: c's card when that device made it, else the
+// primary device's own card if we hold one. (A card from another device of
+// the contact that changed the device list replaces the contact's card,
+// but its mailbox hosts and mesh mailbox are that other device's.)
 func (m *Messenger) primaryCard(ctx context.Context, c *store.Contact) (*identity.Card, error) {
 	card, err := identity.ParseSignedCard(c.Card)
 	if err != nil || len(card.Devices) == 0 || card.Devices[0].PeerID == c.PeerID || c.PeerID == "" {

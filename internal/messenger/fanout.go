@@ -188,7 +188,10 @@ func (m *Messenger) trialDevices(tx *store.Tx, rx *batch, c *store.Contact, env 
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(peers) < 2 {
+	if len(peers) == 0 || (len(peers) == 1 && peers[0] == c.PeerID) {
+		// No device but the primary one. (A contact may have a session
+		// with another device and none with the primary: added from the
+		// invite its phone showed, written to from its laptop.)
 		return nil, nil, permanent(ErrNoSession)
 	}
 	card, err := identity.ParseSignedCard(c.Card)

@@ -119,7 +119,9 @@ func (m *Messenger) depositFiles(ctx context.Context) {
 		if slices.Contains(connected, c.PeerID) {
 			continue
 		}
-		card, err := identity.ParseSignedCard(c.Card)
+		// The primary device's own hosts, where its message goes too (the
+		// contact's card may be another device's, cardpush.go).
+		card, err := m.primaryCard(ctx, c)
 		if err != nil || len(card.Mailboxes) == 0 {
 			continue
 		}

@@ -51,11 +51,13 @@ func meshMailbox(card *identity.Card) (id mailbox.ID, hosts []string, ok bool) {
 // in the mesh; after a restart a new box may travel beside the old one,
 // and the recipient shows the message once (by its id). The envelopes stay
 // queued here until the ack.
-func (m *Messenger) offerToMesh(c *store.Contact, queue []store.OutboxItem) {
+func (m *Messenger) offerToMesh(ctx context.Context, c *store.Contact, queue []store.OutboxItem) {
 	if m.cfg.Mesh == nil {
 		return
 	}
-	card, err := identity.ParseSignedCard(c.Card)
+	// The primary device's own mailbox, as for a mailbox deposit (the
+	// contact's card may be another device's).
+	card, err := m.primaryCard(ctx, c)
 	if err != nil {
 		return
 	}
@@ -163,7 +165,7 @@ func (m *Messenger) offerAcksToMesh(ctx context.Context) {
 		return
 	}
 	for _, q := range qs {
-		m.offerToMesh(q.c, q.items)
+		m.offerToMesh(ctx, q.c, q.items)
 	}
 }
 

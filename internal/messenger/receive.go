@@ -517,8 +517,10 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 	} else if card != nil && m.checkCardDevice(tx, card, peer, c.ID) != nil {
 		card = nil // a card naming someone else's device: keep the old one
 	}
-	if c != nil && !sealed && peer != "" {
-		if err := m.checkSenderDevice(tx, c, card, peer); err != nil {
+	// The device: the stream's, or (from a mailbox) the one whose session
+	// a repeated initiation was found on; a revoked one is refused.
+	if c != nil && !sealed && rx.peer != "" {
+		if err := m.checkSenderDevice(tx, c, card, rx.peer); err != nil {
 			return err
 		}
 	}
@@ -639,7 +641,9 @@ func (m *Messenger) processEnvelope(tx *store.Tx, rx *batch, peer string, env *w
 			rx.queueAck(c, env, resp, false)
 			return nil
 		}
-		if err := m.receivedAttachment(tx, c, msgID, peer, t.Attachment); err != nil {
+		// Its file is fetched from the device that sent it (rx.peer: for
+		// one from a mailbox, the device whose session read it).
+		if err := m.receivedAttachment(tx, c, msgID, rx.peer, t.Attachment); err != nil {
 			return err
 		}
 		rx.events = append(rx.events, Event{Type: EventMessage, ContactID: c.ID, MessageID: msgID, State: StateReceived})

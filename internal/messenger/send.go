@@ -445,7 +445,7 @@ func (m *Messenger) deliver(ctx context.Context, cid int64, f *flight) bool {
 		if !deposited {
 			m.depositToMailboxes(ctx, c, queue)
 		}
-		m.offerToMesh(c, queue)
+		m.offerToMesh(ctx, c, queue)
 		m.reschedule(ctx, c, items, err)
 		return false
 	}
@@ -817,7 +817,7 @@ func (m *Messenger) queuedDuringBackoff(ctx context.Context, c *store.Contact, i
 		return
 	}
 	m.depositToMailboxes(ctx, c, items) // what was deposited already is remembered
-	m.offerToMesh(c, fresh)
+	m.offerToMesh(ctx, c, fresh)
 	err := m.st.Update(ctx, func(tx *store.Tx) error {
 		for _, it := range fresh {
 			if err := tx.RescheduleOutbox(it.MessageID, c.ID, max(head.Attempts, it.Attempts), head.NextAttempt, head.LastError); err != nil && !errors.Is(err, store.ErrNotFound) {
