@@ -19,19 +19,6 @@ import (
 // one, when what they send reaches us with no transport naming them
 // (mailbox, mesh).
 
-// mailboxCount returns a function counting what n's mailbox holds at ms.
-func mailboxCount(t testing.TB, ms interface {
-	Usage(context.Context, []byte) (int64, int64, error)
-}, mb []byte) func() int64 {
-	return func() int64 {
-		_, n, err := ms.Usage(context.Background(), mb)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-}
-
 // TestRevokedDeviceInitiationRepeatThroughMailbox: alice's phone starts a
 // session with bob through his mailbox; bob's ack cannot reach it (it is
 // off, with no mailbox of its own), so its next message still carries the
