@@ -240,7 +240,19 @@ func TestCLISoak(t *testing.T) {
 	// settling time.
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "soak", "--nodes", "3", "--relays", "2", "--duration", "6s", "--kill-every", "1s", "--settle", "90s", "--dir", t.TempDir())
+	dir := t.TempDir()
+	cmd := exec.CommandContext(ctx, binary, "soak", "--nodes", "3", "--relays", "2", "--duration", "6s", "--kill-every", "1s", "--settle", "90s", "--dir", dir)
+	// Each process's logs of all its runs (DIR/NAME.log) go with a failure.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			t.Logf("%s (last %d lines):\n%s", filepath.Base(l), failLogLines, lastLines(string(b), failLogLines))
+		}
+	})
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	code := 0

@@ -304,6 +304,15 @@ func RunSoak(ctx context.Context, w io.Writer, o SoakOptions) (rep SoakReport, e
 	// Settle: wait until every message is where it must be.
 	deadline := time.Now().Add(o.Settle)
 	for {
+		// A process that dies by itself now fails the soak with its
+		// stderr (a panic's trace), not as an API that stopped answering.
+		for _, p := range procs {
+			if p.cmd != nil {
+				if err := p.poll(ctx); err != nil {
+					return rep, err
+				}
+			}
+		}
 		rep = soakTally(ctx, nodes, accts, group, msgs, rep)
 		if rep.OK() || time.Now().After(deadline) || ctx.Err() != nil {
 			break
