@@ -48,3 +48,34 @@ func TestGrpdevFileInGroupOfOneAccount(t *testing.T) {
 		t.Fatalf("the sender's transfer: %+v", tr)
 	}
 }
+
+// TestGrpdevOwnDeviceFileFetchedFromIt: a file the phone posts in a group
+// reaches the laptop, the same account's other device, from the phone.
+// The laptop recorded it with no source at all: the sender's devices are
+// taken from the members' cards, and our own account is skipped there.
+func TestGrpdevOwnDeviceFileFetchedFromIt(t *testing.T) {
+	ctx := context.Background()
+	laptop, _ := mediaNode(t, "alice")
+	g, err := laptop.m.CreateGroup(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone := mediaDevice(t, laptop, "phone")
+	if _, err := phone.m.GroupJoin(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The phone's key reaches the laptop with its first post.
+	if _, err := phone.m.GroupSend(ctx, g.ID, "from the phone"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the laptop reads the phone", func() bool { return groupHas(t, laptop, g.ID, "from the phone") })
+	path, _ := writeRandom(t, 2*media.ChunkSize+10)
+	gm, err := phone.m.GroupSendFile(ctx, g.ID, path, "a photo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the laptop reads the caption", func() bool { return groupHas(t, laptop, g.ID, "a photo") })
+	eventually(t, 30*time.Second, "the laptop has the phone's file", func() bool {
+		return transferOf(t, laptop, gm.ID).State == media.StateComplete
+	})
+}
