@@ -79,3 +79,52 @@ func TestGrpdevOwnDeviceFileFetchedFromIt(t *testing.T) {
 		return transferOf(t, laptop, gm.ID).State == media.StateComplete
 	})
 }
+
+// TestGrpdevLinkedPhoneFileReachesMembers: alice, who made the group,
+// links a phone afterwards; a file the phone posts reaches bob while
+// alice's laptop is off. Bob took the sender's devices from the card in
+// the op that created the group, which lists the laptop alone, and asked
+// only the laptop, although the card he holds of alice lists the phone.
+func TestGrpdevLinkedPhoneFileReachesMembers(t *testing.T) {
+	ctx := context.Background()
+	alice, _ := mediaNode(t, "alice")
+	bob, _ := mediaNode(t, "bob")
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	g, err := alice.m.CreateGroup(ctx, "Family")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.m.GroupAdd(ctx, g.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "bob joins", func() bool {
+		gi, err := bob.m.Group(ctx, g.ID)
+		return err == nil && len(gi.Members) == 2 && !gi.Gone
+	})
+	phone := mediaDevice(t, alice, "phone")
+	m1 := send(t, alice, "bob", "I have a phone now")
+	waitState(t, alice, "bob", m1.ID, StateDelivered)
+	eventually(t, 20*time.Second, "bob holds alice's card with the phone", func() bool {
+		_, lists := heldCardLists(t, bob, alice.m.AccountID(), phone.n.PeerID())
+		return lists
+	})
+	if _, err := phone.m.GroupJoin(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := phone.m.GroupSend(ctx, g.ID, "from alice's phone"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "bob reads alice's phone", func() bool { return groupHas(t, bob, g.ID, "from alice's phone") })
+
+	alice.stop()
+	path, _ := writeRandom(t, 2*media.ChunkSize+10)
+	gm, err := phone.m.GroupSendFile(ctx, g.ID, path, "a photo from the phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "bob reads the caption", func() bool { return groupHas(t, bob, g.ID, "a photo from the phone") })
+	eventually(t, 30*time.Second, "bob has the phone's file", func() bool {
+		return transferOf(t, bob, gm.ID).State == media.StateComplete
+	})
+}
