@@ -141,6 +141,7 @@ func (m *Messenger) deviceState(tx *store.Tx, acct string, tag []byte) devState 
 // devices of our own account already acted on.
 func droppedBlob(acct string) string { return "groupdev/dropped/" + acct }
 func rekeyBlob(gid []byte) string    { return "groupdev/rekey/" + hex.EncodeToString(gid) }
+func resendBlob(gid []byte) string   { return "groupdev/resend/" + hex.EncodeToString(gid) }
 
 const ownRevokedBlob = "groupdev/own-revoked"
 
@@ -148,11 +149,15 @@ const ownRevokedBlob = "groupdev/own-revoked"
 const maxDroppedKept = 64
 
 // cardDroppedDevices is refreshCard's hook: the contact's card that
-// replaces old drops some devices (revoked).
+// replaces old drops some devices (revoked), or lists new ones
+// (cardAddedDevices).
 func (m *Messenger) cardDroppedDevices(tx *store.Tx, acct string, prev []byte, card *identity.Card) {
 	old, err := identity.ParseSignedCard(prev)
 	if err != nil || card == nil {
 		return
+	}
+	if err := m.cardAddedDevices(tx, acct, old, card); err != nil {
+		m.log.Warn("groupKeyResendNotMarked", "contact", identity.Short(acct), "err", err)
 	}
 	var gone []string
 	for _, p := range old.PeerIDs() {
@@ -180,6 +185,81 @@ func (m *Messenger) cardDroppedDevices(tx *store.Tx, acct string, prev []byte, c
 	if err := m.dropGroupDevices(tx, acct, gone); err != nil {
 		m.log.Warn("groupDevicesNotDropped", "contact", identity.Short(acct), "err", err)
 	}
+}
+
+// cardAddedDevices marks every group we share with acct, whose card now
+// lists devices that the one it replaces did not: our sender key goes to
+// acct's devices again before our next message there (ownSender). A
+// device linked before we held the card that lists it missed the key we
+// made meanwhile (a group made or joined, a new epoch): sent only to the
+// devices we knew, it reached no other (its account's other devices hand
+// over no key but their own), and the device could not read us until
+// our next new key. O(groups) and rare (a device linked).
+func (m *Messenger) cardAddedDevices(tx *store.Tx, acct string, old, card *identity.Card) error {
+	added := false
+	for _, p := range card.PeerIDs() {
+		if !old.HasDevice(p) {
+			added = true
+		}
+	}
+	if !added {
+		return nil
+	}
+	gs, err := tx.Groups()
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
+		if g.Gone || len(g.Secret) == 0 || len(g.Sender) == 0 {
+			continue // no key of ours yet: the first one goes to every device
+		}
+		st, err := m.loadState(tx, g.ID)
+		if err != nil {
+			return err
+		}
+		if !st.isMember(acct) || !st.isMember(m.acct) {
+			continue
+		}
+		held, _ := tx.Blob(resendBlob(g.ID))
+		list := strings.Fields(string(held))
+		if slices.Contains(list, acct) {
+			continue
+		}
+		if err := tx.PutBlob(resendBlob(g.ID), []byte(strings.Join(append(list, acct), "\n"))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resendKey queues our current sender key s of g again to the members
+// cardAddedDevices marked (every device their cards list), before our
+// next message there.
+func (m *Messenger) resendKey(tx *store.Tx, rx *batch, g *store.Group, st *groupState, s *senderkey.Sender) error {
+	held, err := tx.Blob(resendBlob(g.ID))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := tx.DeleteBlob(resendBlob(g.ID)); err != nil {
+		return err
+	}
+	if st == nil {
+		if st, err = m.loadState(tx, g.ID); err != nil {
+			return err
+		}
+	}
+	dist := s.Distribution().Marshal()
+	for _, a := range strings.Fields(string(held)) {
+		if a == m.acct || !st.isMember(a) {
+			continue
+		}
+		if err := m.queueGroupControl(tx, rx, st, nil, a, &wirepb.GroupControl{GroupId: g.ID, SenderKey: dist}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ownDevicesRevoked is DevicesChanged's hook: the devices of our own
@@ -254,7 +334,8 @@ func (m *Messenger) ownSender(tx *store.Tx, rx *batch, g *store.Group, st *group
 		return nil, false, markErr
 	}
 	if err == nil && !marked && (st == nil || membershipEpoch(s.Epoch()) == st.epoch) {
-		return s, false, nil
+		// Members with a device we learned of since: our key again.
+		return s, false, m.resendKey(tx, rx, g, st, s)
 	}
 	if st == nil {
 		if st, err = m.loadState(tx, g.ID); err != nil {
@@ -275,6 +356,9 @@ func (m *Messenger) ownSender(tx *store.Tx, rx *batch, g *store.Group, st *group
 	g.Sender = s.Marshal()
 	if err := tx.UpdateGroup(g); err != nil {
 		return nil, false, err
+	}
+	if err := tx.DeleteBlob(resendBlob(g.ID)); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, false, err // the new key goes to every device
 	}
 	if marked {
 		if err := tx.DeleteBlob(rekeyBlob(g.ID)); err != nil {

@@ -128,3 +128,62 @@ func TestGrpdevLinkedPhoneFileReachesMembers(t *testing.T) {
 		return transferOf(t, bob, gm.ID).State == media.StateComplete
 	})
 }
+
+// TestGrpdevKeyReachesDeviceLinkedUnseen: bob links a phone while alice
+// is away, and alice makes a group with bob before bob's new card reaches
+// her: her invitation, with her sender key, goes to the one device her
+// copy of bob's card lists. The phone joins through bob's laptop (which
+// hands over no other member's key). Once alice holds the card that
+// lists the phone, her key must reach the phone before her next message:
+// it was never sent again, and the phone could not read alice until her
+// next new key (a removal, a revocation).
+func TestGrpdevKeyReachesDeviceLinkedUnseen(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	m0 := send(t, bob, "alice", "hi")
+	waitState(t, bob, "alice", m0.ID, StateDelivered)
+	alice.pinAddr()
+	alice.stop()
+	phone := linkDevice(t, bob, "phone")
+	// Neither of bob's devices can hand alice the new card before she
+	// makes the group.
+	bobAcct, phonePeer := bob.m.AccountID(), phone.n.PeerID()
+	bob.pinAddr()
+	phone.pinAddr()
+	bob.stop()
+	phone.stop()
+	alice.start()
+	if _, lists := heldCardLists(t, alice, bobAcct, phonePeer); lists {
+		t.Fatal("alice already holds bob's card with the phone")
+	}
+	g, err := alice.m.CreateGroup(ctx, "Family")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.m.GroupAdd(ctx, g.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	bob.start()
+	phone.start()
+	for _, n := range []*tnode{bob, phone} {
+		eventually(t, 30*time.Second, n.name+" joins", func() bool {
+			gi, err := n.m.Group(ctx, g.ID)
+			return err == nil && len(gi.Members) == 2 && !gi.Gone
+		})
+	}
+	eventually(t, 30*time.Second, "alice holds bob's card with the phone", func() bool {
+		_, lists := heldCardLists(t, alice, bob.m.AccountID(), phone.n.PeerID())
+		return lists
+	})
+	if _, err := phone.m.GroupSend(ctx, g.ID, "from bob's phone"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "alice reads bob's phone", func() bool { return groupHas(t, alice, g.ID, "from bob's phone") })
+	if _, err := alice.m.GroupSend(ctx, g.ID, "to bob's phone"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "bob's laptop reads alice", func() bool { return groupHas(t, bob, g.ID, "to bob's phone") })
+	eventually(t, 30*time.Second, "bob's phone reads alice", func() bool { return groupHas(t, phone, g.ID, "to bob's phone") })
+}
