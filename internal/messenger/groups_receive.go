@@ -108,9 +108,22 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 		}
 		old = &groupState{members: map[string]*groupMember{}}
 	}
+	var added [][]byte
 	for _, r := range fresh {
 		h := sha256.Sum256(r)
-		if _, err := tx.PutGroupOp(g.ID, h[:], r); err != nil {
+		ok, err := tx.PutGroupOp(g.ID, h[:], r)
+		if err != nil {
+			return err
+		}
+		if ok {
+			added = append(added, r)
+		}
+	}
+	if !isNew && len(added) > 0 && c.AccountID != m.acct {
+		// A member's ops reach the devices of ours its copy of our card
+		// lists: one linked since it got that card learns them from us
+		// (else it would keep a removed member, and hand it its key).
+		if err := m.queueOwn(tx, g, nil, &wirepb.GroupControl{GroupId: g.ID, Ops: added}); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package messenger
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,4 +187,71 @@ func TestGrpdevKeyReachesDeviceLinkedUnseen(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "bob's laptop reads alice", func() bool { return groupHas(t, bob, g.ID, "to bob's phone") })
 	eventually(t, 30*time.Second, "bob's phone reads alice", func() bool { return groupHas(t, phone, g.ID, "to bob's phone") })
+}
+
+// TestGrpdevOpReachesDeviceLinkedUnseen: alice removes carol while the
+// card she holds of bob does not list the phone bob linked meanwhile, so
+// the op goes to bob's laptop alone. The laptop hands the op on to the
+// phone: the phone knew of no removal, kept carol as a member, and its
+// first post's sender key went to carol, the removed member.
+func TestGrpdevOpReachesDeviceLinkedUnseen(t *testing.T) {
+	ctx := context.Background()
+	alice, bob, carol := newNode(t, "alice"), newNode(t, "bob"), newNode(t, "carol")
+	for _, x := range []*tnode{bob, carol} {
+		addContact(t, alice, x)
+		addContact(t, x, alice)
+	}
+	g, err := alice.m.CreateGroup(ctx, "Family")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.m.GroupAdd(ctx, g.ID, "bob", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*tnode{bob, carol} {
+		eventually(t, 30*time.Second, n.name+" joins", func() bool {
+			gi, err := n.m.Group(ctx, g.ID)
+			return err == nil && len(gi.Members) == 3 && !gi.Gone
+		})
+	}
+	carolAcct := carol.m.AccountID()
+	alice.pinAddr()
+	alice.stop()
+	phone := linkDevice(t, bob, "phone")
+	bobAcct, phonePeer := bob.m.AccountID(), phone.n.PeerID()
+	bob.pinAddr()
+	phone.pinAddr()
+	bob.stop()
+	phone.stop()
+	alice.start()
+	if _, lists := heldCardLists(t, alice, bobAcct, phonePeer); lists {
+		t.Fatal("alice already holds bob's card with the phone")
+	}
+	if _, err := alice.m.GroupRemove(ctx, g.ID, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "carol is out", func() bool {
+		gi, err := carol.m.Group(ctx, g.ID)
+		return err == nil && gi.Gone
+	})
+	carol.stop() // what is sent to her now stays queued
+	bob.start()
+	phone.start()
+	for _, n := range []*tnode{bob, phone} {
+		eventually(t, 30*time.Second, n.name+" sees carol removed", func() bool {
+			gi, err := n.m.Group(ctx, g.ID)
+			return err == nil && len(gi.Members) == 2 && !gi.Gone
+		})
+	}
+	if _, err := phone.m.GroupSend(ctx, g.ID, "after carol left"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*tnode{alice, bob} {
+		eventually(t, 30*time.Second, n.name+" reads the phone", func() bool { return groupHas(t, n, g.ID, "after carol left") })
+	}
+	for _, it := range outboxOf(t, phone, carolAcct) {
+		if strings.HasPrefix(it.MessageID, groupItemPrefix) {
+			t.Errorf("the phone queued a group control for carol, removed: %s", it.MessageID)
+		}
+	}
 }
