@@ -2,11 +2,13 @@ package messenger
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/samizdat-im/samizdat/internal/media"
+	"github.com/samizdat-im/samizdat/internal/store"
 )
 
 // Groups and group files with several devices on either side (issue 17,
@@ -252,6 +254,148 @@ func TestGrpdevOpReachesDeviceLinkedUnseen(t *testing.T) {
 	for _, it := range outboxOf(t, phone, carolAcct) {
 		if strings.HasPrefix(it.MessageID, groupItemPrefix) {
 			t.Errorf("the phone queued a group control for carol, removed: %s", it.MessageID)
+		}
+	}
+}
+
+// TestGrpdevPhonePostsAtOnce: bob links a phone after he joined and the
+// phone posts at once, before anyone has heard of it otherwise; every
+// member reads it (alice, bob's contact; carol, who knows bob only from
+// the group), and the phone reads them.
+func TestGrpdevPhonePostsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	alice, bob, carol := newNode(t, "alice"), newNode(t, "bob"), newNode(t, "carol")
+	for _, x := range []*tnode{bob, carol} {
+		addContact(t, alice, x)
+		addContact(t, x, alice)
+	}
+	g, err := alice.m.CreateGroup(ctx, "Family")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.m.GroupAdd(ctx, g.ID, "bob", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*tnode{bob, carol} {
+		eventually(t, 30*time.Second, n.name+" joins", func() bool {
+			gi, err := n.m.Group(ctx, g.ID)
+			return err == nil && len(gi.Members) == 3 && !gi.Gone
+		})
+	}
+	for _, n := range []*tnode{alice, bob, carol} {
+		if _, err := n.m.GroupSend(ctx, g.ID, "hello from "+n.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*tnode{alice, bob, carol} {
+		for _, from := range []string{"alice", "bob", "carol"} {
+			eventually(t, 30*time.Second, n.name+" reads "+from, func() bool { return groupHas(t, n, g.ID, "hello from "+from) })
+		}
+	}
+	phone := linkDevice(t, bob, "phone")
+	if _, err := phone.m.GroupJoin(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := phone.m.GroupSend(ctx, g.ID, "from bob's phone"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*tnode{alice, bob, carol} {
+		eventually(t, 30*time.Second, n.name+" reads bob's phone", func() bool { return groupHas(t, n, g.ID, "from bob's phone") })
+	}
+	for _, n := range []*tnode{alice, carol} {
+		if _, err := n.m.GroupSend(ctx, g.ID, "to the phone, from "+n.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, from := range []string{"alice", "carol"} {
+		eventually(t, 30*time.Second, "the phone reads "+from, func() bool { return groupHas(t, phone, g.ID, "to the phone, from "+from) })
+	}
+}
+
+// TestGrpdevMemberPhoneRevokedAcrossRestart: bob (a member, not the
+// admin) revokes his phone; alice learns it and restarts before she next
+// posts. Her next post is under a new key the phone does not get; what
+// the phone posts is refused by alice and by bob's laptop, after their
+// restarts too.
+func TestGrpdevMemberPhoneRevokedAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	g, err := alice.m.CreateGroup(ctx, "Family")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.m.GroupAdd(ctx, g.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "bob joins", func() bool {
+		gi, err := bob.m.Group(ctx, g.ID)
+		return err == nil && len(gi.Members) == 2 && !gi.Gone
+	})
+	phone := linkDevice(t, bob, "phone")
+	if _, err := phone.m.GroupJoin(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := phone.m.GroupSend(ctx, g.ID, "from bob's phone"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*tnode{alice, bob} {
+		eventually(t, 30*time.Second, n.name+" reads bob's phone", func() bool { return groupHas(t, n, g.ID, "from bob's phone") })
+	}
+	if _, err := alice.m.GroupSend(ctx, g.ID, "before the revocation"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the phone reads alice", func() bool { return groupHas(t, phone, g.ID, "before the revocation") })
+
+	stolenDevice(phone)
+	revokeDevice(t, bob, phone)
+	eventually(t, 30*time.Second, "alice holds bob's card without the phone", func() bool {
+		held, lists := heldCardLists(t, alice, bob.m.AccountID(), phone.n.PeerID())
+		return held && !lists
+	})
+	alice.pinAddr()
+	bob.pinAddr()
+	alice.start2()
+	bob.start2()
+	pending := pendingCount(t, phone, g.ID)
+	for _, n := range []*tnode{alice, bob} {
+		if _, err := n.m.GroupSend(ctx, g.ID, "after the revocation, from "+n.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, "alice reads bob", func() bool { return groupHas(t, alice, g.ID, "after the revocation, from bob") })
+	eventually(t, 30*time.Second, "bob reads alice", func() bool { return groupHas(t, bob, g.ID, "after the revocation, from alice") })
+	eventually(t, 30*time.Second, "the phone holds both, unread", func() bool { return pendingCount(t, phone, g.ID) >= pending+2 })
+	for _, from := range []string{"alice", "bob"} {
+		if groupHas(t, phone, g.ID, "after the revocation, from "+from) {
+			t.Errorf("the revoked phone reads %s's post", from)
+		}
+	}
+	if _, err := phone.m.GroupSend(ctx, g.ID, "the stolen phone posts"); err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	_ = phone.st.View(ctx, func(tx *store.Tx) error {
+		ms, err := tx.GroupMessages(groupIDBytes(t, phone, g.ID), 0, 0)
+		for _, m := range ms {
+			if m.Body == "the stolen phone posts" {
+				raw = m.Raw
+			}
+		}
+		return err
+	})
+	if raw == nil {
+		t.Fatal("the phone's post is not stored on the phone")
+	}
+	for _, n := range []*tnode{alice, bob} {
+		gid := groupIDBytes(t, n, g.ID)
+		if err := n.m.checkGroupEnvelope(ctx, gid, raw); !errors.Is(err, errDroppedDevice) {
+			t.Errorf("%s's verdict on the revoked phone's post: %v, want %v", n.name, err, errDroppedDevice)
+		}
+		n.m.receiveGroupMessages(ctx, gid, "", "", [][]byte{raw}, false)
+		if groupHas(t, n, g.ID, "the stolen phone posts") {
+			t.Errorf("%s shows the revoked phone's post", n.name)
 		}
 	}
 }
