@@ -399,3 +399,92 @@ func TestGrpdevMemberPhoneRevokedAcrossRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestGrpdevRemoveMemberWithTwoDevices: bob, on a laptop and a phone, is
+// removed. Both his devices leave the group, neither gets a key of the
+// new epoch, and the remaining members (alice on two devices, carol) read
+// each other under it.
+func TestGrpdevRemoveMemberWithTwoDevices(t *testing.T) {
+	ctx := context.Background()
+	alice, bob, carol := newNode(t, "alice"), newNode(t, "bob"), newNode(t, "carol")
+	for _, x := range []*tnode{bob, carol} {
+		addContact(t, alice, x)
+		addContact(t, x, alice)
+	}
+	g, err := alice.m.CreateGroup(ctx, "Family")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.m.GroupAdd(ctx, g.ID, "bob", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*tnode{bob, carol} {
+		eventually(t, 30*time.Second, n.name+" joins", func() bool {
+			gi, err := n.m.Group(ctx, g.ID)
+			return err == nil && len(gi.Members) == 3 && !gi.Gone
+		})
+	}
+	// Each member holds the others as contacts before the phones are
+	// linked (they take the contacts over).
+	for _, n := range []*tnode{alice, bob, carol} {
+		if _, err := n.m.GroupSend(ctx, g.ID, "hello from "+n.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*tnode{alice, bob, carol} {
+		for _, from := range []string{"alice", "bob", "carol"} {
+			eventually(t, 30*time.Second, n.name+" reads "+from, func() bool { return groupHas(t, n, g.ID, "hello from "+from) })
+		}
+	}
+	bobPhone := linkDevice(t, bob, "bob's phone")
+	alicePhone := linkDevice(t, alice, "alice's phone")
+	for _, n := range []*tnode{bobPhone, alicePhone} {
+		if _, err := n.m.GroupJoin(ctx, g.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.m.GroupSend(ctx, g.ID, "from "+n.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*tnode{alice, bob, carol} {
+		for _, from := range []string{"bob's phone", "alice's phone"} {
+			eventually(t, 30*time.Second, n.name+" reads "+from, func() bool { return groupHas(t, n, g.ID, "from "+from) })
+		}
+	}
+	gi, err := alice.m.GroupRemove(ctx, g.ID, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*tnode{bob, bobPhone} {
+		eventually(t, 30*time.Second, n.name+" is out", func() bool {
+			gi, err := n.m.Group(ctx, g.ID)
+			return err == nil && gi.Gone
+		})
+	}
+	for _, n := range []*tnode{alicePhone, carol} {
+		eventually(t, 30*time.Second, n.name+" sees bob removed", func() bool {
+			gi, err := n.m.Group(ctx, g.ID)
+			return err == nil && len(gi.Members) == 2 && !gi.Gone
+		})
+	}
+	for _, n := range []*tnode{alice, alicePhone, carol} {
+		if _, err := n.m.GroupSend(ctx, g.ID, "after bob, from "+n.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*tnode{alice, alicePhone, carol} {
+		for _, from := range []*tnode{alice, alicePhone, carol} {
+			if n == from {
+				continue
+			}
+			eventually(t, 30*time.Second, n.name+" reads "+from.name, func() bool { return groupHas(t, n, g.ID, "after bob, from "+from.name) })
+		}
+	}
+	for _, n := range []*tnode{bob, bobPhone} {
+		for _, a := range []string{alice.m.AccountID(), carol.m.AccountID()} {
+			if e := maxKeyEpoch(t, n, g.ID, a); membershipEpoch(e) >= gi.Epoch {
+				t.Errorf("%s holds a key of epoch %d (membership %d) of %s, removed at %d", n.name, e, membershipEpoch(e), a[:8], gi.Epoch)
+			}
+		}
+	}
+}
