@@ -75,13 +75,24 @@ func shortTag(tag []byte) string { return hex.EncodeToString(tag) }
 // key from before keys per device (a member that upgraded names its
 // device before its next new key: the key it had is the one we hold).
 // Only the holder of a chain's signing key can write under it, so the
-// fallback lets no other device speak for that chain.
-func groupKeyFor(tx *store.Tx, gid []byte, acct string, device []byte, epoch uint32) (string, []byte, error) {
+// fallback lets no other device speak for that chain; and it is taken
+// only for a message msg signed under it: another device's first key
+// (of epoch 0, as the one key was) has not come yet (store.ErrNotFound),
+// its message is not bad.
+func groupKeyFor(tx *store.Tx, gid []byte, acct string, device []byte, epoch uint32, msg []byte) (string, []byte, error) {
 	owner := keyOwner(acct, device)
 	kb, err := tx.GroupKey(gid, owner, epoch)
 	if errors.Is(err, store.ErrNotFound) && len(device) > 0 {
 		owner = acct
-		kb, err = tx.GroupKey(gid, owner, epoch)
+		if kb, err = tx.GroupKey(gid, owner, epoch); err == nil {
+			r, rerr := senderkey.UnmarshalReceiver(kb)
+			if rerr != nil {
+				return owner, nil, rerr
+			}
+			if _, _, verr := senderkey.VerifySignature(r.SigningKey(), msg); verr != nil {
+				return owner, nil, store.ErrNotFound
+			}
+		}
 	}
 	return owner, kb, err
 }

@@ -270,7 +270,7 @@ func (m *Messenger) openGroupMessage(tx *store.Tx, g *store.Group, sender string
 	case devUnknown:
 		return nil, false, errNoKey // perhaps linked since the card we hold: wait for its card and key
 	}
-	owner, kb, err := groupKeyFor(tx, g.ID, sender, env.Device, epoch)
+	owner, kb, err := groupKeyFor(tx, g.ID, sender, env.Device, epoch, env.Message)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, errNoKey
 	} else if err != nil {
@@ -369,7 +369,7 @@ func (m *Messenger) checkGroupEnvelope(ctx context.Context, gid, data []byte) er
 		case devUnknown:
 			return store.ErrNotFound // perhaps linked since the card we hold: kept until its key comes
 		}
-		_, kb, err = groupKeyFor(tx, gid, env.Sender, env.Device, epoch)
+		_, kb, err = groupKeyFor(tx, gid, env.Sender, env.Device, epoch, env.Message)
 		return err
 	})
 	if errors.Is(err, errDroppedDevice) {

@@ -2,13 +2,17 @@ package messenger
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/samizdat-im/samizdat/internal/crypto/senderkey"
 	"github.com/samizdat-im/samizdat/internal/media"
 	"github.com/samizdat-im/samizdat/internal/store"
+	"github.com/samizdat-im/samizdat/internal/wire"
+	"github.com/samizdat-im/samizdat/internal/wire/wirepb"
 )
 
 // Groups and group files with several devices on either side (issue 17,
@@ -486,5 +490,100 @@ func TestGrpdevRemoveMemberWithTwoDevices(t *testing.T) {
 				t.Errorf("%s holds a key of epoch %d (membership %d) of %s, removed at %d", n.name, e, membershipEpoch(e), a[:8], gi.Epoch)
 			}
 		}
+	}
+}
+
+// TestGrpdevLinkedDeviceBesideKeyFromBefore: bob holds alice's one key
+// from before sender keys per device (epoch 0, stored under her account),
+// and alice links a phone, whose first key is of epoch 0 too. A message of
+// the phone that comes before its key must wait for it: it was tried with
+// alice's old key, whose signature does not match, and refused as bad
+// (the topic validator rejected it, the receiver dropped it), so it was
+// never read once the phone's key came.
+func TestGrpdevLinkedDeviceBesideKeyFromBefore(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newNode(t, "alice"), newNode(t, "bob")
+	addContact(t, alice, bob)
+	addContact(t, bob, alice)
+	g, err := alice.m.CreateGroup(ctx, "Old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.m.GroupAdd(ctx, g.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "bob joins", func() bool {
+		gi, err := bob.m.Group(ctx, g.ID)
+		return err == nil && len(gi.Members) == 2 && !gi.Gone
+	})
+	if _, err := alice.m.GroupSend(ctx, g.ID, "one"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "bob reads one", func() bool { return groupHas(t, bob, g.ID, "one") })
+	// Bob's key of alice's laptop becomes her one key, as a node before
+	// keys per device stored it.
+	gid := groupIDBytes(t, bob, g.ID)
+	acct := alice.m.AccountID()
+	err = bob.st.Update(ctx, func(tx *store.Tx) error {
+		ks, err := tx.GroupKeys(gid)
+		if err != nil {
+			return err
+		}
+		for _, k := range ks {
+			if k.Member == keyOwner(acct, deviceTag(alice.n.PeerID())) {
+				if err := tx.PutGroupKey(gid, acct, k.Epoch, k.State); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.DeleteGroupKeys(gid, keyOwner(acct, deviceTag(alice.n.PeerID())))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone := linkDevice(t, alice, "phone")
+	m1 := send(t, alice, "bob", "I have a phone now")
+	waitState(t, alice, "bob", m1.ID, StateDelivered)
+	eventually(t, 20*time.Second, "bob holds alice's card with the phone", func() bool {
+		_, lists := heldCardLists(t, bob, acct, phone.n.PeerID())
+		return lists
+	})
+	// The phone's post, as it reaches bob before the phone's key does.
+	s, err := senderkey.New(rand.Reader, keyEpoch(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dist := s.Distribution().Marshal() // the key as the phone sends it, from its first message on
+	id := make([]byte, wire.MessageIDSize)
+	rand.Read(id)
+	pt := wire.Pad(wire.Marshal(&wirepb.GroupText{Version: wire.Version, MessageId: id, Body: "from the phone", SentAtUnixMs: time.Now().UnixMilli()}))
+	msg, err := s.Encrypt(pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phoneTag := deviceTag(phone.n.PeerID())
+	raw := wire.Marshal(&wirepb.GroupEnvelope{Version: wire.Version, Sender: acct, Message: msg, Device: phoneTag})
+	if err := bob.m.checkGroupEnvelope(ctx, gid, raw); !errors.Is(err, errNoKey) {
+		t.Errorf("bob's verdict on the phone's post before its key: %v, want %v", err, errNoKey)
+	}
+	bob.m.receiveGroupMessages(ctx, gid, "", "", [][]byte{raw}, false)
+	// Then its key.
+	err = bob.st.Update(ctx, func(tx *store.Tx) error {
+		c, err := tx.ContactByAccount(acct)
+		if err != nil {
+			return err
+		}
+		rx := newBatch()
+		gc := &wirepb.GroupControl{GroupId: gid, SenderKey: dist, Device: phoneTag}
+		if err := bob.m.receiveGroupControl(tx, rx, c, gc); err != nil {
+			return err
+		}
+		return rx.flush(tx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !groupHas(t, bob, g.ID, "from the phone") {
+		t.Error("bob does not read the phone's post that came before its key")
 	}
 }
