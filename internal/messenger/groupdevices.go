@@ -154,7 +154,10 @@ func droppedBlob(acct string) string { return "groupdev/dropped/" + acct }
 func rekeyBlob(gid []byte) string    { return "groupdev/rekey/" + hex.EncodeToString(gid) }
 func resendBlob(gid []byte) string   { return "groupdev/resend/" + hex.EncodeToString(gid) }
 
-const ownRevokedBlob = "groupdev/own-revoked"
+const (
+	ownRevokedBlob = "groupdev/own-revoked"
+	ownKnownBlob   = "groupdev/own-known" // our active devices, as ownDevicesAdded last saw them
+)
 
 // maxDroppedKept bounds the dropped devices remembered per account.
 const maxDroppedKept = 64
@@ -216,6 +219,12 @@ func (m *Messenger) cardAddedDevices(tx *store.Tx, acct string, old, card *ident
 	if !added {
 		return nil
 	}
+	return m.markResend(tx, acct)
+}
+
+// markResend marks every group we share with acct (ours: every group)
+// for resendKey.
+func (m *Messenger) markResend(tx *store.Tx, acct string) error {
 	gs, err := tx.Groups()
 	if err != nil {
 		return err
@@ -263,7 +272,13 @@ func (m *Messenger) resendKey(tx *store.Tx, rx *batch, g *store.Group, st *group
 	}
 	dist := s.Distribution().Marshal()
 	for _, a := range strings.Fields(string(held)) {
-		if a == m.acct || !st.isMember(a) {
+		if a == m.acct {
+			if err := m.queueOwn(tx, g, st, &wirepb.GroupControl{GroupId: g.ID, SenderKey: dist, Device: m.selfTag()}); err != nil {
+				return err
+			}
+			continue
+		}
+		if !st.isMember(a) {
 			continue
 		}
 		if err := m.queueGroupControl(tx, rx, st, nil, a, &wirepb.GroupControl{GroupId: g.ID, SenderKey: dist}); err != nil {
@@ -274,10 +289,14 @@ func (m *Messenger) resendKey(tx *store.Tx, rx *batch, g *store.Group, st *group
 }
 
 // ownDevicesRevoked is DevicesChanged's hook: the devices of our own
-// account revoked since it last ran are dropped from our groups.
+// account revoked since it last ran are dropped from our groups; if some
+// were added (ownDevicesAdded), our key goes to our devices again.
 func (m *Messenger) ownDevicesRevoked(tx *store.Tx) error {
 	l, err := devices.Load(tx)
 	if err != nil {
+		return err
+	}
+	if err := m.ownDevicesAdded(tx, l); err != nil {
 		return err
 	}
 	held, _ := tx.Blob(ownRevokedBlob)
@@ -295,6 +314,37 @@ func (m *Messenger) ownDevicesRevoked(tx *store.Tx) error {
 		return err
 	}
 	return m.dropGroupDevices(tx, m.acct, gone)
+}
+
+// ownDevicesAdded marks our groups when our list has active devices it
+// did not have when this last ran: before our next message in each, our
+// key goes again to our other devices (resendKey). A device linked on
+// another device of ours while this one was away missed the keys this
+// one made meanwhile (sent to the devices it knew), and could not read it
+// until its next new key. The first run only notes the list.
+func (m *Messenger) ownDevicesAdded(tx *store.Tx, l *devices.List) error {
+	held, err := tx.Blob(ownKnownBlob)
+	first := errors.Is(err, store.ErrNotFound)
+	if err != nil && !first {
+		return err
+	}
+	known := strings.Fields(string(held))
+	var now []string
+	added := false
+	for _, d := range l.Active() {
+		now = append(now, d.PeerID)
+		added = added || (!slices.Contains(known, d.PeerID) && d.PeerID != m.selfPeer())
+	}
+	if !first && !added {
+		return nil
+	}
+	if err := tx.PutBlob(ownKnownBlob, []byte(strings.Join(now, "\n"))); err != nil {
+		return err
+	}
+	if first {
+		return nil
+	}
+	return m.markResend(tx, m.acct)
 }
 
 // dropGroupDevices forgets the sender keys of acct's devices gone in

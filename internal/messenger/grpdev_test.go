@@ -587,3 +587,85 @@ func TestGrpdevLinkedDeviceBesideKeyFromBefore(t *testing.T) {
 		t.Error("bob does not read the phone's post that came before its key")
 	}
 }
+
+// TestGrpdevOwnKeyReachesDeviceLinkedElsewhere: alice's tablet links a
+// phone while her laptop is away; the laptop, back, makes a new key (carol
+// left) before it hears of the phone, and sends it to the tablet alone.
+// Once the laptop's list has the phone, its key must reach the phone
+// before its next message: it never did, and the phone could not read the
+// laptop until its next new key.
+func TestGrpdevOwnKeyReachesDeviceLinkedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	laptop, bob, carol := newNode(t, "alice"), newNode(t, "bob"), newNode(t, "carol")
+	for _, x := range []*tnode{bob, carol} {
+		addContact(t, laptop, x)
+		addContact(t, x, laptop)
+	}
+	g, err := laptop.m.CreateGroup(ctx, "Family")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.m.GroupAdd(ctx, g.ID, "bob", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*tnode{bob, carol} {
+		eventually(t, 30*time.Second, n.name+" joins", func() bool {
+			gi, err := n.m.Group(ctx, g.ID)
+			return err == nil && len(gi.Members) == 3 && !gi.Gone
+		})
+	}
+	for _, n := range []*tnode{laptop, bob, carol} {
+		if _, err := n.m.GroupSend(ctx, g.ID, "hello from "+n.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*tnode{laptop, bob, carol} {
+		for _, from := range []string{"alice", "bob", "carol"} {
+			eventually(t, 30*time.Second, n.name+" reads "+from, func() bool { return groupHas(t, n, g.ID, "hello from "+from) })
+		}
+	}
+	tablet := linkDevice(t, laptop, "tablet")
+	laptop.pinAddr()
+	laptop.stop()
+	phone := linkDevice(t, tablet, "phone")
+	phonePeer := phone.n.PeerID()
+	tablet.pinAddr()
+	phone.pinAddr()
+	tablet.stop()
+	phone.stop()
+
+	laptop.start()
+	if _, err := carol.m.GroupLeave(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the laptop sees carol gone", func() bool {
+		gi, err := laptop.m.Group(ctx, g.ID)
+		return err == nil && len(gi.Members) == 2
+	})
+	ownHas := func(peer string) (has bool) {
+		_ = laptop.st.View(ctx, func(tx *store.Tx) error {
+			own, err := laptop.m.ownOtherDevices(tx)
+			for _, d := range own {
+				has = has || d.PeerID == peer
+			}
+			return err
+		})
+		return has
+	}
+	if ownHas(phonePeer) {
+		t.Fatal("the laptop already lists the phone")
+	}
+	tablet.start()
+	phone.start()
+	eventually(t, 30*time.Second, "the laptop lists the phone", func() bool { return ownHas(phonePeer) })
+	eventually(t, 30*time.Second, "the phone sees carol gone", func() bool {
+		gi, err := phone.m.Group(ctx, g.ID)
+		return err == nil && len(gi.Members) == 2 && !gi.Gone
+	})
+	if _, err := laptop.m.GroupSend(ctx, g.ID, "after carol, from the laptop"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*tnode{bob, tablet, phone} {
+		eventually(t, 30*time.Second, n.name+" reads the laptop", func() bool { return groupHas(t, n, g.ID, "after carol, from the laptop") })
+	}
+}
