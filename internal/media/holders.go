@@ -233,7 +233,12 @@ func (s *Service) CheckHolders(ctx context.Context, msgID string, members map[st
 			return Holders{}, err
 		}
 	}
-	return *l.get(msgID), ctx.Err()
+	if h := l.get(msgID); h != nil {
+		return *h, ctx.Err()
+	}
+	// No other member (a group of our own devices, or before anyone is
+	// added): nobody to wait for.
+	return Holders{}, ctx.Err()
 }
 
 // probeMember asks a member's devices, one after the other, whether they

@@ -427,16 +427,15 @@ func (m *Messenger) settleOwed(tx *store.Tx, rx *batch, g *store.Group, acct str
 	return m.queueGroupControl(tx, rx, st, nil, acct, &wirepb.GroupControl{GroupId: g.ID, SenderKey: dist})
 }
 
-// memberCard is a member's card: from the op that added them, else (an
-// ADD_MANY op names no card) the one we hold as their contact's.
+// memberCard is a member's card: the one we hold as their contact's (the
+// newest: it lists a device linked since the member was added), else the
+// one in the op that added them or created the group (an ADD_MANY op
+// names no card).
 func memberCard(tx *store.Tx, acct string, mb *groupMember) []byte {
-	if len(mb.card) > 0 {
-		return mb.card
-	}
-	if c, err := tx.ContactByAccount(acct); err == nil {
+	if c, err := tx.ContactByAccount(acct); err == nil && len(c.Card) > 0 {
 		return c.Card
 	}
-	return nil
+	return mb.card
 }
 
 // memberCards returns every member's card we have (memberCard), by account.

@@ -75,13 +75,24 @@ func shortTag(tag []byte) string { return hex.EncodeToString(tag) }
 // key from before keys per device (a member that upgraded names its
 // device before its next new key: the key it had is the one we hold).
 // Only the holder of a chain's signing key can write under it, so the
-// fallback lets no other device speak for that chain.
-func groupKeyFor(tx *store.Tx, gid []byte, acct string, device []byte, epoch uint32) (string, []byte, error) {
+// fallback lets no other device speak for that chain; and it is taken
+// only for a message msg signed under it: another device's first key
+// (of epoch 0, as the one key was) has not come yet (store.ErrNotFound),
+// its message is not bad.
+func groupKeyFor(tx *store.Tx, gid []byte, acct string, device []byte, epoch uint32, msg []byte) (string, []byte, error) {
 	owner := keyOwner(acct, device)
 	kb, err := tx.GroupKey(gid, owner, epoch)
 	if errors.Is(err, store.ErrNotFound) && len(device) > 0 {
 		owner = acct
-		kb, err = tx.GroupKey(gid, owner, epoch)
+		if kb, err = tx.GroupKey(gid, owner, epoch); err == nil {
+			r, rerr := senderkey.UnmarshalReceiver(kb)
+			if rerr != nil {
+				return owner, nil, rerr
+			}
+			if _, _, verr := senderkey.VerifySignature(r.SigningKey(), msg); verr != nil {
+				return owner, nil, store.ErrNotFound
+			}
+		}
 	}
 	return owner, kb, err
 }
@@ -141,18 +152,26 @@ func (m *Messenger) deviceState(tx *store.Tx, acct string, tag []byte) devState 
 // devices of our own account already acted on.
 func droppedBlob(acct string) string { return "groupdev/dropped/" + acct }
 func rekeyBlob(gid []byte) string    { return "groupdev/rekey/" + hex.EncodeToString(gid) }
+func resendBlob(gid []byte) string   { return "groupdev/resend/" + hex.EncodeToString(gid) }
 
-const ownRevokedBlob = "groupdev/own-revoked"
+const (
+	ownRevokedBlob = "groupdev/own-revoked"
+	ownKnownBlob   = "groupdev/own-known" // our active devices, as ownDevicesAdded last saw them
+)
 
 // maxDroppedKept bounds the dropped devices remembered per account.
 const maxDroppedKept = 64
 
 // cardDroppedDevices is refreshCard's hook: the contact's card that
-// replaces old drops some devices (revoked).
+// replaces old drops some devices (revoked), or lists new ones
+// (cardAddedDevices).
 func (m *Messenger) cardDroppedDevices(tx *store.Tx, acct string, prev []byte, card *identity.Card) {
 	old, err := identity.ParseSignedCard(prev)
 	if err != nil || card == nil {
 		return
+	}
+	if err := m.cardAddedDevices(tx, acct, old, card); err != nil {
+		m.log.Warn("groupKeyResendNotMarked", "contact", identity.Short(acct), "err", err)
 	}
 	var gone []string
 	for _, p := range old.PeerIDs() {
@@ -182,11 +201,102 @@ func (m *Messenger) cardDroppedDevices(tx *store.Tx, acct string, prev []byte, c
 	}
 }
 
+// cardAddedDevices marks every group we share with acct, whose card now
+// lists devices that the one it replaces did not: our sender key goes to
+// acct's devices again before our next message there (ownSender). A
+// device linked before we held the card that lists it missed the key we
+// made meanwhile (a group made or joined, a new epoch): sent only to the
+// devices we knew, it reached no other (its account's other devices hand
+// over no key but their own), and the device could not read us until
+// our next new key. O(groups) and rare (a device linked).
+func (m *Messenger) cardAddedDevices(tx *store.Tx, acct string, old, card *identity.Card) error {
+	added := false
+	for _, p := range card.PeerIDs() {
+		if !old.HasDevice(p) {
+			added = true
+		}
+	}
+	if !added {
+		return nil
+	}
+	return m.markResend(tx, acct)
+}
+
+// markResend marks every group we share with acct (ours: every group)
+// for resendKey.
+func (m *Messenger) markResend(tx *store.Tx, acct string) error {
+	gs, err := tx.Groups()
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
+		if g.Gone || len(g.Secret) == 0 || len(g.Sender) == 0 {
+			continue // no key of ours yet: the first one goes to every device
+		}
+		st, err := m.loadState(tx, g.ID)
+		if err != nil {
+			return err
+		}
+		if !st.isMember(acct) || !st.isMember(m.acct) {
+			continue
+		}
+		held, _ := tx.Blob(resendBlob(g.ID))
+		list := strings.Fields(string(held))
+		if slices.Contains(list, acct) {
+			continue
+		}
+		if err := tx.PutBlob(resendBlob(g.ID), []byte(strings.Join(append(list, acct), "\n"))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resendKey queues our current sender key s of g again to the members
+// cardAddedDevices marked (every device their cards list), before our
+// next message there.
+func (m *Messenger) resendKey(tx *store.Tx, rx *batch, g *store.Group, st *groupState, s *senderkey.Sender) error {
+	held, err := tx.Blob(resendBlob(g.ID))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := tx.DeleteBlob(resendBlob(g.ID)); err != nil {
+		return err
+	}
+	if st == nil {
+		if st, err = m.loadState(tx, g.ID); err != nil {
+			return err
+		}
+	}
+	dist := s.Distribution().Marshal()
+	for _, a := range strings.Fields(string(held)) {
+		if a == m.acct {
+			if err := m.queueOwn(tx, g, st, &wirepb.GroupControl{GroupId: g.ID, SenderKey: dist, Device: m.selfTag()}); err != nil {
+				return err
+			}
+			continue
+		}
+		if !st.isMember(a) {
+			continue
+		}
+		if err := m.queueGroupControl(tx, rx, st, nil, a, &wirepb.GroupControl{GroupId: g.ID, SenderKey: dist}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ownDevicesRevoked is DevicesChanged's hook: the devices of our own
-// account revoked since it last ran are dropped from our groups.
+// account revoked since it last ran are dropped from our groups; if some
+// were added (ownDevicesAdded), our key goes to our devices again.
 func (m *Messenger) ownDevicesRevoked(tx *store.Tx) error {
 	l, err := devices.Load(tx)
 	if err != nil {
+		return err
+	}
+	if err := m.ownDevicesAdded(tx, l); err != nil {
 		return err
 	}
 	held, _ := tx.Blob(ownRevokedBlob)
@@ -204,6 +314,37 @@ func (m *Messenger) ownDevicesRevoked(tx *store.Tx) error {
 		return err
 	}
 	return m.dropGroupDevices(tx, m.acct, gone)
+}
+
+// ownDevicesAdded marks our groups when our list has active devices it
+// did not have when this last ran: before our next message in each, our
+// key goes again to our other devices (resendKey). A device linked on
+// another device of ours while this one was away missed the keys this
+// one made meanwhile (sent to the devices it knew), and could not read it
+// until its next new key. The first run only notes the list.
+func (m *Messenger) ownDevicesAdded(tx *store.Tx, l *devices.List) error {
+	held, err := tx.Blob(ownKnownBlob)
+	first := errors.Is(err, store.ErrNotFound)
+	if err != nil && !first {
+		return err
+	}
+	known := strings.Fields(string(held))
+	var now []string
+	added := false
+	for _, d := range l.Active() {
+		now = append(now, d.PeerID)
+		added = added || (!slices.Contains(known, d.PeerID) && d.PeerID != m.selfPeer())
+	}
+	if !first && !added {
+		return nil
+	}
+	if err := tx.PutBlob(ownKnownBlob, []byte(strings.Join(now, "\n"))); err != nil {
+		return err
+	}
+	if first {
+		return nil
+	}
+	return m.markResend(tx, m.acct)
 }
 
 // dropGroupDevices forgets the sender keys of acct's devices gone in
@@ -254,7 +395,8 @@ func (m *Messenger) ownSender(tx *store.Tx, rx *batch, g *store.Group, st *group
 		return nil, false, markErr
 	}
 	if err == nil && !marked && (st == nil || membershipEpoch(s.Epoch()) == st.epoch) {
-		return s, false, nil
+		// Members with a device we learned of since: our key again.
+		return s, false, m.resendKey(tx, rx, g, st, s)
 	}
 	if st == nil {
 		if st, err = m.loadState(tx, g.ID); err != nil {
@@ -275,6 +417,9 @@ func (m *Messenger) ownSender(tx *store.Tx, rx *batch, g *store.Group, st *group
 	g.Sender = s.Marshal()
 	if err := tx.UpdateGroup(g); err != nil {
 		return nil, false, err
+	}
+	if err := tx.DeleteBlob(resendBlob(g.ID)); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, false, err // the new key goes to every device
 	}
 	if marked {
 		if err := tx.DeleteBlob(rekeyBlob(g.ID)); err != nil {

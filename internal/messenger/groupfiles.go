@@ -63,7 +63,8 @@ func (m *Messenger) GroupSendFile(ctx context.Context, ref, path, text string) (
 
 // receivedGroupFile records the file of group message msgID from sender,
 // in the transaction that reads the message: its sources are the
-// sender's devices, then other members' (from their cards).
+// sender's devices (our own other devices for a file one of them
+// posted), then other members' (from their cards).
 func (m *Messenger) receivedGroupFile(tx *store.Tx, g *store.Group, sender, msgID string, manifest []byte) error {
 	if len(manifest) == 0 || m.cfg.Media == nil {
 		return nil
@@ -81,6 +82,20 @@ func (m *Messenger) receivedGroupFile(tx *store.Tx, g *store.Group, sender, msgI
 	}
 	var seeds, peers []string
 	var cards []*identity.Card
+	if sender == m.acct {
+		// Posted by another device of ours: it holds the file (our
+		// account is no member below).
+		own, err := m.ownOtherDevices(tx)
+		if err != nil {
+			return err
+		}
+		for _, d := range own {
+			seeds = append(seeds, d.PeerID)
+			if m.tr != nil && len(d.Addrs) > 0 {
+				m.tr.AddAddrs(d.PeerID, d.Addrs)
+			}
+		}
+	}
 	for acct, mb := range st.members {
 		if acct == m.acct {
 			continue

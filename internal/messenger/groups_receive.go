@@ -108,9 +108,22 @@ func (m *Messenger) receiveGroupControl(tx *store.Tx, rx *batch, c *store.Contac
 		}
 		old = &groupState{members: map[string]*groupMember{}}
 	}
+	var added [][]byte
 	for _, r := range fresh {
 		h := sha256.Sum256(r)
-		if _, err := tx.PutGroupOp(g.ID, h[:], r); err != nil {
+		ok, err := tx.PutGroupOp(g.ID, h[:], r)
+		if err != nil {
+			return err
+		}
+		if ok {
+			added = append(added, r)
+		}
+	}
+	if !isNew && len(added) > 0 && c.AccountID != m.acct {
+		// A member's ops reach the devices of ours its copy of our card
+		// lists: one linked since it got that card learns them from us
+		// (else it would keep a removed member, and hand it its key).
+		if err := m.queueOwn(tx, g, nil, &wirepb.GroupControl{GroupId: g.ID, Ops: added}); err != nil {
 			return err
 		}
 	}
@@ -257,7 +270,7 @@ func (m *Messenger) openGroupMessage(tx *store.Tx, g *store.Group, sender string
 	case devUnknown:
 		return nil, false, errNoKey // perhaps linked since the card we hold: wait for its card and key
 	}
-	owner, kb, err := groupKeyFor(tx, g.ID, sender, env.Device, epoch)
+	owner, kb, err := groupKeyFor(tx, g.ID, sender, env.Device, epoch, env.Message)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, errNoKey
 	} else if err != nil {
@@ -356,7 +369,7 @@ func (m *Messenger) checkGroupEnvelope(ctx context.Context, gid, data []byte) er
 		case devUnknown:
 			return store.ErrNotFound // perhaps linked since the card we hold: kept until its key comes
 		}
-		_, kb, err = groupKeyFor(tx, gid, env.Sender, env.Device, epoch)
+		_, kb, err = groupKeyFor(tx, gid, env.Sender, env.Device, epoch, env.Message)
 		return err
 	})
 	if errors.Is(err, errDroppedDevice) {
