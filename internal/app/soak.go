@@ -288,6 +288,12 @@ func RunSoak(ctx context.Context, w io.Writer, o SoakOptions) (rep SoakReport, e
 	<-killerDone
 	fmt.Fprintf(w, "chaos over after %d sends and %d + %d kills; every process comes back\n", rep.Attempted, rep.Kills, rep.RelayKills)
 	for _, p := range procs {
+		if p.cmd != nil && p.killed {
+			// Killed by the last tick of the chaos and not reaped yet: it
+			// still looked ready, was not restarted, and its dead API made
+			// everything to and from it count as lost.
+			<-p.done
+		}
 		if p.cmd != nil {
 			if err := p.poll(ctx); err != nil {
 				return rep, err
