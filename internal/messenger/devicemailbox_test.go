@@ -103,15 +103,7 @@ func TestContactDeviceInitiationThroughMailbox(t *testing.T) {
 		card, _ := heldCard(t, bob, alice.m.AccountID())
 		return card != nil && card.HasDevice(phonePeer)
 	})
-	bobMB := ownMailboxID(t, bob)
-	ctx := context.Background()
-	count := func() int64 {
-		_, n, err := ms.Usage(ctx, bobMB)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	count := mailboxCount(t, ms, ownMailboxID(t, bob))
 
 	bob.stop()
 	held := count()
@@ -155,15 +147,7 @@ func TestMailboxPageFromTwoDevices(t *testing.T) {
 	eventually(t, 30*time.Second, "bob's message on both devices", func() bool {
 		return hasMessage(t, alice, "bob", "hi both", false) && hasMessage(t, phone, "bob", "hi both", false)
 	})
-	bobMB := ownMailboxID(t, bob)
-	ctx := context.Background()
-	count := func() int64 {
-		_, n, err := ms.Usage(ctx, bobMB)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	count := mailboxCount(t, ms, ownMailboxID(t, bob))
 
 	bob.stop()
 	held := count()
